@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages and npm test dependencies asyncd needs; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev uuid-dev
+      libcurl4-openssl-dev libcmocka-dev sqlite3 tzdata nodejs npm curl ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+# node/npm may come from outside Debian's packages (the base image ships its own); accept those.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+read -r -a missing <<<"${missing[*]}"
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  [ "$(id -u)" = 0 ] && SUDO= || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ -f tests/it/package-lock.json ] && [ ! -d tests/it/node_modules/tencentcloud-sdk-nodejs ]; then
+  echo "deps: npm ci in tests/it"
+  (cd tests/it && npm ci --no-audit --no-fund --loglevel=error)
+fi

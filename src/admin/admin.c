@@ -1,0 +1,211 @@
+/* The admin API's door: bearer token, route table, JSON bodies, error answers, health, metrics. */
+#include "admin/admin.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "admin/admin_int.h"
+#include "cloudapi/sign.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+struct route {
+    const char *method;
+    const char *pattern; /* '/'-separated; '*' matches one segment */
+    admin_fn fn;
+};
+
+static const struct route routes[] = {
+    {"POST", "/v1/accounts", admin_account_create},
+    {"GET", "/v1/accounts/*", admin_account_show},
+    {"POST", "/v1/accounts/*/subaccounts", admin_subaccount_create},
+    {"PUT", "/v1/subaccounts/*/policy", admin_policy_set},
+    {"POST", "/v1/instances", admin_instance_create},
+    {"GET", "/v1/instances", admin_instance_list},
+    {"PATCH", "/v1/instances/*", admin_instance_patch},
+    {"POST", "/v1/tasks", admin_task_create},
+    {"GET", "/v1/tasks", admin_task_list},
+    {"GET", "/v1/tasks/*", admin_task_show},
+    {"POST", "/v1/tasks/*/transition", admin_task_transition},
+    {"POST", "/v1/tasks/*/*", admin_task_verb},
+};
+
+struct admin *admin_new(const struct admin_config *cfg)
+{
+    struct admin *a = xcalloc(1, sizeof *a);
+    a->cfg = *cfg;
+    return a;
+}
+
+void admin_free(struct admin *a) { free(a); }
+
+const char *admin_query(const struct admin_req *r, const char *key)
+{
+    const struct param *p = params_find(&r->query, key);
+    return p ? p->value : NULL;
+}
+
+int admin_body_string(const struct admin_req *r, const char *key, bool required, const char **out,
+                      struct err *e)
+{
+    json_t *v = json_object_get(r->body, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (required)
+            return err_set(e, ERR_BAD_REQUEST, "%s: required", key);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return err_set(e, ERR_BAD_REQUEST, "%s: expected a string", key);
+    *out = json_string_value(v);
+    if (required && !**out)
+        return err_set(e, ERR_BAD_REQUEST, "%s: must not be empty", key);
+    return 0;
+}
+
+/* Matches path against pattern, capturing '*' segments (copied into caps, at most 3 x 128). */
+static bool path_matches(const char *pattern, const char *path, char caps[3][128])
+{
+    int ncap = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return false;
+        pattern++, path++;
+        size_t pl = strcspn(pattern, "/"), sl = strcspn(path, "/");
+        if (pl == 1 && *pattern == '*') {
+            if (sl == 0 || sl >= 128 || ncap == 3)
+                return false;
+            memcpy(caps[ncap], path, sl);
+            caps[ncap++][sl] = '\0';
+        } else if (pl != sl || strncmp(pattern, path, pl) != 0) {
+            return false;
+        }
+        pattern += pl, path += sl;
+    }
+    return *pattern == '\0' && (*path == '\0' || strcmp(path, "/") == 0);
+}
+
+static const struct route *find_route(const char *method, const char *path, char caps[3][128],
+                                      bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (path_matches(routes[i].pattern, path, caps)) {
+            *path_known = true;
+            if (strcmp(routes[i].method, method) == 0)
+                return &routes[i];
+        }
+    return NULL;
+}
+
+static bool token_ok(const struct admin *a, const struct http_request *req)
+{
+    const char *h = http_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    return sign_equal(h + 7, a->cfg.token);
+}
+
+static int parse_body(struct admin_req *r, struct err *e)
+{
+    const struct http_request *h = r->http;
+    if (h->body_too_large)
+        return err_set(e, ERR_REQUEST_SIZE_LIMIT, "the request body is too large");
+    if (h->body_len == 0) {
+        r->body = json_object();
+        return 0;
+    }
+    json_error_t je;
+    r->body = json_loadb(h->body, h->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!r->body)
+        return err_set(e, ERR_BAD_REQUEST, "the body is not valid JSON (line %d): %s", je.line,
+                       je.text);
+    if (!json_is_object(r->body))
+        return err_set(e, ERR_BAD_REQUEST, "the body must be a JSON object");
+    return 0;
+}
+
+static void answer(struct http_response *out, int status, json_t *body)
+{
+    out->status = status;
+    out->content_type = "application/json";
+    out->body = json_dumps(body, JSON_COMPACT);
+    out->body_len = strlen(out->body);
+}
+
+static void answer_error(struct http_response *out, int code, const struct err *e)
+{
+    json_t *j = json_pack("{s:s, s:s}", "error", err_admin_name(code), "message", e->msg);
+    answer(out, err_http_status(code), j);
+    json_decref(j);
+}
+
+static bool serve_open_paths(struct admin *a, const struct http_request *req,
+                             struct http_response *out)
+{
+    if (strcmp(req->method, "GET") != 0)
+        return false;
+    if (strcmp(req->path, "/healthz") == 0) {
+        json_t *j = json_pack("{s:s}", "status", "ok");
+        answer(out, 200, j);
+        json_decref(j);
+        return true;
+    }
+    if (strcmp(req->path, "/metrics") == 0) {
+        out->status = 200;
+        out->content_type = "text/plain; version=0.0.4";
+        out->body = a->cfg.api ? cloudapi_metrics_text(a->cfg.api) : xstrdup("");
+        out->body_len = strlen(out->body);
+        return true;
+    }
+    return false;
+}
+
+static int dispatch(struct admin *a, const struct http_request *req, json_t **result, int *status,
+                    struct err *e)
+{
+    char caps[3][128];
+    bool known;
+    const struct route *rt = find_route(req->method, req->path, caps, &known);
+    if (!rt)
+        return known ? err_set(e, ERR_UNSUPPORTED_PROTOCOL, "%s is not allowed on %s",
+                               req->method, req->path)
+                     : err_set(e, ERR_NOT_FOUND, "no such path: %s", req->path);
+    struct admin_req r = {.http = req, .arg = {caps[0], caps[1], caps[2]}};
+    int rc = params_parse_form(req->query, strlen(req->query), &r.query, e);
+    if (!rc)
+        rc = parse_body(&r, e);
+    if (!rc)
+        rc = rt->fn(a, &r, result, status, e);
+    json_decref(r.body);
+    params_free(&r.query);
+    return rc;
+}
+
+void admin_handle(void *ctx, const struct http_request *req, struct http_response *out)
+{
+    struct admin *a = ctx;
+    if (serve_open_paths(a, req, out))
+        return;
+    struct err e = {0};
+    if (!token_ok(a, req)) {
+        err_set(&e, ERR_ADMIN_UNAUTHORIZED,
+                "missing or wrong admin token: send Authorization: Bearer <AdminToken from "
+                "credentials.json>");
+        answer_error(out, ERR_ADMIN_UNAUTHORIZED, &e);
+        return;
+    }
+    json_t *result = NULL;
+    int status = 200;
+    int rc = dispatch(a, req, &result, &status, &e);
+    if (rc) {
+        if (rc == ERR_INTERNAL)
+            log_error("admin %s %s: %s", req->method, req->path, e.msg);
+        answer_error(out, rc, &e);
+    } else {
+        if (!result)
+            result = json_object();
+        answer(out, status, result);
+    }
+    json_decref(result);
+}

@@ -1,0 +1,242 @@
+/* Admin API: root accounts, sub-accounts, policies and instances. */
+#include <string.h>
+
+#include "admin/admin_int.h"
+#include "auth/auth.h"
+#include "common/xalloc.h"
+
+static json_t *account_json(const struct account *acc, bool with_key)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:s}", "Uin", acc->uin, "AppId", acc->app_id,
+                          "OwnerUin", acc->owner_uin, "IsRoot", acc->is_root, "SecretId",
+                          acc->secret_id);
+    if (with_key)
+        json_object_set_new(j, "SecretKey", json_string(acc->secret_key));
+    json_t *policy = acc->policy_json ? json_loads(acc->policy_json, 0, NULL) : NULL;
+    json_object_set_new(j, "Policy", policy ? policy : json_null());
+    return j;
+}
+
+int admin_account_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                         struct err *e)
+{
+    (void)r;
+    struct account acc;
+    int rc = auth_create_root(a->cfg.store, &acc, e);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s, s:s, s:s, s:s}", "AppId", acc.app_id, "Uin", acc.uin, "SecretId",
+                     acc.secret_id, "SecretKey", acc.secret_key);
+    *status = 201;
+    account_clear(&acc);
+    return 0;
+}
+
+int admin_account_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e)
+{
+    (void)status;
+    struct account acc = {0};
+    int rc = store_account_by_uin(a->cfg.store, r->arg[0], &acc, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_NOT_FOUND, "no account with Uin %s", r->arg[0]);
+    if (rc)
+        return rc;
+    *out = account_json(&acc, false);
+    account_clear(&acc);
+    return 0;
+}
+
+int admin_subaccount_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                            struct err *e)
+{
+    struct account acc;
+    int rc = auth_create_sub(a->cfg.store, r->arg[0], &acc, e);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s, s:s, s:s, s:s}", "Uin", acc.uin, "OwnerUin", acc.owner_uin,
+                     "SecretId", acc.secret_id, "SecretKey", acc.secret_key);
+    *status = 201;
+    account_clear(&acc);
+    return 0;
+}
+
+static int check_allow_list(const json_t *allow, struct err *e)
+{
+    if (!json_is_array(allow))
+        return err_set(e, ERR_BAD_REQUEST,
+                       "allow: expected an array of \"product:Action\" patterns, e.g. [\"cdb:*\"]");
+    size_t i;
+    json_t *v;
+    json_array_foreach(allow, i, v)
+    {
+        if (!json_is_string(v) || !auth_pattern_valid(json_string_value(v)))
+            return err_set(e, ERR_BAD_REQUEST,
+                           "allow[%zu]: expected \"PRODUCT:ACTION\" of letters, digits and '*', "
+                           "e.g. \"mongodb:DescribeAsyncRequestInfo\"",
+                           i);
+    }
+    return 0;
+}
+
+int admin_policy_set(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                     struct err *e)
+{
+    (void)status;
+    json_t *allow = json_object_get(r->body, "allow");
+    int rc = check_allow_list(allow, e);
+    if (rc)
+        return rc;
+    struct account acc = {0};
+    if ((rc = store_account_by_uin(a->cfg.store, r->arg[0], &acc, e)))
+        return rc == ERR_NOT_FOUND ? err_set(e, ERR_NOT_FOUND, "no account with Uin %s", r->arg[0])
+                                   : rc;
+    bool root = acc.is_root;
+    account_clear(&acc);
+    if (root)
+        return err_set(e, ERR_BAD_REQUEST,
+                       "Uin %s is a root account; root accounts may do everything, policies are "
+                       "for sub-accounts",
+                       r->arg[0]);
+    char *text = json_dumps(allow, JSON_COMPACT);
+    rc = store_account_set_policy(a->cfg.store, r->arg[0], text, e);
+    free(text);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s, s:O}", "Uin", r->arg[0], "allow", allow);
+    return 0;
+}
+
+static bool status_word_ok(const char *s)
+{
+    return strcmp(s, "running") == 0 || strcmp(s, "isolated") == 0 || strcmp(s, "offline") == 0;
+}
+
+static json_t *instance_json(const struct instance *in)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "product", in->product, "region",
+                     in->region, "uin", in->uin, "instance_id", in->instance_id, "status",
+                     in->status, "dsn", in->dsn);
+}
+
+static int check_dsn(const char *product, const char *dsn, struct err *e)
+{
+    const char *want = strcmp(product, "cdb") == 0 ? "mysql://" : "mongodb://";
+    if (strncmp(dsn, want, strlen(want)) != 0 &&
+        !(strcmp(product, "mongodb") == 0 && strncmp(dsn, "mongodb+srv://", 14) == 0))
+        return err_set(e, ERR_BAD_REQUEST, "dsn: a %s instance needs a %s... DSN", product, want);
+    return 0;
+}
+
+/* Copies src into dst[size], refusing what does not fit. */
+static int copy_field(char *dst, size_t size, const char *name, const char *src, struct err *e)
+{
+    if (strlen(src) >= size)
+        return err_set(e, ERR_BAD_REQUEST, "%s: at most %zu characters", name, size - 1);
+    memcpy(dst, src, strlen(src) + 1);
+    return 0;
+}
+
+static int instance_from_body(struct admin_req *r, struct instance *in, struct err *e)
+{
+    const char *product, *region, *uin, *id, *st, *dsn;
+    int rc;
+    if ((rc = admin_body_string(r, "product", true, &product, e)) ||
+        (rc = admin_body_string(r, "region", true, &region, e)) ||
+        (rc = admin_body_string(r, "uin", true, &uin, e)) ||
+        (rc = admin_body_string(r, "instance_id", true, &id, e)) ||
+        (rc = admin_body_string(r, "status", false, &st, e)) ||
+        (rc = admin_body_string(r, "dsn", false, &dsn, e)))
+        return rc;
+    if (strcmp(product, "cdb") != 0 && strcmp(product, "mongodb") != 0)
+        return err_set(e, ERR_BAD_REQUEST, "product: expected cdb or mongodb, got %.32s", product);
+    st = st ? st : "running";
+    if (!status_word_ok(st))
+        return err_set(e, ERR_BAD_REQUEST, "status: expected running, isolated or offline");
+    if (dsn && *dsn && (rc = check_dsn(product, dsn, e)))
+        return rc;
+    memset(in, 0, sizeof *in);
+    if ((rc = copy_field(in->product, sizeof in->product, "product", product, e)) ||
+        (rc = copy_field(in->region, sizeof in->region, "region", region, e)) ||
+        (rc = copy_field(in->uin, sizeof in->uin, "uin", uin, e)) ||
+        (rc = copy_field(in->instance_id, sizeof in->instance_id, "instance_id", id, e)) ||
+        (rc = copy_field(in->status, sizeof in->status, "status", st, e)) ||
+        (rc = copy_field(in->dsn, sizeof in->dsn, "dsn", dsn ? dsn : "", e)))
+        return rc;
+    return 0;
+}
+
+/* The owner must be an existing root account. */
+static int check_owner(struct admin *a, const char *uin, struct err *e)
+{
+    struct account acc = {0};
+    int rc = store_account_by_uin(a->cfg.store, uin, &acc, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_BAD_REQUEST, "uin: no account with Uin %s", uin);
+    if (rc)
+        return rc;
+    bool root = acc.is_root;
+    account_clear(&acc);
+    if (!root)
+        return err_set(e, ERR_BAD_REQUEST, "uin: %s is a sub-account; name its root account", uin);
+    return 0;
+}
+
+int admin_instance_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                          struct err *e)
+{
+    struct instance in;
+    int rc = instance_from_body(r, &in, e);
+    if (rc || (rc = check_owner(a, in.uin, e)))
+        return rc;
+    rc = store_instance_create(a->cfg.store, &in, e);
+    if (rc == ERR_ALREADY_EXISTS)
+        return err_set(e, ERR_ALREADY_EXISTS, "instance %s already exists", in.instance_id);
+    if (rc)
+        return rc;
+    *out = instance_json(&in);
+    *status = 201;
+    return 0;
+}
+
+int admin_instance_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                        struct err *e)
+{
+    (void)status;
+    json_t *list = NULL;
+    int rc = store_instance_list(a->cfg.store, admin_query(r, "product"), admin_query(r, "uin"),
+                                 &list, e);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:o}", "instances", list);
+    return 0;
+}
+
+int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                         struct err *e)
+{
+    (void)status;
+    const char *st, *dsn;
+    int rc;
+    if ((rc = admin_body_string(r, "status", false, &st, e)) ||
+        (rc = admin_body_string(r, "dsn", false, &dsn, e)))
+        return rc;
+    if (!st && !dsn)
+        return err_set(e, ERR_BAD_REQUEST, "give status and/or dsn to change");
+    if (st && !status_word_ok(st))
+        return err_set(e, ERR_BAD_REQUEST, "status: expected running, isolated or offline");
+    if (dsn && strlen(dsn) >= sizeof((struct instance *)0)->dsn)
+        return err_set(e, ERR_BAD_REQUEST, "dsn: too long");
+    struct instance in;
+    rc = store_instance_get(a->cfg.store, "cdb", r->arg[0], &in, e);
+    if (rc == ERR_NOT_FOUND)
+        rc = store_instance_get(a->cfg.store, "mongodb", r->arg[0], &in, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_NOT_FOUND, "no instance %s", r->arg[0]);
+    if (rc || (dsn && *dsn && (rc = check_dsn(in.product, dsn, e))))
+        return rc;
+    if ((rc = store_instance_update(a->cfg.store, r->arg[0], st, dsn, &in, e)))
+        return rc;
+    *out = instance_json(&in);
+    return 0;
+}

@@ -1,0 +1,344 @@
+/* Admin API: creating tasks, reading and listing them, operator verbs and reported transitions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin_int.h"
+#include "common/timefmt.h"
+#include "products/product.h"
+
+#define MAX_STEPS 100
+
+static int step_int(json_t *step, size_t i, const char *key, json_int_t dflt, json_int_t lo,
+                    json_int_t hi, json_int_t *out, struct err *e)
+{
+    json_t *v = json_object_get(step, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return err_set(e, ERR_BAD_REQUEST, "steps[%zu].%s: expected an integer %lld..%lld", i, key,
+                       (long long)lo, (long long)hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int check_step_keys(json_t *step, size_t i, struct err *e)
+{
+    static const char *const known[] = {"name", "do", "undo", "retries", "timeout_s", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(step, key, v)
+    {
+        const char *const *k = known;
+        while (*k && strcmp(*k, key) != 0)
+            k++;
+        if (!*k)
+            return err_set(e, ERR_BAD_REQUEST,
+                           "steps[%zu]: unknown field \"%.64s\" (known: name, do, undo, retries, "
+                           "timeout_s)", i, key);
+    }
+    return 0;
+}
+
+/* A normalised copy of one step with defaults filled in. */
+static int normalise_step(json_t *step, size_t i, json_t **out, struct err *e)
+{
+    if (!json_is_object(step))
+        return err_set(e, ERR_BAD_REQUEST, "steps[%zu]: expected an object", i);
+    int rc = check_step_keys(step, i, e);
+    if (rc)
+        return rc;
+    json_t *name = json_object_get(step, "name"), *doo = json_object_get(step, "do"),
+           *undo = json_object_get(step, "undo");
+    if (!json_is_string(name) || !*json_string_value(name))
+        return err_set(e, ERR_BAD_REQUEST, "steps[%zu].name: a non-empty string is required", i);
+    if (!json_is_object(doo) || json_object_size(doo) == 0)
+        return err_set(e, ERR_BAD_REQUEST,
+                       "steps[%zu].do: an object such as {\"exec\": [\"/bin/true\"]} is required",
+                       i);
+    if (undo && !json_is_null(undo) && !json_is_object(undo))
+        return err_set(e, ERR_BAD_REQUEST, "steps[%zu].undo: expected an object or null", i);
+    json_int_t retries, timeout;
+    if ((rc = step_int(step, i, "retries", 0, 0, 100, &retries, e)) ||
+        (rc = step_int(step, i, "timeout_s", 3600, 1, 7 * 86400, &timeout, e)))
+        return rc;
+    *out = json_pack("{s:O, s:O, s:O, s:I, s:I}", "name", name, "do", doo, "undo",
+                     undo ? undo : json_null(), "retries", retries, "timeout_s", timeout);
+    return 0;
+}
+
+static int normalise_steps(json_t *steps, json_t **out, struct err *e)
+{
+    if (!json_is_array(steps) || json_array_size(steps) == 0)
+        return err_set(e, ERR_BAD_REQUEST, "steps: a non-empty array of steps is required");
+    if (json_array_size(steps) > MAX_STEPS)
+        return err_set(e, ERR_BAD_REQUEST, "steps: at most %d steps", MAX_STEPS);
+    json_t *norm = json_array();
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+    {
+        json_t *one = NULL;
+        int rc = normalise_step(step, i, &one, e);
+        if (rc) {
+            json_decref(norm);
+            return rc;
+        }
+        json_array_append_new(norm, one);
+    }
+    *out = norm;
+    return 0;
+}
+
+/* The owner is an existing root account; the instance, when named, is theirs, of this product
+ * and in this region. */
+static int check_task_refs(struct admin *a, const struct task_new *t, struct err *e)
+{
+    struct account acc = {0};
+    int rc = store_account_by_uin(a->cfg.store, t->uin, &acc, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_BAD_REQUEST, "uin: no account with Uin %s", t->uin);
+    if (rc)
+        return rc;
+    bool root = acc.is_root;
+    account_clear(&acc);
+    if (!root)
+        return err_set(e, ERR_BAD_REQUEST, "uin: %s is a sub-account; name its root account",
+                       t->uin);
+    if (!t->instance_id)
+        return 0;
+    struct instance in;
+    rc = store_instance_get(a->cfg.store, t->product, t->instance_id, &in, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_BAD_REQUEST, "instance_id: no %s instance %s", t->product,
+                       t->instance_id);
+    if (rc)
+        return rc;
+    if (strcmp(in.uin, t->uin) != 0)
+        return err_set(e, ERR_BAD_REQUEST, "instance_id: %s belongs to another account",
+                       t->instance_id);
+    if (strcmp(in.region, t->region) != 0)
+        return err_set(e, ERR_BAD_REQUEST, "instance_id: %s is in region %s, not %s",
+                       t->instance_id, in.region, t->region);
+    return 0;
+}
+
+static int task_from_body(struct admin_req *r, struct task_new *t, struct err *e)
+{
+    int rc;
+    if ((rc = admin_body_string(r, "product", true, &t->product, e)) ||
+        (rc = admin_body_string(r, "region", true, &t->region, e)) ||
+        (rc = admin_body_string(r, "uin", true, &t->uin, e)) ||
+        (rc = admin_body_string(r, "instance_id", false, &t->instance_id, e)) ||
+        (rc = admin_body_string(r, "type", true, &t->type, e)) ||
+        (rc = admin_body_string(r, "on_failure", false, &t->on_failure, e)))
+        return rc;
+    if (!product_by_name(t->product))
+        return err_set(e, ERR_BAD_REQUEST, "product: expected cdb or mongodb, got %.32s",
+                       t->product);
+    if (strlen(t->region) >= STORE_ID_MAX || strlen(t->type) > 64)
+        return err_set(e, ERR_BAD_REQUEST, "region or type: too long");
+    if (t->instance_id && (!*t->instance_id || strlen(t->instance_id) >= STORE_ID_MAX))
+        return err_set(e, ERR_BAD_REQUEST, "instance_id: 1..%d characters", STORE_ID_MAX - 1);
+    t->on_failure = t->on_failure ? t->on_failure : "pause";
+    if (strcmp(t->on_failure, "pause") != 0 && strcmp(t->on_failure, "undo") != 0 &&
+        strcmp(t->on_failure, "fail") != 0)
+        return err_set(e, ERR_BAD_REQUEST, "on_failure: expected pause, undo or fail");
+    return 0;
+}
+
+int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                      struct err *e)
+{
+    struct task_new t = {.node = a->cfg.node};
+    int rc = task_from_body(r, &t, e);
+    if (rc || (rc = check_task_refs(a, &t, e)) ||
+        (rc = normalise_steps(json_object_get(r->body, "steps"), &t.steps, e)))
+        return rc;
+    char id[STORE_ID_MAX];
+    rc = store_task_create(a->cfg.store, &t, id, e);
+    json_decref(t.steps);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s}", "AsyncRequestId", id);
+    *status = 201;
+    return 0;
+}
+
+static void set_time(json_t *obj, const char *ms_key, const char *str_key)
+{
+    json_t *v = json_object_get(obj, ms_key);
+    if (!json_is_integer(v)) {
+        json_object_set_new(obj, str_key, json_null());
+        return;
+    }
+    char buf[25];
+    time_fmt_iso_utc(json_integer_value(v), buf);
+    json_object_set_new(obj, str_key, json_string(buf));
+}
+
+/* Adds what people read: the dialect's Status word and ISO times. */
+static void decorate(json_t *task)
+{
+    const struct product *p = product_by_name(json_string_value(json_object_get(task, "product")));
+    enum task_state s;
+    const char *state = json_string_value(json_object_get(task, "state"));
+    if (p && state && task_state_parse(state, &s) == 0)
+        json_object_set_new(task, "Status", json_string(product_status_word(p, s)));
+    set_time(task, "created_ms", "created_at");
+    set_time(task, "start_ms", "start_time");
+    set_time(task, "end_ms", "end_time");
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(task, "events"), i, ev) set_time(ev, "at_ms", "at");
+}
+
+static int load_task(struct admin *a, const char *id, json_t **out, struct err *e)
+{
+    int rc = store_task_get_json(a->cfg.store, id, out, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_NOT_FOUND, "no task %s", id);
+    if (rc == 0)
+        decorate(*out);
+    return rc;
+}
+
+int admin_task_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                    struct err *e)
+{
+    (void)status;
+    return load_task(a, r->arg[0], out, e);
+}
+
+static int query_int(struct admin_req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi,
+                     int64_t *out, struct err *e)
+{
+    const char *v = admin_query(r, key);
+    *out = dflt;
+    if (!v)
+        return 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || n < lo || n > hi)
+        return err_set(e, ERR_BAD_REQUEST, "%s: expected an integer %lld..%lld", key,
+                       (long long)lo, (long long)hi);
+    *out = n;
+    return 0;
+}
+
+int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                    struct err *e)
+{
+    (void)status;
+    struct task_filter f = {.product = admin_query(r, "product"), .uin = admin_query(r, "uin"),
+                            .instance_id = admin_query(r, "instance_id"),
+                            .region = admin_query(r, "region"), .state = -1};
+    const char *st = admin_query(r, "status");
+    enum task_state s;
+    if (st) {
+        if (task_state_parse(st, &s) != 0)
+            return err_set(e, ERR_BAD_REQUEST,
+                           "status: expected a canonical state (initial running paused undoed "
+                           "failed success killed removed)");
+        f.state = (int)s;
+    }
+    int rc;
+    if ((rc = query_int(r, "limit", 100, 1, 1000, &f.limit, e)) ||
+        (rc = query_int(r, "offset", 0, 0, INT64_MAX, &f.offset, e)))
+        return rc;
+    json_t *list = NULL;
+    int64_t total = 0;
+    if ((rc = store_task_list_json(a->cfg.store, &f, &list, &total, e)))
+        return rc;
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t) decorate(t);
+    *out = json_pack("{s:o, s:I}", "tasks", list, "total", (json_int_t)total);
+    return 0;
+}
+
+static int current_state(json_t *task, enum task_state *out)
+{
+    const char *st = json_string_value(json_object_get(task, "state"));
+    return st ? task_state_parse(st, out) : -1;
+}
+
+/* Applies one move and answers the task as it is afterwards. */
+static int move_and_show(struct admin *a, struct task_move *m, json_t **out, struct err *e)
+{
+    int rc = store_task_move(a->cfg.store, m, e);
+    if (rc)
+        return rc;
+    return load_task(a, m->id, out, e);
+}
+
+int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                    struct err *e)
+{
+    (void)status;
+    enum task_verb verb;
+    if (task_verb_parse(r->arg[1], &verb) != 0)
+        return err_set(e, ERR_NOT_FOUND,
+                       "no such verb %.32s: use pause, resume, skip, undo, kill, remove or "
+                       "transition", r->arg[1]);
+    const char *msg;
+    int rc = admin_body_string(r, "message", false, &msg, e);
+    json_t *task = NULL;
+    if (rc || (rc = load_task(a, r->arg[0], &task, e)))
+        return rc;
+    enum task_state from = TASK_STATE_COUNT, to;
+    const char *why;
+    current_state(task, &from);
+    json_decref(task);
+    if (task_verb_target(verb, from, &to, &why) != 0)
+        return err_set(e, ERR_CONFLICT, "cannot %s task %s: it is %s, and %s",
+                       task_verb_name(verb), r->arg[0], task_state_name(from), why);
+    struct task_move m = {.id = r->arg[0], .expect = from, .to = to, .node = a->cfg.node,
+                          .message = msg ? msg : task_verb_name(verb)};
+    if (verb == VERB_SKIP) {
+        m.step_advance = 1;
+        m.step_mark = "skipped";
+    }
+    return move_and_show(a, &m, out, e);
+}
+
+static int transition_from_body(struct admin_req *r, struct task_move *m, struct err *e)
+{
+    const char *to;
+    int rc;
+    if ((rc = admin_body_string(r, "to", true, &to, e)) ||
+        (rc = admin_body_string(r, "message", false, &m->message, e)) ||
+        (rc = admin_body_string(r, "info", false, &m->info, e)))
+        return rc;
+    if (task_state_parse(to, &m->to) != 0)
+        return err_set(e, ERR_BAD_REQUEST,
+                       "to: expected a canonical state (initial running paused undoed failed "
+                       "success killed removed)");
+    json_t *done = json_object_get(r->body, "step_done");
+    if (done && !json_is_boolean(done))
+        return err_set(e, ERR_BAD_REQUEST, "step_done: expected true or false");
+    if (json_is_true(done)) {
+        m->step_advance = 1;
+        m->step_mark = "done";
+    }
+    return 0;
+}
+
+int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                          struct err *e)
+{
+    (void)status;
+    struct task_move m = {.id = r->arg[0], .node = a->cfg.node};
+    json_t *task = NULL;
+    int rc = transition_from_body(r, &m, e);
+    if (rc || (rc = load_task(a, r->arg[0], &task, e)))
+        return rc;
+    current_state(task, &m.expect);
+    json_decref(task);
+    if (!task_state_can_move(m.expect, m.to))
+        return err_set(e, ERR_CONFLICT, "task %s is %s; %s -> %s is not a move tasks can make",
+                       r->arg[0], task_state_name(m.expect), task_state_name(m.expect),
+                       task_state_name(m.to));
+    return move_and_show(a, &m, out, e);
+}

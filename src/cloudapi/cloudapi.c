@@ -1,0 +1,250 @@
+/* The Cloud API pipeline: parse -> route -> authenticate -> limit -> authorise -> act -> envelope. */
+#include "cloudapi/cloudapi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "cloudapi/request.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "common/xalloc.h"
+#include "products/product.h"
+
+#define METRIC_CODES 64
+
+struct cloudapi {
+    struct cloudapi_config cfg;
+    /* requests answered, by product (0 none, 1 cdb, 2 mongodb) and by -code (0 = success) */
+    atomic_uint_fast64_t answered[3][METRIC_CODES];
+};
+
+struct cloudapi *cloudapi_new(const struct cloudapi_config *cfg)
+{
+    struct cloudapi *api = xcalloc(1, sizeof *api);
+    api->cfg = *cfg;
+    if (api->cfg.max_skew_s <= 0)
+        api->cfg.max_skew_s = 300;
+    return api;
+}
+
+void cloudapi_free(struct cloudapi *api) { free(api); }
+
+/* The label of the Host header's first dot-separated part, e.g. "cdb" of "cdb.example.net:9000". */
+static const struct product *product_from_host(const char *host)
+{
+    if (!host)
+        return NULL;
+    char label[32];
+    size_t n = strcspn(host, ".:");
+    if (n == 0 || n >= sizeof label || host[n] != '.')
+        return NULL;
+    memcpy(label, host, n);
+    label[n] = '\0';
+    return product_by_name(label);
+}
+
+/* Host label, then the TC3 credential scope's service, then Version (DESIGN.md 3). */
+static int route(const struct api_request *r, const struct product **out, struct err *e)
+{
+    if (!r->action || !*r->action)
+        return err_set(e, ERR_MISSING_PARAMETER, "The parameter `Action` is missing");
+    if (!r->version || !*r->version)
+        return err_set(e, ERR_MISSING_PARAMETER, "The parameter `Version` is missing");
+    const struct product *p = product_from_host(r->host);
+    if (!p && r->style == SIG_TC3)
+        p = product_by_name(r->tc3.service);
+    if (!p)
+        p = product_by_version(r->version);
+    if (!p)
+        return err_set(e, ERR_NO_SUCH_VERSION,
+                       "The API version `%.64s` does not exist: cdb answers 2017-03-20, mongodb "
+                       "2019-07-25", r->version);
+    if (strcmp(p->version, r->version) != 0)
+        return err_set(e, ERR_NO_SUCH_VERSION,
+                       "The API version `%.64s` does not exist for %s; use %s", r->version, p->name,
+                       p->version);
+    *out = p;
+    return 0;
+}
+
+static bool region_shape_ok(const char *r)
+{
+    size_t n = strlen(r);
+    if (n == 0 || n > 40 || r[0] == '-' || r[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-'))
+            return false;
+    return strchr(r, '-') != NULL;
+}
+
+static int check_region(const struct api_request *r, struct err *e)
+{
+    if (!r->region || !*r->region)
+        return err_set(e, ERR_MISSING_PARAMETER,
+                       "The parameter `Region` is missing; set the client's region, e.g. "
+                       "ap-guangzhou");
+    if (!region_shape_ok(r->region))
+        return err_set(e, ERR_UNSUPPORTED_REGION,
+                       "Region `%.64s` is not a region name such as ap-guangzhou", r->region);
+    return 0;
+}
+
+static int authenticate(struct cloudapi *api, const struct api_request *r, struct account *who,
+                        struct err *e)
+{
+    int rc = api_request_check_time(r, time_now_ms() / 1000, api->cfg.max_skew_s, e);
+    if (rc)
+        return rc;
+    const char *sid = api_request_secret_id(r);
+    if (!sid)
+        return err_set(e, ERR_AUTH_INVALID_SECRETID, "The SecretId is missing from the request");
+    struct err se;
+    rc = store_account_by_secret_id(api->cfg.store, sid, who, &se);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_AUTH_SECRETID_NOT_FOUND,
+                       "The SecretId %.64s is not found; check the key pair, or create one with "
+                       "asyncctl account create",
+                       sid);
+    if (rc)
+        return err_set(e, ERR_INTERNAL, "reading account: %s", se.msg);
+    if ((rc = api_request_verify(r, who->secret_key, e)))
+        return rc;
+    if (r->token && *r->token)
+        return err_set(e, ERR_AUTH_TOKEN_FAILURE,
+                       "temporary credentials (a Token) are not supported here; use a permanent "
+                       "SecretId/SecretKey");
+    return 0;
+}
+
+static int run_action(struct cloudapi *api, const struct api_request *r, const struct product *p,
+                      const struct action *a, const struct account *who, json_t *resp,
+                      struct err *e)
+{
+    int rc = product_check_params(a, r->params, e);
+    if (rc)
+        return rc;
+    struct api_call call = {
+        .product = p, .action = a->name, .region = r->region, .params = r->params,
+        .params_from_form = r->from_form, .who = who, .store = api->cfg.store,
+    };
+    return a->fn(&call, resp, e);
+}
+
+/* Everything between a parsed request and the action's answer; *pp gets the product once known. */
+static int process(struct cloudapi *api, const struct api_request *r, json_t *resp,
+                   const struct product **pp, struct err *e)
+{
+    const struct product *p = NULL;
+    int rc = route(r, &p, e);
+    if (rc)
+        return rc;
+    *pp = p;
+    const struct action *a = product_action(p, r->action);
+    if (!a)
+        return err_set(e, ERR_INVALID_ACTION,
+                       "The action `%.64s` does not exist in %s %s", r->action, p->name, p->version);
+    struct account who = {0};
+    if ((rc = authenticate(api, r, &who, e)))
+        goto out;
+    if (!ratelimit_take(api->cfg.limits, who.owner_uin, p->name, a->name, time_mono_ns())) {
+        rc = err_set(e, ERR_REQUEST_LIMIT,
+                     "%s:%s allows %u requests per second per account; slow down and retry",
+                     p->name, a->name, ratelimit_limit(api->cfg.limits, p->name, a->name));
+        goto out;
+    }
+    if ((rc = check_region(r, e)))
+        goto out;
+    if (!auth_allows(&who, p->name, a->name)) {
+        rc = err_set(e, p->err_permission_denied,
+                     "sub-account %s is not authorised for %s:%s; grant it with asyncctl policy set "
+                     "%s %s:%s",
+                     who.uin, p->name, a->name, who.uin, p->name, a->name);
+        goto out;
+    }
+    rc = run_action(api, r, p, a, &who, resp, e);
+out:
+    account_clear(&who);
+    return rc;
+}
+
+static void count(struct cloudapi *api, const struct product *p, int code)
+{
+    int pi = p == &product_cdb ? 1 : p == &product_mongodb ? 2 : 0;
+    int ci = -code;
+    if (ci < 0 || ci >= METRIC_CODES)
+        ci = -ERR_INTERNAL;
+    atomic_fetch_add_explicit(&api->answered[pi][ci], 1, memory_order_relaxed);
+}
+
+static void envelope(struct http_response *out, json_t *resp, int code, const struct err *e,
+                     const char *request_id)
+{
+    if (code) {
+        json_object_clear(resp);
+        json_object_set_new(resp, "Error", json_pack("{s:s, s:s}", "Code", err_tencent_code(code),
+                                                     "Message", e->msg));
+    }
+    json_object_set_new(resp, "RequestId", json_string(request_id));
+    json_t *root = json_pack("{s:O}", "Response", resp);
+    out->status = 200;
+    out->content_type = "application/json";
+    out->body = json_dumps(root, JSON_COMPACT);
+    out->body_len = strlen(out->body);
+    json_decref(root);
+}
+
+void cloudapi_handle(void *ctx, const struct http_request *req, struct http_response *out)
+{
+    struct cloudapi *api = ctx;
+    char request_id[IDS_UUID_LEN + 1];
+    ids_uuid(request_id);
+    json_t *resp = json_object();
+    const struct product *p = NULL;
+    struct err e = {0};
+    struct api_request r;
+    int rc;
+    memset(&r, 0, sizeof r);
+    if (req->body_too_large)
+        rc = err_set(&e, ERR_REQUEST_SIZE_LIMIT,
+                     "the request body is larger than the server's limit; send a smaller request");
+    else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0)
+        rc = err_set(&e, ERR_UNSUPPORTED_PROTOCOL,
+                     "HTTP method %.16s is not supported; use POST (or GET)", req->method);
+    else if (!(rc = api_request_parse(req, &r, &e)))
+        rc = process(api, &r, resp, &p, &e);
+    if (rc && rc != ERR_REQUEST_LIMIT)
+        log_debug("cloudapi %s %s: %s %s", r.action ? r.action : "-", request_id,
+                  err_tencent_code(rc), e.msg);
+    if (rc == ERR_INTERNAL)
+        log_error("cloudapi %s: %s", request_id, e.msg);
+    count(api, p, rc);
+    envelope(out, resp, rc, &e, request_id);
+    json_decref(resp);
+    api_request_free(&r);
+}
+
+char *cloudapi_metrics_text(struct cloudapi *api)
+{
+    static const char *const names[3] = {"", "cdb", "mongodb"};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fputs("# HELP asyncd_cloudapi_requests_total Cloud API requests answered, by product and "
+          "code.\n# TYPE asyncd_cloudapi_requests_total counter\n",
+          f);
+    for (int pi = 0; pi < 3; pi++)
+        for (int ci = 0; ci < METRIC_CODES; ci++) {
+            uint_fast64_t n = atomic_load_explicit(&api->answered[pi][ci], memory_order_relaxed);
+            if (n)
+                fprintf(f, "asyncd_cloudapi_requests_total{product=\"%s\",code=\"%s\"} %llu\n",
+                        names[pi], ci ? err_tencent_code(-ci) : "Success",
+                        (unsigned long long)n);
+        }
+    fclose(f);
+    return buf;
+}

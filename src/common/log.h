@@ -1,0 +1,18 @@
+/* Leveled logging to stderr, one line per call, written whole (scripts wait for lines). */
+#ifndef ASYNCD_LOG_H
+#define ASYNCD_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* "error", "warn", "info" or "debug"; -1 for another word. */
+int log_set_level_name(const char *name);
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

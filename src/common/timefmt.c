@@ -1,0 +1,76 @@
+/* Clocks and the three time-string formats asyncd speaks. */
+#include "common/timefmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/errors.h"
+
+int64_t time_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t time_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void time_fmt_local(int64_t ms, char out[20])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void time_fmt_iso_utc(int64_t ms, char out[25])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[20];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    int frac = (int)(((ms % 1000) + 1000) % 1000);
+    memcpy(out, base, 19);
+    out[19] = '.';
+    out[20] = (char)('0' + frac / 100);
+    out[21] = (char)('0' + frac / 10 % 10);
+    out[22] = (char)('0' + frac % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
+}
+
+void time_fmt_utc_date(int64_t unix_s, char out[11])
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+/* glibc silently treats an unknown TZ as UTC, so check the zone file exists first. */
+int time_set_zone(const char *zone, char *why, unsigned whylen)
+{
+    if (!zone || !*zone)
+        return 0;
+    if (strcmp(zone, "UTC") != 0 && strcmp(zone, "GMT") != 0) {
+        char path[512];
+        const char *dir = getenv("TZDIR") ? getenv("TZDIR") : "/usr/share/zoneinfo";
+        snprintf(path, sizeof path, "%s/%s", dir, zone);
+        if (zone[0] == '/' || strstr(zone, "..") || access(path, R_OK) != 0) {
+            snprintf(why, whylen, "--tz %s: no such zone in %s (e.g. UTC, Asia/Shanghai)", zone, dir);
+            return ERR_INVALID_PARAMETER_VALUE;
+        }
+    }
+    setenv("TZ", zone, 1);
+    tzset();
+    return 0;
+}

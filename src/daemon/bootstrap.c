@@ -1,0 +1,115 @@
+/* First-start set-up: data directory, root account, credentials.json. */
+#include "daemon/bootstrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+int bootstrap_data_dir(const char *dir, struct err *e)
+{
+    char *path = xstrdup(dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            err_set(e, ERR_INTERNAL, "cannot create %s: %s", path, strerror(errno));
+            free(path);
+            return ERR_INTERNAL;
+        }
+        *p = '/';
+    }
+    int rc = 0;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        rc = err_set(e, ERR_INTERNAL, "cannot create data directory %s: %s", path, strerror(errno));
+    free(path);
+    return rc;
+}
+
+/* Writes text to path through a temporary file, fsync and rename, so the file is whole or absent. */
+static int write_file_durably(const char *path, const char *text, struct err *e)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (fd < 0) {
+        rc = err_set(e, ERR_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0)
+        rc = err_set(e, ERR_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (!rc && rename(tmp, path) != 0)
+        rc = err_set(e, ERR_INTERNAL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+out:
+    free(tmp);
+    return rc;
+}
+
+static int create_first(struct store *s, const char *path, char **token, struct err *e)
+{
+    char admin_token[65];
+    ids_hex(admin_token, 32);
+    struct account root = {0};
+    /* The file is written before the account is committed: a crash in between leaves an empty
+     * store, and the next start simply does the first start again. */
+    auth_mint(&root, true);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "AppId", root.app_id, "Uin", root.uin,
+                          "SecretId", root.secret_id, "SecretKey", root.secret_key, "AdminToken",
+                          admin_token);
+    char *text = json_dumps(j, JSON_INDENT(2));
+    char *with_nl = xasprintf("%s\n", text);
+    int rc = write_file_durably(path, with_nl, e);
+    free(with_nl);
+    free(text);
+    json_decref(j);
+    if (!rc)
+        rc = store_account_create(s, &root, e);
+    account_clear(&root);
+    if (rc)
+        return rc;
+    log_info("first start: created root account; credentials written to %s", path);
+    *token = xstrdup(admin_token);
+    return 0;
+}
+
+static int read_token(const char *path, char **token, struct err *e)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return err_set(e, ERR_INTERNAL,
+                       "the store has accounts but %s cannot be read (%s); restore it from your "
+                       "backup, or start on an empty --data directory",
+                       path, je.text);
+    const char *t = json_string_value(json_object_get(j, "AdminToken"));
+    int rc = 0;
+    if (!t || strlen(t) < 16)
+        rc = err_set(e, ERR_INTERNAL, "%s has no AdminToken of at least 16 characters", path);
+    else
+        *token = xstrdup(t);
+    json_decref(j);
+    return rc;
+}
+
+int bootstrap_credentials(struct store *s, const char *dir, char **token, struct err *e)
+{
+    char *path = xasprintf("%s/credentials.json", dir);
+    int64_t n = 0;
+    int rc = store_account_count(s, &n, e);
+    if (!rc)
+        rc = n == 0 ? create_first(s, path, token, e) : read_token(path, token, e);
+    free(path);
+    return rc;
+}

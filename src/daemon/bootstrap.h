@@ -1,0 +1,17 @@
+/* First start: the data directory, the root account and DIR/credentials.json (mode 0600). */
+#ifndef ASYNCD_BOOTSTRAP_H
+#define ASYNCD_BOOTSTRAP_H
+
+#include "common/errors.h"
+#include "store/store.h"
+
+/* Creates dir (mode 0700) and its parents when missing. */
+int bootstrap_data_dir(const char *dir, struct err *e);
+
+/* On an empty store: mints a root account and an admin token, writes credentials.json (durably,
+ * before the account is committed, so a crash in between only repeats the first start) and
+ * reports the path on stderr. Otherwise reads the admin token from credentials.json.
+ * *admin_token is a heap string the caller frees. */
+int bootstrap_credentials(struct store *s, const char *dir, char **admin_token, struct err *e);
+
+#endif

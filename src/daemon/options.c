@@ -1,0 +1,154 @@
+/* Command-line flags of asyncd, with their defaults and --help. */
+#include "daemon/options.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+
+enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA, OPT_STORE, OPT_FLOWS, OPT_WORKERS, OPT_NODE,
+       OPT_CERT, OPT_KEY, OPT_TZ, OPT_LOG, OPT_RATE, OPT_LEASE, OPT_MAXBODY };
+
+static const struct option long_opts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},   {"admin", required_argument, NULL, OPT_ADMIN},
+    {"data", required_argument, NULL, OPT_DATA},       {"store", required_argument, NULL, OPT_STORE},
+    {"flows", required_argument, NULL, OPT_FLOWS},     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"node-id", required_argument, NULL, OPT_NODE},    {"tls-cert", required_argument, NULL, OPT_CERT},
+    {"tls-key", required_argument, NULL, OPT_KEY},     {"tz", required_argument, NULL, OPT_TZ},
+    {"log-level", required_argument, NULL, OPT_LOG},   {"rate-limit", required_argument, NULL, OPT_RATE},
+    {"lease-s", required_argument, NULL, OPT_LEASE},   {"max-body", required_argument, NULL, OPT_MAXBODY},
+    {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
+};
+
+void options_usage(void)
+{
+    fputs("usage: asyncd [options]\n"
+          "Serves Tencent Cloud API 3.0 async requests (cdb 2017-03-20, mongodb 2019-07-25).\n\n"
+          "  --listen HOST:PORT      Cloud API listener (default 127.0.0.1:9000; port 0 = any)\n"
+          "  --admin HOST:PORT       admin API listener (default 127.0.0.1:9001)\n"
+          "  --data DIR              data directory: asyncd.db, credentials.json (default ./var)\n"
+          "  --store URL             store instead of DIR/asyncd.db: sqlite:/path.db\n"
+          "                          (postgres:// comes with the PostgreSQL store)\n"
+          "  --flows DIR             flow templates (default: the shipped flows/)\n"
+          "  --workers N             HTTP and worker threads (default: the core count)\n"
+          "  --node-id NAME          this node's name in leases and events (default: hostname)\n"
+          "  --tls-cert FILE --tls-key FILE   serve the Cloud API over HTTPS\n"
+          "  --tz ZONE               zone of time strings, e.g. UTC, Asia/Shanghai (default: local)\n"
+          "  --log-level LEVEL       error, warn, info (default) or debug\n"
+          "  --rate-limit P:A=N      per-second limit per account for product P, action A\n"
+          "                          ('*' matches any; '*=0' lifts every limit; N=0 unlimited;\n"
+          "                          later flags win; defaults cdb:DescribeAsyncRequestInfo=40,\n"
+          "                          mongodb:DescribeAsyncRequestInfo=20, others 20)\n"
+          "  --lease-s N             task lease length in seconds (default 15)\n"
+          "  --max-body BYTES        largest request body accepted (default 1048576)\n"
+          "  --help                  this text\n\n"
+          "On first start with an empty store asyncd creates a root account and writes\n"
+          "DIR/credentials.json (mode 0600) with AppId, Uin, SecretId, SecretKey and AdminToken.\n"
+          "SIGTERM or SIGINT stops it gracefully.\n",
+          stdout);
+}
+
+static int parse_uint(const char *flag, const char *v, unsigned long lo, unsigned long hi,
+                      unsigned long *out, struct err *e)
+{
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!*v || *end || n < lo || n > hi || v[0] == '-')
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--%s %s: expected an integer %lu..%lu",
+                       flag, v, lo, hi);
+    *out = n;
+    return 0;
+}
+
+static void set_defaults(struct options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->listen = "127.0.0.1:9000";
+    o->admin = "127.0.0.1:9001";
+    o->data = "./var";
+    o->log_level = "info";
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o->workers = cores > 0 ? (unsigned)cores : 2;
+    o->lease_s = 15;
+    o->max_body = 1 << 20;
+}
+
+static int set_number(struct options *o, int c, const char *v, struct err *e)
+{
+    unsigned long n;
+    int rc;
+    switch (c) {
+    case OPT_WORKERS:
+        if ((rc = parse_uint("workers", v, 1, 256, &n, e)))
+            return rc;
+        o->workers = (unsigned)n;
+        return 0;
+    case OPT_LEASE:
+        if ((rc = parse_uint("lease-s", v, 1, 3600, &n, e)))
+            return rc;
+        o->lease_s = (unsigned)n;
+        return 0;
+    default:
+        if ((rc = parse_uint("max-body", v, 1024, 1ul << 30, &n, e)))
+            return rc;
+        o->max_body = n;
+        return 0;
+    }
+}
+
+static int set_option(struct options *o, int c, const char *v, struct err *e)
+{
+    switch (c) {
+    case OPT_LISTEN: o->listen = v; return 0;
+    case OPT_ADMIN: o->admin = v; return 0;
+    case OPT_DATA: o->data = v; return 0;
+    case OPT_STORE: o->store = v; return 0;
+    case OPT_FLOWS: o->flows = v; return 0;
+    case OPT_NODE: o->node_id = v; return 0;
+    case OPT_CERT: o->tls_cert = v; return 0;
+    case OPT_KEY: o->tls_key = v; return 0;
+    case OPT_TZ: o->tz = v; return 0;
+    case OPT_LOG: o->log_level = v; return 0;
+    case OPT_RATE:
+        o->rate_limits = xrealloc(o->rate_limits, (o->n_rate_limits + 1) * sizeof *o->rate_limits);
+        o->rate_limits[o->n_rate_limits++] = v;
+        return 0;
+    case 'h': o->help = 1; return 0;
+    case OPT_WORKERS:
+    case OPT_LEASE:
+    case OPT_MAXBODY: return set_number(o, c, v, e);
+    default:
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown option; see asyncd --help");
+    }
+}
+
+int options_parse(int argc, char **argv, struct options *o, struct err *e)
+{
+    set_defaults(o);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        if (c == '?' || c == ':')
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: unknown option or missing value; "
+                           "see asyncd --help", argv[optind - 1]);
+        int rc = set_option(o, c, optarg, e);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unexpected argument %s; see asyncd --help",
+                       argv[optind]);
+    if (!!o->tls_cert != !!o->tls_key)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--tls-cert and --tls-key go together");
+    return 0;
+}
+
+void options_free(struct options *o)
+{
+    free(o->rate_limits);
+    o->rate_limits = NULL;
+}

@@ -1,0 +1,28 @@
+/* asyncd's command line (DESIGN.md section 2). */
+#ifndef ASYNCD_OPTIONS_H
+#define ASYNCD_OPTIONS_H
+
+#include <stddef.h>
+
+#include "cloudapi/ratelimit.h"
+#include "common/errors.h"
+
+struct options {
+    const char *listen, *admin, *data, *store, *flows, *node_id, *tls_cert, *tls_key, *tz,
+        *log_level;
+    unsigned workers;
+    unsigned lease_s;
+    size_t max_body;
+    const char **rate_limits; /* heap array of borrowed argv strings, n_rate_limits long */
+    size_t n_rate_limits;
+    int help;
+};
+
+/* Parses argv into o (strings borrowed from argv). ERR_INVALID_PARAMETER_VALUE with a message
+ * naming the flag on bad input. Free with options_free. */
+int options_parse(int argc, char **argv, struct options *o, struct err *e);
+void options_free(struct options *o);
+/* Writes the --help text to stdout. */
+void options_usage(void);
+
+#endif

@@ -1,0 +1,289 @@
+/* HTTP listeners on libmicrohttpd: per-request context, bounded bodies, TLS, graceful stop. */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_handler_fn fn;
+    void *ctx;
+    size_t max_body;
+    uint16_t port;
+    char *tls_cert_pem, *tls_key_pem;
+};
+
+/* One request's state, created by the URI callback before headers are parsed, freed on completion. */
+struct req_ctx {
+    char *raw_uri;
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    bool started;
+};
+
+const char *http_header(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
+}
+
+/* MHD gives the handler a decoded path without the query; signatures need the raw bytes, so keep
+ * the URI exactly as received. The returned pointer becomes the request's context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    struct req_ctx *rc = xcalloc(1, sizeof *rc);
+    rc->raw_uri = xstrdup(uri ? uri : "/");
+    return rc;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct req_ctx *rc = *req_cls;
+    if (!rc)
+        return;
+    free(rc->raw_uri);
+    free(rc->body);
+    free(rc);
+    *req_cls = NULL;
+}
+
+static void body_append(struct req_ctx *rc, const char *data, size_t n, size_t max_body)
+{
+    if (rc->too_large || rc->len + n > max_body) {
+        rc->too_large = true;
+        return;
+    }
+    if (rc->len + n + 1 > rc->cap) {
+        size_t cap = rc->cap ? rc->cap : 1024;
+        while (cap < rc->len + n + 1)
+            cap *= 2;
+        rc->body = xrealloc(rc->body, cap);
+        rc->cap = cap;
+    }
+    memcpy(rc->body + rc->len, data, n);
+    rc->len += n;
+    rc->body[rc->len] = '\0';
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_response *resp)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(resp->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : "application/json");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    (void)url;
+    (void)version;
+    struct http_server *s = cls;
+    struct req_ctx *rc = *req_cls;
+    if (!rc->started) { /* headers only: ask MHD for the body */
+        rc->started = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        body_append(rc, upload_data, *upload_data_size, s->max_body);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!rc->body)
+        rc->body = xstrdup("");
+
+    char *q = strchr(rc->raw_uri, '?');
+    if (q)
+        *q++ = '\0';
+    struct http_request req = {
+        .method = method,
+        .path = rc->raw_uri,
+        .query = q ? q : "",
+        .body = rc->body,
+        .body_len = rc->len,
+        .body_too_large = rc->too_large,
+        .conn = conn,
+    };
+    struct http_response resp = {.status = 500, .content_type = "application/json"};
+    s->fn(s->ctx, &req, &resp);
+    if (!resp.body) {
+        resp.body = xstrdup("");
+        resp.body_len = 0;
+    }
+    return send_response(conn, &resp);
+}
+
+int http_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, struct err *e)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "address %s: expected [IPv6]:PORT", s);
+        h = s + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "address %s: expected HOST:PORT", s);
+        hl = (size_t)(colon - s);
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "address %s: port must be 0..65535", s);
+    if (hl == 0 || hl >= hostlen)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "address %s: bad host part", s);
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static char *read_file(const char *path, struct err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_set(e, ERR_INTERNAL, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = xmalloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0)
+            buf = xrealloc(buf, cap *= 2);
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen, struct err *e)
+{
+    char host[256];
+    uint16_t port;
+    int rc = http_split_hostport(listen, host, sizeof host, &port, e);
+    if (rc)
+        return rc;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", port);
+    int g = getaddrinfo(host, portstr, &hints, &ai);
+    if (g != 0 || !ai)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "address %s: %s", listen, gai_strerror(g));
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *sslen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int load_tls(struct http_server *s, const struct http_config *cfg, struct err *e)
+{
+    if (!cfg->tls_cert && !cfg->tls_key)
+        return 0;
+    if (!cfg->tls_cert || !cfg->tls_key)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--tls-cert and --tls-key go together");
+    if (!(s->tls_cert_pem = read_file(cfg->tls_cert, e)))
+        return ERR_INTERNAL;
+    if (!(s->tls_key_pem = read_file(cfg->tls_key, e)))
+        return ERR_INTERNAL;
+    return 0;
+}
+
+static void free_server(struct http_server *s)
+{
+    free(s->tls_cert_pem);
+    free(s->tls_key_pem);
+    free(s);
+}
+
+int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *ctx,
+                      struct http_server **out, struct err *e)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int rc = resolve(cfg->listen, &ss, &sslen, e);
+    if (rc)
+        return rc;
+    struct http_server *s = xcalloc(1, sizeof *s);
+    s->fn = fn;
+    s->ctx = ctx;
+    s->max_body = cfg->max_body;
+    if ((rc = load_tls(s, cfg, e))) {
+        free_server(s);
+        return rc;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+                     (s->tls_cert_pem ? MHD_USE_TLS : 0);
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 1u,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s ? cfg->idle_timeout_s : 30u,
+        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_ARRAY, s->tls_cert_pem ? tls : none, MHD_OPTION_END);
+    if (!s->daemon) {
+        free_server(s);
+        return err_set(e, ERR_INTERNAL, "cannot listen on %s: %s", cfg->listen,
+                       errno ? strerror(errno) : "libmicrohttpd refused to start");
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    *out = s;
+    return 0;
+}
+
+uint16_t http_server_port(const struct http_server *s) { return s->port; }
+
+void http_server_quiesce(struct http_server *s)
+{
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free_server(s);
+}

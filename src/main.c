@@ -1,0 +1,147 @@
+/* asyncd: parse flags, open the store, first-start credentials, serve until SIGTERM. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "cloudapi/cloudapi.h"
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "common/xalloc.h"
+#include "daemon/bootstrap.h"
+#include "daemon/options.h"
+
+struct daemon_state {
+    struct options opt;
+    char node[128];
+    struct ratelimit *limits;
+    struct store *store;
+    char *admin_token;
+    struct cloudapi *api;
+    struct admin *admin;
+    struct http_server *cloud_http, *admin_http;
+};
+
+static int configure(struct daemon_state *d, struct err *e)
+{
+    if (log_set_level_name(d->opt.log_level) != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "--log-level %s: expected error, warn, info or debug", d->opt.log_level);
+    char why[256];
+    if (time_set_zone(d->opt.tz, why, sizeof why) != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s", why);
+    d->limits = ratelimit_new();
+    for (size_t i = 0; i < d->opt.n_rate_limits; i++) {
+        int rc = ratelimit_add_rule(d->limits, d->opt.rate_limits[i], e);
+        if (rc)
+            return rc;
+    }
+    if (d->opt.node_id)
+        snprintf(d->node, sizeof d->node, "%s", d->opt.node_id);
+    else if (gethostname(d->node, sizeof d->node) != 0)
+        snprintf(d->node, sizeof d->node, "node-1");
+    return 0;
+}
+
+static int open_store(struct daemon_state *d, struct err *e)
+{
+    int rc = bootstrap_data_dir(d->opt.data, e);
+    if (!rc)
+        rc = store_open(d->opt.store, d->opt.data, &d->store, e);
+    if (!rc)
+        rc = bootstrap_credentials(d->store, d->opt.data, &d->admin_token, e);
+    return rc;
+}
+
+static int start_servers(struct daemon_state *d, struct err *e)
+{
+    d->api = cloudapi_new(&(struct cloudapi_config){.store = d->store, .limits = d->limits});
+    d->admin = admin_new(&(struct admin_config){
+        .store = d->store, .token = d->admin_token, .node = d->node, .api = d->api});
+    struct http_config cloud = {.listen = d->opt.listen, .threads = d->opt.workers,
+                                .max_body = d->opt.max_body, .idle_timeout_s = 30,
+                                .tls_cert = d->opt.tls_cert, .tls_key = d->opt.tls_key};
+    struct http_config admin = {.listen = d->opt.admin, .threads = 2,
+                                .max_body = d->opt.max_body, .idle_timeout_s = 60};
+    int rc = http_server_start(&cloud, cloudapi_handle, d->api, &d->cloud_http, e);
+    if (!rc)
+        rc = http_server_start(&admin, admin_handle, d->admin, &d->admin_http, e);
+    return rc;
+}
+
+/* Prints the ready line with the real ports; supervisors and tests wait for it. */
+static void announce(const struct daemon_state *d)
+{
+    char host[256], ahost[256];
+    uint16_t port;
+    http_split_hostport(d->opt.listen, host, sizeof host, &port, NULL);
+    http_split_hostport(d->opt.admin, ahost, sizeof ahost, &port, NULL);
+    const char *open = strchr(host, ':') ? "[" : "", *close = strchr(host, ':') ? "]" : "";
+    const char *aopen = strchr(ahost, ':') ? "[" : "", *aclose = strchr(ahost, ':') ? "]" : "";
+    log_info("listening cloudapi=%s%s%s:%u admin=%s%s%s:%u", open, host, close,
+             http_server_port(d->cloud_http), aopen, ahost, aclose,
+             http_server_port(d->admin_http));
+}
+
+static void wait_for_stop_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("received %s; draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void shut_down(struct daemon_state *d)
+{
+    if (d->cloud_http)
+        http_server_quiesce(d->cloud_http);
+    if (d->admin_http)
+        http_server_quiesce(d->admin_http);
+    http_server_stop(d->cloud_http);
+    http_server_stop(d->admin_http);
+    admin_free(d->admin);
+    cloudapi_free(d->api);
+    store_close(d->store);
+    ratelimit_free(d->limits);
+    free(d->admin_token);
+    options_free(&d->opt);
+}
+
+int main(int argc, char **argv)
+{
+    /* Block the stop signals in every thread; the main thread takes them with sigwait. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct daemon_state d = {0};
+    struct err e = {0};
+    int rc = options_parse(argc, argv, &d.opt, &e);
+    if (rc || d.opt.help) {
+        if (rc)
+            fprintf(stderr, "asyncd: %s\n", e.msg);
+        else
+            options_usage();
+        options_free(&d.opt);
+        return rc ? 2 : 0;
+    }
+    if (!(rc = configure(&d, &e)) && !(rc = open_store(&d, &e)) && !(rc = start_servers(&d, &e))) {
+        announce(&d);
+        wait_for_stop_signal();
+    } else {
+        log_error("%s", e.msg);
+    }
+    shut_down(&d);
+    if (!rc)
+        log_info("stopped");
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+/* TencentDB for MySQL (cdb, 2017-03-20): status words, task ids and actions. */
+#include "common/ids.h"
+#include "products/product.h"
+
+static const char *const describe_params[] = {"AsyncRequestId", NULL};
+
+/* {"Status": "SUCCESS", "Info": "..."}; both may be null as the API documents. */
+static int cdb_describe_async_request_info(struct api_call *c, json_t *resp, struct err *e)
+{
+    const char *id;
+    int rc = product_param_string(c, "AsyncRequestId", true, &id, e);
+    if (rc)
+        return rc;
+    struct task_summary t;
+    if ((rc = product_find_task(c, id, &t, e)))
+        return rc;
+    json_object_set_new(resp, "Status", json_string(product_status_word(c->product, t.state)));
+    json_object_set_new(resp, "Info", t.has_info ? json_string(t.info) : json_null());
+    return 0;
+}
+
+static const struct action cdb_actions[] = {
+    {"DescribeAsyncRequestInfo", cdb_describe_async_request_info, describe_params},
+    {NULL, NULL, NULL},
+};
+
+const struct product product_cdb = {
+    .name = "cdb",
+    .version = "2017-03-20",
+    .status_words =
+        {
+            [TASK_INITIAL] = "INITIAL", [TASK_RUNNING] = "RUNNING", [TASK_PAUSED] = "PAUSED",
+            [TASK_UNDOED] = "FAILED",   [TASK_FAILED] = "FAILED",   [TASK_SUCCESS] = "SUCCESS",
+            [TASK_KILLED] = "KILLED",   [TASK_REMOVED] = "REMOVED",
+        },
+    .id_shape_ok = ids_is_cdb_task,
+    .id_shape_hint = "cdb ids look like f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7",
+    .err_task_not_found = ERR_CDB_INVALID_ASYNC_REQUEST_ID,
+    .err_permission_denied = ERR_CDB_USER_HAS_NO_STRATEGY,
+    .actions = cdb_actions,
+};

@@ -1,0 +1,111 @@
+/* The product registry and what every dialect's actions share: parameters and task lookup. */
+#include "products/product.h"
+
+#include <string.h>
+
+static const struct product *const products[] = {&product_cdb, &product_mongodb};
+#define N_PRODUCTS (sizeof products / sizeof products[0])
+
+const struct product *product_by_name(const char *name)
+{
+    for (size_t i = 0; name && i < N_PRODUCTS; i++)
+        if (strcmp(products[i]->name, name) == 0)
+            return products[i];
+    return NULL;
+}
+
+const struct product *product_by_version(const char *version)
+{
+    for (size_t i = 0; version && i < N_PRODUCTS; i++)
+        if (strcmp(products[i]->version, version) == 0)
+            return products[i];
+    return NULL;
+}
+
+const struct action *product_action(const struct product *p, const char *name)
+{
+    for (const struct action *a = p->actions; a->name; a++)
+        if (strcmp(a->name, name) == 0)
+            return a;
+    return NULL;
+}
+
+const char *product_status_word(const struct product *p, enum task_state s)
+{
+    return (unsigned)s < TASK_STATE_COUNT ? p->status_words[s] : "";
+}
+
+static bool action_takes(const struct action *a, const char *name)
+{
+    for (const char *const *p = a->params; p && *p; p++)
+        if (strcmp(*p, name) == 0)
+            return true;
+    return false;
+}
+
+int product_check_params(const struct action *a, const json_t *params, struct err *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)params, key, v)
+        if (!action_takes(a, key))
+            return err_set(e, ERR_UNKNOWN_PARAMETER,
+                           "The parameter `%s` is not recognized by %s; check its spelling", key,
+                           a->name);
+    return 0;
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+int product_param_string(struct api_call *c, const char *name, bool required, const char **out,
+                         struct err *e)
+{
+    json_t *v = json_object_get(c->params, name);
+    *out = NULL;
+    if (!v) {
+        if (required)
+            return err_set(e, ERR_MISSING_PARAMETER, "The parameter `%s` is missing; %s needs it",
+                           name, c->action);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected a string, got %s", name,
+                       json_kind(v));
+    *out = json_string_value(v);
+    if (required && **out == '\0')
+        return err_set(e, ERR_MISSING_PARAMETER, "The parameter `%s` is empty; %s needs it", name,
+                       c->action);
+    return 0;
+}
+
+int product_find_task(struct api_call *c, const char *id, struct task_summary *out, struct err *e)
+{
+    const struct product *p = c->product;
+    if (!p->id_shape_ok(id))
+        return err_set(e, p->err_task_not_found, "AsyncRequestId %s does not exist: %s", id,
+                       p->id_shape_hint);
+    struct err se;
+    int rc = store_task_summary(c->store, p->name, id, out, &se);
+    if (rc == ERR_NOT_FOUND || (rc == 0 && strcmp(out->uin, c->who->owner_uin) != 0))
+        return err_set(e, p->err_task_not_found,
+                       "AsyncRequestId %s does not exist in this account's %s tasks", id, p->name);
+    if (rc)
+        return err_set(e, ERR_INTERNAL, "reading task %s: %s", id, se.msg);
+    if (strcmp(out->region, c->region) != 0)
+        return err_set(e, p->err_task_not_found,
+                       "AsyncRequestId %s does not exist in region %s (tasks are regional; check "
+                       "the client's Region)", id, c->region);
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* A product dialect (cdb, mongodb): its Version, status words, task-id shape, error codes and
+ * action table. The Cloud API front door finds the product and action here and calls it. */
+#ifndef ASYNCD_PRODUCT_H
+#define ASYNCD_PRODUCT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/errors.h"
+#include "engine/task_state.h"
+#include "store/store.h"
+
+/* One verified, authorised Cloud API call, as an action handler sees it. */
+struct api_call {
+    const struct product *product;
+    const char *action;
+    const char *region;
+    json_t *params;            /* business parameters (common ones removed); borrowed */
+    bool params_from_form;     /* values arrived as strings (GET / form POST) */
+    const struct account *who; /* the caller; who->owner_uin is the root account */
+    struct store *store;
+};
+
+/* Fills `response` (the object inside "Response", RequestId added by the caller). */
+typedef int (*action_fn)(struct api_call *c, json_t *response, struct err *e);
+
+struct action {
+    const char *name;
+    action_fn fn;
+    const char *const *params; /* NULL-terminated names the action accepts */
+};
+
+struct product {
+    const char *name;          /* "cdb" */
+    const char *version;       /* "2017-03-20" */
+    const char *status_words[TASK_STATE_COUNT];
+    bool (*id_shape_ok)(const char *id);
+    const char *id_shape_hint;
+    int err_task_not_found;    /* the dialect's code for an unknown AsyncRequestId */
+    int err_permission_denied; /* for a sub-account the policy does not allow */
+    const struct action *actions;
+};
+
+extern const struct product product_cdb;
+extern const struct product product_mongodb;
+
+/* NULL when unknown. */
+const struct product *product_by_name(const char *name);
+const struct product *product_by_version(const char *version);
+const struct action *product_action(const struct product *p, const char *name);
+const char *product_status_word(const struct product *p, enum task_state s);
+
+/* ERR_UNKNOWN_PARAMETER naming the first parameter the action does not take. */
+int product_check_params(const struct action *a, const json_t *params, struct err *e);
+/* Reads a string parameter: ERR_MISSING_PARAMETER when required and absent, ERR_INVALID_PARAMETER
+ * "NAME: expected a string, got a number" on a wrong type. *out borrows from params. */
+int product_param_string(struct api_call *c, const char *name, bool required, const char **out,
+                         struct err *e);
+/* Looks up the caller's task by AsyncRequestId in this product and region; any id that is
+ * malformed, unknown, another product's or another account's gets the dialect's not-found code. */
+int product_find_task(struct api_call *c, const char *id, struct task_summary *out, struct err *e);
+
+#endif

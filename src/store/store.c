@@ -1,0 +1,50 @@
+/* Picks the store backend from the --store URL, and the helpers every backend shares. */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+
+void account_clear(struct account *a)
+{
+    if (!a)
+        return;
+    free(a->policy_json);
+    a->policy_json = NULL;
+    a->has_policy = false;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int store_open(const char *url, const char *data_dir, struct store **out, struct err *e)
+{
+    *out = NULL;
+    if (!url || !*url || strcmp(url, "sqlite:") == 0) {
+        if (!data_dir || !*data_dir)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "store: no data directory given for the embedded SQLite store");
+        char *path = xasprintf("%s/asyncd.db", data_dir);
+        int rc = store_sqlite_open(path, out, e);
+        free(path);
+        return rc;
+    }
+    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "store: PostgreSQL store is not built yet (issue 5); leave out --store "
+                       "to use the embedded SQLite store");
+    if (has_prefix(url, "sqlite:")) {
+        const char *path = url + strlen("sqlite:");
+        if (has_prefix(path, "//")) /* sqlite:///abs/file.db, the URL spelling */
+            path += 2;
+        return store_sqlite_open(path, out, e);
+    }
+    if (!strstr(url, "://")) /* a bare path names the SQLite file */
+        return store_sqlite_open(url, out, e);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "store: unknown store URL \"%s\": expected sqlite:/path/to/file.db, a file "
+                   "path, or postgres://...", url);
+}

@@ -1,0 +1,133 @@
+/* The store interface: accounts, instances and tasks, behind one ops table per backend
+ * (store_sqlite.c embedded, store_pg.c later). Every call returns 0 or a negative ERR_* code
+ * and fills the caller's struct err with a message a person can act on.
+ * Every task state change is one transaction that also appends the event (DESIGN.md 4). */
+#ifndef ASYNCD_STORE_H
+#define ASYNCD_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/errors.h"
+#include "engine/task_state.h"
+
+#define STORE_ID_MAX 64
+
+struct account {
+    char uin[24];        /* this account's Uin (decimal) */
+    char owner_uin[24];  /* the root account's Uin; equal to uin for a root account */
+    char app_id[24];     /* the root account's AppId */
+    char secret_id[64];
+    char secret_key[64];
+    bool is_root;
+    bool has_policy;     /* sub-accounts: false until a policy is set */
+    char *policy_json;   /* heap; JSON array of "product:Action" patterns, or NULL. Free with account_clear. */
+};
+void account_clear(struct account *a);
+
+struct instance {
+    char product[16];
+    char instance_id[STORE_ID_MAX];
+    char region[STORE_ID_MAX];
+    char uin[24];        /* owning root account */
+    char status[16];     /* running | isolated | offline */
+    char dsn[512];
+};
+
+/* What DescribeAsyncRequestInfo needs, read on the hot path. Times are Unix ms, 0 = not yet. */
+struct task_summary {
+    char id[STORE_ID_MAX];
+    char product[16];
+    char region[STORE_ID_MAX];
+    char uin[24];        /* owning root account */
+    char instance_id[STORE_ID_MAX];
+    enum task_state state;
+    char info[1024];     /* last step message; "" when none */
+    bool has_info;
+    int64_t created_ms, start_ms, end_ms;
+};
+
+/* A new task: steps is a JSON array of step objects (kept as given, owned by the caller). */
+struct task_new {
+    const char *product, *region, *uin, *instance_id /* may be NULL */, *type, *on_failure;
+    json_t *steps;
+    const char *node;    /* node id for the creation event */
+};
+
+struct task_filter {
+    const char *product, *uin, *instance_id, *region; /* NULL = any */
+    int state;                                         /* -1 = any, else enum task_state */
+    int64_t limit, offset;
+};
+
+/* One state change. `expect` is the state the caller saw; the store refuses (ERR_CONFLICT) when
+ * the task has moved on meanwhile, so two racing operators cannot both win. */
+struct task_move {
+    const char *id;
+    enum task_state expect, to;
+    const char *node;
+    const char *message;  /* event message; NULL = none */
+    const char *info;     /* new task Info (last step message); NULL = unchanged */
+    int step_advance;     /* +1: mark the current step done/skipped and move to the next; 0: stay */
+    const char *step_mark;/* with step_advance: "done" or "skipped" */
+};
+
+struct store;
+struct store_ops {
+    const char *name;
+    void (*close)(struct store *s);
+    /* accounts */
+    int (*account_count)(struct store *s, int64_t *out, struct err *e);
+    int (*account_create)(struct store *s, const struct account *a, struct err *e);
+    int (*account_by_secret_id)(struct store *s, const char *secret_id, struct account *out,
+                                struct err *e);   /* ERR_NOT_FOUND when absent */
+    int (*account_by_uin)(struct store *s, const char *uin, struct account *out, struct err *e);
+    int (*account_set_policy)(struct store *s, const char *uin, const char *policy_json,
+                              struct err *e);
+    /* instances (product + instance_id is the key) */
+    int (*instance_create)(struct store *s, const struct instance *in, struct err *e);
+    int (*instance_get)(struct store *s, const char *product, const char *instance_id,
+                        struct instance *out, struct err *e);
+    int (*instance_update)(struct store *s, const char *instance_id, const char *status,
+                           const char *dsn, struct instance *out, struct err *e);
+    int (*instance_list)(struct store *s, const char *product, const char *uin, json_t **out,
+                         struct err *e);  /* *out: new JSON array, caller json_decref()s */
+    /* tasks */
+    int (*task_create)(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
+                       struct err *e);    /* mints the id in the product's format */
+    int (*task_summary)(struct store *s, const char *product, const char *id,
+                        struct task_summary *out, struct err *e);
+    int (*task_get_json)(struct store *s, const char *id, json_t **out, struct err *e);
+    int (*task_list_json)(struct store *s, const struct task_filter *f, json_t **out,
+                          int64_t *total, struct err *e);
+    int (*task_move)(struct store *s, const struct task_move *m, struct err *e);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/* Opens the store named by url: NULL or a path = embedded SQLite in dir `data_dir`.
+ * On success *out is an open store the caller closes with store_close. */
+int store_open(const char *url, const char *data_dir, struct store **out, struct err *e);
+int store_sqlite_open(const char *path, struct store **out, struct err *e);
+
+static inline void store_close(struct store *s) { if (s) s->ops->close(s); }
+static inline int store_account_count(struct store *s, int64_t *n, struct err *e) { return s->ops->account_count(s, n, e); }
+static inline int store_account_create(struct store *s, const struct account *a, struct err *e) { return s->ops->account_create(s, a, e); }
+static inline int store_account_by_secret_id(struct store *s, const char *id, struct account *o, struct err *e) { return s->ops->account_by_secret_id(s, id, o, e); }
+static inline int store_account_by_uin(struct store *s, const char *uin, struct account *o, struct err *e) { return s->ops->account_by_uin(s, uin, o, e); }
+static inline int store_account_set_policy(struct store *s, const char *uin, const char *p, struct err *e) { return s->ops->account_set_policy(s, uin, p, e); }
+static inline int store_instance_create(struct store *s, const struct instance *i, struct err *e) { return s->ops->instance_create(s, i, e); }
+static inline int store_instance_get(struct store *s, const char *p, const char *id, struct instance *o, struct err *e) { return s->ops->instance_get(s, p, id, o, e); }
+static inline int store_instance_update(struct store *s, const char *id, const char *st, const char *dsn, struct instance *o, struct err *e) { return s->ops->instance_update(s, id, st, dsn, o, e); }
+static inline int store_instance_list(struct store *s, const char *p, const char *uin, json_t **o, struct err *e) { return s->ops->instance_list(s, p, uin, o, e); }
+static inline int store_task_create(struct store *s, const struct task_new *t, char id[STORE_ID_MAX], struct err *e) { return s->ops->task_create(s, t, id, e); }
+static inline int store_task_summary(struct store *s, const char *p, const char *id, struct task_summary *o, struct err *e) { return s->ops->task_summary(s, p, id, o, e); }
+static inline int store_task_get_json(struct store *s, const char *id, json_t **o, struct err *e) { return s->ops->task_get_json(s, id, o, e); }
+static inline int store_task_list_json(struct store *s, const struct task_filter *f, json_t **o, int64_t *total, struct err *e) { return s->ops->task_list_json(s, f, o, total, e); }
+static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e) { return s->ops->task_move(s, m, e); }
+
+#endif

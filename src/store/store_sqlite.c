@@ -1,0 +1,358 @@
+/* The embedded SQLite store: connections, schema and migrations, transactions, and the ops table. */
+#include "store/store_sqlite_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+
+/* Schema migrations: migrations[v] takes the schema from version v to v + 1. Only ever append. */
+static const char *const migrations[SQ_SCHEMA_VERSION] = {
+    "CREATE TABLE accounts ("
+    " uin TEXT PRIMARY KEY, owner_uin TEXT NOT NULL, app_id TEXT NOT NULL,"
+    " secret_id TEXT NOT NULL UNIQUE, secret_key TEXT NOT NULL, is_root INTEGER NOT NULL,"
+    " policy_json TEXT, created_ms INTEGER NOT NULL);"
+    "CREATE INDEX accounts_owner ON accounts(owner_uin);"
+    "CREATE TABLE instances ("
+    " instance_id TEXT PRIMARY KEY, product TEXT NOT NULL, region TEXT NOT NULL,"
+    " uin TEXT NOT NULL, status TEXT NOT NULL, dsn TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX instances_product_uin ON instances(product, uin);"
+    "CREATE TABLE tasks ("
+    " id TEXT PRIMARY KEY, product TEXT NOT NULL, region TEXT NOT NULL, uin TEXT NOT NULL,"
+    " instance_id TEXT, type TEXT NOT NULL, on_failure TEXT NOT NULL, state TEXT NOT NULL,"
+    " info TEXT, current_step INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
+    " start_ms INTEGER, end_ms INTEGER,"
+    " lease_node TEXT, lease_expires_ms INTEGER, lease_no INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX tasks_created ON tasks(created_ms);"
+    "CREATE INDEX tasks_product ON tasks(product, created_ms);"
+    "CREATE INDEX tasks_uin ON tasks(uin, created_ms);"
+    "CREATE INDEX tasks_state ON tasks(state, created_ms);"
+    "CREATE INDEX tasks_instance ON tasks(instance_id, created_ms);"
+    "CREATE TABLE task_steps ("
+    " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
+    " name TEXT NOT NULL, do_json TEXT NOT NULL, undo_json TEXT,"
+    " retries INTEGER NOT NULL DEFAULT 0, timeout_s INTEGER NOT NULL DEFAULT 3600,"
+    " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'skipped')),"
+    " message TEXT, PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
+    "CREATE TABLE task_events ("
+    " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE, seq INTEGER NOT NULL,"
+    " at_ms INTEGER NOT NULL, from_state TEXT, to_state TEXT NOT NULL, node TEXT NOT NULL,"
+    " message TEXT, PRIMARY KEY (task_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE counters (product TEXT PRIMARY KEY, next_id INTEGER NOT NULL);",
+};
+
+int sq_fail(struct sq_conn *c, struct err *e, const char *what)
+{
+    int rc = sqlite3_extended_errcode(c->db);
+    int code = ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+                   ? ERR_SERVICE_UNAVAILABLE : ERR_INTERNAL;
+    return err_set(e, code, "store: %s: %s (sqlite error %d)", what, sqlite3_errmsg(c->db), rc);
+}
+
+int64_t sq_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sq_copy(char *dst, size_t size, const unsigned char *src)
+{
+    snprintf(dst, size, "%s", src ? (const char *)src : "");
+}
+
+int sq_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+json_t *sq_col_json_text(sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    /* Not UTF-8 (a message copied from some program's output): keep the ASCII, mark the rest. */
+    char *copy = xstrdup(s);
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+json_t *sq_col_json_int(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return json_null();
+    return json_integer(sqlite3_column_int64(st, col));
+}
+
+int sq_stmt(struct sq_conn *c, enum sq_slot slot, const char *sql, sqlite3_stmt **out,
+            struct err *e)
+{
+    *out = c->stmt[slot];
+    if (*out)
+        return 0;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+        *out = NULL;
+        return sq_fail(c, e, "preparing a statement");
+    }
+    c->stmt[slot] = *out;
+    return 0;
+}
+
+void sq_done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+static int run_slot(struct sq_conn *c, enum sq_slot slot, const char *sql, const char *what,
+                    struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, slot, sql, &st, e);
+    if (rc != 0)
+        return rc;
+    rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? 0 : sq_fail(c, e, what);
+    sq_done(st);
+    return ret;
+}
+
+int sq_begin_read(struct sq_conn *c, struct err *e)
+{
+    return run_slot(c, SQ_BEGIN_READ, "BEGIN", "starting a read transaction", e);
+}
+
+int sq_begin_write(struct sq_conn *c, struct err *e)
+{
+    return run_slot(c, SQ_BEGIN_WRITE, "BEGIN IMMEDIATE", "starting a write transaction", e);
+}
+
+int sq_commit(struct sq_conn *c, struct err *e)
+{
+    /* With synchronous=FULL the WAL is fsynced before COMMIT returns: only then do we report
+     * success, so an acknowledged task survives a crash or power loss. */
+    int rc = run_slot(c, SQ_COMMIT, "COMMIT", "committing", e);
+    if (rc != 0)
+        sq_rollback(c);
+    return rc;
+}
+
+void sq_rollback(struct sq_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        run_slot(c, SQ_ROLLBACK, "ROLLBACK", "rolling back", NULL);
+}
+
+struct sq_conn *sq_reader_acquire(struct store_sqlite *s)
+{
+    unsigned start = atomic_fetch_add_explicit(&s->next_reader, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < SQ_READERS; i++) {
+        struct sq_conn *c = &s->readers[(start + i) % SQ_READERS];
+        if (pthread_mutex_trylock(&c->mu) == 0)
+            return c;
+    }
+    struct sq_conn *c = &s->readers[start % SQ_READERS];
+    pthread_mutex_lock(&c->mu);
+    return c;
+}
+
+struct sq_conn *sq_writer_acquire(struct store_sqlite *s)
+{
+    pthread_mutex_lock(&s->writer.mu);
+    return &s->writer;
+}
+
+void sq_release(struct sq_conn *c) { pthread_mutex_unlock(&c->mu); }
+
+static void conn_close(struct sq_conn *c)
+{
+    for (int i = 0; i < SQ_SLOT_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    memset(c->stmt, 0, sizeof c->stmt);
+    if (c->db)
+        sqlite3_close(c->db);
+    c->db = NULL;
+    pthread_mutex_destroy(&c->mu);
+}
+
+/* Opens one connection with our settings; on failure c->db may be set (conn_close frees it). */
+static int conn_open(struct sq_conn *c, const char *path, bool writer, struct err *e)
+{
+    pthread_mutex_init(&c->mu, NULL);
+    int flags = SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                              : SQLITE_OPEN_READONLY);
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        if (!c->db)
+            return err_set(e, ERR_INTERNAL, "store: cannot open %s: out of memory", path);
+        return err_set(e, ERR_INTERNAL, "store: cannot open %s: %s (check that the data "
+                       "directory exists and is writable)", path, sqlite3_errmsg(c->db));
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+    /* WAL lets readers run beside the writer; synchronous=FULL fsyncs every commit (DESIGN 6). */
+    const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                   " PRAGMA foreign_keys=ON;"
+                                 : "PRAGMA foreign_keys=ON;";
+    if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
+        return sq_fail(c, e, writer ? "setting WAL mode and pragmas" : "setting pragmas");
+    if (writer) {
+        sqlite3_stmt *st = NULL;
+        int ok = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW &&
+                 strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+        sqlite3_finalize(st);
+        if (!ok)
+            return err_set(e, ERR_INTERNAL, "store: %s cannot use WAL journaling (is it on a "
+                           "network file system?)", path);
+    }
+    return 0;
+}
+
+static int schema_version(struct sq_conn *c, int *out, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    const char *sql = "SELECT value FROM meta WHERE key = 'schema_version'";
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(c, e, "reading the schema version");
+    int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_fail(c, e, "reading the schema version");
+    return 0;
+}
+
+/* Creates the schema or migrates it forward, all in one transaction. */
+static int schema_migrate(struct sq_conn *c, const char *path, struct err *e)
+{
+    int rc = sq_begin_write(c, e);
+    if (rc != 0)
+        return rc;
+    int version = 0;
+    if (sqlite3_exec(c->db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY,"
+                     " value TEXT NOT NULL)", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = sq_fail(c, e, "creating the meta table");
+        goto fail;
+    }
+    if ((rc = schema_version(c, &version, e)) != 0)
+        goto fail;
+    if (version > SQ_SCHEMA_VERSION) {
+        rc = err_set(e, ERR_INTERNAL, "store: %s has schema version %d, newer than this asyncd "
+                     "knows (%d); run a newer asyncd", path, version, SQ_SCHEMA_VERSION);
+        goto fail;
+    }
+    for (int v = version; v < SQ_SCHEMA_VERSION; v++) {
+        if (sqlite3_exec(c->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "migrating the schema to version %d", v + 1);
+            rc = sq_fail(c, e, what);
+            goto fail;
+        }
+    }
+    if (version != SQ_SCHEMA_VERSION) {
+        char *sql = xasprintf("INSERT INTO meta(key, value) VALUES('schema_version', '%d')"
+                              " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                              SQ_SCHEMA_VERSION);
+        int xrc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+        free(sql);
+        if (xrc != SQLITE_OK) {
+            rc = sq_fail(c, e, "recording the schema version");
+            goto fail;
+        }
+    }
+    return sq_commit(c, e);
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+static void sqlite_close(struct store *base)
+{
+    struct store_sqlite *s = sq_of(base);
+    for (int i = 0; i < SQ_READERS; i++)
+        conn_close(&s->readers[i]);
+    conn_close(&s->writer); /* last: the last connection to close checkpoints the WAL */
+    free(s->path);
+    free(s);
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .account_count = store_sqlite_account_count,
+    .account_create = store_sqlite_account_create,
+    .account_by_secret_id = store_sqlite_account_by_secret_id,
+    .account_by_uin = store_sqlite_account_by_uin,
+    .account_set_policy = store_sqlite_account_set_policy,
+    .instance_create = store_sqlite_instance_create,
+    .instance_get = store_sqlite_instance_get,
+    .instance_update = store_sqlite_instance_update,
+    .instance_list = store_sqlite_instance_list,
+    .task_create = store_sqlite_task_create,
+    .task_summary = store_sqlite_task_summary,
+    .task_get_json = store_sqlite_task_get_json,
+    .task_list_json = store_sqlite_task_list_json,
+    .task_move = store_sqlite_task_move,
+};
+
+/* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,
+ * and SQLite gives its -wal and -shm files the same mode. An existing file is left as it is. */
+static int create_private(const char *path, struct err *e)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != EEXIST)
+        return err_set(e, ERR_INTERNAL, "store: cannot create %s: %s (check that the data "
+                       "directory exists and is writable)", path, strerror(errno));
+    return 0;
+}
+
+int store_sqlite_open(const char *path, struct store **out, struct err *e)
+{
+    *out = NULL;
+    if (!path || !*path)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "store: empty SQLite database path");
+    if (!sqlite3_threadsafe())
+        return err_set(e, ERR_INTERNAL, "store: this SQLite library was built without thread "
+                       "support (SQLITE_THREADSAFE=0); asyncd needs it");
+    struct store_sqlite *s = xcalloc(1, sizeof *s);
+    s->base.ops = &sqlite_ops;
+    s->path = xstrdup(path);
+    atomic_init(&s->next_reader, 0);
+    int rc = create_private(path, e);
+    if (rc == 0)
+        rc = conn_open(&s->writer, path, true, e);
+    else
+        pthread_mutex_init(&s->writer.mu, NULL); /* so sqlite_close can destroy it */
+    if (rc == 0)
+        rc = schema_migrate(&s->writer, path, e);
+    /* Readers open after the schema exists: a read-only connection cannot create the file. */
+    for (int i = 0; i < SQ_READERS; i++) {
+        if (rc == 0)
+            rc = conn_open(&s->readers[i], path, false, e);
+        else
+            pthread_mutex_init(&s->readers[i].mu, NULL); /* so sqlite_close can destroy it */
+    }
+    if (rc != 0) {
+        sqlite_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}

@@ -1,0 +1,297 @@
+/* The SQLite store's accounts and instances. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "store/store_sqlite_int.h"
+
+#define ACCOUNT_COLS "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
+#define INSTANCE_COLS "product, instance_id, region, uin, status, dsn"
+
+static bool is_constraint(struct sq_conn *c, int extended)
+{
+    return sqlite3_extended_errcode(c->db) == extended;
+}
+
+int store_sqlite_account_count(struct store *s, int64_t *out, struct err *e)
+{
+    struct sq_conn *c = sq_reader_acquire(sq_of(s));
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_ACCOUNT_COUNT, "SELECT count(*) FROM accounts", &st, e);
+    if (rc == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *out = sqlite3_column_int64(st, 0);
+        else
+            rc = sq_fail(c, e, "counting accounts");
+    }
+    sq_done(st);
+    sq_release(c);
+    return rc;
+}
+
+static int account_insert(struct sq_conn *c, const struct account *a, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_ACCOUNT_INSERT, "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, a->uin);
+    sq_bind_text(st, 2, a->owner_uin);
+    sq_bind_text(st, 3, a->app_id);
+    sq_bind_text(st, 4, a->secret_id);
+    sq_bind_text(st, 5, a->secret_key);
+    sqlite3_bind_int(st, 6, a->is_root);
+    sq_bind_text(st, 7, a->has_policy ? a->policy_json : NULL);
+    sqlite3_bind_int64(st, 8, sq_now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        if (is_constraint(c, SQLITE_CONSTRAINT_PRIMARYKEY))
+            rc = err_set(e, ERR_ALREADY_EXISTS, "account %s already exists", a->uin);
+        else if (is_constraint(c, SQLITE_CONSTRAINT_UNIQUE))
+            rc = err_set(e, ERR_ALREADY_EXISTS, "SecretId %s is already taken by another account",
+                         a->secret_id);
+        else
+            rc = sq_fail(c, e, "inserting an account");
+    }
+    sq_done(st);
+    return rc;
+}
+
+int store_sqlite_account_create(struct store *s, const struct account *a, struct err *e)
+{
+    if (!a->uin[0] || !a->owner_uin[0] || !a->secret_id[0] || !a->secret_key[0])
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "an account needs a uin, owner_uin, SecretId and SecretKey");
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = account_insert(c, a, e);
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc;
+}
+
+static void account_from_row(sqlite3_stmt *st, struct account *out)
+{
+    memset(out, 0, sizeof *out);
+    sq_copy(out->uin, sizeof out->uin, sqlite3_column_text(st, 0));
+    sq_copy(out->owner_uin, sizeof out->owner_uin, sqlite3_column_text(st, 1));
+    sq_copy(out->app_id, sizeof out->app_id, sqlite3_column_text(st, 2));
+    sq_copy(out->secret_id, sizeof out->secret_id, sqlite3_column_text(st, 3));
+    sq_copy(out->secret_key, sizeof out->secret_key, sqlite3_column_text(st, 4));
+    out->is_root = sqlite3_column_int(st, 5) != 0;
+    const unsigned char *policy = sqlite3_column_text(st, 6);
+    out->policy_json = policy ? xstrdup((const char *)policy) : NULL;
+    out->has_policy = policy != NULL;
+}
+
+/* One account by key (uin or SecretId): ERR_NOT_FOUND when absent. */
+static int account_lookup(struct store *s, enum sq_slot slot, const char *sql, const char *key,
+                          const char *what, struct account *out, struct err *e)
+{
+    struct sq_conn *c = sq_reader_acquire(sq_of(s));
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, slot, sql, &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, key);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            account_from_row(st, out);
+        else if (step == SQLITE_DONE)
+            rc = err_set(e, ERR_NOT_FOUND, "no account with %s %s", what, key);
+        else
+            rc = sq_fail(c, e, "reading an account");
+    }
+    sq_done(st);
+    sq_release(c);
+    return rc;
+}
+
+int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id,
+                                      struct account *out, struct err *e)
+{
+    return account_lookup(s, SQ_ACCOUNT_BY_SECRET,
+                          "SELECT " ACCOUNT_COLS " FROM accounts WHERE secret_id = ?1", secret_id,
+                          "SecretId", out, e);
+}
+
+int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account *out,
+                                struct err *e)
+{
+    return account_lookup(s, SQ_ACCOUNT_BY_UIN,
+                          "SELECT " ACCOUNT_COLS " FROM accounts WHERE uin = ?1", uin, "uin", out,
+                          e);
+}
+
+int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                    struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    sqlite3_stmt *st = NULL;
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = sq_stmt(c, SQ_ACCOUNT_SET_POLICY,
+                     "UPDATE accounts SET policy_json = ?2 WHERE uin = ?1", &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, uin);
+        sq_bind_text(st, 2, policy_json);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sq_fail(c, e, "setting an account's policy");
+        else if (sqlite3_changes(c->db) == 0)
+            rc = err_set(e, ERR_NOT_FOUND, "no account with uin %s", uin);
+    }
+    sq_done(st);
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc;
+}
+
+int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    sqlite3_stmt *st = NULL;
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = sq_stmt(c, SQ_INSTANCE_INSERT, "INSERT INTO instances(" INSTANCE_COLS ", created_ms,"
+                     " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, in->product);
+        sq_bind_text(st, 2, in->instance_id);
+        sq_bind_text(st, 3, in->region);
+        sq_bind_text(st, 4, in->uin);
+        sq_bind_text(st, 5, in->status);
+        sq_bind_text(st, 6, in->dsn);
+        sqlite3_bind_int64(st, 7, sq_now_ms());
+        if (sqlite3_step(st) == SQLITE_DONE)
+            rc = 0;
+        else if (is_constraint(c, SQLITE_CONSTRAINT_PRIMARYKEY))
+            rc = err_set(e, ERR_ALREADY_EXISTS, "instance %s already exists", in->instance_id);
+        else
+            rc = sq_fail(c, e, "inserting an instance");
+    }
+    sq_done(st);
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc;
+}
+
+static void instance_from_row(sqlite3_stmt *st, struct instance *out)
+{
+    memset(out, 0, sizeof *out);
+    sq_copy(out->product, sizeof out->product, sqlite3_column_text(st, 0));
+    sq_copy(out->instance_id, sizeof out->instance_id, sqlite3_column_text(st, 1));
+    sq_copy(out->region, sizeof out->region, sqlite3_column_text(st, 2));
+    sq_copy(out->uin, sizeof out->uin, sqlite3_column_text(st, 3));
+    sq_copy(out->status, sizeof out->status, sqlite3_column_text(st, 4));
+    sq_copy(out->dsn, sizeof out->dsn, sqlite3_column_text(st, 5));
+}
+
+/* Reads instance_id on c into out (may be NULL); product NULL = any. ERR_NOT_FOUND if absent. */
+static int instance_read(struct sq_conn *c, const char *product, const char *instance_id,
+                         struct instance *out, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_INSTANCE_GET, "SELECT " INSTANCE_COLS " FROM instances"
+                     " WHERE instance_id = ?1 AND (?2 IS NULL OR product = ?2)", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, instance_id);
+    sq_bind_text(st, 2, product);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        if (out)
+            instance_from_row(st, out);
+    } else if (step == SQLITE_DONE) {
+        rc = product ? err_set(e, ERR_NOT_FOUND, "no %s instance %s", product, instance_id)
+                     : err_set(e, ERR_NOT_FOUND, "no instance %s", instance_id);
+    } else {
+        rc = sq_fail(c, e, "reading an instance");
+    }
+    sq_done(st);
+    return rc;
+}
+
+int store_sqlite_instance_get(struct store *s, const char *product, const char *instance_id,
+                              struct instance *out, struct err *e)
+{
+    struct sq_conn *c = sq_reader_acquire(sq_of(s));
+    int rc = instance_read(c, product, instance_id, out, e);
+    sq_release(c);
+    return rc;
+}
+
+int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
+                                 const char *dsn, struct instance *out, struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    sqlite3_stmt *st = NULL;
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = sq_stmt(c, SQ_INSTANCE_UPDATE, "UPDATE instances SET status = COALESCE(?2, status),"
+                     " dsn = COALESCE(?3, dsn), updated_ms = ?4 WHERE instance_id = ?1", &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, instance_id);
+        sq_bind_text(st, 2, status);
+        sq_bind_text(st, 3, dsn);
+        sqlite3_bind_int64(st, 4, sq_now_ms());
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sq_fail(c, e, "updating an instance");
+        else if (sqlite3_changes(c->db) == 0)
+            rc = err_set(e, ERR_NOT_FOUND, "no instance %s", instance_id);
+    }
+    sq_done(st);
+    if (rc == 0)
+        rc = instance_read(c, NULL, instance_id, out, e);
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc;
+}
+
+static json_t *instance_row_json(sqlite3_stmt *st)
+{
+    static const char *const keys[] = {"product", "instance_id", "region", "uin", "status", "dsn"};
+    json_t *o = json_object();
+    for (int i = 0; i < 6; i++)
+        json_object_set_new(o, keys[i], sq_col_json_text(st, i));
+    return o;
+}
+
+int store_sqlite_instance_list(struct store *s, const char *product, const char *uin,
+                               json_t **out, struct err *e)
+{
+    *out = NULL;
+    struct sq_conn *c = sq_reader_acquire(sq_of(s));
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_INSTANCE_LIST, "SELECT " INSTANCE_COLS " FROM instances"
+                     " WHERE (?1 IS NULL OR product = ?1) AND (?2 IS NULL OR uin = ?2)"
+                     " ORDER BY created_ms, instance_id", &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, product);
+        sq_bind_text(st, 2, uin);
+        json_t *arr = json_array();
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(arr, instance_row_json(st));
+        if (step == SQLITE_DONE) {
+            *out = arr;
+        } else {
+            json_decref(arr);
+            rc = sq_fail(c, e, "listing instances");
+        }
+    }
+    sq_done(st);
+    sq_release(c);
+    return rc;
+}

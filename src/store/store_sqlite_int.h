@@ -1,0 +1,120 @@
+/* Internals shared by the SQLite store's files: connections, cached statements, transactions. */
+#ifndef ASYNCD_STORE_SQLITE_INT_H
+#define ASYNCD_STORE_SQLITE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define SQ_READERS 4           /* read-only connections; reads run beside the one writer (WAL) */
+#define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_SCHEMA_VERSION 1
+
+/* One slot per statement prepared once per connection (lazily, at its first use). */
+enum sq_slot {
+    SQ_BEGIN_READ,
+    SQ_BEGIN_WRITE,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_ACCOUNT_COUNT,
+    SQ_ACCOUNT_INSERT,
+    SQ_ACCOUNT_BY_SECRET,
+    SQ_ACCOUNT_BY_UIN,
+    SQ_ACCOUNT_SET_POLICY,
+    SQ_INSTANCE_INSERT,
+    SQ_INSTANCE_GET,
+    SQ_INSTANCE_UPDATE,
+    SQ_INSTANCE_LIST,
+    SQ_COUNTER_NEXT,
+    SQ_TASK_INSERT,
+    SQ_STEP_INSERT,
+    SQ_EVENT_INSERT,
+    SQ_TASK_SUMMARY,
+    SQ_TASK_ROW,
+    SQ_TASK_STEPS,
+    SQ_TASK_EVENTS,
+    SQ_TASK_STATE,
+    SQ_TASK_UPDATE_STATE,
+    SQ_STEP_MARK,
+    SQ_SLOT_COUNT
+};
+
+/* A connection and its statements; mu is held by whoever uses it, for the whole call. */
+struct sq_conn {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    sqlite3_stmt *stmt[SQ_SLOT_COUNT];
+};
+
+struct store_sqlite {
+    struct store base;         /* first: a struct store * is a struct store_sqlite * */
+    char *path;                /* heap */
+    struct sq_conn writer;     /* every write, each one a BEGIN IMMEDIATE transaction */
+    struct sq_conn readers[SQ_READERS];
+    atomic_uint next_reader;   /* round-robin start for picking a reader */
+};
+
+static inline struct store_sqlite *sq_of(struct store *s) { return (struct store_sqlite *)s; }
+
+/* Connections: acquire locks one (a free reader if any), release unlocks it. */
+struct sq_conn *sq_reader_acquire(struct store_sqlite *s);
+struct sq_conn *sq_writer_acquire(struct store_sqlite *s);
+void sq_release(struct sq_conn *c);
+
+/* Sets *out to the cached statement for slot, prepared from sql at its first use on c (a slot
+ * always gets the same sql). Returns 0, or an ERR_* with e filled and *out NULL when sql does not
+ * prepare. The connection owns the statement; callers sq_done() it after use. */
+int sq_stmt(struct sq_conn *c, enum sq_slot slot, const char *sql, sqlite3_stmt **out,
+            struct err *e);
+/* Resets st and clears its bindings (so it holds no read snapshot); NULL is ignored. */
+void sq_done(sqlite3_stmt *st);
+
+/* Transactions on c: sq_begin_write is BEGIN IMMEDIATE, sq_begin_read a deferred BEGIN (one
+ * snapshot for several SELECTs). sq_rollback is safe to call when no transaction is open. */
+int sq_begin_read(struct sq_conn *c, struct err *e);
+int sq_begin_write(struct sq_conn *c, struct err *e);
+int sq_commit(struct sq_conn *c, struct err *e);
+void sq_rollback(struct sq_conn *c);
+
+/* Fills e from c's last SQLite error, prefixed by what we were doing; returns the ERR_* code
+ * (ERR_SERVICE_UNAVAILABLE when the database stayed busy/locked, else ERR_INTERNAL). */
+int sq_fail(struct sq_conn *c, struct err *e, const char *what);
+
+/* Helpers for rows and bindings. The json_t results are new references the caller owns. */
+int64_t sq_now_ms(void);
+void sq_copy(char *dst, size_t size, const unsigned char *src); /* NULL src -> "" ; truncates */
+int sq_bind_text(sqlite3_stmt *st, int i, const char *s);        /* NULL binds SQL NULL */
+json_t *sq_col_json_text(sqlite3_stmt *st, int col);             /* text, or json null */
+json_t *sq_col_json_int(sqlite3_stmt *st, int col);              /* integer, or json null */
+
+/* The ops, by file. store_sqlite_accounts.c: */
+int store_sqlite_account_count(struct store *s, int64_t *out, struct err *e);
+int store_sqlite_account_create(struct store *s, const struct account *a, struct err *e);
+int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id,
+                                      struct account *out, struct err *e);
+int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account *out,
+                                struct err *e);
+int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                    struct err *e);
+int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e);
+int store_sqlite_instance_get(struct store *s, const char *product, const char *instance_id,
+                              struct instance *out, struct err *e);
+int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
+                                 const char *dsn, struct instance *out, struct err *e);
+int store_sqlite_instance_list(struct store *s, const char *product, const char *uin,
+                               json_t **out, struct err *e);
+/* store_sqlite_tasks.c: */
+int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
+                             struct err *e);
+int store_sqlite_task_summary(struct store *s, const char *product, const char *id,
+                              struct task_summary *out, struct err *e);
+int store_sqlite_task_move(struct store *s, const struct task_move *m, struct err *e);
+/* store_sqlite_query.c: */
+int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
+int store_sqlite_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
+                                int64_t *total, struct err *e);
+
+#endif

@@ -1,0 +1,423 @@
+/* The SQLite store's task writes (create, move) and the hot-path task summary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ids.h"
+#include "common/xalloc.h"
+#include "store/store_sqlite_int.h"
+
+#define MINT_ATTEMPTS 8        /* fresh ids tried when one clashes with a stored task */
+#define MONGODB_FIRST_ID 1000
+
+/* A step of a new task, checked and serialised; do_json/undo_json are heap (undo may be NULL). */
+struct step_row {
+    const char *name;
+    char *do_json, *undo_json;
+    json_int_t retries, timeout_s;
+};
+
+static void steps_free(struct step_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].do_json);
+        free(rows[i].undo_json);
+    }
+    free(rows);
+}
+
+static int opt_int(json_t *step, const char *key, json_int_t dflt, json_int_t min, size_t i,
+                   json_int_t *out, struct err *e)
+{
+    json_t *v = json_object_get(step, key);
+    *out = dflt;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].%s: expected an integer >= %"
+                       JSON_INTEGER_FORMAT, i, key, min);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Checks steps (a non-empty array of {name, do, undo?, retries?, timeout_s?}) into *out. */
+static int steps_parse(json_t *steps, struct step_row **out, size_t *n, struct err *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(steps) || json_array_size(steps) == 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps: expected a non-empty array");
+    size_t count = json_array_size(steps);
+    struct step_row *rows = xcalloc(count, sizeof *rows);
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        json_t *step = json_array_get(steps, i);
+        json_t *name = json_object_get(step, "name"), *dov = json_object_get(step, "do");
+        json_t *undo = json_object_get(step, "undo");
+        if (!json_is_object(step))
+            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: expected an object", i);
+        else if (!json_is_string(name) || json_string_length(name) == 0)
+            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].name: expected a "
+                         "non-empty string", i);
+        else if (!json_is_object(dov))
+            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].do: expected an object", i);
+        else if (undo && !json_is_null(undo) && !json_is_object(undo))
+            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].undo: expected an object "
+                         "or null", i);
+        if (rc == 0)
+            rc = opt_int(step, "retries", 0, 0, i, &rows[i].retries, e);
+        if (rc == 0)
+            rc = opt_int(step, "timeout_s", 3600, 1, i, &rows[i].timeout_s, e);
+        if (rc != 0)
+            break;
+        rows[i].name = json_string_value(name);
+        rows[i].do_json = json_dumps(dov, JSON_COMPACT);
+        rows[i].undo_json = json_is_object(undo) ? json_dumps(undo, JSON_COMPACT) : NULL;
+        if (!rows[i].do_json || (json_is_object(undo) && !rows[i].undo_json))
+            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: cannot serialise", i);
+    }
+    if (rc != 0) {
+        steps_free(rows, count);
+        return rc;
+    }
+    *out = rows;
+    *n = count;
+    return 0;
+}
+
+static int task_new_check(const struct task_new *t, struct err *e)
+{
+    if (!t->product || (strcmp(t->product, "cdb") != 0 && strcmp(t->product, "mongodb") != 0))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "product: expected \"cdb\" or "
+                       "\"mongodb\", got \"%s\"", t->product ? t->product : "(none)");
+    const char *missing = !t->region || !*t->region ? "region"
+                          : !t->uin || !*t->uin   ? "uin"
+                          : !t->type || !*t->type ? "type" : NULL;
+    if (missing)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: a task needs a non-empty %s",
+                       missing, missing);
+    const char *of = t->on_failure;
+    if (of && strcmp(of, "pause") != 0 && strcmp(of, "undo") != 0 && strcmp(of, "fail") != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "on_failure: expected \"pause\", "
+                       "\"undo\" or \"fail\", got \"%s\"", of);
+    return 0;
+}
+
+/* Mints a task id in the product's format; for mongodb, inside the caller's transaction. */
+static int mint_id(struct sq_conn *c, const char *product, char id[STORE_ID_MAX], struct err *e)
+{
+    if (strcmp(product, "cdb") == 0) {
+        ids_cdb_task(id);
+        return 0;
+    }
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_COUNTER_NEXT, "INSERT INTO counters(product, next_id) VALUES(?1, ?2)"
+                     " ON CONFLICT(product) DO UPDATE SET next_id = next_id + 1"
+                     " RETURNING next_id - 1", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, product);
+    sqlite3_bind_int64(st, 2, MONGODB_FIRST_ID + 1);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(id, STORE_ID_MAX, "%lld", (long long)sqlite3_column_int64(st, 0));
+    else
+        rc = sq_fail(c, e, "taking the next mongodb task id");
+    sq_done(st);
+    return rc;
+}
+
+/* Inserts the task row; ERR_ALREADY_EXISTS when the id is taken. */
+static int task_insert(struct sq_conn *c, const struct task_new *t, const char *id, int64_t now,
+                       struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_TASK_INSERT, "INSERT INTO tasks(id, product, region, uin,"
+                     " instance_id, type, on_failure, state, created_ms)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, id);
+    sq_bind_text(st, 2, t->product);
+    sq_bind_text(st, 3, t->region);
+    sq_bind_text(st, 4, t->uin);
+    sq_bind_text(st, 5, t->instance_id && *t->instance_id ? t->instance_id : NULL);
+    sq_bind_text(st, 6, t->type);
+    sq_bind_text(st, 7, t->on_failure ? t->on_failure : "pause");
+    sq_bind_text(st, 8, task_state_name(TASK_INITIAL));
+    sqlite3_bind_int64(st, 9, now);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+            rc = err_set(e, ERR_ALREADY_EXISTS, "task %s already exists", id);
+        else
+            rc = sq_fail(c, e, "inserting a task");
+    }
+    sq_done(st);
+    return rc;
+}
+
+static int steps_insert(struct sq_conn *c, const char *id, const struct step_row *rows, size_t n,
+                        struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_STEP_INSERT, "INSERT INTO task_steps(task_id, idx, name, do_json,"
+                     " undo_json, retries, timeout_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st, e);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sq_bind_text(st, 1, id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        sq_bind_text(st, 3, rows[i].name);
+        sq_bind_text(st, 4, rows[i].do_json);
+        sq_bind_text(st, 5, rows[i].undo_json);
+        sqlite3_bind_int64(st, 6, rows[i].retries);
+        sqlite3_bind_int64(st, 7, rows[i].timeout_s);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sq_fail(c, e, "inserting a task step");
+        sq_done(st);
+    }
+    return rc;
+}
+
+/* Appends the task's next event (seq = last + 1). from < 0 means none (the creation event). */
+static int event_append(struct sq_conn *c, const char *id, int64_t now, int from,
+                        enum task_state to, const char *node, const char *message, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_EVENT_INSERT, "INSERT INTO task_events(task_id, seq, at_ms,"
+                     " from_state, to_state, node, message) VALUES(?1, (SELECT COALESCE(MAX(seq),"
+                     " 0) + 1 FROM task_events WHERE task_id = ?1), ?2, ?3, ?4, ?5, ?6)", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    sq_bind_text(st, 3, from < 0 ? NULL : task_state_name((enum task_state)from));
+    sq_bind_text(st, 4, task_state_name(to));
+    sq_bind_text(st, 5, node ? node : "");
+    sq_bind_text(st, 6, message);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "appending a task event");
+    sq_done(st);
+    return rc;
+}
+
+/* The task row, its steps and its creation event, in the caller's write transaction. */
+static int task_create_tx(struct sq_conn *c, const struct task_new *t, const struct step_row *rows,
+                          size_t n, char id[STORE_ID_MAX], struct err *e)
+{
+    int64_t now = sq_now_ms();
+    int rc = ERR_ALREADY_EXISTS;
+    /* A clash is astronomically unlikely for cdb (128 random bits); for mongodb it means the
+     * counter was reset under existing tasks, and the next numbers are tried. */
+    for (int attempt = 0; attempt < MINT_ATTEMPTS && rc == ERR_ALREADY_EXISTS; attempt++) {
+        rc = mint_id(c, t->product, id, e);
+        if (rc == 0)
+            rc = task_insert(c, t, id, now, e);
+    }
+    if (rc == 0)
+        rc = steps_insert(c, id, rows, n, e);
+    if (rc == 0)
+        rc = event_append(c, id, now, -1, TASK_INITIAL, t->node, "created", e);
+    return rc;
+}
+
+int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
+                             struct err *e)
+{
+    id_out[0] = '\0';
+    struct step_row *rows;
+    size_t n;
+    int rc = task_new_check(t, e);
+    if (rc == 0)
+        rc = steps_parse(t->steps, &rows, &n, e);
+    if (rc != 0)
+        return rc;
+    char id[STORE_ID_MAX];
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = task_create_tx(c, t, rows, n, id, e);
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    steps_free(rows, n);
+    if (rc == 0)
+        snprintf(id_out, STORE_ID_MAX, "%s", id);
+    return rc;
+}
+
+/* Copies src into dst (size bytes), cutting at a UTF-8 character boundary when it must cut. */
+static void copy_utf8(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static int summary_from_row(sqlite3_stmt *st, struct task_summary *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    sq_copy(out->id, sizeof out->id, sqlite3_column_text(st, 0));
+    sq_copy(out->product, sizeof out->product, sqlite3_column_text(st, 1));
+    sq_copy(out->region, sizeof out->region, sqlite3_column_text(st, 2));
+    sq_copy(out->uin, sizeof out->uin, sqlite3_column_text(st, 3));
+    sq_copy(out->instance_id, sizeof out->instance_id, sqlite3_column_text(st, 4));
+    const char *state = (const char *)sqlite3_column_text(st, 5);
+    if (!state || task_state_parse(state, &out->state) != 0)
+        return err_set(e, ERR_INTERNAL, "store: task %s has an unknown state \"%s\"", out->id,
+                       state ? state : "(null)");
+    const char *info = (const char *)sqlite3_column_text(st, 6);
+    out->has_info = info != NULL;
+    copy_utf8(out->info, sizeof out->info, info ? info : "");
+    out->created_ms = sqlite3_column_int64(st, 7);
+    out->start_ms = sqlite3_column_int64(st, 8); /* NULL reads as 0 = not yet */
+    out->end_ms = sqlite3_column_int64(st, 9);
+    return 0;
+}
+
+int store_sqlite_task_summary(struct store *s, const char *product, const char *id,
+                              struct task_summary *out, struct err *e)
+{
+    struct sq_conn *c = sq_reader_acquire(sq_of(s));
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_TASK_SUMMARY, "SELECT id, product, region, uin, instance_id, state,"
+                     " info, created_ms, start_ms, end_ms FROM tasks"
+                     " WHERE id = ?1 AND product = ?2", &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, id);
+        sq_bind_text(st, 2, product);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            rc = summary_from_row(st, out, e);
+        else if (step == SQLITE_DONE)
+            rc = err_set(e, ERR_NOT_FOUND, "no %s task %s", product, id);
+        else
+            rc = sq_fail(c, e, "reading a task");
+    }
+    sq_done(st);
+    sq_release(c);
+    return rc;
+}
+
+/* Reads the task's state and current step in the caller's transaction. */
+static int task_state_read(struct sq_conn *c, const char *id, enum task_state *state,
+                           int64_t *step, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_TASK_STATE, "SELECT state, current_step FROM tasks WHERE id = ?1",
+                     &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        const char *word = (const char *)sqlite3_column_text(st, 0);
+        *step = sqlite3_column_int64(st, 1);
+        if (!word || task_state_parse(word, state) != 0)
+            rc = err_set(e, ERR_INTERNAL, "store: task %s has an unknown state \"%s\"", id,
+                         word ? word : "(null)");
+    } else if (r == SQLITE_DONE) {
+        rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
+    } else {
+        rc = sq_fail(c, e, "reading a task's state");
+    }
+    sq_done(st);
+    return rc;
+}
+
+/* Marks step idx with mark (and its message, when given); ERR_CONFLICT when there is none. */
+static int step_mark(struct sq_conn *c, const struct task_move *m, int64_t idx, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_STEP_MARK, "UPDATE task_steps SET state = ?3,"
+                     " message = COALESCE(?4, message) WHERE task_id = ?1 AND idx = ?2", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, m->id);
+    sqlite3_bind_int64(st, 2, idx);
+    sq_bind_text(st, 3, m->step_mark ? m->step_mark : "done");
+    sq_bind_text(st, 4, m->info ? m->info : m->message);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "marking a task step");
+    else if (sqlite3_changes(c->db) == 0)
+        rc = err_set(e, ERR_CONFLICT, "task %s has no step %lld left to mark %s", m->id,
+                     (long long)idx, m->step_mark ? m->step_mark : "done");
+    sq_done(st);
+    return rc;
+}
+
+static int task_update_state(struct sq_conn *c, const struct task_move *m, int64_t now,
+                             struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_TASK_UPDATE_STATE, "UPDATE tasks SET state = ?2,"
+                     " start_ms = CASE WHEN ?3 AND start_ms IS NULL THEN ?5 ELSE start_ms END,"
+                     " end_ms = CASE WHEN ?4 THEN ?5 ELSE end_ms END,"
+                     " info = COALESCE(?6, info), current_step = current_step + ?7"
+                     " WHERE id = ?1", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, m->id);
+    sq_bind_text(st, 2, task_state_name(m->to));
+    sqlite3_bind_int(st, 3, m->to == TASK_RUNNING);
+    sqlite3_bind_int(st, 4, task_state_is_final(m->to));
+    sqlite3_bind_int64(st, 5, now);
+    sq_bind_text(st, 6, m->info);
+    sqlite3_bind_int(st, 7, m->step_advance ? 1 : 0);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "updating a task's state");
+    sq_done(st);
+    return rc;
+}
+
+/* The whole move inside the caller's BEGIN IMMEDIATE: check, update, mark the step, log. */
+static int task_move_tx(struct sq_conn *c, const struct task_move *m, struct err *e)
+{
+    enum task_state now_state = TASK_INITIAL;
+    int64_t cur_step = 0;
+    int rc = task_state_read(c, m->id, &now_state, &cur_step, e);
+    if (rc != 0)
+        return rc;
+    if (now_state != m->expect)
+        return err_set(e, ERR_CONFLICT, "task %s is %s now, not %s", m->id,
+                       task_state_name(now_state), task_state_name(m->expect));
+    /* running -> running is allowed only to record a finished step (the engine's progress). */
+    bool progress = m->expect == TASK_RUNNING && m->to == TASK_RUNNING && m->step_advance;
+    if (!progress && !task_state_can_move(m->expect, m->to))
+        return err_set(e, ERR_CONFLICT, "task %s cannot move from %s to %s", m->id,
+                       task_state_name(m->expect), task_state_name(m->to));
+    int64_t now = sq_now_ms();
+    if (m->step_advance)
+        rc = step_mark(c, m, cur_step, e);
+    if (rc == 0)
+        rc = task_update_state(c, m, now, e);
+    if (rc == 0)
+        rc = event_append(c, m->id, now, (int)m->expect, m->to, m->node, m->message, e);
+    return rc;
+}
+
+int store_sqlite_task_move(struct store *s, const struct task_move *m, struct err *e)
+{
+    if (!m->id || !*m->id)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: no task id");
+    if ((unsigned)m->expect >= TASK_STATE_COUNT || (unsigned)m->to >= TASK_STATE_COUNT)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: not a task state");
+    if (m->step_advance && m->step_mark && strcmp(m->step_mark, "done") != 0 &&
+        strcmp(m->step_mark, "skipped") != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "step_mark: expected \"done\" or "
+                       "\"skipped\", got \"%s\"", m->step_mark);
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = task_move_tx(c, m, e);
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc;
+}

@@ -1,0 +1,720 @@
+/* Unit tests for the store interface on the embedded SQLite backend. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/ids.h"
+#include "store/store.h"
+
+struct fixture {
+    char dir[64];
+    struct store *s;
+};
+
+static int open_in(struct fixture *f)
+{
+    struct err e = {0};
+    int rc = store_open(NULL, f->dir, &f->s, &e);
+    if (rc != 0)
+        fprintf(stderr, "store_open: %s\n", e.msg);
+    return rc;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (!mkdtemp(f->dir) || open_in(f) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->s);
+    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static struct account root_account(const char *uin, const char *secret_id)
+{
+    struct account a = {0};
+    snprintf(a.uin, sizeof a.uin, "%s", uin);
+    snprintf(a.owner_uin, sizeof a.owner_uin, "%s", uin);
+    snprintf(a.app_id, sizeof a.app_id, "1250000000");
+    snprintf(a.secret_id, sizeof a.secret_id, "%s", secret_id);
+    snprintf(a.secret_key, sizeof a.secret_key, "key-of-%s", secret_id);
+    a.is_root = true;
+    return a;
+}
+
+static struct instance an_instance(const char *product, const char *id, const char *uin)
+{
+    struct instance in = {0};
+    snprintf(in.product, sizeof in.product, "%s", product);
+    snprintf(in.instance_id, sizeof in.instance_id, "%s", id);
+    snprintf(in.region, sizeof in.region, "ap-guangzhou");
+    snprintf(in.uin, sizeof in.uin, "%s", uin);
+    snprintf(in.status, sizeof in.status, "running");
+    snprintf(in.dsn, sizeof in.dsn, "mysql://root:pw@127.0.0.1:3306");
+    return in;
+}
+
+/* Creates a task with nsteps steps; asserts success. */
+static void make_task(struct store *s, const char *product, const char *uin, const char *instance,
+                      int nsteps, char id[STORE_ID_MAX])
+{
+    json_t *steps = json_array();
+    for (int i = 0; i < nsteps; i++)
+        json_array_append_new(steps, json_pack("{s:s, s:{s:[s]}, s:{s:[s]}, s:i}", "name",
+                                               i == 0 ? "first" : "next", "do", "exec",
+                                               "/bin/true", "undo", "exec", "/bin/false",
+                                               "retries", i));
+    struct task_new t = {.product = product, .region = "ap-guangzhou", .uin = uin,
+                         .instance_id = instance, .type = "CreateAccounts", .on_failure = NULL,
+                         .steps = steps, .node = "node-1"};
+    struct err e = {0};
+    int rc = store_task_create(s, &t, id, &e);
+    if (rc != 0)
+        fprintf(stderr, "task_create: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    json_decref(steps);
+}
+
+static int move(struct store *s, const char *id, enum task_state expect, enum task_state to,
+                const char *message, struct err *e)
+{
+    struct task_move m = {.id = id, .expect = expect, .to = to, .node = "node-1",
+                          .message = message};
+    return store_task_move(s, &m, e);
+}
+
+static void test_open_records_schema_version(void **state)
+{
+    struct fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/asyncd.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = "
+                                        "'schema_version'", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void test_database_files_are_private(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    json_t *steps = json_pack("[{s:s, s:{}}]", "name", "x", "do");
+    struct task_new t = {.product = "cdb", .region = "r", .uin = "1", .type = "T",
+                         .steps = steps, .node = "n"};
+    assert_int_equal(store_task_create(f->s, &t, id, &e), 0); /* so the WAL has content */
+    json_decref(steps);
+    static const char *const names[] = {"asyncd.db", "asyncd.db-wal", "asyncd.db-shm"};
+    for (int i = 0; i < 3; i++) {
+        char path[128];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", f->dir, names[i]);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
+}
+
+static void test_store_open_refuses_postgres_for_now(void **state)
+{
+    (void)state;
+    struct store *s = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open("postgres://u@h/db", "/tmp", &s, &e),
+                     ERR_INVALID_PARAMETER_VALUE);
+    assert_non_null(strstr(e.msg, "PostgreSQL store is not built yet (issue 5)"));
+    assert_int_equal(store_open("postgresql://u@h/db", "/tmp", &s, &e),
+                     ERR_INVALID_PARAMETER_VALUE);
+    assert_null(s);
+}
+
+static void test_store_open_sqlite_url_uses_that_file(void **state)
+{
+    struct fixture *f = *state;
+    char url[128], path[128];
+    snprintf(url, sizeof url, "sqlite:%s/other.db", f->dir);
+    snprintf(path, sizeof path, "%s/other.db", f->dir);
+    struct store *s = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open(url, "/nonexistent", &s, &e), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    store_close(s);
+}
+
+static void test_store_open_reports_unwritable_directory(void **state)
+{
+    (void)state;
+    struct store *s = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open(NULL, "/nonexistent/dir", &s, &e), ERR_INTERNAL);
+    assert_non_null(strstr(e.msg, "/nonexistent/dir/asyncd.db"));
+    assert_null(s);
+}
+
+static void test_account_create_then_find_by_secret_id_and_uin(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account a = root_account("100000000001", "AKIDroot1");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    struct account got = {0};
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDroot1", &got, &e), 0);
+    assert_string_equal(got.uin, "100000000001");
+    assert_string_equal(got.owner_uin, "100000000001");
+    assert_string_equal(got.app_id, "1250000000");
+    assert_string_equal(got.secret_key, "key-of-AKIDroot1");
+    assert_true(got.is_root);
+    assert_false(got.has_policy);
+    assert_null(got.policy_json);
+    account_clear(&got);
+    assert_int_equal(store_account_by_uin(f->s, "100000000001", &got, &e), 0);
+    assert_string_equal(got.secret_id, "AKIDroot1");
+    account_clear(&got);
+    int64_t n = 0;
+    assert_int_equal(store_account_count(f->s, &n, &e), 0);
+    assert_int_equal(n, 1);
+}
+
+static void test_account_create_refuses_duplicate_uin_or_secret_id(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account a = root_account("100000000001", "AKIDone");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    struct account same_uin = root_account("100000000001", "AKIDtwo");
+    assert_int_equal(store_account_create(f->s, &same_uin, &e), ERR_ALREADY_EXISTS);
+    assert_non_null(strstr(e.msg, "100000000001"));
+    struct account same_secret = root_account("100000000002", "AKIDone");
+    assert_int_equal(store_account_create(f->s, &same_secret, &e), ERR_ALREADY_EXISTS);
+    assert_non_null(strstr(e.msg, "AKIDone"));
+    int64_t n = 0;
+    assert_int_equal(store_account_count(f->s, &n, &e), 0);
+    assert_int_equal(n, 1);
+}
+
+static void test_account_lookup_of_unknown_is_not_found(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account got = {0};
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDnone", &got, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_account_by_uin(f->s, "1", &got, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_account_set_policy(f->s, "1", "[]", &e), ERR_NOT_FOUND);
+}
+
+static void test_account_set_policy_is_read_back(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account root = root_account("100000000001", "AKIDroot");
+    struct account sub = root_account("200000000001", "AKIDsub");
+    snprintf(sub.owner_uin, sizeof sub.owner_uin, "100000000001");
+    sub.is_root = false;
+    assert_int_equal(store_account_create(f->s, &root, &e), 0);
+    assert_int_equal(store_account_create(f->s, &sub, &e), 0);
+    assert_int_equal(store_account_set_policy(f->s, "200000000001", "[\"cdb:*\"]", &e), 0);
+    struct account got = {0};
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDsub", &got, &e), 0);
+    assert_false(got.is_root);
+    assert_string_equal(got.owner_uin, "100000000001");
+    assert_true(got.has_policy);
+    assert_string_equal(got.policy_json, "[\"cdb:*\"]");
+    account_clear(&got);
+    assert_null(got.policy_json);
+    assert_int_equal(store_account_set_policy(f->s, "200000000001", NULL, &e), 0);
+    assert_int_equal(store_account_by_uin(f->s, "200000000001", &got, &e), 0);
+    assert_false(got.has_policy);
+    account_clear(&got);
+}
+
+static void test_instance_create_get_update_list(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct instance a = an_instance("cdb", "cdb-aaa", "100000000001");
+    struct instance b = an_instance("mongodb", "cmgo-bbb", "100000000002");
+    assert_int_equal(store_instance_create(f->s, &a, &e), 0);
+    assert_int_equal(store_instance_create(f->s, &b, &e), 0);
+    struct instance got;
+    assert_int_equal(store_instance_get(f->s, "cdb", "cdb-aaa", &got, &e), 0);
+    assert_string_equal(got.region, "ap-guangzhou");
+    assert_string_equal(got.dsn, "mysql://root:pw@127.0.0.1:3306");
+    assert_int_equal(store_instance_update(f->s, "cdb-aaa", "isolated", NULL, &got, &e), 0);
+    assert_string_equal(got.status, "isolated");
+    assert_string_equal(got.dsn, "mysql://root:pw@127.0.0.1:3306");
+    assert_int_equal(store_instance_update(f->s, "cdb-aaa", NULL, "mysql://u:p@h:1", &got, &e), 0);
+    assert_string_equal(got.status, "isolated");
+    assert_string_equal(got.dsn, "mysql://u:p@h:1");
+    json_t *list = NULL;
+    assert_int_equal(store_instance_list(f->s, NULL, NULL, &list, &e), 0);
+    assert_int_equal(json_array_size(list), 2);
+    json_decref(list);
+    assert_int_equal(store_instance_list(f->s, "mongodb", NULL, &list, &e), 0);
+    assert_int_equal(json_array_size(list), 1);
+    json_t *one = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(one, "instance_id")), "cmgo-bbb");
+    assert_string_equal(json_string_value(json_object_get(one, "uin")), "100000000002");
+    assert_string_equal(json_string_value(json_object_get(one, "status")), "running");
+    json_decref(list);
+    assert_int_equal(store_instance_list(f->s, "cdb", "100000000002", &list, &e), 0);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+}
+
+static void test_instance_ids_are_unique_across_products(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct instance a = an_instance("cdb", "shared-id", "100000000001");
+    struct instance b = an_instance("mongodb", "shared-id", "100000000001");
+    assert_int_equal(store_instance_create(f->s, &a, &e), 0);
+    assert_int_equal(store_instance_create(f->s, &b, &e), ERR_ALREADY_EXISTS);
+    assert_non_null(strstr(e.msg, "shared-id"));
+}
+
+static void test_instance_get_of_other_product_is_not_found(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct instance a = an_instance("cdb", "cdb-aaa", "100000000001");
+    assert_int_equal(store_instance_create(f->s, &a, &e), 0);
+    struct instance got;
+    assert_int_equal(store_instance_get(f->s, "mongodb", "cdb-aaa", &got, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_instance_get(f->s, "cdb", "cdb-zzz", &got, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_instance_update(f->s, "cdb-zzz", "offline", NULL, &got, &e),
+                     ERR_NOT_FOUND);
+}
+
+static void test_cdb_task_ids_have_the_cdb_format(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX];
+    make_task(f->s, "cdb", "100000000001", "cdb-aaa", 1, a);
+    make_task(f->s, "cdb", "100000000001", "cdb-aaa", 1, b);
+    assert_true(ids_is_cdb_task(a));
+    assert_true(ids_is_cdb_task(b));
+    assert_string_not_equal(a, b);
+}
+
+static void test_mongodb_task_ids_are_increasing_decimals_from_1000(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], c[STORE_ID_MAX];
+    make_task(f->s, "mongodb", "100000000001", NULL, 1, a);
+    make_task(f->s, "cdb", "100000000001", NULL, 1, b);
+    make_task(f->s, "mongodb", "100000000001", NULL, 1, c);
+    assert_true(ids_is_mongodb_task(a));
+    assert_true(ids_is_mongodb_task(c));
+    assert_false(ids_is_mongodb_task(b));
+    assert_string_equal(a, "1000");
+    assert_true(strtoll(c, NULL, 10) > strtoll(a, NULL, 10));
+}
+
+static void test_task_create_refuses_bad_input(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    json_t *steps = json_pack("[{s:s, s:{}}]", "name", "x", "do");
+    struct task_new t = {.product = "redis", .region = "r", .uin = "1", .type = "T",
+                         .steps = steps, .node = "n"};
+    assert_int_equal(store_task_create(f->s, &t, id, &e), ERR_INVALID_PARAMETER_VALUE);
+    assert_non_null(strstr(e.msg, "redis"));
+    t.product = "cdb";
+    t.on_failure = "explode";
+    assert_int_equal(store_task_create(f->s, &t, id, &e), ERR_INVALID_PARAMETER_VALUE);
+    t.on_failure = "undo";
+    json_t *bad = json_pack("[{s:s}]", "name", "no do");
+    t.steps = bad;
+    assert_int_equal(store_task_create(f->s, &t, id, &e), ERR_INVALID_PARAMETER_VALUE);
+    assert_non_null(strstr(e.msg, "steps[0].do"));
+    json_decref(bad);
+    bad = json_array();
+    t.steps = bad;
+    assert_int_equal(store_task_create(f->s, &t, id, &e), ERR_INVALID_PARAMETER_VALUE);
+    json_decref(bad);
+    t.steps = steps;
+    assert_int_equal(store_task_create(f->s, &t, id, &e), 0);
+    json_decref(steps);
+}
+
+static void test_task_summary_is_found_only_for_its_product(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    make_task(f->s, "cdb", "100000000001", "cdb-aaa", 1, id);
+    struct task_summary sum;
+    assert_int_equal(store_task_summary(f->s, "mongodb", id, &sum, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_task_summary(f->s, "cdb", "no-such-task", &sum, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_task_summary(f->s, "cdb", id, &sum, &e), 0);
+    assert_string_equal(sum.id, id);
+    assert_string_equal(sum.product, "cdb");
+    assert_string_equal(sum.region, "ap-guangzhou");
+    assert_string_equal(sum.uin, "100000000001");
+    assert_string_equal(sum.instance_id, "cdb-aaa");
+    assert_int_equal(sum.state, TASK_INITIAL);
+    assert_false(sum.has_info);
+    assert_string_equal(sum.info, "");
+    assert_true(sum.created_ms > 1600000000000);
+    assert_int_equal(sum.start_ms, 0);
+    assert_int_equal(sum.end_ms, 0);
+}
+
+static void test_task_move_sets_start_end_and_info(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    make_task(f->s, "cdb", "100000000001", NULL, 1, id);
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_RUNNING, "go", &e), 0);
+    struct task_summary sum;
+    assert_int_equal(store_task_summary(f->s, "cdb", id, &sum, &e), 0);
+    assert_int_equal(sum.state, TASK_RUNNING);
+    assert_true(sum.start_ms >= sum.created_ms);
+    assert_int_equal(sum.end_ms, 0);
+    int64_t first_start = sum.start_ms;
+    assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_PAUSED, "step failed", &e), 0);
+    usleep(2000);
+    assert_int_equal(move(f->s, id, TASK_PAUSED, TASK_RUNNING, "resume", &e), 0);
+    struct task_move m = {.id = id, .expect = TASK_RUNNING, .to = TASK_SUCCESS, .node = "n2",
+                          .info = "Dropped the database table successfully.",
+                          .step_advance = 1};
+    assert_int_equal(store_task_move(f->s, &m, &e), 0);
+    assert_int_equal(store_task_summary(f->s, "cdb", id, &sum, &e), 0);
+    assert_int_equal(sum.state, TASK_SUCCESS);
+    assert_int_equal(sum.start_ms, first_start); /* the first entry to running, kept */
+    assert_true(sum.end_ms >= sum.start_ms);
+    assert_true(sum.has_info);
+    assert_string_equal(sum.info, "Dropped the database table successfully.");
+}
+
+static void test_task_move_refuses_illegal_transition(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    make_task(f->s, "mongodb", "100000000001", NULL, 1, id);
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_SUCCESS, NULL, &e), ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "initial"));
+    assert_non_null(strstr(e.msg, "success"));
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_INITIAL, NULL, &e), ERR_CONFLICT);
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_REMOVED, "withdrawn", &e), 0);
+    assert_int_equal(move(f->s, id, TASK_REMOVED, TASK_RUNNING, NULL, &e), ERR_CONFLICT);
+    assert_int_equal(move(f->s, "12345678", TASK_INITIAL, TASK_RUNNING, NULL, &e), ERR_NOT_FOUND);
+}
+
+static void test_task_move_refuses_stale_expectation(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    make_task(f->s, "cdb", "100000000001", NULL, 1, id);
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_RUNNING, NULL, &e), 0);
+    /* A second operator who still saw "initial" loses. */
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_REMOVED, NULL, &e), ERR_CONFLICT);
+    char want[256];
+    snprintf(want, sizeof want, "task %s is running now, not initial", id);
+    assert_string_equal(e.msg, want);
+    json_t *task = NULL;
+    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
+    assert_int_equal(json_array_size(json_object_get(task, "events")), 2);
+    json_decref(task);
+}
+
+static void test_task_events_are_appended_with_seq_1_2_3(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    make_task(f->s, "cdb", "100000000001", NULL, 1, id);
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_RUNNING, "started", &e), 0);
+    assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_KILLED, NULL, &e), 0);
+    json_t *task = NULL;
+    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
+    json_t *ev = json_object_get(task, "events");
+    assert_int_equal(json_array_size(ev), 3);
+    static const char *const from[] = {NULL, "initial", "running"};
+    static const char *const to[] = {"initial", "running", "killed"};
+    static const char *const msg[] = {"created", "started", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *one = json_array_get(ev, i);
+        assert_int_equal(json_integer_value(json_object_get(one, "seq")), (json_int_t)i + 1);
+        assert_true(json_integer_value(json_object_get(one, "at_ms")) > 1600000000000);
+        if (from[i])
+            assert_string_equal(json_string_value(json_object_get(one, "from")), from[i]);
+        else
+            assert_true(json_is_null(json_object_get(one, "from")));
+        assert_string_equal(json_string_value(json_object_get(one, "to")), to[i]);
+        assert_string_equal(json_string_value(json_object_get(one, "node")), "node-1");
+        if (msg[i])
+            assert_string_equal(json_string_value(json_object_get(one, "message")), msg[i]);
+        else
+            assert_true(json_is_null(json_object_get(one, "message")));
+    }
+    json_decref(task);
+}
+
+static const char *step_state(json_t *task, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(json_object_get(task, "steps"), i),
+                                             "state"));
+}
+
+static void test_task_move_step_advance_marks_steps_in_order(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    make_task(f->s, "cdb", "100000000001", NULL, 2, id);
+    assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_RUNNING, NULL, &e), 0);
+    /* running -> running records a finished step (the engine's progress). */
+    struct task_move done = {.id = id, .expect = TASK_RUNNING, .to = TASK_RUNNING, .node = "n",
+                             .message = "step 0 ok", .step_advance = 1};
+    assert_int_equal(store_task_move(f->s, &done, &e), 0);
+    assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_PAUSED, "step 1 failed", &e), 0);
+    struct task_move skip = {.id = id, .expect = TASK_PAUSED, .to = TASK_RUNNING, .node = "n",
+                             .message = "skipped by operator", .step_advance = 1,
+                             .step_mark = "skipped"};
+    assert_int_equal(store_task_move(f->s, &skip, &e), 0);
+    /* No step left: a further advance is refused and changes nothing. */
+    done.to = TASK_SUCCESS;
+    assert_int_equal(store_task_move(f->s, &done, &e), ERR_CONFLICT);
+    json_t *task = NULL;
+    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
+    assert_string_equal(step_state(task, 0), "done");
+    assert_string_equal(step_state(task, 1), "skipped");
+    assert_int_equal(json_integer_value(json_object_get(task, "current_step")), 2);
+    assert_string_equal(json_string_value(json_object_get(task, "state")), "running");
+    json_decref(task);
+    /* running -> running without a step is not a transition. */
+    assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_RUNNING, NULL, &e), ERR_CONFLICT);
+}
+
+static void test_task_get_json_has_the_admin_api_shape(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    make_task(f->s, "cdb", "100000000001", NULL, 1, id);
+    json_t *task = NULL;
+    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
+    assert_string_equal(json_string_value(json_object_get(task, "AsyncRequestId")), id);
+    assert_string_equal(json_string_value(json_object_get(task, "product")), "cdb");
+    assert_string_equal(json_string_value(json_object_get(task, "type")), "CreateAccounts");
+    assert_string_equal(json_string_value(json_object_get(task, "on_failure")), "pause");
+    assert_string_equal(json_string_value(json_object_get(task, "state")), "initial");
+    assert_true(json_is_null(json_object_get(task, "instance_id")));
+    assert_true(json_is_null(json_object_get(task, "info")));
+    assert_true(json_is_null(json_object_get(task, "start_ms")));
+    assert_true(json_is_null(json_object_get(task, "end_ms")));
+    assert_true(json_is_integer(json_object_get(task, "created_ms")));
+    assert_int_equal(json_integer_value(json_object_get(task, "current_step")), 0);
+    json_t *step = json_array_get(json_object_get(task, "steps"), 0);
+    assert_int_equal(json_integer_value(json_object_get(step, "index")), 0);
+    assert_string_equal(json_string_value(json_object_get(step, "name")), "first");
+    json_t *argv = json_object_get(json_object_get(step, "do"), "exec");
+    assert_string_equal(json_string_value(json_array_get(argv, 0)), "/bin/true");
+    assert_true(json_is_object(json_object_get(step, "undo")));
+    assert_int_equal(json_integer_value(json_object_get(step, "retries")), 0);
+    assert_int_equal(json_integer_value(json_object_get(step, "timeout_s")), 3600);
+    assert_string_equal(json_string_value(json_object_get(step, "state")), "pending");
+    assert_true(json_is_null(json_object_get(step, "message")));
+    json_decref(task);
+    assert_int_equal(store_task_get_json(f->s, "nope", &task, &e), ERR_NOT_FOUND);
+    assert_null(task);
+}
+
+static int64_t list_count(struct store *s, struct task_filter flt, int64_t *total)
+{
+    json_t *arr = NULL;
+    struct err e = {0};
+    assert_int_equal(store_task_list_json(s, &flt, &arr, total, &e), 0);
+    int64_t n = (int64_t)json_array_size(arr);
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        assert_null(json_object_get(json_array_get(arr, i), "steps"));
+    json_decref(arr);
+    return n;
+}
+
+static void test_task_list_filters_pages_and_counts(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char ids[7][STORE_ID_MAX];
+    for (int i = 0; i < 5; i++)
+        make_task(f->s, "mongodb", i < 3 ? "111" : "222", i == 0 ? "cmgo-1" : NULL, 1, ids[i]);
+    make_task(f->s, "cdb", "111", NULL, 1, ids[5]);
+    make_task(f->s, "cdb", "111", NULL, 1, ids[6]);
+    assert_int_equal(move(f->s, ids[1], TASK_INITIAL, TASK_RUNNING, NULL, &e), 0);
+    int64_t total = -1;
+    struct task_filter any = {.state = -1};
+    assert_int_equal(list_count(f->s, any, &total), 7);
+    assert_int_equal(total, 7);
+    struct task_filter mongo = {.product = "mongodb", .state = -1, .limit = 2, .offset = 0};
+    json_t *arr = NULL;
+    assert_int_equal(store_task_list_json(f->s, &mongo, &arr, &total, &e), 0);
+    assert_int_equal(total, 5);
+    assert_int_equal(json_array_size(arr), 2);
+    /* Newest first: the last mongodb task created comes first. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0),
+                                                          "AsyncRequestId")), ids[4]);
+    json_decref(arr);
+    mongo.offset = 4;
+    assert_int_equal(list_count(f->s, mongo, &total), 1);
+    assert_int_equal(total, 5);
+    struct task_filter by_uin = {.product = "mongodb", .uin = "111", .state = -1};
+    assert_int_equal(list_count(f->s, by_uin, &total), 3);
+    struct task_filter by_state = {.state = TASK_RUNNING};
+    assert_int_equal(list_count(f->s, by_state, &total), 1);
+    struct task_filter by_instance = {.instance_id = "cmgo-1", .state = -1};
+    assert_int_equal(list_count(f->s, by_instance, &total), 1);
+    struct task_filter by_region = {.region = "elsewhere", .state = -1};
+    assert_int_equal(list_count(f->s, by_region, &total), 0);
+    assert_int_equal(total, 0);
+    struct task_filter bad = {.state = 99};
+    assert_int_equal(store_task_list_json(f->s, &bad, &arr, &total, &e),
+                     ERR_INVALID_PARAMETER_VALUE);
+}
+
+static void test_reopen_keeps_data_and_counters(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account a = root_account("100000000001", "AKIDroot");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    char first[STORE_ID_MAX], cdb[STORE_ID_MAX], next[STORE_ID_MAX];
+    make_task(f->s, "mongodb", "100000000001", NULL, 1, first);
+    make_task(f->s, "cdb", "100000000001", NULL, 1, cdb);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(open_in(f), 0);
+    struct account got = {0};
+    assert_int_equal(store_account_by_uin(f->s, "100000000001", &got, &e), 0);
+    account_clear(&got);
+    struct task_summary sum;
+    assert_int_equal(store_task_summary(f->s, "cdb", cdb, &sum, &e), 0);
+    make_task(f->s, "mongodb", "100000000001", NULL, 1, next);
+    assert_true(strtoll(next, NULL, 10) > strtoll(first, NULL, 10));
+}
+
+struct race {
+    struct store *s;
+    char ids[8][STORE_ID_MAX];
+    atomic_int errors;
+    atomic_bool stop;
+};
+
+static void *summary_reader(void *arg)
+{
+    struct race *r = arg;
+    struct err e = {0};
+    struct task_summary sum;
+    struct account acc = {0};
+    for (unsigned i = 0; !atomic_load(&r->stop) || i < 200; i++) {
+        if (store_task_summary(r->s, "cdb", r->ids[i % 8], &sum, &e) != 0 ||
+            strcmp(sum.id, r->ids[i % 8]) != 0)
+            atomic_fetch_add(&r->errors, 1);
+        if (i % 16 == 0) {
+            if (store_account_by_secret_id(r->s, "AKIDroot", &acc, &e) != 0)
+                atomic_fetch_add(&r->errors, 1);
+            account_clear(&acc);
+        }
+    }
+    return NULL;
+}
+
+static void test_summaries_run_beside_task_creation(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account a = root_account("100000000001", "AKIDroot");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    struct race r = {.s = f->s};
+    atomic_init(&r.errors, 0);
+    atomic_init(&r.stop, false);
+    for (int i = 0; i < 8; i++)
+        make_task(f->s, "cdb", "100000000001", NULL, 1, r.ids[i]);
+    pthread_t readers[6];
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(pthread_create(&readers[i], NULL, summary_reader, &r), 0);
+    for (int i = 0; i < 150; i++) {
+        char id[STORE_ID_MAX];
+        make_task(f->s, i % 2 ? "cdb" : "mongodb", "100000000001", NULL, 2, id);
+        if (i % 3 == 0)
+            assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_RUNNING, NULL, &e), 0);
+    }
+    atomic_store(&r.stop, true);
+    for (int i = 0; i < 6; i++)
+        pthread_join(readers[i], NULL);
+    assert_int_equal(atomic_load(&r.errors), 0);
+    int64_t total = 0;
+    assert_int_equal(list_count(f->s, (struct task_filter){.state = -1, .limit = 1000}, &total),
+                     158);
+    assert_int_equal(total, 158);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_open_records_schema_version),
+        T(test_database_files_are_private),
+        T(test_store_open_refuses_postgres_for_now),
+        T(test_store_open_sqlite_url_uses_that_file),
+        T(test_store_open_reports_unwritable_directory),
+        T(test_account_create_then_find_by_secret_id_and_uin),
+        T(test_account_create_refuses_duplicate_uin_or_secret_id),
+        T(test_account_lookup_of_unknown_is_not_found),
+        T(test_account_set_policy_is_read_back),
+        T(test_instance_create_get_update_list),
+        T(test_instance_ids_are_unique_across_products),
+        T(test_instance_get_of_other_product_is_not_found),
+        T(test_cdb_task_ids_have_the_cdb_format),
+        T(test_mongodb_task_ids_are_increasing_decimals_from_1000),
+        T(test_task_create_refuses_bad_input),
+        T(test_task_summary_is_found_only_for_its_product),
+        T(test_task_move_sets_start_end_and_info),
+        T(test_task_move_refuses_illegal_transition),
+        T(test_task_move_refuses_stale_expectation),
+        T(test_task_events_are_appended_with_seq_1_2_3),
+        T(test_task_move_step_advance_marks_steps_in_order),
+        T(test_task_get_json_has_the_admin_api_shape),
+        T(test_task_list_filters_pages_and_counts),
+        T(test_reopen_keeps_data_and_counters),
+        T(test_summaries_run_beside_task_creation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

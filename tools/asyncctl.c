@@ -1,0 +1,1002 @@
+/* asyncctl: the operator CLI over the asyncd admin API (accounts, instances, tasks, health). */
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Exit codes, part of the CLI contract (docs/asyncctl.md, tests/it/asyncctl.test.mjs). */
+enum { EXIT_OK = 0, EXIT_API = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+#define DEFAULT_ADMIN "http://127.0.0.1:9001"
+#define DEFAULT_DATA "./var"
+#define MAX_POS 64
+
+struct ctl {
+    const char *admin_opt; /* --admin as given, or NULL */
+    const char *token;     /* --token, or resolved later */
+    const char *data;      /* --data, or NULL for the default */
+    bool json;             /* --json: print the raw answer */
+    bool ready;            /* admin/token resolved, curl handle made */
+    char *admin;           /* base URL, no trailing '/', owned */
+    char *token_owned;     /* token read from credentials.json, owned */
+    CURL *curl;
+};
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+struct reply {
+    long status;
+    struct buf body;
+};
+
+/* Where a command's option goes: a JSON body field or a query parameter. */
+enum field_where { IN_BODY, IN_QUERY };
+enum field_kind { F_STR, F_COUNT, F_FLAG };
+
+struct field {
+    const char *opt; /* "--product" */
+    const char *key; /* "product" in the body or the query */
+    uint8_t where;   /* enum field_where */
+    uint8_t kind;    /* enum field_kind: a string, a whole number, or a flag sent as true */
+    bool required;
+    const char *def; /* the value when the option is absent, or NULL */
+};
+
+#define MAX_FIELDS 8
+
+struct command;
+typedef int (*command_fn)(struct ctl *c, int argc, char **argv, const struct command *cmd);
+
+/*
+ * One subcommand. Most are declarative: a method, a path whose "{}" takes the ID argument, and
+ * the options that fill the body or the query. The others set run and do it themselves.
+ */
+struct command {
+    const char *group;   /* "task" */
+    const char *verb;    /* "show", or NULL for a command without a verb ("health") */
+    const char *args;    /* usage after "asyncctl GROUP VERB" */
+    const char *purpose; /* one line */
+    const char *method;  /* "POST"; NULL when run is set */
+    const char *path;    /* "/v1/tasks/{}/pause" */
+    bool need_one;       /* at least one option must be given */
+    void (*print)(json_t *answer);
+    command_fn run;
+    struct field fields[MAX_FIELDS];
+};
+
+/* ---------- allocation: out of memory aborts here ---------- */
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fputs("asyncctl: out of memory\n", stderr);
+        abort();
+    }
+    return q;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, n), s, n);
+}
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_addf(struct buf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* ---------- usage ---------- */
+
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("asyncctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cmd)
+        fprintf(stderr, "usage: asyncctl %s%s%s %s\n", cmd->group, cmd->verb ? " " : "",
+                cmd->verb ? cmd->verb : "", cmd->args);
+    else
+        fputs("try 'asyncctl --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+static const char global_help[] =
+    "Global options (before or after the command):\n"
+    "  --admin URL   admin API base URL (default $ASYNCD_ADMIN, else " DEFAULT_ADMIN ")\n"
+    "  --token T     admin token (default: AdminToken of --data DIR/credentials.json when --data\n"
+    "                is given, else $ASYNCD_TOKEN, else ./var/credentials.json)\n"
+    "  --data DIR    the daemon's data directory, to read credentials.json from\n"
+    "  --json        print the API's JSON answer as it came, for scripts\n"
+    "  --help        this help; 'asyncctl GROUP VERB --help' for one command\n"
+    "Exit status: 0 success, 1 the API answered an error (or a waited-for task did not\n"
+    "succeed), 2 usage error, 3 the daemon could not be reached.\n";
+
+static void command_help(const struct command *cmd)
+{
+    printf("usage: asyncctl %s%s%s %s\n%s\n\n%s", cmd->group, cmd->verb ? " " : "",
+           cmd->verb ? cmd->verb : "", cmd->args, cmd->purpose, global_help);
+}
+
+/* ---------- options ---------- */
+
+struct opt {
+    const char *name;   /* "--product" */
+    const char **value; /* for an option with an argument */
+    bool *flag;         /* for a flag */
+};
+
+/* Matches argv[*i] against one option; 1 when matched (value consumed), 0 not, -1 missing value. */
+static int opt_match(const struct opt *o, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(o->name);
+    if (strncmp(a, o->name, n) != 0 || (a[n] != '\0' && a[n] != '='))
+        return 0;
+    if (o->flag) {
+        if (a[n] == '=')
+            return 0;
+        *o->flag = true;
+        return 1;
+    }
+    if (a[n] == '=') {
+        *o->value = a + n + 1;
+        return 1;
+    }
+    if (*i + 1 >= argc)
+        return -1;
+    *o->value = argv[++*i];
+    return 1;
+}
+
+/*
+ * Parses a command's arguments: its own options, the global ones, and positionals into pos[].
+ * Returns -1 to go on, else the exit code (after printing help or a usage error).
+ */
+static int parse_args(struct ctl *c, int argc, char **argv, const struct opt *own,
+                      const struct command *cmd, const char **pos, int *npos, int minpos,
+                      int maxpos)
+{
+    bool help = false;
+    const struct opt global[] = {
+        {"--admin", &c->admin_opt, NULL}, {"--token", &c->token, NULL},
+        {"--data", &c->data, NULL},       {"--json", NULL, &c->json},
+        {"--help", NULL, &help},          {"-h", NULL, &help},
+        {NULL, NULL, NULL},
+    };
+    bool only_pos = false;
+    *npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
+            if (*npos >= maxpos)
+                return usage_error(cmd, "unexpected argument '%s'", a);
+            pos[(*npos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = true;
+            continue;
+        }
+        int r = 0;
+        for (const struct opt *o = own; o && o->name && r == 0; o++)
+            r = opt_match(o, argc, argv, &i);
+        for (const struct opt *o = global; o->name && r == 0; o++)
+            r = opt_match(o, argc, argv, &i);
+        if (r < 0)
+            return usage_error(cmd, "option %s needs a value", a);
+        if (r == 0)
+            return usage_error(cmd, "unknown option '%s'", a);
+    }
+    if (help) {
+        command_help(cmd);
+        return EXIT_OK;
+    }
+    if (*npos < minpos)
+        return usage_error(cmd, "missing argument");
+    return -1;
+}
+
+static bool is_count(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* ---------- configuration and HTTP ---------- */
+
+/* Reads AdminToken from DIR/credentials.json; NULL (with *why set) when it cannot. */
+static char *token_from_data(const char *dir, char *why, size_t whylen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/credentials.json", dir);
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j) {
+        if (snprintf(why, whylen, "%s: %s", path, err.text) < 0)
+            why[0] = '\0';
+        return NULL;
+    }
+    const char *t = json_string_value(json_object_get(j, "AdminToken"));
+    char *tok = t ? xstrdup(t) : NULL;
+    if (!tok)
+        snprintf(why, whylen, "%s: no AdminToken string", path);
+    json_decref(j);
+    return tok;
+}
+
+/* Resolves the admin URL and token once, after every option is parsed; 0 or an exit code. */
+static int ctl_prepare(struct ctl *c)
+{
+    if (c->ready)
+        return 0;
+    const char *env = getenv("ASYNCD_ADMIN");
+    const char *url = c->admin_opt ? c->admin_opt : (env && *env ? env : DEFAULT_ADMIN);
+    struct buf b = {0};
+    if (!strstr(url, "://"))
+        buf_add(&b, "http://", 7);
+    buf_add(&b, url, strlen(url));
+    while (b.len > 0 && b.p[b.len - 1] == '/')
+        b.p[--b.len] = '\0';
+    c->admin = b.p;
+
+    char why[4200];
+    const char *envtok = getenv("ASYNCD_TOKEN");
+    if (!c->token && c->data) {
+        c->token = c->token_owned = token_from_data(c->data, why, sizeof why);
+        if (!c->token) {
+            fprintf(stderr, "asyncctl: cannot read the admin token: %s\n", why);
+            return EXIT_USAGE;
+        }
+    }
+    if (!c->token && envtok && *envtok)
+        c->token = envtok;
+    if (!c->token)
+        c->token = c->token_owned = token_from_data(DEFAULT_DATA, why, sizeof why);
+    c->curl = curl_easy_init();
+    if (!c->curl) {
+        fputs("asyncctl: curl_easy_init failed\n", stderr);
+        return EXIT_UNREACHABLE;
+    }
+    c->ready = true;
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    buf_add(arg, data, size * n);
+    return size * n;
+}
+
+/* Sends one request; 0 with *r filled (caller frees r->body.p), or EXIT_UNREACHABLE. */
+static int http_request(struct ctl *c, const char *method, const char *path, const char *body,
+                        struct reply *r)
+{
+    char url[8192], errbuf[CURL_ERROR_SIZE] = "";
+    snprintf(url, sizeof url, "%s%s", c->admin, path);
+    struct curl_slist *h = NULL;
+    char auth[2048];
+    if (c->token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+        h = curl_slist_append(h, auth);
+    }
+    if (body)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    CURL *k = c->curl;
+    curl_easy_reset(k);
+    curl_easy_setopt(k, CURLOPT_URL, url);
+    curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(k, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(k, CURLOPT_USERAGENT, "asyncctl/1");
+    curl_easy_setopt(k, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(k, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(k, CURLOPT_WRITEDATA, &r->body);
+    if (body) {
+        curl_easy_setopt(k, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    memset(r, 0, sizeof *r);
+    CURLcode rc = curl_easy_perform(k);
+    curl_slist_free_all(h);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "asyncctl: cannot reach asyncd admin API at %s: %s\n", c->admin,
+                errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        free(r->body.p);
+        return EXIT_UNREACHABLE;
+    }
+    curl_easy_getinfo(k, CURLINFO_RESPONSE_CODE, &r->status);
+    if (!r->body.p)
+        buf_add(&r->body, "", 0);
+    return 0;
+}
+
+/* Prints "asyncctl: <status> <error>: <message>" for an error answer; returns EXIT_API. */
+static int api_error(struct ctl *c, const struct reply *r)
+{
+    json_t *j = json_loads(r->body.p, 0, NULL);
+    const char *kind = json_string_value(json_object_get(j, "error"));
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    if (!msg) {
+        size_t n = strcspn(r->body.p, "\r\n");
+        fprintf(stderr, "asyncctl: %ld %s: %.*s\n", r->status, kind ? kind : "http_error",
+                (int)(n > 200 ? 200 : n), r->body.p);
+    } else {
+        fprintf(stderr, "asyncctl: %ld %s: %s\n", r->status, kind ? kind : "http_error", msg);
+    }
+    if (r->status == 401 && !c->token)
+        fputs("asyncctl: no admin token: pass --token, set ASYNCD_TOKEN or give --data DIR\n",
+              stderr);
+    json_decref(j);
+    return EXIT_API;
+}
+
+/*
+ * One JSON call: body (may be NULL) is sent as JSON; on success *out gets the parsed answer
+ * (caller json_decref()s it) and, with --json, the raw answer is printed. Returns 0 or an exit code.
+ */
+static int api_call(struct ctl *c, const char *method, const char *path, json_t *body, json_t **out)
+{
+    int rc = ctl_prepare(c);
+    if (rc)
+        return rc;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct reply r;
+    rc = http_request(c, method, path, text, &r);
+    free(text);
+    if (rc)
+        return rc;
+    if (r.status >= 400 || r.status < 200) {
+        rc = api_error(c, &r);
+        free(r.body.p);
+        return rc;
+    }
+    json_error_t err;
+    *out = json_loads(r.body.p, 0, &err);
+    if (!*out) {
+        fprintf(stderr, "asyncctl: %ld bad_answer: the answer is not JSON (%s)\n", r.status, err.text);
+        free(r.body.p);
+        return EXIT_API;
+    }
+    if (c->json)
+        printf("%s%s", r.body.p, r.body.len && r.body.p[r.body.len - 1] == '\n' ? "" : "\n");
+    free(r.body.p);
+    return 0;
+}
+
+/* Appends a URL-escaped path segment or query value. */
+static void add_escaped(struct ctl *c, struct buf *b, const char *s)
+{
+    char *e = curl_easy_escape(c->curl, s, 0);
+    buf_add(b, e, strlen(e));
+    curl_free(e);
+}
+
+static void add_query(struct ctl *c, struct buf *b, const char *key, const char *val)
+{
+    if (!val)
+        return;
+    buf_addf(b, "%c%s=", strchr(b->p, '?') ? '&' : '?', key);
+    add_escaped(c, b, val);
+}
+
+/* Builds "prefix/escaped(id)suffix" (caller frees); needs ctl_prepare() done. */
+static char *path_with_id(struct ctl *c, const char *prefix, const char *id, const char *suffix)
+{
+    struct buf b = {0};
+    buf_add(&b, prefix, strlen(prefix));
+    add_escaped(c, &b, id);
+    buf_add(&b, suffix, strlen(suffix));
+    return b.p;
+}
+
+/* ---------- human output ---------- */
+
+/* A value as one line of text (caller frees): strings raw, null "-", the rest compact JSON. */
+static char *cell(json_t *v)
+{
+    char *s;
+    if (!v || json_is_null(v))
+        s = xstrdup("-");
+    else if (json_is_string(v))
+        s = xstrdup(json_string_value(v));
+    else if (json_is_array(v) && json_array_size(v) > 0 && json_is_string(json_array_get(v, 0))) {
+        struct buf b = {0};
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            char *t = cell(e);
+            buf_addf(&b, "%s%s", i ? "," : "", t);
+            free(t);
+        }
+        s = b.p;
+    } else {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        s = xstrdup(t ? t : "?");
+        free(t);
+    }
+    for (char *p = s; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    return s;
+}
+
+/* Display width: UTF-8 code points. */
+static int width(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static void print_padded(const char *s, int w, bool last)
+{
+    fputs(s, stdout);
+    if (!last)
+        printf("%*s", w - width(s) + 2, "");
+}
+
+static bool in_list(const char *key, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(key, *list) == 0)
+            return true;
+    return false;
+}
+
+/* "key: value" lines with the values aligned, skipping keys in skip. */
+static void print_object(json_t *obj, const char *const *skip)
+{
+    const char *key;
+    json_t *v;
+    int w = 0;
+    json_object_foreach(obj, key, v) {
+        if (!in_list(key, skip) && width(key) > w)
+            w = width(key);
+    }
+    json_object_foreach(obj, key, v) {
+        if (in_list(key, skip))
+            continue;
+        char *s = cell(v);
+        printf("%s:%*s %s\n", key, w - width(key), "", s);
+        free(s);
+    }
+}
+
+/* Aligned table of an array of objects; cols names the columns (present in any row), in order. */
+static void print_table(json_t *rows, const char *const *cols)
+{
+    const char *use[32];
+    int ncol = 0;
+    for (const char *const *k = cols; *k && ncol < 32; k++) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row) {
+            if (json_object_get(row, *k)) {
+                use[ncol++] = *k;
+                break;
+            }
+        }
+    }
+    size_t nrow = json_array_size(rows);
+    char **cells = xrealloc(NULL, (nrow + 1) * (size_t)(ncol ? ncol : 1) * sizeof *cells);
+    int wid[32];
+    for (int j = 0; j < ncol; j++) {
+        cells[j] = xstrdup(use[j]);
+        wid[j] = width(use[j]);
+    }
+    for (size_t i = 0; i < nrow; i++)
+        for (int j = 0; j < ncol; j++) {
+            char *s = cell(json_object_get(json_array_get(rows, i), use[j]));
+            cells[(i + 1) * (size_t)ncol + (size_t)j] = s;
+            if (width(s) > wid[j])
+                wid[j] = width(s);
+        }
+    for (size_t i = 0; i <= nrow; i++) {
+        for (int j = 0; j < ncol; j++) {
+            print_padded(cells[i * (size_t)ncol + (size_t)j], wid[j], j == ncol - 1);
+            free(cells[i * (size_t)ncol + (size_t)j]);
+        }
+        putchar('\n');
+    }
+    free(cells);
+}
+
+static void print_task(json_t *t)
+{
+    static const char *const skip[] = {"steps", "events", NULL};
+    static const char *const step_cols[] = {"index", "name", "state", "retries", "timeout_s",
+                                            "message", NULL};
+    static const char *const event_cols[] = {"seq", "at", "from", "to", "node", "message", NULL};
+    print_object(t, skip);
+    json_t *steps = json_object_get(t, "steps"), *events = json_object_get(t, "events");
+    if (json_is_array(steps)) {
+        printf("\nsteps:\n");
+        print_table(steps, step_cols);
+    }
+    if (json_is_array(events)) {
+        printf("\nevents:\n");
+        print_table(events, event_cols);
+    }
+}
+
+/* ---------- answers in human form ---------- */
+
+static void print_plain(json_t *obj)
+{
+    print_object(obj, NULL);
+}
+
+static void print_instances(json_t *ans)
+{
+    static const char *const cols[] = {"instance_id", "product", "region", "uin", "status", "dsn",
+                                       NULL};
+    print_table(json_object_get(ans, "instances"), cols);
+}
+
+static void print_task_list(json_t *ans)
+{
+    static const char *const cols[] = {"AsyncRequestId", "product", "region", "uin", "instance_id",
+                                       "type", "state", "current_step", "created_at", NULL};
+    json_t *tasks = json_object_get(ans, "tasks");
+    print_table(tasks, cols);
+    printf("(%zu shown, %" JSON_INTEGER_FORMAT " in all)\n", json_array_size(tasks),
+           json_integer_value(json_object_get(ans, "total")));
+}
+
+static void print_task_id(json_t *ans)
+{
+    printf("%s\n", json_string_value(json_object_get(ans, "AsyncRequestId")));
+}
+
+static void print_health(json_t *ans)
+{
+    const char *s = json_string_value(json_object_get(ans, "status"));
+    printf("%s\n", s ? s : "?");
+}
+
+/* Prints an answer in human form unless --json already printed it; frees it; returns 0. */
+static int show(struct ctl *c, json_t *ans, void (*printer)(json_t *))
+{
+    if (!c->json)
+        (printer ? printer : print_plain)(ans);
+    json_decref(ans);
+    return EXIT_OK;
+}
+
+/* ---------- declarative commands ---------- */
+
+/* Applies defaults and checks required, numeric and at-least-one options; -1 or EXIT_USAGE. */
+static int check_fields(const struct command *cmd, const char **val, const bool *flag, int nf)
+{
+    bool any = false;
+    for (int i = 0; i < nf; i++) {
+        const struct field *f = &cmd->fields[i];
+        any |= val[i] != NULL || flag[i];
+        if (!val[i])
+            val[i] = f->def;
+        if (f->required && !val[i] && !flag[i])
+            return usage_error(cmd, "%s is required", f->opt);
+        if (f->kind == F_COUNT && val[i] && !is_count(val[i]))
+            return usage_error(cmd, "%s takes a whole number, not '%s'", f->opt, val[i]);
+    }
+    if (cmd->need_one && !any)
+        return usage_error(cmd, "give at least one option");
+    return -1;
+}
+
+/* The command's path with "{}" replaced by the escaped id, plus its query options (caller frees). */
+static char *build_path(struct ctl *c, const struct command *cmd, const char *id, const char **val,
+                        int nf)
+{
+    struct buf b = {0};
+    const char *hole = strstr(cmd->path, "{}");
+    if (hole) {
+        buf_add(&b, cmd->path, (size_t)(hole - cmd->path));
+        add_escaped(c, &b, id);
+        buf_add(&b, hole + 2, strlen(hole + 2));
+    } else {
+        buf_add(&b, cmd->path, strlen(cmd->path));
+    }
+    for (int i = 0; i < nf; i++)
+        if (cmd->fields[i].where == IN_QUERY)
+            add_query(c, &b, cmd->fields[i].key, val[i]);
+    return b.p;
+}
+
+/* The JSON body from the body options; NULL for GET (caller json_decref()s it). */
+static json_t *build_body(const struct command *cmd, const char **val, const bool *flag, int nf)
+{
+    if (strcmp(cmd->method, "GET") == 0)
+        return NULL;
+    json_t *body = json_object();
+    for (int i = 0; i < nf; i++) {
+        const struct field *f = &cmd->fields[i];
+        if (f->where != IN_BODY)
+            continue;
+        if (f->kind == F_FLAG && flag[i])
+            json_object_set_new(body, f->key, json_true());
+        else if (val[i])
+            json_object_set_new(body, f->key, json_string(val[i]));
+    }
+    return body;
+}
+
+/* Runs a declarative command: options go into the body or the query, the ID into the path. */
+static int run_declared(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    const char *val[MAX_FIELDS] = {0}, *pos[1];
+    bool flag[MAX_FIELDS] = {0};
+    struct opt opts[MAX_FIELDS + 1] = {{0}};
+    int nf = 0;
+    for (; nf < MAX_FIELDS && cmd->fields[nf].opt; nf++) {
+        opts[nf].name = cmd->fields[nf].opt;
+        if (cmd->fields[nf].kind == F_FLAG)
+            opts[nf].flag = &flag[nf];
+        else
+            opts[nf].value = &val[nf];
+    }
+    int want = strstr(cmd->path, "{}") ? 1 : 0;
+    int n, rc = parse_args(c, argc, argv, opts, cmd, pos, &n, want, want);
+    if (rc >= 0 || (rc = check_fields(cmd, val, flag, nf)) >= 0 || (rc = ctl_prepare(c)))
+        return rc;
+    char *path = build_path(c, cmd, want ? pos[0] : NULL, val, nf);
+    json_t *body = build_body(cmd, val, flag, nf), *ans;
+    rc = api_call(c, cmd->method, path, body, &ans);
+    json_decref(body);
+    free(path);
+    return rc ? rc : show(c, ans, cmd->print);
+}
+
+/* ---------- commands that do more than one call ---------- */
+
+static int cmd_policy_set(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    const char *pos[MAX_POS];
+    int n, rc = parse_args(c, argc, argv, NULL, cmd, pos, &n, 2, MAX_POS);
+    json_t *ans;
+    if (rc >= 0 || (rc = ctl_prepare(c)))
+        return rc;
+    json_t *allow = json_array();
+    for (int i = 1; i < n; i++)
+        json_array_append_new(allow, json_string(pos[i]));
+    json_t *body = json_pack("{s:o}", "allow", allow);
+    struct buf path = {0};
+    buf_addf(&path, "/v1/subaccounts/");
+    add_escaped(c, &path, pos[0]);
+    buf_addf(&path, "/policy");
+    rc = api_call(c, "PUT", path.p, body, &ans);
+    json_decref(body);
+    free(path.p);
+    return rc ? rc : show(c, ans, print_plain);
+}
+
+static int cmd_task_create(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    const char *file = NULL, *pos[1];
+    const struct opt own[] = {{"--file", &file, NULL}, {NULL, NULL, NULL}};
+    int n, rc = parse_args(c, argc, argv, own, cmd, pos, &n, 0, 1);
+    json_t *ans;
+    if (rc >= 0)
+        return rc;
+    if (n == 1 && (strcmp(pos[0], "-") != 0 || file))
+        return usage_error(cmd, "give --file F or -, once");
+    if (n == 1)
+        file = "-";
+    if (!file)
+        return usage_error(cmd, "give the task body with --file F, or - to read standard input");
+    json_error_t err;
+    bool in = strcmp(file, "-") == 0;
+    json_t *body = in ? json_loadf(stdin, 0, &err) : json_load_file(file, 0, &err);
+    if (!body)
+        return usage_error(cmd, "%s: line %d column %d: %s", in ? "<stdin>" : file, err.line,
+                           err.column, err.text);
+    rc = api_call(c, "POST", "/v1/tasks", body, &ans);
+    json_decref(body);
+    return rc ? rc : show(c, ans, print_task_id);
+}
+
+static bool is_final(const char *state)
+{
+    static const char *const finals[] = {"success", "failed", "undoed", "killed", "removed", NULL};
+    return state && in_list(state, finals);
+}
+
+/* One progress line on stderr: time, state, step k/n and the step's name. */
+static void wait_progress(json_t *t)
+{
+    json_t *steps = json_object_get(t, "steps");
+    json_int_t cur = json_integer_value(json_object_get(t, "current_step"));
+    const char *name = json_string_value(json_object_get(json_array_get(steps, (size_t)cur), "name"));
+    const char *state = json_string_value(json_object_get(t, "state"));
+    time_t now = time(NULL);
+    char hms[16];
+    strftime(hms, sizeof hms, "%H:%M:%S", localtime(&now));
+    fprintf(stderr, "%s  %-8s  step %" JSON_INTEGER_FORMAT "/%zu %s\n", hms, state ? state : "?",
+            cur + 1 < (json_int_t)json_array_size(steps) ? cur + 1 : (json_int_t)json_array_size(steps),
+            json_array_size(steps), name ? name : "");
+}
+
+/* Reports how a wait ended; 0 when the task succeeded, else EXIT_API. */
+static int wait_outcome(json_t *t, const char *id, bool json, const char *timeout)
+{
+    const char *state = json_string_value(json_object_get(t, "state"));
+    if (json) {
+        json_dumpf(t, stdout, JSON_COMPACT);
+        putchar('\n');
+    }
+    if (!is_final(state)) {
+        fprintf(stderr, "asyncctl: task %s still %s after %s s\n", id, state ? state : "?", timeout);
+        return EXIT_API;
+    }
+    if (strcmp(state, "success") != 0) {
+        fprintf(stderr, "asyncctl: task %s ended %s\n", id, state);
+        return EXIT_API;
+    }
+    return EXIT_OK;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Polls a task until it reaches a final state: 0 when it succeeded, 1 otherwise or on timeout. */
+static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    const char *timeout = NULL, *interval = "1", *pos[1];
+    const struct opt own[] = {{"--timeout", &timeout, NULL}, {"--interval", &interval, NULL},
+                              {NULL, NULL, NULL}};
+    int n, rc = parse_args(c, argc, argv, own, cmd, pos, &n, 1, 1);
+    if (rc >= 0)
+        return rc;
+    double tmo = timeout ? strtod(timeout, NULL) : 0, ivl = strtod(interval, NULL);
+    if (tmo < 0 || ivl <= 0)
+        return usage_error(cmd, "--timeout and --interval take a positive number of seconds");
+    if ((rc = ctl_prepare(c)))
+        return rc;
+    struct buf path = {0};
+    buf_addf(&path, "/v1/tasks/");
+    add_escaped(c, &path, pos[0]);
+    bool json = c->json;
+    c->json = false; /* polls print nothing; the last answer is printed once */
+    char last[256] = "";
+    time_t start = time(NULL);
+    json_t *t = NULL;
+    while ((rc = api_call(c, "GET", path.p, NULL, &t)) == 0) {
+        const char *state = json_string_value(json_object_get(t, "state"));
+        char now[256];
+        snprintf(now, sizeof now, "%s/%" JSON_INTEGER_FORMAT, state ? state : "?",
+                 json_integer_value(json_object_get(t, "current_step")));
+        if (strcmp(now, last) != 0 && !json)
+            wait_progress(t);
+        snprintf(last, sizeof last, "%s", now);
+        if (is_final(state) || (tmo > 0 && difftime(time(NULL), start) >= tmo)) {
+            rc = wait_outcome(t, pos[0], json, timeout);
+            break;
+        }
+        json_decref(t);
+        t = NULL;
+        sleep_s(ivl);
+    }
+    json_decref(t);
+    free(path.p);
+    return rc;
+}
+
+static int cmd_metrics(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    const char *pos[1];
+    int n, rc = parse_args(c, argc, argv, NULL, cmd, pos, &n, 0, 0);
+    struct reply r;
+    if (rc >= 0 || (rc = ctl_prepare(c)) || (rc = http_request(c, "GET", "/metrics", NULL, &r)))
+        return rc;
+    rc = r.status >= 200 && r.status < 300 ? EXIT_OK : api_error(c, &r);
+    if (rc == EXIT_OK)
+        fputs(r.body.p, stdout);
+    free(r.body.p);
+    return rc;
+}
+
+/* ---------- the command table ---------- */
+
+#define BODY(o, k) {(o), (k), IN_BODY, F_STR, false, NULL}
+#define BODY_REQ(o, k) {(o), (k), IN_BODY, F_STR, true, NULL}
+#define QUERY(o, k) {(o), (k), IN_QUERY, F_STR, false, NULL}
+#define QUERY_COUNT(o, k) {(o), (k), IN_QUERY, F_COUNT, false, NULL}
+#define TASK_VERB(v, what)                                                                         \
+    {.group = "task", .verb = v, .args = "ID [--message M]", .purpose = what, .method = "POST",     \
+     .path = "/v1/tasks/{}/" v, .print = print_task, .fields = {BODY("--message", "message")}}
+
+static const struct command commands[] = {
+    {.group = "account", .verb = "create", .args = "", .method = "POST", .path = "/v1/accounts",
+     .purpose = "Create a root account; prints its keys."},
+    {.group = "account", .verb = "show", .args = "UIN", .method = "GET", .path = "/v1/accounts/{}",
+     .purpose = "Show an account (without its secret key)."},
+    {.group = "subaccount", .verb = "create", .args = "ROOT_UIN", .method = "POST",
+     .path = "/v1/accounts/{}/subaccounts",
+     .purpose = "Create a sub-account under a root account; prints its keys."},
+    {.group = "policy", .verb = "set", .args = "SUB_UIN PATTERN...", .run = cmd_policy_set,
+     .purpose = "Replace a sub-account's policy; a pattern is PRODUCT:ACTION, '*' matches anything."},
+    {.group = "instance", .verb = "create", .method = "POST", .path = "/v1/instances",
+     .args = "--product P --region R --uin U --id ID [--status running] --dsn DSN",
+     .purpose = "Register an instance (status running, isolated or offline).",
+     .fields = {BODY_REQ("--product", "product"), BODY_REQ("--region", "region"),
+                BODY_REQ("--uin", "uin"), BODY_REQ("--id", "instance_id"),
+                {"--status", "status", IN_BODY, F_STR, false, "running"}, BODY_REQ("--dsn", "dsn")}},
+    {.group = "instance", .verb = "list", .args = "[--product P] [--uin U]", .method = "GET",
+     .path = "/v1/instances", .print = print_instances, .purpose = "List instances.",
+     .fields = {QUERY("--product", "product"), QUERY("--uin", "uin")}},
+    {.group = "instance", .verb = "set", .args = "ID [--status S] [--dsn DSN]", .method = "PATCH",
+     .path = "/v1/instances/{}", .need_one = true, .purpose = "Change an instance's status or DSN.",
+     .fields = {BODY("--status", "status"), BODY("--dsn", "dsn")}},
+    {.group = "task", .verb = "create", .args = "(--file F | -)", .run = cmd_task_create,
+     .purpose = "Create a task from a JSON body (docs/admin-api.md, POST /v1/tasks); prints its id."},
+    {.group = "task", .verb = "show", .args = "ID", .method = "GET", .path = "/v1/tasks/{}",
+     .print = print_task, .purpose = "Show a task with its steps and events."},
+    {.group = "task", .verb = "list", .method = "GET", .path = "/v1/tasks", .print = print_task_list,
+     .args = "[--product P] [--status S] [--instance ID] [--uin U] [--limit N] [--offset N]",
+     .purpose = "List tasks, newest first; --status takes a canonical state.",
+     .fields = {QUERY("--product", "product"), QUERY("--status", "status"),
+                QUERY("--instance", "instance_id"), QUERY("--uin", "uin"),
+                QUERY_COUNT("--limit", "limit"), QUERY_COUNT("--offset", "offset")}},
+    {.group = "task", .verb = "wait", .args = "ID [--timeout S] [--interval S]", .run = cmd_task_wait,
+     .purpose = "Follow a task until it ends, showing progress; exit 0 when it succeeded, else 1."},
+    TASK_VERB("pause", "Pause a running task."),
+    TASK_VERB("resume", "Resume a paused task (retry its failed step)."),
+    TASK_VERB("skip", "Skip the failed step of a paused task and go on."),
+    TASK_VERB("undo", "Undo a paused or running task."),
+    TASK_VERB("kill", "Kill a running or paused task."),
+    TASK_VERB("remove", "Withdraw a task that has not started."),
+    {.group = "task", .verb = "transition", .method = "POST", .path = "/v1/tasks/{}/transition",
+     .args = "ID --to STATE [--info I] [--message M] [--step-done]", .print = print_task,
+     .purpose = "Record a state change reported by whoever runs the task.",
+     .fields = {BODY_REQ("--to", "to"), BODY("--info", "info"), BODY("--message", "message"),
+                {"--step-done", "step_done", IN_BODY, F_FLAG, false, NULL}}},
+    {.group = "health", .args = "", .method = "GET", .path = "/healthz", .print = print_health,
+     .purpose = "Check that the daemon answers (GET /healthz)."},
+    {.group = "metrics", .args = "", .run = cmd_metrics,
+     .purpose = "Print the Prometheus metrics (GET /metrics)."},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* ---------- dispatch ---------- */
+
+static void main_help(FILE *f, const char *group)
+{
+    fputs("asyncctl: operate an asyncd daemon through its admin API.\n\nCommands:\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct command *k = &commands[i];
+        if (group && strcmp(group, k->group) != 0)
+            continue;
+        fprintf(f, "  asyncctl %s%s%s %s\n      %s\n", k->group, k->verb ? " " : "",
+                k->verb ? k->verb : "", k->args, k->purpose);
+    }
+    fprintf(f, "\n%s", global_help);
+}
+
+static const struct command *find_command(const char *group, const char *verb, bool *group_known)
+{
+    *group_known = false;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].group, group) != 0)
+            continue;
+        *group_known = true;
+        if (!commands[i].verb || (verb && strcmp(commands[i].verb, verb) == 0))
+            return &commands[i];
+    }
+    return NULL;
+}
+
+/* Global options before the command; the index of the command word, or -1 - exit code. */
+static int parse_leading(struct ctl *c, int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const struct opt global[] = {{"--admin", &c->admin_opt, NULL}, {"--token", &c->token, NULL},
+                                     {"--data", &c->data, NULL},       {"--json", NULL, &c->json},
+                                     {NULL, NULL, NULL}};
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            main_help(stdout, NULL);
+            return -1 - EXIT_OK;
+        }
+        int r = 0;
+        for (const struct opt *o = global; o->name && r == 0; o++)
+            r = opt_match(o, argc, argv, &i);
+        if (r <= 0)
+            return -1 - usage_error(NULL, r < 0 ? "option %s needs a value" : "unknown option '%s'",
+                                    argv[i]);
+    }
+    if (i >= argc)
+        return -1 - usage_error(NULL, "no command given");
+    return i;
+}
+
+/* An unknown or missing verb after a known group: the group's help, exit 0 for --help, else 2. */
+static int group_help(const char *group, const char *verb)
+{
+    bool help = verb && (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0);
+    if (!help)
+        fprintf(stderr, "asyncctl: %s '%s'\n", verb ? "unknown verb" : "missing verb after",
+                verb ? verb : group);
+    main_help(help ? stdout : stderr, group);
+    return help ? EXIT_OK : EXIT_USAGE;
+}
+
+static int run(int argc, char **argv)
+{
+    struct ctl c = {0};
+    int i = parse_leading(&c, argc, argv);
+    if (i < 0)
+        return -1 - i;
+    const char *group = argv[i], *verb = i + 1 < argc ? argv[i + 1] : NULL;
+    bool known;
+    const struct command *cmd = find_command(group, verb, &known);
+    if (!cmd)
+        return known ? group_help(group, verb) : usage_error(NULL, "unknown command '%s'", group);
+    int skip = cmd->verb ? 2 : 1;
+    command_fn fn = cmd->run ? cmd->run : run_declared;
+    int rc = fn(&c, argc - i - skip, argv + i + skip, cmd);
+    if (c.curl)
+        curl_easy_cleanup(c.curl);
+    free(c.admin);
+    free(c.token_owned);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fputs("asyncctl: curl_global_init failed\n", stderr);
+        return EXIT_UNREACHABLE;
+    }
+    int rc = run(argc, argv);
+    fflush(stdout);
+    curl_global_cleanup();
+    return rc;
+}

@@ -704,13 +704,10 @@ static int cmd_policy_set(struct ctl *c, int argc, char **argv, const struct com
     for (int i = 1; i < n; i++)
         json_array_append_new(allow, json_string(pos[i]));
     json_t *body = json_pack("{s:o}", "allow", allow);
-    struct buf path = {0};
-    buf_addf(&path, "/v1/subaccounts/");
-    add_escaped(c, &path, pos[0]);
-    buf_addf(&path, "/policy");
-    rc = api_call(c, "PUT", path.p, body, &ans);
+    char *path = path_with_id(c, "/v1/subaccounts/", pos[0], "/policy");
+    rc = api_call(c, "PUT", path, body, &ans);
     json_decref(body);
-    free(path.p);
+    free(path);
     return rc ? rc : show(c, ans, print_plain);
 }
 
@@ -800,15 +797,13 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
         return usage_error(cmd, "--timeout and --interval take a positive number of seconds");
     if ((rc = ctl_prepare(c)))
         return rc;
-    struct buf path = {0};
-    buf_addf(&path, "/v1/tasks/");
-    add_escaped(c, &path, pos[0]);
+    char *path = path_with_id(c, "/v1/tasks/", pos[0], "");
     bool json = c->json;
     c->json = false; /* polls print nothing; the last answer is printed once */
     char last[256] = "";
     time_t start = time(NULL);
     json_t *t = NULL;
-    while ((rc = api_call(c, "GET", path.p, NULL, &t)) == 0) {
+    while ((rc = api_call(c, "GET", path, NULL, &t)) == 0) {
         const char *state = json_string_value(json_object_get(t, "state"));
         char now[256];
         snprintf(now, sizeof now, "%s/%" JSON_INTEGER_FORMAT, state ? state : "?",
@@ -825,7 +820,7 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
         sleep_s(ivl);
     }
     json_decref(t);
-    free(path.p);
+    free(path);
     return rc;
 }
 

@@ -1,4 +1,4 @@
-/* Request parameters: form decoding, UTF-8 and duplicate checks, v1 sorting, unflattening to JSON. */
+/* Request parameters: form decoding, UTF-8 and duplicate checks, v1 sorting, JSON unflattening. */
 #include "cloudapi/params.h"
 
 #include <stdint.h>
@@ -280,7 +280,8 @@ static int flat_split(struct flat *f, const struct param *p, struct err *e)
                            shown(name, sizeof name, p->key, len));
         if (is_index(s, d) && (strlen(s) > 9 || (s[0] == '0' && s[1] != '\0')))
             return err_set(e, ERR_INVALID_PARAMETER,
-                           "parameter \"%s\": list index \"%s\" must be a plain number 0, 1, 2, ...",
+                           "parameter \"%s\": list index \"%s\" must be a plain number 0, 1, "
+                           "2, ...",
                            shown(name, sizeof name, p->key, len), s);
         s = dot ? dot + 1 : s + strlen(s);
     }
@@ -338,8 +339,8 @@ static int child_of(json_t *c, const struct flat *f, size_t d, json_t **child, s
     size_t idx = (size_t)strtoul(seg, NULL, 10), size = json_array_size(c);
     if (idx > size)
         return err_set(e, ERR_INVALID_PARAMETER,
-                       "parameter \"%s\": list \"%s\" has no element %zu before it (indexes must run "
-                       "0, 1, 2, ... without gaps)",
+                       "parameter \"%s\": list \"%s\" has no element %zu before it (indexes "
+                       "must run 0, 1, 2, ... without gaps)",
                        shown(name, sizeof name, f->p->key, strlen(f->p->key)),
                        prefix(pre, sizeof pre, f, d - 1), size);
     if (idx < size)
@@ -347,8 +348,8 @@ static int child_of(json_t *c, const struct flat *f, size_t d, json_t **child, s
     return 0;
 shape:
     return err_set(e, ERR_INVALID_PARAMETER,
-                   "parameter \"%s\": \"%s\" is used both as a list (numbered parts) and as an object "
-                   "(named parts)",
+                   "parameter \"%s\": \"%s\" is used both as a list (numbered parts) and as "
+                   "an object (named parts)",
                    shown(name, sizeof name, f->p->key, strlen(f->p->key)),
                    prefix(pre, sizeof pre, f, d - 1));
 }
@@ -381,8 +382,9 @@ static int flat_insert(json_t *root, const struct flat *f, struct err *e)
                            shown(name, sizeof name, f->p->key, strlen(f->p->key)));
         if (child && (last || json_is_string(child)))
             return err_set(e, ERR_INVALID_PARAMETER,
-                           "parameter \"%s\" conflicts with \"%s\": a name cannot be both a value and "
-                           "have parts", shown(name, sizeof name, f->p->key, strlen(f->p->key)),
+                           "parameter \"%s\" conflicts with \"%s\": a name cannot be both a "
+                           "value and have parts",
+                           shown(name, sizeof name, f->p->key, strlen(f->p->key)),
                            prefix(pre, sizeof pre, f, d));
         if (!child) {
             if (last)

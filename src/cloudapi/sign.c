@@ -203,7 +203,9 @@ static int parse_part(const char *s, size_t len, struct tc3_auth *out, unsigned 
         *seen |= 1u << i;
         if (i == 0)
             return parse_credential(val, vlen, out, e);
-        return i == 1 ? parse_signed_headers(val, vlen, out, e) : parse_signature(val, vlen, out, e);
+        if (i == 1)
+            return parse_signed_headers(val, vlen, out, e);
+        return parse_signature(val, vlen, out, e);
     }
     return auth_err(e, "unknown part, expected Credential, SignedHeaders or Signature", name, nlen);
 }
@@ -216,7 +218,8 @@ int sign_tc3_parse(const char *authorization, struct tc3_auth *out, struct err *
         s++;
     size_t alen = strcspn(s, " \t");
     if (alen == 0)
-        return err_set(e, ERR_AUTH_INVALID_AUTHORIZATION, "Authorization header is missing or empty");
+        return err_set(e, ERR_AUTH_INVALID_AUTHORIZATION,
+                       "Authorization header is missing or empty");
     if (alen != strlen(TC3_ALGORITHM) || memcmp(s, TC3_ALGORITHM, alen) != 0)
         return auth_err(e, "unsupported algorithm, expected " TC3_ALGORITHM, s, alen);
     unsigned seen = 0;

@@ -58,11 +58,12 @@ static int open_store(struct daemon_state *d, struct err *e)
 
 static int start_servers(struct daemon_state *d, struct err *e)
 {
-    d->api = cloudapi_new(&(struct cloudapi_config){.store = d->store, .limits = d->limits});
+    d->api = cloudapi_new(&(struct cloudapi_config){
+        .store = d->store, .limits = d->limits, .max_body = d->opt.max_body});
     d->admin = admin_new(&(struct admin_config){
         .store = d->store, .token = d->admin_token, .node = d->node, .api = d->api});
     struct http_config cloud = {.listen = d->opt.listen, .threads = d->opt.workers,
-                                .max_body = d->opt.max_body, .idle_timeout_s = 30,
+                                .max_body = d->opt.max_body, .idle_timeout_s = d->opt.idle_timeout_s,
                                 .tls_cert = d->opt.tls_cert, .tls_key = d->opt.tls_key};
     struct http_config admin = {.listen = d->opt.admin, .threads = 2,
                                 .max_body = d->opt.max_body, .idle_timeout_s = 60};

@@ -211,7 +211,9 @@ void cloudapi_handle(void *ctx, const struct http_request *req, struct http_resp
     memset(&r, 0, sizeof r);
     if (req->body_too_large)
         rc = err_set(&e, ERR_REQUEST_SIZE_LIMIT,
-                     "the request body is larger than the server's limit; send a smaller request");
+                     "the request body is larger than the server's limit of %zu bytes; send a "
+                     "smaller request",
+                     api->cfg.max_body);
     else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0)
         rc = err_set(&e, ERR_UNSUPPORTED_PROTOCOL,
                      "HTTP method %.16s is not supported; use POST (or GET)", req->method);

@@ -4,6 +4,7 @@
 #ifndef ASYNCD_CLOUDAPI_H
 #define ASYNCD_CLOUDAPI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cloudapi/ratelimit.h"
@@ -14,6 +15,7 @@ struct cloudapi_config {
     struct store *store;        /* borrowed */
     struct ratelimit *limits;   /* borrowed */
     int64_t max_skew_s;         /* allowed client clock difference, 300 by default */
+    size_t max_body;            /* the listener's body limit, for messages */
 };
 
 struct cloudapi;

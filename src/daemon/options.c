@@ -10,7 +10,7 @@
 #include "common/xalloc.h"
 
 enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA, OPT_STORE, OPT_FLOWS, OPT_WORKERS, OPT_NODE,
-       OPT_CERT, OPT_KEY, OPT_TZ, OPT_LOG, OPT_RATE, OPT_LEASE, OPT_MAXBODY };
+       OPT_CERT, OPT_KEY, OPT_TZ, OPT_LOG, OPT_RATE, OPT_LEASE, OPT_MAXBODY, OPT_IDLE };
 
 static const struct option long_opts[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},   {"admin", required_argument, NULL, OPT_ADMIN},
@@ -20,6 +20,7 @@ static const struct option long_opts[] = {
     {"tls-key", required_argument, NULL, OPT_KEY},     {"tz", required_argument, NULL, OPT_TZ},
     {"log-level", required_argument, NULL, OPT_LOG},   {"rate-limit", required_argument, NULL, OPT_RATE},
     {"lease-s", required_argument, NULL, OPT_LEASE},   {"max-body", required_argument, NULL, OPT_MAXBODY},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
 };
 
@@ -44,6 +45,7 @@ void options_usage(void)
           "                          mongodb:DescribeAsyncRequestInfo=20, others 20)\n"
           "  --lease-s N             task lease length in seconds (default 15)\n"
           "  --max-body BYTES        largest request body accepted (default 1048576)\n"
+          "  --idle-timeout S        close connections idle (or stalled) for S seconds (default 30)\n"
           "  --help                  this text\n\n"
           "On first start with an empty store asyncd creates a root account and writes\n"
           "DIR/credentials.json (mode 0600) with AppId, Uin, SecretId, SecretKey and AdminToken.\n"
@@ -74,6 +76,7 @@ static void set_defaults(struct options *o)
     o->workers = cores > 0 ? (unsigned)cores : 2;
     o->lease_s = 15;
     o->max_body = 1 << 20;
+    o->idle_timeout_s = 30;
 }
 
 static int set_number(struct options *o, int c, const char *v, struct err *e)
@@ -90,6 +93,11 @@ static int set_number(struct options *o, int c, const char *v, struct err *e)
         if ((rc = parse_uint("lease-s", v, 1, 3600, &n, e)))
             return rc;
         o->lease_s = (unsigned)n;
+        return 0;
+    case OPT_IDLE:
+        if ((rc = parse_uint("idle-timeout", v, 1, 3600, &n, e)))
+            return rc;
+        o->idle_timeout_s = (unsigned)n;
         return 0;
     default:
         if ((rc = parse_uint("max-body", v, 1024, 1ul << 30, &n, e)))
@@ -119,6 +127,7 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
     case 'h': o->help = 1; return 0;
     case OPT_WORKERS:
     case OPT_LEASE:
+    case OPT_IDLE:
     case OPT_MAXBODY: return set_number(o, c, v, e);
     default:
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown option; see asyncd --help");

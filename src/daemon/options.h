@@ -12,6 +12,7 @@ struct options {
         *log_level;
     unsigned workers;
     unsigned lease_s;
+    unsigned idle_timeout_s;
     size_t max_body;
     const char **rate_limits; /* heap array of borrowed argv strings, n_rate_limits long */
     size_t n_rate_limits;

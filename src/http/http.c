@@ -80,6 +80,17 @@ static void body_append(struct req_ctx *rc, const char *data, size_t n, size_t m
     rc->body[rc->len] = '\0';
 }
 
+static bool announced_too_large(struct MHD_Connection *conn, size_t max_body)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (!cl)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return errno == ERANGE || (end != cl && n > max_body);
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_response *resp)
 {
     struct MHD_Response *r =
@@ -103,9 +114,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct http_server *s = cls;
     struct req_ctx *rc = *req_cls;
-    if (!rc->started) { /* headers only: ask MHD for the body */
+    if (!rc->started) { /* headers only: ask MHD for the body, unless it is announced too big */
         rc->started = true;
-        return MHD_YES;
+        if (!announced_too_large(conn, s->max_body))
+            return MHD_YES;
+        /* Answer at once; MHD then closes the connection instead of reading the body. */
+        rc->too_large = true;
     }
     if (*upload_data_size > 0) {
         body_append(rc, upload_data, *upload_data_size, s->max_body);

@@ -13,6 +13,7 @@
 #include "common/xalloc.h"
 #include "daemon/bootstrap.h"
 #include "daemon/options.h"
+#include "engine/engine.h"
 
 struct daemon_state {
     struct options opt;
@@ -22,6 +23,7 @@ struct daemon_state {
     char *admin_token;
     struct cloudapi *api;
     struct admin *admin;
+    struct engine *engine;
     struct http_server *cloud_http, *admin_http;
 };
 
@@ -60,14 +62,23 @@ static int start_servers(struct daemon_state *d, struct err *e)
 {
     d->api = cloudapi_new(&(struct cloudapi_config){
         .store = d->store, .limits = d->limits, .max_body = d->opt.max_body});
-    d->admin = admin_new(&(struct admin_config){
-        .store = d->store, .token = d->admin_token, .node = d->node, .api = d->api});
-    struct http_config cloud = {.listen = d->opt.listen, .threads = d->opt.workers,
+    int rc = engine_start(&(struct engine_config){.store = d->store, .node = d->node,
+                                                  .workers = d->opt.workers,
+                                                  .lease_s = d->opt.lease_s,
+                                                  .drain_s = d->opt.drain_s},
+                          &d->engine, e);
+    if (rc)
+        return rc;
+    d->admin = admin_new(&(struct admin_config){.store = d->store, .token = d->admin_token,
+                                                .node = d->node, .api = d->api,
+                                                .on_change = engine_wake,
+                                                .on_change_ctx = d->engine});
+    struct http_config cloud = {.listen = d->opt.listen, .threads = d->opt.http_threads,
                                 .max_body = d->opt.max_body, .idle_timeout_s = d->opt.idle_timeout_s,
                                 .tls_cert = d->opt.tls_cert, .tls_key = d->opt.tls_key};
     struct http_config admin = {.listen = d->opt.admin, .threads = 2,
                                 .max_body = d->opt.max_body, .idle_timeout_s = 60};
-    int rc = http_server_start(&cloud, cloudapi_handle, d->api, &d->cloud_http, e);
+    rc = http_server_start(&cloud, cloudapi_handle, d->api, &d->cloud_http, e);
     if (!rc)
         rc = http_server_start(&admin, admin_handle, d->admin, &d->admin_http, e);
     return rc;
@@ -104,6 +115,9 @@ static void shut_down(struct daemon_state *d)
         http_server_quiesce(d->cloud_http);
     if (d->admin_http)
         http_server_quiesce(d->admin_http);
+    /* Running steps reach a safe point (or are stopped at the drain deadline) before the store
+     * closes; their leases go back so the tasks run on after a restart or on another node. */
+    engine_stop(d->engine);
     http_server_stop(d->cloud_http);
     http_server_stop(d->admin_http);
     admin_free(d->admin);

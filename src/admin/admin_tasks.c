@@ -161,6 +161,8 @@ int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *s
     json_decref(t.steps);
     if (rc)
         return rc;
+    if (a->cfg.on_change)
+        a->cfg.on_change(a->cfg.on_change_ctx);
     *out = json_pack("{s:s}", "AsyncRequestId", id);
     *status = 201;
     return 0;
@@ -284,23 +286,16 @@ int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *sta
                        "transition", r->arg[1]);
     const char *msg;
     int rc = admin_body_string(r, "message", false, &msg, e);
-    json_t *task = NULL;
-    if (rc || (rc = load_task(a, r->arg[0], &task, e)))
+    if (rc)
         return rc;
-    enum task_state from = TASK_STATE_COUNT, to;
-    const char *why;
-    current_state(task, &from);
-    json_decref(task);
-    if (task_verb_target(verb, from, &to, &why) != 0)
-        return err_set(e, ERR_CONFLICT, "cannot %s task %s: it is %s, and %s",
-                       task_verb_name(verb), r->arg[0], task_state_name(from), why);
-    struct task_move m = {.id = r->arg[0], .expect = from, .to = to, .node = a->cfg.node,
-                          .message = msg ? msg : task_verb_name(verb)};
-    if (verb == VERB_SKIP) {
-        m.step_advance = 1;
-        m.step_mark = "skipped";
-    }
-    return move_and_show(a, &m, out, e);
+    rc = store_task_control(a->cfg.store, r->arg[0], verb, a->cfg.node, msg, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_NOT_FOUND, "no task %s", r->arg[0]);
+    if (rc)
+        return rc;
+    if (a->cfg.on_change)
+        a->cfg.on_change(a->cfg.on_change_ctx);
+    return load_task(a, r->arg[0], out, e);
 }
 
 static int transition_from_body(struct admin_req *r, struct task_move *m, struct err *e)

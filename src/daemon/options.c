@@ -10,7 +10,7 @@
 #include "common/xalloc.h"
 
 enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA, OPT_STORE, OPT_FLOWS, OPT_WORKERS, OPT_NODE,
-       OPT_CERT, OPT_KEY, OPT_TZ, OPT_LOG, OPT_RATE, OPT_LEASE, OPT_MAXBODY, OPT_IDLE };
+       OPT_CERT, OPT_KEY, OPT_TZ, OPT_LOG, OPT_RATE, OPT_LEASE, OPT_MAXBODY, OPT_IDLE, OPT_DRAIN };
 
 static const struct option long_opts[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},   {"admin", required_argument, NULL, OPT_ADMIN},
@@ -21,6 +21,7 @@ static const struct option long_opts[] = {
     {"log-level", required_argument, NULL, OPT_LOG},   {"rate-limit", required_argument, NULL, OPT_RATE},
     {"lease-s", required_argument, NULL, OPT_LEASE},   {"max-body", required_argument, NULL, OPT_MAXBODY},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"drain-s", required_argument, NULL, OPT_DRAIN},
     {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
 };
 
@@ -34,7 +35,8 @@ void options_usage(void)
           "  --store URL             store instead of DIR/asyncd.db: sqlite:/path.db\n"
           "                          (postgres:// comes with the PostgreSQL store)\n"
           "  --flows DIR             flow templates (default: the shipped flows/)\n"
-          "  --workers N             HTTP and worker threads (default: the core count)\n"
+          "  --workers N             task worker threads (default: the core count; 0 = this\n"
+          "                          node runs no tasks, it only answers the APIs)\n"
           "  --node-id NAME          this node's name in leases and events (default: hostname)\n"
           "  --tls-cert FILE --tls-key FILE   serve the Cloud API over HTTPS\n"
           "  --tz ZONE               zone of time strings, e.g. UTC, Asia/Shanghai (default: local)\n"
@@ -43,7 +45,8 @@ void options_usage(void)
           "                          ('*' matches any; '*=0' lifts every limit; N=0 unlimited;\n"
           "                          later flags win; defaults cdb:DescribeAsyncRequestInfo=40,\n"
           "                          mongodb:DescribeAsyncRequestInfo=20, others 20)\n"
-          "  --lease-s N             task lease length in seconds (default 15)\n"
+          "  --lease-s N             task lease length in seconds (default 15), renewed every N/3\n"
+          "  --drain-s N             on SIGTERM, how long running steps may finish (default 10)\n"
           "  --max-body BYTES        largest request body accepted (default 1048576)\n"
           "  --idle-timeout S        close connections idle (or stalled) for S seconds (default 30)\n"
           "  --help                  this text\n\n"
@@ -74,6 +77,8 @@ static void set_defaults(struct options *o)
     o->log_level = "info";
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o->workers = cores > 0 ? (unsigned)cores : 2;
+    o->http_threads = cores > 2 ? (unsigned)cores : 2;
+    o->drain_s = 10;
     o->lease_s = 15;
     o->max_body = 1 << 20;
     o->idle_timeout_s = 30;
@@ -84,8 +89,13 @@ static int set_number(struct options *o, int c, const char *v, struct err *e)
     unsigned long n;
     int rc;
     switch (c) {
+    case OPT_DRAIN:
+        if ((rc = parse_uint("drain-s", v, 0, 3600, &n, e)))
+            return rc;
+        o->drain_s = (unsigned)n;
+        return 0;
     case OPT_WORKERS:
-        if ((rc = parse_uint("workers", v, 1, 256, &n, e)))
+        if ((rc = parse_uint("workers", v, 0, 256, &n, e)))
             return rc;
         o->workers = (unsigned)n;
         return 0;
@@ -128,6 +138,7 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
     case OPT_WORKERS:
     case OPT_LEASE:
     case OPT_IDLE:
+    case OPT_DRAIN:
     case OPT_MAXBODY: return set_number(o, c, v, e);
     default:
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown option; see asyncd --help");

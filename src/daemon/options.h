@@ -13,6 +13,8 @@ struct options {
     unsigned workers;
     unsigned lease_s;
     unsigned idle_timeout_s;
+    unsigned drain_s;
+    unsigned http_threads;
     size_t max_body;
     const char **rate_limits; /* heap array of borrowed argv strings, n_rate_limits long */
     size_t n_rate_limits;

@@ -74,6 +74,41 @@ struct task_move {
     const char *step_mark;/* with step_advance: "done" or "skipped" */
 };
 
+/* --- the engine's side: leases and fenced progress (DESIGN.md 5) --- */
+
+/* A task a worker now holds: every write it makes is conditional on lease_no staying current. */
+struct task_claim {
+    char id[STORE_ID_MAX];
+    int64_t lease_no;
+};
+
+/* One fenced write by the lease holder: applies only while the task is running and its lease_no is
+ * still m->lease_no (else ERR_CONFLICT: an operator or another node moved it). */
+struct task_progress {
+    const char *id;
+    int64_t lease_no;
+    const char *node;
+    enum task_state to;       /* TASK_RUNNING to stay running */
+    int step;                 /* the step this is about (-1: none) */
+    const char *step_state;   /* its new state ("running", "done", "failed", "pending", "undoing",
+                                 "undone", "undo_failed"); NULL = unchanged */
+    const char *message;      /* the step's message and the event's message; NULL = none */
+    const char *event_message;/* the event's message when it differs; NULL = message */
+    const char *info;         /* new task Info; NULL = unchanged */
+    int next_step;            /* new current_step; -2 = unchanged (-1 is valid in the undo phase) */
+    const char *phase;        /* "do" / "undo"; NULL = unchanged */
+    int attempt;              /* new attempt count; -1 = unchanged */
+    int64_t not_before_ms;    /* earliest next claim (retry backoff); 0 = now */
+    bool release;             /* give the lease up (retry later, paused, final) */
+    bool event;               /* append an event even when the state stays running */
+};
+
+/* What a lease holder learns when it checks in. */
+struct task_lease_state {
+    bool held;                /* still running under this lease */
+    bool pause_requested;
+};
+
 struct store;
 struct store_ops {
     const char *name;
@@ -103,6 +138,19 @@ struct store_ops {
     int (*task_list_json)(struct store *s, const struct task_filter *f, json_t **out,
                           int64_t *total, struct err *e);
     int (*task_move)(struct store *s, const struct task_move *m, struct err *e);
+    /* Operator verbs, decided and applied in one transaction (ERR_CONFLICT with the reason when
+     * the verb is not allowed from the task's state). */
+    int (*task_control)(struct store *s, const char *id, enum task_verb verb, const char *node,
+                        const char *message, struct err *e);
+    /* engine: claim the oldest runnable task (initial, or running with no live lease and its
+     * retry time reached); ERR_NOT_FOUND when there is none. */
+    int (*task_claim)(struct store *s, const char *node, int64_t lease_ms, struct task_claim *out,
+                      struct err *e);
+    int (*task_renew)(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                      struct task_lease_state *out, struct err *e);
+    int (*task_progress)(struct store *s, const struct task_progress *p, struct err *e);
+    /* Drops the leases a previous run of this node left (it is starting, so they are stale). */
+    int (*release_node_leases)(struct store *s, const char *node, struct err *e);
 };
 
 struct store {
@@ -128,6 +176,11 @@ static inline int store_task_create(struct store *s, const struct task_new *t, c
 static inline int store_task_summary(struct store *s, const char *p, const char *id, struct task_summary *o, struct err *e) { return s->ops->task_summary(s, p, id, o, e); }
 static inline int store_task_get_json(struct store *s, const char *id, json_t **o, struct err *e) { return s->ops->task_get_json(s, id, o, e); }
 static inline int store_task_list_json(struct store *s, const struct task_filter *f, json_t **o, int64_t *total, struct err *e) { return s->ops->task_list_json(s, f, o, total, e); }
+static inline int store_task_control(struct store *s, const char *id, enum task_verb v, const char *node, const char *msg, struct err *e) { return s->ops->task_control(s, id, v, node, msg, e); }
+static inline int store_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *o, struct err *e) { return s->ops->task_claim(s, node, lease_ms, o, e); }
+static inline int store_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms, struct task_lease_state *o, struct err *e) { return s->ops->task_renew(s, id, lease_no, lease_ms, o, e); }
+static inline int store_task_progress(struct store *s, const struct task_progress *p, struct err *e) { return s->ops->task_progress(s, p, e); }
+static inline int store_release_node_leases(struct store *s, const char *node, struct err *e) { return s->ops->release_node_leases(s, node, e); }
 static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e) { return s->ops->task_move(s, m, e); }
 
 #endif

@@ -28,7 +28,11 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " instance_id TEXT, type TEXT NOT NULL, on_failure TEXT NOT NULL, state TEXT NOT NULL,"
     " info TEXT, current_step INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
     " start_ms INTEGER, end_ms INTEGER,"
-    " lease_node TEXT, lease_expires_ms INTEGER, lease_no INTEGER NOT NULL DEFAULT 0);"
+    " lease_node TEXT, lease_expires_ms INTEGER, lease_no INTEGER NOT NULL DEFAULT 0,"
+    " phase TEXT NOT NULL DEFAULT 'do', attempt INTEGER NOT NULL DEFAULT 0,"
+    " not_before_ms INTEGER NOT NULL DEFAULT 0, pause_requested INTEGER NOT NULL DEFAULT 0,"
+    " driver TEXT NOT NULL DEFAULT 'engine');"
+    "CREATE INDEX tasks_runnable ON tasks(state, not_before_ms, created_ms);"
     "CREATE INDEX tasks_created ON tasks(created_ms);"
     "CREATE INDEX tasks_product ON tasks(product, created_ms);"
     "CREATE INDEX tasks_uin ON tasks(uin, created_ms);"
@@ -38,7 +42,8 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
     " name TEXT NOT NULL, do_json TEXT NOT NULL, undo_json TEXT,"
     " retries INTEGER NOT NULL DEFAULT 0, timeout_s INTEGER NOT NULL DEFAULT 3600,"
-    " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'skipped')),"
+    " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending',"
+    " 'running', 'done', 'failed', 'skipped', 'undoing', 'undone', 'undo_failed')),"
     " message TEXT, PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
     "CREATE TABLE task_events ("
     " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE, seq INTEGER NOT NULL,"
@@ -308,6 +313,11 @@ static const struct store_ops sqlite_ops = {
     .task_get_json = store_sqlite_task_get_json,
     .task_list_json = store_sqlite_task_list_json,
     .task_move = store_sqlite_task_move,
+    .task_control = store_sqlite_task_control,
+    .task_claim = store_sqlite_task_claim,
+    .task_renew = store_sqlite_task_renew,
+    .task_progress = store_sqlite_task_progress,
+    .release_node_leases = store_sqlite_release_node_leases,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

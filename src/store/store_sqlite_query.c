@@ -7,15 +7,19 @@
 #include "store/store_sqlite_int.h"
 
 #define TASK_COLS "id, product, region, uin, instance_id, type, on_failure, state, info," \
-                  " current_step, created_ms, start_ms, end_ms"
+                  " phase, lease_node, driver, current_step, created_ms, start_ms, end_ms, attempt," \
+                  " not_before_ms, pause_requested, lease_no, lease_expires_ms"
 #define LIST_DEFAULT_LIMIT 100
 
 /* The task object of docs/admin-api.md without steps, events and the formatted time fields. */
 static json_t *task_row_json(sqlite3_stmt *st)
 {
     static const char *const text_keys[] = {"AsyncRequestId", "product", "region", "uin",
-                                            "instance_id", "type", "on_failure", "state", "info"};
-    static const char *const int_keys[] = {"current_step", "created_ms", "start_ms", "end_ms"};
+                                            "instance_id", "type", "on_failure", "state", "info",
+                                            "phase", "lease_node", "driver"};
+    static const char *const int_keys[] = {"current_step", "created_ms",    "start_ms",
+                                           "end_ms",       "attempt",       "not_before_ms",
+                                           "pause_requested", "lease_no", "lease_expires_ms"};
     json_t *o = json_object();
     int col = 0;
     for (size_t i = 0; i < sizeof text_keys / sizeof text_keys[0]; i++)

@@ -126,14 +126,26 @@ static int mint_id(struct sq_conn *c, const char *product, char id[STORE_ID_MAX]
     return rc;
 }
 
+/* "external" when a step is run by a remote worker (which reports through the admin API): the
+ * engine leaves such a task alone. "engine" otherwise. */
+static const char *task_driver(json_t *steps)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+        if (json_object_get(json_object_get(step, "do"), "remote"))
+            return "external";
+    return "engine";
+}
+
 /* Inserts the task row; ERR_ALREADY_EXISTS when the id is taken. */
 static int task_insert(struct sq_conn *c, const struct task_new *t, const char *id, int64_t now,
                        struct err *e)
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_TASK_INSERT, "INSERT INTO tasks(id, product, region, uin,"
-                     " instance_id, type, on_failure, state, created_ms)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, e);
+                     " instance_id, type, on_failure, state, created_ms, driver)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -145,6 +157,7 @@ static int task_insert(struct sq_conn *c, const struct task_new *t, const char *
     sq_bind_text(st, 7, t->on_failure ? t->on_failure : "pause");
     sq_bind_text(st, 8, task_state_name(TASK_INITIAL));
     sqlite3_bind_int64(st, 9, now);
+    sq_bind_text(st, 10, task_driver(t->steps));
     if (sqlite3_step(st) != SQLITE_DONE) {
         if (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
             rc = err_set(e, ERR_ALREADY_EXISTS, "task %s already exists", id);
@@ -177,7 +190,7 @@ static int steps_insert(struct sq_conn *c, const char *id, const struct step_row
 }
 
 /* Appends the task's next event (seq = last + 1). from < 0 means none (the creation event). */
-static int event_append(struct sq_conn *c, const char *id, int64_t now, int from,
+int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from,
                         enum task_state to, const char *node, const char *message, struct err *e)
 {
     sqlite3_stmt *st;
@@ -214,7 +227,7 @@ static int task_create_tx(struct sq_conn *c, const struct task_new *t, const str
     if (rc == 0)
         rc = steps_insert(c, id, rows, n, e);
     if (rc == 0)
-        rc = event_append(c, id, now, -1, TASK_INITIAL, t->node, "created", e);
+        rc = sq_event_append(c, id, now, -1, TASK_INITIAL, t->node, "created", e);
     return rc;
 }
 
@@ -396,7 +409,7 @@ static int task_move_tx(struct sq_conn *c, const struct task_move *m, struct err
     if (rc == 0)
         rc = task_update_state(c, m, now, e);
     if (rc == 0)
-        rc = event_append(c, m->id, now, (int)m->expect, m->to, m->node, m->message, e);
+        rc = sq_event_append(c, m->id, now, (int)m->expect, m->to, m->node, m->message, e);
     return rc;
 }
 

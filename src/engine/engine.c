@@ -1,0 +1,110 @@
+/* The engine's threads: claim, run (engine_run.c), sleep until woken or the next poll. */
+#include "engine/engine.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "common/xalloc.h"
+#include "engine/engine_int.h"
+
+#define IDLE_POLL_MS 200 /* idle workers look again this often: retries fall due, leases expire */
+
+static void wait_for_work(struct engine *eng, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)ms * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&eng->mu);
+    if (!eng->stopping && !eng->woken)
+        pthread_cond_timedwait(&eng->cond, &eng->mu, &until);
+    eng->woken = false;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct engine *eng = arg;
+    while (!engine_stopping(eng)) {
+        struct task_claim claim;
+        struct err e = {0};
+        int rc = store_task_claim(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
+                                  &claim, &e);
+        if (rc == 0) {
+            engine_run_task(eng, &claim);
+        } else if (rc == ERR_NOT_FOUND) {
+            wait_for_work(eng, IDLE_POLL_MS);
+        } else {
+            log_warn("engine: claiming a task: %s", e.msg);
+            wait_for_work(eng, 1000);
+        }
+    }
+    return NULL;
+}
+
+bool engine_stopping(struct engine *eng)
+{
+    return atomic_load(&eng->stopping_flag);
+}
+
+bool engine_drain_over(struct engine *eng)
+{
+    return engine_stopping(eng) && time_now_ms() >= atomic_load(&eng->drain_deadline_ms);
+}
+
+int engine_start(const struct engine_config *cfg, struct engine **out, struct err *e)
+{
+    struct engine *eng = xcalloc(1, sizeof *eng);
+    eng->cfg = *cfg;
+    if (eng->cfg.lease_s == 0)
+        eng->cfg.lease_s = 15;
+    pthread_mutex_init(&eng->mu, NULL);
+    pthread_cond_init(&eng->cond, NULL);
+    struct err ignored;
+    if (store_release_node_leases(cfg->store, cfg->node, &ignored) != 0)
+        log_warn("engine: could not release this node's old leases: %s", ignored.msg);
+    eng->threads = xcalloc(cfg->workers ? cfg->workers : 1, sizeof *eng->threads);
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        if (pthread_create(&eng->threads[i], NULL, worker_main, eng) != 0) {
+            eng->n_threads = i;
+            engine_stop(eng);
+            return err_set(e, ERR_INTERNAL, "cannot start engine worker %u", i);
+        }
+        eng->n_threads = i + 1;
+    }
+    *out = eng;
+    return 0;
+}
+
+void engine_wake(void *ctx)
+{
+    struct engine *eng = ctx;
+    if (!eng)
+        return;
+    pthread_mutex_lock(&eng->mu);
+    eng->woken = true;
+    pthread_cond_broadcast(&eng->cond);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+void engine_stop(struct engine *eng)
+{
+    if (!eng)
+        return;
+    atomic_store(&eng->drain_deadline_ms, time_now_ms() + (int64_t)eng->cfg.drain_s * 1000);
+    atomic_store(&eng->stopping_flag, true);
+    pthread_mutex_lock(&eng->mu);
+    eng->stopping = true;
+    pthread_cond_broadcast(&eng->cond);
+    pthread_mutex_unlock(&eng->mu);
+    for (unsigned i = 0; i < eng->n_threads; i++)
+        pthread_join(eng->threads[i], NULL);
+    free(eng->threads);
+    pthread_cond_destroy(&eng->cond);
+    pthread_mutex_destroy(&eng->mu);
+    free(eng);
+}

@@ -1,0 +1,28 @@
+/* The task engine (DESIGN.md 5): worker threads claim runnable tasks with a lease, run their
+ * steps through the executors, renew the lease while they work, and record every change as a
+ * fenced store write, so a worker that lost its lease can never overwrite the new owner. */
+#ifndef ASYNCD_ENGINE_H
+#define ASYNCD_ENGINE_H
+
+#include "common/errors.h"
+#include "store/store.h"
+
+struct engine_config {
+    struct store *store; /* borrowed */
+    const char *node;    /* borrowed; recorded in leases and events */
+    unsigned workers;    /* worker threads; 0 = this node runs no tasks */
+    unsigned lease_s;    /* lease length; renewed every lease_s/3 */
+    unsigned drain_s;    /* on stop, how long running steps may go on before they are stopped */
+};
+
+struct engine;
+
+/* Starts the workers. *out is freed by engine_stop. */
+int engine_start(const struct engine_config *cfg, struct engine **out, struct err *e);
+/* Wakes idle workers (a task was created or changed); ctx is the struct engine. NULL-safe. */
+void engine_wake(void *ctx);
+/* Stops claiming, lets running steps finish for up to drain_s, then stops them (their tasks are
+ * released to run again, here or elsewhere), joins the workers and frees the engine. */
+void engine_stop(struct engine *eng);
+
+#endif

@@ -1,0 +1,388 @@
+/* Running one claimed task: its steps in order, retries with backoff, on_failure (pause, undo,
+ * fail), the undo phase, operator pause/kill, and lease renewal while a step runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "engine/engine_int.h"
+#include "exec/exec.h"
+
+#define CHECK_EVERY_MS 250     /* how often a running step looks for kill/pause: kill < 1 s */
+#define BACKOFF_BASE_MS 1000
+#define BACKOFF_CAP_MS 60000
+
+enum stop_reason { STOP_NONE, STOP_CHANGED, STOP_LOST, STOP_DRAIN };
+
+struct run {
+    struct engine *eng;
+    char id[STORE_ID_MAX];
+    char product[16];
+    int64_t lease_no, lease_ms;
+    int64_t last_renew_ms, last_check_ms;
+    enum stop_reason stop;
+};
+
+/* The task as last read: what the runner decides on. */
+struct snapshot {
+    json_t *task;            /* owned */
+    json_t *steps;           /* borrowed from task */
+    enum task_state state;
+    const char *phase, *on_failure;
+    int step, n_steps, attempt;
+    int64_t lease_no;
+    bool pause_requested;
+};
+
+static int64_t backoff_ms(int attempt)
+{
+    int64_t base = BACKOFF_BASE_MS;
+    for (int i = 0; i < attempt && base < BACKOFF_CAP_MS; i++)
+        base *= 2;
+    if (base > BACKOFF_CAP_MS)
+        base = BACKOFF_CAP_MS;
+    uint32_t r = 0;
+    RAND_bytes((unsigned char *)&r, sizeof r);
+    return base / 2 + (int64_t)(r % (uint32_t)(base / 2 + 1)); /* "equal jitter" */
+}
+
+static int json_int(json_t *o, const char *k, int dflt)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (int)json_integer_value(v) : dflt;
+}
+
+static const char *json_str(json_t *o, const char *k, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : dflt;
+}
+
+static bool load(struct run *r, struct snapshot *s)
+{
+    struct err e;
+    memset(s, 0, sizeof *s);
+    if (store_task_get_json(r->eng->cfg.store, r->id, &s->task, &e) != 0) {
+        log_warn("engine: reading task %s: %s", r->id, e.msg);
+        return false;
+    }
+    s->steps = json_object_get(s->task, "steps");
+    s->n_steps = (int)json_array_size(s->steps);
+    if (task_state_parse(json_str(s->task, "state", ""), &s->state) != 0)
+        s->state = TASK_FAILED;
+    s->phase = json_str(s->task, "phase", "do");
+    s->on_failure = json_str(s->task, "on_failure", "pause");
+    s->step = json_int(s->task, "current_step", 0);
+    s->attempt = json_int(s->task, "attempt", 0);
+    s->lease_no = json_integer_value(json_object_get(s->task, "lease_no"));
+    s->pause_requested = json_int(s->task, "pause_requested", 0) != 0;
+    snprintf(r->product, sizeof r->product, "%s", json_str(s->task, "product", ""));
+    return s->state == TASK_RUNNING && s->lease_no == r->lease_no;
+}
+
+/* A fenced write; false when the task is no longer ours (or the store failed: the lease then
+ * expires and the step runs again, at least once). */
+static bool record(struct run *r, struct task_progress *p)
+{
+    struct err e;
+    p->id = r->id;
+    p->lease_no = r->lease_no;
+    p->node = r->eng->cfg.node;
+    int rc = store_task_progress(r->eng->cfg.store, p, &e);
+    if (rc == ERR_CONFLICT)
+        log_info("engine: task %s moved on without us: %s", r->id, e.msg);
+    else if (rc)
+        log_warn("engine: recording progress of task %s: %s", r->id, e.msg);
+    return rc == 0;
+}
+
+static struct task_progress progress_of(enum task_state to)
+{
+    return (struct task_progress){.to = to, .step = -1, .next_step = -2, .attempt = -1};
+}
+
+/* Called by the executor about every 100 ms: renew the lease, notice kill/pause/drain. */
+static bool should_stop(void *ctx)
+{
+    struct run *r = ctx;
+    int64_t now = time_now_ms();
+    if (engine_drain_over(r->eng)) {
+        r->stop = STOP_DRAIN;
+        return true;
+    }
+    struct err e;
+    if (now - r->last_renew_ms >= r->lease_ms / 3) {
+        struct task_lease_state ls;
+        if (store_task_renew(r->eng->cfg.store, r->id, r->lease_no, r->lease_ms, &ls, &e) == 0) {
+            r->last_renew_ms = now;
+            if (!ls.held) {
+                r->stop = STOP_LOST;
+                return true;
+            }
+        } else {
+            log_warn("engine: renewing the lease of task %s: %s", r->id, e.msg);
+        }
+    }
+    if (now - r->last_check_ms >= CHECK_EVERY_MS) {
+        r->last_check_ms = now;
+        struct task_summary t;
+        if (store_task_summary(r->eng->cfg.store, r->product, r->id, &t, &e) == 0 &&
+            t.state != TASK_RUNNING) {
+            r->stop = STOP_CHANGED;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The task as the step's stdin: everything but the event history, plus what is running. */
+static char *stdin_for(const struct snapshot *s, int step, const char *phase)
+{
+    json_t *t = json_deep_copy(s->task);
+    json_object_del(t, "events");
+    json_object_set_new(t, "running_step", json_integer(step));
+    json_object_set_new(t, "running_phase", json_string(phase));
+    char *text = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    return text;
+}
+
+/* Runs the step's do or undo action; the outcome and message land in *res. */
+static void run_action(struct run *r, const struct snapshot *s, int idx, const char *phase,
+                       struct exec_result *res)
+{
+    json_t *step = json_array_get(s->steps, (size_t)idx);
+    json_t *action = json_object_get(step, strcmp(phase, "undo") == 0 ? "undo" : "do");
+    char env[5][160];
+    snprintf(env[0], sizeof env[0], "ASYNCD_TASK_ID=%s", r->id);
+    snprintf(env[1], sizeof env[1], "ASYNCD_STEP_INDEX=%d", idx);
+    snprintf(env[2], sizeof env[2], "ASYNCD_STEP_NAME=%.120s", json_str(step, "name", ""));
+    snprintf(env[3], sizeof env[3], "ASYNCD_PHASE=%s", phase);
+    snprintf(env[4], sizeof env[4], "ASYNCD_ATTEMPT=%d", s->attempt + 1);
+    const char *const extra[] = {env[0], env[1], env[2], env[3], env[4], NULL};
+    char *in = stdin_for(s, idx, phase);
+    struct exec_job job = {.action = action, .stdin_text = in, .extra_env = extra,
+                           .timeout_s = (unsigned)json_int(step, "timeout_s", 3600)};
+    struct exec_control ctl = {.poll = should_stop, .ctx = r, .kill_grace_ms = 1000};
+    struct err e;
+    r->last_renew_ms = r->last_check_ms = time_now_ms();
+    if (exec_run(&job, &ctl, res, &e) != 0) {
+        res->outcome = EXEC_FAILED;
+        res->exit_code = -1;
+        snprintf(res->message, sizeof res->message, "%s", e.msg);
+    }
+    free(in);
+}
+
+/* The step was stopped by us: after a kill/pause/lost lease nothing is ours to write; on drain the
+ * lease is handed back so the step runs again (here after a restart, or on another node). */
+static void stopped(struct run *r, int idx)
+{
+    if (r->stop != STOP_DRAIN)
+        return;
+    struct task_progress p = progress_of(TASK_RUNNING);
+    char msg[128];
+    snprintf(msg, sizeof msg, "node %s stopping: step %d will run again", r->eng->cfg.node,
+             idx + 1);
+    p.message = msg;
+    p.release = true;
+    p.event = true;
+    record(r, &p);
+}
+
+static const char *step_name(const struct snapshot *s, int idx)
+{
+    return json_str(json_array_get(s->steps, (size_t)idx), "name", "?");
+}
+
+/* A failed attempt with retries left: hand the lease back and come again after the backoff. */
+static void retry_later(struct run *r, const struct snapshot *s, int idx, const char *phase,
+                        const struct exec_result *res)
+{
+    int64_t delay = backoff_ms(s->attempt);
+    int retries = json_int(json_array_get(s->steps, (size_t)idx), "retries", 0);
+    char msg[1400];
+    snprintf(msg, sizeof msg, "step %d/%d %s%s failed (attempt %d of %d): %s; retrying in %lld ms",
+             idx + 1, s->n_steps, step_name(s, idx), strcmp(phase, "undo") == 0 ? " (undo)" : "",
+             s->attempt + 1, retries + 1, res->message, (long long)delay);
+    struct task_progress p = progress_of(TASK_RUNNING);
+    p.message = msg;
+    p.attempt = s->attempt + 1;
+    p.not_before_ms = time_now_ms() + delay;
+    p.release = true;
+    p.event = true;
+    record(r, &p);
+}
+
+/* Retries spent: the task's on_failure decides. Returns true when the runner goes on (undo). */
+static bool do_step_failed(struct run *r, const struct snapshot *s, int idx,
+                           const struct exec_result *res)
+{
+    char msg[1400];
+    snprintf(msg, sizeof msg, "step %d/%d %s failed: %s", idx + 1, s->n_steps, step_name(s, idx),
+             res->message);
+    struct task_progress p = progress_of(TASK_PAUSED);
+    p.step = idx;
+    p.step_state = "failed";
+    p.message = msg;
+    p.info = msg;
+    p.release = true;
+    if (strcmp(s->on_failure, "fail") == 0) {
+        p.to = TASK_FAILED;
+    } else if (strcmp(s->on_failure, "undo") == 0) {
+        p.to = TASK_RUNNING;
+        p.phase = "undo";
+        p.next_step = idx - 1;
+        p.attempt = 0;
+        p.release = false;
+        p.event = true;
+        return record(r, &p);
+    }
+    record(r, &p);
+    return false;
+}
+
+/* One step of the do phase. Returns true when the runner should go on with the next step. */
+static bool do_phase(struct run *r, const struct snapshot *s)
+{
+    int idx = s->step;
+    if (idx >= s->n_steps) {
+        struct task_progress p = progress_of(TASK_SUCCESS);
+        p.message = "every step done";
+        p.release = true;
+        record(r, &p);
+        return false;
+    }
+    struct exec_result res;
+    run_action(r, s, idx, "do", &res);
+    if (res.outcome == EXEC_STOPPED) {
+        stopped(r, idx);
+        return false;
+    }
+    if (res.outcome != EXEC_DONE) {
+        if (s->attempt < json_int(json_array_get(s->steps, (size_t)idx), "retries", 0)) {
+            retry_later(r, s, idx, "do", &res);
+            return false;
+        }
+        return do_step_failed(r, s, idx, &res);
+    }
+    bool last = idx + 1 >= s->n_steps;
+    char msg[1400];
+    snprintf(msg, sizeof msg, "step %d/%d %s done%s%s", idx + 1, s->n_steps, step_name(s, idx),
+             res.message[0] ? ": " : "", res.message);
+    struct task_progress p = progress_of(last ? TASK_SUCCESS : TASK_RUNNING);
+    p.step = idx;
+    p.step_state = "done";
+    p.message = res.message[0] ? res.message : NULL;
+    p.event_message = msg;
+    p.info = res.message[0] ? res.message : NULL;
+    p.next_step = idx + 1;
+    p.attempt = 0;
+    p.release = last;
+    p.event = true;
+    return record(r, &p) && !last;
+}
+
+/* The next step to undo at or below idx: done, with an undo action. -1 when none is left. */
+static int next_undoable(const struct snapshot *s, int idx)
+{
+    for (; idx >= 0; idx--) {
+        json_t *step = json_array_get(s->steps, (size_t)idx);
+        if (strcmp(json_str(step, "state", ""), "done") == 0 &&
+            json_is_object(json_object_get(step, "undo")))
+            return idx;
+    }
+    return -1;
+}
+
+/* One step of the undo phase. Returns true when the runner should go on. */
+static bool undo_phase(struct run *r, const struct snapshot *s)
+{
+    int idx = next_undoable(s, s->step < s->n_steps ? s->step : s->n_steps - 1);
+    if (idx < 0) {
+        struct task_progress p = progress_of(TASK_UNDOED);
+        p.message = "undo complete: every done step was undone";
+        p.next_step = -1;
+        p.release = true;
+        record(r, &p);
+        return false;
+    }
+    struct snapshot at = *s;
+    at.step = idx;
+    struct exec_result res;
+    run_action(r, &at, idx, "undo", &res);
+    if (res.outcome == EXEC_STOPPED) {
+        stopped(r, idx);
+        return false;
+    }
+    char msg[1400];
+    struct task_progress p = progress_of(TASK_RUNNING);
+    p.step = idx;
+    if (res.outcome == EXEC_DONE) {
+        snprintf(msg, sizeof msg, "undid step %d/%d %s%s%s", idx + 1, s->n_steps,
+                 step_name(s, idx), res.message[0] ? ": " : "", res.message);
+        p.step_state = "undone";
+        p.next_step = idx - 1;
+        p.attempt = 0;
+        p.event = true;
+    } else if (s->attempt < json_int(json_array_get(s->steps, (size_t)idx), "retries", 0)) {
+        retry_later(r, &at, idx, "undo", &res);
+        return false;
+    } else {
+        snprintf(msg, sizeof msg, "undo of step %d/%d %s failed: %s", idx + 1, s->n_steps,
+                 step_name(s, idx), res.message);
+        p.to = TASK_FAILED;
+        p.step_state = "undo_failed";
+        p.info = msg;
+        p.release = true;
+    }
+    p.message = msg;
+    return record(r, &p) && p.to == TASK_RUNNING;
+}
+
+/* Pause requested by an operator: the task stops here, between steps. */
+static void pause_here(struct run *r, const struct snapshot *s)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "paused before step %d/%d as requested", s->step + 1, s->n_steps);
+    struct task_progress p = progress_of(TASK_PAUSED);
+    p.message = msg;
+    p.release = true;
+    record(r, &p);
+}
+
+/* Stopping: the lease goes back at a step boundary so the task goes on elsewhere or later. */
+static void hand_back(struct run *r)
+{
+    struct task_progress p = progress_of(TASK_RUNNING);
+    p.release = true;
+    record(r, &p);
+}
+
+void engine_run_task(struct engine *eng, const struct task_claim *claim)
+{
+    struct run r = {.eng = eng, .lease_no = claim->lease_no,
+                    .lease_ms = (int64_t)eng->cfg.lease_s * 1000};
+    snprintf(r.id, sizeof r.id, "%s", claim->id);
+    bool go_on = true;
+    while (go_on) {
+        struct snapshot s;
+        if (!load(&r, &s)) {
+            json_decref(s.task);
+            return;
+        }
+        if (s.pause_requested && strcmp(s.phase, "do") == 0) {
+            pause_here(&r, &s);
+            go_on = false;
+        } else if (engine_stopping(eng)) {
+            hand_back(&r);
+            go_on = false;
+        } else {
+            go_on = strcmp(s.phase, "undo") == 0 ? undo_phase(&r, &s) : do_phase(&r, &s);
+        }
+        json_decref(s.task);
+    }
+}

@@ -1,0 +1,184 @@
+/* Executor dispatch: finds the action's executor key in a {name, validate, run} table. */
+#include "exec/exec_int.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Named so an action using them gets "not available yet" rather than "unknown key". */
+static const struct exec_backend planned_mysql = {"mysql", NULL, NULL};
+static const struct exec_backend planned_remote = {"remote", NULL, NULL};
+
+static const struct exec_backend *const executors[] = {
+    &exec_proc_backend,
+    &planned_mysql,
+    &planned_remote,
+};
+
+const char *exec_json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "an unknown value";
+}
+
+/* The one executor key in action, or an error naming what is wrong with the keys. */
+static int find_executor(const json_t *action, const struct exec_backend **out, struct err *e)
+{
+    if (!action)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "action: missing");
+    if (!json_is_object(action))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "action: expected an object, got %s",
+                       exec_json_type_name(action));
+    const struct exec_backend *found = NULL;
+    for (size_t i = 0; i < sizeof executors / sizeof executors[0]; i++) {
+        if (!json_object_get(action, executors[i]->name))
+            continue;
+        if (found)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "action: more than one executor key (%s and %s)", found->name,
+                           executors[i]->name);
+        found = executors[i];
+    }
+    if (!found)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "action: expected an executor key such as \"exec\"");
+    if (!found->validate || !found->run)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "executor %s is not available yet",
+                       found->name);
+    *out = found;
+    return 0;
+}
+
+int exec_validate(const json_t *action, struct err *e)
+{
+    const struct exec_backend *b;
+    int rc = find_executor(action, &b, e);
+    return rc < 0 ? rc : b->validate(action, e);
+}
+
+int exec_run(const struct exec_job *job, const struct exec_control *ctl, struct exec_result *out,
+             struct err *e)
+{
+    struct err local;
+    if (!e)
+        e = &local;
+    memset(out, 0, sizeof *out);
+    out->outcome = EXEC_FAILED;
+    out->exit_code = -1;
+    const struct exec_backend *b;
+    int rc = find_executor(job->action, &b, e);
+    if (rc == 0)
+        rc = b->validate(job->action, e);
+    if (rc < 0) {
+        snprintf(out->message, sizeof out->message, "%s", e->msg);
+        exec_utf8_fix(out->message);
+        return rc;
+    }
+    return b->run(job, ctl, out, e);
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 when it is invalid or NUL. */
+static size_t utf8_seq_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
+        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* nothing past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+void exec_utf8_fix(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t n = strlen(s);
+    while (n > 0) {
+        size_t k = utf8_seq_len(p, n);
+        if (k == 0) {
+            *p = '?';
+            k = 1;
+        }
+        p += k;
+        n -= k;
+    }
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+static int is_continuation(char c)
+{
+    return ((unsigned char)c & 0xC0) == 0x80;
+}
+
+void exec_last_line(const char *text, size_t len, int cut, char *out, size_t cap)
+{
+    size_t end = len, start, n;
+    while (end > 0 && is_blank(text[end - 1]))
+        end--;
+    start = end;
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    if (start == 0 && cut)
+        while (start < end && is_continuation(text[start]))
+            start++;
+    n = end - start;
+    if (n > cap - 1) {
+        n = cap - 1;
+        while (n > 0 && is_continuation(text[start + n]))
+            n--;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = text[start + i] ? text[start + i] : '?';
+    out[n] = '\0';
+    exec_utf8_fix(out);
+}
+
+struct signal_name {
+    int sig;
+    const char *name;
+};
+
+static const struct signal_name signal_names[] = {
+    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+    {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+    {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+    {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
+    {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
+};
+
+const char *exec_signal_name(int sig)
+{
+    for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
+        if (signal_names[i].sig == sig)
+            return signal_names[i].name;
+    return NULL;
+}

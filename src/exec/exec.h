@@ -1,0 +1,50 @@
+/* Executors: what runs one step's action (its `do` or `undo`). An action is a JSON object whose
+ * single key names the executor: {"exec": [argv...], "env": {...}, "cwd": "..."} runs a process;
+ * later "mysql" and "remote". A run blocks the calling worker thread; it calls back `poll` about
+ * every 100 ms so the caller can renew its lease and ask the run to stop (kill, lost lease). */
+#ifndef ASYNCD_EXEC_H
+#define ASYNCD_EXEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/errors.h"
+
+enum exec_outcome {
+    EXEC_DONE,     /* the action succeeded */
+    EXEC_FAILED,   /* it ran and failed (non-zero exit, signal, cannot start) */
+    EXEC_TIMEOUT,  /* it ran past timeout_s and was stopped */
+    EXEC_STOPPED,  /* the caller asked it to stop (poll returned true) and it was stopped */
+};
+
+struct exec_job {
+    const json_t *action;   /* borrowed: {"exec": [...], "env": {...}, "cwd": "..."} */
+    const char *stdin_text; /* given on the child's stdin (the task as JSON); may be NULL */
+    unsigned timeout_s;     /* 0 = none */
+    const char *const *extra_env; /* NULL-terminated "K=V" added to the environment, may be NULL */
+};
+
+struct exec_control {
+    /* Called about every 100 ms while the action runs; true = stop it now. May be NULL. */
+    bool (*poll)(void *ctx);
+    void *ctx;
+    unsigned kill_grace_ms; /* SIGTERM, then SIGKILL after this long (default 1000) */
+};
+
+struct exec_result {
+    enum exec_outcome outcome;
+    int exit_code;          /* exit status, or 128+signal, or -1 when it never started */
+    char message[1024];     /* DONE: the last non-empty stdout line; otherwise why it failed
+                               (the last non-empty stderr line, or a sentence of ours) */
+};
+
+/* Runs job to its end. Returns 0 with *out filled whatever the outcome; a negative ERR_* only
+ * when the action itself is malformed (ERR_INVALID_PARAMETER_VALUE, e.g. "exec: expected a
+ * non-empty array of strings") -- a program that cannot be started is EXEC_FAILED, not an error. */
+int exec_run(const struct exec_job *job, const struct exec_control *ctl, struct exec_result *out,
+             struct err *e);
+
+/* Checks an action's shape without running it (used when tasks are created). */
+int exec_validate(const json_t *action, struct err *e);
+
+#endif

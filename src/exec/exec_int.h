@@ -1,0 +1,36 @@
+/* Internal to src/exec: the table entry each executor backend provides, and message helpers. */
+#ifndef ASYNCD_EXEC_INT_H
+#define ASYNCD_EXEC_INT_H
+
+#include <stddef.h>
+
+#include "exec/exec.h"
+
+/* One executor, named by its action key. validate and run are NULL for an executor that is
+ * planned but not built yet (the action is then refused as "not available yet"). run is only
+ * called on an action its validate accepted. */
+struct exec_backend {
+    const char *name;
+    int (*validate)(const json_t *action, struct err *e);
+    int (*run)(const struct exec_job *job, const struct exec_control *ctl,
+               struct exec_result *out, struct err *e);
+};
+
+extern const struct exec_backend exec_proc_backend; /* "exec": a child process (exec_proc.c) */
+
+/* Copies the last non-empty line of text[0..len) into out (size cap, always terminated): trailing
+ * whitespace stripped, cut to fit on a UTF-8 boundary, invalid UTF-8 and NUL bytes made '?'.
+ * Writes "" when there is no such line. `cut` says text starts mid-stream (a kept tail), so a
+ * partial UTF-8 character at its start is skipped. */
+void exec_last_line(const char *text, size_t len, int cut, char *out, size_t cap);
+
+/* Replaces invalid UTF-8 (including a sequence cut short at the end) in s with '?', in place. */
+void exec_utf8_fix(char *s);
+
+/* "a string", "a number", ... for messages like "cwd: expected a string, got a number". */
+const char *exec_json_type_name(const json_t *v);
+
+/* "SIGKILL" for 9 and the other common signals; NULL when we have no name for it. */
+const char *exec_signal_name(int sig);
+
+#endif

@@ -1,0 +1,612 @@
+/* The "exec" executor: runs an action as a child process in its own process group. */
+#include "exec/exec_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+
+enum {
+    TICK_MS = 100,           /* how often ctl->poll is called */
+    FALLBACK_TICK_MS = 10,   /* how often we look for the child's exit without a pidfd */
+    DRAIN_MS = 50,           /* how long we read pipes a grandchild may hold after the exit */
+    DEFAULT_GRACE_MS = 1000, /* SIGTERM to SIGKILL */
+    TAIL_SIZE = 8192,        /* how much of stdout and stderr we keep */
+    READ_SIZE = 16384,
+};
+
+/* ---- validation ---- */
+
+static int check_string(const json_t *v, const char *what, const char *name, struct err *e)
+{
+    if (!json_is_string(v))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s%s: expected a string, got %s", what,
+                       name, exec_json_type_name(v));
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s%s: contains a NUL character", what,
+                       name);
+    return 0;
+}
+
+static int check_argv(const json_t *argv, struct err *e)
+{
+    if (!json_is_array(argv) || json_array_size(argv) == 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "exec: expected a non-empty array of strings, got %s",
+                       json_is_array(argv) ? "an empty array" : exec_json_type_name(argv));
+    size_t i;
+    const json_t *arg;
+    json_array_foreach(argv, i, arg) {
+        char name[32];
+        snprintf(name, sizeof name, "[%zu]", i);
+        int rc = check_string(arg, "exec", name, e);
+        if (rc < 0)
+            return rc;
+    }
+    if (json_string_value(json_array_get(argv, 0))[0] == '\0')
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "exec[0]: expected a program, got \"\"");
+    return 0;
+}
+
+static int check_env(const json_t *env, struct err *e)
+{
+    if (!json_is_object(env))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "env: expected an object, got %s",
+                       exec_json_type_name(env));
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)env, key, value) {
+        if (key[0] == '\0' || strchr(key, '='))
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "env: \"%s\" is not a variable name (empty or has '=')", key);
+        int rc = check_string(value, "env.", key, e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int proc_validate(const json_t *action, struct err *e)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)action, key, value) {
+        if (strcmp(key, "exec") != 0 && strcmp(key, "env") != 0 && strcmp(key, "cwd") != 0)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "%s: unknown key in an exec action (expected exec, env, cwd)", key);
+    }
+    int rc = check_argv(json_object_get(action, "exec"), e);
+    const json_t *env = json_object_get(action, "env");
+    const json_t *cwd = json_object_get(action, "cwd");
+    if (rc == 0 && env)
+        rc = check_env(env, e);
+    if (rc == 0 && cwd)
+        rc = check_string(cwd, "", "cwd", e);
+    if (rc == 0 && cwd && json_string_value(cwd)[0] == '\0')
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "cwd: expected a directory, got \"\"");
+    return rc;
+}
+
+/* ---- what the child needs, prepared before fork (the child may not allocate) ---- */
+
+struct plan {
+    char **argv;    /* array owned, strings borrowed from the action */
+    char **sh_argv; /* {"/bin/sh", <candidate>, argv[1..], NULL}: execvp's ENOEXEC fallback */
+    char **envp;    /* array and strings owned */
+    size_t envc, envcap;
+    char **paths;   /* the files to try, in PATH order; array and strings owned */
+    size_t npaths;
+    const char *cwd; /* borrowed, may be NULL */
+};
+
+/* Adds "K=V" (taking ownership of kv), replacing an earlier entry for the same K. */
+static void env_put(struct plan *p, char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    size_t klen = eq ? (size_t)(eq - kv) + 1 : strlen(kv);
+    for (size_t i = 0; i < p->envc; i++)
+        if (strncmp(p->envp[i], kv, klen) == 0 && (eq || p->envp[i][klen] == '\0')) {
+            free(p->envp[i]);
+            p->envp[i] = kv;
+            return;
+        }
+    if (p->envc + 1 >= p->envcap) {
+        p->envcap *= 2;
+        p->envp = xrealloc(p->envp, p->envcap * sizeof *p->envp);
+    }
+    p->envp[p->envc++] = kv;
+    p->envp[p->envc] = NULL;
+}
+
+static void plan_env(struct plan *p, const struct exec_job *job)
+{
+    p->envcap = 64;
+    p->envp = xmalloc(p->envcap * sizeof *p->envp);
+    p->envp[0] = NULL;
+    for (char **v = environ; v && *v; v++)
+        env_put(p, xstrdup(*v));
+    for (const char *const *v = job->extra_env; v && *v; v++)
+        env_put(p, xstrdup(*v));
+    const char *key;
+    json_t *value;
+    json_object_foreach(json_object_get(job->action, "env"), key, value)
+        env_put(p, xasprintf("%s=%s", key, json_string_value(value)));
+}
+
+/* The candidates execvp would try: argv0 itself when it has a '/', else each PATH entry. */
+static void plan_paths(struct plan *p)
+{
+    const char *file = p->argv[0], *path = "/bin:/usr/bin";
+    if (strchr(file, '/')) {
+        p->paths = xmalloc(sizeof *p->paths);
+        p->paths[p->npaths++] = xstrdup(file);
+        return;
+    }
+    for (size_t i = 0; i < p->envc; i++)
+        if (strncmp(p->envp[i], "PATH=", 5) == 0)
+            path = p->envp[i] + 5;
+    p->paths = xmalloc((strlen(path) + 2) * sizeof *p->paths);
+    for (const char *dir = path;; dir++) {
+        const char *colon = strchrnul(dir, ':');
+        int dlen = (int)(colon - dir);
+        p->paths[p->npaths++] =
+            dlen ? xasprintf("%.*s/%s", dlen, dir, file) : xstrdup(file); /* "" = cwd */
+        dir = colon;
+        if (*dir == '\0')
+            break;
+    }
+}
+
+static void plan_init(struct plan *p, const struct exec_job *job)
+{
+    memset(p, 0, sizeof *p);
+    const json_t *argv = json_object_get(job->action, "exec");
+    size_t argc = json_array_size(argv);
+    p->argv = xcalloc(argc + 1, sizeof *p->argv);
+    p->sh_argv = xcalloc(argc + 2, sizeof *p->sh_argv);
+    p->sh_argv[0] = "/bin/sh";
+    for (size_t i = 0; i < argc; i++) {
+        p->argv[i] = (char *)json_string_value(json_array_get(argv, i));
+        p->sh_argv[i + 1] = p->argv[i];
+    }
+    const json_t *cwd = json_object_get(job->action, "cwd");
+    p->cwd = cwd ? json_string_value(cwd) : NULL;
+    plan_env(p, job);
+    plan_paths(p);
+}
+
+static void plan_free(struct plan *p)
+{
+    for (size_t i = 0; i < p->envc; i++)
+        free(p->envp[i]);
+    for (size_t i = 0; i < p->npaths; i++)
+        free(p->paths[i]);
+    free(p->envp);
+    free(p->paths);
+    free(p->argv);
+    free(p->sh_argv);
+}
+
+/* ---- the child, between fork and exec: async-signal-safe calls only ---- */
+
+enum spawn_stage { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
+
+struct spawn_failure {
+    int stage;
+    int err;
+};
+
+static _Noreturn void child_fail(int status_fd, int stage, int err)
+{
+    struct spawn_failure f = {stage, err};
+    ssize_t w;
+    do
+        w = write(status_fd, &f, sizeof f);
+    while (w < 0 && errno == EINTR);
+    _exit(127);
+}
+
+/* Default dispositions and an empty mask: an ignored SIGPIPE would otherwise survive exec. */
+static void child_reset_signals(void)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            sigaction(s, &dfl, NULL); /* EINVAL for the libc-reserved ones is fine */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* fds[i] becomes descriptor i; first lifted above 2 so no dup2 clobbers another source. */
+static int child_stdio(int fds[3])
+{
+    for (int i = 0; i < 3; i++)
+        if (fds[i] < 3 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+            return -1;
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0)
+            return -1;
+    return 0;
+}
+
+static _Noreturn void child_main(const struct plan *p, int fds[3], int status_fd)
+{
+    setpgid(0, 0);
+    child_reset_signals();
+    if (child_stdio(fds) < 0)
+        child_fail(status_fd, STAGE_SETUP, errno);
+    if (p->cwd && chdir(p->cwd) < 0)
+        child_fail(status_fd, STAGE_CHDIR, errno);
+    /* execvp's search: skip what is not there, remember EACCES, stop at any other error */
+    int saw_eacces = 0;
+    for (size_t i = 0; i < p->npaths; i++) {
+        execve(p->paths[i], p->argv, p->envp);
+        int err = errno;
+        if (err == ENOEXEC) { /* a script without #!: run it with sh, as execvp does */
+            p->sh_argv[1] = p->paths[i];
+            execve(p->sh_argv[0], p->sh_argv, p->envp);
+            child_fail(status_fd, STAGE_EXEC, errno);
+        }
+        if (err == EACCES)
+            saw_eacces = 1;
+        else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV &&
+                 err != ETIMEDOUT)
+            child_fail(status_fd, STAGE_EXEC, err);
+    }
+    child_fail(status_fd, STAGE_EXEC, saw_eacces ? EACCES : ENOENT);
+}
+
+/* ---- the parent's view of one running child ---- */
+
+struct tail {
+    char buf[TAIL_SIZE];
+    size_t len;
+    int cut; /* bytes were dropped from the front */
+};
+
+struct proc {
+    pid_t pid;   /* also the process group id */
+    int pidfd;   /* readable once the child exits; -1 when the kernel has no pidfd_open */
+    int in_fd, out_fd, err_fd; /* our pipe ends, -1 once closed */
+    const char *in_buf;
+    size_t in_len, in_off;
+    struct tail out, err;
+    int exited;  /* the child is a zombie: seen with WNOWAIT, so its pid (= pgid) is not reused */
+    int status;  /* waitpid status, once reaped */
+};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static void close_pipes(int fds[][2], int n)
+{
+    for (int i = 0; i < n; i++) {
+        close_fd(&fds[i][0]);
+        close_fd(&fds[i][1]);
+    }
+}
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0); /* always close-on-exec */
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+static void set_nonblock(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Waits for the child to exec or fail: its end of the status pipe closes on exec. */
+static int read_spawn_status(int fd, struct spawn_failure *f)
+{
+    ssize_t r;
+    do
+        r = read(fd, f, sizeof *f);
+    while (r < 0 && errno == EINTR);
+    return r == (ssize_t)sizeof *f ? -1 : 0;
+}
+
+/* Starts the child. 0, or -1 with *f saying at which stage it failed and why; on failure
+ * nothing is left open or unreaped. Pipes are close-on-exec so other threads' children never
+ * inherit them. */
+static int proc_spawn(struct proc *pr, const struct plan *p, struct spawn_failure *f)
+{
+    int fds[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}}; /* stdin, stdout, stderr, status */
+    for (int i = 0; i < 4; i++)
+        if (pipe2(fds[i], O_CLOEXEC) < 0) {
+            *f = (struct spawn_failure){STAGE_SETUP, errno};
+            close_pipes(fds, 4);
+            return -1;
+        }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int child_fds[3] = {fds[0][0], fds[1][1], fds[2][1]};
+        child_main(p, child_fds, fds[3][1]);
+    }
+    if (pid < 0) {
+        *f = (struct spawn_failure){STAGE_SETUP, errno};
+        close_pipes(fds, 4);
+        return -1;
+    }
+    setpgid(pid, pid); /* also here, so the group exists whichever runs first */
+    close_fd(&fds[0][0]);
+    close_fd(&fds[1][1]);
+    close_fd(&fds[2][1]);
+    close_fd(&fds[3][1]);
+    int failed = read_spawn_status(fds[3][0], f);
+    close_fd(&fds[3][0]);
+    if (failed) {
+        close_pipes(fds, 3);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        return -1;
+    }
+    pr->pid = pid;
+    pr->pidfd = open_pidfd(pid);
+    pr->in_fd = fds[0][1];
+    pr->out_fd = fds[1][0];
+    pr->err_fd = fds[2][0];
+    set_nonblock(pr->in_fd);
+    set_nonblock(pr->out_fd);
+    set_nonblock(pr->err_fd);
+    return 0;
+}
+
+/* ---- I/O ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void tail_add(struct tail *t, const char *p, size_t n)
+{
+    if (n >= sizeof t->buf) {
+        memcpy(t->buf, p + n - sizeof t->buf, sizeof t->buf);
+        t->len = sizeof t->buf;
+        t->cut = 1;
+        return;
+    }
+    if (t->len + n > sizeof t->buf) {
+        size_t drop = t->len + n - sizeof t->buf;
+        memmove(t->buf, t->buf + drop, t->len - drop);
+        t->len -= drop;
+        t->cut = 1;
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+}
+
+/* One read into the tail; closes the fd at end of file or on an error. */
+static void pump_read(int *fd, struct tail *t)
+{
+    char buf[READ_SIZE];
+    ssize_t r = read(*fd, buf, sizeof buf);
+    if (r > 0)
+        tail_add(t, buf, (size_t)r);
+    else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+        close_fd(fd);
+}
+
+/* write() with SIGPIPE held back for this thread: a reader that went away is EPIPE, never a
+ * signal, whatever the process-wide disposition. A SIGPIPE the write raised is taken back. */
+static ssize_t write_no_sigpipe(int fd, const void *buf, size_t n)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t w = write(fd, buf, n);
+    int saved = errno;
+    if (w < 0 && saved == EPIPE && !sigismember(&old, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return w;
+}
+
+/* Feeds stdin what fits; closes it when all is written or the child stopped reading. */
+static void pump_write(struct proc *pr)
+{
+    size_t n = pr->in_len - pr->in_off;
+    ssize_t w = n ? write_no_sigpipe(pr->in_fd, pr->in_buf + pr->in_off, n) : 0;
+    if (w > 0)
+        pr->in_off += (size_t)w;
+    else if (w < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (w < 0 || pr->in_off == pr->in_len)
+        close_fd(&pr->in_fd);
+}
+
+/* Whether the child has exited, leaving it a zombie so its pid and group stay ours. */
+static void check_exit(struct proc *pr)
+{
+    siginfo_t info;
+    info.si_pid = 0;
+    if (waitid(P_PID, (id_t)pr->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pr->pid)
+        pr->exited = 1;
+}
+
+/* Waits up to timeout_ms for I/O or the child's exit, and does what is ready. */
+static void proc_pump(struct proc *pr, int64_t timeout_ms)
+{
+    /* a closed fd (-1) is skipped by poll(); pfd[3] is the exit, once we still wait for it */
+    struct pollfd pfd[4] = {
+        {pr->in_fd, POLLOUT, 0},
+        {pr->out_fd, POLLIN, 0},
+        {pr->err_fd, POLLIN, 0},
+        {pr->exited ? -1 : pr->pidfd, POLLIN, 0},
+    };
+    if (pfd[3].fd < 0 && !pr->exited && timeout_ms > FALLBACK_TICK_MS)
+        timeout_ms = FALLBACK_TICK_MS;
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    if (poll(pfd, 4, (int)timeout_ms) > 0) {
+        if (pfd[0].revents)
+            pump_write(pr);
+        if (pfd[1].revents)
+            pump_read(&pr->out_fd, &pr->out);
+        if (pfd[2].revents)
+            pump_read(&pr->err_fd, &pr->err);
+    }
+    if (!pr->exited)
+        check_exit(pr);
+}
+
+/* ---- running to the end ---- */
+
+static void signal_group(const struct proc *pr, int sig)
+{
+    kill(-pr->pid, sig);
+    kill(pr->pid, sig); /* in case the child left its group */
+}
+
+/* Runs until the child exits, the timeout passes or the caller asks to stop. */
+static enum exec_outcome proc_wait(struct proc *pr, const struct exec_job *job,
+                                   const struct exec_control *ctl)
+{
+    int64_t start = now_ms(), next_poll = start + TICK_MS;
+    int64_t deadline = job->timeout_s ? start + (int64_t)job->timeout_s * 1000 : INT64_MAX;
+    int polls = ctl && ctl->poll;
+    while (!pr->exited) {
+        int64_t now = now_ms();
+        if (now >= deadline)
+            return EXEC_TIMEOUT;
+        if (polls && now >= next_poll) {
+            next_poll = now + TICK_MS;
+            if (ctl->poll(ctl->ctx))
+                return EXEC_STOPPED;
+        }
+        int64_t until = polls ? next_poll : now + TICK_MS;
+        proc_pump(pr, (until < deadline ? until : deadline) - now);
+    }
+    return EXEC_DONE;
+}
+
+/* SIGTERM to the group, then up to grace_ms for the child to exit. */
+static void proc_terminate(struct proc *pr, unsigned grace_ms)
+{
+    signal_group(pr, SIGTERM);
+    int64_t deadline = now_ms() + grace_ms;
+    for (int64_t now = now_ms(); !pr->exited && now < deadline; now = now_ms())
+        proc_pump(pr, deadline - now);
+}
+
+/* Reads what the pipes still hold for a short while, kills whatever is left of the group
+ * (before reaping, while the pgid cannot name another group), reaps, closes everything. */
+static void proc_finish(struct proc *pr)
+{
+    int64_t deadline = now_ms() + DRAIN_MS;
+    for (int64_t now = now_ms(); pr->exited && (pr->out_fd >= 0 || pr->err_fd >= 0) &&
+                                 now < deadline;
+         now = now_ms())
+        proc_pump(pr, deadline - now);
+    signal_group(pr, SIGKILL);
+    while (waitpid(pr->pid, &pr->status, 0) < 0 && errno == EINTR) {
+    }
+    close_fd(&pr->in_fd);
+    close_fd(&pr->out_fd);
+    close_fd(&pr->err_fd);
+    close_fd(&pr->pidfd);
+}
+
+static void describe_exit(const struct proc *pr, struct exec_result *out)
+{
+    int st = pr->status;
+    out->outcome = EXEC_FAILED;
+    exec_last_line(pr->err.buf, pr->err.len, pr->err.cut, out->message, sizeof out->message);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        out->outcome = EXEC_DONE;
+        out->exit_code = 0;
+        exec_last_line(pr->out.buf, pr->out.len, pr->out.cut, out->message,
+                       sizeof out->message);
+    } else if (WIFEXITED(st)) {
+        out->exit_code = WEXITSTATUS(st);
+        if (!out->message[0])
+            snprintf(out->message, sizeof out->message, "exited with status %d", out->exit_code);
+    } else {
+        int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+        const char *name = exec_signal_name(sig);
+        out->exit_code = 128 + sig;
+        if (!out->message[0])
+            snprintf(out->message, sizeof out->message, "killed by signal %d%s%s%s", sig,
+                     name ? " (" : "", name ? name : "", name ? ")" : "");
+    }
+}
+
+static void describe_spawn_failure(const struct plan *p, const struct spawn_failure *f,
+                                   struct exec_result *out)
+{
+    char buf[256];
+    const char *why = strerror_r(f->err, buf, sizeof buf);
+    out->outcome = EXEC_FAILED;
+    out->exit_code = -1;
+    if (f->stage == STAGE_CHDIR)
+        snprintf(out->message, sizeof out->message, "cannot chdir to %s: %s", p->cwd, why);
+    else
+        snprintf(out->message, sizeof out->message, "cannot run %s: %s", p->argv[0], why);
+    exec_utf8_fix(out->message);
+}
+
+static int proc_run(const struct exec_job *job, const struct exec_control *ctl,
+                    struct exec_result *out, struct err *e)
+{
+    (void)e; /* the action was validated; everything from here on is an outcome */
+    struct plan p;
+    struct spawn_failure f;
+    struct proc *pr = xcalloc(1, sizeof *pr); /* two tails: keep them off small thread stacks */
+    plan_init(&p, job);
+    if (proc_spawn(pr, &p, &f) < 0) {
+        describe_spawn_failure(&p, &f, out);
+    } else {
+        pr->in_buf = job->stdin_text ? job->stdin_text : "";
+        pr->in_len = strlen(pr->in_buf);
+        if (pr->in_len == 0)
+            close_fd(&pr->in_fd);
+        enum exec_outcome why = proc_wait(pr, job, ctl);
+        if (why != EXEC_DONE)
+            proc_terminate(pr, ctl && ctl->kill_grace_ms ? ctl->kill_grace_ms : DEFAULT_GRACE_MS);
+        proc_finish(pr);
+        describe_exit(pr, out);
+        if (why != EXEC_DONE)
+            out->outcome = why;
+        if (why == EXEC_TIMEOUT)
+            snprintf(out->message, sizeof out->message, "timed out after %u s", job->timeout_s);
+        else if (why == EXEC_STOPPED)
+            snprintf(out->message, sizeof out->message, "stopped by request");
+    }
+    free(pr);
+    plan_free(&p);
+    return 0;
+}
+
+const struct exec_backend exec_proc_backend = {"exec", proc_validate, proc_run};

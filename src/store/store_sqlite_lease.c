@@ -1,0 +1,409 @@
+/* The SQLite store's engine side: claims with leases, renewals, fenced progress, operator verbs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "store/store_sqlite_int.h"
+
+/* Runs fn inside one BEGIN IMMEDIATE transaction on the writer; commits on 0, else rolls back. */
+static int in_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *, void *,
+                                                  struct err *),
+                       const void *in, void *out, struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = fn(c, in, out, e);
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc;
+}
+
+/* --- claim --- */
+
+struct claim_in {
+    const char *node;
+    int64_t lease_ms;
+};
+
+struct candidate {
+    char id[STORE_ID_MAX];
+    enum task_state state;
+    char old_node[128];
+};
+
+static int claim_pick(struct sq_conn *c, int64_t now, struct candidate *cand, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_CLAIM_PICK, "SELECT id, state, lease_node FROM tasks"
+                     " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
+                     " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
+                     " ORDER BY created_ms LIMIT 1", &st, e);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, now);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        sq_copy(cand->id, sizeof cand->id, sqlite3_column_text(st, 0));
+        const char *word = (const char *)sqlite3_column_text(st, 1);
+        cand->state = word && strcmp(word, "initial") == 0 ? TASK_INITIAL : TASK_RUNNING;
+        sq_copy(cand->old_node, sizeof cand->old_node, sqlite3_column_text(st, 2));
+    } else if (r == SQLITE_DONE) {
+        rc = ERR_NOT_FOUND;
+        err_set(e, ERR_NOT_FOUND, "no runnable task");
+    } else {
+        rc = sq_fail(c, e, "looking for a runnable task");
+    }
+    sq_done(st);
+    return rc;
+}
+
+static int claim_take(struct sq_conn *c, const struct claim_in *in, int64_t now,
+                      const struct candidate *cand, struct task_claim *out, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_CLAIM_TAKE, "UPDATE tasks SET state = 'running',"
+                     " start_ms = COALESCE(start_ms, ?2), lease_node = ?3,"
+                     " lease_expires_ms = ?2 + ?4, lease_no = lease_no + 1"
+                     " WHERE id = ?1 RETURNING lease_no", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, cand->id);
+    sqlite3_bind_int64(st, 2, now);
+    sq_bind_text(st, 3, in->node);
+    sqlite3_bind_int64(st, 4, in->lease_ms);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(out->id, sizeof out->id, "%s", cand->id);
+        out->lease_no = sqlite3_column_int64(st, 0);
+    } else {
+        rc = sq_fail(c, e, "claiming a task");
+    }
+    sq_done(st);
+    return rc;
+}
+
+static int claim_tx(struct sq_conn *c, const void *inp, void *outp, struct err *e)
+{
+    const struct claim_in *in = inp;
+    struct task_claim *out = outp;
+    int64_t now = sq_now_ms();
+    struct candidate cand = {0};
+    int rc = claim_pick(c, now, &cand, e);
+    if (rc == 0)
+        rc = claim_take(c, in, now, &cand, out, e);
+    if (rc != 0)
+        return rc;
+    /* Every claim is in the history with its lease number, so overlapping leases can be audited. */
+    char msg[256];
+    if (cand.state == TASK_INITIAL)
+        snprintf(msg, sizeof msg, "started; lease %lld", (long long)out->lease_no);
+    else if (cand.old_node[0])
+        snprintf(msg, sizeof msg, "lease of %.100s expired; taken over, lease %lld", cand.old_node,
+                 (long long)out->lease_no);
+    else
+        snprintf(msg, sizeof msg, "claimed; lease %lld", (long long)out->lease_no);
+    return sq_event_append(c, out->id, now, (int)cand.state, TASK_RUNNING, in->node, msg, e);
+}
+
+int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
+                            struct task_claim *out, struct err *e)
+{
+    struct claim_in in = {node, lease_ms};
+    return in_write_tx(s, claim_tx, &in, out, e);
+}
+
+/* --- renew --- */
+
+int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                            struct task_lease_state *out, struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    int rc = sq_stmt(c, SQ_RENEW, "UPDATE tasks SET lease_expires_ms = ?3 WHERE id = ?1"
+                     " AND lease_no = ?2 AND state = 'running' AND lease_node IS NOT NULL"
+                     " RETURNING pause_requested", &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, id);
+        sqlite3_bind_int64(st, 2, lease_no);
+        sqlite3_bind_int64(st, 3, sq_now_ms() + lease_ms);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            out->held = true;
+            out->pause_requested = sqlite3_column_int(st, 0) != 0;
+        } else if (r != SQLITE_DONE) {
+            rc = sq_fail(c, e, "renewing a lease");
+        }
+    }
+    sq_done(st);
+    sq_release(c);
+    return rc;
+}
+
+int store_sqlite_release_node_leases(struct store *s, const char *node, struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    int rc = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "UPDATE tasks SET lease_expires_ms = NULL"
+                           " WHERE lease_node = ?1 AND state = 'running'", -1, &st, NULL) !=
+        SQLITE_OK)
+        rc = sq_fail(c, e, "preparing to release leases");
+    if (rc == 0) {
+        sq_bind_text(st, 1, node);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sq_fail(c, e, "releasing this node's old leases");
+    }
+    sqlite3_finalize(st);
+    sq_release(c);
+    return rc;
+}
+
+/* --- fenced progress --- */
+
+/* The task's state, current step and lease in the caller's transaction. */
+struct task_row {
+    enum task_state state;
+    int64_t step, lease_no, lease_expires_ms;
+};
+
+static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct task_row *row,
+                    struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, slot, "SELECT state, current_step, lease_no,"
+                     " COALESCE(lease_expires_ms, 0) FROM tasks WHERE id = ?1", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        const char *word = (const char *)sqlite3_column_text(st, 0);
+        if (!word || task_state_parse(word, &row->state) != 0)
+            rc = err_set(e, ERR_INTERNAL, "store: task %s has an unknown state", id);
+        row->step = sqlite3_column_int64(st, 1);
+        row->lease_no = sqlite3_column_int64(st, 2);
+        row->lease_expires_ms = sqlite3_column_int64(st, 3);
+    } else if (r == SQLITE_DONE) {
+        rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
+    } else {
+        rc = sq_fail(c, e, "reading a task");
+    }
+    sq_done(st);
+    return rc;
+}
+
+/* Sets a step's state (and message); when only_if is given, only a step in that state changes. */
+static int step_set(struct sq_conn *c, enum sq_slot slot, const char *id, int64_t idx,
+                    const char *state, const char *message, const char *only_if, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, slot, "UPDATE task_steps SET state = ?3, message = COALESCE(?4, message)"
+                     " WHERE task_id = ?1 AND idx = ?2 AND (?5 IS NULL OR state = ?5)", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, idx);
+    sq_bind_text(st, 3, state);
+    sq_bind_text(st, 4, message);
+    sq_bind_text(st, 5, only_if);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "updating a task step");
+    sq_done(st);
+    return rc;
+}
+
+static int progress_update(struct sq_conn *c, const struct task_progress *p, int64_t now,
+                           struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_PROGRESS_TASK, "UPDATE tasks SET state = ?2,"
+                     " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END, info = COALESCE(?5, info),"
+                     " current_step = CASE WHEN ?6 = -2 THEN current_step ELSE ?6 END,"
+                     " phase = COALESCE(?7, phase),"
+                     " attempt = CASE WHEN ?8 < 0 THEN attempt ELSE ?8 END, not_before_ms = ?9,"
+                     " lease_node = CASE WHEN ?10 THEN NULL ELSE lease_node END,"
+                     " lease_expires_ms = CASE WHEN ?10 THEN NULL ELSE lease_expires_ms END,"
+                     " pause_requested = CASE WHEN ?2 = 'running' THEN pause_requested ELSE 0 END"
+                     " WHERE id = ?1", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, p->id);
+    sq_bind_text(st, 2, task_state_name(p->to));
+    sqlite3_bind_int(st, 3, task_state_is_final(p->to));
+    sqlite3_bind_int64(st, 4, now);
+    sq_bind_text(st, 5, p->info);
+    sqlite3_bind_int64(st, 6, p->next_step);
+    sq_bind_text(st, 7, p->phase);
+    sqlite3_bind_int64(st, 8, p->attempt);
+    sqlite3_bind_int64(st, 9, p->not_before_ms);
+    sqlite3_bind_int(st, 10, p->release);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "recording task progress");
+    sq_done(st);
+    return rc;
+}
+
+static int progress_tx(struct sq_conn *c, const void *inp, void *outp, struct err *e)
+{
+    (void)outp;
+    const struct task_progress *p = inp;
+    struct task_row row;
+    int rc = row_read(c, SQ_LEASE_READ, p->id, &row, e);
+    if (rc != 0)
+        return rc;
+    if (row.state != TASK_RUNNING || row.lease_no != p->lease_no)
+        return err_set(e, ERR_CONFLICT, "task %s is no longer ours: it is %s, lease %lld (ours %lld)",
+                       p->id, task_state_name(row.state), (long long)row.lease_no,
+                       (long long)p->lease_no);
+    if (p->to != TASK_RUNNING && !task_state_can_move(TASK_RUNNING, p->to))
+        return err_set(e, ERR_CONFLICT, "task %s cannot move from running to %s", p->id,
+                       task_state_name(p->to));
+    int64_t now = sq_now_ms();
+    if (p->step >= 0 && p->step_state)
+        rc = step_set(c, SQ_PROGRESS_STEP, p->id, p->step, p->step_state, p->message, NULL, e);
+    if (rc == 0)
+        rc = progress_update(c, p, now, e);
+    if (rc == 0 && (p->to != TASK_RUNNING || p->event))
+        rc = sq_event_append(c, p->id, now, TASK_RUNNING, p->to, p->node,
+                             p->event_message ? p->event_message : p->message, e);
+    return rc;
+}
+
+int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e)
+{
+    if (!p->id || (unsigned)p->to >= TASK_STATE_COUNT)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_progress: no id or no state");
+    return in_write_tx(s, progress_tx, p, NULL, e);
+}
+
+/* --- operator verbs --- */
+
+struct control_in {
+    const char *id;
+    enum task_verb verb;
+    const char *node, *message;
+};
+
+/* What a verb does to the task row and its current step. */
+struct control_plan {
+    enum task_state to;
+    int step_delta;
+    const char *phase;
+    bool reset_attempt, release;
+    int pause_requested;
+    const char *step_state, *step_only_if;
+    const char *what;
+};
+
+/* Decides the verb from the task's row; ERR_CONFLICT with the reason when it is not allowed. */
+static int control_plan(const struct control_in *in, const struct task_row *row, int64_t now,
+                        struct control_plan *p, struct err *e)
+{
+    const char *why = NULL;
+    enum task_state to;
+    if (task_verb_target(in->verb, row->state, &to, &why) != 0)
+        return err_set(e, ERR_CONFLICT, "cannot %s task %s: it is %s, and %s",
+                       task_verb_name(in->verb), in->id, task_state_name(row->state), why);
+    memset(p, 0, sizeof *p);
+    p->to = to;
+    p->release = true;
+    switch (in->verb) {
+    case VERB_PAUSE:
+        /* A worker holds it: it pauses at the next step boundary. Nobody does: pause now. */
+        if (row->lease_expires_ms > now) {
+            p->to = TASK_RUNNING;
+            p->release = false;
+            p->pause_requested = 1;
+            p->what = "pause requested; the task pauses at the next step boundary";
+        } else {
+            p->what = "paused";
+        }
+        break;
+    case VERB_RESUME:
+        p->reset_attempt = true;
+        p->step_state = "pending", p->step_only_if = "failed";
+        p->what = "resumed: the failed step runs again";
+        break;
+    case VERB_SKIP:
+        p->reset_attempt = true;
+        p->step_state = "skipped", p->step_delta = 1;
+        p->what = "skipped the current step";
+        break;
+    case VERB_UNDO:
+        p->reset_attempt = true;
+        p->phase = "undo", p->step_delta = -1;
+        p->what = "undo: the done steps are undone in reverse";
+        break;
+    case VERB_KILL:
+        /* A running task's current step was cut short; a paused one's has failed already. */
+        p->step_state = "failed", p->step_only_if = "pending";
+        p->what = "killed";
+        break;
+    default:
+        p->what = "removed before it started";
+        break;
+    }
+    return 0;
+}
+
+static int control_update(struct sq_conn *c, const char *id, const struct control_plan *p,
+                          int64_t now, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_CONTROL_TASK, "UPDATE tasks SET state = ?2,"
+                     " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END,"
+                     " current_step = current_step + ?5, phase = COALESCE(?6, phase),"
+                     " attempt = CASE WHEN ?7 THEN 0 ELSE attempt END,"
+                     " not_before_ms = CASE WHEN ?7 THEN 0 ELSE not_before_ms END,"
+                     " lease_node = CASE WHEN ?8 THEN NULL ELSE lease_node END,"
+                     " lease_expires_ms = CASE WHEN ?8 THEN NULL ELSE lease_expires_ms END,"
+                     " pause_requested = ?9 WHERE id = ?1", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, id);
+    sq_bind_text(st, 2, task_state_name(p->to));
+    sqlite3_bind_int(st, 3, task_state_is_final(p->to));
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int(st, 5, p->step_delta);
+    sq_bind_text(st, 6, p->phase);
+    sqlite3_bind_int(st, 7, p->reset_attempt);
+    sqlite3_bind_int(st, 8, p->release);
+    sqlite3_bind_int(st, 9, p->pause_requested);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "applying an operator verb");
+    sq_done(st);
+    return rc;
+}
+
+static int control_tx(struct sq_conn *c, const void *inp, void *outp, struct err *e)
+{
+    (void)outp;
+    const struct control_in *in = inp;
+    struct task_row row;
+    struct control_plan plan = {0};
+    int64_t now = sq_now_ms();
+    int rc = row_read(c, SQ_CONTROL_READ, in->id, &row, e);
+    if (rc == 0)
+        rc = control_plan(in, &row, now, &plan, e);
+    if (rc != 0)
+        return rc;
+    const char *msg = in->message && *in->message ? in->message : plan.what;
+    if (plan.step_state)
+        rc = step_set(c, SQ_CONTROL_STEP, in->id, row.step, plan.step_state,
+                      in->verb == VERB_KILL ? "killed by an operator" : NULL, plan.step_only_if, e);
+    if (rc == 0)
+        rc = control_update(c, in->id, &plan, now, e);
+    if (rc == 0)
+        rc = sq_event_append(c, in->id, now, (int)row.state, plan.to, in->node, msg, e);
+    return rc;
+}
+
+int store_sqlite_task_control(struct store *s, const char *id, enum task_verb verb,
+                              const char *node, const char *message, struct err *e)
+{
+    struct control_in in = {id, verb, node, message};
+    return in_write_tx(s, control_tx, &in, NULL, e);
+}

@@ -76,8 +76,10 @@ static int start_servers(struct daemon_state *d, struct err *e)
     struct http_config cloud = {.listen = d->opt.listen, .threads = d->opt.http_threads,
                                 .max_body = d->opt.max_body, .idle_timeout_s = d->opt.idle_timeout_s,
                                 .tls_cert = d->opt.tls_cert, .tls_key = d->opt.tls_key};
-    struct http_config admin = {.listen = d->opt.admin, .threads = 2,
-                                .max_body = d->opt.max_body, .idle_timeout_s = 60};
+    /* A connection per thread: admin calls may long-poll (GET /v1/tasks/ID?wait=30s). */
+    struct http_config admin = {.listen = d->opt.admin, .threads = 1,
+                                .max_body = d->opt.max_body, .idle_timeout_s = 150,
+                                .thread_per_connection = true};
     rc = http_server_start(&cloud, cloudapi_handle, d->api, &d->cloud_http, e);
     if (!rc)
         rc = http_server_start(&admin, admin_handle, d->admin, &d->admin_http, e);

@@ -1,12 +1,17 @@
 /* Admin API: creating tasks, reading and listing them, operator verbs and reported transitions. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin/admin_int.h"
 #include "common/timefmt.h"
 #include "products/product.h"
 
 #define MAX_STEPS 100
+
+static int query_int(struct admin_req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi,
+                     int64_t *out, struct err *e);
 
 static int step_int(json_t *step, size_t i, const char *key, json_int_t dflt, json_int_t lo,
                     json_int_t hi, json_int_t *out, struct err *e)
@@ -206,11 +211,69 @@ static int load_task(struct admin *a, const char *id, json_t **out, struct err *
     return rc;
 }
 
+/* "30s", "500ms", "2m" or plain seconds, at most 120 s. */
+static int parse_wait(const char *v, int64_t *ms, struct err *e)
+{
+    char *end;
+    double n = strtod(v, &end);
+    double unit = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "m") == 0 ? 60000
+                                          : (!*end || strcmp(end, "s") == 0) ? 1000 : -1;
+    if (end == v || unit < 0 || n < 0 || n * unit > 120000)
+        return err_set(e, ERR_BAD_REQUEST,
+                       "wait: expected a duration up to 120s, such as 30s or 500ms");
+    *ms = (int64_t)(n * unit);
+    return 0;
+}
+
+static int64_t last_seq(json_t *task)
+{
+    json_t *events = json_object_get(task, "events");
+    json_t *last = json_array_get(events, json_array_size(events) - 1);
+    return json_integer_value(json_object_get(last, "seq"));
+}
+
+/* Long-poll: answers once the task's state differs from the one seen on arrival (or, with
+ * since_seq=N, once it has an event after N), when it is final, or when the wait is over. The
+ * store is polled, so changes made by any node are seen. */
+static int wait_for_change(struct admin *a, const char *id, int64_t wait_ms, int64_t since,
+                           json_t **task, struct err *e)
+{
+    const char *first = json_string_value(json_object_get(*task, "state"));
+    char state0[32];
+    snprintf(state0, sizeof state0, "%s", first ? first : "");
+    int64_t deadline = time_now_ms() + wait_ms;
+    for (;;) {
+        enum task_state st = TASK_INITIAL;
+        task_state_parse(json_string_value(json_object_get(*task, "state")), &st);
+        bool changed = since >= 0 ? last_seq(*task) > since
+                                  : strcmp(state0, json_string_value(json_object_get(*task,
+                                                                                     "state")));
+        if (changed || task_state_is_final(st) || time_now_ms() >= deadline)
+            return 0;
+        struct timespec nap = {0, 100 * 1000000L};
+        nanosleep(&nap, NULL);
+        json_decref(*task);
+        *task = NULL;
+        int rc = load_task(a, id, task, e);
+        if (rc)
+            return rc;
+    }
+}
+
 int admin_task_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
                     struct err *e)
 {
     (void)status;
-    return load_task(a, r->arg[0], out, e);
+    int64_t wait_ms = 0, since = -1;
+    const char *w = admin_query(r, "wait"), *s = admin_query(r, "since_seq");
+    int rc = w ? parse_wait(w, &wait_ms, e) : 0;
+    if (!rc && s)
+        rc = query_int(r, "since_seq", -1, 0, INT64_MAX, &since, e);
+    if (!rc)
+        rc = load_task(a, r->arg[0], out, e);
+    if (!rc && wait_ms > 0)
+        rc = wait_for_change(a, r->arg[0], wait_ms, since, out, e);
+    return rc;
 }
 
 static int query_int(struct admin_req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi,

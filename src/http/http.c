@@ -258,9 +258,12 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
         free_server(s);
         return rc;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     (cfg->thread_per_connection ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL
+                                                 : MHD_USE_EPOLL) |
+                     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
                      (s->tls_cert_pem ? MHD_USE_TLS : 0);
+    unsigned pool = cfg->thread_per_connection ? 0u : (cfg->threads ? cfg->threads : 1u);
     struct MHD_OptionItem tls[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
@@ -270,7 +273,7 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 1u,
+        MHD_OPTION_THREAD_POOL_SIZE, pool,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s ? cfg->idle_timeout_s : 30u,
         MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_ARRAY, s->tls_cert_pem ? tls : none, MHD_OPTION_END);

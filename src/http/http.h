@@ -38,6 +38,7 @@ struct http_config {
     unsigned threads;
     size_t max_body;       /* bytes; larger bodies arrive with body_too_large set */
     unsigned idle_timeout_s;
+    bool thread_per_connection; /* handlers may block long (admin long-poll); threads unused */
     const char *tls_cert;  /* PEM files, both or neither */
     const char *tls_key;
 };

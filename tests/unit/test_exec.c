@@ -1,0 +1,580 @@
+/* Unit tests: the exec executor (processes, pipes, timeouts, stop, cleanup) and action checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+
+/* ---- helpers ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_t *sh_action(const char *script)
+{
+    return json_pack("{s:[s,s,s]}", "exec", "/bin/sh", "-c", script);
+}
+
+static int run_action(json_t *action, const char *stdin_text, unsigned timeout_s,
+                      const struct exec_control *ctl, struct exec_result *res)
+{
+    struct exec_job job = {action, stdin_text, timeout_s, NULL};
+    struct err e = {0};
+    int rc = exec_run(&job, ctl, res, &e);
+    json_decref(action);
+    return rc;
+}
+
+static void run_sh(const char *script, const char *stdin_text, struct exec_result *res)
+{
+    assert_int_equal(run_action(sh_action(script), stdin_text, 0, NULL, res), 0);
+}
+
+/* A fresh path under /tmp that does not exist yet (the caller unlinks it). */
+static void tmp_path(char *buf, size_t n)
+{
+    static int seq;
+    snprintf(buf, n, "/tmp/asyncd-test-exec-%d-%d", (int)getpid(), __atomic_add_fetch(&seq, 1, __ATOMIC_SEQ_CST));
+    unlink(buf);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    for (size_t r; (r = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += r;
+        if (n == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* The pids a script wrote to path, one a line; returns how many. */
+static int read_pids(const char *path, pid_t *pids, int max)
+{
+    char *text = slurp(path, NULL);
+    int n = 0;
+    for (char *tok = strtok(text, " \n"); tok && n < max; tok = strtok(NULL, " \n"))
+        pids[n++] = (pid_t)atoi(tok);
+    free(text);
+    return n;
+}
+
+/* Gone: no such process, or only a zombie waiting for init (it cannot run any more). */
+static int process_gone(pid_t pid)
+{
+    for (int i = 0; i < 100; i++) {
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            return 1;
+        char path[64], stat[256] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            size_t n = fread(stat, 1, sizeof stat - 1, f);
+            stat[n] = '\0';
+            fclose(f);
+            char *paren = strrchr(stat, ')');
+            if (paren && paren[1] == ' ' && paren[2] == 'Z')
+                return 1;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void assert_no_children_left(void)
+{
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static bool stop_after_300ms(void *ctx)
+{
+    return now_ms() - *(int64_t *)ctx >= 300;
+}
+
+/* ---- results and messages ---- */
+
+static void test_last_stdout_line_becomes_the_message(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    int64_t t0 = now_ms();
+    run_sh("echo first; echo '  the last line \t'; echo; printf '   \\r\\n'", NULL, &res);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_int_equal(res.exit_code, 0);
+    assert_string_equal(res.message, "  the last line");
+    assert_true(now_ms() - t0 < 500); /* the exit is noticed at once, not at a tick */
+    assert_no_children_left();
+}
+
+static void test_no_stdout_gives_an_empty_message(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    run_sh("true", NULL, &res);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_string_equal(res.message, "");
+}
+
+static void test_stdin_receives_the_text(void **state)
+{
+    (void)state;
+    char path[128], script[512];
+    tmp_path(path, sizeof path);
+    size_t n = 300000; /* more than a pipe holds: written bit by bit as the child reads */
+    char *text = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        text[i] = (char)('a' + i % 26);
+    text[n] = '\0';
+    snprintf(script, sizeof script, "cat > %s; wc -c < %s", path, path);
+    struct exec_result res;
+    run_sh(script, text, &res);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_int_equal(atoi(res.message), (int)n);
+    size_t got;
+    char *copy = slurp(path, &got);
+    assert_int_equal(got, n);
+    assert_memory_equal(copy, text, n);
+    free(copy);
+    free(text);
+    unlink(path);
+}
+
+static void test_child_not_reading_stdin_is_not_a_sigpipe(void **state)
+{
+    (void)state;
+    size_t n = 1 << 20;
+    char *text = malloc(n + 1);
+    memset(text, 'x', n);
+    text[n] = '\0';
+    struct exec_result res;
+    run_sh("exec 0<&-; echo ignored stdin", text, &res); /* SIGPIPE is at default here */
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_string_equal(res.message, "ignored stdin");
+    free(text);
+}
+
+static void test_nonzero_exit_uses_the_last_stderr_line(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    run_sh("echo out; echo 'err one' >&2; echo 'err two' >&2; exit 2", NULL, &res);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, 2);
+    assert_string_equal(res.message, "err two");
+}
+
+static void test_exit_without_stderr_says_exited_with_status(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    run_sh("echo only stdout; exit 3", NULL, &res);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, 3);
+    assert_string_equal(res.message, "exited with status 3");
+}
+
+static void test_killed_by_signal_is_128_plus_signal(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    run_sh("kill -KILL $$", NULL, &res);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, 128 + SIGKILL);
+    assert_string_equal(res.message, "killed by signal 9 (SIGKILL)");
+}
+
+static void test_long_line_is_cut_on_a_utf8_boundary(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    /* 700 two-byte characters = 1400 bytes, more than the message holds */
+    run_sh("i=0; while [ $i -lt 700 ]; do printf '\\303\\251'; i=$((i+1)); done; echo", NULL,
+           &res);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    size_t n = strlen(res.message);
+    assert_int_equal(n, 1022);
+    assert_memory_equal(res.message + n - 2, "\xc3\xa9", 2);
+}
+
+static void test_invalid_utf8_in_output_becomes_question_marks(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    run_sh("printf 'ok \\377\\300 end\\n'", NULL, &res);
+    assert_string_equal(res.message, "ok ?? end");
+}
+
+/* ---- starting ---- */
+
+static void test_missing_program_fails_with_enoent_and_leaves_no_child(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    json_t *a = json_pack("{s:[s]}", "exec", "/nonexistent/asyncd-prog");
+    assert_int_equal(run_action(a, "input", 0, NULL, &res), 0);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, -1);
+    assert_string_equal(res.message, "cannot run /nonexistent/asyncd-prog: No such file or directory");
+    assert_no_children_left();
+
+    a = json_pack("{s:[s]}", "exec", "asyncd-no-such-program-on-path");
+    assert_int_equal(run_action(a, NULL, 0, NULL, &res), 0);
+    assert_string_equal(res.message,
+                        "cannot run asyncd-no-such-program-on-path: No such file or directory");
+    assert_no_children_left();
+}
+
+static void test_program_without_exec_permission_fails_with_eacces(void **state)
+{
+    (void)state;
+    char path[128];
+    tmp_path(path, sizeof path);
+    FILE *f = fopen(path, "w");
+    fputs("#!/bin/sh\necho hi\n", f);
+    fclose(f);
+    chmod(path, 0644);
+    struct exec_result res;
+    assert_int_equal(run_action(json_pack("{s:[s]}", "exec", path), NULL, 0, NULL, &res), 0);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, -1);
+    char want[256];
+    snprintf(want, sizeof want, "cannot run %s: Permission denied", path); /* even for root */
+    assert_string_equal(res.message, want);
+    unlink(path);
+}
+
+static void test_bad_cwd_fails_with_cannot_chdir(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    json_t *a = json_pack("{s:[s,s,s],s:s}", "exec", "/bin/sh", "-c", "pwd", "cwd",
+                          "/nonexistent/asyncd-dir");
+    assert_int_equal(run_action(a, NULL, 0, NULL, &res), 0);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, -1);
+    assert_string_equal(res.message,
+                        "cannot chdir to /nonexistent/asyncd-dir: No such file or directory");
+    assert_no_children_left();
+}
+
+static void test_cwd_is_the_childs_working_directory(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    json_t *a = json_pack("{s:[s,s,s],s:s}", "exec", "/bin/sh", "-c", "pwd", "cwd", "/");
+    assert_int_equal(run_action(a, NULL, 0, NULL, &res), 0);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_string_equal(res.message, "/");
+}
+
+static void test_env_and_extra_env_are_visible_to_the_child(void **state)
+{
+    (void)state;
+    setenv("ASYNCD_TEST_PARENT", "parent", 1);
+    setenv("ASYNCD_TEST_B", "from-parent", 1);
+    const char *extra[] = {"ASYNCD_TEST_A=extra", "ASYNCD_TEST_B=extra", NULL};
+    json_t *a = json_pack("{s:[s,s,s],s:{s:s,s:s}}", "exec", "sh", "-c",
+                          "echo \"$ASYNCD_TEST_PARENT $ASYNCD_TEST_A $ASYNCD_TEST_B $ASYNCD_TEST_C\"",
+                          "env", "ASYNCD_TEST_B", "action", "ASYNCD_TEST_C", "c=1");
+    struct exec_job job = {a, NULL, 0, extra};
+    struct exec_result res;
+    assert_int_equal(exec_run(&job, NULL, &res, NULL), 0);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_string_equal(res.message, "parent extra action c=1");
+    json_decref(a);
+    unsetenv("ASYNCD_TEST_PARENT");
+    unsetenv("ASYNCD_TEST_B");
+}
+
+/* ---- stopping ---- */
+
+static void test_timeout_stops_the_child_after_timeout_s(void **state)
+{
+    (void)state;
+    char path[128], script[512];
+    tmp_path(path, sizeof path);
+    snprintf(script, sizeof script, "sleep 60 & echo $! > %s; wait", path);
+    struct exec_result res;
+    int64_t t0 = now_ms();
+    assert_int_equal(run_action(sh_action(script), NULL, 1, NULL, &res), 0);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(res.outcome, EXEC_TIMEOUT);
+    assert_string_equal(res.message, "timed out after 1 s");
+    assert_true(took >= 950 && took < 1800);
+    pid_t pid;
+    assert_int_equal(read_pids(path, &pid, 1), 1);
+    assert_true(process_gone(pid));
+    assert_no_children_left();
+    unlink(path);
+}
+
+static void test_poll_returning_true_stops_the_child(void **state)
+{
+    (void)state;
+    int64_t t0 = now_ms();
+    struct exec_control ctl = {stop_after_300ms, &t0, 0};
+    struct exec_result res;
+    assert_int_equal(run_action(sh_action("sleep 60"), NULL, 0, &ctl, &res), 0);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(res.outcome, EXEC_STOPPED);
+    assert_string_equal(res.message, "stopped by request");
+    assert_true(took >= 300 && took < 900);
+    assert_no_children_left();
+}
+
+static void test_child_ignoring_sigterm_is_killed_after_the_grace(void **state)
+{
+    (void)state;
+    char path[128], script[512];
+    tmp_path(path, sizeof path);
+    snprintf(script, sizeof script, "trap '' TERM; echo $$ > %s; sleep 60 & echo $! >> %s; wait",
+             path, path);
+    int64_t t0 = now_ms();
+    struct exec_control ctl = {stop_after_300ms, &t0, 0}; /* default grace: 1000 ms */
+    struct exec_result res;
+    assert_int_equal(run_action(sh_action(script), NULL, 0, &ctl, &res), 0);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(res.outcome, EXEC_STOPPED);
+    assert_int_equal(res.exit_code, 128 + SIGKILL);
+    assert_true(took >= 1250 && took < 2000);
+    pid_t pids[2];
+    assert_int_equal(read_pids(path, pids, 2), 2);
+    assert_true(process_gone(pids[0]));
+    assert_true(process_gone(pids[1]));
+    assert_no_children_left();
+    unlink(path);
+}
+
+static void test_kill_grace_ms_is_honoured(void **state)
+{
+    (void)state;
+    int64_t t0 = now_ms();
+    struct exec_control ctl = {stop_after_300ms, &t0, 200};
+    struct exec_result res;
+    assert_int_equal(run_action(sh_action("trap '' TERM; sleep 60; sleep 60"), NULL, 0, &ctl,
+                                &res), 0);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(res.outcome, EXEC_STOPPED);
+    assert_true(took >= 450 && took < 900);
+}
+
+static void test_backgrounded_grandchild_does_not_keep_the_run_waiting(void **state)
+{
+    (void)state;
+    char path[128], script[512];
+    tmp_path(path, sizeof path);
+    snprintf(script, sizeof script, "sleep 30 & echo $! > %s; echo done", path);
+    int64_t t0 = now_ms();
+    struct exec_result res;
+    run_sh(script, NULL, &res);
+    assert_true(now_ms() - t0 < 1000);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_string_equal(res.message, "done");
+    pid_t pid;
+    assert_int_equal(read_pids(path, &pid, 1), 1);
+    assert_true(process_gone(pid));
+    assert_no_children_left();
+    unlink(path);
+}
+
+/* ---- volume, threads, leaks ---- */
+
+static void test_ten_megabytes_of_output_do_not_deadlock(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    run_sh("head -c 10000000 /dev/zero | tr '\\000' x; head -c 10000000 /dev/zero >&2; "
+           "echo; echo end",
+           NULL, &res);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_string_equal(res.message, "end");
+}
+
+struct thread_arg {
+    int id;
+    int ok;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_arg *arg = p;
+    for (int i = 0; i < 10; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "thread %d run %d", arg->id, i);
+        json_t *a = json_pack("{s:[s,s,s]}", "exec", "/bin/sh", "-c", "sleep 0.05; cat");
+        struct exec_job job = {a, want, 5, NULL};
+        struct exec_result res;
+        if (exec_run(&job, NULL, &res, NULL) == 0 && res.outcome == EXEC_DONE &&
+            strcmp(res.message, want) == 0)
+            arg->ok++;
+        json_decref(a);
+    }
+    return NULL;
+}
+
+static void test_eight_threads_run_at_once(void **state)
+{
+    (void)state;
+    pthread_t th[8];
+    struct thread_arg args[8];
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 8; i++) {
+        args[i] = (struct thread_arg){i, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, thread_main, &args[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].ok, 10);
+    }
+    assert_true(now_ms() - t0 < 10 * 8 * 50); /* they overlapped */
+    assert_no_children_left();
+}
+
+static void test_no_fd_is_left_after_200_runs(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    for (int i = 0; i < 200; i++) {
+        struct exec_result res;
+        json_t *a;
+        switch (i % 4) {
+        case 0: a = sh_action("echo ok"); break;
+        case 1: a = sh_action("echo bad >&2; exit 1"); break;
+        case 2: a = json_pack("{s:[s]}", "exec", "/nonexistent/prog"); break;
+        default: a = json_pack("{s:[s],s:s}", "exec", "/bin/true", "cwd", "/nonexistent"); break;
+        }
+        assert_int_equal(run_action(a, "stdin", 0, NULL, &res), 0);
+    }
+    assert_int_equal(count_fds(), before);
+    assert_no_children_left();
+}
+
+/* ---- validation ---- */
+
+static void expect_invalid(const char *json, const char *message)
+{
+    json_t *a = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    assert_non_null(a);
+    struct err e = {0};
+    assert_int_equal(exec_validate(a, &e), ERR_INVALID_PARAMETER_VALUE);
+    assert_string_equal(e.msg, message);
+    struct exec_job job = {a, NULL, 0, NULL};
+    struct exec_result res;
+    assert_int_equal(exec_run(&job, NULL, &res, &e), ERR_INVALID_PARAMETER_VALUE);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    json_decref(a);
+}
+
+static void test_validate_accepts_well_formed_actions(void **state)
+{
+    (void)state;
+    const char *ok[] = {
+        "{\"exec\": [\"ls\"]}",
+        "{\"exec\": [\"/bin/ls\", \"-l\", \"\"], \"env\": {\"A\": \"1\", \"B\": \"\"}, \"cwd\": \"/tmp\"}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        json_t *a = json_loads(ok[i], 0, NULL);
+        struct err e = {0};
+        assert_int_equal(exec_validate(a, &e), 0);
+        json_decref(a);
+    }
+}
+
+static void test_validate_names_the_bad_field(void **state)
+{
+    (void)state;
+    expect_invalid("{\"exec\": []}", "exec: expected a non-empty array of strings, got an empty array");
+    expect_invalid("{\"exec\": \"ls -l\"}", "exec: expected a non-empty array of strings, got a string");
+    expect_invalid("{\"exec\": [\"ls\", 1]}", "exec[1]: expected a string, got a number");
+    expect_invalid("{\"exec\": [\"\"]}", "exec[0]: expected a program, got \"\"");
+    expect_invalid("{\"exec\": [\"ls\"], \"env\": {\"A\": 1}}", "env.A: expected a string, got a number");
+    expect_invalid("{\"exec\": [\"ls\"], \"env\": [\"A=1\"]}", "env: expected an object, got an array");
+    expect_invalid("{\"exec\": [\"ls\"], \"env\": {\"A=B\": \"1\"}}",
+                   "env: \"A=B\" is not a variable name (empty or has '=')");
+    expect_invalid("{\"exec\": [\"ls\"], \"cwd\": 5}", "cwd: expected a string, got a number");
+    expect_invalid("{\"exec\": [\"ls\"], \"timeout\": 5}",
+                   "timeout: unknown key in an exec action (expected exec, env, cwd)");
+    expect_invalid("{\"exec\": [\"a\\u0000b\"]}", "exec[0]: contains a NUL character");
+}
+
+static void test_validate_wants_exactly_one_known_executor(void **state)
+{
+    (void)state;
+    expect_invalid("{\"mysql\": {\"sql\": \"SELECT 1\"}}", "executor mysql is not available yet");
+    expect_invalid("{\"remote\": {}}", "executor remote is not available yet");
+    expect_invalid("{\"exec\": [\"ls\"], \"mysql\": {}}",
+                   "action: more than one executor key (exec and mysql)");
+    expect_invalid("{\"env\": {}}", "action: expected an executor key such as \"exec\"");
+    expect_invalid("[\"ls\"]", "action: expected an object, got an array");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_last_stdout_line_becomes_the_message),
+        cmocka_unit_test(test_no_stdout_gives_an_empty_message),
+        cmocka_unit_test(test_stdin_receives_the_text),
+        cmocka_unit_test(test_child_not_reading_stdin_is_not_a_sigpipe),
+        cmocka_unit_test(test_nonzero_exit_uses_the_last_stderr_line),
+        cmocka_unit_test(test_exit_without_stderr_says_exited_with_status),
+        cmocka_unit_test(test_killed_by_signal_is_128_plus_signal),
+        cmocka_unit_test(test_long_line_is_cut_on_a_utf8_boundary),
+        cmocka_unit_test(test_invalid_utf8_in_output_becomes_question_marks),
+        cmocka_unit_test(test_missing_program_fails_with_enoent_and_leaves_no_child),
+        cmocka_unit_test(test_program_without_exec_permission_fails_with_eacces),
+        cmocka_unit_test(test_bad_cwd_fails_with_cannot_chdir),
+        cmocka_unit_test(test_cwd_is_the_childs_working_directory),
+        cmocka_unit_test(test_env_and_extra_env_are_visible_to_the_child),
+        cmocka_unit_test(test_timeout_stops_the_child_after_timeout_s),
+        cmocka_unit_test(test_poll_returning_true_stops_the_child),
+        cmocka_unit_test(test_child_ignoring_sigterm_is_killed_after_the_grace),
+        cmocka_unit_test(test_kill_grace_ms_is_honoured),
+        cmocka_unit_test(test_backgrounded_grandchild_does_not_keep_the_run_waiting),
+        cmocka_unit_test(test_ten_megabytes_of_output_do_not_deadlock),
+        cmocka_unit_test(test_eight_threads_run_at_once),
+        cmocka_unit_test(test_no_fd_is_left_after_200_runs),
+        cmocka_unit_test(test_validate_accepts_well_formed_actions),
+        cmocka_unit_test(test_validate_names_the_bad_field),
+        cmocka_unit_test(test_validate_wants_exactly_one_known_executor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -263,20 +263,24 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
                                                  : MHD_USE_EPOLL) |
                      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
                      (s->tls_cert_pem ? MHD_USE_TLS : 0);
-    unsigned pool = cfg->thread_per_connection ? 0u : (cfg->threads ? cfg->threads : 1u);
-    struct MHD_OptionItem tls[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    intptr_t pool = cfg->threads ? (intptr_t)cfg->threads : 1;
+    /* Optional settings go in one array: TLS keys, and a thread pool unless each connection
+     * has its own thread (MHD warns about a pool size there, even 0 or 1). */
+    struct MHD_OptionItem extra[4];
+    size_t n = 0;
+    if (s->tls_cert_pem) {
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem};
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem};
+    }
+    if (!cfg->thread_per_connection)
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, pool, NULL};
+    extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_THREAD_POOL_SIZE, pool,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s ? cfg->idle_timeout_s : 30u,
-        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_ARRAY, s->tls_cert_pem ? tls : none, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, cfg->thread_per_connection ? 256u : 4096u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (!s->daemon) {
         free_server(s);
         return err_set(e, ERR_INTERNAL, "cannot listen on %s: %s", cfg->listen,

@@ -21,6 +21,7 @@ struct daemon_state {
     struct ratelimit *limits;
     struct store *store;
     char *admin_token;
+    int lock_fd;
     struct cloudapi *api;
     struct admin *admin;
     struct engine *engine;
@@ -51,6 +52,8 @@ static int configure(struct daemon_state *d, struct err *e)
 static int open_store(struct daemon_state *d, struct err *e)
 {
     int rc = bootstrap_data_dir(d->opt.data, e);
+    if (!rc)
+        rc = bootstrap_lock(d->opt.data, &d->lock_fd, e);
     if (!rc)
         rc = store_open(d->opt.store, d->opt.data, &d->store, e);
     if (!rc)
@@ -128,6 +131,8 @@ static void shut_down(struct daemon_state *d)
     ratelimit_free(d->limits);
     free(d->admin_token);
     options_free(&d->opt);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
 }
 
 int main(int argc, char **argv)
@@ -140,7 +145,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct daemon_state d = {0};
+    struct daemon_state d = {.lock_fd = -1};
     struct err e = {0};
     int rc = options_parse(argc, argv, &d.opt, &e);
     if (rc || d.opt.help) {

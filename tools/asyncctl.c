@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Exit codes, part of the CLI contract (docs/asyncctl.md, tests/it/asyncctl.test.mjs). */
+/* Exit codes, relied on by scripts (asyncctl --help, tests/it/asyncctl.test.mjs). */
 enum { EXIT_OK = 0, EXIT_API = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 #define DEFAULT_ADMIN "http://127.0.0.1:9001"
@@ -332,6 +332,8 @@ static int http_request(struct ctl *c, const char *method, const char *path, con
     curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(k, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
+    /* A proxy from the environment cannot reach our loopback; other hosts follow the env. */
+    curl_easy_setopt(k, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
     curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(k, CURLOPT_WRITEDATA, &r->body);
     if (body) {
@@ -742,19 +744,22 @@ static bool is_final(const char *state)
     return state && in_list(state, finals);
 }
 
-/* One progress line on stderr: time, state, step k/n and the step's name. */
+/* One progress line on stderr: time, state, and step k/n with its name while one is current. */
 static void wait_progress(json_t *t)
 {
     json_t *steps = json_object_get(t, "steps");
     json_int_t cur = json_integer_value(json_object_get(t, "current_step"));
-    const char *name = json_string_value(json_object_get(json_array_get(steps, (size_t)cur), "name"));
+    size_t n = json_array_size(steps);
     const char *state = json_string_value(json_object_get(t, "state"));
     time_t now = time(NULL);
-    char hms[16];
+    char hms[16], step[200] = "";
     strftime(hms, sizeof hms, "%H:%M:%S", localtime(&now));
-    fprintf(stderr, "%s  %-8s  step %" JSON_INTEGER_FORMAT "/%zu %s\n", hms, state ? state : "?",
-            cur + 1 < (json_int_t)json_array_size(steps) ? cur + 1 : (json_int_t)json_array_size(steps),
-            json_array_size(steps), name ? name : "");
+    if (cur >= 0 && (size_t)cur < n) {
+        const char *name = json_string_value(json_object_get(json_array_get(steps, (size_t)cur), "name"));
+        snprintf(step, sizeof step, "  step %" JSON_INTEGER_FORMAT "/%zu %.150s", cur + 1, n,
+                 name ? name : "");
+    }
+    fprintf(stderr, "%s  %s%s\n", hms, state ? state : "?", step);
 }
 
 /* Reports how a wait ended; 0 when the task succeeded, else EXIT_API. */
@@ -774,6 +779,13 @@ static int wait_outcome(json_t *t, const char *id, bool json, const char *timeou
         return EXIT_API;
     }
     return EXIT_OK;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void sleep_s(double s)
@@ -801,7 +813,7 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
     bool json = c->json;
     c->json = false; /* polls print nothing; the last answer is printed once */
     char last[256] = "";
-    time_t start = time(NULL);
+    double start = now_s();
     json_t *t = NULL;
     while ((rc = api_call(c, "GET", path, NULL, &t)) == 0) {
         const char *state = json_string_value(json_object_get(t, "state"));
@@ -811,7 +823,7 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
         if (strcmp(now, last) != 0 && !json)
             wait_progress(t);
         snprintf(last, sizeof last, "%s", now);
-        if (is_final(state) || (tmo > 0 && difftime(time(NULL), start) >= tmo)) {
+        if (is_final(state) || (tmo > 0 && now_s() - start >= tmo)) {
             rc = wait_outcome(t, pos[0], json, timeout);
             break;
         }

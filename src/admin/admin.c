@@ -1,6 +1,8 @@
 /* The admin API's door: bearer token, route table, JSON bodies, error answers, health, metrics. */
 #include "admin/admin.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -140,6 +142,35 @@ static void answer_error(struct http_response *out, int code, const struct err *
     json_decref(j);
 }
 
+/* Prometheus text: the Cloud API's counters and the tasks by product and state. */
+static char *metrics_text(struct admin *a)
+{
+    char *api = a->cfg.api ? cloudapi_metrics_text(a->cfg.api) : xstrdup("");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fputs(api, f);
+    free(api);
+    fputs("# HELP asyncd_tasks Tasks in the store, by product and canonical state.\n"
+          "# TYPE asyncd_tasks gauge\n",
+          f);
+    json_t *counts = NULL;
+    struct err e;
+    if (store_task_counts(a->cfg.store, &counts, &e) == 0) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(counts, i, row)
+            fprintf(f, "asyncd_tasks{product=\"%s\",state=\"%s\"} %lld\n",
+                    json_string_value(json_object_get(row, "product")),
+                    json_string_value(json_object_get(row, "state")),
+                    (long long)json_integer_value(json_object_get(row, "count")));
+        json_decref(counts);
+    }
+    fprintf(f, "# HELP asyncd_up 1 while this node serves.\n# TYPE asyncd_up gauge\nasyncd_up 1\n");
+    fclose(f);
+    return buf;
+}
+
 static bool serve_open_paths(struct admin *a, const struct http_request *req,
                              struct http_response *out)
 {
@@ -154,7 +185,7 @@ static bool serve_open_paths(struct admin *a, const struct http_request *req,
     if (strcmp(req->path, "/metrics") == 0) {
         out->status = 200;
         out->content_type = "text/plain; version=0.0.4";
-        out->body = a->cfg.api ? cloudapi_metrics_text(a->cfg.api) : xstrdup("");
+        out->body = metrics_text(a);
         out->body_len = strlen(out->body);
         return true;
     }

@@ -203,6 +203,9 @@ int admin_instance_list(struct admin *a, struct admin_req *r, json_t **out, int 
                         struct err *e)
 {
     (void)status;
+    const char *product = admin_query(r, "product");
+    if (product && strcmp(product, "cdb") != 0 && strcmp(product, "mongodb") != 0)
+        return err_set(e, ERR_BAD_REQUEST, "product: expected cdb or mongodb, got %.32s", product);
     json_t *list = NULL;
     int rc = store_instance_list(a->cfg.store, admin_query(r, "product"), admin_query(r, "uin"),
                                  &list, e);

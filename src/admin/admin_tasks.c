@@ -6,6 +6,7 @@
 
 #include "admin/admin_int.h"
 #include "common/timefmt.h"
+#include "exec/exec.h"
 #include "products/product.h"
 
 #define MAX_STEPS 100
@@ -64,6 +65,11 @@ static int normalise_step(json_t *step, size_t i, json_t **out, struct err *e)
                        i);
     if (undo && !json_is_null(undo) && !json_is_object(undo))
         return err_set(e, ERR_BAD_REQUEST, "steps[%zu].undo: expected an object or null", i);
+    struct err xe;
+    if (exec_validate(doo, &xe) != 0)
+        return err_set(e, ERR_BAD_REQUEST, "steps[%zu].do: %s", i, xe.msg);
+    if (json_is_object(undo) && exec_validate(undo, &xe) != 0)
+        return err_set(e, ERR_BAD_REQUEST, "steps[%zu].undo: %s", i, xe.msg);
     json_int_t retries, timeout;
     if ((rc = step_int(step, i, "retries", 0, 0, 100, &retries, e)) ||
         (rc = step_int(step, i, "timeout_s", 3600, 1, 7 * 86400, &timeout, e)))
@@ -299,6 +305,9 @@ int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *sta
     struct task_filter f = {.product = admin_query(r, "product"), .uin = admin_query(r, "uin"),
                             .instance_id = admin_query(r, "instance_id"),
                             .region = admin_query(r, "region"), .state = -1};
+    if (f.product && !product_by_name(f.product))
+        return err_set(e, ERR_BAD_REQUEST, "product: expected cdb or mongodb, got %.32s",
+                       f.product);
     const char *st = admin_query(r, "status");
     enum task_state s;
     if (st) {

@@ -236,14 +236,16 @@ char *cloudapi_metrics_text(struct cloudapi *api)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    fputs("# HELP asyncd_cloudapi_requests_total Cloud API requests answered, by product and "
-          "code.\n# TYPE asyncd_cloudapi_requests_total counter\n",
+    fputs("# HELP asyncd_requests_total Cloud API requests answered, by product and code.\n"
+          "# TYPE asyncd_requests_total counter\n",
           f);
     for (int pi = 0; pi < 3; pi++)
         for (int ci = 0; ci < METRIC_CODES; ci++) {
             uint_fast64_t n = atomic_load_explicit(&api->answered[pi][ci], memory_order_relaxed);
             if (n)
-                fprintf(f, "asyncd_cloudapi_requests_total{product=\"%s\",code=\"%s\"} %llu\n",
+                fprintf(f,
+                        "asyncd_requests_total{api=\"cloudapi\",product=\"%s\",code=\"%s\"} "
+                        "%llu\n",
                         names[pi], ci ? err_tencent_code(-ci) : "Success",
                         (unsigned long long)n);
         }

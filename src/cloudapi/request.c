@@ -75,6 +75,10 @@ static int parse_tc3(struct api_request *r, struct err *e)
     r->secret_id = r->tc3.secret_id;
     const char *ct = http_header(h, "Content-Type");
     if (strcmp(h->method, "GET") == 0) {
+        if (!content_type_is(ct, "application/x-www-form-urlencoded"))
+            return err_set(e, ERR_INVALID_PARAMETER,
+                           "Content-Type %.64s is not supported for a TC3 GET; send "
+                           "application/x-www-form-urlencoded", ct ? ct : "(none)");
         if ((rc = parse_form(r, h->query, strlen(h->query), e)))
             return rc;
         return params_to_json(&r->form, NULL, &r->params, e);
@@ -87,7 +91,7 @@ static int parse_tc3(struct api_request *r, struct err *e)
         return params_to_json(&r->form, NULL, &r->params, e);
     }
     return err_set(e, ERR_INVALID_PARAMETER,
-                   "Content-Type %s is not supported; send application/json", ct ? ct : "(none)");
+                   "Content-Type %.64s is not supported; send application/json", ct ? ct : "(none)");
 }
 
 static int parse_v1(struct api_request *r, struct err *e)

@@ -101,6 +101,17 @@ static bool all_token_chars(const char *s, size_t len)
     return len > 0;
 }
 
+/* The scope's service is whatever the client took from its endpoint: the SDK uses the endpoint's
+ * first dot-separated label, so "localhost:9000" or "127" are services too. Any printable ASCII
+ * but '/', ',' and spaces. */
+static bool valid_service(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] <= ' ' || s[i] > '~' || s[i] == '/' || s[i] == ',')
+            return false;
+    return len > 0;
+}
+
 /* YYYY-MM-DD with a month 01..12 and a day 01..31. */
 static bool valid_date(const char *s, size_t len)
 {
@@ -143,7 +154,7 @@ static int parse_credential(const char *v, size_t len, struct tc3_auth *out, str
         return auth_err(e, "Credential has an empty or over-long SecretId", v, len);
     if (!valid_date(part[1], plen[1]))
         return auth_err(e, "credential date must be YYYY-MM-DD", part[1], plen[1]);
-    if (!all_token_chars(part[2], plen[2]) || plen[2] >= sizeof out->service)
+    if (!valid_service(part[2], plen[2]) || plen[2] >= sizeof out->service)
         return auth_err(e, "credential service must be a non-empty name", part[2], plen[2]);
     memcpy(out->secret_id, part[0], plen[0]);
     out->secret_id[plen[0]] = '\0';

@@ -55,6 +55,37 @@ static const struct err_row *err_row_of(int code)
     return &err_table[0];
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one. */
+static int utf8_seq_len(const unsigned char *s)
+{
+    int n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+                                : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || (n == 2 && s[0] < 0xC2) || (n == 4 && s[0] > 0xF4))
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && s[0] == 0xE0 && s[1] < 0xA0) || (n == 3 && s[0] == 0xED && s[1] >= 0xA0) ||
+        (n == 4 && s[0] == 0xF0 && s[1] < 0x90) || (n == 4 && s[0] == 0xF4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, past U+10FFFF */
+    return n;
+}
+
+/* Messages often quote what a client sent; they go into JSON, which must be valid UTF-8, so any
+ * byte that is not part of a valid sequence becomes '?'. */
+static void make_utf8(char *msg)
+{
+    unsigned char *p = (unsigned char *)msg;
+    while (*p) {
+        int n = utf8_seq_len(p);
+        if (n == 0) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 int err_set(struct err *e, int code, const char *fmt, ...)
 {
     if (e) {
@@ -63,6 +94,7 @@ int err_set(struct err *e, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        make_utf8(e->msg);
     }
     return code;
 }

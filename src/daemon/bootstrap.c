@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,34 @@ int bootstrap_data_dir(const char *dir, struct err *e)
     int rc = 0;
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
         rc = err_set(e, ERR_INTERNAL, "cannot create data directory %s: %s", path, strerror(errno));
+    free(path);
+    return rc;
+}
+
+int bootstrap_lock(const char *dir, int *fd, struct err *e)
+{
+    char *path = xasprintf("%s/asyncd.lock", dir);
+    int rc = 0;
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0) {
+        rc = err_set(e, ERR_INTERNAL, "cannot open %s: %s", path, strerror(errno));
+    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        rc = err_set(e, ERR_INTERNAL,
+                     "another asyncd (pid %s) is using the data directory %s; stop it, or give "
+                     "this one its own --data",
+                     *pid ? pid : "?", dir);
+        close(*fd);
+        *fd = -1;
+    } else {
+        char pid[32];
+        int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(*fd, 0) != 0 || pwrite(*fd, pid, (size_t)len, 0) != len)
+            log_warn("cannot write the pid into %s: %s", path, strerror(errno));
+    }
     free(path);
     return rc;
 }

@@ -8,6 +8,10 @@
 /* Creates dir (mode 0700) and its parents when missing. */
 int bootstrap_data_dir(const char *dir, struct err *e);
 
+/* Takes DIR/asyncd.lock (flock) for the life of the process, so a second asyncd on the same
+ * data directory refuses to start instead of sharing the embedded store. *fd stays open. */
+int bootstrap_lock(const char *dir, int *fd, struct err *e);
+
 /* On an empty store: mints a root account and an admin token, writes credentials.json (durably,
  * before the account is committed, so a crash in between only repeats the first start) and
  * reports the path on stderr. Otherwise reads the admin token from credentials.json.

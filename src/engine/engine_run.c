@@ -130,7 +130,7 @@ static bool should_stop(void *ctx)
         r->last_check_ms = now;
         struct task_summary t;
         if (store_task_summary(r->eng->cfg.store, r->product, r->id, &t, &e) == 0 &&
-            t.state != TASK_RUNNING) {
+            (t.state != TASK_RUNNING || t.lease_no != r->lease_no)) {
             r->stop = STOP_CHANGED;
             return true;
         }

@@ -75,7 +75,7 @@ static const struct verb_rule verb_rules[VERB_COUNT][2] = {
     [VERB_PAUSE] = {{TASK_RUNNING, TASK_PAUSED}, {TASK_RUNNING, TASK_PAUSED}},
     [VERB_RESUME] = {{TASK_PAUSED, TASK_RUNNING}, {TASK_PAUSED, TASK_RUNNING}},
     [VERB_SKIP] = {{TASK_PAUSED, TASK_RUNNING}, {TASK_PAUSED, TASK_RUNNING}},
-    [VERB_UNDO] = {{TASK_PAUSED, TASK_RUNNING}, {TASK_PAUSED, TASK_RUNNING}},
+    [VERB_UNDO] = {{TASK_PAUSED, TASK_RUNNING}, {TASK_RUNNING, TASK_RUNNING}},
     [VERB_KILL] = {{TASK_RUNNING, TASK_KILLED}, {TASK_PAUSED, TASK_KILLED}},
     [VERB_REMOVE] = {{TASK_INITIAL, TASK_REMOVED}, {TASK_INITIAL, TASK_REMOVED}},
 };
@@ -84,7 +84,7 @@ static const char *const verb_needs[VERB_COUNT] = {
     [VERB_PAUSE] = "pause needs a running task",
     [VERB_RESUME] = "resume needs a paused task",
     [VERB_SKIP] = "skip needs a paused task",
-    [VERB_UNDO] = "undo needs a paused task (pause it first)",
+    [VERB_UNDO] = "undo needs a paused or running task",
     [VERB_KILL] = "kill needs a running or paused task",
     [VERB_REMOVE] = "remove needs a task that has not started (initial)",
 };

@@ -5,14 +5,42 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Named so an action using them gets "not available yet" rather than "unknown key". */
+/* A remote step is done by an external worker, which reports through the admin API (a task with
+ * one is never claimed by the engine), so there is nothing to run here; its body is an object
+ * the worker reads, e.g. {"queue": "backups"}. */
+static int remote_validate(const json_t *action, struct err *e)
+{
+    const json_t *body = json_object_get(action, "remote");
+    if (!json_is_object(body))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "remote: expected an object, got %s",
+                       exec_json_type_name(body));
+    if (json_object_size(action) != 1)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "action: a remote action has only the \"remote\" key");
+    return 0;
+}
+
+static int remote_run(const struct exec_job *job, const struct exec_control *ctl,
+                      struct exec_result *out, struct err *e)
+{
+    (void)job;
+    (void)ctl;
+    (void)e;
+    out->outcome = EXEC_FAILED;
+    out->exit_code = -1;
+    snprintf(out->message, sizeof out->message,
+             "a remote step is done by an external worker, not by asyncd's engine");
+    return 0;
+}
+
+/* Named so an action using it gets "not available yet" rather than "unknown key". */
 static const struct exec_backend planned_mysql = {"mysql", NULL, NULL};
-static const struct exec_backend planned_remote = {"remote", NULL, NULL};
+static const struct exec_backend remote_backend = {"remote", remote_validate, remote_run};
 
 static const struct exec_backend *const executors[] = {
     &exec_proc_backend,
     &planned_mysql,
-    &planned_remote,
+    &remote_backend,
 };
 
 const char *exec_json_type_name(const json_t *v)

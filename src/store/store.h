@@ -47,6 +47,7 @@ struct task_summary {
     char info[1024];     /* last step message; "" when none */
     bool has_info;
     int64_t created_ms, start_ms, end_ms;
+    int64_t lease_no;    /* grows at every claim and when an operator takes the task back */
 };
 
 /* A new task: steps is a JSON array of step objects (kept as given, owned by the caller). */
@@ -138,6 +139,8 @@ struct store_ops {
     int (*task_list_json)(struct store *s, const struct task_filter *f, json_t **out,
                           int64_t *total, struct err *e);
     int (*task_move)(struct store *s, const struct task_move *m, struct err *e);
+    /* [{"product","state","count"}] over every task, for /metrics. */
+    int (*task_counts)(struct store *s, json_t **out, struct err *e);
     /* Operator verbs, decided and applied in one transaction (ERR_CONFLICT with the reason when
      * the verb is not allowed from the task's state). */
     int (*task_control)(struct store *s, const char *id, enum task_verb verb, const char *node,
@@ -176,6 +179,7 @@ static inline int store_task_create(struct store *s, const struct task_new *t, c
 static inline int store_task_summary(struct store *s, const char *p, const char *id, struct task_summary *o, struct err *e) { return s->ops->task_summary(s, p, id, o, e); }
 static inline int store_task_get_json(struct store *s, const char *id, json_t **o, struct err *e) { return s->ops->task_get_json(s, id, o, e); }
 static inline int store_task_list_json(struct store *s, const struct task_filter *f, json_t **o, int64_t *total, struct err *e) { return s->ops->task_list_json(s, f, o, total, e); }
+static inline int store_task_counts(struct store *s, json_t **o, struct err *e) { return s->ops->task_counts(s, o, e); }
 static inline int store_task_control(struct store *s, const char *id, enum task_verb v, const char *node, const char *msg, struct err *e) { return s->ops->task_control(s, id, v, node, msg, e); }
 static inline int store_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *o, struct err *e) { return s->ops->task_claim(s, node, lease_ms, o, e); }
 static inline int store_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms, struct task_lease_state *o, struct err *e) { return s->ops->task_renew(s, id, lease_no, lease_ms, o, e); }

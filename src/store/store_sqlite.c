@@ -312,6 +312,7 @@ static const struct store_ops sqlite_ops = {
     .task_summary = store_sqlite_task_summary,
     .task_get_json = store_sqlite_task_get_json,
     .task_list_json = store_sqlite_task_list_json,
+    .task_counts = store_sqlite_task_counts,
     .task_move = store_sqlite_task_move,
     .task_control = store_sqlite_task_control,
     .task_claim = store_sqlite_task_claim,

@@ -136,6 +136,7 @@ int store_sqlite_task_progress(struct store *s, const struct task_progress *p, s
 int store_sqlite_release_node_leases(struct store *s, const char *node, struct err *e);
 /* store_sqlite_query.c: */
 int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
+int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
 int store_sqlite_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
                                 int64_t *total, struct err *e);
 

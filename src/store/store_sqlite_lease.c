@@ -167,6 +167,7 @@ int store_sqlite_release_node_leases(struct store *s, const char *node, struct e
 struct task_row {
     enum task_state state;
     int64_t step, lease_no, lease_expires_ms;
+    bool external; /* driven by a remote worker through the admin API, not by the engine */
 };
 
 static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct task_row *row,
@@ -174,7 +175,8 @@ static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, slot, "SELECT state, current_step, lease_no,"
-                     " COALESCE(lease_expires_ms, 0) FROM tasks WHERE id = ?1", &st, e);
+                     " COALESCE(lease_expires_ms, 0), driver = 'external' FROM tasks"
+                     " WHERE id = ?1", &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -186,6 +188,7 @@ static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct
         row->step = sqlite3_column_int64(st, 1);
         row->lease_no = sqlite3_column_int64(st, 2);
         row->lease_expires_ms = sqlite3_column_int64(st, 3);
+        row->external = sqlite3_column_int(st, 4) != 0;
     } else if (r == SQLITE_DONE) {
         rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
     } else {
@@ -293,6 +296,7 @@ struct control_plan {
     int step_delta;
     const char *phase;
     bool reset_attempt, release;
+    int lease_bump;  /* 1: take the task from its worker (its fenced writes now fail) */
     int pause_requested;
     const char *step_state, *step_only_if;
     const char *what;
@@ -333,12 +337,21 @@ static int control_plan(const struct control_in *in, const struct task_row *row,
         p->what = "skipped the current step";
         break;
     case VERB_UNDO:
+        if (row->external) { /* its worker compensates; we record the outcome */
+            p->to = TASK_UNDOED;
+            p->what = "undone (reported for an externally driven task)";
+            break;
+        }
+        /* The engine runs the undo phase; a step in flight is stopped first. */
         p->reset_attempt = true;
+        p->lease_bump = 1;
         p->phase = "undo", p->step_delta = -1;
+        p->step_state = "failed", p->step_only_if = "pending";
         p->what = "undo: the done steps are undone in reverse";
         break;
     case VERB_KILL:
         /* A running task's current step was cut short; a paused one's has failed already. */
+        p->lease_bump = 1;
         p->step_state = "failed", p->step_only_if = "pending";
         p->what = "killed";
         break;
@@ -360,7 +373,7 @@ static int control_update(struct sq_conn *c, const char *id, const struct contro
                      " not_before_ms = CASE WHEN ?7 THEN 0 ELSE not_before_ms END,"
                      " lease_node = CASE WHEN ?8 THEN NULL ELSE lease_node END,"
                      " lease_expires_ms = CASE WHEN ?8 THEN NULL ELSE lease_expires_ms END,"
-                     " pause_requested = ?9 WHERE id = ?1", &st, e);
+                     " pause_requested = ?9, lease_no = lease_no + ?10 WHERE id = ?1", &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -372,6 +385,7 @@ static int control_update(struct sq_conn *c, const char *id, const struct contro
     sqlite3_bind_int(st, 7, p->reset_attempt);
     sqlite3_bind_int(st, 8, p->release);
     sqlite3_bind_int(st, 9, p->pause_requested);
+    sqlite3_bind_int(st, 10, p->lease_bump);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_fail(c, e, "applying an operator verb");
     sq_done(st);
@@ -393,7 +407,10 @@ static int control_tx(struct sq_conn *c, const void *inp, void *outp, struct err
     const char *msg = in->message && *in->message ? in->message : plan.what;
     if (plan.step_state)
         rc = step_set(c, SQ_CONTROL_STEP, in->id, row.step, plan.step_state,
-                      in->verb == VERB_KILL ? "killed by an operator" : NULL, plan.step_only_if, e);
+                      in->verb == VERB_KILL   ? "killed by an operator"
+                      : in->verb == VERB_UNDO ? "stopped for undo"
+                                              : NULL,
+                      plan.step_only_if, e);
     if (rc == 0)
         rc = control_update(c, in->id, &plan, now, e);
     if (rc == 0)

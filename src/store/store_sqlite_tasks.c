@@ -289,6 +289,7 @@ static int summary_from_row(sqlite3_stmt *st, struct task_summary *out, struct e
     out->created_ms = sqlite3_column_int64(st, 7);
     out->start_ms = sqlite3_column_int64(st, 8); /* NULL reads as 0 = not yet */
     out->end_ms = sqlite3_column_int64(st, 9);
+    out->lease_no = sqlite3_column_int64(st, 10);
     return 0;
 }
 
@@ -298,7 +299,7 @@ int store_sqlite_task_summary(struct store *s, const char *product, const char *
     struct sq_conn *c = sq_reader_acquire(sq_of(s));
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_TASK_SUMMARY, "SELECT id, product, region, uin, instance_id, state,"
-                     " info, created_ms, start_ms, end_ms FROM tasks"
+                     " info, created_ms, start_ms, end_ms, lease_no FROM tasks"
                      " WHERE id = ?1 AND product = ?2", &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, id);

@@ -71,6 +71,15 @@ async function newTask(product = 'cdb') {
   return (await ctlJson(['task', 'create', '--file', file])).AsyncRequestId;
 }
 
+/** After an undo verb the task is undoed, or running its undo steps on the way there;
+ * task wait follows it to undoed and exits 1, since that is not success. */
+async function undoneAfterWait(id, answer) {
+  assert.ok(['running', 'undoed'].includes(answer.state), `after undo: ${answer.state}`);
+  const w = await ctl(['task', 'wait', id, '--timeout', String(20 * SLOW), '--interval', '0.1']);
+  assert.equal(w.code, 1, w.stderr);
+  assert.match(w.stderr, /ended undoed/);
+}
+
 /** A port nothing listens on. */
 async function closedPort() {
   const s = net.createServer().listen(0, '127.0.0.1');
@@ -97,10 +106,10 @@ describe('asyncctl health, metrics and the admin token', T, () => {
     assert.deepEqual(await ctlJson(['health']), { status: 'ok' });
   });
 
-  test('metrics prints Prometheus text with asyncd_ series', async () => {
+  test('metrics prints the Prometheus text as it came', async () => {
     const r = await ctl(['metrics']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^asyncd_/m);
+    assert.match(r.stdout, /^(# (HELP|TYPE) )?asyncd_/m);
   });
 
   test('the token is read from --data DIR/credentials.json', async () => {
@@ -280,8 +289,15 @@ describe('asyncctl tasks', T, () => {
     assert.notEqual(t.steps[0].state, 'pending', JSON.stringify(t.steps));
     const other = await newTask('cdb');
     await ctlJson(['task', 'transition', other, '--to', 'running']);
+    await ctlJson(['task', 'pause', other]);
     t = await ctlJson(['task', 'undo', other, '--message', 'roll back']);
-    assert.equal(t.state, 'undoed');
+    await undoneAfterWait(other, t);
+  });
+
+  test('undo of a running task is allowed (admin-api.md verb table) and ends undoed', async () => {
+    const id = await newTask('cdb');
+    await ctlJson(['task', 'transition', id, '--to', 'running']);
+    await undoneAfterWait(id, await ctlJson(['task', 'undo', id]));
   });
 
   test('kill, remove, and transition to success with --step-done --info', async () => {
@@ -336,8 +352,10 @@ describe('asyncctl tasks', T, () => {
     assert.match(wk.stderr, /ended killed/);
 
     const idle = await newTask('cdb');
+    const t0 = Date.now();
     const wt = await ctl(['task', 'wait', idle, '--timeout', '1', '--interval', '0.2']);
     assert.equal(wt.code, 1);
+    assert.ok(Date.now() - t0 >= 1000, 'waited the whole --timeout');
     assert.match(wt.stderr, /still initial/);
   });
 });

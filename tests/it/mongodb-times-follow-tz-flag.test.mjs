@@ -2,7 +2,7 @@
 // whatever the process's own TZ is (the harness runs asyncd with TZ=America/Los_Angeles).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NO_LIMITS, SIGN_MODES, SLOW, fmtTime, start } from './lib/asyncd.mjs';
+import { NO_LIMITS, SIGN_MODES, SLOW, expectStartFails, fmtTime, start } from './lib/asyncd.mjs';
 
 let utc;
 let sh;
@@ -47,6 +47,5 @@ test('the admin API keeps UTC ISO times whatever --tz says', async () => {
 });
 
 test('an unknown --tz zone is refused at start-up with a message, not silently UTC', async () => {
-  await assert.rejects(start({ args: NO_LIMITS, tz: 'Mars/Olympus_Mons' }), /exited|did not log/,
-    'asyncd must refuse a zone it cannot load');
+  await expectStartFails({ args: NO_LIMITS, tz: 'Mars/Olympus_Mons' }, 'a zone it cannot load');
 });

@@ -2,7 +2,7 @@
 // mongodb 20 for DescribeAsyncRequestInfo), RequestLimitExceeded past them, and --rate-limit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SLOW, sleep, start } from './lib/asyncd.mjs';
+import { SLOW, expectStartFails, sleep, start } from './lib/asyncd.mjs';
 
 const T = { timeout: 60000 * SLOW };
 
@@ -135,7 +135,7 @@ describe('--rate-limit flags', T, () => {
 
   test('a malformed --rate-limit is refused at start-up', async () => {
     for (const bad of ['mongodb=5', 'mongodb:Describe=x', 'cdb:DescribeAsyncRequestInfo=-1', '']) {
-      await assert.rejects(start({ args: ['--rate-limit', bad] }), /exited|did not log/, JSON.stringify(bad));
+      await expectStartFails({ args: ['--rate-limit', bad] }, `--rate-limit ${JSON.stringify(bad)}`);
     }
   });
 });

@@ -52,7 +52,8 @@ static void run_sh(const char *script, const char *stdin_text, struct exec_resul
 static void tmp_path(char *buf, size_t n)
 {
     static int seq;
-    snprintf(buf, n, "/tmp/asyncd-test-exec-%d-%d", (int)getpid(), __atomic_add_fetch(&seq, 1, __ATOMIC_SEQ_CST));
+    int k = __atomic_add_fetch(&seq, 1, __ATOMIC_SEQ_CST);
+    snprintf(buf, n, "/tmp/asyncd-test-exec-%d-%d", (int)getpid(), k);
     unlink(buf);
 }
 
@@ -540,7 +541,9 @@ static void test_validate_wants_exactly_one_known_executor(void **state)
 {
     (void)state;
     expect_invalid("{\"mysql\": {\"sql\": \"SELECT 1\"}}", "executor mysql is not available yet");
-    expect_invalid("{\"remote\": {}}", "executor remote is not available yet");
+    expect_invalid("{\"remote\": []}", "remote: expected an object, got an array");
+    expect_invalid("{\"remote\": {}, \"env\": {}}",
+                   "action: a remote action has only the \"remote\" key");
     expect_invalid("{\"exec\": [\"ls\"], \"mysql\": {}}",
                    "action: more than one executor key (exec and mysql)");
     expect_invalid("{\"env\": {}}", "action: expected an executor key such as \"exec\"");

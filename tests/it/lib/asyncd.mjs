@@ -138,6 +138,11 @@ class Daemon {
       });
     });
     proc.on('error', (err) => { this.spawnError = err; });
+    // A daemon a test forgot must not keep the test process alive forever: the handles are
+    // unref'd, and the 'exit' hook above SIGKILLs whatever is still running.
+    proc.unref();
+    proc.stderr.unref?.();
+    proc.stdout.unref?.();
 
     const deadline = Date.now() + START_TIMEOUT_MS;
     const re = /listening cloudapi=(\S+):(\d+) admin=(\S+):(\d+)/;
@@ -203,8 +208,10 @@ class Daemon {
     if (!this.proc) return;
     this.closeAgents();
     if (!this.exitInfo) {
+      const keepAlive = setInterval(() => {}, 1000);
       this.proc.kill('SIGKILL');
       await this.exited;
+      clearInterval(keepAlive);
     }
     this.proc = null;
   }
@@ -297,7 +304,7 @@ class Daemon {
   }
 
   /** Creates a task and drives it into canonical `state` through the admin API:
-   * initial: create; running: transition; paused: pause verb; undoed: undo verb;
+   * initial: create; running: transition; paused: pause verb; undoed: pause then undo verb;
    * failed: transition; success: transition with step_done (and info); killed: kill verb;
    * removed: remove verb. Returns {id, task} (task as the admin API shows it after). */
   async taskInState(product, state, { info, ...createOpts } = {}) {
@@ -308,7 +315,13 @@ class Daemon {
       case 'initial': task = await this.getTask(id); break;
       case 'running': task = await run(); break;
       case 'paused': await run(); task = await this.verb(id, 'pause', { message: 'operator pause' }); break;
-      case 'undoed': await run(); task = await this.verb(id, 'undo', { message: 'operator undo' }); break;
+      case 'undoed':
+        // Through paused, the path every reading of the verb table allows. If undo only starts
+        // an undo phase (state running), finish it as the external worker would.
+        await run(); await this.verb(id, 'pause');
+        task = await this.verb(id, 'undo', { message: 'operator undo' });
+        if (task.state === 'running') task = await this.transition(id, 'undoed', { message: 'undo phase done' });
+        break;
       case 'failed': await run(); task = await this.transition(id, 'failed', { message: 'step failed, no undo' }); break;
       case 'success': await run(); task = await this.transition(id, 'success', { step_done: true, message: 'done', ...(info !== undefined ? { info } : {}) }); break;
       case 'killed': await run(); task = await this.verb(id, 'kill', { message: 'operator kill' }); break;
@@ -378,8 +391,28 @@ class Daemon {
 /** Starts asyncd: {args, dataDir, tz, env}. Resolves once it logged its listening line. */
 export async function start(opts = {}) {
   const d = new Daemon(opts);
-  await d.start();
+  try {
+    await d.start();
+  } catch (err) {
+    if (d.alive()) await d.kill9();
+    if (d.ownsDataDir) fs.rmSync(d.dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return d;
+}
+
+/** Starting with these options must fail (asyncd exits before listening). If it starts after
+ * all, it is stopped and the assertion fails with `why`. */
+export async function expectStartFails(opts, why) {
+  let d;
+  try {
+    d = await start(opts);
+  } catch (err) {
+    assert.match(err.message, /exited|did not log/, err.message);
+    return err;
+  }
+  await d.kill9();
+  assert.fail(`asyncd started, but should have refused: ${why}`);
 }
 
 /** Arguments that lift every rate limit (all files but the rate-limit test use them). */

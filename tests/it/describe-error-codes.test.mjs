@@ -253,3 +253,79 @@ describe('request errors', T, () => {
     }
   });
 });
+
+describe('signatures over awkward values', T, () => {
+  for (const p of PRODUCTS) {
+    test(`${p}: ids with spaces, reserved and non-ASCII characters verify in every mode (not-found, not SignatureFailure)`, async () => {
+      for (const mode of SIGN_MODES) {
+        for (const weird of ['a b', 'a+b', 'a/b?c=d&e', '100%', 'ünïcødé-任务', '~*\'()!', 'x'.repeat(2000)]) {
+          let e;
+          try { await d.describe(p, weird, mode); } catch (err) { e = err; }
+          assert.ok(e && e.code, `${mode.name} ${JSON.stringify(weird)} must be an API error`);
+          assert.ok(!e.code.startsWith('AuthFailure'), `${mode.name} ${JSON.stringify(weird)}: signature must verify, got ${e.code} (${e.message})`);
+        }
+      }
+    });
+
+    test(`${p}: the SDK's language option (X-TC-Language / Language) is accepted in every mode`, async () => {
+      for (const language of ['en-US', 'zh-CN']) {
+        for (const mode of SIGN_MODES) {
+          const r = await d.describe(p, own[p], { ...mode, language });
+          assert.ok(r.Status, `${language} ${mode.name}`);
+        }
+      }
+    });
+  }
+
+  test('action names are case-sensitive: describeasyncrequestinfo -> InvalidAction', async () => {
+    await expectCode(d.cdb().request('describeasyncrequestinfo', { AsyncRequestId: own.cdb }), 'InvalidAction');
+    await expectCode(d.mongodb({ signMethod: 'HmacSHA256' }).request('DESCRIBEASYNCREQUESTINFO', { AsyncRequestId: own.mongodb }), 'InvalidAction');
+  });
+});
+
+describe('common parameters of hand-made requests', T, () => {
+  test('v1 without SignatureMethod is verified as HmacSHA1 (the documented default)', async () => {
+    for (const method of ['GET', 'POST']) {
+      const r = await d.v1({ method, params: { AsyncRequestId: own.cdb }, signatureMethod: 'HmacSHA1', omit: ['SignatureMethod'] });
+      assert.equal(r.json?.Response?.Status, 'RUNNING', `${method}: ${r.text}`);
+    }
+  });
+
+  test('v1 missing a common parameter -> an error envelope naming a fitting code', async () => {
+    const expect = {
+      Action: ['MissingParameter', 'InvalidAction'],
+      Version: ['MissingParameter', 'NoSuchVersion'],
+      Region: ['MissingParameter'],
+      Timestamp: ['MissingParameter', 'AuthFailure.SignatureExpire', 'InvalidParameter'],
+      Nonce: ['MissingParameter', 'InvalidParameter'],
+      SecretId: ['MissingParameter', 'AuthFailure.SecretIdNotFound', 'AuthFailure.InvalidSecretId'],
+    };
+    for (const [name, codes] of Object.entries(expect)) {
+      for (const method of ['GET', 'POST']) {
+        const r = await d.v1({ method, params: { AsyncRequestId: own.cdb }, omit: [name] });
+        assertEnvelope(r, codes, `v1 ${method} without ${name}`);
+      }
+    }
+    const noSig = await d.v1({ params: { AsyncRequestId: own.cdb }, override: { Signature: null } });
+    assertEnvelope(noSig, ['MissingParameter', 'AuthFailure.SignatureFailure'], 'v1 without Signature');
+  });
+
+  test('TC3 missing an X-TC-* header -> an error envelope naming a fitting code', async () => {
+    const expect = {
+      'X-TC-Action': ['MissingParameter', 'InvalidAction'],
+      'X-TC-Version': ['MissingParameter', 'NoSuchVersion'],
+      'X-TC-Timestamp': ['MissingParameter', 'AuthFailure.SignatureExpire', 'InvalidParameter'],
+      Authorization: ['MissingParameter', 'AuthFailure.InvalidAuthorization', 'AuthFailure.SignatureFailure'],
+      'Content-Type': ['MissingParameter', 'InvalidParameter', 'AuthFailure.SignatureFailure', 'AuthFailure.InvalidAuthorization'],
+    };
+    for (const [name, codes] of Object.entries(expect)) {
+      const r = await d.tc3({ payload: { AsyncRequestId: own.cdb }, omit: [name] });
+      if (name === 'Content-Type' && r.json?.Response?.Status) continue; // lenient default to JSON is fine
+      assertEnvelope(r, codes, `TC3 without ${name}`);
+    }
+    for (const ts of ['abc', '', '1e9', '-5', '99999999999999999999']) {
+      assertEnvelope(await d.tc3({ payload: { AsyncRequestId: own.cdb }, headers: { 'X-TC-Timestamp': ts } }),
+        ['InvalidParameter', 'InvalidParameterValue', 'AuthFailure.SignatureExpire', 'AuthFailure.SignatureFailure', 'MissingParameter'], `X-TC-Timestamp ${JSON.stringify(ts)}`);
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -338,11 +339,15 @@ class Daemon {
    *  secretId/secretKey (default: the root account), creds ({SecretId, SecretKey}),
    *  signMethod (default TC3-HMAC-SHA256), reqMethod (default POST),
    *  endpointHost: a name such as cdb.example.net (resolved to 127.0.0.1 by our own lookup),
-   *  region (default ap-guangzhou; null = none), version: override the client's API version. */
+   *  region (default ap-guangzhou; null = none), version: override the client's API version,
+   *  language (the SDK's profile.language), tlsCa: PEM to trust, switches to https://. */
   sdkClient(Client, { secretId, secretKey, creds, signMethod = 'TC3-HMAC-SHA256', reqMethod = 'POST',
-    endpointHost, region = REGION, version, reqTimeout = 30 * SLOW } = {}) {
+    endpointHost, region = REGION, version, reqTimeout = 30 * SLOW, language, tlsCa } = {}) {
     const c = creds || this.creds;
-    const agent = new http.Agent({ keepAlive: true, lookup: loopbackLookup });
+    // Always our own agent: it pins every name to 127.0.0.1 and keeps the SDK off any proxy.
+    const agent = tlsCa
+      ? new https.Agent({ keepAlive: true, lookup: loopbackLookup, ca: tlsCa })
+      : new http.Agent({ keepAlive: true, lookup: loopbackLookup });
     this.agents.push(agent);
     const endpoint = `${endpointHost || '127.0.0.1'}:${this.port}`;
     const client = new Client({
@@ -350,7 +355,8 @@ class Daemon {
       region: region === null ? undefined : region,
       profile: {
         signMethod,
-        httpProfile: { endpoint, protocol: 'http://', reqMethod, reqTimeout, agent },
+        ...(language ? { language } : {}),
+        httpProfile: { endpoint, protocol: tlsCa ? 'https://' : 'http://', reqMethod, reqTimeout, agent },
       },
     });
     if (version) client.apiVersion = version;

@@ -93,6 +93,21 @@ static char *xstrdup(const char *s)
     return memcpy(xrealloc(NULL, n), s, n);
 }
 
+static char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xstrdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = NULL;
+    int n = vasprintf(&out, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        fputs("asyncctl: out of memory\n", stderr);
+        exit(1);
+    }
+    return out;
+}
+
 static void buf_add(struct buf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
@@ -744,22 +759,29 @@ static bool is_final(const char *state)
     return state && in_list(state, finals);
 }
 
-/* One progress line on stderr: time, state, and step k/n with its name while one is current. */
-static void wait_progress(json_t *t)
+/* One progress line on stderr: elapsed time, state (and the dialect's word), step k/n and its
+ * name while one is current, and the latest event's message. */
+static void wait_progress(json_t *t, double elapsed)
 {
     json_t *steps = json_object_get(t, "steps");
     json_int_t cur = json_integer_value(json_object_get(t, "current_step"));
     size_t n = json_array_size(steps);
     const char *state = json_string_value(json_object_get(t, "state"));
-    time_t now = time(NULL);
-    char hms[16], step[200] = "";
-    strftime(hms, sizeof hms, "%H:%M:%S", localtime(&now));
+    const char *word = json_string_value(json_object_get(t, "Status"));
+    json_t *events = json_object_get(t, "events");
+    const char *last =
+        json_string_value(json_object_get(json_array_get(events, json_array_size(events) - 1),
+                                          "message"));
+    char step[200] = "";
     if (cur >= 0 && (size_t)cur < n) {
         const char *name = json_string_value(json_object_get(json_array_get(steps, (size_t)cur), "name"));
-        snprintf(step, sizeof step, "  step %" JSON_INTEGER_FORMAT "/%zu %.150s", cur + 1, n,
+        snprintf(step, sizeof step, "  step %" JSON_INTEGER_FORMAT " of %zu (%.100s)", cur + 1, n,
                  name ? name : "");
     }
-    fprintf(stderr, "%s  %s%s\n", hms, state ? state : "?", step);
+    fprintf(stderr, "[%7.1fs] %s%s%s%s%s\n", elapsed, state ? state : "?", word ? " (" : "",
+            word ? word : "", word ? ")" : "", step);
+    if (last)
+        fprintf(stderr, "%11s%.200s\n", "", last);
 }
 
 /* Reports how a wait ended; 0 when the task succeeded, else EXIT_API. */
@@ -788,13 +810,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* Polls a task until it reaches a final state: 0 when it succeeded, 1 otherwise or on timeout. */
 static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct command *cmd)
 {
@@ -812,26 +827,32 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
     char *path = path_with_id(c, "/v1/tasks/", pos[0], "");
     bool json = c->json;
     c->json = false; /* polls print nothing; the last answer is printed once */
-    char last[256] = "";
     double start = now_s();
     json_t *t = NULL;
-    while ((rc = api_call(c, "GET", path, NULL, &t)) == 0) {
+    long long seen = -1;
+    char *url = xstrdup_printf("%s", path);
+    /* Long-poll: each call returns as soon as the task has an event after the last one seen. */
+    while ((rc = api_call(c, "GET", url, NULL, &t)) == 0) {
         const char *state = json_string_value(json_object_get(t, "state"));
-        char now[256];
-        snprintf(now, sizeof now, "%s/%" JSON_INTEGER_FORMAT, state ? state : "?",
-                 json_integer_value(json_object_get(t, "current_step")));
-        if (strcmp(now, last) != 0 && !json)
-            wait_progress(t);
-        snprintf(last, sizeof last, "%s", now);
+        json_t *events = json_object_get(t, "events");
+        long long seq = json_integer_value(
+            json_object_get(json_array_get(events, json_array_size(events) - 1), "seq"));
+        if (seq != seen && !json)
+            wait_progress(t, now_s() - start);
+        seen = seq;
         if (is_final(state) || (tmo > 0 && now_s() - start >= tmo)) {
             rc = wait_outcome(t, pos[0], json, timeout);
             break;
         }
         json_decref(t);
         t = NULL;
-        sleep_s(ivl);
+        double left = tmo > 0 ? tmo - (now_s() - start) : 25;
+        double w = left < ivl ? ivl : left > 25 ? 25 : left;
+        free(url);
+        url = xstrdup_printf("%s?wait=%.1fs&since_seq=%lld", path, w, seq);
     }
     json_decref(t);
+    free(url);
     free(path);
     return rc;
 }

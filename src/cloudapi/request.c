@@ -177,6 +177,15 @@ static int parse_timestamp(const char *s, const char *name, int64_t *out, struct
 int api_request_check_time(const struct api_request *r, int64_t now_s, int64_t max_skew_s,
                            struct err *e)
 {
+    if (r->style == SIG_V1) {
+        if (!r->nonce || !*r->nonce)
+            return err_set(e, ERR_MISSING_PARAMETER,
+                           "The parameter `Nonce` is missing; v1 requests need a random "
+                           "positive integer Nonce");
+        if (strspn(r->nonce, "0123456789") != strlen(r->nonce) || strlen(r->nonce) > 19)
+            return err_set(e, ERR_INVALID_PARAMETER, "Nonce: expected a positive integer, got "
+                           "\"%.40s\"", r->nonce);
+    }
     const char *name = r->style == SIG_TC3 ? "X-TC-Timestamp" : "Timestamp";
     int64_t ts = 0;
     int rc = parse_timestamp(r->timestamp, name, &ts, e);

@@ -292,13 +292,14 @@ describe('seeded random mutations', T, () => {
     // Blobs go 10 at a time; a connection the server keeps open after our half-close is only
     // noted (its idle timeout reaps it), but whatever it answers must be well-formed.
     let held = 0;
+    const heldWhat = [];
     for (let at = 0; at < blobs.length; at += 10) {
       const batch = blobs.slice(at, at + 10);
       const results = await Promise.all(batch.map((blob) => rawSocket(d.port, blob, { timeoutMs: 2000 * SLOW })));
       for (const [j, r] of results.entries()) {
         const i = at + j;
         const blob = batch[j];
-        if (r.timedOut && r.data.length === 0) { held++; continue; }
+        if (r.timedOut && r.data.length === 0) { held++; heldWhat.push(JSON.stringify(blob.toString("latin1").slice(0, 50))); continue; }
         if (r.status !== null) {
           assert.ok(r.status === 200 || (r.status >= 400 && r.status < 500) || r.status === 505, `blob ${i}: HTTP ${r.status}`);
           if (r.status === 200) assert.ok(r.json?.Response?.RequestId, `blob ${i}: a 200 is an envelope: ${r.text.slice(0, 200)}`);
@@ -307,7 +308,7 @@ describe('seeded random mutations', T, () => {
         }
       }
     }
-    t.diagnostic(`${held} of ${blobs.length} half-closed garbage connections were held open without an answer`);
+    t.diagnostic(`${held} of ${blobs.length} half-closed garbage connections were held open without an answer ${heldWhat.join(" ")}`);
     await stillServing('raw garbage');
   });
 

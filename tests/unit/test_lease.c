@@ -1,0 +1,811 @@
+/* Unit tests: the store's engine side on SQLite (DESIGN.md 5-6): claims with leases and lease
+ * numbers, renewals, fenced progress, retry times, operator verbs, node lease release, counts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+#define LONG_LEASE_MS 60000
+
+struct fixture {
+    char dir[64];
+    struct store *s;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    struct err e = {0};
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_lease.XXXXXX");
+    if (!mkdtemp(f->dir) || store_open(NULL, f->dir, &f->s, &e) != 0) {
+        fprintf(stderr, "store_open: %s\n", e.msg);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->s);
+    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static int64_t wall_ms(void) /* the store's clock */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the store's millisecond clock has moved on, so created_ms values differ. */
+static void next_ms(void)
+{
+    int64_t t = wall_ms();
+    while (wall_ms() <= t)
+        usleep(200);
+}
+
+/* A cdb task of nsteps exec steps (or, with remote, a step run by an external worker). */
+static void make_task_of(struct store *s, int nsteps, bool remote, const char *on_failure,
+                         char id[STORE_ID_MAX])
+{
+    json_t *steps = json_array();
+    for (int i = 0; i < nsteps; i++)
+        json_array_append_new(steps, remote
+            ? json_pack("{s:s, s:{s:{}}}", "name", "far", "do", "remote")
+            : json_pack("{s:s, s:{s:[s]}, s:{s:[s]}}", "name", "step", "do", "exec",
+                        "/bin/true", "undo", "exec", "/bin/true"));
+    struct task_new t = {.product = "cdb", .region = "ap-guangzhou", .uin = "100000000001",
+                         .type = "CreateAccounts", .on_failure = on_failure, .steps = steps,
+                         .node = "node-1"};
+    struct err e = {0};
+    int rc = store_task_create(s, &t, id, &e);
+    if (rc != 0)
+        fprintf(stderr, "task_create: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    json_decref(steps);
+}
+
+static void make_task(struct store *s, char id[STORE_ID_MAX])
+{
+    make_task_of(s, 2, false, NULL, id);
+}
+
+static json_t *get(struct store *s, const char *id)
+{
+    json_t *t = NULL;
+    struct err e = {0};
+    assert_int_equal(store_task_get_json(s, id, &t, &e), 0);
+    return t;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "(null)";
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static const char *state_of(struct store *s, const char *id)
+{
+    static __thread char buf[32];
+    json_t *t = get(s, id);
+    snprintf(buf, sizeof buf, "%s", jstr(t, "state"));
+    json_decref(t);
+    return buf;
+}
+
+static json_t *last_event(json_t *task)
+{
+    json_t *ev = json_object_get(task, "events");
+    return json_array_get(ev, json_array_size(ev) - 1);
+}
+
+static size_t n_events(json_t *task)
+{
+    return json_array_size(json_object_get(task, "events"));
+}
+
+static const char *step_state(json_t *task, int i)
+{
+    return jstr(json_array_get(json_object_get(task, "steps"), (size_t)i), "state");
+}
+
+static int claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *c)
+{
+    struct err e = {0};
+    return store_task_claim(s, node, lease_ms, c, &e);
+}
+
+static void claim_ok(struct store *s, const char *node, int64_t lease_ms, const char *want_id,
+                     struct task_claim *c)
+{
+    assert_int_equal(claim(s, node, lease_ms, c), 0);
+    if (want_id)
+        assert_string_equal(c->id, want_id);
+}
+
+/* Claims with a 1 ms lease and waits for it to lapse. */
+static void claim_and_let_expire(struct store *s, const char *id, struct task_claim *c)
+{
+    claim_ok(s, "node-a", 1, id, c);
+    next_ms();
+    next_ms();
+}
+
+static struct task_progress prog(const struct task_claim *c, enum task_state to)
+{
+    return (struct task_progress){.id = c->id, .lease_no = c->lease_no, .node = "node-a",
+                                  .to = to, .step = -1, .next_step = -2, .attempt = -1};
+}
+
+static int progress(struct store *s, const struct task_progress *p)
+{
+    struct err e = {0};
+    return store_task_progress(s, p, &e);
+}
+
+static int control(struct store *s, const char *id, enum task_verb v, struct err *e)
+{
+    return store_task_control(s, id, v, "operator", NULL, e);
+}
+
+/* ---- claims ---- */
+
+static void test_claim_takes_the_oldest_runnable_task_and_starts_it(void **state)
+{
+    struct fixture *f = *state;
+    char removed[STORE_ID_MAX], older[STORE_ID_MAX], newer[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, removed);
+    next_ms();
+    make_task(f->s, older);
+    next_ms();
+    make_task(f->s, newer);
+    assert_int_equal(control(f->s, removed, VERB_REMOVE, &e), 0);
+    int64_t before = wall_ms();
+    struct task_claim c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, older, &c);
+    assert_int_equal(c.lease_no, 1);
+    json_t *t = get(f->s, older);
+    assert_string_equal(jstr(t, "state"), "running");
+    assert_string_equal(jstr(t, "lease_node"), "node-a");
+    assert_true(jint(t, "start_ms") >= before && jint(t, "start_ms") <= wall_ms());
+    assert_true(jint(t, "lease_expires_ms") >= before + LONG_LEASE_MS);
+    assert_int_equal(n_events(t), 2);
+    json_t *ev = last_event(t);
+    assert_string_equal(jstr(ev, "from"), "initial");
+    assert_string_equal(jstr(ev, "to"), "running");
+    assert_string_equal(jstr(ev, "node"), "node-a");
+    assert_string_equal(jstr(ev, "message"), "started; lease 1");
+    json_decref(t);
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, newer, &c);
+}
+
+static void test_claim_finds_nothing_when_nothing_is_runnable(void **state)
+{
+    struct fixture *f = *state;
+    struct task_claim c;
+    struct err e = {0};
+    assert_int_equal(store_task_claim(f->s, "node-a", 1000, &c, &e), ERR_NOT_FOUND);
+    char id[STORE_ID_MAX];
+    make_task(f->s, id);
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    assert_int_equal(store_task_claim(f->s, "node-a", 1000, &c, &e), ERR_NOT_FOUND);
+}
+
+static void test_live_lease_blocks_other_nodes_expired_lease_is_taken_over(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    make_task(f->s, id);
+    struct task_claim a, b;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &a);
+    assert_int_equal(claim(f->s, "node-b", LONG_LEASE_MS, &b), ERR_NOT_FOUND);
+
+    char id2[STORE_ID_MAX];
+    make_task(f->s, id2);
+    claim_and_let_expire(f->s, id2, &a);
+    assert_int_equal(a.lease_no, 1);
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, id2, &b);
+    assert_int_equal(b.lease_no, 2);
+    json_t *t = get(f->s, id2);
+    assert_string_equal(jstr(t, "lease_node"), "node-b");
+    assert_string_equal(jstr(last_event(t), "from"), "running");
+    assert_string_equal(jstr(last_event(t), "message"),
+                        "lease of node-a expired; taken over, lease 2");
+    json_decref(t);
+}
+
+static void test_lease_no_grows_at_every_claim(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, id);
+    struct task_claim c;
+    for (int64_t want = 1; want <= 3; want++) {
+        claim_and_let_expire(f->s, id, &c);
+        assert_int_equal(c.lease_no, want);
+    }
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    assert_int_equal(c.lease_no, 4);
+    assert_int_equal(store_release_node_leases(f->s, "node-a", &e), 0);
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, id, &c);
+    assert_int_equal(c.lease_no, 5);
+}
+
+static void test_remote_tasks_are_never_claimed(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task_of(f->s, 1, true, NULL, id);
+    struct task_claim c;
+    assert_int_equal(claim(f->s, "node-a", 1000, &c), ERR_NOT_FOUND);
+    struct task_move m = {.id = id, .expect = TASK_INITIAL, .to = TASK_RUNNING, .node = "w"};
+    assert_int_equal(store_task_move(f->s, &m, &e), 0); /* its worker reports it running */
+    assert_int_equal(claim(f->s, "node-a", 1000, &c), ERR_NOT_FOUND);
+    json_t *t = get(f->s, id);
+    assert_string_equal(jstr(t, "driver"), "external");
+    json_decref(t);
+}
+
+static void test_release_node_leases_frees_only_that_nodes_tasks(void **state)
+{
+    struct fixture *f = *state;
+    char mine[STORE_ID_MAX], theirs[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, mine);
+    next_ms();
+    make_task(f->s, theirs);
+    struct task_claim c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, mine, &c);
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, theirs, &c);
+    assert_int_equal(claim(f->s, "node-c", LONG_LEASE_MS, &c), ERR_NOT_FOUND);
+    assert_int_equal(store_release_node_leases(f->s, "node-a", &e), 0);
+    claim_ok(f->s, "node-c", LONG_LEASE_MS, mine, &c);
+    assert_int_equal(c.lease_no, 2);
+    assert_int_equal(claim(f->s, "node-c", LONG_LEASE_MS, &c), ERR_NOT_FOUND);
+}
+
+/* ---- renew ---- */
+
+static void test_renew_extends_only_the_current_lease(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, id);
+    struct task_claim old, cur;
+    claim_and_let_expire(f->s, id, &old);
+    claim_ok(f->s, "node-b", 1000, id, &cur);
+    struct task_lease_state ls;
+    int64_t before = wall_ms();
+    assert_int_equal(store_task_renew(f->s, id, cur.lease_no, LONG_LEASE_MS, &ls, &e), 0);
+    assert_true(ls.held);
+    assert_false(ls.pause_requested);
+    json_t *t = get(f->s, id);
+    assert_true(jint(t, "lease_expires_ms") >= before + LONG_LEASE_MS);
+    json_decref(t);
+    t = get(f->s, id);
+    assert_int_equal(store_task_renew(f->s, id, old.lease_no, LONG_LEASE_MS * 2, &ls, &e), 0);
+    assert_false(ls.held);
+    json_t *after = get(f->s, id);
+    assert_true(json_equal(t, after));
+    json_decref(t);
+    json_decref(after);
+    /* Once the task leaves running, the lease is not held either. */
+    struct task_progress p = prog(&cur, TASK_SUCCESS);
+    p.release = true;
+    assert_int_equal(progress(f->s, &p), 0);
+    assert_int_equal(store_task_renew(f->s, id, cur.lease_no, LONG_LEASE_MS, &ls, &e), 0);
+    assert_false(ls.held);
+}
+
+/* ---- fenced progress ---- */
+
+static void test_progress_with_a_stale_lease_is_refused_and_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, id);
+    struct task_claim old, cur;
+    claim_and_let_expire(f->s, id, &old);
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, id, &cur);
+    json_t *before = get(f->s, id);
+    struct task_progress p = prog(&old, TASK_SUCCESS);
+    p.step = 0, p.step_state = "done", p.message = "stale", p.info = "stale", p.next_step = 1;
+    p.release = true, p.event = true;
+    assert_int_equal(store_task_progress(f->s, &p, &e), ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "no longer ours"));
+    p.to = TASK_RUNNING;
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT);
+    json_t *after = get(f->s, id);
+    assert_true(json_equal(before, after));
+    json_decref(before);
+    json_decref(after);
+}
+
+static void test_progress_after_an_operator_kill_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, id);
+    struct task_claim c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    assert_int_equal(control(f->s, id, VERB_KILL, &e), 0);
+    json_t *before = get(f->s, id);
+    assert_string_equal(jstr(before, "state"), "killed");
+    assert_int_equal(jint(before, "lease_no"), c.lease_no + 1);
+    assert_string_equal(step_state(before, 0), "failed");
+    struct task_progress p = prog(&c, TASK_RUNNING);
+    p.step = 0, p.step_state = "done", p.next_step = 1, p.event = true, p.message = "late";
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT);
+    p.to = TASK_SUCCESS;
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT);
+    json_t *after = get(f->s, id);
+    assert_true(json_equal(before, after));
+    json_decref(before);
+    json_decref(after);
+}
+
+static void test_progress_to_success_ends_the_task_with_one_event(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    make_task(f->s, id);
+    struct task_claim c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    struct task_progress p = prog(&c, TASK_RUNNING);
+    p.step = 0, p.step_state = "done", p.message = "one", p.next_step = 1, p.attempt = 0;
+    assert_int_equal(progress(f->s, &p), 0); /* no event asked for: none appended */
+    json_t *t = get(f->s, id);
+    size_t events = n_events(t);
+    assert_int_equal(jint(t, "current_step"), 1);
+    assert_string_equal(step_state(t, 0), "done");
+    json_decref(t);
+    int64_t before = wall_ms();
+    p = prog(&c, TASK_SUCCESS);
+    p.step = 1, p.step_state = "done", p.message = "Dropped it.", p.info = "Dropped it.";
+    p.next_step = 2, p.release = true;
+    assert_int_equal(progress(f->s, &p), 0);
+    t = get(f->s, id);
+    assert_string_equal(jstr(t, "state"), "success");
+    assert_string_equal(jstr(t, "info"), "Dropped it.");
+    assert_true(jint(t, "end_ms") >= before);
+    assert_true(json_is_null(json_object_get(t, "lease_node")));
+    assert_true(json_is_null(json_object_get(t, "lease_expires_ms")));
+    assert_int_equal(n_events(t), events + 1);
+    assert_string_equal(jstr(last_event(t), "from"), "running");
+    assert_string_equal(jstr(last_event(t), "to"), "success");
+    assert_string_equal(jstr(last_event(t), "message"), "Dropped it.");
+    assert_string_equal(step_state(t, 1), "done");
+    json_decref(t);
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT); /* final: nothing more */
+}
+
+static void test_progress_refuses_a_move_the_state_machine_forbids(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    make_task(f->s, id);
+    struct task_claim c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    struct task_progress p = prog(&c, TASK_REMOVED);
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT);
+    p.to = TASK_INITIAL;
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT);
+    assert_string_equal(state_of(f->s, id), "running");
+}
+
+static void test_released_task_with_a_retry_time_waits_for_it(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    make_task(f->s, id);
+    struct task_claim c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    int64_t not_before = wall_ms() + 300;
+    struct task_progress p = prog(&c, TASK_RUNNING);
+    p.attempt = 1, p.not_before_ms = not_before, p.release = true, p.event = true;
+    p.message = "retrying in 300 ms";
+    assert_int_equal(progress(f->s, &p), 0);
+    json_t *t = get(f->s, id);
+    assert_true(json_is_null(json_object_get(t, "lease_node")));
+    assert_int_equal(jint(t, "attempt"), 1);
+    json_decref(t);
+    int rc;
+    while ((rc = claim(f->s, "node-b", LONG_LEASE_MS, &c)) == ERR_NOT_FOUND)
+        assert_true(wall_ms() < not_before + 5000);
+    assert_int_equal(rc, 0);
+    assert_true(wall_ms() >= not_before);
+    assert_string_equal(c.id, id);
+    assert_int_equal(c.lease_no, 2);
+    t = get(f->s, id);
+    assert_string_equal(jstr(last_event(t), "message"), "claimed; lease 2");
+    json_decref(t);
+}
+
+/* ---- operator verbs ---- */
+
+enum setup { AT_INITIAL, AT_LEASED, AT_UNLEASED, AT_PAUSED, AT_UNDOED, AT_FAILED, AT_SUCCESS,
+             AT_KILLED, AT_REMOVED, AT_COUNT };
+static const char *const setup_state[AT_COUNT] = {"initial", "running", "running", "paused",
+                                                 "undoed", "failed", "success", "killed",
+                                                 "removed"};
+
+/* A fresh 2-step task in the given situation; the store holds no other runnable task. */
+static void put_task_at(struct store *s, enum setup at, char id[STORE_ID_MAX])
+{
+    struct err e = {0};
+    struct task_claim c;
+    make_task(s, id);
+    if (at == AT_INITIAL)
+        return;
+    if (at == AT_REMOVED) {
+        assert_int_equal(control(s, id, VERB_REMOVE, &e), 0);
+        return;
+    }
+    claim_ok(s, "node-a", LONG_LEASE_MS, id, &c);
+    struct task_progress p = prog(&c, TASK_RUNNING);
+    p.release = true;
+    switch (at) {
+    case AT_LEASED:
+        return;
+    case AT_KILLED:
+        assert_int_equal(control(s, id, VERB_KILL, &e), 0);
+        return;
+    case AT_PAUSED:
+        p.to = TASK_PAUSED, p.step = 0, p.step_state = "failed", p.message = "boom";
+        break;
+    case AT_UNDOED: p.to = TASK_UNDOED; break;
+    case AT_FAILED: p.to = TASK_FAILED; break;
+    case AT_SUCCESS: p.to = TASK_SUCCESS; break;
+    default: break; /* AT_UNLEASED: running, lease given back */
+    }
+    assert_int_equal(progress(s, &p), 0);
+}
+
+/* The state verb leads to from at, or NULL when it is refused (docs/admin-api.md). */
+static const char *verb_result(enum task_verb v, enum setup at)
+{
+    switch (v) {
+    case VERB_PAUSE: return at == AT_LEASED ? "running" : at == AT_UNLEASED ? "paused" : NULL;
+    case VERB_RESUME:
+    case VERB_SKIP: return at == AT_PAUSED ? "running" : NULL;
+    case VERB_UNDO:
+    case VERB_KILL:
+        if (at == AT_LEASED || at == AT_UNLEASED || at == AT_PAUSED)
+            return v == VERB_KILL ? "killed" : "running";
+        return NULL;
+    default: return at == AT_INITIAL ? "removed" : NULL;
+    }
+}
+
+static void check_applied(enum task_verb v, enum setup at, json_t *before, json_t *t)
+{
+    int64_t lease_no = jint(before, "lease_no");
+    assert_int_equal(n_events(t), n_events(before) + 1);
+    assert_string_equal(jstr(last_event(t), "from"), setup_state[at]);
+    assert_string_equal(jstr(last_event(t), "to"), verb_result(v, at));
+    assert_string_equal(jstr(last_event(t), "node"), "operator");
+    bool bumps = v == VERB_UNDO || v == VERB_KILL;
+    assert_int_equal(jint(t, "lease_no"), lease_no + (bumps ? 1 : 0));
+    bool keeps_lease = v == VERB_PAUSE && at == AT_LEASED;
+    assert_int_equal(json_is_null(json_object_get(t, "lease_node")), !keeps_lease);
+    assert_int_equal(jint(t, "pause_requested"), keeps_lease ? 1 : 0);
+    if (v == VERB_KILL || v == VERB_REMOVE)
+        assert_true(jint(t, "end_ms") > 0);
+    else
+        assert_true(json_is_null(json_object_get(t, "end_ms")));
+    switch (v) {
+    case VERB_RESUME:
+        assert_string_equal(step_state(t, 0), "pending");
+        assert_int_equal(jint(t, "current_step"), 0);
+        break;
+    case VERB_SKIP:
+        assert_string_equal(step_state(t, 0), "skipped");
+        assert_int_equal(jint(t, "current_step"), 1);
+        break;
+    case VERB_UNDO:
+        assert_string_equal(jstr(t, "phase"), "undo");
+        assert_int_equal(jint(t, "current_step"), -1);
+        assert_string_equal(step_state(t, 0), "failed");
+        break;
+    case VERB_KILL:
+        assert_string_equal(step_state(t, 0), "failed");
+        break;
+    default:
+        break;
+    }
+}
+
+static void test_every_verb_from_every_state(void **state)
+{
+    struct fixture *f = *state;
+    for (int v = 0; v < VERB_COUNT; v++) {
+        for (int at = 0; at < AT_COUNT; at++) {
+            char id[STORE_ID_MAX];
+            struct err e = {0};
+            put_task_at(f->s, (enum setup)at, id);
+            json_t *before = get(f->s, id);
+            int rc = control(f->s, id, (enum task_verb)v, &e);
+            json_t *t = get(f->s, id);
+            const char *want = verb_result((enum task_verb)v, (enum setup)at);
+            if (!want) {
+                if (rc != ERR_CONFLICT)
+                    fail_msg("%s from setup %d: rc %d, want a conflict", task_verb_name(v), at,
+                             rc);
+                assert_non_null(strstr(e.msg, "needs"));
+                assert_non_null(strstr(e.msg, setup_state[at]));
+                assert_true(json_equal(before, t));
+            } else {
+                if (rc != 0)
+                    fail_msg("%s from setup %d: %s", task_verb_name(v), at, e.msg);
+                assert_string_equal(jstr(t, "state"), want);
+                check_applied((enum task_verb)v, (enum setup)at, before, t);
+            }
+            /* Nothing of this task stays runnable for the next one's claim. */
+            const char *now = jstr(t, "state");
+            if (strcmp(now, "running") == 0)
+                assert_int_equal(control(f->s, id, VERB_KILL, &e), 0);
+            else if (strcmp(now, "initial") == 0)
+                assert_int_equal(control(f->s, id, VERB_REMOVE, &e), 0);
+            json_decref(before);
+            json_decref(t);
+        }
+    }
+}
+
+static void test_pause_with_a_live_lease_is_requested_and_seen_at_renew(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, id);
+    struct task_claim c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    assert_int_equal(control(f->s, id, VERB_PAUSE, &e), 0);
+    struct task_lease_state ls;
+    assert_int_equal(store_task_renew(f->s, id, c.lease_no, LONG_LEASE_MS, &ls, &e), 0);
+    assert_true(ls.held);
+    assert_true(ls.pause_requested);
+    /* The holder pauses at its step boundary; the request is then spent. */
+    struct task_progress p = prog(&c, TASK_PAUSED);
+    p.release = true, p.message = "paused before step 2/2 as requested";
+    assert_int_equal(progress(f->s, &p), 0);
+    json_t *t = get(f->s, id);
+    assert_string_equal(jstr(t, "state"), "paused");
+    assert_int_equal(jint(t, "pause_requested"), 0);
+    json_decref(t);
+}
+
+static void test_pause_of_an_expired_lease_pauses_at_once(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, id);
+    struct task_claim c;
+    claim_and_let_expire(f->s, id, &c);
+    assert_int_equal(control(f->s, id, VERB_PAUSE, &e), 0);
+    json_t *t = get(f->s, id);
+    assert_string_equal(jstr(t, "state"), "paused");
+    assert_string_equal(jstr(last_event(t), "message"), "paused");
+    json_decref(t);
+    assert_int_equal(claim(f->s, "node-b", LONG_LEASE_MS, &c), ERR_NOT_FOUND);
+}
+
+static void test_undo_takes_the_task_from_its_worker_for_the_undo_phase(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, id);
+    struct task_claim c, again;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, id, &c);
+    struct task_progress p = prog(&c, TASK_RUNNING);
+    p.step = 0, p.step_state = "done", p.next_step = 1, p.event = true, p.message = "one";
+    assert_int_equal(progress(f->s, &p), 0);
+    assert_int_equal(control(f->s, id, VERB_UNDO, &e), 0);
+    json_t *t = get(f->s, id);
+    assert_string_equal(jstr(t, "phase"), "undo");
+    assert_int_equal(jint(t, "current_step"), 0);
+    assert_string_equal(step_state(t, 0), "done");   /* to be undone */
+    assert_string_equal(step_state(t, 1), "failed"); /* cut short */
+    assert_string_equal(jstr(json_array_get(json_object_get(t, "steps"), 1), "message"),
+                        "stopped for undo");
+    json_decref(t);
+    p.step = 1, p.next_step = 2;
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT); /* the old worker is fenced out */
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, id, &again); /* at once, for the undo phase */
+    assert_int_equal(again.lease_no, c.lease_no + 2);
+}
+
+static void test_undo_of_an_external_task_records_undoed(void **state)
+{
+    struct fixture *f = *state;
+    char running[STORE_ID_MAX], initial[STORE_ID_MAX];
+    struct err e = {0};
+    make_task_of(f->s, 1, true, NULL, running);
+    make_task_of(f->s, 1, true, NULL, initial);
+    struct task_move m = {.id = running, .expect = TASK_INITIAL, .to = TASK_RUNNING, .node = "w"};
+    assert_int_equal(store_task_move(f->s, &m, &e), 0);
+    assert_int_equal(control(f->s, running, VERB_UNDO, &e), 0);
+    json_t *t = get(f->s, running);
+    assert_string_equal(jstr(t, "state"), "undoed");
+    assert_true(jint(t, "end_ms") > 0);
+    assert_string_equal(jstr(last_event(t), "to"), "undoed");
+    json_decref(t);
+    assert_int_equal(control(f->s, initial, VERB_UNDO, &e), ERR_CONFLICT);
+    assert_string_equal(state_of(f->s, initial), "initial");
+}
+
+/* ---- counts ---- */
+
+static int64_t count_of(json_t *counts, const char *product, const char *st)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(counts, i, row)
+        if (strcmp(jstr(row, "product"), product) == 0 && strcmp(jstr(row, "state"), st) == 0)
+            return jint(row, "count");
+    return 0;
+}
+
+static void test_task_counts_group_by_product_and_state(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char id[STORE_ID_MAX];
+    for (int i = 0; i < 3; i++)
+        make_task(f->s, id);
+    assert_int_equal(control(f->s, id, VERB_REMOVE, &e), 0);
+    json_t *steps = json_pack("[{s:s, s:{s:[s]}}]", "name", "m", "do", "exec", "/bin/true");
+    struct task_new t = {.product = "mongodb", .region = "r", .uin = "1", .type = "T",
+                         .steps = steps, .node = "n"};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(store_task_create(f->s, &t, id, &e), 0);
+    json_decref(steps);
+    json_t *counts = NULL;
+    assert_int_equal(store_task_counts(f->s, &counts, &e), 0);
+    assert_int_equal(json_array_size(counts), 3);
+    assert_int_equal(count_of(counts, "cdb", "initial"), 2);
+    assert_int_equal(count_of(counts, "cdb", "removed"), 1);
+    assert_int_equal(count_of(counts, "mongodb", "initial"), 2);
+    json_decref(counts);
+}
+
+/* ---- concurrency ---- */
+
+#define RACE_TASKS 200
+#define RACE_THREADS 4
+
+struct racer {
+    struct store *s;
+    char node[16];
+    char done[RACE_TASKS][STORE_ID_MAX];
+    int n_done, errors;
+};
+
+static void *race_worker(void *arg)
+{
+    struct racer *r = arg;
+    for (;;) {
+        struct task_claim c;
+        struct err e = {0};
+        int rc = store_task_claim(r->s, r->node, LONG_LEASE_MS, &c, &e);
+        if (rc == ERR_NOT_FOUND)
+            break;
+        if (rc != 0 || r->n_done >= RACE_TASKS) {
+            r->errors++;
+            break;
+        }
+        struct task_progress p = {.id = c.id, .lease_no = c.lease_no, .node = r->node,
+                                  .to = TASK_SUCCESS, .step = -1, .next_step = -2,
+                                  .attempt = -1, .release = true, .message = "done"};
+        if (store_task_progress(r->s, &p, &e) != 0)
+            r->errors++;
+        else
+            snprintf(r->done[r->n_done++], STORE_ID_MAX, "%s", c.id);
+    }
+    return NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_concurrent_claims_never_share_a_task(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    for (int i = 0; i < RACE_TASKS; i++)
+        make_task_of(f->s, 1, false, NULL, id);
+    struct racer *r = calloc(RACE_THREADS, sizeof *r);
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        r[i].s = f->s;
+        snprintf(r[i].node, sizeof r[i].node, "node-%d", i);
+        assert_int_equal(pthread_create(&th[i], NULL, race_worker, &r[i]), 0);
+    }
+    static char all[RACE_TASKS * RACE_THREADS][STORE_ID_MAX];
+    int n = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].errors, 0);
+        for (int k = 0; k < r[i].n_done; k++)
+            memcpy(all[n++], r[i].done[k], STORE_ID_MAX);
+    }
+    free(r);
+    assert_int_equal(n, RACE_TASKS);
+    qsort(all, (size_t)n, STORE_ID_MAX, cmp_id);
+    for (int i = 1; i < n; i++)
+        assert_string_not_equal(all[i - 1], all[i]);
+    json_t *counts = NULL;
+    struct err e = {0};
+    assert_int_equal(store_task_counts(f->s, &counts, &e), 0);
+    assert_int_equal(json_array_size(counts), 1);
+    assert_int_equal(count_of(counts, "cdb", "success"), RACE_TASKS);
+    json_decref(counts);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_claim_takes_the_oldest_runnable_task_and_starts_it),
+        T(test_claim_finds_nothing_when_nothing_is_runnable),
+        T(test_live_lease_blocks_other_nodes_expired_lease_is_taken_over),
+        T(test_lease_no_grows_at_every_claim),
+        T(test_remote_tasks_are_never_claimed),
+        T(test_release_node_leases_frees_only_that_nodes_tasks),
+        T(test_renew_extends_only_the_current_lease),
+        T(test_progress_with_a_stale_lease_is_refused_and_changes_nothing),
+        T(test_progress_after_an_operator_kill_is_refused),
+        T(test_progress_to_success_ends_the_task_with_one_event),
+        T(test_progress_refuses_a_move_the_state_machine_forbids),
+        T(test_released_task_with_a_retry_time_waits_for_it),
+        T(test_every_verb_from_every_state),
+        T(test_pause_with_a_live_lease_is_requested_and_seen_at_renew),
+        T(test_pause_of_an_expired_lease_pauses_at_once),
+        T(test_undo_takes_the_task_from_its_worker_for_the_undo_phase),
+        T(test_undo_of_an_external_task_records_undoed),
+        T(test_task_counts_group_by_product_and_state),
+        T(test_concurrent_claims_never_share_a_task),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -245,6 +245,18 @@ static bool do_step_failed(struct run *r, const struct snapshot *s, int idx,
     return false;
 }
 
+/* The message of the latest done step before idx, or "" (Info cleared) when none said anything. */
+static const char *last_done_message(const struct snapshot *s, int idx)
+{
+    for (int i = idx - 1; i >= 0; i--) {
+        json_t *step = json_array_get(s->steps, (size_t)i);
+        const char *m = json_str(step, "message", NULL);
+        if (strcmp(json_str(step, "state", ""), "done") == 0 && m && *m)
+            return m;
+    }
+    return "";
+}
+
 /* One step of the do phase. Returns true when the runner should go on with the next step. */
 static bool do_phase(struct run *r, const struct snapshot *s)
 {
@@ -276,9 +288,10 @@ static bool do_phase(struct run *r, const struct snapshot *s)
     struct task_progress p = progress_of(last ? TASK_SUCCESS : TASK_RUNNING);
     p.step = idx;
     p.step_state = "done";
-    p.message = res.message[0] ? res.message : NULL;
+    /* A silent step clears an earlier failure's message; Info stays the last thing a step said. */
+    p.message = res.message;
     p.event_message = msg;
-    p.info = res.message[0] ? res.message : NULL;
+    p.info = res.message[0] ? res.message : last_done_message(s, idx);
     p.next_step = idx + 1;
     p.attempt = 0;
     p.release = last;

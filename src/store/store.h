@@ -93,9 +93,10 @@ struct task_progress {
     int step;                 /* the step this is about (-1: none) */
     const char *step_state;   /* its new state ("running", "done", "failed", "pending", "undoing",
                                  "undone", "undo_failed"); NULL = unchanged */
-    const char *message;      /* the step's message and the event's message; NULL = none */
+    const char *message;      /* the step's message and the event's message; NULL = unchanged,
+                                 "" = cleared */
     const char *event_message;/* the event's message when it differs; NULL = message */
-    const char *info;         /* new task Info; NULL = unchanged */
+    const char *info;         /* new task Info; NULL = unchanged, "" = cleared (null) */
     int next_step;            /* new current_step; -2 = unchanged (-1 is valid in the undo phase) */
     const char *phase;        /* "do" / "undo"; NULL = unchanged */
     int attempt;              /* new attempt count; -1 = unchanged */

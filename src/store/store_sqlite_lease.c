@@ -203,7 +203,8 @@ static int step_set(struct sq_conn *c, enum sq_slot slot, const char *id, int64_
                     const char *state, const char *message, const char *only_if, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, slot, "UPDATE task_steps SET state = ?3, message = COALESCE(?4, message)"
+    int rc = sq_stmt(c, slot, "UPDATE task_steps SET state = ?3, message = CASE WHEN ?4 IS NULL"
+                     " THEN message WHEN ?4 = '' THEN NULL ELSE ?4 END"
                      " WHERE task_id = ?1 AND idx = ?2 AND (?5 IS NULL OR state = ?5)", &st, e);
     if (rc != 0)
         return rc;
@@ -223,7 +224,8 @@ static int progress_update(struct sq_conn *c, const struct task_progress *p, int
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_PROGRESS_TASK, "UPDATE tasks SET state = ?2,"
-                     " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END, info = COALESCE(?5, info),"
+                     " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END,"
+                     " info = CASE WHEN ?5 IS NULL THEN info WHEN ?5 = '' THEN NULL ELSE ?5 END,"
                      " current_step = CASE WHEN ?6 = -2 THEN current_step ELSE ?6 END,"
                      " phase = COALESCE(?7, phase),"
                      " attempt = CASE WHEN ?8 < 0 THEN attempt ELSE ?8 END, not_before_ms = ?9,"

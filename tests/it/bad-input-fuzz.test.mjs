@@ -175,6 +175,31 @@ describe('malformed bodies and parameters (correctly signed)', T, () => {
     await stillServing('over-size body');
   });
 
+  test('the SDK sees RequestSizeLimitExceeded for an over-size request every time (20 tries)', { todo: 'answer is sent, but the unread rest of the body makes the close a RST: the SDK often gets EPIPE instead' }, async () => {
+    const seen = {};
+    for (let i = 0; i < 10; i++) {
+      for (const mode of [{ signMethod: 'TC3-HMAC-SHA256', reqMethod: 'POST' }, { signMethod: 'HmacSHA256', reqMethod: 'POST' }]) {
+        let code;
+        try { await d.describe('cdb', 'x'.repeat((1 << 20) + 100), mode); code = 'answered'; } catch (e) { code = e.code || `no code (${e.message.replace(/.*reason: /, '')})`; }
+        seen[code] = (seen[code] || 0) + 1;
+      }
+    }
+    assert.deepEqual(seen, { RequestSizeLimitExceeded: 20 });
+  });
+
+  test('conflicting Content-Length headers -> 400 and close, the request is not processed (RFC 9112 6.3)', async () => {
+    const ts = now();
+    const body = Buffer.from(JSON.stringify({ AsyncRequestId: cdbId }));
+    const auth = tc3Authorization({ secretId: d.creds.SecretId, secretKey: d.creds.SecretKey, service: '127',
+      host: '127.0.0.1', body, timestamp: ts });
+    const head = `POST / HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nContent-Type: application/json\r\n` +
+      `X-TC-Action: DescribeAsyncRequestInfo\r\nX-TC-Version: ${VERSIONS.cdb}\r\nX-TC-Region: ap-guangzhou\r\n` +
+      `X-TC-Timestamp: ${ts}\r\nAuthorization: ${auth}\r\nContent-Length: ${body.length}\r\nContent-Length: ${body.length + 5}\r\n\r\n`;
+    const r = await rawSocket(d.port, Buffer.concat([Buffer.from(head), body, Buffer.from('xxxxx')]), { timeoutMs: 5000 * SLOW });
+    assert.ok(!r.json?.Response?.Status, `a request with ambiguous framing was answered: ${r.text.slice(0, 300)}`);
+    assert.ok(r.status === null || (r.status >= 400 && r.status < 500), `HTTP ${r.status}`);
+  });
+
   test('a body just under 1 MiB is read and judged normally', async () => {
     const body = JSON.stringify({ AsyncRequestId: cdbId, Pad: 'x'.repeat((1 << 20) - 200) });
     const r = await d.tc3({ payload: body });

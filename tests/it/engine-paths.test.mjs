@@ -417,3 +417,23 @@ test('claim events carry lease numbers that strictly increase over pause/resume 
   assert.equal(claims.length, 3, show(task));
   assert.deepEqual(claims.map((c) => c.message.replace(/\d+$/, 'N')), ['started; lease N', 'claimed; lease N', 'claimed; lease N'], show(task));
 });
+
+for (const P of PRODUCTS) {
+  test(`a step that failed and then succeeds silently on resume does not keep its failure as message or Info (${P})`, T, async () => {
+    const dir = tempDir();
+    const ok = q(path.join(dir, 'ok'));
+    const id = await create(P, [shStep('flaky', `[ -f ${ok} ] || { echo 'not yet' >&2; exit 1; }`)]);
+    let task = await waitState(d, id, ['paused', 'success', 'failed']);
+    assert.equal(task.state, 'paused', show(task));
+    assert.match(task.info, /not yet/, 'while paused, Info says why');
+    fs.writeFileSync(path.join(dir, 'ok'), '');
+    await d.verb(id, 'resume');
+    task = await waitState(d, id, ['success', 'paused', 'failed']);
+    assert.equal(task.state, 'success', show(task));
+    assert.equal(task.steps[0].state, 'done');
+    assert.ok(!/failed|not yet/.test(task.steps[0].message || ''),
+      `a done step that printed nothing has no failure message: ${JSON.stringify(task.steps[0].message)}`);
+    assert.ok(!/failed|not yet/.test(task.info || ''),
+      `Info of a SUCCESS task is not the earlier failure (no step printed a line): ${JSON.stringify(task.info)}`);
+  });
+}

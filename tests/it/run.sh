@@ -10,5 +10,7 @@ export NO_PROXY='*' no_proxy='*'
 if [ ! -d node_modules/tencentcloud-sdk-nodejs ]; then
     npm ci --no-audit --no-fund || exit 2
 fi
+# Daemon logs (one file per start) of runs older than an hour go.
+find .logs -type f -mmin +60 -delete 2>/dev/null
 if [ "$#" -gt 0 ]; then files=("$@"); else files=(*.test.mjs); fi
 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

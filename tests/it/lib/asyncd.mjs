@@ -71,10 +71,13 @@ export const DENIED = { cdb: 'OperationDenied.UserHasNoStrategy', mongodb: 'Inva
 export const MANUAL_STEP = { name: 'manual', do: { remote: { queue: 'it-manual' } } };
 
 const live = new Set();
+const ownedDirs = new Set();
 process.on('exit', () => {
   for (const d of live) {
     try { d.proc.kill('SIGKILL'); } catch { /* already gone */ }
   }
+  // Logs stay in tests/it/.logs; the data dirs of this process go.
+  for (const dir of ownedDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -97,6 +100,7 @@ class Daemon {
     this.tz = opts.tz || 'UTC';
     this.dataDir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'asyncd-it-'));
     this.ownsDataDir = !opts.dataDir;
+    if (this.ownsDataDir) ownedDirs.add(this.dataDir);
     this.agents = [];
     this.proc = null;
   }

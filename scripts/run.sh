@@ -6,20 +6,23 @@ data=${ASYNCD_DATA:-./var}
 listen=${ASYNCD_LISTEN:-127.0.0.1:9000}
 admin=${ASYNCD_ADMIN_LISTEN:-127.0.0.1:9001}
 mkdir -p "$data"
+abs=$(realpath "$data")
 cat <<MSG
-asyncd: starting on $listen (Cloud API) and $admin (admin API), data in $data
-asyncd: credentials (SecretId, SecretKey, AdminToken) are in $data/credentials.json
-asyncd: try, in another terminal:
-  bin/asyncctl --data $data task create - <<'JSON'
-  {"product":"cdb","region":"ap-guangzhou","uin":"\$(jq -r .Uin $data/credentials.json)",
-   "type":"Demo","steps":[{"name":"hello","do":{"exec":["/bin/true"]}}]}
+asyncd: Cloud API on http://$listen, admin API on http://$admin, data in $data
+asyncd: the credentials (AppId, Uin, SecretId, SecretKey, AdminToken) are in $abs/credentials.json
+asyncd: try, in another terminal, from $(pwd):
+
+ID=\$(bin/asyncctl --data $data --json task create - <<JSON | jq -r .AsyncRequestId
+{"product": "cdb", "region": "ap-guangzhou", "uin": "\$(jq -r .Uin $data/credentials.json)",
+ "type": "Demo", "steps": [{"name": "hello", "do": {"exec": ["sh", "-c", "sleep 2; echo Dropped the database table successfully."]}}]}
 JSON
-  (or: curl -s -H "Authorization: Bearer \$(jq -r .AdminToken $data/credentials.json)" \\
-        -d '{"product":"cdb","region":"ap-guangzhou","uin":"UIN","type":"Demo",
-             "steps":[{"name":"hello","do":{"exec":["/bin/true"]}}]}' http://$admin/v1/tasks)
-  then query it with any Tencent Cloud SDK pointed at endpoint $listen over http://, e.g. Node:
-    new (require('tencentcloud-sdk-nodejs').cdb.v20170320.Client)({credential:{secretId, secretKey},
-      region:'ap-guangzhou', profile:{httpProfile:{endpoint:'$listen', protocol:'http://'}}})
-      .DescribeAsyncRequestInfo({AsyncRequestId})
+)
+bin/asyncctl --data $data task wait \$ID
+NODE_PATH=tests/it/node_modules node -e "
+  const tc = require('tencentcloud-sdk-nodejs'), c = require('$abs/credentials.json');
+  new tc.cdb.v20170320.Client({credential: {secretId: c.SecretId, secretKey: c.SecretKey},
+    region: 'ap-guangzhou', profile: {httpProfile: {endpoint: '$listen', protocol: 'http://'}}})
+  .DescribeAsyncRequestInfo({AsyncRequestId: process.argv[1]}).then(console.log)" \$ID
+
 MSG
 exec bin/asyncd --listen "$listen" --admin "$admin" --data "$data" "$@"

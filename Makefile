@@ -33,11 +33,13 @@ all: $(BIN)/asyncd $(BIN)/asyncctl
 
 $(BIN)/asyncd: $(BUILD)/src/main.o $(BUILD)/libasyncd.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DAEMON_LDLIBS)
+	@echo "LINK $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(DAEMON_LDLIBS)
 
 $(BIN)/asyncctl: $(BUILD)/tools/asyncctl.o
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LDLIBS)
+	@echo "LINK $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LDLIBS)
 
 $(BUILD)/libasyncd.a: $(LIB_OBJ)
 	@rm -f $@
@@ -55,7 +57,8 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libasyncd.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DAEMON_CFLAGS) -o $@ $< $(BUILD)/libasyncd.a $(TEST_LDLIBS) $(DAEMON_LDLIBS) $(LDFLAGS)
+	@echo "LINK $@"
+	@$(CC) $(CFLAGS) $(DAEMON_CFLAGS) -o $@ $< $(BUILD)/libasyncd.a $(TEST_LDLIBS) $(DAEMON_LDLIBS) $(LDFLAGS)
 
 deps:
 	bash scripts/deps.sh

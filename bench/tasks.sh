@@ -144,7 +144,7 @@ async function main() {
   const tSeen = Date.now();
 
   // Each task's own timestamps (server clock, ms).
-  const lat = [], wait = [];
+  const lat = [], wait = [], runMs = [];
   let firstCreated = Infinity, lastEnd = -Infinity;
   for (let off = 0; off < N; off += 1000) {
     const r = await call('GET', `/v1/tasks?limit=1000&offset=${off}`);
@@ -154,16 +154,16 @@ async function main() {
       firstCreated = Math.min(firstCreated, t.created_ms);
       lastEnd = Math.max(lastEnd, t.end_ms);
       lat.push(t.end_ms - t.created_ms);
-      if (t.start_ms != null) wait.push(t.start_ms - t.created_ms);
+      if (t.start_ms != null) { wait.push(t.start_ms - t.created_ms); runMs.push(t.end_ms - t.start_ms); }
     }
   }
   if (lat.length !== N) fail(`listed ${lat.length} tasks, expected ${N}`);
-  lat.sort((a, b) => a - b); wait.sort((a, b) => a - b); createMs.sort((a, b) => a - b);
+  for (const a of [lat, wait, runMs, createMs]) a.sort((x, y) => x - y);
   const cpu = process.cpuUsage();
   const createS = (tCreated - t0) / 1000, e2eS = (lastEnd - firstCreated) / 1000;
   console.log(`RESULT create ${N} ${createS.toFixed(3)} ${(N / createS).toFixed(1)} ${pct(createMs, 50).toFixed(2)} ${pct(createMs, 99).toFixed(2)}`);
   console.log(`RESULT e2e ${N} ${e2eS.toFixed(3)} ${(N / e2eS).toFixed(1)}`);
-  console.log(`RESULT latency ${pct(lat, 50)} ${pct(lat, 99)} ${lat[lat.length - 1]} ${pct(wait, 50)} ${pct(wait, 99)}`);
+  console.log(`RESULT latency ${pct(lat, 50)} ${pct(lat, 99)} ${lat[lat.length - 1]} ${pct(wait, 50)} ${pct(wait, 99)} ${pct(runMs, 50)} ${pct(runMs, 99)}`);
   console.log(`RESULT wall ${((tSeen - t0) / 1000).toFixed(3)} ${(N / ((tSeen - t0) / 1000)).toFixed(1)} ${retries}`);
   console.log(`RESULT clientcpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)}`);
   agent.destroy();
@@ -207,11 +207,11 @@ run_sqlite() {
 report() {
   echo
   echo "one-step no-op tasks (exec /bin/true), SQLite store (WAL, synchronous=FULL), $(nproc) CPUs"
-  echo "asyncd --workers $WORKERS, $TASKS tasks, $CLIENTS keep-alive clients; SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1)"
+  echo "asyncd --workers $WORKERS, $TASKS tasks, $CLIENTS keep-alive clients; SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1); load average at start $LOAD0"
   awk -v ncpu="$(nproc)" '
     $1 == "create"  { cn = $2; cs = $3; crate = $4; cp50 = $5; cp99 = $6 }
     $1 == "e2e"     { es = $3; erate = $4 }
-    $1 == "latency" { l50 = $2; l99 = $3; lmax = $4; w50 = $5; w99 = $6 }
+    $1 == "latency" { l50 = $2; l99 = $3; lmax = $4; w50 = $5; w99 = $6; r50 = $7; r99 = $8 }
     $1 == "wall"    { ws = $2; wrate = $3; retries = $4 }
     $1 == "clientcpu" { ccpu = $2 }
     $1 == "asyncdcpu" { hz = $10
@@ -231,7 +231,8 @@ report() {
         rate["single"] / 3, 100 * erate * 3 / rate["single"]
       printf "\nend-to-end: first created_ms to last end_ms %.3f s; client wall time to all success seen %.3f s (%.0f/s)\n", es, ws, wrate
       printf "create: %d tasks in %.3f s, POST latency p50 %.2f ms p99 %.2f ms, 503 retries %d\n", cn, cs, cp50, cp99, retries
-      printf "create -> success per task (server clock, ms): p50 %d p99 %d max %d; create -> start p50 %d p99 %d\n", l50, l99, lmax, w50, w99
+      printf "create -> success per task (server clock, ms): p50 %d p99 %d max %d\n", l50, l99, lmax
+      printf "  of which queued (create -> start) p50 %d p99 %d, running (start -> success) p50 %d p99 %d\n", w50, w99, r50, r99
       printf "CPU seconds during the run: asyncd %.2f, its /bin/true children %.2f, load client %.2f (wall %.2f s, %d CPUs)\n",
         acpu, kcpu, ccpu, ws, ncpu
       printf "SQLite batched run: %.0f commits/s of 100 rows each\n", crate_s["batch"]
@@ -245,6 +246,8 @@ report() {
 
 main() {
   need_tools
+  LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+  [ "${LOAD0%.*}" -lt "$(nproc)" ] || say "load average $LOAD0 on $(nproc) CPUs: other work will skew the figures"
   : >"$TMP/results"
   start_asyncd
   run_tasks

@@ -1,4 +1,5 @@
 /* asyncd: parse flags, open the store, first-start credentials, serve until SIGTERM. */
+#include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "daemon/bootstrap.h"
 #include "daemon/options.h"
 #include "engine/engine.h"
+#include "flows/flows.h"
 
 struct daemon_state {
     struct options opt;
@@ -25,6 +27,7 @@ struct daemon_state {
     struct cloudapi *api;
     struct admin *admin;
     struct engine *engine;
+    struct flows *flows;
     struct http_server *cloud_http, *admin_http;
 };
 
@@ -61,10 +64,35 @@ static int open_store(struct daemon_state *d, struct err *e)
     return rc;
 }
 
+/* --flows DIR, else ./flows, else the flows/ beside the binary's directory (bin/../flows). */
+static int load_flows(struct daemon_state *d, struct err *e)
+{
+    char exe[4096], guess[4200];
+    const char *dir = d->opt.flows;
+    if (!dir && access("flows", R_OK) == 0)
+        dir = "flows";
+    if (!dir) {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+            exe[n] = '\0';
+            snprintf(guess, sizeof guess, "%s/../flows", dirname(exe));
+            if (access(guess, R_OK) == 0)
+                dir = guess;
+        }
+    }
+    if (!dir) {
+        log_warn("no flow templates found (give --flows DIR): only DescribeAsyncRequestInfo and "
+                 "the built-in actions are served");
+        return 0;
+    }
+    int rc = flows_load(dir, &d->flows, e);
+    if (!rc)
+        log_info("loaded %zu flow templates from %s", flows_count(d->flows), dir);
+    return rc;
+}
+
 static int start_servers(struct daemon_state *d, struct err *e)
 {
-    d->api = cloudapi_new(&(struct cloudapi_config){
-        .store = d->store, .limits = d->limits, .max_body = d->opt.max_body});
     int rc = engine_start(&(struct engine_config){.store = d->store, .node = d->node,
                                                   .workers = d->opt.workers,
                                                   .lease_s = d->opt.lease_s,
@@ -72,6 +100,9 @@ static int start_servers(struct daemon_state *d, struct err *e)
                           &d->engine, e);
     if (rc)
         return rc;
+    d->api = cloudapi_new(&(struct cloudapi_config){
+        .store = d->store, .limits = d->limits, .max_body = d->opt.max_body,
+        .flows = d->flows, .node = d->node, .wake = engine_wake, .wake_ctx = d->engine});
     d->admin = admin_new(&(struct admin_config){.store = d->store, .token = d->admin_token,
                                                 .node = d->node, .api = d->api,
                                                 .on_change = engine_wake,
@@ -128,6 +159,7 @@ static void shut_down(struct daemon_state *d)
     admin_free(d->admin);
     cloudapi_free(d->api);
     store_close(d->store);
+    flows_free(d->flows);
     ratelimit_free(d->limits);
     free(d->admin_token);
     options_free(&d->opt);
@@ -156,7 +188,8 @@ int main(int argc, char **argv)
         options_free(&d.opt);
         return rc ? 2 : 0;
     }
-    if (!(rc = configure(&d, &e)) && !(rc = open_store(&d, &e)) && !(rc = start_servers(&d, &e))) {
+    if (!(rc = configure(&d, &e)) && !(rc = load_flows(&d, &e)) && !(rc = open_store(&d, &e)) &&
+        !(rc = start_servers(&d, &e))) {
         announce(&d);
         wait_for_stop_signal();
     } else {

@@ -121,18 +121,21 @@ static int authenticate(struct cloudapi *api, const struct api_request *r, struc
     return 0;
 }
 
+/* A built-in action (a) or one defined by a flow template (fl). */
 static int run_action(struct cloudapi *api, const struct api_request *r, const struct product *p,
-                      const struct action *a, const struct account *who, json_t *resp,
-                      struct err *e)
+                      const struct action *a, const struct flow *fl, const struct account *who,
+                      json_t *resp, struct err *e)
 {
-    int rc = product_check_params(a, r->params, e);
-    if (rc)
-        return rc;
     struct api_call call = {
-        .product = p, .action = a->name, .region = r->region, .params = r->params,
-        .params_from_form = r->from_form, .who = who, .store = api->cfg.store,
+        .product = p, .action = a ? a->name : r->action, .region = r->region,
+        .params = r->params, .params_from_form = r->from_form, .who = who,
+        .store = api->cfg.store, .flows = api->cfg.flows, .node = api->cfg.node,
+        .wake = api->cfg.wake, .wake_ctx = api->cfg.wake_ctx,
     };
-    return a->fn(&call, resp, e);
+    if (fl)
+        return product_run_flow(&call, fl, resp, e);
+    int rc = product_check_params(a, r->params, e);
+    return rc ? rc : a->fn(&call, resp, e);
 }
 
 /* Everything between a parsed request and the action's answer; *pp gets the product once known. */
@@ -145,28 +148,30 @@ static int process(struct cloudapi *api, const struct api_request *r, json_t *re
         return rc;
     *pp = p;
     const struct action *a = product_action(p, r->action);
-    if (!a)
+    const struct flow *fl = a ? NULL : flows_find(api->cfg.flows, p->name, r->action);
+    if (!a && !fl)
         return err_set(e, ERR_INVALID_ACTION,
                        "The action `%.64s` does not exist in %s %s", r->action, p->name, p->version);
+    const char *action_name = a ? a->name : r->action;
     struct account who = {0};
     if ((rc = authenticate(api, r, &who, e)))
         goto out;
-    if (!ratelimit_take(api->cfg.limits, who.owner_uin, p->name, a->name, time_mono_ns())) {
+    if (!ratelimit_take(api->cfg.limits, who.owner_uin, p->name, action_name, time_mono_ns())) {
         rc = err_set(e, ERR_REQUEST_LIMIT,
                      "%s:%s allows %u requests per second per account; slow down and retry",
-                     p->name, a->name, ratelimit_limit(api->cfg.limits, p->name, a->name));
+                     p->name, action_name, ratelimit_limit(api->cfg.limits, p->name, action_name));
         goto out;
     }
     if ((rc = check_region(r, e)))
         goto out;
-    if (!auth_allows(&who, p->name, a->name)) {
+    if (!auth_allows(&who, p->name, action_name)) {
         rc = err_set(e, p->err_permission_denied,
                      "sub-account %s is not authorised for %s:%s; grant it with asyncctl policy set "
                      "%s %s:%s",
-                     who.uin, p->name, a->name, who.uin, p->name, a->name);
+                     who.uin, p->name, action_name, who.uin, p->name, action_name);
         goto out;
     }
-    rc = run_action(api, r, p, a, &who, resp, e);
+    rc = run_action(api, r, p, a, fl, &who, resp, e);
 out:
     account_clear(&who);
     return rc;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cloudapi/ratelimit.h"
+#include "flows/flows.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -16,6 +17,10 @@ struct cloudapi_config {
     struct ratelimit *limits;   /* borrowed */
     int64_t max_skew_s;         /* allowed client clock difference, 300 by default */
     size_t max_body;            /* the listener's body limit, for messages */
+    const struct flows *flows;  /* action templates; borrowed, may be NULL */
+    const char *node;           /* this node's id; borrowed */
+    void (*wake)(void *ctx);    /* wakes the engine after a task is created; may be NULL */
+    void *wake_ctx;
 };
 
 struct cloudapi;

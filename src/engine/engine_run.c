@@ -150,6 +150,16 @@ static char *stdin_for(const struct snapshot *s, int step, const char *phase)
     return text;
 }
 
+/* The DSN of the task's instance (looked up at run time, so a changed DSN applies), or NULL. */
+static const char *instance_dsn(struct run *r, const struct snapshot *s, struct instance *in)
+{
+    const char *id = json_str(s->task, "instance_id", NULL);
+    struct err e;
+    if (!id || store_instance_get(r->eng->cfg.store, r->product, id, in, &e) != 0 || !in->dsn[0])
+        return NULL;
+    return in->dsn;
+}
+
 /* Runs the step's do or undo action; the outcome and message land in *res. */
 static void run_action(struct run *r, const struct snapshot *s, int idx, const char *phase,
                        struct exec_result *res)
@@ -162,10 +172,19 @@ static void run_action(struct run *r, const struct snapshot *s, int idx, const c
     snprintf(env[2], sizeof env[2], "ASYNCD_STEP_NAME=%.120s", json_str(step, "name", ""));
     snprintf(env[3], sizeof env[3], "ASYNCD_PHASE=%s", phase);
     snprintf(env[4], sizeof env[4], "ASYNCD_ATTEMPT=%d", s->attempt + 1);
-    const char *const extra[] = {env[0], env[1], env[2], env[3], env[4], NULL};
+    char inst_env[2][600];
+    struct instance in_row;
+    const char *dsn = instance_dsn(r, s, &in_row);
+    snprintf(inst_env[0], sizeof inst_env[0], "ASYNCD_INSTANCE_ID=%s", dsn ? in_row.instance_id : "");
+    snprintf(inst_env[1], sizeof inst_env[1], "ASYNCD_INSTANCE_DSN=%s", dsn ? dsn : "");
+    const char *const extra[] = {env[0], env[1], env[2], env[3], env[4], inst_env[0],
+                                 inst_env[1], NULL};
     char *in = stdin_for(s, idx, phase);
+    bool undo = strcmp(phase, "undo") == 0;
+    json_t *captured = undo ? json_object_get(step, "output") : NULL;
     struct exec_job job = {.action = action, .stdin_text = in, .extra_env = extra,
-                           .timeout_s = (unsigned)json_int(step, "timeout_s", 3600)};
+                           .timeout_s = (unsigned)json_int(step, "timeout_s", 3600), .dsn = dsn,
+                           .captured = json_is_object(captured) ? captured : NULL};
     struct exec_control ctl = {.poll = should_stop, .ctx = r, .kill_grace_ms = 1000};
     struct err e;
     r->last_renew_ms = r->last_check_ms = time_now_ms();
@@ -289,6 +308,9 @@ static bool do_phase(struct run *r, const struct snapshot *s)
     p.step = idx;
     p.step_state = "done";
     /* A silent step clears an earlier failure's message; Info stays the last thing a step said. */
+    char *output = res.output ? json_dumps(res.output, JSON_COMPACT) : NULL;
+    json_decref(res.output);
+    p.step_output = output;
     p.message = res.message;
     p.event_message = msg;
     p.info = res.message[0] ? res.message : last_done_message(s, idx);
@@ -296,7 +318,9 @@ static bool do_phase(struct run *r, const struct snapshot *s)
     p.attempt = 0;
     p.release = last;
     p.event = true;
-    return record(r, &p) && !last;
+    bool ok = record(r, &p);
+    free(output);
+    return ok && !last;
 }
 
 /* The next step to undo at or below idx: done, with an undo action. -1 when none is left. */
@@ -387,7 +411,7 @@ void engine_run_task(struct engine *eng, const struct task_claim *claim)
             json_decref(s.task);
             return;
         }
-        if (s.pause_requested && strcmp(s.phase, "do") == 0) {
+        if (s.pause_requested) {
             pause_here(&r, &s);
             go_on = false;
         } else if (engine_stopping(eng)) {

@@ -22,6 +22,8 @@ struct exec_job {
     const char *stdin_text; /* given on the child's stdin (the task as JSON); may be NULL */
     unsigned timeout_s;     /* 0 = none */
     const char *const *extra_env; /* NULL-terminated "K=V" added to the environment, may be NULL */
+    const char *dsn;        /* the task's instance DSN (mysql://... / mongodb://...), or NULL */
+    const json_t *captured; /* undo only: what the step's do captured (its output), or NULL */
 };
 
 struct exec_control {
@@ -36,6 +38,9 @@ struct exec_result {
     int exit_code;          /* exit status, or 128+signal, or -1 when it never started */
     char message[1024];     /* DONE: the last non-empty stdout line; otherwise why it failed
                                (the last non-empty stderr line, or a sentence of ours) */
+    json_t *output;         /* DONE: what the step produced for later use (exec: the last stdout
+                               line when it is a JSON object; mysql: its capture), or NULL.
+                               The caller json_decref()s it. */
 };
 
 /* Runs job to its end. Returns 0 with *out filled whatever the outcome; a negative ERR_* only

@@ -37,5 +37,7 @@ const struct product product_cdb = {
     .id_shape_hint = "cdb ids look like f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7",
     .err_task_not_found = ERR_CDB_INVALID_ASYNC_REQUEST_ID,
     .err_permission_denied = ERR_CDB_USER_HAS_NO_STRATEGY,
+    .err_instance_not_found = ERR_INSTANCE_NOT_FOUND,
+    .err_instance_status = ERR_CDB_INSTANCE_STATUS,
     .actions = cdb_actions,
 };

@@ -69,5 +69,7 @@ const struct product product_mongodb = {
     .id_shape_hint = "mongodb ids are decimal numbers such as 4762",
     .err_task_not_found = ERR_RESOURCE_NOT_FOUND,
     .err_permission_denied = ERR_MONGO_PERMISSION_DENIED,
+    .err_instance_not_found = ERR_INSTANCE_NOT_FOUND,
+    .err_instance_status = ERR_MONGO_STATUS_ABNORMAL,
     .actions = mongodb_actions,
 };

@@ -8,6 +8,7 @@
 
 #include "common/errors.h"
 #include "engine/task_state.h"
+#include "flows/flows.h"
 #include "store/store.h"
 
 /* One verified, authorised Cloud API call, as an action handler sees it. */
@@ -19,6 +20,10 @@ struct api_call {
     bool params_from_form;     /* values arrived as strings (GET / form POST) */
     const struct account *who; /* the caller; who->owner_uin is the root account */
     struct store *store;
+    const struct flows *flows; /* the flow templates; may be NULL */
+    const char *node;          /* this node's id, for task events */
+    void (*wake)(void *ctx);   /* wakes the engine after a task is created; may be NULL */
+    void *wake_ctx;
 };
 
 /* Fills `response` (the object inside "Response", RequestId added by the caller). */
@@ -38,6 +43,8 @@ struct product {
     const char *id_shape_hint;
     int err_task_not_found;    /* the dialect's code for an unknown AsyncRequestId */
     int err_permission_denied; /* for a sub-account the policy does not allow */
+    int err_instance_not_found;/* unknown, foreign or other-region instance */
+    int err_instance_status;   /* an instance that is isolated or offline */
     const struct action *actions;
 };
 
@@ -56,6 +63,14 @@ int product_check_params(const struct action *a, const json_t *params, struct er
  * "NAME: expected a string, got a number" on a wrong type. *out borrows from params. */
 int product_param_string(struct api_call *c, const char *name, bool required, const char **out,
                          struct err *e);
+/* Looks up the caller's instance: unknown, another account's or another region's -> the dialect's
+ * instance-not-found code; not running -> its status code. */
+int product_find_instance(struct api_call *c, const char *instance_id, struct instance *out,
+                          struct err *e);
+/* Runs an action defined by a flow template: checks every parameter and the instance, expands the
+ * steps and creates the task (nothing is created when anything is wrong); answers AsyncRequestId. */
+int product_run_flow(struct api_call *c, const struct flow *fl, json_t *resp, struct err *e);
+
 /* Looks up the caller's task by AsyncRequestId in this product and region; any id that is
  * malformed, unknown, another product's or another account's gets the dialect's not-found code. */
 int product_find_task(struct api_call *c, const char *id, struct task_summary *out, struct err *e);

@@ -96,6 +96,7 @@ struct task_progress {
     const char *message;      /* the step's message and the event's message; NULL = unchanged,
                                  "" = cleared */
     const char *event_message;/* the event's message when it differs; NULL = message */
+    const char *step_output;  /* JSON text the step produced (kept for its undo); NULL = unchanged */
     const char *info;         /* new task Info; NULL = unchanged, "" = cleared (null) */
     int next_step;            /* new current_step; -2 = unchanged (-1 is valid in the undo phase) */
     const char *phase;        /* "do" / "undo"; NULL = unchanged */

@@ -43,7 +43,7 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " name TEXT NOT NULL, do_json TEXT NOT NULL, undo_json TEXT,"
     " retries INTEGER NOT NULL DEFAULT 0, timeout_s INTEGER NOT NULL DEFAULT 3600,"
     " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending',"
-    " 'running', 'done', 'failed', 'skipped', 'undoing', 'undone', 'undo_failed')),"
+    " 'running', 'done', 'failed', 'skipped', 'undoing', 'undone', 'undo_failed')), output TEXT,"
     " message TEXT, PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
     "CREATE TABLE task_events ("
     " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE, seq INTEGER NOT NULL,"

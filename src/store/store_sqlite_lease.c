@@ -40,7 +40,7 @@ static int claim_pick(struct sq_conn *c, int64_t now, struct candidate *cand, st
     int rc = sq_stmt(c, SQ_CLAIM_PICK, "SELECT id, state, lease_node FROM tasks"
                      " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
                      " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
-                     " ORDER BY created_ms LIMIT 1", &st, e);
+                     " ORDER BY created_ms, rowid LIMIT 1", &st, e);
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(st, 1, now);
@@ -168,6 +168,7 @@ struct task_row {
     enum task_state state;
     int64_t step, lease_no, lease_expires_ms;
     bool external; /* driven by a remote worker through the admin API, not by the engine */
+    bool undoing;  /* in the undo phase: current_step is the step being undone */
 };
 
 static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct task_row *row,
@@ -175,8 +176,8 @@ static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, slot, "SELECT state, current_step, lease_no,"
-                     " COALESCE(lease_expires_ms, 0), driver = 'external' FROM tasks"
-                     " WHERE id = ?1", &st, e);
+                     " COALESCE(lease_expires_ms, 0), driver = 'external', phase = 'undo'"
+                     " FROM tasks WHERE id = ?1", &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -189,6 +190,7 @@ static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct
         row->lease_no = sqlite3_column_int64(st, 2);
         row->lease_expires_ms = sqlite3_column_int64(st, 3);
         row->external = sqlite3_column_int(st, 4) != 0;
+        row->undoing = sqlite3_column_int(st, 5) != 0;
     } else if (r == SQLITE_DONE) {
         rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
     } else {
@@ -200,11 +202,13 @@ static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct
 
 /* Sets a step's state (and message); when only_if is given, only a step in that state changes. */
 static int step_set(struct sq_conn *c, enum sq_slot slot, const char *id, int64_t idx,
-                    const char *state, const char *message, const char *only_if, struct err *e)
+                    const char *state, const char *message, const char *only_if,
+                    const char *output, struct err *e)
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, slot, "UPDATE task_steps SET state = ?3, message = CASE WHEN ?4 IS NULL"
-                     " THEN message WHEN ?4 = '' THEN NULL ELSE ?4 END"
+                     " THEN message WHEN ?4 = '' THEN NULL ELSE ?4 END,"
+                     " output = COALESCE(?6, output)"
                      " WHERE task_id = ?1 AND idx = ?2 AND (?5 IS NULL OR state = ?5)", &st, e);
     if (rc != 0)
         return rc;
@@ -213,6 +217,7 @@ static int step_set(struct sq_conn *c, enum sq_slot slot, const char *id, int64_
     sq_bind_text(st, 3, state);
     sq_bind_text(st, 4, message);
     sq_bind_text(st, 5, only_if);
+    sq_bind_text(st, 6, output);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_fail(c, e, "updating a task step");
     sq_done(st);
@@ -268,7 +273,8 @@ static int progress_tx(struct sq_conn *c, const void *inp, void *outp, struct er
                        task_state_name(p->to));
     int64_t now = sq_now_ms();
     if (p->step >= 0 && p->step_state)
-        rc = step_set(c, SQ_PROGRESS_STEP, p->id, p->step, p->step_state, p->message, NULL, e);
+        rc = step_set(c, SQ_PROGRESS_STEP, p->id, p->step, p->step_state, p->message, NULL,
+                      p->step_output, e);
     if (rc == 0)
         rc = progress_update(c, p, now, e);
     if (rc == 0 && (p->to != TASK_RUNNING || p->event))
@@ -324,7 +330,8 @@ static int control_plan(const struct control_in *in, const struct task_row *row,
             p->release = false;
             p->pause_requested = 1;
             p->what = "pause requested; the task pauses at the next step boundary";
-        } else {
+        } else { /* a worker that stalled past its lease must not write after a resume */
+            p->lease_bump = 1;
             p->what = "paused";
         }
         break;
@@ -344,9 +351,16 @@ static int control_plan(const struct control_in *in, const struct task_row *row,
             p->what = "undone (reported for an externally driven task)";
             break;
         }
-        /* The engine runs the undo phase; a step in flight is stopped first. */
+        if (row->undoing && row->state == TASK_RUNNING)
+            return err_set(e, ERR_CONFLICT, "cannot undo task %s: it is being undone already",
+                           in->id);
         p->reset_attempt = true;
         p->lease_bump = 1;
+        if (row->undoing) { /* paused in the undo phase: go on from the step being undone */
+            p->what = "undo: the undo phase goes on";
+            break;
+        }
+        /* The engine runs the undo phase; a step in flight is stopped first. */
         p->phase = "undo", p->step_delta = -1;
         p->step_state = "failed", p->step_only_if = "pending";
         p->what = "undo: the done steps are undone in reverse";
@@ -412,7 +426,7 @@ static int control_tx(struct sq_conn *c, const void *inp, void *outp, struct err
                       in->verb == VERB_KILL   ? "killed by an operator"
                       : in->verb == VERB_UNDO ? "stopped for undo"
                                               : NULL,
-                      plan.step_only_if, e);
+                      plan.step_only_if, NULL, e);
     if (rc == 0)
         rc = control_update(c, in->id, &plan, now, e);
     if (rc == 0)

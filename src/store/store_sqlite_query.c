@@ -48,6 +48,7 @@ static json_t *step_row_json(sqlite3_stmt *st)
     json_object_set_new(o, "timeout_s", sq_col_json_int(st, 5));
     json_object_set_new(o, "state", sq_col_json_text(st, 6));
     json_object_set_new(o, "message", sq_col_json_text(st, 7));
+    json_object_set_new(o, "output", col_json_value(st, 8));
     return o;
 }
 
@@ -96,7 +97,7 @@ static int task_json_tx(struct sq_conn *c, const char *id, json_t **out, struct 
         rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
     if (rc == 0)
         rc = rows_json(c, SQ_TASK_STEPS, "SELECT idx, name, do_json, undo_json, retries,"
-                       " timeout_s, state, message FROM task_steps WHERE task_id = ?1"
+                       " timeout_s, state, message, output FROM task_steps WHERE task_id = ?1"
                        " ORDER BY idx", id, step_row_json, &steps, e);
     if (rc == 0)
         rc = rows_json(c, SQ_TASK_EVENTS, "SELECT seq, at_ms, from_state, to_state, node,"

@@ -6,6 +6,7 @@
 // A second test restarts under another node id: the dead node's leases must expire first.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { FINAL_STATES, NO_LIMITS, SLOW, prng, sleep, start } from './lib/asyncd.mjs';
 import { checkHistory, claimEvents, keepAliveAdmin, pool, q, readLines, show, tempDir } from './lib/engine.mjs';
@@ -35,6 +36,28 @@ function taskBody(d, dir, rand, i) {
     });
   }
   return { product: i % 2 ? 'mongodb' : 'cdb', region: 'ap-guangzhou', uin: d.creds.Uin, type: 'CrashIt', steps };
+}
+
+/** Who still holds DIR/asyncd.lock open (for a refused restart): pid, parent, command line. */
+function lockHolders(dataDir) {
+  const lock = path.join(dataDir, 'asyncd.lock');
+  const out = [];
+  for (const pid of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    let fds = [];
+    try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      let target;
+      try { target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+      if (target === lock) {
+        let cmd = '?';
+        let ppid = '?';
+        try { cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { /* gone */ }
+        try { const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); ppid = st.slice(st.lastIndexOf(')') + 2).split(' ')[1]; } catch { /* gone */ }
+        out.push(`pid ${pid} (ppid ${ppid}) fd ${fd}: ${cmd}`);
+      }
+    }
+  }
+  return out.length ? `processes holding ${lock}:\n${out.join('\n')}` : `nobody holds ${lock} open any more`;
 }
 
 async function createMany(d, dir, n, rand) {
@@ -97,11 +120,16 @@ async function crashAndRecover(t, { n, node1, node2 }) {
   assert.ok(finalCount(c) < n, `tasks were still in flight at the kill: ${JSON.stringify(c)}`);
   const killAt = Date.now();
   await d.kill9();
+  const deadAt = Date.now(); // every event that exists with at_ms <= deadAt was written by the dead process
   t.diagnostic(`killed -9 with ${JSON.stringify(c.by)} (target ${target}, ${doneAtCreate} done at the end of creation)`);
 
   const restartAt = Date.now();
   d.args = args(node2);
-  await d.start();
+  try {
+    await d.start();
+  } catch (err) {
+    assert.fail(`restart right after kill -9 failed: ${err.message.split('\n')[0]}\n${lockHolders(dataDir)}`);
+  }
   const t1 = Date.now();
   const end = await waitAllFinal(d, n, 90000 * SLOW);
   t.diagnostic(`all ${n} final ${Date.now() - t1} ms after the restart: ${JSON.stringify(end.by)}`);
@@ -109,10 +137,10 @@ async function crashAndRecover(t, { n, node1, node2 }) {
   const get = keepAliveAdmin(d, 16);
   const tasks = await pool(ids, 16, (id) => get.ok('GET', `/v1/tasks/${id}`));
   get.close();
-  return { d, dir, ids, bodies, tasks, killAt, restartAt, end };
+  return { d, dir, ids, bodies, tasks, killAt, deadAt, restartAt, end };
 }
 
-function checkRecovered({ dir, ids, bodies, tasks, killAt, restartAt, end }, n) {
+function checkRecovered({ dir, ids, bodies, tasks, deadAt, restartAt, end }, n) {
   assert.equal(end.total, n, 'the list has every task (none lost, none extra)');
   assert.deepEqual(end.by, { success: n }, 'every task succeeded');
   let reran = 0;
@@ -127,13 +155,13 @@ function checkRecovered({ dir, ids, bodies, tasks, killAt, restartAt, end }, n) 
     const claims = checkHistory(task, 'success'); // one final transition, leases strictly increase
     // The first claim is lease 1, and every claim adds one: no lease number was handed out twice.
     claims.forEach((cl, k) => assert.equal(cl.lease, k + 1, `claim ${k} has lease ${k + 1}: ${show(task)}`));
-    const after = claims.filter((cl) => cl.at_ms > killAt);
+    const after = claims.filter((cl) => cl.at_ms > deadAt);
     for (const cl of after) {
       assert.ok(cl.at_ms >= restartAt, `no claim while the crashed node's process was still there: ${show(task)}`);
     }
-    if (claims.some((cl) => cl.at_ms <= killAt) && after.length > 0) {
+    if (claims.some((cl) => cl.at_ms <= deadAt) && after.length > 0) {
       takenOver++;
-      assert.match(after[0].message, /^lease of .+ expired; taken over; lease \d+$/, `takeover is named: ${show(task)}`);
+      assert.match(after[0].message, /^lease of .+ expired; taken over, lease \d+$/, `takeover is named: ${show(task)}`);
     }
     // Side effects: "<id> <step>" lines only, every step at least once, at most twice (one crash).
     const lines = readLines(path.join(dir, id));
@@ -144,7 +172,7 @@ function checkRecovered({ dir, ids, bodies, tasks, killAt, restartAt, end }, n) 
       perStep[Number(m[2])]++;
     }
     const doneBefore = new Set(task.events
-      .filter((e) => e.at_ms <= killAt && /^step \d+\/\d+ \S+ done/.test(e.message || ''))
+      .filter((e) => e.at_ms <= deadAt && /^step \d+\/\d+ \S+ done/.test(e.message || ''))
       .map((e) => Number(/^step (\d+)/.exec(e.message)[1]) - 1));
     perStep.forEach((k, s) => {
       assert.ok(k >= 1, `step ${s} of ${id} left its effect at least once: ${lines}`);
@@ -175,12 +203,12 @@ test('kill -9, restart under another node id: the dead node\'s leases are taken 
   assert.ok(takenOver >= 1, 'the kill caught at least one task mid-flight');
   for (const task of r.tasks) {
     const claims = claimEvents(task);
-    const before = claims.filter((cl) => cl.at_ms <= r.killAt);
-    const after = claims.filter((cl) => cl.at_ms > r.killAt);
+    const before = claims.filter((cl) => cl.at_ms <= r.deadAt);
+    const after = claims.filter((cl) => cl.at_ms > r.deadAt);
     if (before.length && after.length) {
       assert.equal(before[before.length - 1].node, 'crash-a', show(task));
       assert.equal(after[0].node, 'crash-b', show(task));
-      assert.match(after[0].message, /^lease of crash-a expired; taken over; lease \d+$/, show(task));
+      assert.match(after[0].message, /^lease of crash-a expired; taken over, lease \d+$/, show(task));
       // The lease was renewed at most lease/3 (+ a poll) before the kill, so it ran out no sooner
       // than about lease*2/3 after it.
       assert.ok(after[0].at_ms - r.killAt >= LEASE_S * 1000 * 0.6 - 100,

@@ -142,7 +142,7 @@ test('SIGTERM during a stream of requests: every answer is well-formed, exit 0',
   await stopping;
 });
 
-test('a second asyncd on a data dir in use refuses to start', { ...T, todo: 'not in the contract; a demanding user expects it' }, async () => {
+test('a second asyncd on a data dir in use refuses to start', T, async () => {
   const d = await start({ args: NO_LIMITS });
   started.push(d);
   await expectStartFails({ args: NO_LIMITS, dataDir: d.dataDir }, 'two daemons on one embedded store');

@@ -487,6 +487,30 @@ static void test_undo_while_a_step_runs_stops_it_and_undoes_the_done_steps(void 
     json_decref(t);
 }
 
+static void test_undo_verb_during_the_undo_phase_still_undoes_every_done_step(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    json_t *steps = json_array();
+    json_array_append_new(steps, sh_step(f, "one", "echo do0 >> $W/order",
+                                         "echo undo0 >> $W/order", 0));
+    json_array_append_new(steps, sh_step(f, "two", "echo do1 >> $W/order", "echo $$ > $W/pid;"
+                                         " while [ ! -f $W/go ]; do sleep 0.02; done;"
+                                         " echo undo1 >> $W/order", 0));
+    json_array_append_new(steps, sh_step(f, "three", "exit 1", NULL, 0));
+    create(f, steps, "undo", id);
+    wait_pid(f, "pid");
+    struct err e = {0};
+    assert_int_equal(store_task_control(f->s, id, VERB_UNDO, "operator", NULL, &e), ERR_CONFLICT);
+    touch(f, "go");
+    wait_state(f, id, TASK_UNDOED, WAIT_MS);
+    assert_file(f, "order", "do0\ndo1\nundo1\nundo0\n");
+    json_t *t = get(f, id);
+    assert_string_equal(step_state(t, 0), "undone");
+    assert_string_equal(step_state(t, 1), "undone");
+    json_decref(t);
+}
+
 /* ---- stopping and fencing ---- */
 
 static void test_stop_drains_then_hands_the_task_back_for_the_next_engine(void **state)
@@ -576,6 +600,7 @@ int main(void)
         T(test_kill_stops_the_running_step_within_2s),
         T(test_pause_request_pauses_after_the_running_step),
         T(test_undo_while_a_step_runs_stops_it_and_undoes_the_done_steps),
+        T(test_undo_verb_during_the_undo_phase_still_undoes_every_done_step),
         T(test_stop_drains_then_hands_the_task_back_for_the_next_engine),
         T(test_worker_that_lost_its_task_writes_nothing_more),
     };

@@ -36,7 +36,7 @@ static json_t *sh_action(const char *script)
 static int run_action(json_t *action, const char *stdin_text, unsigned timeout_s,
                       const struct exec_control *ctl, struct exec_result *res)
 {
-    struct exec_job job = {action, stdin_text, timeout_s, NULL};
+    struct exec_job job = {.action = action, .stdin_text = stdin_text, .timeout_s = timeout_s};
     struct err e = {0};
     int rc = exec_run(&job, ctl, res, &e);
     json_decref(action);
@@ -316,7 +316,7 @@ static void test_env_and_extra_env_are_visible_to_the_child(void **state)
     json_t *a = json_pack("{s:[s,s,s],s:{s:s,s:s}}", "exec", "sh", "-c",
                           "echo \"$ASYNCD_TEST_PARENT $ASYNCD_TEST_A $ASYNCD_TEST_B $ASYNCD_TEST_C\"",
                           "env", "ASYNCD_TEST_B", "action", "ASYNCD_TEST_C", "c=1");
-    struct exec_job job = {a, NULL, 0, extra};
+    struct exec_job job = {.action = a, .extra_env = extra};
     struct exec_result res;
     assert_int_equal(exec_run(&job, NULL, &res, NULL), 0);
     assert_int_equal(res.outcome, EXEC_DONE);
@@ -442,7 +442,7 @@ static void *thread_main(void *p)
         char want[64];
         snprintf(want, sizeof want, "thread %d run %d", arg->id, i);
         json_t *a = json_pack("{s:[s,s,s]}", "exec", "/bin/sh", "-c", "sleep 0.05; cat");
-        struct exec_job job = {a, want, 5, NULL};
+        struct exec_job job = {.action = a, .stdin_text = want, .timeout_s = 5};
         struct exec_result res;
         if (exec_run(&job, NULL, &res, NULL) == 0 && res.outcome == EXEC_DONE &&
             strcmp(res.message, want) == 0)
@@ -498,7 +498,7 @@ static void expect_invalid(const char *json, const char *message)
     struct err e = {0};
     assert_int_equal(exec_validate(a, &e), ERR_INVALID_PARAMETER_VALUE);
     assert_string_equal(e.msg, message);
-    struct exec_job job = {a, NULL, 0, NULL};
+    struct exec_job job = {.action = a};
     struct exec_result res;
     assert_int_equal(exec_run(&job, NULL, &res, &e), ERR_INVALID_PARAMETER_VALUE);
     assert_int_equal(res.outcome, EXEC_FAILED);

@@ -456,7 +456,8 @@ export function httpRequest({ port, host = '127.0.0.1', method = 'GET', path: p 
   });
 }
 
-/** Writes raw bytes on a new TCP connection, half-closes, and collects whatever comes back.
+/** Writes raw bytes on a new TCP connection, half-closes, and collects whatever comes back,
+ * until the connection closes, one whole answer (with Content-Length) is in, or timeoutMs.
  * Resolves {data, text, status (first line's code or null), json, closed, timedOut, error}. */
 export function rawSocket(port, bytes, { timeoutMs = 5000 * SLOW, halfClose = true } = {}) {
   return new Promise((resolve) => {
@@ -484,7 +485,15 @@ export function rawSocket(port, bytes, { timeoutMs = 5000 * SLOW, halfClose = tr
       sock.write(bytes);
       if (halfClose) sock.end();
     });
-    sock.on('data', (c) => chunks.push(c));
+    sock.on('data', (c) => {
+      chunks.push(c);
+      // Done as soon as one whole answer is in (the server may keep the connection open).
+      const data = Buffer.concat(chunks);
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const m = /\r\ncontent-length: *(\d+)/i.exec(data.subarray(0, end).toString('latin1'));
+      if (m && data.length >= end + 4 + Number(m[1])) finish({ closed: false, timedOut: false });
+    });
     sock.on('end', () => finish({ closed: true, timedOut: false }));
     sock.on('close', () => finish({ closed: true, timedOut: false }));
     sock.on('error', (error) => finish({ closed: true, timedOut: false, error: error.code || error.message }));

@@ -121,7 +121,7 @@ export const show = (task) => JSON.stringify(summary(task), null, 1);
 /** Events that moved the task into a final state. */
 export const finalEvents = (task) => task.events.filter((e) => FINAL_STATES.includes(e.to));
 
-const CLAIM_RE = /^(?:started|claimed|lease of .+ expired; taken over); lease (\d+)$/;
+const CLAIM_RE = /^(?:started; |claimed; |lease of .+ expired; taken over, )lease (\d+)$/;
 /** Claim events with their lease numbers, in history order. */
 export function claimEvents(task) {
   return task.events.filter((e) => CLAIM_RE.test(e.message || ''))

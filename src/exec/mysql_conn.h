@@ -1,0 +1,67 @@
+/* MySQL connections for the mysql executor: the DSN, connecting, and statement templates whose
+ * only substitutions are typed placeholders, so nothing a task supplies can become SQL syntax.
+ *
+ * Template placeholders (args is a JSON array; N is an index into it):
+ *   {N:str}        args[N] as a quoted string literal ('...' escaped by the connection)
+ *   {N:ident}      args[N] as a `quoted` identifier, backticks doubled; 1..64 characters
+ *   {N:int}        args[N] an integer, or a string of an optional '-' and digits, written bare
+ *   {N:val}        a number (-digits[.digits], integer or string) bare, anything else as {N:str}
+ *   {N:list_priv}  args[N] an array of privilege names from a fixed list, joined by ", "
+ *   {captured}     the captured value as a string literal (NULL when it is null)
+ *   {captured:val} the captured value as {N:val} would write it (NULL when it is null)
+ *   {{ and }}      a literal { and }
+ * Anything else between braces, a lone '}', an index out of range or an argument of the wrong
+ * type is ERR_INVALID_PARAMETER_VALUE with a message naming the placeholder, e.g.
+ * "{1:ident}: expected a string, got a number". */
+#ifndef ASYNCD_MYSQL_CONN_H
+#define ASYNCD_MYSQL_CONN_H
+
+#include <jansson.h>
+#include <mysql.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/errors.h"
+
+/* mysql://USER[:PASSWORD]@HOST[:PORT][/DB]: USER, PASSWORD and DB percent-decoded, HOST a name,
+ * an IPv4 address or [an IPv6 address] (kept without the brackets), PORT 3306 when absent. */
+struct mysql_dsn {
+    char *user, *password, *host, *db; /* owned; password and db NULL when absent */
+    unsigned port;
+};
+
+/* Fills *out (free with mysql_dsn_free). A malformed DSN is ERR_INVALID_PARAMETER_VALUE with a
+ * message giving the expected shape and what is wrong; it never contains the password. *out is
+ * left zeroed on failure. */
+int mysql_dsn_parse(const char *dsn, struct mysql_dsn *out, struct err *e);
+void mysql_dsn_free(struct mysql_dsn *d);
+
+/* Connects over TCP with utf8mb4, LOAD DATA LOCAL off and non-blocking calls enabled.
+ * timeout_s bounds the connect and each network read and write (0: a 5 s connect and no read or
+ * write limit). On success *out is the connection (the caller mysql_close()s it). Errors:
+ * ERR_INVALID_PARAMETER_VALUE for a malformed DSN, ERR_SERVICE_UNAVAILABLE when the server cannot
+ * be reached or refuses us ("cannot connect to MySQL at HOST:PORT: <mysql_error>"). */
+int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err *e);
+
+/* Renders template sql with args into *out (a NUL-terminated heap string the caller frees).
+ * String literals are escaped by m, so they are right for its character set and sql_mode (render
+ * just before running). {captured} is an error here; see mysql_conn_render_captured. */
+int mysql_conn_render(MYSQL *m, const char *sql, const json_t *args, char **out, struct err *e);
+
+/* The same, with {captured} and {captured:val} taken from captured's "value" (a string, a number
+ * or null); a NULL captured, or one without "value", makes them an error. With m NULL it only
+ * checks the template and args (*out is then set to NULL). */
+int mysql_conn_render_captured(MYSQL *m, const char *sql, const json_t *args,
+                               const json_t *captured, char **out, struct err *e);
+
+/* The text a person reads: {N} and {N:kind} become args[N]'s raw text (an array's items joined
+ * by ", ", "***" where secret[N] is true), {captured} the captured value ("NULL" when null, an
+ * error when there is none); {{ and }} are braces. secret may be NULL. *out as above. */
+int mysql_conn_render_text(const char *tmpl, const json_t *args, const json_t *captured,
+                           const bool *secret, char **out, struct err *e);
+
+/* Sets secret[N] (for N < n) when template sql passes args[N] as a password: a {N:str} or
+ * {N:val} right after IDENTIFIED BY, PASSWORD( or USING. Leaves the other entries alone. */
+void mysql_conn_secret_args(const char *sql, bool *secret, size_t n);
+
+#endif

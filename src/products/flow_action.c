@@ -1,0 +1,92 @@
+/* Cloud API actions defined by flow templates: validate everything, then create the task. */
+#include <string.h>
+
+#include "exec/exec.h"
+#include "products/product.h"
+
+int product_find_instance(struct api_call *c, const char *instance_id, struct instance *out,
+                          struct err *e)
+{
+    const struct product *p = c->product;
+    struct err se;
+    int rc = store_instance_get(c->store, p->name, instance_id, out, &se);
+    if (rc == ERR_NOT_FOUND || (rc == 0 && (strcmp(out->uin, c->who->owner_uin) != 0 ||
+                                            strcmp(out->region, c->region) != 0)))
+        return err_set(e, p->err_instance_not_found,
+                       "The instance %.64s does not exist in this account's %s instances in "
+                       "region %s",
+                       instance_id, p->name, c->region);
+    if (rc)
+        return err_set(e, ERR_INTERNAL, "reading instance %s: %s", instance_id, se.msg);
+    if (strcmp(out->status, "running") != 0)
+        return err_set(e, p->err_instance_status,
+                       "The instance %s is %s; this operation needs a running instance",
+                       out->instance_id, out->status);
+    return 0;
+}
+
+/* Every expanded action must be one the executors accept; a template that produces something
+ * else is our fault (InternalError), not the caller's. */
+static int check_actions(const json_t *steps, struct err *e)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+    {
+        struct err xe;
+        json_t *undo = json_object_get(step, "undo");
+        if (exec_validate(json_object_get(step, "do"), &xe) != 0 ||
+            (json_is_object(undo) && exec_validate(undo, &xe) != 0))
+            return err_set(e, ERR_INTERNAL, "the flow template made a bad step %zu: %s", i,
+                           xe.msg);
+    }
+    return 0;
+}
+
+static int create_task(struct api_call *c, const struct flow *fl, const char *instance_id,
+                       json_t *steps, char id[STORE_ID_MAX], struct err *e)
+{
+    struct task_new t = {.product = c->product->name, .region = c->region,
+                         .uin = c->who->owner_uin, .instance_id = instance_id,
+                         .type = flow_task_type(fl), .on_failure = flow_on_failure(fl),
+                         .steps = steps, .node = c->node};
+    struct err se;
+    int rc = store_task_create(c->store, &t, id, &se);
+    if (rc)
+        return err_set(e, ERR_INTERNAL, "creating the task: %s", se.msg);
+    if (c->wake)
+        c->wake(c->wake_ctx);
+    return 0;
+}
+
+int product_run_flow(struct api_call *c, const struct flow *fl, json_t *resp, struct err *e)
+{
+    json_t *clean = NULL, *steps = NULL;
+    int rc = flow_check_params(fl, c->params, c->params_from_form, &clean, e);
+    const char *instance_id = NULL;
+    struct instance in;
+    if (!rc && flow_instance_param(fl)) {
+        e->code = 0;
+        instance_id = flow_instance_id(fl, clean, e);
+        if (!instance_id)
+            rc = e->code ? e->code
+                         : err_set(e, ERR_MISSING_PARAMETER, "The parameter `%s` is missing",
+                                   flow_instance_param(fl));
+        else
+            rc = product_find_instance(c, instance_id, &in, e);
+    }
+    if (!rc)
+        rc = flow_expand(fl, clean, &steps, e);
+    if (!rc)
+        rc = check_actions(steps, e);
+    char id[STORE_ID_MAX];
+    if (!rc)
+        rc = create_task(c, fl, instance_id, steps, id, e);
+    if (!rc) {
+        json_object_set_new(resp, "AsyncRequestId", json_string(id));
+        json_object_update(resp, (json_t *)flow_response(fl));
+    }
+    json_decref(steps);
+    json_decref(clean);
+    return rc;
+}

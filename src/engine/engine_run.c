@@ -289,6 +289,10 @@ static bool do_phase(struct run *r, const struct snapshot *s)
     }
     struct exec_result res;
     run_action(r, s, idx, "do", &res);
+    if (res.outcome != EXEC_DONE) {
+        json_decref(res.output);
+        res.output = NULL;
+    }
     if (res.outcome == EXEC_STOPPED) {
         stopped(r, idx);
         return false;
@@ -351,6 +355,8 @@ static bool undo_phase(struct run *r, const struct snapshot *s)
     at.step = idx;
     struct exec_result res;
     run_action(r, &at, idx, "undo", &res);
+    json_decref(res.output); /* an undo's output has no later use */
+    res.output = NULL;
     if (res.outcome == EXEC_STOPPED) {
         stopped(r, idx);
         return false;

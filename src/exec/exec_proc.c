@@ -539,6 +539,22 @@ static void proc_finish(struct proc *pr)
     close_fd(&pr->pidfd);
 }
 
+/* A last line that is a JSON object is the step's output (kept for later steps and its undo);
+ * its "message" member, if any, is the message. */
+static void take_output(struct exec_result *out)
+{
+    if (out->message[0] != '{')
+        return;
+    json_t *obj = json_loads(out->message, 0, NULL);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return;
+    }
+    const char *m = json_string_value(json_object_get(obj, "message"));
+    snprintf(out->message, sizeof out->message, "%s", m ? m : "");
+    out->output = obj;
+}
+
 static void describe_exit(const struct proc *pr, struct exec_result *out)
 {
     int st = pr->status;
@@ -549,6 +565,7 @@ static void describe_exit(const struct proc *pr, struct exec_result *out)
         out->exit_code = 0;
         exec_last_line(pr->out.buf, pr->out.len, pr->out.cut, out->message,
                        sizeof out->message);
+        take_output(out);
     } else if (WIFEXITED(st)) {
         out->exit_code = WEXITSTATUS(st);
         if (!out->message[0])

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,6 +81,10 @@ static void body_append(struct req_ctx *rc, const char *data, size_t n, size_t m
     rc->body[rc->len] = '\0';
 }
 
+/* Bodies past the limit are read and dropped (so the client, still sending, gets our answer
+ * rather than a reset); only one announced past this many times the limit is answered at once. */
+#define DISCARD_FACTOR 16
+
 static bool announced_too_large(struct MHD_Connection *conn, size_t max_body)
 {
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -88,7 +93,48 @@ static bool announced_too_large(struct MHD_Connection *conn, size_t max_body)
     char *end;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
-    return errno == ERANGE || (end != cl && n > max_body);
+    return errno == ERANGE || (end != cl && n > (unsigned long long)max_body * DISCARD_FACTOR);
+}
+
+struct header_count {
+    const char *first;
+    bool conflict;
+};
+
+static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    struct header_count *hc = cls;
+    if (strcasecmp(key, "Content-Length") != 0)
+        return MHD_YES;
+    if (hc->first && strcmp(hc->first, value) != 0)
+        hc->conflict = true;
+    hc->first = hc->first ? hc->first : value;
+    return MHD_YES;
+}
+
+/* RFC 9112 6.3: differing Content-Length headers make the framing unknowable; refuse. */
+static bool conflicting_lengths(struct MHD_Connection *conn)
+{
+    struct header_count hc = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length, &hc);
+    return hc.conflict;
+}
+
+static enum MHD_Result refuse_framing(struct MHD_Connection *conn)
+{
+    static const char body[] =
+        "{\"error\":\"bad_request\",\"message\":\"conflicting Content-Length headers\"}";
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body,
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, r);
+    MHD_destroy_response(r);
+    return ret;
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_response *resp)
@@ -116,6 +162,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct req_ctx *rc = *req_cls;
     if (!rc->started) { /* headers only: ask MHD for the body, unless it is announced too big */
         rc->started = true;
+        if (conflicting_lengths(conn))
+            return refuse_framing(conn);
         if (!announced_too_large(conn, s->max_body))
             return MHD_YES;
         /* Answer at once; MHD then closes the connection instead of reading the body. */

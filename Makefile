@@ -6,7 +6,7 @@ SANITIZER ?=
 BUILD ?= build
 BIN ?= bin
 
-LIBS_DAEMON := libmicrohttpd jansson sqlite3 libcrypto uuid
+LIBS_DAEMON := libmicrohttpd jansson sqlite3 libcrypto uuid libmariadb
 LIBS_CTL := libcurl jansson
 LIBS_TEST := cmocka
 
@@ -28,7 +28,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test test-unit test-it bench install clean deps
+.PHONY: all run test test-unit test-it bench bench-tasks install clean deps
 all: $(BIN)/asyncd $(BIN)/asyncctl
 
 $(BIN)/asyncd: $(BUILD)/src/main.o $(BUILD)/libasyncd.a
@@ -79,6 +79,9 @@ test: deps
 
 bench: all
 	bash bench/run.sh
+
+bench-tasks: all
+	bash bench/tasks.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -24,6 +24,7 @@ struct daemon_state {
     struct store *store;
     char *admin_token;
     int lock_fd;
+    char data_abs[4096];
     struct cloudapi *api;
     struct admin *admin;
     struct engine *engine;
@@ -55,6 +56,8 @@ static int configure(struct daemon_state *d, struct err *e)
 static int open_store(struct daemon_state *d, struct err *e)
 {
     int rc = bootstrap_data_dir(d->opt.data, e);
+    if (!rc && !realpath(d->opt.data, d->data_abs))
+        snprintf(d->data_abs, sizeof d->data_abs, "%s", d->opt.data);
     if (!rc)
         rc = bootstrap_lock(d->opt.data, &d->lock_fd, e);
     if (!rc)
@@ -96,7 +99,8 @@ static int start_servers(struct daemon_state *d, struct err *e)
     int rc = engine_start(&(struct engine_config){.store = d->store, .node = d->node,
                                                   .workers = d->opt.workers,
                                                   .lease_s = d->opt.lease_s,
-                                                  .drain_s = d->opt.drain_s},
+                                                  .drain_s = d->opt.drain_s,
+                                                  .data_dir = d->data_abs},
                           &d->engine, e);
     if (rc)
         return rc;

@@ -56,6 +56,21 @@ void time_fmt_utc_date(int64_t unix_s, char out[11])
     strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
+int time_parse_local(const char *s, int64_t *ms)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (!end || *end)
+        return -1;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *ms = (int64_t)t * 1000;
+    return 0;
+}
+
 /* glibc silently treats an unknown TZ as UTC, so check the zone file exists first. */
 int time_set_zone(const char *zone, char *why, unsigned whylen)
 {

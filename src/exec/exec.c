@@ -33,13 +33,11 @@ static int remote_run(const struct exec_job *job, const struct exec_control *ctl
     return 0;
 }
 
-/* Named so an action using it gets "not available yet" rather than "unknown key". */
-static const struct exec_backend planned_mysql = {"mysql", NULL, NULL};
 static const struct exec_backend remote_backend = {"remote", remote_validate, remote_run};
 
 static const struct exec_backend *const executors[] = {
     &exec_proc_backend,
-    &planned_mysql,
+    &exec_mysql_backend,
     &remote_backend,
 };
 

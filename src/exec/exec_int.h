@@ -17,6 +17,7 @@ struct exec_backend {
 };
 
 extern const struct exec_backend exec_proc_backend; /* "exec": a child process (exec_proc.c) */
+extern const struct exec_backend exec_mysql_backend; /* "mysql": SQL (exec_mysql.c) */
 
 /* Copies the last non-empty line of text[0..len) into out (size cap, always terminated): trailing
  * whitespace stripped, cut to fit on a UTF-8 boundary, invalid UTF-8 and NUL bytes made '?'.

@@ -119,11 +119,24 @@ static bool present(const json_t *v)
            !(json_is_string(v) && json_string_length(v) == 0);
 }
 
-/* {"present": P} / {"absent": P} / {"equals": [P, value]}; no "when" = always. */
+/* {"present": P} / {"absent": P} / {"equals": [P, value]} / {"not_equals": [P, value]} /
+ * {"all": [when, ...]}; no "when" = always. An absent parameter equals nothing. */
 static bool when_holds(const json_t *when, const json_t *clean, const json_t *vars)
 {
     if (!when)
         return true;
+    json_t *all = json_object_get(when, "all");
+    if (json_is_array(all)) {
+        size_t i;
+        json_t *w;
+        json_array_foreach(all, i, w) if (!when_holds(w, clean, vars)) return false;
+        return true;
+    }
+    json_t *ne = json_object_get(when, "not_equals");
+    if (json_is_array(ne) && json_array_size(ne) == 2) {
+        json_t *v = flow_lookup(clean, vars, json_string_value(json_array_get(ne, 0)));
+        return !v || !json_equal(v, json_array_get(ne, 1));
+    }
     const char *p;
     if ((p = json_string_value(json_object_get(when, "present"))))
         return present(flow_lookup(clean, vars, p));

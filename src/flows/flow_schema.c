@@ -260,3 +260,14 @@ int flow_check_params(const struct flow *fl, const json_t *params, bool from_for
     struct ctx c = {.from_form = from_form};
     return check_fields(&c, json_object_get(fl->doc, "params"), params, clean, e);
 }
+
+json_t *flow_public_params(const struct flow *fl, const json_t *clean)
+{
+    json_t *pub = json_deep_copy(clean);
+    const char *key;
+    json_t *node;
+    json_object_foreach(json_object_get(fl->doc, "params"), key, node)
+        if (json_is_true(json_object_get(node, "secret")))
+            json_object_del(pub, key);
+    return pub;
+}

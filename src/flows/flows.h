@@ -43,6 +43,9 @@ const char *flow_instance_id(const struct flow *fl, const json_t *clean, struct 
 /* Expands the template's steps with the checked parameters: a new JSON array of concrete steps
  * ({"name", "do", "undo", "retries", "timeout_s"}) the caller decrefs. */
 int flow_expand(const struct flow *fl, const json_t *clean, json_t **steps, struct err *e);
+/* A copy of the checked parameters without the ones marked "secret" (passwords), to keep with the
+ * task. The caller decrefs it. */
+json_t *flow_public_params(const struct flow *fl, const json_t *clean);
 /* Extra fields the action answers besides AsyncRequestId (a borrowed object, may be NULL). */
 const json_t *flow_response(const struct flow *fl);
 

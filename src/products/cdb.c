@@ -19,8 +19,17 @@ static int cdb_describe_async_request_info(struct api_call *c, json_t *resp, str
     return 0;
 }
 
+static const char *const describe_tasks_params[] = {
+    "InstanceId", "AsyncRequestId", "TaskTypes", "TaskStatus", "StartTimeBegin", "StartTimeEnd",
+    "Offset",     "Limit",          NULL};
+
+static const char *const describe_accounts_params[] = {
+    "InstanceId", "Offset", "Limit", "AccountRegexp", "SortBy", "OrderBy", "HostRegexp", NULL};
+
 static const struct action cdb_actions[] = {
     {"DescribeAsyncRequestInfo", cdb_describe_async_request_info, describe_params},
+    {"DescribeTasks", cdb_describe_tasks, describe_tasks_params},
+    {"DescribeAccounts", cdb_describe_accounts, describe_accounts_params},
     {NULL, NULL, NULL},
 };
 

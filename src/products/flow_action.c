@@ -44,12 +44,12 @@ static int check_actions(const json_t *steps, struct err *e)
 }
 
 static int create_task(struct api_call *c, const struct flow *fl, const char *instance_id,
-                       json_t *steps, char id[STORE_ID_MAX], struct err *e)
+                       json_t *steps, json_t *input, char id[STORE_ID_MAX], struct err *e)
 {
     struct task_new t = {.product = c->product->name, .region = c->region,
                          .uin = c->who->owner_uin, .instance_id = instance_id,
                          .type = flow_task_type(fl), .on_failure = flow_on_failure(fl),
-                         .steps = steps, .node = c->node};
+                         .steps = steps, .node = c->node, .input = input};
     struct err se;
     int rc = store_task_create(c->store, &t, id, &se);
     if (rc)
@@ -80,8 +80,11 @@ int product_run_flow(struct api_call *c, const struct flow *fl, json_t *resp, st
     if (!rc)
         rc = check_actions(steps, e);
     char id[STORE_ID_MAX];
-    if (!rc)
-        rc = create_task(c, fl, instance_id, steps, id, e);
+    if (!rc) {
+        json_t *input = flow_public_params(fl, clean);
+        rc = create_task(c, fl, instance_id, steps, input, id, e);
+        json_decref(input);
+    }
     if (!rc) {
         json_object_set_new(resp, "AsyncRequestId", json_string(id));
         json_object_update(resp, (json_t *)flow_response(fl));

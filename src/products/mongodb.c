@@ -51,8 +51,12 @@ static int mongodb_describe_async_request_info(struct api_call *c, json_t *resp,
     return 0;
 }
 
+static const char *const backups_params[] = {"InstanceId", "BackupMethod", "Limit", "Offset",
+                                             NULL};
+
 static const struct action mongodb_actions[] = {
     {"DescribeAsyncRequestInfo", mongodb_describe_async_request_info, describe_params},
+    {"DescribeDBBackups", mongodb_describe_db_backups, backups_params},
     {NULL, NULL, NULL},
 };
 

@@ -1,6 +1,8 @@
 /* The product registry and what every dialect's actions share: parameters and task lookup. */
 #include "products/product.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct product *const products[] = {&product_cdb, &product_mongodb};
@@ -107,5 +109,64 @@ int product_find_task(struct api_call *c, const char *id, struct task_summary *o
         return err_set(e, p->err_task_not_found,
                        "AsyncRequestId %s does not exist in region %s (tasks are regional; check "
                        "the client's Region)", id, c->region);
+    return 0;
+}
+
+static int int_of(struct api_call *c, const char *name, json_t *v, int64_t *out, struct err *e)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    char *end;
+    if (c->params_from_form && s && *s) {
+        long long n = strtoll(s, &end, 10);
+        if (!*end) {
+            *out = n;
+            return 0;
+        }
+    }
+    return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an integer, got %s", name,
+                   json_kind(v));
+}
+
+int product_param_int(struct api_call *c, const char *name, int64_t dflt, int64_t lo, int64_t hi,
+                      int64_t *out, struct err *e)
+{
+    json_t *v = json_object_get(c->params, name);
+    *out = dflt;
+    if (!v)
+        return 0;
+    int rc = int_of(c, name, v, out, e);
+    if (!rc && (*out < lo || *out > hi))
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: must be %lld..%lld (got %lld)", name,
+                     (long long)lo, (long long)hi, (long long)*out);
+    return rc;
+}
+
+int product_param_int_list(struct api_call *c, const char *name, int64_t *vals, size_t max,
+                           size_t *n, struct err *e)
+{
+    json_t *v = json_object_get(c->params, name);
+    *n = 0;
+    if (!v)
+        return 0;
+    if (!json_is_array(v))
+        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an array of integers, got %s",
+                       name, json_kind(v));
+    if (json_array_size(v) > max)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: at most %zu items", name, max);
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        char item[96];
+        snprintf(item, sizeof item, "%s.%zu", name, i);
+        int rc = int_of(c, item, x, &vals[i], e);
+        if (rc)
+            return rc;
+    }
+    *n = json_array_size(v);
     return 0;
 }

@@ -48,6 +48,11 @@ struct product {
     const struct action *actions;
 };
 
+/* cdb actions in files of their own */
+int cdb_describe_tasks(struct api_call *c, json_t *resp, struct err *e);
+int cdb_describe_accounts(struct api_call *c, json_t *resp, struct err *e);
+int mongodb_describe_db_backups(struct api_call *c, json_t *resp, struct err *e);
+
 extern const struct product product_cdb;
 extern const struct product product_mongodb;
 
@@ -63,6 +68,13 @@ int product_check_params(const struct action *a, const json_t *params, struct er
  * "NAME: expected a string, got a number" on a wrong type. *out borrows from params. */
 int product_param_string(struct api_call *c, const char *name, bool required, const char **out,
                          struct err *e);
+/* Integer parameter (JSON integer, or a decimal string from a GET/form request): dflt when absent,
+ * InvalidParameter on a wrong type, InvalidParameterValue outside lo..hi. */
+int product_param_int(struct api_call *c, const char *name, int64_t dflt, int64_t lo, int64_t hi,
+                      int64_t *out, struct err *e);
+/* Array of integers (at most max): *n = 0 when absent. */
+int product_param_int_list(struct api_call *c, const char *name, int64_t *vals, size_t max,
+                           size_t *n, struct err *e);
 /* Looks up the caller's instance: unknown, another account's or another region's -> the dialect's
  * instance-not-found code; not running -> its status code. */
 int product_find_instance(struct api_call *c, const char *instance_id, struct instance *out,

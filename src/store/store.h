@@ -55,12 +55,18 @@ struct task_new {
     const char *product, *region, *uin, *instance_id /* may be NULL */, *type, *on_failure;
     json_t *steps;
     const char *node;    /* node id for the creation event */
+    json_t *input;       /* the request's checked parameters (secrets left out); may be NULL */
 };
 
 struct task_filter {
     const char *product, *uin, *instance_id, *region; /* NULL = any */
     int state;                                         /* -1 = any, else enum task_state */
     int64_t limit, offset;
+    const char *id;             /* one AsyncRequestId; NULL = any */
+    unsigned state_mask;        /* bit (1 << state) per wanted state; 0 = any */
+    const char *const *types;   /* NULL-terminated task types; NULL = any */
+    int64_t start_from_ms, start_to_ms; /* StartTime range (inclusive); 0 = open */
+    bool oldest_first;
 };
 
 /* One state change. `expect` is the state the caller saw; the store refuses (ERR_CONFLICT) when

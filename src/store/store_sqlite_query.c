@@ -8,8 +8,11 @@
 
 #define TASK_COLS "id, product, region, uin, instance_id, type, on_failure, state, info," \
                   " phase, lease_node, driver, current_step, created_ms, start_ms, end_ms, attempt," \
-                  " not_before_ms, pause_requested, lease_no, lease_expires_ms"
+                  " not_before_ms, pause_requested, lease_no, lease_expires_ms," \
+                  " (SELECT COUNT(*) FROM task_steps s WHERE s.task_id = tasks.id), input"
 #define LIST_DEFAULT_LIMIT 100
+
+static json_t *col_json_value(sqlite3_stmt *st, int col);
 
 /* The task object of docs/admin-api.md without steps, events and the formatted time fields. */
 static json_t *task_row_json(sqlite3_stmt *st)
@@ -19,13 +22,15 @@ static json_t *task_row_json(sqlite3_stmt *st)
                                             "phase", "lease_node", "driver"};
     static const char *const int_keys[] = {"current_step", "created_ms",    "start_ms",
                                            "end_ms",       "attempt",       "not_before_ms",
-                                           "pause_requested", "lease_no", "lease_expires_ms"};
+                                           "pause_requested", "lease_no", "lease_expires_ms",
+                                           "n_steps"};
     json_t *o = json_object();
     int col = 0;
     for (size_t i = 0; i < sizeof text_keys / sizeof text_keys[0]; i++)
         json_object_set_new(o, text_keys[i], sq_col_json_text(st, col++));
     for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
         json_object_set_new(o, int_keys[i], sq_col_json_int(st, col++));
+    json_object_set_new(o, "input", col_json_value(st, col++));
     return o;
 }
 
@@ -128,20 +133,51 @@ int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, st
 }
 
 /* The filter as SQL: " WHERE col = ?1 AND ..." (or ""), with its values in bind order. */
+#define WHERE_MAX_VALS 48
+
 struct where {
-    char sql[256];
-    const char *vals[5];
+    char sql[2048];
+    const char *vals[WHERE_MAX_VALS];
     int n;
+    int64_t ints[2];   /* start-time bounds, bound after the text values */
+    int n_ints;
+    const char *ints_sql[2];
 };
+
+static void where_cond(struct where *w, const char *cond)
+{
+    size_t len = strlen(w->sql);
+    snprintf(w->sql + len, sizeof w->sql - len, "%s%s", len ? " AND " : " WHERE ", cond);
+}
 
 static void where_add(struct where *w, const char *col, const char *val)
 {
-    if (!val)
+    if (!val || w->n >= WHERE_MAX_VALS)
         return;
-    size_t len = strlen(w->sql);
-    snprintf(w->sql + len, sizeof w->sql - len, "%s%s = ?%d", w->n ? " AND " : " WHERE ", col,
-             w->n + 1);
+    char cond[96];
+    snprintf(cond, sizeof cond, "%s = ?%d", col, w->n + 1);
+    where_cond(w, cond);
     w->vals[w->n++] = val;
+}
+
+/* col IN (?a, ?b, ...) over a NULL-terminated list (nothing when the list is NULL). */
+static void where_in(struct where *w, const char *col, const char *const *list)
+{
+    if (!list)
+        return;
+    char cond[1024];
+    int len = snprintf(cond, sizeof cond, "%s IN (", col);
+    int first = w->n;
+    for (const char *const *p = list; *p && w->n < WHERE_MAX_VALS - 2; p++) {
+        len += snprintf(cond + len, sizeof cond - (size_t)len, "%s?%d", w->n > first ? ", " : "",
+                        w->n + 1);
+        w->vals[w->n++] = *p;
+    }
+    if (w->n == first) /* an empty list matches nothing */
+        snprintf(cond, sizeof cond, "0");
+    else
+        snprintf(cond + len, sizeof cond - (size_t)len, ")");
+    where_cond(w, cond);
 }
 
 static void where_build(const struct task_filter *f, struct where *w)
@@ -151,7 +187,27 @@ static void where_build(const struct task_filter *f, struct where *w)
     where_add(w, "uin", f->uin);
     where_add(w, "instance_id", f->instance_id);
     where_add(w, "region", f->region);
+    where_add(w, "id", f->id);
     where_add(w, "state", f->state >= 0 ? task_state_name((enum task_state)f->state) : NULL);
+    if (f->state_mask) {
+        const char *wanted[TASK_STATE_COUNT + 1];
+        int n = 0;
+        for (int st = 0; st < TASK_STATE_COUNT; st++)
+            if (f->state_mask & (1u << st))
+                wanted[n++] = task_state_name((enum task_state)st);
+        wanted[n] = NULL;
+        where_in(w, "state", wanted); /* the names are static strings; the array is not kept */
+    }
+    where_in(w, "type", f->types);
+    if (f->start_from_ms)
+        w->ints_sql[w->n_ints] = "start_ms >= ", w->ints[w->n_ints++] = f->start_from_ms;
+    if (f->start_to_ms)
+        w->ints_sql[w->n_ints] = "start_ms <= ", w->ints[w->n_ints++] = f->start_to_ms;
+    for (int i = 0; i < w->n_ints; i++) {
+        char cond[64];
+        snprintf(cond, sizeof cond, "%s?%d", w->ints_sql[i], w->n + i + 1);
+        where_cond(w, cond);
+    }
 }
 
 /* Prepares sql (a list query, not cached: its shape follows the filter) and binds w. */
@@ -162,6 +218,8 @@ static int list_prepare(struct sq_conn *c, const char *sql, const struct where *
         return sq_fail(c, e, "preparing a task list query");
     for (int i = 0; i < w->n; i++)
         sq_bind_text(*st, i + 1, w->vals[i]);
+    for (int i = 0; i < w->n_ints; i++)
+        sqlite3_bind_int64(*st, w->n + i + 1, w->ints[i]);
     return 0;
 }
 
@@ -182,17 +240,23 @@ static int list_total(struct sq_conn *c, const struct where *w, int64_t *total, 
 }
 
 static int list_page(struct sq_conn *c, const struct where *w, int64_t limit, int64_t offset,
-                     json_t **out, struct err *e)
+                     bool oldest_first, json_t **out, struct err *e)
 {
-    char *sql = xasprintf("SELECT " TASK_COLS " FROM tasks%s ORDER BY created_ms DESC, rowid DESC"
-                          " LIMIT %lld OFFSET %lld", w->sql, (long long)limit, (long long)offset);
+    char *sql = xasprintf("SELECT " TASK_COLS ", rowid FROM tasks%s ORDER BY created_ms %s, rowid %s"
+                          " LIMIT %lld OFFSET %lld", w->sql, oldest_first ? "ASC" : "DESC",
+                          oldest_first ? "ASC" : "DESC", (long long)limit, (long long)offset);
     sqlite3_stmt *st = NULL;
     int rc = list_prepare(c, sql, w, &st, e);
     if (rc == 0) {
         json_t *arr = json_array();
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW)
-            json_array_append_new(arr, task_row_json(st));
+        {
+            json_t *t = task_row_json(st);
+            json_object_set_new(t, "job_id",
+                                json_integer(sqlite3_column_int64(st, sqlite3_column_count(st) - 1)));
+            json_array_append_new(arr, t);
+        }
         if (step == SQLITE_DONE) {
             *out = arr;
         } else {
@@ -222,7 +286,7 @@ int store_sqlite_task_list_json(struct store *s, const struct task_filter *f, js
     if (rc == 0)
         rc = list_total(c, &w, &count, e);
     if (rc == 0)
-        rc = list_page(c, &w, limit, offset, out, e);
+        rc = list_page(c, &w, limit, offset, f->oldest_first, out, e);
     sq_rollback(c);
     sq_release(c);
     if (rc == 0 && total)

@@ -144,8 +144,8 @@ static int task_insert(struct sq_conn *c, const struct task_new *t, const char *
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_TASK_INSERT, "INSERT INTO tasks(id, product, region, uin,"
-                     " instance_id, type, on_failure, state, created_ms, driver)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", &st, e);
+                     " instance_id, type, on_failure, state, created_ms, driver, input)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -158,7 +158,11 @@ static int task_insert(struct sq_conn *c, const struct task_new *t, const char *
     sq_bind_text(st, 8, task_state_name(TASK_INITIAL));
     sqlite3_bind_int64(st, 9, now);
     sq_bind_text(st, 10, task_driver(t->steps));
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    char *input = t->input ? json_dumps(t->input, JSON_COMPACT) : NULL;
+    sq_bind_text(st, 11, input);
+    int step_rc = sqlite3_step(st);
+    free(input);
+    if (step_rc != SQLITE_DONE) {
         if (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
             rc = err_set(e, ERR_ALREADY_EXISTS, "task %s already exists", id);
         else

@@ -64,7 +64,7 @@ test('exec steps get the task as JSON on stdin, ASYNCD_* variables, their env an
   const id = await create('cdb', [
     shStep('warm-up', 'true'),
     { name: 'inspect',
-      do: sh('cat > stdin.json; env | grep ^ASYNCD_ | sort > env.txt; echo "FOO=$FOO" >> env.txt; pwd > pwd.txt; echo inspected',
+      do: sh('cat > stdin.json; env | grep -E "^ASYNCD_(TASK_ID|STEP_INDEX|STEP_NAME|PHASE|ATTEMPT)=" | sort > env.txt; echo "FOO=$FOO" >> env.txt; pwd > pwd.txt; echo inspected',
         { env: { FOO: 'bar baz' }, cwd: dir }) },
   ]);
   const task = await waitState(d, id, ['success', 'paused', 'failed']);

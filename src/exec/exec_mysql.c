@@ -1,0 +1,544 @@
+/* The "mysql" executor: runs templated SQL on the task's instance, stoppable with KILL QUERY.
+ *
+ * {"mysql": {"sql": T | "statements": [T, ...], "args": [...], "message": T, "capture": T,
+ *            "ignore_errors": [1396, ...]}}
+ * The templates T are described in mysql_conn.h. The capture, when given, runs first and must
+ * return at most one row of one column; its value becomes the step's output {"value": ...}.
+ * {captured} refers to job->captured (an undo gets what its do captured), or, when there is none,
+ * to this action's own capture. exit_code is 0 when done, the MySQL error number when a
+ * statement failed, -1 otherwise. */
+#include "exec/exec_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "common/xalloc.h"
+#include "exec/mysql_conn.h"
+
+enum {
+    TICK_MS = 100,       /* how often ctl->poll is called */
+    KILL_TIMEOUT_S = 5,  /* connect, read and write limit of the connection that sends KILL */
+    DRAIN_MS = 5000,     /* after KILL QUERY, how long the statement gets to end */
+};
+
+/* ---- validation ---- */
+
+static int check_string(const json_t *v, const char *name, struct err *e)
+{
+    if (!json_is_string(v))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: expected a string, got %s",
+                       name, exec_json_type_name(v));
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: contains a NUL character",
+                       name);
+    return 0;
+}
+
+/* A template: a string whose placeholders fit args (checked without a connection). */
+static int check_template(const json_t *v, const char *name, const json_t *args, int is_sql,
+                          struct err *e)
+{
+    int rc = check_string(v, name, e);
+    if (rc < 0)
+        return rc;
+    if (is_sql && json_string_length(v) == 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: expected SQL, got \"\"", name);
+    json_t *dummy = json_pack("{s:s}", "value", "0"); /* the captured value is known only later */
+    char *text = NULL;
+    struct err sub;
+    rc = is_sql ? mysql_conn_render_captured(NULL, json_string_value(v), args, dummy, &text, &sub)
+                : mysql_conn_render_text(json_string_value(v), args, dummy, NULL, &text, &sub);
+    free(text);
+    json_decref(dummy);
+    return rc < 0 ? err_set(e, rc, "mysql.%s: %s", name, sub.msg) : 0;
+}
+
+static int check_args(const json_t *args, struct err *e)
+{
+    if (!json_is_array(args))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.args: expected an array, got %s",
+                       exec_json_type_name(args));
+    size_t i, j;
+    const json_t *arg, *item;
+    json_array_foreach(args, i, arg) {
+        char name[64];
+        snprintf(name, sizeof name, "args[%zu]", i);
+        if (json_is_integer(arg))
+            continue;
+        if (!json_is_array(arg)) {
+            if (!json_is_string(arg))
+                return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                               "mysql.%s: expected a string, an integer or an array of strings, "
+                               "got %s",
+                               name, exec_json_type_name(arg));
+            int rc = check_string(arg, name, e);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        json_array_foreach(arg, j, item) {
+            snprintf(name, sizeof name, "args[%zu][%zu]", i, j);
+            int rc = check_string(item, name, e);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int check_ignore_errors(const json_t *v, struct err *e)
+{
+    if (!json_is_array(v))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "mysql.ignore_errors: expected an array of MySQL error numbers, got %s",
+                       exec_json_type_name(v));
+    size_t i;
+    const json_t *n;
+    json_array_foreach(v, i, n) {
+        if (!json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 65535)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "mysql.ignore_errors[%zu]: expected a MySQL error number such as "
+                           "1396, got %s",
+                           i, json_is_integer(n) ? "one out of range" : exec_json_type_name(n));
+    }
+    return 0;
+}
+
+static int check_statements(const json_t *list, const json_t *args, struct err *e)
+{
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "mysql.statements: expected a non-empty array of strings, got %s",
+                       json_is_array(list) ? "an empty array" : exec_json_type_name(list));
+    size_t i;
+    const json_t *t;
+    json_array_foreach(list, i, t) {
+        char name[48];
+        snprintf(name, sizeof name, "statements[%zu]", i);
+        int rc = check_template(t, name, args, 1, e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const char *const body_keys[] = {"sql",     "statements", "args",
+                                        "message", "capture",    "ignore_errors"};
+
+static int check_keys(const json_t *action, const json_t *body, struct err *e)
+{
+    if (!json_is_object(body))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql: expected an object, got %s",
+                       exec_json_type_name(body));
+    if (json_object_size(action) != 1)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "action: a mysql action has only the \"mysql\" key");
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)body, key, value) {
+        size_t i = 0;
+        while (i < sizeof body_keys / sizeof body_keys[0] && strcmp(key, body_keys[i]) != 0)
+            i++;
+        if (i == sizeof body_keys / sizeof body_keys[0])
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "mysql.%s: unknown key (expected sql, statements, args, message, "
+                           "capture, ignore_errors)",
+                           key);
+    }
+    int has_sql = json_object_get(body, "sql") != NULL;
+    if (has_sql == (json_object_get(body, "statements") != NULL))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       has_sql ? "mysql: expected \"sql\" or \"statements\", not both"
+                               : "mysql: expected \"sql\" (a string) or \"statements\" (an array)");
+    return 0;
+}
+
+static int mysql_validate(const json_t *action, struct err *e)
+{
+    const json_t *body = json_object_get(action, "mysql");
+    int rc = check_keys(action, body, e);
+    if (rc < 0)
+        return rc;
+    json_t *empty = json_array();
+    const json_t *args = json_object_get(body, "args");
+    const json_t *v;
+    if (args)
+        rc = check_args(args, e);
+    else
+        args = empty;
+    if (rc == 0 && (v = json_object_get(body, "sql")))
+        rc = check_template(v, "sql", args, 1, e);
+    if (rc == 0 && (v = json_object_get(body, "statements")))
+        rc = check_statements(v, args, e);
+    if (rc == 0 && (v = json_object_get(body, "capture")))
+        rc = check_template(v, "capture", args, 1, e);
+    if (rc == 0 && (v = json_object_get(body, "message")))
+        rc = check_template(v, "message", args, 0, e);
+    if (rc == 0 && (v = json_object_get(body, "ignore_errors")))
+        rc = check_ignore_errors(v, e);
+    json_decref(empty);
+    return rc;
+}
+
+/* ---- one connection, driven with the non-blocking API ---- */
+
+struct session {
+    MYSQL *m;
+    const struct exec_job *job;
+    const struct exec_control *ctl;
+    int64_t deadline, next_poll;
+    enum exec_outcome why; /* EXEC_DONE while running; EXEC_STOPPED or EXEC_TIMEOUT once ended */
+    int64_t drain_deadline;
+    int abandoned;         /* the statement outlived DRAIN_MS: its socket was shut down */
+    unsigned last_errno;   /* of the last failed statement */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Interrupts the running statement from a second connection. Best effort: if that connection
+ * fails too, DRAIN_MS later the socket is shut down instead. */
+static void kill_query(struct session *s)
+{
+    MYSQL *k;
+    struct err ignored;
+    if (mysql_conn_open(s->job->dsn, KILL_TIMEOUT_S, &k, &ignored) < 0)
+        return;
+    char sql[64];
+    snprintf(sql, sizeof sql, "KILL QUERY %lu", mysql_thread_id(s->m));
+    mysql_query(k, sql); /* "unknown thread" when it ended meanwhile: nothing to do */
+    mysql_close(k);
+}
+
+/* Calls ctl->poll when a tick is due; on the first stop request or at the deadline, sends
+ * KILL QUERY and starts the drain. The poll keeps being called while draining: it renews the
+ * caller's lease. */
+static void session_check(struct session *s)
+{
+    int64_t now = now_ms();
+    int stop = 0;
+    if (s->ctl && s->ctl->poll && now >= s->next_poll) {
+        s->next_poll = now + TICK_MS;
+        stop = s->ctl->poll(s->ctl->ctx);
+    }
+    if (s->why != EXEC_DONE)
+        return;
+    if (now >= s->deadline)
+        s->why = EXEC_TIMEOUT;
+    else if (stop)
+        s->why = EXEC_STOPPED;
+    if (s->why == EXEC_DONE)
+        return;
+    kill_query(s);
+    s->drain_deadline = now_ms() + DRAIN_MS;
+}
+
+/* Waits for what the library's status asks for; returns the status for its _cont call. */
+static int session_wait(struct session *s, int status)
+{
+    int fd = mysql_get_socket(s->m);
+    int64_t lib_deadline = INT64_MAX;
+    if (status & MYSQL_WAIT_TIMEOUT)
+        lib_deadline = now_ms() + mysql_get_timeout_value_ms(s->m);
+    struct pollfd pfd = {fd, 0, 0};
+    pfd.events = (short)((status & MYSQL_WAIT_READ ? POLLIN : 0) |
+                         (status & MYSQL_WAIT_WRITE ? POLLOUT : 0) |
+                         (status & MYSQL_WAIT_EXCEPT ? POLLPRI : 0));
+    for (;;) {
+        session_check(s);
+        int64_t now = now_ms();
+        if (now >= lib_deadline)
+            return MYSQL_WAIT_TIMEOUT;
+        if (s->why != EXEC_DONE && !s->abandoned && now >= s->drain_deadline) {
+            shutdown(fd, SHUT_RDWR); /* the library now reads EOF and ends with an error */
+            s->abandoned = 1;
+        }
+        int64_t until = now + TICK_MS;
+        if (s->why == EXEC_DONE && s->deadline < until)
+            until = s->deadline;
+        if (lib_deadline < until)
+            until = lib_deadline;
+        int r = poll(&pfd, 1, until > now ? (int)(until - now) : 0);
+        if (r < 0 && errno != EINTR)
+            return status & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_EXCEPT);
+        if (r <= 0)
+            continue;
+        if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) /* let the library see the error */
+            return status & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_EXCEPT);
+        return (pfd.revents & POLLIN ? MYSQL_WAIT_READ : 0) |
+               (pfd.revents & POLLOUT ? MYSQL_WAIT_WRITE : 0) |
+               (pfd.revents & POLLPRI ? MYSQL_WAIT_EXCEPT : 0);
+    }
+}
+
+/* {"value": <the single value of res as a string, or null>}, or NULL with msg filled. */
+static json_t *take_value(MYSQL_RES *res, char *msg, size_t cap)
+{
+    unsigned cols = mysql_num_fields(res);
+    uint64_t rows = mysql_num_rows(res);
+    if (cols != 1 || rows > 1) {
+        snprintf(msg, cap, "capture: expected one value, got %" PRIu64 " row%s of %u column%s",
+                 rows, rows == 1 ? "" : "s", cols, cols == 1 ? "" : "s");
+        return NULL;
+    }
+    MYSQL_ROW row = mysql_fetch_row(res);
+    unsigned long *len = row ? mysql_fetch_lengths(res) : NULL;
+    json_t *v = row && row[0] ? json_stringn(row[0], len[0]) : json_null();
+    if (!v) {
+        snprintf(msg, cap, "capture: the value is not UTF-8 text");
+        return NULL;
+    }
+    return json_pack("{s:o}", "value", v);
+}
+
+/* Reads every result of the statement just run; with value, keeps the first one's value. */
+static int read_results(struct session *s, json_t **value, char *msg, size_t cap)
+{
+    for (int first = 1;; first = 0) {
+        if (mysql_field_count(s->m) > 0) {
+            MYSQL_RES *res;
+            int status = mysql_store_result_start(&res, s->m);
+            while (status)
+                status = mysql_store_result_cont(&res, s->m, session_wait(s, status));
+            if (!res)
+                return -1;
+            if (first && value && !(*value = take_value(res, msg, cap))) {
+                mysql_free_result(res);
+                return -2;
+            }
+            mysql_free_result(res);
+        } else if (first && value) {
+            snprintf(msg, cap, "capture: expected a SELECT returning one value");
+            return -2;
+        }
+        if (!mysql_more_results(s->m))
+            return 0;
+        int rc, status = mysql_next_result_start(&rc, s->m);
+        while (status)
+            status = mysql_next_result_cont(&rc, s->m, session_wait(s, status));
+        if (rc > 0)
+            return -1;
+        if (rc < 0)
+            return 0;
+    }
+}
+
+/* Runs one statement to its end. 0; -1 for a MySQL error (s->last_errno, the connection's
+ * error); -2 with msg filled for a capture of the wrong shape. */
+static int session_query(struct session *s, const char *sql, json_t **value, char *msg,
+                         size_t cap)
+{
+    int failed, rc = -1, status = mysql_real_query_start(&failed, s->m, sql, strlen(sql));
+    while (status)
+        status = mysql_real_query_cont(&failed, s->m, session_wait(s, status));
+    if (!failed)
+        rc = read_results(s, value, msg, cap);
+    s->last_errno = rc == -1 ? mysql_errno(s->m) : 0;
+    return rc;
+}
+
+/* ---- the run ---- */
+
+struct run {
+    struct session s;
+    const json_t *body, *args;
+    json_t *empty_args;
+    const json_t *captured;   /* what {captured} means: job->captured, else own_capture */
+    json_t *own_capture;
+    bool *secret;             /* args that are passwords: never shown */
+    size_t nargs;
+    size_t ran, ignored;
+    unsigned ignored_errno;
+};
+
+/* Replaces each occurrence of needle in msg with "***". */
+static void scrub(char *msg, size_t cap, const char *needle)
+{
+    size_t n = strlen(needle);
+    if (n == 0 || !strstr(msg, needle))
+        return;
+    char *copy = xstrdup(msg), *p = copy, *hit;
+    msg[0] = '\0';
+    while ((hit = strstr(p, needle))) {
+        snprintf(msg + strlen(msg), cap - strlen(msg), "%.*s***", (int)(hit - p), p);
+        p = hit + n;
+    }
+    snprintf(msg + strlen(msg), cap - strlen(msg), "%s", p);
+    free(copy);
+}
+
+static void fail_mysql(struct run *r, struct exec_result *out)
+{
+    MYSQL *m = r->s.m;
+    out->outcome = EXEC_FAILED;
+    out->exit_code = (int)mysql_errno(m);
+    snprintf(out->message, sizeof out->message, "MySQL error %u (%s): %s", mysql_errno(m),
+             mysql_sqlstate(m), mysql_error(m));
+    for (size_t i = 0; i < r->nargs; i++) {
+        const json_t *arg = json_array_get(r->args, i);
+        if (!r->secret[i] || !json_is_string(arg))
+            continue;
+        const char *raw = json_string_value(arg);
+        char *escaped = xmalloc(2 * strlen(raw) + 1);
+        mysql_real_escape_string(m, escaped, raw, (unsigned long)strlen(raw));
+        scrub(out->message, sizeof out->message, escaped);
+        scrub(out->message, sizeof out->message, raw);
+        free(escaped);
+    }
+}
+
+static bool ignorable(const struct run *r, unsigned errnum)
+{
+    size_t i;
+    const json_t *n;
+    json_array_foreach(json_object_get(r->body, "ignore_errors"), i, n)
+        if (json_integer_value(n) == (json_int_t)errnum)
+            return true;
+    return false;
+}
+
+/* Renders and runs one template; fills out and returns -1 when the run must end. */
+static int run_template(struct run *r, const char *tmpl, const char *name, json_t **value,
+                        struct exec_result *out)
+{
+    char *sql;
+    struct err e;
+    if (mysql_conn_render_captured(r->s.m, tmpl, r->args, r->captured, &sql, &e) < 0) {
+        snprintf(out->message, sizeof out->message, "mysql.%s: %s", name, e.msg);
+        return -1;
+    }
+    int rc = session_query(&r->s, sql, value, out->message, sizeof out->message);
+    free(sql);
+    if (r->s.why != EXEC_DONE)
+        return -1;
+    if (rc == -1 && !value && ignorable(r, r->s.last_errno)) {
+        r->ignored++;
+        r->ignored_errno = r->s.last_errno;
+        rc = 0;
+    }
+    if (rc == -1)
+        fail_mysql(r, out);
+    if (rc == 0)
+        r->ran += !value;
+    return rc < 0 ? -1 : 0;
+}
+
+static void describe_done(struct run *r, struct exec_result *out)
+{
+    const json_t *message = json_object_get(r->body, "message");
+    char *text = NULL;
+    struct err e;
+    out->outcome = EXEC_DONE;
+    out->exit_code = 0;
+    if (message && mysql_conn_render_text(json_string_value(message), r->args, r->captured,
+                                          r->secret, &text, &e) == 0) {
+        snprintf(out->message, sizeof out->message, "%s", text);
+        free(text);
+        return;
+    }
+    int n = snprintf(out->message, sizeof out->message, "ran %zu statement%s", r->ran,
+                     r->ran == 1 ? "" : "s");
+    if (r->ignored)
+        snprintf(out->message + n, sizeof out->message - (size_t)n,
+                 "; ignored MySQL error %u%s", r->ignored_errno,
+                 r->ignored > 1 ? " and others" : "");
+}
+
+static void run_init(struct run *r, const struct exec_job *job, const struct exec_control *ctl)
+{
+    memset(r, 0, sizeof *r);
+    r->body = json_object_get(job->action, "mysql");
+    r->args = json_object_get(r->body, "args");
+    if (!r->args)
+        r->args = r->empty_args = json_array();
+    r->nargs = json_array_size(r->args);
+    r->secret = xcalloc(r->nargs + 1, sizeof *r->secret);
+    const json_t *sql = json_object_get(r->body, "sql"), *t;
+    size_t i;
+    if (sql)
+        mysql_conn_secret_args(json_string_value(sql), r->secret, r->nargs);
+    json_array_foreach(json_object_get(r->body, "statements"), i, t)
+        mysql_conn_secret_args(json_string_value(t), r->secret, r->nargs);
+    r->captured = job->captured;
+    r->s.job = job;
+    r->s.ctl = ctl;
+    r->s.why = EXEC_DONE;
+    r->s.next_poll = now_ms() + TICK_MS;
+    r->s.deadline = job->timeout_s ? now_ms() + (int64_t)job->timeout_s * 1000 : INT64_MAX;
+}
+
+/* Runs the capture, then the statements, stopping at the first failure or stop request. */
+static void run_all(struct run *r, struct exec_result *out)
+{
+    const json_t *capture = json_object_get(r->body, "capture");
+    if (capture) {
+        if (run_template(r, json_string_value(capture), "capture", &r->own_capture, out) < 0)
+            return;
+        if (!r->captured)
+            r->captured = r->own_capture;
+    }
+    const json_t *sql = json_object_get(r->body, "sql");
+    if (sql && run_template(r, json_string_value(sql), "sql", NULL, out) < 0)
+        return;
+    size_t i;
+    const json_t *t;
+    json_array_foreach(json_object_get(r->body, "statements"), i, t) {
+        char name[48];
+        snprintf(name, sizeof name, "statements[%zu]", i);
+        session_check(&r->s);
+        if (r->s.why != EXEC_DONE || run_template(r, json_string_value(t), name, NULL, out) < 0)
+            return;
+    }
+    describe_done(r, out);
+    out->output = r->own_capture;
+    r->own_capture = NULL;
+}
+
+static int mysql_run(const struct exec_job *job, const struct exec_control *ctl,
+                     struct exec_result *out, struct err *e)
+{
+    (void)e; /* the action was validated; everything from here on is an outcome */
+    struct run r;
+    struct err ce;
+    out->outcome = EXEC_FAILED;
+    out->exit_code = -1;
+    if (!job->dsn || strncasecmp(job->dsn, "mysql://", 8) != 0) {
+        snprintf(out->message, sizeof out->message,
+                 "this step needs an instance with a mysql:// DSN");
+        return 0;
+    }
+    run_init(&r, job, ctl);
+    if (mysql_conn_open(job->dsn, 0, &r.s.m, &ce) < 0) {
+        snprintf(out->message, sizeof out->message, "%s", ce.msg);
+    } else {
+        run_all(&r, out);
+        mysql_close(r.s.m);
+    }
+    if (r.s.why != EXEC_DONE) {
+        out->outcome = r.s.why;
+        out->exit_code = -1;
+        if (r.s.why == EXEC_TIMEOUT)
+            snprintf(out->message, sizeof out->message, "timed out after %u s", job->timeout_s);
+        else
+            snprintf(out->message, sizeof out->message, "stopped by request");
+    }
+    exec_utf8_fix(out->message);
+    json_decref(r.own_capture);
+    json_decref(r.empty_args);
+    free(r.secret);
+    return 0;
+}
+
+const struct exec_backend exec_mysql_backend = {"mysql", mysql_validate, mysql_run};

@@ -72,10 +72,10 @@ test-unit: $(UNIT_BIN)
 test-it: all
 	ASYNCD_BIN=$(BIN)/asyncd ASYNCCTL_BIN=$(BIN)/asyncctl bash tests/it/run.sh
 
-# The whole suite: unit + integration on the normal build, then again on an ASan+UBSan build.
+# The whole suite against one throw-away MariaDB: unit + integration on the normal build, then
+# again on an ASan+UBSan build (scripts/test.sh).
 test: deps
-	$(MAKE) test-unit test-it
-	$(MAKE) BUILD=build-asan BIN=build-asan/bin SANITIZER=address,undefined test-unit test-it
+	bash scripts/test.sh
 
 bench: all
 	bash bench/run.sh

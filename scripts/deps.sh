@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev uuid-dev
       libcurl4-openssl-dev libcmocka-dev libmariadb-dev sqlite3 tzdata jq nodejs npm curl
-      ca-certificates mariadb-server mariadb-client)
+      ca-certificates)
+# mariadb-server is installed by scripts/mariadb.sh, which keeps it from starting a system service.
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

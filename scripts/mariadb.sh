@@ -37,14 +37,22 @@ running_pid() {
   return 0
 }
 
+# Whether pid is a live process (a zombie nobody reaped yet counts as gone).
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # Runs SQL as root over the socket: with the password once it is set, without it before.
 root_sql() {
   local dir=$1 sql=$2
+  shift 2
   if [ -s "$dir/client.cnf" ] &&
      mariadb --defaults-file="$dir/client.cnf" -e 'SELECT 1' >/dev/null 2>&1; then
-    mariadb --defaults-file="$dir/client.cnf" -e "$sql"
+    mariadb --defaults-file="$dir/client.cnf" "$@" -e "$sql"
   else
-    mariadb --no-defaults --protocol=socket --socket="$dir/mysql.sock" -uroot -e "$sql"
+    mariadb --no-defaults --protocol=socket --socket="$dir/mysql.sock" -uroot "$@" -e "$sql"
   fi
 }
 
@@ -64,8 +72,13 @@ start() {
       { echo "mariadb.sh: mariadb-install-db failed, see $dir/install.log" >&2; exit 1; }
   fi
   pid=$(running_pid "$dir")
+  if [ -n "$pid" ] && [ "$(cat "$dir/port" 2>/dev/null)" != "$port" ]; then
+    echo "mariadb.sh: a server already runs in $dir on port $(cat "$dir/port" 2>/dev/null); stop it first" >&2
+    exit 1
+  fi
   if [ -z "$pid" ]; then
     rm -f "$dir/mariadb.pid"
+    echo "$port" >"$dir/port"
     nohup mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/mysql.sock" --port="$port" \
       --bind-address=127.0.0.1 --skip-networking=0 --pid-file="$dir/mariadb.pid" --user=root \
       --log-error="$dir/error.log" </dev/null >/dev/null 2>&1 &
@@ -75,14 +88,18 @@ start() {
   local deadline=$((SECONDS + 60))
   until mariadb-admin --no-defaults --protocol=socket --socket="$dir/mysql.sock" -uroot \
       --connect-timeout=2 ping >/dev/null 2>&1; do
-    if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then
+    if ! alive "$pid" || ((SECONDS >= deadline)); then
       echo "mariadb.sh: the server did not come up on port $port; $dir/error.log says:" >&2
       tail -n 20 "$dir/error.log" >&2 2>/dev/null || true
       exit 1
     fi
     sleep 0.2
   done
-  local sql="ALTER USER 'root'@'localhost' IDENTIFIED BY '$pw';"
+  local sql="" host
+  # every root account gets the password (the install also makes root@::1 and root@HOSTNAME)
+  for host in $(root_sql "$dir" "SELECT Host FROM mysql.user WHERE User = 'root'" -N); do
+    sql+="ALTER USER 'root'@'$host' IDENTIFIED BY '$pw';"
+  done
   sql+="CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '$pw';"
   sql+="ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$pw';"
   sql+="GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
@@ -95,13 +112,6 @@ start() {
   (umask 077; printf '[client]\nuser=root\npassword=%s\nprotocol=socket\nsocket=%s\n' "$pw" \
      "$dir/mysql.sock" >"$dir/client.cnf")
   echo "mysql://asyncd_admin:$pw@127.0.0.1:$port"
-}
-
-# Whether pid is a live process (a zombie nobody reaped yet counts as gone).
-alive() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
 stop() {

@@ -6,7 +6,8 @@
  * return at most one row of one column; its value becomes the step's output {"value": ...}.
  * {captured} refers to job->captured (an undo gets what its do captured), or, when there is none,
  * to this action's own capture. exit_code is 0 when done, the MySQL error number when a
- * statement failed, -1 otherwise. */
+ * statement failed, -1 otherwise. The connect itself blocks (up to 5 s, without ctl->poll);
+ * statements run through the non-blocking API so a stop or the timeout can interrupt them. */
 #include "exec/exec_int.h"
 
 #include <errno.h>
@@ -197,6 +198,7 @@ struct session {
     int64_t deadline, next_poll;
     enum exec_outcome why; /* EXEC_DONE while running; EXEC_STOPPED or EXEC_TIMEOUT once ended */
     int64_t drain_deadline;
+    int busy;              /* a statement is in flight (KILL QUERY has something to stop) */
     int abandoned;         /* the statement outlived DRAIN_MS: its socket was shut down */
     unsigned last_errno;   /* of the last failed statement */
 };
@@ -239,7 +241,7 @@ static void session_check(struct session *s)
         s->why = EXEC_TIMEOUT;
     else if (stop)
         s->why = EXEC_STOPPED;
-    if (s->why == EXEC_DONE)
+    if (s->why == EXEC_DONE || !s->busy)
         return;
     kill_query(s);
     s->drain_deadline = now_ms() + DRAIN_MS;
@@ -340,11 +342,13 @@ static int read_results(struct session *s, json_t **value, char *msg, size_t cap
 static int session_query(struct session *s, const char *sql, json_t **value, char *msg,
                          size_t cap)
 {
+    s->busy = 1;
     int failed, rc = -1, status = mysql_real_query_start(&failed, s->m, sql, strlen(sql));
     while (status)
         status = mysql_real_query_cont(&failed, s->m, session_wait(s, status));
     if (!failed)
         rc = read_results(s, value, msg, cap);
+    s->busy = 0;
     s->last_errno = rc == -1 ? mysql_errno(s->m) : 0;
     return rc;
 }

@@ -540,7 +540,6 @@ static void test_validate_names_the_bad_field(void **state)
 static void test_validate_wants_exactly_one_known_executor(void **state)
 {
     (void)state;
-    expect_invalid("{\"mysql\": {\"sql\": \"SELECT 1\"}}", "executor mysql is not available yet");
     expect_invalid("{\"remote\": []}", "remote: expected an object, got an array");
     expect_invalid("{\"remote\": {}, \"env\": {}}",
                    "action: a remote action has only the \"remote\" key");

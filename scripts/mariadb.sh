@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts (`start DIR PORT`, prints the admin DSN) or stops (`stop DIR`) a throw-away MariaDB on 127.0.0.1; safe to run again.
+# Starts (`start DIR PORT`, printing its admin DSN) or stops (`stop DIR`) a throw-away MariaDB; idempotent.
 set -euo pipefail
 
 usage() {
@@ -96,6 +96,9 @@ start() {
     sleep 0.2
   done
   local sql="" host
+  # written first: root_sql falls back to no password until the password is set
+  (umask 077; printf '[client]\nuser=root\npassword=%s\nprotocol=socket\nsocket=%s\n' "$pw" \
+     "$dir/mysql.sock" >"$dir/client.cnf")
   # every root account gets the password (the install also makes root@::1 and root@HOSTNAME)
   for host in $(root_sql "$dir" "SELECT Host FROM mysql.user WHERE User = 'root'" -N); do
     sql+="ALTER USER 'root'@'$host' IDENTIFIED BY '$pw';"
@@ -109,8 +112,6 @@ start() {
     sql+="GRANT ALL PRIVILEGES ON *.* TO 'asyncd_admin'@'$host' WITH GRANT OPTION;"
   done
   root_sql "$dir" "$sql"
-  (umask 077; printf '[client]\nuser=root\npassword=%s\nprotocol=socket\nsocket=%s\n' "$pw" \
-     "$dir/mysql.sock" >"$dir/client.cnf")
   echo "mysql://asyncd_admin:$pw@127.0.0.1:$port"
 }
 

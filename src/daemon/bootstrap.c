@@ -44,7 +44,8 @@ int bootstrap_lock(const char *dir, int *fd, struct err *e)
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (*fd < 0) {
         rc = err_set(e, ERR_INTERNAL, "cannot open %s: %s", path, strerror(errno));
-    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+    } else if (fcntl(*fd, F_SETLK, &(struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET}) !=
+               0) {
         char pid[32] = "";
         ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
         pid[n > 0 ? n : 0] = '\0';

@@ -8,7 +8,8 @@
 /* Creates dir (mode 0700) and its parents when missing. */
 int bootstrap_data_dir(const char *dir, struct err *e);
 
-/* Takes DIR/asyncd.lock (flock) for the life of the process, so a second asyncd on the same
+/* Takes DIR/asyncd.lock (a POSIX record lock, which a step's child between fork and exec does not
+ * share, unlike flock) for the life of the process, so a second asyncd on the same
  * data directory refuses to start instead of sharing the embedded store. *fd stays open. */
 int bootstrap_lock(const char *dir, int *fd, struct err *e);
 

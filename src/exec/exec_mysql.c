@@ -469,10 +469,11 @@ static void run_init(struct run *r, const struct exec_job *job, const struct exe
         r->args = r->empty_args = json_array();
     r->nargs = json_array_size(r->args);
     r->secret = xcalloc(r->nargs + 1, sizeof *r->secret);
-    const json_t *sql = json_object_get(r->body, "sql"), *t;
+    const json_t *t;
     size_t i;
-    if (sql)
-        mysql_conn_secret_args(json_string_value(sql), r->secret, r->nargs);
+    for (i = 0; i < 2; i++)
+        if ((t = json_object_get(r->body, i ? "capture" : "sql")))
+            mysql_conn_secret_args(json_string_value(t), r->secret, r->nargs);
     json_array_foreach(json_object_get(r->body, "statements"), i, t)
         mysql_conn_secret_args(json_string_value(t), r->secret, r->nargs);
     r->captured = job->captured;

@@ -33,9 +33,7 @@ int store_open(const char *url, const char *data_dir, struct store **out, struct
         return rc;
     }
     if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                       "store: PostgreSQL store is not built yet (issue 5); leave out --store "
-                       "to use the embedded SQLite store");
+        return store_pg_open(url, out, e); /* options: store_pg.c's opening comment */
     if (has_prefix(url, "sqlite:")) {
         const char *path = url + strlen("sqlite:");
         if (has_prefix(path, "//")) /* sqlite:///abs/file.db, the URL spelling */

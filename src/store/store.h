@@ -1,5 +1,5 @@
 /* The store interface: accounts, instances and tasks, behind one ops table per backend
- * (store_sqlite.c embedded, store_pg.c later). Every call returns 0 or a negative ERR_* code
+ * (store_sqlite.c embedded, store_pg.c PostgreSQL). Every call returns 0 or a negative ERR_* code
  * and fills the caller's struct err with a message a person can act on.
  * Every task state change is one transaction that also appends the event (DESIGN.md 4). */
 #ifndef ASYNCD_STORE_H
@@ -172,6 +172,10 @@ struct store {
  * On success *out is an open store the caller closes with store_close. */
 int store_open(const char *url, const char *data_dir, struct store **out, struct err *e);
 int store_sqlite_open(const char *path, struct store **out, struct err *e);
+/* A postgres:// URL (with ?pool=N and ?claim=skip-locked|update, see store_pg.c) on a database
+ * that several asyncd nodes share; creates or migrates the schema. ERR_SERVICE_UNAVAILABLE
+ * when the server cannot be reached. */
+int store_pg_open(const char *url, struct store **out, struct err *e);
 
 static inline void store_close(struct store *s) { if (s) s->ops->close(s); }
 static inline int store_account_count(struct store *s, int64_t *n, struct err *e) { return s->ops->account_count(s, n, e); }

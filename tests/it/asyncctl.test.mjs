@@ -34,6 +34,7 @@ function ctl(args, { input, env = {}, bare = false, cwd = scratch } = {}) {
       try { json = JSON.parse(stdout); } catch { json = undefined; }
       resolve({ code, stdout, stderr, json });
     });
+    p.stdin.on('error', () => { /* asyncctl may exit before reading stdin (EPIPE) */ });
     p.stdin.end(input ?? '');
   });
 }

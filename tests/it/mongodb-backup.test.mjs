@@ -25,6 +25,7 @@ before(async () => {
   fs.mkdirSync(path.join(srcDir, 'db1'), { recursive: true });
   fs.writeFileSync(path.join(srcDir, 'db1', 'coll.bson'), 'x'.repeat(4096));
   fs.writeFileSync(path.join(srcDir, 'meta.json'), '{"it":true}\n');
+  fs.writeFileSync(path.join(srcDir, '.asyncd-it-source'), '');
   d = await start({ args: [...NO_LIMITS, '--flows', FLOWS] });
   mongo = d.mongodb();
   await d.createInstance({ product: 'mongodb', instance_id: INST, dsn: `mongodb://127.0.0.1:27017${srcDir}` });
@@ -48,7 +49,9 @@ async function waitFinal(id, timeoutMs = 20000 * SLOW) {
 }
 
 async function taskTotal() {
-  return d.adminOk('GET', '/v1/tasks?limit=1').total;
+  const r = await d.adminOk('GET', '/v1/tasks?limit=1');
+  assert.equal(typeof r.total, 'number', JSON.stringify(r));
+  return r.total;
 }
 
 test('CreateBackupDBInstance -> success -> the archive exists -> DescribeDBBackups lists it', async () => {
@@ -136,7 +139,6 @@ test('mongodb rejections: instance not found / isolated / bad parameters, and no
     [{ InstanceId: isolated, BackupMethod: 0 }, 'InvalidParameterValue.StatusAbnormal', 'an isolated instance'],
     [{ BackupMethod: 0 }, 'MissingParameter', 'no InstanceId'],
     [{ InstanceId: INST }, 'MissingParameter', 'no BackupMethod'],
-    [{ InstanceId: '', BackupMethod: 0 }, 'MissingParameter', 'empty InstanceId'],
     [{ InstanceId: INST, BackupMethod: '0' }, 'InvalidParameter', 'BackupMethod as a string'],
     [{ InstanceId: 7, BackupMethod: 0 }, 'InvalidParameter', 'InstanceId as a number'],
     [{ InstanceId: INST, BackupMethod: 0, BackupRemark: ['x'] }, 'InvalidParameter', 'BackupRemark as an array'],
@@ -158,4 +160,10 @@ test('mongodb rejections: instance not found / isolated / bad parameters, and no
   assert.deepEqual(files().filter((f) => !filesBefore.includes(f) && f !== shanghai), [], 'no backup directory for a rejected request');
   await expectCode(mongo.DescribeDBBackups({ InstanceId: 'cmgo-nosuch' }), 'InvalidParameter.InstanceNotFound', 'DescribeDBBackups of an unknown instance');
   await expectCode(mongo.DescribeDBBackups({ InstanceId: foreign }), 'InvalidParameter.InstanceNotFound', 'DescribeDBBackups of a foreign instance');
+});
+
+test('an empty required string is MissingParameter (docs/cloudapi.md: "missing or empty")', async () => {
+  const before = await taskTotal();
+  await expectCode(mongo.CreateBackupDBInstance({ InstanceId: '', BackupMethod: 0 }), 'MissingParameter', 'CreateBackupDBInstance InstanceId ""');
+  assert.equal(await taskTotal(), before);
 });

@@ -303,7 +303,8 @@ static void test_render_each_placeholder_kind(void **state)
 {
     (void)state;
     MYSQL *m = admin();
-    expect_render(m, "SELECT {0:str}", "[\"it's \\\\ \\\"x\\\"\"]", "SELECT 'it\\'s \\\\ \\\"x\\\"'");
+    expect_render(m, "SELECT {0:str}", "[\"it's \\\\ \\\"x\\\"\"]",
+                  "SELECT 'it\\'s \\\\ \\\"x\\\"'");
     expect_render(m, "SELECT {0:str}", "[42]", "SELECT '42'");
     expect_render(m, "DROP TABLE {0:ident}.{1:ident}", "[\"db\", \"a`b\"]",
                   "DROP TABLE `db`.`a``b`");
@@ -334,14 +335,16 @@ static void test_render_refuses_what_does_not_fit(void **state)
     (void)state;
     MYSQL *m = admin();
     expect_render_error(m, "USE {0:ident}", "[\"\"]", "{0:ident}: an identifier must be 1 to 64");
-    expect_render_error(m, "USE {0:ident}", "[\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"]",
+    expect_render_error(m, "USE {0:ident}",
+                        "[\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"]",
                         "{0:ident}: an identifier must be 1 to 64");
     expect_render_error(m, "USE {0:ident}", "[\"a\\u0000b\"]", "{0:ident}");
     expect_render_error(m, "USE {0:ident}", "[5]", "{0:ident}: expected a string");
     expect_render_error(m, "SELECT {0:str}", "[\"a\\u0000b\"]", "{0:str}: contains a NUL");
     expect_render_error(m, "SELECT {0:str}", "[null]", "{0:str}: expected a string or an integer");
     expect_render_error(m, "SELECT {0:str}", "[[\"a\"]]", "{0:str}: expected a string");
-    expect_render_error(m, "LIMIT {0:int}", "[\"1; DROP TABLE x\"]", "{0:int}: expected an integer");
+    expect_render_error(m, "LIMIT {0:int}", "[\"1; DROP TABLE x\"]",
+                        "{0:int}: expected an integer");
     expect_render_error(m, "LIMIT {0:int}", "[\"1.5\"]", "{0:int}: expected an integer");
     expect_render_error(m, "LIMIT {0:int}", "[\"-\"]", "{0:int}: expected an integer");
     expect_render_error(m, "LIMIT {0:int}", "[1.5]", "{0:int}: expected an integer, got a number");
@@ -351,7 +354,8 @@ static void test_render_refuses_what_does_not_fit(void **state)
     expect_render_error(m, "GRANT {0:list_priv}", "[[\"SELECT\", 1]]",
                         "{0:list_priv}: item 1 is not a privilege name");
     expect_render_error(m, "GRANT {0:list_priv}", "[[]]", "{0:list_priv}: expected a non-empty");
-    expect_render_error(m, "GRANT {0:list_priv}", "[\"SELECT\"]", "{0:list_priv}: expected a non-empty");
+    expect_render_error(m, "GRANT {0:list_priv}", "[\"SELECT\"]",
+                        "{0:list_priv}: expected a non-empty");
     expect_render_error(m, "SELECT {1:str}", "[\"a\"]", "{1:str}: args has 1 item");
     expect_render_error(m, "SELECT {0}", "[\"a\"]", "{0}: a placeholder in SQL needs a kind");
     expect_render_error(m, "SELECT {0:sql}", "[\"a\"]", "{0:sql}: unknown kind");
@@ -785,7 +789,8 @@ static void test_validate_names_the_bad_field(void **state)
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"args\": {}}}",
                    "mysql.args: expected an array, got an object");
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"args\": [1.5]}}",
-                   "mysql.args[0]: expected a string, an integer or an array of strings, got a number");
+                   "mysql.args[0]: expected a string, an integer or an array of strings, got a "
+                   "number");
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"args\": [\"a\", [\"b\", 1]]}}",
                    "mysql.args[1][1]: expected a string, got a number");
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"message\": 5}}",

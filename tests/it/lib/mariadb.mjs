@@ -150,3 +150,22 @@ export async function useMariaDB() {
 export function uniqueUser(prefix = 'it') {
   return `${prefix}_${Math.random().toString(36).slice(2, 10)}`.slice(0, 32);
 }
+
+/** Polls DescribeAsyncRequestInfo with an SDK client until the status leaves `pending`
+ * (cdb: INITIAL/RUNNING); returns the last answer. */
+export async function waitFinal(client, id, { pending = ['INITIAL', 'RUNNING'], timeoutMs = 30000 * SLOW } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await client.DescribeAsyncRequestInfo({ AsyncRequestId: id });
+    if (!pending.includes(r.Status)) return r;
+    if (Date.now() > deadline) assert.fail(`task ${id} still ${r.Status} after ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 30));
+  }
+}
+
+/** The admin API's task count (GET /v1/tasks?limit=1 -> total). */
+export async function taskTotal(d) {
+  const r = await d.adminOk('GET', '/v1/tasks?limit=1');
+  assert.equal(typeof r.total, 'number', `GET /v1/tasks answers a total: ${JSON.stringify(r)}`);
+  return r.total;
+}

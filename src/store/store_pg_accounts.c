@@ -1,0 +1,257 @@
+/* The PostgreSQL store's accounts and instances. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "store/store_pg_int.h"
+
+/* ---- accounts ---- */
+
+static int count_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    PGresult *r;
+    int rc = pg_exec(c, PG_ACCOUNT_COUNT, NULL, &r, "counting accounts", e);
+    if (rc == 0)
+        *(int64_t *)ctx = pg_int(r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
+int store_pg_account_count(struct store *s, int64_t *out, struct err *e)
+{
+    return pg_run(s, PG_TX_NONE, count_fn, out, e);
+}
+
+static int account_insert_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    const struct account *a = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, a->uin);
+    pp_text(&p, a->owner_uin);
+    pp_text(&p, a->app_id);
+    pp_text(&p, a->secret_id);
+    pp_text(&p, a->secret_key);
+    pp_int(&p, a->is_root);
+    pp_text(&p, a->has_policy ? a->policy_json : NULL);
+    pp_int(&p, pg_now_ms());
+    int rc = pg_exec(c, PG_ACCOUNT_INSERT, &p, NULL, "inserting an account", e);
+    if (rc == ERR_ALREADY_EXISTS) {
+        if (strcmp(c->violated, "accounts_pkey") == 0)
+            rc = err_set(e, ERR_ALREADY_EXISTS, "account %s already exists", a->uin);
+        else
+            rc = err_set(e, ERR_ALREADY_EXISTS, "SecretId %s is already taken by another account",
+                         a->secret_id);
+    }
+    return rc;
+}
+
+int store_pg_account_create(struct store *s, const struct account *a, struct err *e)
+{
+    if (!a->uin[0] || !a->owner_uin[0] || !a->secret_id[0] || !a->secret_key[0])
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "an account needs a uin, owner_uin, SecretId and SecretKey");
+    return pg_run(s, PG_TX_WRITE, account_insert_fn, (void *)a, e);
+}
+
+struct account_lookup {
+    enum pg_stmt stmt;
+    const char *key, *what;
+    struct account *out;
+};
+
+static int account_lookup_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct account_lookup *l = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, l->key);
+    PGresult *r;
+    int rc = pg_exec(c, l->stmt, &p, &r, "reading an account", e);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = err_set(e, ERR_NOT_FOUND, "no account with %s %s", l->what, l->key);
+    } else {
+        struct account *out = l->out;
+        memset(out, 0, sizeof *out);
+        pg_copy(out->uin, sizeof out->uin, pg_str(r, 0, 0));
+        pg_copy(out->owner_uin, sizeof out->owner_uin, pg_str(r, 0, 1));
+        pg_copy(out->app_id, sizeof out->app_id, pg_str(r, 0, 2));
+        pg_copy(out->secret_id, sizeof out->secret_id, pg_str(r, 0, 3));
+        pg_copy(out->secret_key, sizeof out->secret_key, pg_str(r, 0, 4));
+        out->is_root = pg_int(r, 0, 5) != 0;
+        const char *policy = pg_str(r, 0, 6);
+        out->policy_json = policy ? xstrdup(policy) : NULL;
+        out->has_policy = policy != NULL;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int store_pg_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
+                                  struct err *e)
+{
+    struct account_lookup l = {PG_ACCOUNT_BY_SECRET, secret_id, "SecretId", out};
+    return pg_run(s, PG_TX_NONE, account_lookup_fn, &l, e);
+}
+
+int store_pg_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e)
+{
+    struct account_lookup l = {PG_ACCOUNT_BY_UIN, uin, "uin", out};
+    return pg_run(s, PG_TX_NONE, account_lookup_fn, &l, e);
+}
+
+struct policy_set {
+    const char *uin, *policy_json;
+};
+
+static int policy_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct policy_set *ps = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, ps->uin);
+    pp_text(&p, ps->policy_json);
+    PGresult *r;
+    int rc = pg_exec(c, PG_ACCOUNT_SET_POLICY, &p, &r, "setting an account's policy", e);
+    if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0)
+        rc = err_set(e, ERR_NOT_FOUND, "no account with uin %s", ps->uin);
+    PQclear(r);
+    return rc;
+}
+
+int store_pg_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                struct err *e)
+{
+    struct policy_set ps = {uin, policy_json};
+    return pg_run(s, PG_TX_WRITE, policy_fn, &ps, e);
+}
+
+/* ---- instances ---- */
+
+static int instance_insert_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    const struct instance *in = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, in->product);
+    pp_text(&p, in->instance_id);
+    pp_text(&p, in->region);
+    pp_text(&p, in->uin);
+    pp_text(&p, in->status);
+    pp_text(&p, in->dsn);
+    pp_int(&p, pg_now_ms());
+    int rc = pg_exec(c, PG_INSTANCE_INSERT, &p, NULL, "inserting an instance", e);
+    if (rc == ERR_ALREADY_EXISTS)
+        rc = err_set(e, ERR_ALREADY_EXISTS, "instance %s already exists", in->instance_id);
+    return rc;
+}
+
+int store_pg_instance_create(struct store *s, const struct instance *in, struct err *e)
+{
+    return pg_run(s, PG_TX_WRITE, instance_insert_fn, (void *)in, e);
+}
+
+struct instance_op {
+    const char *product, *instance_id, *status, *dsn;
+    struct instance *out;
+};
+
+/* Reads op->instance_id into op->out (may be NULL); product NULL = any. */
+static int instance_read(struct pg_conn *c, struct instance_op *op, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, op->instance_id);
+    pp_text(&p, op->product);
+    PGresult *r;
+    int rc = pg_exec(c, PG_INSTANCE_GET, &p, &r, "reading an instance", e);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = op->product ? err_set(e, ERR_NOT_FOUND, "no %s instance %s", op->product,
+                                   op->instance_id)
+                         : err_set(e, ERR_NOT_FOUND, "no instance %s", op->instance_id);
+    } else if (op->out) {
+        struct instance *out = op->out;
+        memset(out, 0, sizeof *out);
+        pg_copy(out->product, sizeof out->product, pg_str(r, 0, 0));
+        pg_copy(out->instance_id, sizeof out->instance_id, pg_str(r, 0, 1));
+        pg_copy(out->region, sizeof out->region, pg_str(r, 0, 2));
+        pg_copy(out->uin, sizeof out->uin, pg_str(r, 0, 3));
+        pg_copy(out->status, sizeof out->status, pg_str(r, 0, 4));
+        pg_copy(out->dsn, sizeof out->dsn, pg_str(r, 0, 5));
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int instance_get_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    return instance_read(c, ctx, e);
+}
+
+int store_pg_instance_get(struct store *s, const char *product, const char *instance_id,
+                          struct instance *out, struct err *e)
+{
+    struct instance_op op = {.product = product, .instance_id = instance_id, .out = out};
+    return pg_run(s, PG_TX_NONE, instance_get_fn, &op, e);
+}
+
+static int instance_update_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct instance_op *op = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, op->instance_id);
+    pp_text(&p, op->status);
+    pp_text(&p, op->dsn);
+    pp_int(&p, pg_now_ms());
+    PGresult *r;
+    int rc = pg_exec(c, PG_INSTANCE_UPDATE, &p, &r, "updating an instance", e);
+    if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0)
+        rc = err_set(e, ERR_NOT_FOUND, "no instance %s", op->instance_id);
+    PQclear(r);
+    if (rc == 0)
+        rc = instance_read(c, op, e);
+    return rc;
+}
+
+int store_pg_instance_update(struct store *s, const char *instance_id, const char *status,
+                             const char *dsn, struct instance *out, struct err *e)
+{
+    struct instance_op op = {.instance_id = instance_id, .status = status, .dsn = dsn,
+                             .out = out};
+    return pg_run(s, PG_TX_WRITE, instance_update_fn, &op, e);
+}
+
+struct instance_list {
+    const char *product, *uin;
+    json_t **out;
+};
+
+static int instance_list_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    static const char *const keys[] = {"product", "instance_id", "region", "uin", "status", "dsn"};
+    struct instance_list *l = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, l->product);
+    pp_text(&p, l->uin);
+    PGresult *r;
+    int rc = pg_exec(c, PG_INSTANCE_LIST, &p, &r, "listing instances", e);
+    if (rc != 0)
+        return rc;
+    json_t *arr = json_array();
+    for (int row = 0; row < PQntuples(r); row++) {
+        json_t *o = json_object();
+        for (int i = 0; i < 6; i++)
+            json_object_set_new(o, keys[i], pg_json_text(r, row, i));
+        json_array_append_new(arr, o);
+    }
+    PQclear(r);
+    *l->out = arr;
+    return 0;
+}
+
+int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
+                           struct err *e)
+{
+    *out = NULL;
+    struct instance_list l = {product, uin, out};
+    return pg_run(s, PG_TX_NONE, instance_list_fn, &l, e);
+}

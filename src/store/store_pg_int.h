@@ -1,0 +1,173 @@
+/* Internals shared by the PostgreSQL store's files: the connection pool, prepared statements,
+ * parameters, result helpers and the transaction runner. */
+#ifndef ASYNCD_STORE_PG_INT_H
+#define ASYNCD_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define PG_POOL_DEFAULT 8
+#define PG_POOL_MAX 64
+#define PG_SCHEMA_VERSION 1
+#define PG_TX_ATTEMPTS 5         /* runs of a transaction that hit a serialization failure */
+#define PG_BACKOFF_MIN_MS 100    /* reconnect backoff: 100 ms doubling to 5 s */
+#define PG_BACKOFF_MAX_MS 5000
+#define PG_RETRY 1               /* internal, never returned by an op: 40001/40P01, run again */
+#define PG_MAX_PARAMS 16
+
+/* One statement per slot, prepared on each connection at its first use there. */
+enum pg_stmt {
+    PG_ACCOUNT_COUNT,
+    PG_ACCOUNT_INSERT,
+    PG_ACCOUNT_BY_SECRET,
+    PG_ACCOUNT_BY_UIN,
+    PG_ACCOUNT_SET_POLICY,
+    PG_INSTANCE_INSERT,
+    PG_INSTANCE_GET,
+    PG_INSTANCE_UPDATE,
+    PG_INSTANCE_LIST,
+    PG_COUNTER_NEXT,
+    PG_TASK_INSERT,
+    PG_STEP_INSERT,
+    PG_EVENT_INSERT,
+    PG_TASK_SUMMARY,
+    PG_TASK_ROW,
+    PG_TASK_STEPS,
+    PG_TASK_EVENTS,
+    PG_TASK_STATE,
+    PG_TASK_UPDATE_STATE,
+    PG_STEP_MARK,
+    PG_CLAIM_PICK,
+    PG_CLAIM_TAKE,
+    PG_CLAIM_UPDATE,
+    PG_RENEW,
+    PG_RELEASE_NODE,
+    PG_LEASE_READ,
+    PG_STEP_SET,
+    PG_PROGRESS_TASK,
+    PG_CONTROL_TASK,
+    PG_TASK_COUNTS,
+    PG_STMT_COUNT
+};
+
+/* The SQL of each slot (store_pg_sql.c). */
+extern const char *const pg_stmt_sql[PG_STMT_COUNT];
+
+/* A pooled connection. Only the caller that took it (busy) touches it. */
+struct pg_conn {
+    PGconn *conn;             /* NULL until the first use, and after a failed reconnect */
+    bool busy;
+    bool broken;              /* the server went away: reconnect at the next use */
+    int backoff_ms;           /* 0 = try at once; else the wait after the last failed try */
+    int64_t next_try_ms;      /* monotonic ms before which no reconnect is tried */
+    char last_error[256];     /* why it is down, for the ServiceUnavailable message */
+    char violated[64];        /* the constraint of the last unique violation */
+    bool prepared[PG_STMT_COUNT]; /* statements prepared on this session (at first use) */
+};
+
+enum pg_claim_mode {
+    PG_CLAIM_SKIP_LOCKED,     /* SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE (default) */
+    PG_CLAIM_ONE_UPDATE,      /* one conditional UPDATE ... RETURNING (?claim=update) */
+};
+
+struct store_pg {
+    struct store base;        /* first: a struct store * is a struct store_pg * */
+    char *conninfo;           /* heap: the URL without our own options, for libpq */
+    enum pg_claim_mode claim_mode;
+    int pool_size;
+    pthread_mutex_t mu;       /* guards the busy flags */
+    pthread_cond_t freed;     /* signalled when a connection is given back */
+    struct pg_conn *conns;    /* heap, pool_size of them */
+};
+
+static inline struct store_pg *pg_of(struct store *s) { return (struct store_pg *)s; }
+
+/* Text parameters for a statement; pp_* append one. NULL text binds SQL NULL. Strings are not
+ * copied: they must outlive the call. */
+struct pg_params {
+    const char *v[PG_MAX_PARAMS];
+    char buf[PG_MAX_PARAMS][24];
+    int n;
+};
+void pp_text(struct pg_params *p, const char *s);
+void pp_int(struct pg_params *p, int64_t v);
+void pp_bool(struct pg_params *p, bool v);
+
+/* Runs prepared statement st. On success returns 0 and *out is the result (the caller
+ * PQclear()s it). On failure *out is NULL and e is filled with "store: <what>: ..."; the code is
+ * ERR_SERVICE_UNAVAILABLE when the connection broke (it is then reset at its next use),
+ * PG_RETRY on a serialization failure or deadlock, ERR_ALREADY_EXISTS on a unique violation
+ * (c->violated names the constraint), else ERR_INTERNAL. */
+int pg_exec(struct pg_conn *c, enum pg_stmt st, const struct pg_params *p, PGresult **out,
+            const char *what, struct err *e);
+/* The same for SQL built at run time (task lists): not prepared. */
+int pg_exec_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **out,
+                const char *what, struct err *e);
+
+/* How a transaction runs: one statement without BEGIN, a write transaction (READ COMMITTED;
+ * rows are locked with FOR NO KEY UPDATE before they are checked), or a read-only snapshot. */
+enum pg_tx { PG_TX_NONE, PG_TX_WRITE, PG_TX_SNAPSHOT };
+
+/* Takes a pooled connection (waiting for a free one), connects it if it is not, runs fn in a
+ * transaction of the given kind, commits on 0 and rolls back otherwise; runs it again (up to
+ * PG_TX_ATTEMPTS) when fn or the commit returns PG_RETRY, so fn must leave nothing behind when
+ * it fails. Returns fn's result or the transaction's error. */
+int pg_run(struct store *s, enum pg_tx kind, int (*fn)(struct pg_conn *, void *, struct err *),
+           void *ctx, struct err *e);
+
+/* Row helpers over text-format results. pg_str is NULL for SQL NULL; pg_int 0 for NULL. The json_t
+ * results are new references the caller owns. */
+const char *pg_str(const PGresult *r, int row, int col);
+int64_t pg_int(const PGresult *r, int row, int col);
+bool pg_bool(const PGresult *r, int row, int col);
+void pg_copy(char *dst, size_t size, const char *src);     /* NULL src -> ""; truncates */
+json_t *pg_json_text(const PGresult *r, int row, int col);  /* text, or json null */
+json_t *pg_json_int(const PGresult *r, int row, int col);   /* integer, or json null */
+json_t *pg_json_value(const PGresult *r, int row, int col); /* stored JSON text parsed, or null */
+int64_t pg_now_ms(void);
+
+/* The ops, by file. store_pg_accounts.c: */
+int store_pg_account_count(struct store *s, int64_t *out, struct err *e);
+int store_pg_account_create(struct store *s, const struct account *a, struct err *e);
+int store_pg_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
+                                  struct err *e);
+int store_pg_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e);
+int store_pg_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                struct err *e);
+int store_pg_instance_create(struct store *s, const struct instance *in, struct err *e);
+int store_pg_instance_get(struct store *s, const char *product, const char *instance_id,
+                          struct instance *out, struct err *e);
+int store_pg_instance_update(struct store *s, const char *instance_id, const char *status,
+                             const char *dsn, struct instance *out, struct err *e);
+int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
+                           struct err *e);
+/* store_pg_tasks.c: */
+int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
+                         struct err *e);
+int store_pg_task_summary(struct store *s, const char *product, const char *id,
+                          struct task_summary *out, struct err *e);
+int store_pg_task_move(struct store *s, const struct task_move *m, struct err *e);
+/* Appends the task's next event (seq = last + 1) in the caller's write transaction, which holds
+ * the task's row lock (so seq is taken by one writer at a time); from < 0 means none. */
+int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
+                    const char *node, const char *message, struct err *e);
+/* store_pg_lease.c: */
+int store_pg_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
+                          const char *message, struct err *e);
+int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms,
+                        struct task_claim *out, struct err *e);
+int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                        struct task_lease_state *out, struct err *e);
+int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);
+int store_pg_release_node_leases(struct store *s, const char *node, struct err *e);
+/* store_pg_query.c: */
+int store_pg_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
+int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
+int store_pg_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
+                            int64_t *total, struct err *e);
+
+#endif

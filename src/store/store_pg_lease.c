@@ -1,0 +1,404 @@
+/* The PostgreSQL store's engine side: claims with leases, renewals, fenced progress, operator
+ * verbs. The decisions are store_sqlite_lease.c's; what differs is locking: SQLite has one
+ * writer, here every read-then-write transaction first locks the task's row (FOR NO KEY UPDATE)
+ * so concurrent nodes apply their changes to a task one after another. */
+#include <stdio.h>
+#include <string.h>
+
+#include "store/store_pg_int.h"
+
+#define CLAIM_UPDATE_TRIES 4   /* ?claim=update: candidates tried when others win the race */
+
+/* --- claim --- */
+
+struct claim_ctx {
+    struct store_pg *s;
+    const char *node;
+    int64_t lease_ms;
+    struct task_claim *out;
+};
+
+struct candidate {
+    char id[STORE_ID_MAX];
+    enum task_state state;
+    char old_node[128];
+};
+
+static void candidate_from(const PGresult *r, int col, struct candidate *cand)
+{
+    pg_copy(cand->id, sizeof cand->id, pg_str(r, 0, col));
+    const char *word = pg_str(r, 0, col + 1);
+    cand->state = word && strcmp(word, "initial") == 0 ? TASK_INITIAL : TASK_RUNNING;
+    pg_copy(cand->old_node, sizeof cand->old_node, pg_str(r, 0, col + 2));
+}
+
+/* Default: lock the oldest claimable row others have not locked, then take it. */
+static int claim_skip_locked(struct pg_conn *c, const struct claim_ctx *cx, int64_t now,
+                             struct candidate *cand, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_int(&p, now);
+    PGresult *r;
+    int rc = pg_exec(c, PG_CLAIM_PICK, &p, &r, "looking for a runnable task", e);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = err_set(e, ERR_NOT_FOUND, "no runnable task");
+    else
+        candidate_from(r, 0, cand);
+    PQclear(r);
+    if (rc != 0)
+        return rc;
+    struct pg_params q = {0};
+    pp_text(&q, cand->id);
+    pp_int(&q, now);
+    pp_text(&q, cx->node);
+    pp_int(&q, cx->lease_ms);
+    rc = pg_exec(c, PG_CLAIM_TAKE, &q, &r, "claiming a task", e);
+    if (rc == 0 && PQntuples(r) == 1) {
+        snprintf(cx->out->id, sizeof cx->out->id, "%s", cand->id);
+        cx->out->lease_no = pg_int(r, 0, 0);
+    } else if (rc == 0) {
+        rc = err_set(e, ERR_INTERNAL, "store: claiming task %s: its locked row is gone",
+                     cand->id);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ?claim=update: one conditional statement. No row means another claimer won the candidate
+ * (or nothing is claimable); a fresh statement sees the next one. */
+static int claim_one_update(struct pg_conn *c, const struct claim_ctx *cx, int64_t now,
+                            struct candidate *cand, struct err *e)
+{
+    for (int i = 0; i < CLAIM_UPDATE_TRIES; i++) {
+        struct pg_params p = {0};
+        pp_int(&p, now);
+        pp_text(&p, cx->node);
+        pp_int(&p, cx->lease_ms);
+        PGresult *r;
+        int rc = pg_exec(c, PG_CLAIM_UPDATE, &p, &r, "claiming a task", e);
+        if (rc != 0)
+            return rc;
+        bool got = PQntuples(r) == 1;
+        if (got) {
+            candidate_from(r, 0, cand);
+            snprintf(cx->out->id, sizeof cx->out->id, "%s", cand->id);
+            cx->out->lease_no = pg_int(r, 0, 3);
+        }
+        PQclear(r);
+        if (got)
+            return 0;
+    }
+    return err_set(e, ERR_NOT_FOUND, "no runnable task");
+}
+
+static int claim_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct claim_ctx *cx = ctx;
+    int64_t now = pg_now_ms();
+    struct candidate cand = {0};
+    int rc = cx->s->claim_mode == PG_CLAIM_ONE_UPDATE ? claim_one_update(c, cx, now, &cand, e)
+                                                  : claim_skip_locked(c, cx, now, &cand, e);
+    if (rc != 0)
+        return rc;
+    /* Every claim is in the history with its lease number, so overlapping leases can be audited. */
+    char msg[256];
+    long long no = (long long)cx->out->lease_no;
+    if (cand.state == TASK_INITIAL)
+        snprintf(msg, sizeof msg, "started; lease %lld", no);
+    else if (cand.old_node[0])
+        snprintf(msg, sizeof msg, "lease of %.100s expired; taken over, lease %lld",
+                 cand.old_node, no);
+    else
+        snprintf(msg, sizeof msg, "claimed; lease %lld", no);
+    return pg_event_append(c, cx->out->id, now, (int)cand.state, TASK_RUNNING, cx->node, msg, e);
+}
+
+int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms,
+                        struct task_claim *out, struct err *e)
+{
+    struct claim_ctx cx = {pg_of(s), node, lease_ms, out};
+    return pg_run(s, PG_TX_WRITE, claim_fn, &cx, e);
+}
+
+/* --- renew, release --- */
+
+struct renew_ctx {
+    const char *id;
+    int64_t lease_no, lease_ms;
+    struct task_lease_state *out;
+};
+
+/* One statement, fenced by lease_no: only the current holder extends its lease. */
+static int renew_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct renew_ctx *rx = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, rx->id);
+    pp_int(&p, rx->lease_no);
+    pp_int(&p, pg_now_ms() + rx->lease_ms);
+    PGresult *r;
+    int rc = pg_exec(c, PG_RENEW, &p, &r, "renewing a lease", e);
+    if (rc == 0 && PQntuples(r) == 1) {
+        rx->out->held = true;
+        rx->out->pause_requested = pg_int(r, 0, 0) != 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                        struct task_lease_state *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    struct renew_ctx rx = {id, lease_no, lease_ms, out};
+    return pg_run(s, PG_TX_NONE, renew_fn, &rx, e);
+}
+
+static int release_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, ctx);
+    return pg_exec(c, PG_RELEASE_NODE, &p, NULL, "releasing this node's old leases", e);
+}
+
+int store_pg_release_node_leases(struct store *s, const char *node, struct err *e)
+{
+    return pg_run(s, PG_TX_NONE, release_fn, (void *)node, e);
+}
+
+/* --- fenced progress --- */
+
+/* The task's state, current step and lease, its row locked for the caller's transaction. */
+struct task_row {
+    enum task_state state;
+    int64_t step, lease_no, lease_expires_ms;
+    bool external; /* driven by a remote worker through the admin API, not by the engine */
+    bool undoing;  /* in the undo phase: current_step is the step being undone */
+};
+
+static int row_read(struct pg_conn *c, const char *id, struct task_row *row, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, id);
+    PGresult *r;
+    int rc = pg_exec(c, PG_LEASE_READ, &p, &r, "reading a task", e);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
+    } else {
+        const char *word = pg_str(r, 0, 0);
+        if (!word || task_state_parse(word, &row->state) != 0)
+            rc = err_set(e, ERR_INTERNAL, "store: task %s has an unknown state", id);
+        row->step = pg_int(r, 0, 1);
+        row->lease_no = pg_int(r, 0, 2);
+        row->lease_expires_ms = pg_int(r, 0, 3);
+        row->external = pg_bool(r, 0, 4);
+        row->undoing = pg_bool(r, 0, 5);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Sets a step's state (and message); when only_if is given, only a step in that state changes. */
+static int step_set(struct pg_conn *c, const char *id, int64_t idx, const char *state,
+                    const char *message, const char *only_if, const char *output, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, id);
+    pp_int(&p, idx);
+    pp_text(&p, state);
+    pp_text(&p, message);
+    pp_text(&p, only_if);
+    pp_text(&p, output);
+    return pg_exec(c, PG_STEP_SET, &p, NULL, "updating a task step", e);
+}
+
+static int progress_update(struct pg_conn *c, const struct task_progress *tp, int64_t now,
+                           struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, tp->id);
+    pp_text(&p, task_state_name(tp->to));
+    pp_bool(&p, task_state_is_final(tp->to));
+    pp_int(&p, now);
+    pp_text(&p, tp->info);
+    pp_int(&p, tp->next_step);
+    pp_text(&p, tp->phase);
+    pp_int(&p, tp->attempt);
+    pp_int(&p, tp->not_before_ms);
+    pp_bool(&p, tp->release);
+    return pg_exec(c, PG_PROGRESS_TASK, &p, NULL, "recording task progress", e);
+}
+
+static int progress_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    const struct task_progress *p = ctx;
+    struct task_row row;
+    int rc = row_read(c, p->id, &row, e);
+    if (rc != 0)
+        return rc;
+    if (row.state != TASK_RUNNING || row.lease_no != p->lease_no)
+        return err_set(e, ERR_CONFLICT, "task %s is no longer ours: it is %s, lease %lld (ours %lld)",
+                       p->id, task_state_name(row.state), (long long)row.lease_no,
+                       (long long)p->lease_no);
+    if (p->to != TASK_RUNNING && !task_state_can_move(TASK_RUNNING, p->to))
+        return err_set(e, ERR_CONFLICT, "task %s cannot move from running to %s", p->id,
+                       task_state_name(p->to));
+    int64_t now = pg_now_ms();
+    if (p->step >= 0 && p->step_state)
+        rc = step_set(c, p->id, p->step, p->step_state, p->message, NULL, p->step_output, e);
+    if (rc == 0)
+        rc = progress_update(c, p, now, e);
+    if (rc == 0 && (p->to != TASK_RUNNING || p->event))
+        rc = pg_event_append(c, p->id, now, TASK_RUNNING, p->to, p->node,
+                             p->event_message ? p->event_message : p->message, e);
+    return rc;
+}
+
+int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e)
+{
+    if (!p->id || (unsigned)p->to >= TASK_STATE_COUNT)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_progress: no id or no state");
+    return pg_run(s, PG_TX_WRITE, progress_fn, (void *)p, e);
+}
+
+/* --- operator verbs --- */
+
+struct control_in {
+    const char *id;
+    enum task_verb verb;
+    const char *node, *message;
+};
+
+/* What a verb does to the task row and its current step. */
+struct control_plan {
+    enum task_state to;
+    int step_delta;
+    const char *phase;
+    bool reset_attempt, release;
+    int lease_bump;  /* 1: take the task from its worker (its fenced writes now fail) */
+    int pause_requested;
+    const char *step_state, *step_only_if;
+    const char *what;
+};
+
+/* Decides the verb from the task's row; ERR_CONFLICT with the reason when it is not allowed.
+ * Keep in step with store_sqlite_lease.c's control_plan: the contract tests run both. */
+static int control_plan(const struct control_in *in, const struct task_row *row, int64_t now,
+                        struct control_plan *p, struct err *e)
+{
+    const char *why = NULL;
+    enum task_state to;
+    if (task_verb_target(in->verb, row->state, &to, &why) != 0)
+        return err_set(e, ERR_CONFLICT, "cannot %s task %s: it is %s, and %s",
+                       task_verb_name(in->verb), in->id, task_state_name(row->state), why);
+    memset(p, 0, sizeof *p);
+    p->to = to;
+    p->release = true;
+    switch (in->verb) {
+    case VERB_PAUSE:
+        /* A worker holds it: it pauses at the next step boundary. Nobody does: pause now. */
+        if (row->lease_expires_ms > now) {
+            p->to = TASK_RUNNING;
+            p->release = false;
+            p->pause_requested = 1;
+            p->what = "pause requested; the task pauses at the next step boundary";
+        } else { /* a worker that stalled past its lease must not write after a resume */
+            p->lease_bump = 1;
+            p->what = "paused";
+        }
+        break;
+    case VERB_RESUME:
+        p->reset_attempt = true;
+        p->step_state = "pending", p->step_only_if = "failed";
+        p->what = "resumed: the failed step runs again";
+        break;
+    case VERB_SKIP:
+        p->reset_attempt = true;
+        p->step_state = "skipped", p->step_delta = 1;
+        p->what = "skipped the current step";
+        break;
+    case VERB_UNDO:
+        if (row->external) { /* its worker compensates; we record the outcome */
+            p->to = TASK_UNDOED;
+            p->what = "undone (reported for an externally driven task)";
+            break;
+        }
+        if (row->undoing && row->state == TASK_RUNNING)
+            return err_set(e, ERR_CONFLICT, "cannot undo task %s: it is being undone already",
+                           in->id);
+        p->reset_attempt = true;
+        p->lease_bump = 1;
+        if (row->undoing) { /* paused in the undo phase: go on from the step being undone */
+            p->what = "undo: the undo phase goes on";
+            break;
+        }
+        /* The engine runs the undo phase; a step in flight is stopped first. */
+        p->phase = "undo", p->step_delta = -1;
+        p->step_state = "failed", p->step_only_if = "pending";
+        p->what = "undo: the done steps are undone in reverse";
+        break;
+    case VERB_KILL:
+        /* A running task's current step was cut short; a paused one's has failed already. */
+        p->lease_bump = 1;
+        p->step_state = "failed", p->step_only_if = "pending";
+        p->what = "killed";
+        break;
+    default:
+        p->what = "removed before it started";
+        break;
+    }
+    return 0;
+}
+
+static int control_update(struct pg_conn *c, const char *id, const struct control_plan *cp,
+                          int64_t now, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, id);
+    pp_text(&p, task_state_name(cp->to));
+    pp_bool(&p, task_state_is_final(cp->to));
+    pp_int(&p, now);
+    pp_int(&p, cp->step_delta);
+    pp_text(&p, cp->phase);
+    pp_bool(&p, cp->reset_attempt);
+    pp_bool(&p, cp->release);
+    pp_int(&p, cp->pause_requested);
+    pp_int(&p, cp->lease_bump);
+    return pg_exec(c, PG_CONTROL_TASK, &p, NULL, "applying an operator verb", e);
+}
+
+static int control_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    const struct control_in *in = ctx;
+    struct task_row row;
+    struct control_plan plan = {0};
+    int64_t now = pg_now_ms();
+    int rc = row_read(c, in->id, &row, e);
+    if (rc == 0)
+        rc = control_plan(in, &row, now, &plan, e);
+    if (rc != 0)
+        return rc;
+    const char *msg = in->message && *in->message ? in->message : plan.what;
+    if (plan.step_state)
+        rc = step_set(c, in->id, row.step, plan.step_state,
+                      in->verb == VERB_KILL   ? "killed by an operator"
+                      : in->verb == VERB_UNDO ? "stopped for undo"
+                                              : NULL,
+                      plan.step_only_if, NULL, e);
+    if (rc == 0)
+        rc = control_update(c, in->id, &plan, now, e);
+    if (rc == 0)
+        rc = pg_event_append(c, in->id, now, (int)row.state, plan.to, in->node, msg, e);
+    return rc;
+}
+
+int store_pg_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
+                          const char *message, struct err *e)
+{
+    struct control_in in = {id, verb, node, message};
+    return pg_run(s, PG_TX_WRITE, control_fn, &in, e);
+}

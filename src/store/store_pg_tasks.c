@@ -1,0 +1,399 @@
+/* The PostgreSQL store's task writes (create, move) and the hot-path task summary. The checks on
+ * a new task repeat store_sqlite_tasks.c's word for word, so both backends refuse alike. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ids.h"
+#include "common/xalloc.h"
+#include "store/store_pg_int.h"
+
+#define MINT_ATTEMPTS 8        /* fresh ids tried when one clashes with a stored task */
+#define MONGODB_FIRST_ID 1000
+
+/* A step of a new task, checked and serialised; do_json/undo_json are heap (undo may be NULL). */
+struct step_row {
+    const char *name;
+    char *do_json, *undo_json;
+    json_int_t retries, timeout_s;
+};
+
+static void steps_free(struct step_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].do_json);
+        free(rows[i].undo_json);
+    }
+    free(rows);
+}
+
+static int opt_int(json_t *step, const char *key, json_int_t dflt, json_int_t min, size_t i,
+                   json_int_t *out, struct err *e)
+{
+    json_t *v = json_object_get(step, key);
+    *out = dflt;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].%s: expected an integer >= %"
+                       JSON_INTEGER_FORMAT, i, key, min);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int step_check(json_t *step, size_t i, struct step_row *row, struct err *e)
+{
+    json_t *name = json_object_get(step, "name"), *dov = json_object_get(step, "do");
+    json_t *undo = json_object_get(step, "undo");
+    int rc = 0;
+    if (!json_is_object(step))
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: expected an object", i);
+    else if (!json_is_string(name) || json_string_length(name) == 0)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].name: expected a "
+                     "non-empty string", i);
+    else if (!json_is_object(dov))
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].do: expected an object", i);
+    else if (undo && !json_is_null(undo) && !json_is_object(undo))
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].undo: expected an object "
+                     "or null", i);
+    if (rc == 0)
+        rc = opt_int(step, "retries", 0, 0, i, &row->retries, e);
+    if (rc == 0)
+        rc = opt_int(step, "timeout_s", 3600, 1, i, &row->timeout_s, e);
+    if (rc != 0)
+        return rc;
+    row->name = json_string_value(name);
+    row->do_json = json_dumps(dov, JSON_COMPACT);
+    row->undo_json = json_is_object(undo) ? json_dumps(undo, JSON_COMPACT) : NULL;
+    if (!row->do_json || (json_is_object(undo) && !row->undo_json))
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: cannot serialise", i);
+    return rc;
+}
+
+/* Checks steps (a non-empty array of {name, do, undo?, retries?, timeout_s?}) into *out. */
+static int steps_parse(json_t *steps, struct step_row **out, size_t *n, struct err *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(steps) || json_array_size(steps) == 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps: expected a non-empty array");
+    size_t count = json_array_size(steps);
+    struct step_row *rows = xcalloc(count, sizeof *rows);
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = step_check(json_array_get(steps, i), i, &rows[i], e);
+    if (rc != 0) {
+        steps_free(rows, count);
+        return rc;
+    }
+    *out = rows;
+    *n = count;
+    return 0;
+}
+
+static int task_new_check(const struct task_new *t, struct err *e)
+{
+    if (!t->product || (strcmp(t->product, "cdb") != 0 && strcmp(t->product, "mongodb") != 0))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "product: expected \"cdb\" or "
+                       "\"mongodb\", got \"%s\"", t->product ? t->product : "(none)");
+    const char *missing = !t->region || !*t->region ? "region"
+                          : !t->uin || !*t->uin   ? "uin"
+                          : !t->type || !*t->type ? "type" : NULL;
+    if (missing)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: a task needs a non-empty %s",
+                       missing, missing);
+    const char *of = t->on_failure;
+    if (of && strcmp(of, "pause") != 0 && strcmp(of, "undo") != 0 && strcmp(of, "fail") != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "on_failure: expected \"pause\", "
+                       "\"undo\" or \"fail\", got \"%s\"", of);
+    return 0;
+}
+
+/* "external" when a step is run by a remote worker (which reports through the admin API): the
+ * engine leaves such a task alone. "engine" otherwise. */
+static const char *task_driver(json_t *steps)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+        if (json_object_get(json_object_get(step, "do"), "remote"))
+            return "external";
+    return "engine";
+}
+
+struct create_ctx {
+    const struct task_new *t;
+    struct step_row *rows;
+    size_t n;
+    char *input;   /* the input as JSON text, or NULL */
+    char id[STORE_ID_MAX];
+};
+
+/* Mints a task id in the product's format; mongodb's counter row is per product. */
+static int mint_id(struct pg_conn *c, const char *product, char id[STORE_ID_MAX], struct err *e)
+{
+    if (strcmp(product, "cdb") == 0) {
+        ids_cdb_task(id);
+        return 0;
+    }
+    struct pg_params p = {0};
+    pp_text(&p, product);
+    pp_int(&p, MONGODB_FIRST_ID + 1);
+    PGresult *r;
+    int rc = pg_exec(c, PG_COUNTER_NEXT, &p, &r, "taking the next mongodb task id", e);
+    if (rc == 0)
+        snprintf(id, STORE_ID_MAX, "%lld", (long long)pg_int(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+/* Inserts the task row; ERR_ALREADY_EXISTS when the id is taken. */
+static int task_insert(struct pg_conn *c, const struct create_ctx *cx, int64_t now, struct err *e)
+{
+    const struct task_new *t = cx->t;
+    struct pg_params p = {0};
+    pp_text(&p, cx->id);
+    pp_text(&p, t->product);
+    pp_text(&p, t->region);
+    pp_text(&p, t->uin);
+    pp_text(&p, t->instance_id && *t->instance_id ? t->instance_id : NULL);
+    pp_text(&p, t->type);
+    pp_text(&p, t->on_failure ? t->on_failure : "pause");
+    pp_text(&p, task_state_name(TASK_INITIAL));
+    pp_int(&p, now);
+    pp_text(&p, task_driver(t->steps));
+    pp_text(&p, cx->input);
+    PGresult *r;
+    int rc = pg_exec(c, PG_TASK_INSERT, &p, &r, "inserting a task", e);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = err_set(e, ERR_ALREADY_EXISTS, "task %s already exists", cx->id);
+    PQclear(r);
+    return rc;
+}
+
+static int steps_insert(struct pg_conn *c, const struct create_ctx *cx, struct err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cx->n && rc == 0; i++) {
+        struct pg_params p = {0};
+        pp_text(&p, cx->id);
+        pp_int(&p, (int64_t)i);
+        pp_text(&p, cx->rows[i].name);
+        pp_text(&p, cx->rows[i].do_json);
+        pp_text(&p, cx->rows[i].undo_json);
+        pp_int(&p, cx->rows[i].retries);
+        pp_int(&p, cx->rows[i].timeout_s);
+        rc = pg_exec(c, PG_STEP_INSERT, &p, NULL, "inserting a task step", e);
+    }
+    return rc;
+}
+
+int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
+                    const char *node, const char *message, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, id);
+    pp_int(&p, now);
+    pp_text(&p, from < 0 ? NULL : task_state_name((enum task_state)from));
+    pp_text(&p, task_state_name(to));
+    pp_text(&p, node ? node : "");
+    pp_text(&p, message);
+    return pg_exec(c, PG_EVENT_INSERT, &p, NULL, "appending a task event", e);
+}
+
+/* The task row, its steps and its creation event, in one transaction. */
+static int create_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct create_ctx *cx = ctx;
+    int64_t now = pg_now_ms();
+    int rc = ERR_ALREADY_EXISTS;
+    /* A clash is astronomically unlikely for cdb (128 random bits); for mongodb it means the
+     * counter was reset under existing tasks, and the next numbers are tried. */
+    for (int attempt = 0; attempt < MINT_ATTEMPTS && rc == ERR_ALREADY_EXISTS; attempt++) {
+        rc = mint_id(c, cx->t->product, cx->id, e);
+        if (rc == 0)
+            rc = task_insert(c, cx, now, e);
+    }
+    if (rc == 0)
+        rc = steps_insert(c, cx, e);
+    if (rc == 0)
+        rc = pg_event_append(c, cx->id, now, -1, TASK_INITIAL, cx->t->node, "created", e);
+    return rc;
+}
+
+int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
+                         struct err *e)
+{
+    id_out[0] = '\0';
+    struct create_ctx cx = {.t = t};
+    int rc = task_new_check(t, e);
+    if (rc == 0)
+        rc = steps_parse(t->steps, &cx.rows, &cx.n, e);
+    if (rc != 0)
+        return rc;
+    cx.input = t->input ? json_dumps(t->input, JSON_COMPACT) : NULL;
+    rc = pg_run(s, PG_TX_WRITE, create_fn, &cx, e);
+    free(cx.input);
+    steps_free(cx.rows, cx.n);
+    if (rc == 0)
+        snprintf(id_out, STORE_ID_MAX, "%s", cx.id);
+    return rc;
+}
+
+/* Copies src into dst (size bytes), cutting at a UTF-8 character boundary when it must cut. */
+static void copy_utf8(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+struct summary_ctx {
+    const char *product, *id;
+    struct task_summary *out;
+};
+
+static int summary_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct summary_ctx *sc = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, sc->id);
+    pp_text(&p, sc->product);
+    PGresult *r;
+    int rc = pg_exec(c, PG_TASK_SUMMARY, &p, &r, "reading a task", e);
+    if (rc != 0)
+        return rc;
+    struct task_summary *out = sc->out;
+    if (PQntuples(r) == 0) {
+        rc = err_set(e, ERR_NOT_FOUND, "no %s task %s", sc->product, sc->id);
+        goto done;
+    }
+    memset(out, 0, sizeof *out);
+    pg_copy(out->id, sizeof out->id, pg_str(r, 0, 0));
+    pg_copy(out->product, sizeof out->product, pg_str(r, 0, 1));
+    pg_copy(out->region, sizeof out->region, pg_str(r, 0, 2));
+    pg_copy(out->uin, sizeof out->uin, pg_str(r, 0, 3));
+    pg_copy(out->instance_id, sizeof out->instance_id, pg_str(r, 0, 4));
+    const char *state = pg_str(r, 0, 5);
+    if (!state || task_state_parse(state, &out->state) != 0) {
+        rc = err_set(e, ERR_INTERNAL, "store: task %s has an unknown state \"%s\"", out->id,
+                     state ? state : "(null)");
+        goto done;
+    }
+    const char *info = pg_str(r, 0, 6);
+    out->has_info = info != NULL;
+    copy_utf8(out->info, sizeof out->info, info ? info : "");
+    out->created_ms = pg_int(r, 0, 7);
+    out->start_ms = pg_int(r, 0, 8); /* NULL reads as 0 = not yet */
+    out->end_ms = pg_int(r, 0, 9);
+    out->lease_no = pg_int(r, 0, 10);
+done:
+    PQclear(r);
+    return rc;
+}
+
+int store_pg_task_summary(struct store *s, const char *product, const char *id,
+                          struct task_summary *out, struct err *e)
+{
+    struct summary_ctx sc = {product, id, out};
+    return pg_run(s, PG_TX_NONE, summary_fn, &sc, e);
+}
+
+/* Reads the task's state and current step, locking its row until the transaction ends. */
+static int task_state_read(struct pg_conn *c, const char *id, enum task_state *state,
+                           int64_t *step, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, id);
+    PGresult *r;
+    int rc = pg_exec(c, PG_TASK_STATE, &p, &r, "reading a task's state", e);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
+    } else {
+        const char *word = pg_str(r, 0, 0);
+        *step = pg_int(r, 0, 1);
+        if (!word || task_state_parse(word, state) != 0)
+            rc = err_set(e, ERR_INTERNAL, "store: task %s has an unknown state \"%s\"", id,
+                         word ? word : "(null)");
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Marks step idx with mark (and its message, when given); ERR_CONFLICT when there is none. */
+static int step_mark(struct pg_conn *c, const struct task_move *m, int64_t idx, struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, m->id);
+    pp_int(&p, idx);
+    pp_text(&p, m->step_mark ? m->step_mark : "done");
+    pp_text(&p, m->info ? m->info : m->message);
+    PGresult *r;
+    int rc = pg_exec(c, PG_STEP_MARK, &p, &r, "marking a task step", e);
+    if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0)
+        rc = err_set(e, ERR_CONFLICT, "task %s has no step %lld left to mark %s", m->id,
+                     (long long)idx, m->step_mark ? m->step_mark : "done");
+    PQclear(r);
+    return rc;
+}
+
+static int task_update_state(struct pg_conn *c, const struct task_move *m, int64_t now,
+                             struct err *e)
+{
+    struct pg_params p = {0};
+    pp_text(&p, m->id);
+    pp_text(&p, task_state_name(m->to));
+    pp_bool(&p, m->to == TASK_RUNNING);
+    pp_bool(&p, task_state_is_final(m->to));
+    pp_int(&p, now);
+    pp_text(&p, m->info);
+    pp_int(&p, m->step_advance ? 1 : 0);
+    return pg_exec(c, PG_TASK_UPDATE_STATE, &p, NULL, "updating a task's state", e);
+}
+
+/* The whole move in one transaction: lock and check, update, mark the step, log. */
+static int move_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    const struct task_move *m = ctx;
+    enum task_state now_state = TASK_INITIAL;
+    int64_t cur_step = 0;
+    int rc = task_state_read(c, m->id, &now_state, &cur_step, e);
+    if (rc != 0)
+        return rc;
+    if (now_state != m->expect)
+        return err_set(e, ERR_CONFLICT, "task %s is %s now, not %s", m->id,
+                       task_state_name(now_state), task_state_name(m->expect));
+    /* running -> running is allowed only to record a finished step (the engine's progress). */
+    bool progress = m->expect == TASK_RUNNING && m->to == TASK_RUNNING && m->step_advance;
+    if (!progress && !task_state_can_move(m->expect, m->to))
+        return err_set(e, ERR_CONFLICT, "task %s cannot move from %s to %s", m->id,
+                       task_state_name(m->expect), task_state_name(m->to));
+    int64_t now = pg_now_ms();
+    if (m->step_advance)
+        rc = step_mark(c, m, cur_step, e);
+    if (rc == 0)
+        rc = task_update_state(c, m, now, e);
+    if (rc == 0)
+        rc = pg_event_append(c, m->id, now, (int)m->expect, m->to, m->node, m->message, e);
+    return rc;
+}
+
+int store_pg_task_move(struct store *s, const struct task_move *m, struct err *e)
+{
+    if (!m->id || !*m->id)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: no task id");
+    if ((unsigned)m->expect >= TASK_STATE_COUNT || (unsigned)m->to >= TASK_STATE_COUNT)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: not a task state");
+    if (m->step_advance && m->step_mark && strcmp(m->step_mark, "done") != 0 &&
+        strcmp(m->step_mark, "skipped") != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "step_mark: expected \"done\" or "
+                       "\"skipped\", got \"%s\"", m->step_mark);
+    return pg_run(s, PG_TX_WRITE, move_fn, (void *)m, e);
+}

@@ -305,6 +305,13 @@ static int run_simple(struct pg_conn *c, const char *sql, const char *what, stru
 
 /* ---- the pool ---- */
 
+/* Server notices ("relation ... already exists, skipping") go to the debug log, not stderr. */
+static void notice_to_log(void *arg, const char *msg)
+{
+    (void)arg;
+    log_debug("store: PostgreSQL says: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 static PGconn *connect_one(const struct store_pg *s)
 {
     /* Earlier keywords are defaults the URL (expanded from dbname) may override. */
@@ -326,6 +333,7 @@ static int conn_ready(struct store_pg *s, struct pg_conn *c, struct err *e)
     if (c->conn)
         PQfinish(c->conn);
     c->conn = connect_one(s);
+    PQsetNoticeProcessor(c->conn, notice_to_log, NULL);
     int rc = 0;
     if (PQstatus(c->conn) != CONNECTION_OK) {
         keep_error(c, PQerrorMessage(c->conn));

@@ -1,17 +1,22 @@
-/* Unit tests for the store interface on the embedded SQLite backend. */
+/* Unit tests for the store interface: one contract run on the embedded SQLite backend and again
+ * on PostgreSQL (ASYNCD_TEST_PG=0 leaves PostgreSQL out), plus what is SQLite's own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,12 +26,14 @@
 struct fixture {
     char dir[64];
     struct store *s;
+    char *url;       /* PostgreSQL: the test's own database; NULL = SQLite in dir */
+    char db[32];
 };
 
 static int open_in(struct fixture *f)
 {
     struct err e = {0};
-    int rc = store_open(NULL, f->dir, &f->s, &e);
+    int rc = store_open(f->url, f->dir, &f->s, &e);
     if (rc != 0)
         fprintf(stderr, "store_open: %s\n", e.msg);
     return rc;
@@ -48,11 +55,142 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* ---- PostgreSQL: the same contract on a throw-away cluster that scripts/postgres.sh starts
+ * (or on the server ASYNCD_TEST_PG_URL names); each test gets a database of its own. ---- */
+
+static char g_pg_dir[64];   /* the cluster's directory when this run started it */
+static char g_pg_url[512];  /* a database of the server, to create the tests' ones from */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static const char *pg_script(void)
+{
+    static char path[512];
+    const char *src = getenv("ASYNCD_SRC_DIR");
+    snprintf(path, sizeof path, "%s/scripts/postgres.sh", src ? src : ".");
+    return path;
+}
+
+static int pg_group_setup(void **state)
+{
+    (void)state;
+    const char *env = getenv("ASYNCD_TEST_PG_URL");
+    if (env && *env) {
+        snprintf(g_pg_url, sizeof g_pg_url, "%s", env);
+        return 0;
+    }
+    snprintf(g_pg_dir, sizeof g_pg_dir, "/tmp/asyncd-test-pg-XXXXXX");
+    if (!mkdtemp(g_pg_dir))
+        return -1;
+    char cmd[1024], line[512];
+    snprintf(cmd, sizeof cmd, "bash %s start %s %d", pg_script(), g_pg_dir, free_port());
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    g_pg_url[0] = '\0';
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, "postgres://", 11) == 0)
+            snprintf(g_pg_url, sizeof g_pg_url, "%.*s", (int)strcspn(line, "\n"), line);
+    if (pclose(p) != 0 || !g_pg_url[0]) {
+        fprintf(stderr, "`%s` failed\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_any(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int pg_group_teardown(void **state)
+{
+    (void)state;
+    if (g_pg_dir[0]) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "bash %s stop %s", pg_script(), g_pg_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "`%s` failed\n", cmd);
+        nftw(g_pg_dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
+    }
+    return 0;
+}
+
+/* Runs one SQL command on the server's g_pg_url database; 0 when it worked. */
+static int pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(g_pg_url);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* Creates a fresh database; *url (heap) names it, with opts ("" or "?pool=2...") appended. */
+static int pg_fresh_db(char name[32], const char *opts, char **url)
+{
+    static int serial;
+    snprintf(name, 32, "t%d_%d", (int)getpid(), ++serial);
+    char sql[96];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (pg_admin(sql) != 0)
+        return -1;
+    const char *host = strstr(g_pg_url, "://");
+    host = host ? host + 3 : g_pg_url;
+    size_t base = (size_t)(host - g_pg_url) + strcspn(host, "/?");
+    const char *query = strchr(g_pg_url, '?');
+    size_t n = base + strlen(name) + strlen(opts) + (query ? strlen(query) : 0) + 2;
+    *url = malloc(n);
+    snprintf(*url, n, "%.*s/%s%s%s", (int)base, g_pg_url, name, query ? query : "",
+             query && *opts == '?' ? "&" : "");
+    if (query && *opts == '?')
+        strcat(*url, opts + 1);
+    else
+        strcat(*url, opts);
+    return 0;
+}
+
+static void pg_drop_db(const char *name)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    pg_admin(sql);
+}
+
+static int setup_pg(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (!mkdtemp(f->dir) || pg_fresh_db(f->db, "", &f->url) != 0 || open_in(f) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->s);
     nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (f->url)
+        pg_drop_db(f->db);
+    free(f->url);
     free(f);
     return 0;
 }
@@ -146,16 +284,17 @@ static void test_database_files_are_private(void **state)
     }
 }
 
-static void test_store_open_refuses_postgres_for_now(void **state)
+static void test_store_open_refuses_bad_postgres_options(void **state)
 {
     (void)state;
     struct store *s = NULL;
     struct err e = {0};
-    assert_int_equal(store_open("postgres://u@h/db", "/tmp", &s, &e),
+    assert_int_equal(store_open("postgres://u@h/db?pool=0", "/tmp", &s, &e),
                      ERR_INVALID_PARAMETER_VALUE);
-    assert_non_null(strstr(e.msg, "PostgreSQL store is not built yet (issue 5)"));
-    assert_int_equal(store_open("postgresql://u@h/db", "/tmp", &s, &e),
+    assert_non_null(strstr(e.msg, "pool=0"));
+    assert_int_equal(store_open("postgresql://u@h/db?claim=maybe", "/tmp", &s, &e),
                      ERR_INVALID_PARAMETER_VALUE);
+    assert_non_null(strstr(e.msg, "claim=maybe"));
     assert_null(s);
 }
 
@@ -685,36 +824,46 @@ static void test_summaries_run_beside_task_creation(void **state)
     assert_int_equal(total, 158);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+/* The contract: every test here runs on each backend. */
+#define CONTRACT(X) \
+    X(test_account_create_then_find_by_secret_id_and_uin) \
+    X(test_account_create_refuses_duplicate_uin_or_secret_id) \
+    X(test_account_lookup_of_unknown_is_not_found) \
+    X(test_account_set_policy_is_read_back) \
+    X(test_instance_create_get_update_list) \
+    X(test_instance_ids_are_unique_across_products) \
+    X(test_instance_get_of_other_product_is_not_found) \
+    X(test_cdb_task_ids_have_the_cdb_format) \
+    X(test_mongodb_task_ids_are_increasing_decimals_from_1000) \
+    X(test_task_create_refuses_bad_input) \
+    X(test_task_summary_is_found_only_for_its_product) \
+    X(test_task_move_sets_start_end_and_info) \
+    X(test_task_move_refuses_illegal_transition) \
+    X(test_task_move_refuses_stale_expectation) \
+    X(test_task_events_are_appended_with_seq_1_2_3) \
+    X(test_task_move_step_advance_marks_steps_in_order) \
+    X(test_task_get_json_has_the_admin_api_shape) \
+    X(test_task_list_filters_pages_and_counts) \
+    X(test_reopen_keeps_data_and_counters) \
+    X(test_summaries_run_beside_task_creation)
+#define ON_SQLITE(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
+#define ON_PG(name) cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        T(test_open_records_schema_version),
-        T(test_database_files_are_private),
-        T(test_store_open_refuses_postgres_for_now),
-        T(test_store_open_sqlite_url_uses_that_file),
-        T(test_store_open_reports_unwritable_directory),
-        T(test_account_create_then_find_by_secret_id_and_uin),
-        T(test_account_create_refuses_duplicate_uin_or_secret_id),
-        T(test_account_lookup_of_unknown_is_not_found),
-        T(test_account_set_policy_is_read_back),
-        T(test_instance_create_get_update_list),
-        T(test_instance_ids_are_unique_across_products),
-        T(test_instance_get_of_other_product_is_not_found),
-        T(test_cdb_task_ids_have_the_cdb_format),
-        T(test_mongodb_task_ids_are_increasing_decimals_from_1000),
-        T(test_task_create_refuses_bad_input),
-        T(test_task_summary_is_found_only_for_its_product),
-        T(test_task_move_sets_start_end_and_info),
-        T(test_task_move_refuses_illegal_transition),
-        T(test_task_move_refuses_stale_expectation),
-        T(test_task_events_are_appended_with_seq_1_2_3),
-        T(test_task_move_step_advance_marks_steps_in_order),
-        T(test_task_get_json_has_the_admin_api_shape),
-        T(test_task_list_filters_pages_and_counts),
-        T(test_reopen_keeps_data_and_counters),
-        T(test_summaries_run_beside_task_creation),
+    const struct CMUnitTest sqlite[] = {
+        ON_SQLITE(test_open_records_schema_version)
+        ON_SQLITE(test_database_files_are_private)
+        ON_SQLITE(test_store_open_refuses_bad_postgres_options)
+        ON_SQLITE(test_store_open_sqlite_url_uses_that_file)
+        ON_SQLITE(test_store_open_reports_unwritable_directory)
+        CONTRACT(ON_SQLITE)
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest postgres[] = {CONTRACT(ON_PG)};
+    int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
+    const char *pg = getenv("ASYNCD_TEST_PG");
+    if (!pg || strcmp(pg, "0") != 0)
+        failed += cmocka_run_group_tests_name("postgres", postgres, pg_group_setup,
+                                              pg_group_teardown);
+    return failed;
 }

@@ -78,7 +78,11 @@ start() {
   bin=$(pg_bin)
   mkdir -p "$dir"
   dir=$(realpath "$dir")
-  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$dir"
+    runuser -u postgres -- test -w "$dir" ||
+      { echo "postgres.sh: the postgres user cannot reach $dir (a parent directory is private); pick a DIR it can reach, e.g. mktemp -d itself" >&2; exit 1; }
+  fi
   echo "$port" >"$dir/port"
   if [ ! -s "$dir/data/PG_VERSION" ]; then
     rm -rf "$dir/data"

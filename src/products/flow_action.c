@@ -25,8 +25,9 @@ int product_find_instance(struct api_call *c, const char *instance_id, struct in
     return 0;
 }
 
-/* Every expanded action must be one the executors accept; a template that produces something
- * else is our fault (InternalError), not the caller's. */
+/* Every expanded action must be one the executors accept. The schema let the values through, so
+ * what fails here is a value the executor refuses (a privilege name not in its list, say): the
+ * caller's to fix (InvalidParameterValue), checked before any task exists. */
 static int check_actions(const json_t *steps, struct err *e)
 {
     size_t i;
@@ -37,8 +38,8 @@ static int check_actions(const json_t *steps, struct err *e)
         json_t *undo = json_object_get(step, "undo");
         if (exec_validate(json_object_get(step, "do"), &xe) != 0 ||
             (json_is_object(undo) && exec_validate(undo, &xe) != 0))
-            return err_set(e, ERR_INTERNAL, "the flow template made a bad step %zu: %s", i,
-                           xe.msg);
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "step %zu (%s): %s", i + 1,
+                           json_string_value(json_object_get(step, "name")), xe.msg);
     }
     return 0;
 }

@@ -172,8 +172,7 @@ test('StartTimeBegin / StartTimeEnd ("YYYY-MM-DD HH:MM:SS" in --tz UTC)', async 
   assert.equal(both.TotalCount, 54);
   const later = await cdb.DescribeTasks({ StartTimeBegin: fmtTime(Date.now() + 3600e3) });
   assert.equal(later.TotalCount, 0);
-  // A time in another zone's reading would shift by hours: with --tz UTC, UTC+8 (Tencent's own
-  // zone) an hour... so a window that is right in UTC+8 but not in UTC finds nothing.
+  // The gap second written as UTC+8 would read (Tencent's own zone): read in --tz UTC it is 8 h ahead.
   const shifted = await cdb.DescribeTasks({ StartTimeBegin: fmtTime(gapMs, 8) });
   assert.equal(shifted.TotalCount, 0, 'times are read in --tz (UTC), not in UTC+8');
   const inBatchB = await cdb.DescribeTasks({ StartTimeBegin: gap, TaskStatus: [2], Limit: 3 });

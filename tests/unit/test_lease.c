@@ -1,16 +1,21 @@
-/* Unit tests: the store's engine side on SQLite (DESIGN.md 5-6): claims with leases and lease
- * numbers, renewals, fenced progress, retry times, operator verbs, node lease release, counts. */
+/* Unit tests: the store's engine side (DESIGN.md 5-6): claims with leases and lease numbers,
+ * renewals, fenced progress, retry times, operator verbs, node lease release, counts. One contract
+ * run on SQLite, then on PostgreSQL with each claim statement (ASYNCD_TEST_PG=0 leaves it out). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +27,7 @@
 struct fixture {
     char dir[64];
     struct store *s;
+    char db[32];     /* PostgreSQL: the test's own database; "" = SQLite in dir */
 };
 
 static int setup(void **state)
@@ -43,11 +49,151 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* ---- PostgreSQL: the same contract on a throw-away cluster that scripts/postgres.sh starts
+ * (or on the server ASYNCD_TEST_PG_URL names); each test gets a database of its own. ---- */
+
+static char g_pg_dir[64];   /* the cluster's directory when this run started it */
+static char g_pg_url[512];  /* a database of the server, to create the tests' ones from */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static const char *pg_script(void)
+{
+    static char path[512];
+    const char *src = getenv("ASYNCD_SRC_DIR");
+    snprintf(path, sizeof path, "%s/scripts/postgres.sh", src ? src : ".");
+    return path;
+}
+
+static int pg_group_setup(void **state)
+{
+    (void)state;
+    const char *env = getenv("ASYNCD_TEST_PG_URL");
+    if (env && *env) {
+        snprintf(g_pg_url, sizeof g_pg_url, "%s", env);
+        return 0;
+    }
+    snprintf(g_pg_dir, sizeof g_pg_dir, "/tmp/asyncd-test-pg-XXXXXX");
+    if (!mkdtemp(g_pg_dir))
+        return -1;
+    char cmd[1024], line[512];
+    snprintf(cmd, sizeof cmd, "bash %s start %s %d", pg_script(), g_pg_dir, free_port());
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    g_pg_url[0] = '\0';
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, "postgres://", 11) == 0)
+            snprintf(g_pg_url, sizeof g_pg_url, "%.*s", (int)strcspn(line, "\n"), line);
+    if (pclose(p) != 0 || !g_pg_url[0]) {
+        fprintf(stderr, "`%s` failed\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_any(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int pg_group_teardown(void **state)
+{
+    (void)state;
+    if (g_pg_dir[0]) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "bash %s stop %s", pg_script(), g_pg_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "`%s` failed\n", cmd);
+        nftw(g_pg_dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
+    }
+    return 0;
+}
+
+/* Runs one SQL command on the server's g_pg_url database; 0 when it worked. */
+static int pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(g_pg_url);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* Creates a fresh database; *url (heap) names it, with opts ("" or "?pool=2...") appended. */
+static int pg_fresh_db(char name[32], const char *opts, char **url)
+{
+    static int serial;
+    snprintf(name, 32, "t%d_%d", (int)getpid(), ++serial);
+    char sql[96];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (pg_admin(sql) != 0)
+        return -1;
+    const char *host = strstr(g_pg_url, "://");
+    host = host ? host + 3 : g_pg_url;
+    size_t base = (size_t)(host - g_pg_url) + strcspn(host, "/?");
+    const char *query = strchr(g_pg_url, '?');
+    size_t n = base + strlen(name) + strlen(opts) + (query ? strlen(query) : 0) + 2;
+    *url = malloc(n);
+    snprintf(*url, n, "%.*s/%s%s%s", (int)base, g_pg_url, name, query ? query : "",
+             query && *opts == '?' ? "&" : "");
+    if (query && *opts == '?')
+        strcat(*url, opts + 1);
+    else
+        strcat(*url, opts);
+    return 0;
+}
+
+static void pg_drop_db(const char *name)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    pg_admin(sql);
+}
+
+static int setup_pg_with(void **state, const char *opts)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    struct err e = {0};
+    char *url = NULL;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_lease.XXXXXX");
+    int rc = !mkdtemp(f->dir) || pg_fresh_db(f->db, opts, &url) != 0 ? -1
+             : store_open(url, NULL, &f->s, &e);
+    free(url);
+    if (rc != 0) {
+        fprintf(stderr, "store_open: %s\n", e.msg);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup_pg(void **state) { return setup_pg_with(state, ""); }
+static int setup_pg_update(void **state) { return setup_pg_with(state, "?claim=update"); }
+
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->s);
     nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (f->db[0])
+        pg_drop_db(f->db);
     free(f);
     return 0;
 }
@@ -755,28 +901,43 @@ static void test_concurrent_claims_never_share_a_task(void **state)
     json_decref(counts);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+/* The contract: every test here runs on each backend. */
+#define CONTRACT(X) \
+    X(test_claim_takes_the_oldest_runnable_task_and_starts_it) \
+    X(test_live_lease_blocks_other_nodes_expired_lease_is_taken_over) \
+    X(test_lease_no_grows_at_every_claim) \
+    X(test_release_node_leases_frees_only_that_nodes_tasks) \
+    X(test_renew_extends_only_the_current_lease) \
+    X(test_progress_with_a_stale_lease_is_refused_and_changes_nothing) \
+    X(test_progress_after_an_operator_kill_is_refused) \
+    X(test_progress_to_success_ends_the_task_with_one_event) \
+    X(test_released_task_with_a_retry_time_waits_for_it) \
+    X(test_every_verb_from_every_state) \
+    X(test_pause_with_a_live_lease_is_requested_and_seen_at_renew) \
+    X(test_undo_takes_the_task_from_its_worker_for_the_undo_phase) \
+    X(test_external_tasks_are_never_claimed_and_undo_records_undoed) \
+    X(test_pause_now_fences_out_the_holder_whose_lease_lapsed) \
+    X(test_undo_during_the_undo_phase_keeps_the_step_being_undone) \
+    X(test_task_counts_group_by_product_and_state) \
+    X(test_concurrent_claims_never_share_a_task)
+#define ON_SQLITE(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
+#define ON_PG(name) cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
+#define ON_PG_UPDATE(name) cmocka_unit_test_setup_teardown(name, setup_pg_update, teardown),
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        T(test_claim_takes_the_oldest_runnable_task_and_starts_it),
-        T(test_live_lease_blocks_other_nodes_expired_lease_is_taken_over),
-        T(test_lease_no_grows_at_every_claim),
-        T(test_release_node_leases_frees_only_that_nodes_tasks),
-        T(test_renew_extends_only_the_current_lease),
-        T(test_progress_with_a_stale_lease_is_refused_and_changes_nothing),
-        T(test_progress_after_an_operator_kill_is_refused),
-        T(test_progress_to_success_ends_the_task_with_one_event),
-        T(test_released_task_with_a_retry_time_waits_for_it),
-        T(test_every_verb_from_every_state),
-        T(test_pause_with_a_live_lease_is_requested_and_seen_at_renew),
-        T(test_undo_takes_the_task_from_its_worker_for_the_undo_phase),
-        T(test_external_tasks_are_never_claimed_and_undo_records_undoed),
-        T(test_pause_now_fences_out_the_holder_whose_lease_lapsed),
-        T(test_undo_during_the_undo_phase_keeps_the_step_being_undone),
-        T(test_task_counts_group_by_product_and_state),
-        T(test_concurrent_claims_never_share_a_task),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest sqlite[] = {CONTRACT(ON_SQLITE)};
+    const struct CMUnitTest pg[] = {CONTRACT(ON_PG)};
+    const struct CMUnitTest pg_update[] = {CONTRACT(ON_PG_UPDATE)};
+    int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
+    const char *want = getenv("ASYNCD_TEST_PG");
+    if (want && strcmp(want, "0") == 0)
+        return failed;
+    /* One cluster for both PostgreSQL groups: the first group's teardown is the second's. */
+    if (pg_group_setup(NULL) != 0)
+        return failed + 1;
+    failed += cmocka_run_group_tests_name("postgres (claim=skip-locked)", pg, NULL, NULL);
+    failed += cmocka_run_group_tests_name("postgres (claim=update)", pg_update, NULL, NULL);
+    pg_group_teardown(NULL);
+    return failed;
 }

@@ -87,29 +87,36 @@ out:
     return rc;
 }
 
-static int create_first(struct store *s, const char *path, char **token, struct err *e)
+/* Writes credentials.json for the store's first root account (creating it when the store has
+ * none) and a fresh admin token. Nodes that start together on one shared store agree on the root
+ * account (store_account_first_root); each node keeps its own admin token. */
+static int create_credentials(struct store *s, const char *path, char **token, struct err *e)
 {
     char admin_token[65];
     ids_hex(admin_token, 32);
-    struct account root = {0};
-    /* The file is written before the account is committed: a crash in between leaves an empty
-     * store, and the next start simply does the first start again. */
-    auth_mint(&root, true);
+    struct account cand = {0}, root = {0};
+    auth_mint(&cand, true);
+    int rc = store_account_first_root(s, &cand, &root, e);
+    if (rc)
+        return rc;
+    bool created = strcmp(cand.uin, root.uin) == 0;
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "AppId", root.app_id, "Uin", root.uin,
                           "SecretId", root.secret_id, "SecretKey", root.secret_key, "AdminToken",
                           admin_token);
     char *text = json_dumps(j, JSON_INDENT(2));
     char *with_nl = xasprintf("%s\n", text);
-    int rc = write_file_durably(path, with_nl, e);
+    /* A crash before the file is whole only means the next start writes it again. */
+    rc = write_file_durably(path, with_nl, e);
     free(with_nl);
     free(text);
     json_decref(j);
-    if (!rc)
-        rc = store_account_create(s, &root, e);
     account_clear(&root);
+    account_clear(&cand);
     if (rc)
         return rc;
-    log_info("first start: created root account; credentials written to %s", path);
+    log_info("%s; credentials written to %s",
+             created ? "first start: created the root account" : "wrote the root account's keys",
+             path);
     *token = xstrdup(admin_token);
     return 0;
 }
@@ -119,10 +126,8 @@ static int read_token(const char *path, char **token, struct err *e)
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j)
-        return err_set(e, ERR_INTERNAL,
-                       "the store has accounts but %s cannot be read (%s); restore it from your "
-                       "backup, or start on an empty --data directory",
-                       path, je.text);
+        return err_set(e, ERR_INTERNAL, "%s cannot be read (%s); move it away to have it written "
+                       "again", path, je.text);
     const char *t = json_string_value(json_object_get(j, "AdminToken"));
     int rc = 0;
     if (!t || strlen(t) < 16)
@@ -136,10 +141,8 @@ static int read_token(const char *path, char **token, struct err *e)
 int bootstrap_credentials(struct store *s, const char *dir, char **token, struct err *e)
 {
     char *path = xasprintf("%s/credentials.json", dir);
-    int64_t n = 0;
-    int rc = store_account_count(s, &n, e);
-    if (!rc)
-        rc = n == 0 ? create_first(s, path, token, e) : read_token(path, token, e);
+    int rc = access(path, F_OK) == 0 ? read_token(path, token, e)
+                                      : create_credentials(s, path, token, e);
     free(path);
     return rc;
 }

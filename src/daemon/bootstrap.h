@@ -13,10 +13,9 @@ int bootstrap_data_dir(const char *dir, struct err *e);
  * data directory refuses to start instead of sharing the embedded store. *fd stays open. */
 int bootstrap_lock(const char *dir, int *fd, struct err *e);
 
-/* On an empty store: mints a root account and an admin token, writes credentials.json (durably,
- * before the account is committed, so a crash in between only repeats the first start) and
- * reports the path on stderr. Otherwise reads the admin token from credentials.json.
- * *admin_token is a heap string the caller frees. */
+/* Reads the admin token from DIR/credentials.json; without that file, writes it (durably) with
+ * the store's root account -- created on an empty store -- and a fresh admin token, and says so
+ * on stderr. *admin_token is a heap string the caller frees. */
 int bootstrap_credentials(struct store *s, const char *dir, char **admin_token, struct err *e);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -246,6 +247,9 @@ static int child_stdio(int fds[3])
 static _Noreturn void child_main(const struct plan *p, int fds[3], int status_fd)
 {
     setpgid(0, 0);
+    /* If asyncd dies (kill -9), the step dies with it instead of running on beside the re-run
+     * that follows the restart. (It follows the worker thread, which outlives its children.) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     child_reset_signals();
     if (child_stdio(fds) < 0)
         child_fail(status_fd, STAGE_SETUP, errno);

@@ -45,7 +45,8 @@ static int subst_string(const char *s, const json_t *clean, const json_t *vars, 
                         struct err *e)
 {
     size_t n = strlen(s);
-    if (n > 3 && s[0] == '$' && s[1] == '{' && s[n - 1] == '}' && !strchr(s + 2, '$')) {
+    if (n > 3 && s[0] == '$' && s[1] == '{' && s[n - 1] == '}' && !strchr(s + 2, '$') &&
+        !strchr(s + 2, '{')) {
         char path[256];
         snprintf(path, sizeof path, "%.*s", (int)(n - 3), s + 2);
         json_t *v = flow_lookup(clean, vars, path);
@@ -58,7 +59,10 @@ static int subst_string(const char *s, const json_t *clean, const json_t *vars, 
     int rc = 0;
     for (const char *p = s; *p && !rc; p++) {
         const char *close;
-        if (p[0] == '$' && p[1] == '{' && (close = strchr(p + 2, '}'))) {
+        if (p[0] == '$' && p[1] == '$' && p[2] == '{') { /* "$${" is a literal "${" */
+            fputc('$', f);
+            p++;
+        } else if (p[0] == '$' && p[1] == '{' && (close = strchr(p + 2, '}'))) {
             char path[256], text[4096];
             snprintf(path, sizeof path, "%.*s", (int)(close - p - 2), p + 2);
             if (scalar_text(flow_lookup(clean, vars, path), text, sizeof text) < 0)

@@ -56,6 +56,73 @@ static int check_node(const json_t *node, const char *where, const char *name, s
     return 0;
 }
 
+/* Every ${name...} in a step must start with a parameter, a foreach variable of that step or
+ * "index": a misspelt name would otherwise quietly become "" (and "$${" is a literal "${"). */
+static int check_refs(const json_t *v, const char *key, const json_t *params, const json_t *vars,
+                      const char *where, size_t step, struct err *e)
+{
+    if (key && (!strcmp(key, "sql") || !strcmp(key, "statements") || !strcmp(key, "capture")))
+        return 0;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        for (const char *p = strstr(s, "${"); p; p = strstr(p + 2, "${")) {
+            if (p > s && p[-1] == '$')
+                continue;
+            char name[64];
+            size_t n = strcspn(p + 2, ".}");
+            snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), p + 2);
+            if (!json_object_get(params, name) && !json_object_get(vars, name) &&
+                strcmp(name, "index") != 0)
+                return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                               "flow template %s: steps[%zu]: ${%s} names no parameter or foreach "
+                               "variable (write $${ for a literal ${)", where, step, name);
+        }
+        return 0;
+    }
+    const char *k;
+    json_t *x;
+    size_t i;
+    int rc = 0;
+    if (json_is_object(v))
+        json_object_foreach((json_t *)v, k, x) if (!rc) rc =
+            check_refs(x, k, params, vars, where, step, e);
+    if (json_is_array(v))
+        json_array_foreach(v, i, x) if (!rc) rc = check_refs(x, key, params, vars, where, step, e);
+    return rc;
+}
+
+static int check_step_refs(const json_t *doc, const char *where, struct err *e)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(json_object_get(doc, "steps"), i, step)
+    {
+        json_t *vars = json_object(), *each = json_object_get(step, "foreach");
+        json_t *list = json_is_string(each) ? json_pack("[O]", each) : json_incref(each);
+        size_t j;
+        json_t *spec;
+        json_array_foreach(list, j, spec)
+        {
+            char path[128], var[64];
+            if (!json_is_string(spec) ||
+                sscanf(json_string_value(spec), "%127s as %63s", path, var) != 2) {
+                json_decref(list);
+                json_decref(vars);
+                return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                               "flow template %s: steps[%zu].foreach: expected \"PATH as VAR\"",
+                               where, i);
+            }
+            json_object_set_new(vars, var, json_true());
+        }
+        json_decref(list);
+        int rc = check_refs(step, NULL, json_object_get(doc, "params"), vars, where, i, e);
+        json_decref(vars);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int flow_schema_check_doc(const json_t *doc, const char *where, struct err *e)
 {
     if (!json_is_string(json_object_get(doc, "action")))
@@ -80,7 +147,7 @@ int flow_schema_check_doc(const json_t *doc, const char *where, struct err *e)
         if (rc)
             return rc;
     }
-    return 0;
+    return check_step_refs(doc, where, e);
 }
 
 /* --- request parameters --- */
@@ -225,6 +292,9 @@ static int check_fields(struct ctx *c, const json_t *fields, const json_t *v, js
                 rc = err_set(e, ERR_MISSING_PARAMETER, "The parameter `%s` is missing", c->path);
             else if (json_object_get(node, "default"))
                 json_object_set(obj, key, json_object_get(node, "default"));
+        } else if (json_is_true(json_object_get(node, "required")) && json_is_string(val) &&
+                   json_string_length(val) == 0) {
+            rc = err_set(e, ERR_MISSING_PARAMETER, "The parameter `%s` is empty", c->path);
         } else if (!(rc = check_value(c, node, val, &clean, e))) {
             json_object_set_new(obj, key, clean);
         }

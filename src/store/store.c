@@ -40,9 +40,9 @@ int store_open(const char *url, const char *data_dir, struct store **out, struct
             path += 2;
         return store_sqlite_open(path, out, e);
     }
-    if (!strstr(url, "://")) /* a bare path names the SQLite file */
+    if (url[0] == '/' || url[0] == '.') /* a file path names the SQLite file */
         return store_sqlite_open(url, out, e);
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "store: unknown store URL \"%s\": expected sqlite:/path/to/file.db, a file "
-                   "path, or postgres://...", url);
+                   "--store \"%s\": expected sqlite:/path/to/file.db, a path starting with / or ., "
+                   "or postgres://USER@HOST:PORT/DB", url);
 }

@@ -130,6 +130,10 @@ struct store_ops {
     int (*account_by_uin)(struct store *s, const char *uin, struct account *out, struct err *e);
     int (*account_set_policy)(struct store *s, const char *uin, const char *policy_json,
                               struct err *e);
+    /* The first root account: the oldest one, or cand, inserted when there is none -- decided in
+     * one serialized transaction, so nodes starting together on one store agree. */
+    int (*account_first_root)(struct store *s, const struct account *cand, struct account *out,
+                              struct err *e);
     /* instances (product + instance_id is the key) */
     int (*instance_create)(struct store *s, const struct instance *in, struct err *e);
     int (*instance_get)(struct store *s, const char *product, const char *instance_id,
@@ -183,6 +187,7 @@ static inline int store_account_create(struct store *s, const struct account *a,
 static inline int store_account_by_secret_id(struct store *s, const char *id, struct account *o, struct err *e) { return s->ops->account_by_secret_id(s, id, o, e); }
 static inline int store_account_by_uin(struct store *s, const char *uin, struct account *o, struct err *e) { return s->ops->account_by_uin(s, uin, o, e); }
 static inline int store_account_set_policy(struct store *s, const char *uin, const char *p, struct err *e) { return s->ops->account_set_policy(s, uin, p, e); }
+static inline int store_account_first_root(struct store *s, const struct account *c, struct account *o, struct err *e) { return s->ops->account_first_root(s, c, o, e); }
 static inline int store_instance_create(struct store *s, const struct instance *i, struct err *e) { return s->ops->instance_create(s, i, e); }
 static inline int store_instance_get(struct store *s, const char *p, const char *id, struct instance *o, struct err *e) { return s->ops->instance_get(s, p, id, o, e); }
 static inline int store_instance_update(struct store *s, const char *id, const char *st, const char *dsn, struct instance *o, struct err *e) { return s->ops->instance_update(s, id, st, dsn, o, e); }

@@ -536,6 +536,7 @@ static const struct store_ops pg_ops = {
     .account_by_secret_id = store_pg_account_by_secret_id,
     .account_by_uin = store_pg_account_by_uin,
     .account_set_policy = store_pg_account_set_policy,
+    .account_first_root = store_pg_account_first_root,
     .instance_create = store_pg_instance_create,
     .instance_get = store_pg_instance_get,
     .instance_update = store_pg_instance_update,

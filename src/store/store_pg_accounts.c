@@ -255,3 +255,38 @@ int store_pg_instance_list(struct store *s, const char *product, const char *uin
     struct instance_list l = {product, uin, out};
     return pg_run(s, PG_TX_NONE, instance_list_fn, &l, e);
 }
+
+struct first_root {
+    const struct account *cand;
+    char uin[24];
+};
+
+/* Under a transaction-scoped advisory lock, so nodes starting together agree on one root. */
+static int first_root_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct first_root *fr = ctx;
+    PGresult *r = NULL;
+    int rc = pg_exec_sql(c, "SELECT pg_advisory_xact_lock(7305911)", NULL, &r,
+                         "locking the first-start", e);
+    PQclear(r);
+    if (rc == 0)
+        rc = pg_exec_sql(c, "SELECT uin FROM accounts WHERE is_root = 1"
+                         " ORDER BY created_ms, uin LIMIT 1", NULL, &r,
+                         "looking for the root account", e);
+    if (rc == 0 && PQntuples(r) > 0)
+        pg_copy(fr->uin, sizeof fr->uin, pg_str(r, 0, 0));
+    PQclear(r);
+    if (rc == 0 && !fr->uin[0]) {
+        rc = account_insert_fn(c, (void *)fr->cand, e);
+        pg_copy(fr->uin, sizeof fr->uin, fr->cand->uin);
+    }
+    return rc;
+}
+
+int store_pg_account_first_root(struct store *s, const struct account *cand, struct account *out,
+                                struct err *e)
+{
+    struct first_root fr = {.cand = cand};
+    int rc = pg_run(s, PG_TX_WRITE, first_root_fn, &fr, e);
+    return rc ? rc : store_pg_account_by_uin(s, fr.uin, out, e);
+}

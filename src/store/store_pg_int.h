@@ -136,6 +136,8 @@ int store_pg_account_create(struct store *s, const struct account *a, struct err
 int store_pg_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
                                   struct err *e);
 int store_pg_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e);
+int store_pg_account_first_root(struct store *s, const struct account *cand,
+                                   struct account *out, struct err *e);
 int store_pg_account_set_policy(struct store *s, const char *uin, const char *policy_json,
                                 struct err *e);
 int store_pg_instance_create(struct store *s, const struct instance *in, struct err *e);

@@ -305,6 +305,7 @@ static const struct store_ops sqlite_ops = {
     .account_by_secret_id = store_sqlite_account_by_secret_id,
     .account_by_uin = store_sqlite_account_by_uin,
     .account_set_policy = store_sqlite_account_set_policy,
+    .account_first_root = store_sqlite_account_first_root,
     .instance_create = store_sqlite_instance_create,
     .instance_get = store_sqlite_instance_get,
     .instance_update = store_sqlite_instance_update,

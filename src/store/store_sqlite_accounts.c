@@ -295,3 +295,41 @@ int store_sqlite_instance_list(struct store *s, const char *product, const char 
     sq_release(c);
     return rc;
 }
+
+/* The uin of the oldest root account in the caller's transaction, or "" when there is none. */
+static int oldest_root(struct sq_conn *c, char uin[24], struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    uin[0] = '\0';
+    if (sqlite3_prepare_v2(c->db, "SELECT uin FROM accounts WHERE is_root = 1"
+                           " ORDER BY created_ms, rowid LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(c, e, "preparing the root account lookup");
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        sq_copy(uin, 24, sqlite3_column_text(st, 0));
+    else if (r != SQLITE_DONE)
+        rc = sq_fail(c, e, "looking for the root account");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_sqlite_account_first_root(struct store *s, const struct account *cand,
+                                    struct account *out, struct err *e)
+{
+    char uin[24];
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = oldest_root(c, uin, e);
+    if (rc == 0 && !uin[0]) {
+        rc = account_insert(c, cand, e);
+        snprintf(uin, sizeof uin, "%s", cand->uin);
+    }
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc ? rc : store_sqlite_account_by_uin(s, uin, out, e);
+}

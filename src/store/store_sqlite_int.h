@@ -106,6 +106,8 @@ int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id,
                                       struct account *out, struct err *e);
 int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account *out,
                                 struct err *e);
+int store_sqlite_account_first_root(struct store *s, const struct account *cand,
+                                       struct account *out, struct err *e);
 int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
                                     struct err *e);
 int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e);

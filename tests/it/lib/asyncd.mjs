@@ -1,6 +1,6 @@
 // Integration-test harness: starts the real asyncd on a temp data dir, reads its credentials,
 // and hands out admin-API, raw-HTTP and official-SDK clients that only ever talk to 127.0.0.1.
-import { spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -70,14 +70,64 @@ export const DENIED = { cdb: 'OperationDenied.UserHasNoStrategy', mongodb: 'Inva
  * (through the admin API, as an external worker would). */
 export const MANUAL_STEP = { name: 'manual', do: { remote: { queue: 'it-manual' } } };
 
+// ------------------------------------------------------------------ store (SQLite or PostgreSQL)
+
+/** ASYNCD_TEST_PG_URL (an admin URL such as postgres://postgres@127.0.0.1:PORT/asyncd) switches
+ * the suite to the PostgreSQL store: every data dir gets its own fresh database on that cluster
+ * (CREATE DATABASE it_<random>), and asyncd gets `--store <its URL>`. ASYNCD_TEST_PG_DIR is the
+ * cluster's directory for scripts/postgres.sh (the restart test needs it). */
+export const PG_URL = process.env.ASYNCD_TEST_PG_URL || '';
+export const PG_DIR = process.env.ASYNCD_TEST_PG_DIR || '';
+export const STORE = PG_URL ? 'postgres' : 'sqlite';
+const PSQL = process.env.PSQL || 'psql';
+
+/** data dir (resolved) -> the postgres:// URL of its database: a test that starts a new Daemon
+ * on an old data dir (a restart, a second daemon on a locked dir) finds the same store. */
+const pgStoreOfDir = new Map();
+const pgDatabases = new Set();
+
+/** The URL of database `name` on the cluster of ASYNCD_TEST_PG_URL (same user, host, port, query). */
+export function pgUrlFor(name) {
+  const u = new URL(PG_URL);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** Runs psql on the admin URL with an argv array (no shell); resolves its stdout. */
+export function psql(sql, { url = PG_URL, timeoutMs = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    execFile(PSQL, ['-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql],
+      { timeout: timeoutMs, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`psql ${JSON.stringify(sql)}: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+  });
+}
+
+/** A fresh, empty database on the test cluster; resolves its postgres:// URL. Dropped at exit. */
+export async function createTestDatabase(prefix = 'it') {
+  if (!PG_URL) throw new Error('createTestDatabase needs ASYNCD_TEST_PG_URL');
+  const name = `${prefix}_${process.pid}_${randomBytes(6).toString('hex')}`;
+  assert.match(name, /^[a-z_][a-z0-9_]*$/, 'database names are plain identifiers');
+  await psql(`CREATE DATABASE ${name}`);
+  pgDatabases.add(name);
+  return pgUrlFor(name);
+}
+
 const live = new Set();
 const ownedDirs = new Set();
 process.on('exit', () => {
   for (const d of live) {
     try { d.proc.kill('SIGKILL'); } catch { /* already gone */ }
   }
-  // Logs stay in tests/it/.logs; the data dirs of this process go.
+  // Logs stay in tests/it/.logs; the data dirs of this process go, and so do its databases
+  // (WITH (FORCE): the backends of the daemons just killed may still be there).
   for (const dir of ownedDirs) fs.rmSync(dir, { recursive: true, force: true });
+  if (PG_URL && pgDatabases.size && !process.env.IT_KEEP_TMP) {
+    const args = ['-X', '-q', '-d', PG_URL];
+    for (const name of pgDatabases) args.push('-c', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    spawnSync(PSQL, args, { stdio: 'ignore', timeout: 60000 });
+  }
 });
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -101,16 +151,41 @@ class Daemon {
     this.dataDir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'asyncd-it-'));
     this.ownsDataDir = !opts.dataDir;
     if (this.ownsDataDir) ownedDirs.add(this.dataDir);
+    // opts.store: 'sqlite' keeps the embedded store even when the suite runs on PostgreSQL;
+    // a postgres:// URL shares that database (another node of a cluster); unset: the suite's store.
+    this.storeOpt = opts.store;
+    this.storeUrl = null;
     this.agents = [];
     this.proc = null;
   }
 
+  /** Which store this daemon runs on: 'postgres' or 'sqlite'. */
+  get store() {
+    return this.storeUrl ? 'postgres' : 'sqlite';
+  }
+
+  /** Picks the store before the first start: an explicit --store in args or store: 'sqlite' wins;
+   * otherwise, on PostgreSQL, the data dir's database (a fresh one the first time). */
+  async resolveStore() {
+    if (this.storeUrl || this.args.includes('--store') || this.args.some((a) => String(a).startsWith('--store='))) return;
+    if (this.storeOpt === 'sqlite') return;
+    if (typeof this.storeOpt === 'string') {
+      this.storeUrl = this.storeOpt;
+    } else if (PG_URL) {
+      const key = path.resolve(this.dataDir);
+      if (!pgStoreOfDir.has(key)) pgStoreOfDir.set(key, createTestDatabase());
+      this.storeUrl = await pgStoreOfDir.get(key);
+    }
+    if (this.storeUrl) pgStoreOfDir.set(path.resolve(this.dataDir), Promise.resolve(this.storeUrl));
+  }
+
   argv() {
     return ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', this.dataDir,
-      '--tz', this.tz, ...this.args];
+      ...(this.storeUrl ? ['--store', this.storeUrl] : []), '--tz', this.tz, ...this.args];
   }
 
   async start() {
+    await this.resolveStore();
     fs.mkdirSync(LOG_DIR, { recursive: true });
     const name = path.basename(process.argv[1] || 'it').replace(/\.test\.mjs$/, '');
     this.logPath = path.join(LOG_DIR, `${name}-${process.pid}-${++logSeq}.log`);
@@ -398,7 +473,9 @@ class Daemon {
   }
 }
 
-/** Starts asyncd: {args, dataDir, tz, env}. Resolves once it logged its listening line. */
+/** Starts asyncd: {args, dataDir, tz, env, store}. store: unset = the suite's store (SQLite, or
+ * a fresh PostgreSQL database per data dir when ASYNCD_TEST_PG_URL is set), 'sqlite' = always
+ * the embedded store, a postgres:// URL = that database. Resolves once it logged its listening line. */
 export async function start(opts = {}) {
   const d = new Daemon(opts);
   try {
@@ -409,6 +486,36 @@ export async function start(opts = {}) {
     throw err;
   }
   return d;
+}
+
+/** Starts another node on the same PostgreSQL store as `base` (a running or stopped Daemon):
+ * its own data dir (with a copy of base's credentials.json: the store has accounts already, and
+ * every node reads the AdminToken from its own data dir), its own --node-id, same tz.
+ * opts: {nodeId, args, tz, env}. Fails on the embedded store, which one process owns. */
+export async function startNode(base, { nodeId, args = base.args, tz = base.tz, env = base.opts.env } = {}) {
+  assert.ok(base.storeUrl, `startNode needs a daemon on the PostgreSQL store (this one is on ${base.store}); set ASYNCD_TEST_PG_URL`);
+  const d = new Daemon({ store: base.storeUrl, tz, env, args: nodeArgs(args, nodeId) });
+  fs.copyFileSync(path.join(base.dataDir, 'credentials.json'), path.join(d.dataDir, 'credentials.json'));
+  fs.chmodSync(path.join(d.dataDir, 'credentials.json'), 0o600);
+  try {
+    await d.start();
+  } catch (err) {
+    if (d.alive()) await d.kill9();
+    throw err;
+  }
+  return d;
+}
+
+/** args with --node-id set to nodeId (replacing one already there). */
+function nodeArgs(args, nodeId) {
+  if (!nodeId) return args.slice();
+  const out = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--node-id') { i++; continue; }
+    if (String(args[i]).startsWith('--node-id=')) continue;
+    out.push(args[i]);
+  }
+  return [...out, '--node-id', nodeId];
 }
 
 /** Starting with these options must fail (asyncd exits before listening). If it starts after

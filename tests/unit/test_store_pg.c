@@ -1,0 +1,525 @@
+/* Unit tests of what is PostgreSQL's own in the store (the shared contract runs in test_store.c
+ * and test_lease.c): several nodes on one database, concurrent schema creation, the server going
+ * away and coming back, text that is not UTF-8. Runs on a throw-away cluster that
+ * scripts/postgres.sh starts (or on ASYNCD_TEST_PG_URL's server, without the restart test). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+#define LONG_LEASE_MS 60000
+
+/* ---- PostgreSQL: the same contract on a throw-away cluster that scripts/postgres.sh starts
+ * (or on the server ASYNCD_TEST_PG_URL names); each test gets a database of its own. ---- */
+
+static char g_pg_dir[64];   /* the cluster's directory when this run started it */
+static char g_pg_url[512];  /* a database of the server, to create the tests' ones from */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static const char *pg_script(void)
+{
+    static char path[512];
+    const char *src = getenv("ASYNCD_SRC_DIR");
+    snprintf(path, sizeof path, "%s/scripts/postgres.sh", src ? src : ".");
+    return path;
+}
+
+static int pg_group_setup(void **state)
+{
+    (void)state;
+    const char *env = getenv("ASYNCD_TEST_PG_URL");
+    if (env && *env) {
+        snprintf(g_pg_url, sizeof g_pg_url, "%s", env);
+        return 0;
+    }
+    snprintf(g_pg_dir, sizeof g_pg_dir, "/tmp/asyncd-test-pg-XXXXXX");
+    if (!mkdtemp(g_pg_dir))
+        return -1;
+    char cmd[1024], line[512];
+    snprintf(cmd, sizeof cmd, "bash %s start %s %d", pg_script(), g_pg_dir, free_port());
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    g_pg_url[0] = '\0';
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, "postgres://", 11) == 0)
+            snprintf(g_pg_url, sizeof g_pg_url, "%.*s", (int)strcspn(line, "\n"), line);
+    if (pclose(p) != 0 || !g_pg_url[0]) {
+        fprintf(stderr, "`%s` failed\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_any(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int pg_group_teardown(void **state)
+{
+    (void)state;
+    if (g_pg_dir[0]) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "bash %s stop %s", pg_script(), g_pg_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "`%s` failed\n", cmd);
+        nftw(g_pg_dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
+    }
+    return 0;
+}
+
+/* Runs one SQL command on the server's g_pg_url database; 0 when it worked. */
+static int pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(g_pg_url);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* Creates a fresh database; *url (heap) names it, with opts ("" or "?pool=2...") appended. */
+static int pg_fresh_db(char name[32], const char *opts, char **url)
+{
+    static int serial;
+    snprintf(name, 32, "t%d_%d", (int)getpid(), ++serial);
+    char sql[96];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (pg_admin(sql) != 0)
+        return -1;
+    const char *host = strstr(g_pg_url, "://");
+    host = host ? host + 3 : g_pg_url;
+    size_t base = (size_t)(host - g_pg_url) + strcspn(host, "/?");
+    const char *query = strchr(g_pg_url, '?');
+    size_t n = base + strlen(name) + strlen(opts) + (query ? strlen(query) : 0) + 2;
+    *url = malloc(n);
+    snprintf(*url, n, "%.*s/%s%s%s", (int)base, g_pg_url, name, query ? query : "",
+             query && *opts == '?' ? "&" : "");
+    if (query && *opts == '?')
+        strcat(*url, opts + 1);
+    else
+        strcat(*url, opts);
+    return 0;
+}
+
+static void pg_drop_db(const char *name)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    pg_admin(sql);
+}
+
+struct fixture {
+    char db[32];
+    char *url;       /* heap: the test's own database */
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (pg_fresh_db(f->db, "", &f->url) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    pg_drop_db(f->db);
+    free(f->url);
+    free(f);
+    return 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* f's database with opts ("?pool=2", "?claim=update", ...) appended; heap. */
+static char *url_with(const struct fixture *f, const char *opts)
+{
+    size_t n = strlen(f->url) + strlen(opts) + 1;
+    char *u = malloc(n);
+    snprintf(u, n, "%s%s", f->url, strchr(f->url, '?') && *opts == '?' ? "" : opts);
+    if (strchr(f->url, '?') && *opts == '?')
+        snprintf(u + strlen(u), n - strlen(u), "&%s", opts + 1);
+    return u;
+}
+
+static struct store *open_url(const char *url)
+{
+    struct store *s = NULL;
+    struct err e = {0};
+    int rc = store_open(url, NULL, &s, &e);
+    if (rc != 0)
+        fail_msg("store_open(%s): %s", url, e.msg);
+    return s;
+}
+
+static void make_task(struct store *s, const char *product, char id[STORE_ID_MAX])
+{
+    json_t *steps = json_pack("[{s:s, s:{s:[s]}}]", "name", "one", "do", "exec", "/bin/true");
+    struct task_new t = {.product = product, .region = "ap-guangzhou", .uin = "100000000001",
+                         .type = "CreateAccounts", .steps = steps, .node = "node-1"};
+    struct err e = {0};
+    int rc = store_task_create(s, &t, id, &e);
+    if (rc != 0)
+        fail_msg("task_create: %s", e.msg);
+    json_decref(steps);
+}
+
+/* Runs one query on url and returns its first value as a number (-1 when none). */
+static long long query_num(const char *url, const char *sql)
+{
+    char *plain = strdup(url);
+    plain[strcspn(plain, "?")] = '\0'; /* our own options are not libpq's */
+    PGconn *c = PQconnectdb(plain);
+    PGresult *r = PQexec(c, sql);
+    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
+                      ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    PQfinish(c);
+    free(plain);
+    return v;
+}
+
+/* ---- several nodes ---- */
+
+#define RACE_TASKS 300
+#define RACE_THREADS 3   /* per store */
+
+struct racer {
+    struct store *s;
+    char node[16];
+    int n_done, errors;
+    char first_error[512];
+};
+
+static void *race_worker(void *arg)
+{
+    struct racer *r = arg;
+    for (;;) {
+        struct task_claim c;
+        struct err e = {0};
+        int rc = store_task_claim(r->s, r->node, LONG_LEASE_MS, &c, &e);
+        if (rc == ERR_NOT_FOUND)
+            break;
+        struct task_progress p = {.id = c.id, .lease_no = c.lease_no, .node = r->node,
+                                  .to = TASK_SUCCESS, .step = -1, .next_step = -2,
+                                  .attempt = -1, .release = true, .message = "done"};
+        if (rc == 0)
+            rc = store_task_progress(r->s, &p, &e); /* a shared claim: the loser's write fails */
+        if (rc != 0) {
+            if (!r->errors++)
+                snprintf(r->first_error, sizeof r->first_error, "%s", e.msg);
+            if (r->errors > 20)
+                break;
+        } else {
+            r->n_done++;
+        }
+    }
+    return NULL;
+}
+
+/* Two stores (two pools, as two asyncd nodes) with the given claim options share RACE_TASKS. */
+static void race_two_nodes(const struct fixture *f, const char *opts_a, const char *opts_b)
+{
+    char *ua = url_with(f, opts_a), *ub = url_with(f, opts_b);
+    struct store *nodes[2] = {open_url(ua), open_url(ub)};
+    free(ua);
+    free(ub);
+    char id[STORE_ID_MAX];
+    for (int i = 0; i < RACE_TASKS; i++)
+        make_task(nodes[i % 2], i % 3 ? "cdb" : "mongodb", id);
+    struct racer r[2 * RACE_THREADS];
+    pthread_t th[2 * RACE_THREADS];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 2 * RACE_THREADS; i++) {
+        r[i].s = nodes[i % 2];
+        snprintf(r[i].node, sizeof r[i].node, "node-%d", i % 2);
+        assert_int_equal(pthread_create(&th[i], NULL, race_worker, &r[i]), 0);
+    }
+    int done = 0;
+    for (int i = 0; i < 2 * RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        if (r[i].errors)
+            fail_msg("racer %d: %d errors, first: %s", i, r[i].errors, r[i].first_error);
+        done += r[i].n_done;
+    }
+    /* Each task reached success once and no fenced write was refused: no task was shared. */
+    assert_int_equal(done, RACE_TASKS);
+    assert_int_equal(query_num(f->url, "SELECT count(*) FROM tasks WHERE state = 'success'"),
+                     RACE_TASKS);
+    assert_int_equal(query_num(f->url, "SELECT count(*) FROM task_events WHERE message LIKE "
+                                       "'started; lease 1'"), RACE_TASKS);
+    store_close(nodes[0]);
+    store_close(nodes[1]);
+}
+
+static void test_two_nodes_claiming_with_skip_locked_never_share_a_task(void **state)
+{
+    race_two_nodes(*state, "?pool=3", "?pool=3");
+}
+
+static void test_two_nodes_claiming_with_one_update_never_share_a_task(void **state)
+{
+    race_two_nodes(*state, "?pool=3&claim=update", "?claim=update&pool=3");
+}
+
+static void test_nodes_with_either_claim_statement_share_a_database(void **state)
+{
+    race_two_nodes(*state, "?claim=skip-locked", "?claim=update");
+}
+
+static void test_a_dead_nodes_task_is_taken_over_after_its_lease(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = open_url(f->url), *b = open_url(f->url);
+    char id[STORE_ID_MAX];
+    make_task(a, "cdb", id);
+    struct task_claim ca, cb;
+    struct err e = {0};
+    assert_int_equal(store_task_claim(a, "node-a", 200, &ca, &e), 0);
+    store_close(a); /* node-a dies holding the lease */
+    assert_int_equal(store_task_claim(b, "node-b", LONG_LEASE_MS, &cb, &e), ERR_NOT_FOUND);
+    int64_t deadline = mono_ms() + 5000;
+    int rc;
+    while ((rc = store_task_claim(b, "node-b", LONG_LEASE_MS, &cb, &e)) == ERR_NOT_FOUND &&
+           mono_ms() < deadline)
+        usleep(20000);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cb.id, id);
+    assert_int_equal(cb.lease_no, ca.lease_no + 1);
+    struct task_progress late = {.id = id, .lease_no = ca.lease_no, .node = "node-a",
+                                 .to = TASK_SUCCESS, .step = -1, .next_step = -2, .attempt = -1};
+    assert_int_equal(store_task_progress(b, &late, &e), ERR_CONFLICT);
+    json_t *t = NULL;
+    assert_int_equal(store_task_get_json(b, id, &t, &e), 0);
+    json_t *ev = json_object_get(t, "events");
+    const char *msg = json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1),
+                                                        "message"));
+    assert_string_equal(msg, "lease of node-a expired; taken over, lease 2");
+    json_decref(t);
+    store_close(b);
+}
+
+/* ---- schema ---- */
+
+struct opener {
+    const char *url;
+    int rc;
+    char msg[512];
+};
+
+static void *open_and_close(void *arg)
+{
+    struct opener *o = arg;
+    struct store *s = NULL;
+    struct err e = {0};
+    o->rc = store_open(o->url, NULL, &s, &e);
+    snprintf(o->msg, sizeof o->msg, "%s", e.msg);
+    store_close(s);
+    return NULL;
+}
+
+static void test_three_nodes_opening_an_empty_database_at_once_make_one_schema(void **state)
+{
+    struct fixture *f = *state;
+    struct opener o[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        o[i] = (struct opener){.url = f->url};
+        assert_int_equal(pthread_create(&th[i], NULL, open_and_close, &o[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        if (o[i].rc != 0)
+            fail_msg("opener %d: %s", i, o[i].msg);
+    }
+    assert_int_equal(query_num(f->url, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(query_num(f->url, "SELECT version FROM schema_version"), 1);
+    assert_int_equal(query_num(f->url, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                                       "'tasks'"), 1);
+}
+
+static void test_a_newer_schema_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    store_close(open_url(f->url));
+    assert_int_equal(query_num(f->url, "WITH u AS (UPDATE schema_version SET version = 99"
+                                       " RETURNING version) SELECT version FROM u"), 99);
+    struct store *s = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open(f->url, NULL, &s, &e), ERR_INTERNAL);
+    assert_non_null(strstr(e.msg, "schema version 99"));
+    assert_null(s);
+}
+
+static void test_open_of_an_unreachable_server_is_service_unavailable(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof url, "postgres://postgres@127.0.0.1:%d/asyncd", free_port());
+    struct store *s = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open(url, NULL, &s, &e), ERR_SERVICE_UNAVAILABLE);
+    assert_non_null(strstr(e.msg, "the PostgreSQL store is unreachable"));
+    assert_null(s);
+}
+
+static void test_text_that_is_not_utf8_is_kept_with_question_marks(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_url(f->url);
+    char id[STORE_ID_MAX];
+    make_task(s, "cdb", id);
+    struct task_move m = {.id = id, .expect = TASK_INITIAL, .to = TASK_RUNNING, .node = "n",
+                          .message = "caf\xc3\xa9 \xff\xfe ok"};
+    struct err e = {0};
+    assert_int_equal(store_task_move(s, &m, &e), 0);
+    json_t *t = NULL;
+    assert_int_equal(store_task_get_json(s, id, &t, &e), 0);
+    json_t *ev = json_array_get(json_object_get(t, "events"), 1);
+    assert_string_equal(json_string_value(json_object_get(ev, "message")), "caf\xc3\xa9 ?? ok");
+    json_decref(t);
+    store_close(s);
+}
+
+/* ---- the server goes away and comes back ---- */
+
+static int pg_script_run(const char *verb)
+{
+    char cmd[1024];
+    if (strcmp(verb, "start") == 0) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/port", g_pg_dir);
+        FILE *p = fopen(path, "r");
+        int port = 0;
+        if (!p || fscanf(p, "%d", &port) != 1)
+            port = 0;
+        if (p)
+            fclose(p);
+        snprintf(cmd, sizeof cmd, "bash %s start %s %d >/dev/null", pg_script(), g_pg_dir, port);
+    } else {
+        snprintf(cmd, sizeof cmd, "bash %s %s %s", pg_script(), verb, g_pg_dir);
+    }
+    return system(cmd);
+}
+
+/* Calls task_summary until it answers 0 (within ms); counts the ServiceUnavailable answers. */
+static int summary_until_ok(struct store *s, const char *id, int64_t ms, int *unavailable)
+{
+    int64_t deadline = mono_ms() + ms;
+    for (;;) {
+        struct task_summary sum;
+        struct err e = {0};
+        int rc = store_task_summary(s, "cdb", id, &sum, &e);
+        if (rc == ERR_SERVICE_UNAVAILABLE) {
+            (*unavailable)++;
+            assert_non_null(strstr(e.msg, "the PostgreSQL store is unreachable"));
+            assert_non_null(strstr(e.msg, "retry"));
+        } else if (rc != 0) {
+            fail_msg("task_summary: rc %d: %s", rc, e.msg);
+        }
+        if (rc == 0 || mono_ms() >= deadline)
+            return rc;
+        usleep(20000);
+    }
+}
+
+static void test_calls_fail_while_the_server_is_down_and_recover_without_reopening(void **state)
+{
+    struct fixture *f = *state;
+    if (!g_pg_dir[0])
+        skip(); /* ASYNCD_TEST_PG_URL's server is not ours to restart */
+    char *url = url_with(f, "?pool=2");
+    struct store *s = open_url(url);
+    free(url);
+    char id[STORE_ID_MAX], later[STORE_ID_MAX];
+    make_task(s, "cdb", id);
+    struct err e = {0};
+    /* restart: every pooled session is cut; the first use of each says so, the next reconnects */
+    assert_int_equal(pg_script_run("restart"), 0);
+    int unavailable = 0;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(summary_until_ok(s, id, 10000, &unavailable), 0);
+    assert_true(unavailable >= 1);
+    /* down for a while: answers are ServiceUnavailable at once, nothing blocks */
+    assert_int_equal(pg_script_run("stop"), 0);
+    struct task_claim c;
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(store_task_claim(s, "node-a", LONG_LEASE_MS, &c, &e),
+                         ERR_SERVICE_UNAVAILABLE);
+        usleep(50000);
+    }
+    assert_true(mono_ms() - t0 < 5000);
+    assert_int_equal(pg_script_run("start"), 0);
+    t0 = mono_ms();
+    unavailable = 0;
+    assert_int_equal(summary_until_ok(s, id, 15000, &unavailable), 0);
+    fprintf(stderr, "    (answered again %lld ms after the server came back)\n",
+            (long long)(mono_ms() - t0));
+    /* nothing was lost, and writes work again on the same store */
+    assert_int_equal(store_task_claim(s, "node-a", LONG_LEASE_MS, &c, &e), 0);
+    assert_string_equal(c.id, id);
+    make_task(s, "cdb", later);
+    store_close(s);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_two_nodes_claiming_with_skip_locked_never_share_a_task),
+        T(test_two_nodes_claiming_with_one_update_never_share_a_task),
+        T(test_nodes_with_either_claim_statement_share_a_database),
+        T(test_a_dead_nodes_task_is_taken_over_after_its_lease),
+        T(test_three_nodes_opening_an_empty_database_at_once_make_one_schema),
+        T(test_a_newer_schema_is_refused),
+        T(test_open_of_an_unreachable_server_is_service_unavailable),
+        T(test_text_that_is_not_utf8_is_kept_with_question_marks),
+        T(test_calls_fail_while_the_server_is_down_and_recover_without_reopening),
+    };
+    return cmocka_run_group_tests(tests, pg_group_setup, pg_group_teardown);
+}

@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
-# Runs every test against one throw-away MariaDB: unit + integration on the normal build, then on ASan+UBSan.
+# Runs every test against one throw-away MariaDB and PostgreSQL: unit + integration (SQLite, then
+# PostgreSQL store) on the normal build, then the same on an ASan+UBSan build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d /tmp/asyncd-test.XXXXXX)
+chmod 755 "$tmp" # the postgres OS user runs the cluster inside it
 cleanup() {
   bash scripts/mariadb.sh stop "$tmp/mariadb" >/dev/null 2>&1 || true
+  bash scripts/postgres.sh stop "$tmp/pg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
 mkdir -p "$tmp/mariadb"
-ASYNCD_TEST_MYSQL_DSN=$(bash scripts/mariadb.sh start "$tmp/mariadb" "$port")
-export ASYNCD_TEST_MYSQL_DSN ASYNCD_TEST_MYSQL_PORT=$port
-echo "test: MariaDB on 127.0.0.1:$port (data in $tmp/mariadb)"
-make --no-print-directory test-unit test-it
-make --no-print-directory BUILD=build-asan BIN=build-asan/bin SANITIZER=address,undefined test-unit test-it
+mport=$(free_port)
+ASYNCD_TEST_MYSQL_DSN=$(bash scripts/mariadb.sh start "$tmp/mariadb" "$mport")
+export ASYNCD_TEST_MYSQL_DSN ASYNCD_TEST_MYSQL_PORT=$mport
+pport=$(free_port)
+ASYNCD_TEST_PG_URL=$(bash scripts/postgres.sh start "$tmp/pg" "$pport")
+export ASYNCD_TEST_PG_URL ASYNCD_TEST_PG_DIR=$tmp/pg
+echo "test: MariaDB on 127.0.0.1:$mport, PostgreSQL on 127.0.0.1:$pport (in $tmp)"
+
+run_suite() { # $@: make variables selecting the build
+  make --no-print-directory "$@" test-unit
+  # The harness gives every daemon its own PostgreSQL database when ASYNCD_TEST_PG_URL is set.
+  echo "test: integration suite on the embedded SQLite store"
+  env -u ASYNCD_TEST_PG_URL -u ASYNCD_TEST_PG_DIR make --no-print-directory "$@" test-it
+  echo "test: integration suite on the PostgreSQL store"
+  make --no-print-directory "$@" test-it
+}
+run_suite
+run_suite BUILD=build-asan BIN=build-asan/bin SANITIZER=address,undefined
 echo "test: all passed"

@@ -196,9 +196,14 @@ run_asyncd() {
   token=$(cred "$TMP/n1/credentials.json" AdminToken); uin=$(cred "$TMP/n1/credentials.json" Uin)
   admins=$(IFS=,; echo "${NODE_ADMINS[*]}")
   say "$label: $TASKS one-step no-op tasks through $nodes node(s), $CLIENTS clients"
+  # Write transactions (each takes a transaction id) and WAL bytes over the run, cluster-wide:
+  # nothing else writes to the cluster meanwhile.
+  local x0 w0
+  x0=$(psql_db postgres "SELECT txid_current()"); w0=$(psql_db postgres "SELECT pg_current_wal_lsn()")
   node "$TMP/client.js" "$admins" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -n 20 "$TMP"/n*/asyncd.log >&2; die "load client failed ($label)"; }
   grep '^RESULT ' "$TMP/client.out" | sed "s/^RESULT /$label /" >>"$TMP/results"
+  echo "$label pgstat $(psql_db postgres "SELECT txid_current() - $x0 - 1, pg_wal_lsn_diff(pg_current_wal_lsn(), '$w0')" | tr '|' ' ')" >>"$TMP/results"
   # Which node ran how many tasks (the node of each task's first claim).
   echo "$label nodes $(psql_db "$db" "SELECT string_agg(node || ':' || n, ' ' ORDER BY node) FROM
     (SELECT node, count(*) AS n FROM task_events WHERE message LIKE 'started;%' GROUP BY node) x")" >>"$TMP/results"
@@ -241,11 +246,12 @@ report() {
   echo
   echo "one-step no-op tasks (exec /bin/true), PostgreSQL store ($("$PGBIN/postgres" --version | awk '{print $3}'), defaults: fsync on, synchronous_commit on), $(nproc) CPUs"
   echo "$TASKS tasks, $CLIENTS keep-alive clients spread over the nodes' admin APIs, --workers $WORKERS per node; pgbench ${PGB_SECONDS} s per run; load average at start $LOAD0"
-  awk '
+  awk -v n="$TASKS" '
     $2 == "create"  { crate[$1] = $5; cp50[$1] = $6; cp99[$1] = $7 }
     $2 == "e2e"     { erate[$1] = $5 }
     $2 == "latency" { l50[$1] = $3; l99[$1] = $4; w50[$1] = $6; r50[$1] = $8 }
     $2 == "wall"    { wrate[$1] = $4 }
+    $2 == "pgstat"  { wtx[$1] = $3; wal[$1] = $4 }
     $1 == "pgbench" { tps[$2] = $3 }
     END {
       printf "\n%-52s %12s\n", "figure", "per second"
@@ -259,7 +265,10 @@ report() {
       printf "\nratio tasks/s : pgbench tps (1 client): 1 node %.3f, 3 nodes %.3f\n", erate["node1"] / tps[1], erate["node3"] / tps[1]
       printf "ratio tasks/s : pgbench tps (4 clients): 1 node %.3f, 3 nodes %.3f\n", erate["node1"] / tps[4], erate["node3"] / tps[4]
       printf "ratio 3 nodes : 1 node: %.2f\n", erate["node3"] / erate["node1"]
-      printf "asyncd makes 3 commits per one-step task (create; claim; step done + success), so the\n"
+      printf "write transactions per task (transaction ids taken during the run / tasks): 1 node %.2f, 3 nodes %.2f, 1 node 3x workers %.2f\n",
+        wtx["node1"] / n, wtx["node3"] / n, wtx["node1w"] / n
+      printf "WAL bytes per task: 1 node %.0f, 3 nodes %.0f, 1 node 3x workers %.0f\n", wal["node1"] / n, wal["node3"] / n, wal["node1w"] / n
+      printf "asyncd makes 3 write commits per one-step task (create; claim; step done + success), so the\n"
       printf "commit-bound ceiling at the 4-client insert rate is %.0f tasks/s.\n", tps[4] / 3
       split("node1 node3 node1w", ks, " ")
       for (i = 1; i <= 3; i++) { k = ks[i]

@@ -6,124 +6,15 @@
 
 #include "common/ids.h"
 #include "common/xalloc.h"
+#include "store/store_check.h"
 #include "store/store_pg_int.h"
 
 #define MINT_ATTEMPTS 8        /* fresh ids tried when one clashes with a stored task */
 #define MONGODB_FIRST_ID 1000
 
-/* A step of a new task, checked and serialised; do_json/undo_json are heap (undo may be NULL). */
-struct step_row {
-    const char *name;
-    char *do_json, *undo_json;
-    json_int_t retries, timeout_s;
-};
-
-static void steps_free(struct step_row *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].do_json);
-        free(rows[i].undo_json);
-    }
-    free(rows);
-}
-
-static int opt_int(json_t *step, const char *key, json_int_t dflt, json_int_t min, size_t i,
-                   json_int_t *out, struct err *e)
-{
-    json_t *v = json_object_get(step, key);
-    *out = dflt;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < min)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].%s: expected an integer >= %"
-                       JSON_INTEGER_FORMAT, i, key, min);
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static int step_check(json_t *step, size_t i, struct step_row *row, struct err *e)
-{
-    json_t *name = json_object_get(step, "name"), *dov = json_object_get(step, "do");
-    json_t *undo = json_object_get(step, "undo");
-    int rc = 0;
-    if (!json_is_object(step))
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: expected an object", i);
-    else if (!json_is_string(name) || json_string_length(name) == 0)
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].name: expected a "
-                     "non-empty string", i);
-    else if (!json_is_object(dov))
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].do: expected an object", i);
-    else if (undo && !json_is_null(undo) && !json_is_object(undo))
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].undo: expected an object "
-                     "or null", i);
-    if (rc == 0)
-        rc = opt_int(step, "retries", 0, 0, i, &row->retries, e);
-    if (rc == 0)
-        rc = opt_int(step, "timeout_s", 3600, 1, i, &row->timeout_s, e);
-    if (rc != 0)
-        return rc;
-    row->name = json_string_value(name);
-    row->do_json = json_dumps(dov, JSON_COMPACT);
-    row->undo_json = json_is_object(undo) ? json_dumps(undo, JSON_COMPACT) : NULL;
-    if (!row->do_json || (json_is_object(undo) && !row->undo_json))
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: cannot serialise", i);
-    return rc;
-}
-
-/* Checks steps (a non-empty array of {name, do, undo?, retries?, timeout_s?}) into *out. */
-static int steps_parse(json_t *steps, struct step_row **out, size_t *n, struct err *e)
-{
-    *out = NULL;
-    *n = 0;
-    if (!json_is_array(steps) || json_array_size(steps) == 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps: expected a non-empty array");
-    size_t count = json_array_size(steps);
-    struct step_row *rows = xcalloc(count, sizeof *rows);
-    int rc = 0;
-    for (size_t i = 0; i < count && rc == 0; i++)
-        rc = step_check(json_array_get(steps, i), i, &rows[i], e);
-    if (rc != 0) {
-        steps_free(rows, count);
-        return rc;
-    }
-    *out = rows;
-    *n = count;
-    return 0;
-}
-
-static int task_new_check(const struct task_new *t, struct err *e)
-{
-    if (!t->product || (strcmp(t->product, "cdb") != 0 && strcmp(t->product, "mongodb") != 0))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "product: expected \"cdb\" or "
-                       "\"mongodb\", got \"%s\"", t->product ? t->product : "(none)");
-    const char *missing = !t->region || !*t->region ? "region"
-                          : !t->uin || !*t->uin   ? "uin"
-                          : !t->type || !*t->type ? "type" : NULL;
-    if (missing)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: a task needs a non-empty %s",
-                       missing, missing);
-    const char *of = t->on_failure;
-    if (of && strcmp(of, "pause") != 0 && strcmp(of, "undo") != 0 && strcmp(of, "fail") != 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "on_failure: expected \"pause\", "
-                       "\"undo\" or \"fail\", got \"%s\"", of);
-    return 0;
-}
-
-/* "external" when a step is run by a remote worker (which reports through the admin API): the
- * engine leaves such a task alone. "engine" otherwise. */
-static const char *task_driver(json_t *steps)
-{
-    size_t i;
-    json_t *step;
-    json_array_foreach(steps, i, step)
-        if (json_object_get(json_object_get(step, "do"), "remote"))
-            return "external";
-    return "engine";
-}
-
 struct create_ctx {
     const struct task_new *t;
-    struct step_row *rows;
+    struct store_step_row *rows;
     size_t n;
     char *input;   /* the input as JSON text, or NULL */
     char id[STORE_ID_MAX];
@@ -161,7 +52,7 @@ static int task_insert(struct pg_conn *c, const struct create_ctx *cx, int64_t n
     pp_text(&p, t->on_failure ? t->on_failure : "pause");
     pp_text(&p, task_state_name(TASK_INITIAL));
     pp_int(&p, now);
-    pp_text(&p, task_driver(t->steps));
+    pp_text(&p, store_task_driver(t->steps));
     pp_text(&p, cx->input);
     PGresult *r;
     int rc = pg_exec(c, PG_TASK_INSERT, &p, &r, "inserting a task", e);
@@ -226,31 +117,18 @@ int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[
 {
     id_out[0] = '\0';
     struct create_ctx cx = {.t = t};
-    int rc = task_new_check(t, e);
+    int rc = store_task_new_check(t, e);
     if (rc == 0)
-        rc = steps_parse(t->steps, &cx.rows, &cx.n, e);
+        rc = store_steps_parse(t->steps, &cx.rows, &cx.n, e);
     if (rc != 0)
         return rc;
     cx.input = t->input ? json_dumps(t->input, JSON_COMPACT) : NULL;
     rc = pg_run(s, PG_TX_WRITE, create_fn, &cx, e);
     free(cx.input);
-    steps_free(cx.rows, cx.n);
+    store_steps_free(cx.rows, cx.n);
     if (rc == 0)
         snprintf(id_out, STORE_ID_MAX, "%s", cx.id);
     return rc;
-}
-
-/* Copies src into dst (size bytes), cutting at a UTF-8 character boundary when it must cut. */
-static void copy_utf8(char *dst, size_t size, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= size) {
-        n = size - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
 }
 
 struct summary_ctx {
@@ -287,7 +165,7 @@ static int summary_fn(struct pg_conn *c, void *ctx, struct err *e)
     }
     const char *info = pg_str(r, 0, 6);
     out->has_info = info != NULL;
-    copy_utf8(out->info, sizeof out->info, info ? info : "");
+    store_copy_utf8(out->info, sizeof out->info, info ? info : "");
     out->created_ms = pg_int(r, 0, 7);
     out->start_ms = pg_int(r, 0, 8); /* NULL reads as 0 = not yet */
     out->end_ms = pg_int(r, 0, 9);

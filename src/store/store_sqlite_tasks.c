@@ -5,103 +5,11 @@
 
 #include "common/ids.h"
 #include "common/xalloc.h"
+#include "store/store_check.h"
 #include "store/store_sqlite_int.h"
 
 #define MINT_ATTEMPTS 8        /* fresh ids tried when one clashes with a stored task */
 #define MONGODB_FIRST_ID 1000
-
-/* A step of a new task, checked and serialised; do_json/undo_json are heap (undo may be NULL). */
-struct step_row {
-    const char *name;
-    char *do_json, *undo_json;
-    json_int_t retries, timeout_s;
-};
-
-static void steps_free(struct step_row *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].do_json);
-        free(rows[i].undo_json);
-    }
-    free(rows);
-}
-
-static int opt_int(json_t *step, const char *key, json_int_t dflt, json_int_t min, size_t i,
-                   json_int_t *out, struct err *e)
-{
-    json_t *v = json_object_get(step, key);
-    *out = dflt;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < min)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].%s: expected an integer >= %"
-                       JSON_INTEGER_FORMAT, i, key, min);
-    *out = json_integer_value(v);
-    return 0;
-}
-
-/* Checks steps (a non-empty array of {name, do, undo?, retries?, timeout_s?}) into *out. */
-static int steps_parse(json_t *steps, struct step_row **out, size_t *n, struct err *e)
-{
-    *out = NULL;
-    *n = 0;
-    if (!json_is_array(steps) || json_array_size(steps) == 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps: expected a non-empty array");
-    size_t count = json_array_size(steps);
-    struct step_row *rows = xcalloc(count, sizeof *rows);
-    int rc = 0;
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        json_t *step = json_array_get(steps, i);
-        json_t *name = json_object_get(step, "name"), *dov = json_object_get(step, "do");
-        json_t *undo = json_object_get(step, "undo");
-        if (!json_is_object(step))
-            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: expected an object", i);
-        else if (!json_is_string(name) || json_string_length(name) == 0)
-            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].name: expected a "
-                         "non-empty string", i);
-        else if (!json_is_object(dov))
-            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].do: expected an object", i);
-        else if (undo && !json_is_null(undo) && !json_is_object(undo))
-            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].undo: expected an object "
-                         "or null", i);
-        if (rc == 0)
-            rc = opt_int(step, "retries", 0, 0, i, &rows[i].retries, e);
-        if (rc == 0)
-            rc = opt_int(step, "timeout_s", 3600, 1, i, &rows[i].timeout_s, e);
-        if (rc != 0)
-            break;
-        rows[i].name = json_string_value(name);
-        rows[i].do_json = json_dumps(dov, JSON_COMPACT);
-        rows[i].undo_json = json_is_object(undo) ? json_dumps(undo, JSON_COMPACT) : NULL;
-        if (!rows[i].do_json || (json_is_object(undo) && !rows[i].undo_json))
-            rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: cannot serialise", i);
-    }
-    if (rc != 0) {
-        steps_free(rows, count);
-        return rc;
-    }
-    *out = rows;
-    *n = count;
-    return 0;
-}
-
-static int task_new_check(const struct task_new *t, struct err *e)
-{
-    if (!t->product || (strcmp(t->product, "cdb") != 0 && strcmp(t->product, "mongodb") != 0))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "product: expected \"cdb\" or "
-                       "\"mongodb\", got \"%s\"", t->product ? t->product : "(none)");
-    const char *missing = !t->region || !*t->region ? "region"
-                          : !t->uin || !*t->uin   ? "uin"
-                          : !t->type || !*t->type ? "type" : NULL;
-    if (missing)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: a task needs a non-empty %s",
-                       missing, missing);
-    const char *of = t->on_failure;
-    if (of && strcmp(of, "pause") != 0 && strcmp(of, "undo") != 0 && strcmp(of, "fail") != 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "on_failure: expected \"pause\", "
-                       "\"undo\" or \"fail\", got \"%s\"", of);
-    return 0;
-}
 
 /* Mints a task id in the product's format; for mongodb, inside the caller's transaction. */
 static int mint_id(struct sq_conn *c, const char *product, char id[STORE_ID_MAX], struct err *e)
@@ -126,18 +34,6 @@ static int mint_id(struct sq_conn *c, const char *product, char id[STORE_ID_MAX]
     return rc;
 }
 
-/* "external" when a step is run by a remote worker (which reports through the admin API): the
- * engine leaves such a task alone. "engine" otherwise. */
-static const char *task_driver(json_t *steps)
-{
-    size_t i;
-    json_t *step;
-    json_array_foreach(steps, i, step)
-        if (json_object_get(json_object_get(step, "do"), "remote"))
-            return "external";
-    return "engine";
-}
-
 /* Inserts the task row; ERR_ALREADY_EXISTS when the id is taken. */
 static int task_insert(struct sq_conn *c, const struct task_new *t, const char *id, int64_t now,
                        struct err *e)
@@ -157,7 +53,7 @@ static int task_insert(struct sq_conn *c, const struct task_new *t, const char *
     sq_bind_text(st, 7, t->on_failure ? t->on_failure : "pause");
     sq_bind_text(st, 8, task_state_name(TASK_INITIAL));
     sqlite3_bind_int64(st, 9, now);
-    sq_bind_text(st, 10, task_driver(t->steps));
+    sq_bind_text(st, 10, store_task_driver(t->steps));
     char *input = t->input ? json_dumps(t->input, JSON_COMPACT) : NULL;
     sq_bind_text(st, 11, input);
     int step_rc = sqlite3_step(st);
@@ -172,7 +68,7 @@ static int task_insert(struct sq_conn *c, const struct task_new *t, const char *
     return rc;
 }
 
-static int steps_insert(struct sq_conn *c, const char *id, const struct step_row *rows, size_t n,
+static int steps_insert(struct sq_conn *c, const char *id, const struct store_step_row *rows, size_t n,
                         struct err *e)
 {
     sqlite3_stmt *st;
@@ -216,7 +112,7 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from,
 }
 
 /* The task row, its steps and its creation event, in the caller's write transaction. */
-static int task_create_tx(struct sq_conn *c, const struct task_new *t, const struct step_row *rows,
+static int task_create_tx(struct sq_conn *c, const struct task_new *t, const struct store_step_row *rows,
                           size_t n, char id[STORE_ID_MAX], struct err *e)
 {
     int64_t now = sq_now_ms();
@@ -239,11 +135,11 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
                              struct err *e)
 {
     id_out[0] = '\0';
-    struct step_row *rows;
+    struct store_step_row *rows;
     size_t n;
-    int rc = task_new_check(t, e);
+    int rc = store_task_new_check(t, e);
     if (rc == 0)
-        rc = steps_parse(t->steps, &rows, &n, e);
+        rc = store_steps_parse(t->steps, &rows, &n, e);
     if (rc != 0)
         return rc;
     char id[STORE_ID_MAX];
@@ -256,23 +152,10 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
     else
         sq_rollback(c);
     sq_release(c);
-    steps_free(rows, n);
+    store_steps_free(rows, n);
     if (rc == 0)
         snprintf(id_out, STORE_ID_MAX, "%s", id);
     return rc;
-}
-
-/* Copies src into dst (size bytes), cutting at a UTF-8 character boundary when it must cut. */
-static void copy_utf8(char *dst, size_t size, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= size) {
-        n = size - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
 }
 
 static int summary_from_row(sqlite3_stmt *st, struct task_summary *out, struct err *e)
@@ -289,7 +172,7 @@ static int summary_from_row(sqlite3_stmt *st, struct task_summary *out, struct e
                        state ? state : "(null)");
     const char *info = (const char *)sqlite3_column_text(st, 6);
     out->has_info = info != NULL;
-    copy_utf8(out->info, sizeof out->info, info ? info : "");
+    store_copy_utf8(out->info, sizeof out->info, info ? info : "");
     out->created_ms = sqlite3_column_int64(st, 7);
     out->start_ms = sqlite3_column_int64(st, 8); /* NULL reads as 0 = not yet */
     out->end_ms = sqlite3_column_int64(st, 9);

@@ -1,0 +1,29 @@
+/* What every store backend checks and derives the same way (store_check.c). */
+#ifndef ASYNCD_STORE_CHECK_H
+#define ASYNCD_STORE_CHECK_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "store/store.h"
+
+/* A step of a new task, checked and serialised; do_json/undo_json are heap (undo may be NULL). */
+struct store_step_row {
+    const char *name;
+    char *do_json, *undo_json;
+    json_int_t retries, timeout_s;
+};
+
+/* Checks steps (a non-empty array of {name, do, undo?, retries?, timeout_s?}) into *out (free with
+ * store_steps_free); ERR_INVALID_PARAMETER_VALUE naming the field. */
+int store_steps_parse(json_t *steps, struct store_step_row **out, size_t *n, struct err *e);
+void store_steps_free(struct store_step_row *rows, size_t n);
+/* Checks a new task's product, region, uin, type and on_failure. */
+int store_task_new_check(const struct task_new *t, struct err *e);
+/* "external" when a step is done by a remote worker (the engine leaves the task alone), else
+ * "engine". */
+const char *store_task_driver(json_t *steps);
+/* Copies src into dst (size bytes), cutting at a UTF-8 character boundary when it must cut. */
+void store_copy_utf8(char *dst, size_t size, const char *src);
+
+#endif

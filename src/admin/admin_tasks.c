@@ -7,6 +7,7 @@
 #include "admin/admin_int.h"
 #include "common/timefmt.h"
 #include "exec/exec.h"
+#include "exec/mysql_conn.h"
 #include "products/product.h"
 
 #define MAX_STEPS 100
@@ -191,9 +192,44 @@ static void set_time(json_t *obj, const char *ms_key, const char *str_key)
     json_object_set_new(obj, str_key, json_string(buf));
 }
 
-/* Adds what people read: the dialect's Status word and ISO times. */
+/* Passwords a mysql action sets (the argument after IDENTIFIED BY, ...) are kept with the task so
+ * a crash can re-run the step, but the admin view shows "***" in their place. */
+static void redact_action(json_t *action)
+{
+    json_t *mysql = json_object_get(action, "mysql");
+    json_t *args = json_object_get(mysql, "args");
+    size_t n = json_array_size(args);
+    if (!n || n > 64)
+        return;
+    bool secret[64] = {false};
+    json_t *stmts = json_object_get(mysql, "statements");
+    const char *sql = json_string_value(json_object_get(mysql, "sql"));
+    if (sql)
+        mysql_conn_secret_args(sql, secret, n);
+    size_t i;
+    json_t *v;
+    json_array_foreach(stmts, i, v) if (json_is_string(v))
+        mysql_conn_secret_args(json_string_value(v), secret, n);
+    for (i = 0; i < n; i++)
+        if (secret[i])
+            json_array_set_new(args, i, json_string("***"));
+}
+
+static void redact_steps(json_t *task)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(json_object_get(task, "steps"), i, step)
+    {
+        redact_action(json_object_get(step, "do"));
+        redact_action(json_object_get(step, "undo"));
+    }
+}
+
+/* Adds what people read: the dialect's Status word and ISO times; hides passwords. */
 static void decorate(json_t *task)
 {
+    redact_steps(task);
     const struct product *p = product_by_name(json_string_value(json_object_get(task, "product")));
     enum task_state s;
     const char *state = json_string_value(json_object_get(task, "state"));

@@ -234,13 +234,8 @@ static int progress_fn(struct pg_conn *c, void *ctx, struct err *e)
     int rc = row_read(c, p->id, &row, e);
     if (rc != 0)
         return rc;
-    if (row.state != TASK_RUNNING || row.lease_no != p->lease_no)
-        return err_set(e, ERR_CONFLICT, "task %s is no longer ours: it is %s, lease %lld (ours %lld)",
-                       p->id, task_state_name(row.state), (long long)row.lease_no,
-                       (long long)p->lease_no);
-    if (p->to != TASK_RUNNING && !task_state_can_move(TASK_RUNNING, p->to))
-        return err_set(e, ERR_CONFLICT, "task %s cannot move from running to %s", p->id,
-                       task_state_name(p->to));
+    if ((rc = store_progress_allowed(p, &row, e)) != 0)
+        return rc;
     int64_t now = pg_now_ms();
     if (p->step >= 0 && p->step_state)
         rc = step_set(c, p->id, p->step, p->step_state, p->message, NULL, p->step_output, e);
@@ -254,8 +249,9 @@ static int progress_fn(struct pg_conn *c, void *ctx, struct err *e)
 
 int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e)
 {
-    if (!p->id || (unsigned)p->to >= TASK_STATE_COUNT)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_progress: no id or no state");
+    int rc = store_progress_args_check(p, e);
+    if (rc != 0)
+        return rc;
     return pg_run(s, PG_TX_WRITE, progress_fn, (void *)p, e);
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "store/store_plan.h"
 #include "store/store_pg_int.h"
 
 #define TASK_COLS "id, product, region, uin, instance_id, type, on_failure, state, info," \
@@ -178,11 +179,7 @@ static void where_build(const struct task_filter *f, struct where *w, char *arrs
     where_add(w, "state", f->state >= 0 ? task_state_name((enum task_state)f->state) : NULL);
     if (f->state_mask) {
         const char *wanted[TASK_STATE_COUNT + 1];
-        int n = 0;
-        for (int st = 0; st < TASK_STATE_COUNT; st++)
-            if (f->state_mask & (1u << st))
-                wanted[n++] = task_state_name((enum task_state)st);
-        wanted[n] = NULL;
+        store_state_names(f->state_mask, wanted);
         where_in(w, "state", wanted, &arrs[0]);
     }
     where_in(w, "type", f->types, &arrs[1]);

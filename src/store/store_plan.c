@@ -1,4 +1,4 @@
-/* The operator verbs' rules, shared by every store backend. */
+/* The rules every store backend applies: operator verbs, moves, fenced progress. */
 #include "store/store_plan.h"
 
 #include <string.h>
@@ -69,4 +69,60 @@ int store_control_plan(const struct control_in *in, const struct task_row *row, 
         break;
     }
     return 0;
+}
+
+int store_move_args_check(const struct task_move *m, struct err *e)
+{
+    if (!m->id || !*m->id)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: no task id");
+    if ((unsigned)m->expect >= TASK_STATE_COUNT || (unsigned)m->to >= TASK_STATE_COUNT)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: not a task state");
+    if (m->step_advance && m->step_mark && strcmp(m->step_mark, "done") != 0 &&
+        strcmp(m->step_mark, "skipped") != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "step_mark: expected \"done\" or "
+                       "\"skipped\", got \"%s\"", m->step_mark);
+    return 0;
+}
+
+int store_move_allowed(const struct task_move *m, enum task_state now, struct err *e)
+{
+    if (now != m->expect)
+        return err_set(e, ERR_CONFLICT, "task %s is %s now, not %s", m->id, task_state_name(now),
+                       task_state_name(m->expect));
+    /* running -> running is allowed only to record a finished step (the engine's progress). */
+    bool progress = m->expect == TASK_RUNNING && m->to == TASK_RUNNING && m->step_advance;
+    if (!progress && !task_state_can_move(m->expect, m->to))
+        return err_set(e, ERR_CONFLICT, "task %s cannot move from %s to %s", m->id,
+                       task_state_name(m->expect), task_state_name(m->to));
+    return 0;
+}
+
+int store_progress_args_check(const struct task_progress *p, struct err *e)
+{
+    if (!p->id || (unsigned)p->to >= TASK_STATE_COUNT)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_progress: no id or no state");
+    return 0;
+}
+
+int store_progress_allowed(const struct task_progress *p, const struct task_row *row,
+                           struct err *e)
+{
+    if (row->state != TASK_RUNNING || row->lease_no != p->lease_no)
+        return err_set(e, ERR_CONFLICT, "task %s is no longer ours: it is %s, lease %lld (ours %lld)",
+                       p->id, task_state_name(row->state), (long long)row->lease_no,
+                       (long long)p->lease_no);
+    if (p->to != TASK_RUNNING && !task_state_can_move(TASK_RUNNING, p->to))
+        return err_set(e, ERR_CONFLICT, "task %s cannot move from running to %s", p->id,
+                       task_state_name(p->to));
+    return 0;
+}
+
+size_t store_state_names(unsigned mask, const char *out[TASK_STATE_COUNT + 1])
+{
+    size_t n = 0;
+    for (int st = 0; st < TASK_STATE_COUNT; st++)
+        if (mask & (1u << st))
+            out[n++] = task_state_name((enum task_state)st);
+    out[n] = NULL;
+    return n;
 }

@@ -1,5 +1,6 @@
-/* What an operator verb does to a task, decided from the task's row: the one rule every store
- * backend applies (store_sqlite_lease.c, store_pg_lease.c) inside its own transaction. */
+/* The rules every store backend applies inside its own transactions (store_sqlite_*.c,
+ * store_pg_*.c): what an operator verb does, which moves and progress writes are allowed. The
+ * backends only read rows and write SQL. */
 #ifndef ASYNCD_STORE_PLAN_H
 #define ASYNCD_STORE_PLAN_H
 
@@ -38,5 +39,17 @@ struct control_plan {
  * is not allowed from the task's state. */
 int store_control_plan(const struct control_in *in, const struct task_row *row, int64_t now,
                        struct control_plan *p, struct err *e);
+
+/* task_move: its arguments, then whether it applies to a task that is in state `now`
+ * (ERR_CONFLICT with the reason when not). */
+int store_move_args_check(const struct task_move *m, struct err *e);
+int store_move_allowed(const struct task_move *m, enum task_state now, struct err *e);
+/* task_progress: its arguments, then the fence -- the task must still be running under the
+ * writer's lease -- and the move (ERR_CONFLICT when not). */
+int store_progress_args_check(const struct task_progress *p, struct err *e);
+int store_progress_allowed(const struct task_progress *p, const struct task_row *row,
+                           struct err *e);
+/* The canonical names of the states in mask (bit 1 << state), NULL-terminated; returns how many. */
+size_t store_state_names(unsigned mask, const char *out[TASK_STATE_COUNT + 1]);
 
 #endif

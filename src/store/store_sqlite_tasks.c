@@ -6,6 +6,7 @@
 #include "common/ids.h"
 #include "common/xalloc.h"
 #include "store/store_check.h"
+#include "store/store_plan.h"
 #include "store/store_sqlite_int.h"
 
 #define MINT_ATTEMPTS 8        /* fresh ids tried when one clashes with a stored task */
@@ -283,14 +284,8 @@ static int task_move_tx(struct sq_conn *c, const struct task_move *m, struct err
     int rc = task_state_read(c, m->id, &now_state, &cur_step, e);
     if (rc != 0)
         return rc;
-    if (now_state != m->expect)
-        return err_set(e, ERR_CONFLICT, "task %s is %s now, not %s", m->id,
-                       task_state_name(now_state), task_state_name(m->expect));
-    /* running -> running is allowed only to record a finished step (the engine's progress). */
-    bool progress = m->expect == TASK_RUNNING && m->to == TASK_RUNNING && m->step_advance;
-    if (!progress && !task_state_can_move(m->expect, m->to))
-        return err_set(e, ERR_CONFLICT, "task %s cannot move from %s to %s", m->id,
-                       task_state_name(m->expect), task_state_name(m->to));
+    if ((rc = store_move_allowed(m, now_state, e)) != 0)
+        return rc;
     int64_t now = sq_now_ms();
     if (m->step_advance)
         rc = step_mark(c, m, cur_step, e);
@@ -303,16 +298,11 @@ static int task_move_tx(struct sq_conn *c, const struct task_move *m, struct err
 
 int store_sqlite_task_move(struct store *s, const struct task_move *m, struct err *e)
 {
-    if (!m->id || !*m->id)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: no task id");
-    if ((unsigned)m->expect >= TASK_STATE_COUNT || (unsigned)m->to >= TASK_STATE_COUNT)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: not a task state");
-    if (m->step_advance && m->step_mark && strcmp(m->step_mark, "done") != 0 &&
-        strcmp(m->step_mark, "skipped") != 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "step_mark: expected \"done\" or "
-                       "\"skipped\", got \"%s\"", m->step_mark);
+    int rc = store_move_args_check(m, e);
+    if (rc != 0)
+        return rc;
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    int rc = sq_begin_write(c, e);
+    rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = task_move_tx(c, m, e);
     if (rc == 0)

@@ -25,6 +25,7 @@ TEST_LDLIBS := $(shell $(PKG_CONFIG) --libs $(LIBS_TEST))
 
 LIB_SRC := $(sort $(filter-out src/main.c,$(wildcard src/*/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/*.c)))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -36,7 +37,7 @@ $(BIN)/asyncd: $(BUILD)/src/main.o $(BUILD)/libasyncd.a
 	@echo "LINK $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(DAEMON_LDLIBS)
 
-$(BIN)/asyncctl: $(BUILD)/tools/asyncctl.o
+$(BIN)/asyncctl: $(CTL_OBJ)
 	@mkdir -p $(@D)
 	@echo "LINK $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LDLIBS)

@@ -1,4 +1,7 @@
 /* asyncctl: the operator CLI over the asyncd admin API (accounts, instances, tasks, health). */
+#include "ctl_client.h"
+#include "ctl_print.h"
+
 #include <curl/curl.h>
 #include <jansson.h>
 
@@ -11,34 +14,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Exit codes, relied on by scripts (asyncctl --help, tests/it/asyncctl.test.mjs). */
-enum { EXIT_OK = 0, EXIT_API = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
-
-#define DEFAULT_ADMIN "http://127.0.0.1:9001"
-#define DEFAULT_DATA "./var"
-#define MAX_POS 64
-
-struct ctl {
-    const char *admin_opt; /* --admin as given, or NULL */
-    const char *token;     /* --token, or resolved later */
-    const char *data;      /* --data, or NULL for the default */
-    bool json;             /* --json: print the raw answer */
-    bool ready;            /* admin/token resolved, curl handle made */
-    char *admin;           /* base URL, no trailing '/', owned */
-    char *token_owned;     /* token read from credentials.json, owned */
-    CURL *curl;
-};
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-struct reply {
-    long status;
-    struct buf body;
-};
 
 /* Where a command's option goes: a JSON body field or a query parameter. */
 enum field_where { IN_BODY, IN_QUERY };
@@ -54,6 +29,7 @@ struct field {
 };
 
 #define MAX_FIELDS 8
+#define MAX_POS 64
 
 struct command;
 typedef int (*command_fn)(struct ctl *c, int argc, char **argv, const struct command *cmd);
@@ -74,62 +50,6 @@ struct command {
     command_fn run;
     struct field fields[MAX_FIELDS];
 };
-
-/* ---------- allocation: out of memory aborts here ---------- */
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fputs("asyncctl: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(xrealloc(NULL, n), s, n);
-}
-
-static char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xstrdup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *out = NULL;
-    int n = vasprintf(&out, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        fputs("asyncctl: out of memory\n", stderr);
-        exit(1);
-    }
-    return out;
-}
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_addf(struct buf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
 
 /* ---------- usage ---------- */
 
@@ -257,369 +177,10 @@ static bool is_count(const char *s)
     return true;
 }
 
-/* ---------- configuration and HTTP ---------- */
-
-/* Reads AdminToken from DIR/credentials.json; NULL (with *why set) when it cannot. */
-static char *token_from_data(const char *dir, char *why, size_t whylen)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/credentials.json", dir);
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (!j) {
-        if (snprintf(why, whylen, "%s: %s", path, err.text) < 0)
-            why[0] = '\0';
-        return NULL;
-    }
-    const char *t = json_string_value(json_object_get(j, "AdminToken"));
-    char *tok = t ? xstrdup(t) : NULL;
-    if (!tok)
-        snprintf(why, whylen, "%s: no AdminToken string", path);
-    json_decref(j);
-    return tok;
-}
-
-/* Resolves the admin URL and token once, after every option is parsed; 0 or an exit code. */
-static int ctl_prepare(struct ctl *c)
-{
-    if (c->ready)
-        return 0;
-    const char *env = getenv("ASYNCD_ADMIN");
-    const char *url = c->admin_opt ? c->admin_opt : (env && *env ? env : DEFAULT_ADMIN);
-    struct buf b = {0};
-    if (!strstr(url, "://"))
-        buf_add(&b, "http://", 7);
-    buf_add(&b, url, strlen(url));
-    while (b.len > 0 && b.p[b.len - 1] == '/')
-        b.p[--b.len] = '\0';
-    c->admin = b.p;
-
-    char why[4200];
-    const char *envtok = getenv("ASYNCD_TOKEN");
-    if (!c->token && c->data) {
-        c->token = c->token_owned = token_from_data(c->data, why, sizeof why);
-        if (!c->token) {
-            fprintf(stderr, "asyncctl: cannot read the admin token: %s\n", why);
-            return EXIT_USAGE;
-        }
-    }
-    if (!c->token && envtok && *envtok)
-        c->token = envtok;
-    if (!c->token)
-        c->token = c->token_owned = token_from_data(DEFAULT_DATA, why, sizeof why);
-    c->curl = curl_easy_init();
-    if (!c->curl) {
-        fputs("asyncctl: curl_easy_init failed\n", stderr);
-        return EXIT_UNREACHABLE;
-    }
-    c->ready = true;
-    return 0;
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    buf_add(arg, data, size * n);
-    return size * n;
-}
-
-/* Sends one request; 0 with *r filled (caller frees r->body.p), or EXIT_UNREACHABLE. */
-static int http_request(struct ctl *c, const char *method, const char *path, const char *body,
-                        struct reply *r)
-{
-    char url[8192], errbuf[CURL_ERROR_SIZE] = "";
-    snprintf(url, sizeof url, "%s%s", c->admin, path);
-    struct curl_slist *h = NULL;
-    char auth[2048];
-    if (c->token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
-        h = curl_slist_append(h, auth);
-    }
-    if (body)
-        h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    CURL *k = c->curl;
-    curl_easy_reset(k);
-    curl_easy_setopt(k, CURLOPT_URL, url);
-    curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(k, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(k, CURLOPT_USERAGENT, "asyncctl/1");
-    curl_easy_setopt(k, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(k, CURLOPT_TIMEOUT, 120L);
-    curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
-    /* A proxy from the environment cannot reach our loopback; other hosts follow the env. */
-    curl_easy_setopt(k, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
-    curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(k, CURLOPT_WRITEDATA, &r->body);
-    if (body) {
-        curl_easy_setopt(k, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    memset(r, 0, sizeof *r);
-    CURLcode rc = curl_easy_perform(k);
-    curl_slist_free_all(h);
-    if (rc != CURLE_OK) {
-        fprintf(stderr, "asyncctl: cannot reach asyncd admin API at %s: %s\n", c->admin,
-                errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        free(r->body.p);
-        return EXIT_UNREACHABLE;
-    }
-    curl_easy_getinfo(k, CURLINFO_RESPONSE_CODE, &r->status);
-    if (!r->body.p)
-        buf_add(&r->body, "", 0);
-    return 0;
-}
-
-/* Prints "asyncctl: <status> <error>: <message>" for an error answer; returns EXIT_API. */
-static int api_error(struct ctl *c, const struct reply *r)
-{
-    json_t *j = json_loads(r->body.p, 0, NULL);
-    const char *kind = json_string_value(json_object_get(j, "error"));
-    const char *msg = json_string_value(json_object_get(j, "message"));
-    if (!msg) {
-        size_t n = strcspn(r->body.p, "\r\n");
-        fprintf(stderr, "asyncctl: %ld %s: %.*s\n", r->status, kind ? kind : "http_error",
-                (int)(n > 200 ? 200 : n), r->body.p);
-    } else {
-        fprintf(stderr, "asyncctl: %ld %s: %s\n", r->status, kind ? kind : "http_error", msg);
-    }
-    if (r->status == 401 && !c->token)
-        fputs("asyncctl: no admin token: pass --token, set ASYNCD_TOKEN or give --data DIR\n",
-              stderr);
-    json_decref(j);
-    return EXIT_API;
-}
-
-/*
- * One JSON call: body (may be NULL) is sent as JSON; on success *out gets the parsed answer
- * (caller json_decref()s it) and, with --json, the raw answer is printed. Returns 0 or an exit code.
- */
-static int api_call(struct ctl *c, const char *method, const char *path, json_t *body, json_t **out)
-{
-    int rc = ctl_prepare(c);
-    if (rc)
-        return rc;
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    struct reply r;
-    rc = http_request(c, method, path, text, &r);
-    free(text);
-    if (rc)
-        return rc;
-    if (r.status >= 400 || r.status < 200) {
-        rc = api_error(c, &r);
-        free(r.body.p);
-        return rc;
-    }
-    json_error_t err;
-    *out = json_loads(r.body.p, 0, &err);
-    if (!*out) {
-        fprintf(stderr, "asyncctl: %ld bad_answer: the answer is not JSON (%s)\n", r.status, err.text);
-        free(r.body.p);
-        return EXIT_API;
-    }
-    if (c->json)
-        printf("%s%s", r.body.p, r.body.len && r.body.p[r.body.len - 1] == '\n' ? "" : "\n");
-    free(r.body.p);
-    return 0;
-}
-
-/* Appends a URL-escaped path segment or query value. */
-static void add_escaped(struct ctl *c, struct buf *b, const char *s)
-{
-    char *e = curl_easy_escape(c->curl, s, 0);
-    buf_add(b, e, strlen(e));
-    curl_free(e);
-}
-
-static void add_query(struct ctl *c, struct buf *b, const char *key, const char *val)
-{
-    if (!val)
-        return;
-    buf_addf(b, "%c%s=", strchr(b->p, '?') ? '&' : '?', key);
-    add_escaped(c, b, val);
-}
-
-/* Builds "prefix/escaped(id)suffix" (caller frees); needs ctl_prepare() done. */
-static char *path_with_id(struct ctl *c, const char *prefix, const char *id, const char *suffix)
-{
-    struct buf b = {0};
-    buf_add(&b, prefix, strlen(prefix));
-    add_escaped(c, &b, id);
-    buf_add(&b, suffix, strlen(suffix));
-    return b.p;
-}
-
-/* ---------- human output ---------- */
-
-/* A value as one line of text (caller frees): strings raw, null "-", the rest compact JSON. */
-static char *cell(json_t *v)
-{
-    char *s;
-    if (!v || json_is_null(v))
-        s = xstrdup("-");
-    else if (json_is_string(v))
-        s = xstrdup(json_string_value(v));
-    else if (json_is_array(v) && json_array_size(v) > 0 && json_is_string(json_array_get(v, 0))) {
-        struct buf b = {0};
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-            char *t = cell(e);
-            buf_addf(&b, "%s%s", i ? "," : "", t);
-            free(t);
-        }
-        s = b.p;
-    } else {
-        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        s = xstrdup(t ? t : "?");
-        free(t);
-    }
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-    return s;
-}
-
-/* Display width: UTF-8 code points. */
-static int width(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static void print_padded(const char *s, int w, bool last)
-{
-    fputs(s, stdout);
-    if (!last)
-        printf("%*s", w - width(s) + 2, "");
-}
-
-static bool in_list(const char *key, const char *const *list)
-{
-    for (; list && *list; list++)
-        if (strcmp(key, *list) == 0)
-            return true;
-    return false;
-}
-
-/* "key: value" lines with the values aligned, skipping keys in skip. */
-static void print_object(json_t *obj, const char *const *skip)
-{
-    const char *key;
-    json_t *v;
-    int w = 0;
-    json_object_foreach(obj, key, v) {
-        if (!in_list(key, skip) && width(key) > w)
-            w = width(key);
-    }
-    json_object_foreach(obj, key, v) {
-        if (in_list(key, skip))
-            continue;
-        char *s = cell(v);
-        printf("%s:%*s %s\n", key, w - width(key), "", s);
-        free(s);
-    }
-}
-
-/* Aligned table of an array of objects; cols names the columns (present in any row), in order. */
-static void print_table(json_t *rows, const char *const *cols)
-{
-    const char *use[32];
-    int ncol = 0;
-    for (const char *const *k = cols; *k && ncol < 32; k++) {
-        size_t i;
-        json_t *row;
-        json_array_foreach(rows, i, row) {
-            if (json_object_get(row, *k)) {
-                use[ncol++] = *k;
-                break;
-            }
-        }
-    }
-    size_t nrow = json_array_size(rows);
-    char **cells = xrealloc(NULL, (nrow + 1) * (size_t)(ncol ? ncol : 1) * sizeof *cells);
-    int wid[32];
-    for (int j = 0; j < ncol; j++) {
-        cells[j] = xstrdup(use[j]);
-        wid[j] = width(use[j]);
-    }
-    for (size_t i = 0; i < nrow; i++)
-        for (int j = 0; j < ncol; j++) {
-            char *s = cell(json_object_get(json_array_get(rows, i), use[j]));
-            cells[(i + 1) * (size_t)ncol + (size_t)j] = s;
-            if (width(s) > wid[j])
-                wid[j] = width(s);
-        }
-    for (size_t i = 0; i <= nrow; i++) {
-        for (int j = 0; j < ncol; j++) {
-            print_padded(cells[i * (size_t)ncol + (size_t)j], wid[j], j == ncol - 1);
-            free(cells[i * (size_t)ncol + (size_t)j]);
-        }
-        putchar('\n');
-    }
-    free(cells);
-}
-
-static void print_task(json_t *t)
-{
-    static const char *const skip[] = {"steps", "events", NULL};
-    static const char *const step_cols[] = {"index", "name", "state", "retries", "timeout_s",
-                                            "message", NULL};
-    static const char *const event_cols[] = {"seq", "at", "from", "to", "node", "message", NULL};
-    print_object(t, skip);
-    json_t *steps = json_object_get(t, "steps"), *events = json_object_get(t, "events");
-    if (json_is_array(steps)) {
-        printf("\nsteps:\n");
-        print_table(steps, step_cols);
-    }
-    if (json_is_array(events)) {
-        printf("\nevents:\n");
-        print_table(events, event_cols);
-    }
-}
-
-/* ---------- answers in human form ---------- */
-
-static void print_plain(json_t *obj)
-{
-    print_object(obj, NULL);
-}
-
-static void print_instances(json_t *ans)
-{
-    static const char *const cols[] = {"instance_id", "product", "region", "uin", "status", "dsn",
-                                       NULL};
-    print_table(json_object_get(ans, "instances"), cols);
-}
-
-static void print_task_list(json_t *ans)
-{
-    static const char *const cols[] = {"AsyncRequestId", "product", "region", "uin", "instance_id",
-                                       "type", "state", "current_step", "created_at", NULL};
-    json_t *tasks = json_object_get(ans, "tasks");
-    print_table(tasks, cols);
-    printf("(%zu shown, %" JSON_INTEGER_FORMAT " in all)\n", json_array_size(tasks),
-           json_integer_value(json_object_get(ans, "total")));
-}
-
-static void print_task_id(json_t *ans)
-{
-    printf("%s\n", json_string_value(json_object_get(ans, "AsyncRequestId")));
-}
-
-static void print_health(json_t *ans)
-{
-    const char *s = json_string_value(json_object_get(ans, "status"));
-    printf("%s\n", s ? s : "?");
-}
-
-/* Prints an answer in human form unless --json already printed it; frees it; returns 0. */
 static int show(struct ctl *c, json_t *ans, void (*printer)(json_t *))
 {
     if (!c->json)
-        (printer ? printer : print_plain)(ans);
+        (printer ? printer : ctl_print_plain)(ans);
     json_decref(ans);
     return EXIT_OK;
 }
@@ -652,15 +213,15 @@ static char *build_path(struct ctl *c, const struct command *cmd, const char *id
     struct buf b = {0};
     const char *hole = strstr(cmd->path, "{}");
     if (hole) {
-        buf_add(&b, cmd->path, (size_t)(hole - cmd->path));
-        add_escaped(c, &b, id);
-        buf_add(&b, hole + 2, strlen(hole + 2));
+        ctl_buf_add(&b, cmd->path, (size_t)(hole - cmd->path));
+        ctl_add_escaped(c, &b, id);
+        ctl_buf_add(&b, hole + 2, strlen(hole + 2));
     } else {
-        buf_add(&b, cmd->path, strlen(cmd->path));
+        ctl_buf_add(&b, cmd->path, strlen(cmd->path));
     }
     for (int i = 0; i < nf; i++)
         if (cmd->fields[i].where == IN_QUERY)
-            add_query(c, &b, cmd->fields[i].key, val[i]);
+            ctl_add_query(c, &b, cmd->fields[i].key, val[i]);
     return b.p;
 }
 
@@ -702,7 +263,7 @@ static int run_declared(struct ctl *c, int argc, char **argv, const struct comma
         return rc;
     char *path = build_path(c, cmd, want ? pos[0] : NULL, val, nf);
     json_t *body = build_body(cmd, val, flag, nf), *ans;
-    rc = api_call(c, cmd->method, path, body, &ans);
+    rc = ctl_call(c, cmd->method, path, body, &ans);
     json_decref(body);
     free(path);
     return rc ? rc : show(c, ans, cmd->print);
@@ -721,11 +282,11 @@ static int cmd_policy_set(struct ctl *c, int argc, char **argv, const struct com
     for (int i = 1; i < n; i++)
         json_array_append_new(allow, json_string(pos[i]));
     json_t *body = json_pack("{s:o}", "allow", allow);
-    char *path = path_with_id(c, "/v1/subaccounts/", pos[0], "/policy");
-    rc = api_call(c, "PUT", path, body, &ans);
+    char *path = ctl_path_with_id(c, "/v1/subaccounts/", pos[0], "/policy");
+    rc = ctl_call(c, "PUT", path, body, &ans);
     json_decref(body);
     free(path);
-    return rc ? rc : show(c, ans, print_plain);
+    return rc ? rc : show(c, ans, ctl_print_plain);
 }
 
 static int cmd_task_create(struct ctl *c, int argc, char **argv, const struct command *cmd)
@@ -748,15 +309,15 @@ static int cmd_task_create(struct ctl *c, int argc, char **argv, const struct co
     if (!body)
         return usage_error(cmd, "%s: line %d column %d: %s", in ? "<stdin>" : file, err.line,
                            err.column, err.text);
-    rc = api_call(c, "POST", "/v1/tasks", body, &ans);
+    rc = ctl_call(c, "POST", "/v1/tasks", body, &ans);
     json_decref(body);
-    return rc ? rc : show(c, ans, print_task_id);
+    return rc ? rc : show(c, ans, ctl_print_task_id);
 }
 
 static bool is_final(const char *state)
 {
     static const char *const finals[] = {"success", "failed", "undoed", "killed", "removed", NULL};
-    return state && in_list(state, finals);
+    return state && ctl_in_list(state, finals);
 }
 
 /* One progress line on stderr: elapsed time, state (and the dialect's word), step k/n and its
@@ -824,15 +385,15 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
         return usage_error(cmd, "--timeout and --interval take a positive number of seconds");
     if ((rc = ctl_prepare(c)))
         return rc;
-    char *path = path_with_id(c, "/v1/tasks/", pos[0], "");
+    char *path = ctl_path_with_id(c, "/v1/tasks/", pos[0], "");
     bool json = c->json;
     c->json = false; /* polls print nothing; the last answer is printed once */
     double start = now_s();
     json_t *t = NULL;
     long long seen = -1;
-    char *url = xstrdup_printf("%s", path);
+    char *url = ctl_xstrdup_printf("%s", path);
     /* Long-poll: each call returns as soon as the task has an event after the last one seen. */
-    while ((rc = api_call(c, "GET", url, NULL, &t)) == 0) {
+    while ((rc = ctl_call(c, "GET", url, NULL, &t)) == 0) {
         const char *state = json_string_value(json_object_get(t, "state"));
         json_t *events = json_object_get(t, "events");
         long long seq = json_integer_value(
@@ -849,7 +410,7 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
         double left = tmo > 0 ? tmo - (now_s() - start) : 25;
         double w = left < ivl ? ivl : left > 25 ? 25 : left;
         free(url);
-        url = xstrdup_printf("%s?wait=%.1fs&since_seq=%lld", path, w, seq);
+        url = ctl_xstrdup_printf("%s?wait=%.1fs&since_seq=%lld", path, w, seq);
     }
     json_decref(t);
     free(url);
@@ -862,9 +423,9 @@ static int cmd_metrics(struct ctl *c, int argc, char **argv, const struct comman
     const char *pos[1];
     int n, rc = parse_args(c, argc, argv, NULL, cmd, pos, &n, 0, 0);
     struct reply r;
-    if (rc >= 0 || (rc = ctl_prepare(c)) || (rc = http_request(c, "GET", "/metrics", NULL, &r)))
+    if (rc >= 0 || (rc = ctl_prepare(c)) || (rc = ctl_request(c, "GET", "/metrics", NULL, &r)))
         return rc;
-    rc = r.status >= 200 && r.status < 300 ? EXIT_OK : api_error(c, &r);
+    rc = r.status >= 200 && r.status < 300 ? EXIT_OK : ctl_api_error(c, &r);
     if (rc == EXIT_OK)
         fputs(r.body.p, stdout);
     free(r.body.p);
@@ -879,7 +440,7 @@ static int cmd_metrics(struct ctl *c, int argc, char **argv, const struct comman
 #define QUERY_COUNT(o, k) {(o), (k), IN_QUERY, F_COUNT, false, NULL}
 #define TASK_VERB(v, what)                                                                         \
     {.group = "task", .verb = v, .args = "ID [--message M]", .purpose = what, .method = "POST",     \
-     .path = "/v1/tasks/{}/" v, .print = print_task, .fields = {BODY("--message", "message")}}
+     .path = "/v1/tasks/{}/" v, .print = ctl_print_task, .fields = {BODY("--message", "message")}}
 
 static const struct command commands[] = {
     {.group = "account", .verb = "create", .args = "", .method = "POST", .path = "/v1/accounts",
@@ -898,7 +459,7 @@ static const struct command commands[] = {
                 BODY_REQ("--uin", "uin"), BODY_REQ("--id", "instance_id"),
                 {"--status", "status", IN_BODY, F_STR, false, "running"}, BODY_REQ("--dsn", "dsn")}},
     {.group = "instance", .verb = "list", .args = "[--product P] [--uin U]", .method = "GET",
-     .path = "/v1/instances", .print = print_instances, .purpose = "List instances.",
+     .path = "/v1/instances", .print = ctl_print_instances, .purpose = "List instances.",
      .fields = {QUERY("--product", "product"), QUERY("--uin", "uin")}},
     {.group = "instance", .verb = "set", .args = "ID [--status S] [--dsn DSN]", .method = "PATCH",
      .path = "/v1/instances/{}", .need_one = true, .purpose = "Change an instance's status or DSN.",
@@ -906,8 +467,8 @@ static const struct command commands[] = {
     {.group = "task", .verb = "create", .args = "(--file F | -)", .run = cmd_task_create,
      .purpose = "Create a task from a JSON body (docs/admin-api.md, POST /v1/tasks); prints its id."},
     {.group = "task", .verb = "show", .args = "ID", .method = "GET", .path = "/v1/tasks/{}",
-     .print = print_task, .purpose = "Show a task with its steps and events."},
-    {.group = "task", .verb = "list", .method = "GET", .path = "/v1/tasks", .print = print_task_list,
+     .print = ctl_print_task, .purpose = "Show a task with its steps and events."},
+    {.group = "task", .verb = "list", .method = "GET", .path = "/v1/tasks", .print = ctl_print_task_list,
      .args = "[--product P] [--status S] [--instance ID] [--uin U] [--limit N] [--offset N]",
      .purpose = "List tasks, newest first; --status takes a canonical state.",
      .fields = {QUERY("--product", "product"), QUERY("--status", "status"),
@@ -922,11 +483,11 @@ static const struct command commands[] = {
     TASK_VERB("kill", "Kill a running or paused task."),
     TASK_VERB("remove", "Withdraw a task that has not started."),
     {.group = "task", .verb = "transition", .method = "POST", .path = "/v1/tasks/{}/transition",
-     .args = "ID --to STATE [--info I] [--message M] [--step-done]", .print = print_task,
+     .args = "ID --to STATE [--info I] [--message M] [--step-done]", .print = ctl_print_task,
      .purpose = "Record a state change reported by whoever runs the task.",
      .fields = {BODY_REQ("--to", "to"), BODY("--info", "info"), BODY("--message", "message"),
                 {"--step-done", "step_done", IN_BODY, F_FLAG, false, NULL}}},
-    {.group = "health", .args = "", .method = "GET", .path = "/healthz", .print = print_health,
+    {.group = "health", .args = "", .method = "GET", .path = "/healthz", .print = ctl_print_health,
      .purpose = "Check that the daemon answers (GET /healthz)."},
     {.group = "metrics", .args = "", .run = cmd_metrics,
      .purpose = "Print the Prometheus metrics (GET /metrics)."},
@@ -1010,10 +571,7 @@ static int run(int argc, char **argv)
     int skip = cmd->verb ? 2 : 1;
     command_fn fn = cmd->run ? cmd->run : run_declared;
     int rc = fn(&c, argc - i - skip, argv + i + skip, cmd);
-    if (c.curl)
-        curl_easy_cleanup(c.curl);
-    free(c.admin);
-    free(c.token_owned);
+    ctl_close(&c);
     return rc;
 }
 

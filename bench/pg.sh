@@ -79,108 +79,6 @@ stop_nodes() {
 
 cred() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
-# The load client: creates N tasks round-robin through the given admin endpoints with C keep-alive
-# connections in all, waits (polling the first node) until every one is success, then reads each
-# task's created_ms/end_ms and prints RESULT lines.
-write_client() {
-  cat >"$TMP/client.js" <<'EOF'
-'use strict';
-const http = require('http');
-const [admins, token, uin, nArg, cArg, timeoutArg] = process.argv.slice(2);
-const N = +nArg, C = +cArg, TIMEOUT_MS = +timeoutArg * 1000;
-const nodes = admins.split(',').map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: +a.slice(a.lastIndexOf(':') + 1),
-  agent: new http.Agent({ keepAlive: true, maxSockets: C }) }));
-const auth = 'Bearer ' + token;
-
-function call(node, method, path, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers = { Authorization: auth };
-    if (data) { headers['Content-Type'] = 'application/json'; headers['Content-Length'] = data.length; }
-    const req = http.request({ host: node.host, port: node.port, method, path, agent: node.agent, headers }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json = null;
-        try { json = JSON.parse(text); } catch (e) { /* keep text */ }
-        resolve({ status: res.statusCode, json, text });
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const pct = (sorted, p) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] : NaN;
-const fail = (msg) => { console.error('client: ' + msg); process.exit(1); };
-
-async function main() {
-  const task = { product: 'cdb', region: 'ap-guangzhou', uin, type: 'Bench',
-    steps: [{ name: 'noop', do: { exec: ['/bin/true'] } }] };
-  let next = 0, retries = 0;
-  const createMs = [];
-  const t0 = Date.now();
-  async function creator() {
-    while (next < N) {
-      const node = nodes[next++ % nodes.length];
-      for (;;) {
-        const s = process.hrtime.bigint();
-        const r = await call(node, 'POST', '/v1/tasks', task);
-        if (r.status === 201) { createMs.push(Number(process.hrtime.bigint() - s) / 1e6); break; }
-        if (r.status === 503 && ++retries < 1000) { await sleep(10); continue; }
-        fail(`POST /v1/tasks answered ${r.status}: ${r.text}`);
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: C }, creator));
-  const tCreated = Date.now();
-
-  let done = 0, polls = 0;
-  for (;;) {
-    const r = await call(nodes[0], 'GET', '/v1/tasks?status=success&limit=1');
-    if (r.status !== 200) fail(`GET /v1/tasks answered ${r.status}: ${r.text}`);
-    done = r.json.total;
-    if (done >= N) break;
-    if (++polls % 50 === 0) {
-      for (const st of ['paused', 'failed', 'killed']) {
-        const o = await call(nodes[0], 'GET', `/v1/tasks?status=${st}&limit=1`);
-        if (o.json && o.json.total) fail(`${o.json.total} task(s) ${st}, e.g. ${JSON.stringify(o.json.tasks[0])}`);
-      }
-    }
-    if (Date.now() - t0 > TIMEOUT_MS) fail(`timeout: ${done} of ${N} success after ${TIMEOUT_MS / 1000} s`);
-    await sleep(20);
-  }
-  const tSeen = Date.now();
-
-  const lat = [], wait = [], runMs = [];
-  let firstCreated = Infinity, lastEnd = -Infinity;
-  for (let off = 0; off < N; off += 1000) {
-    const r = await call(nodes[0], 'GET', `/v1/tasks?limit=1000&offset=${off}`);
-    if (r.status !== 200) fail(`GET /v1/tasks answered ${r.status}: ${r.text}`);
-    for (const t of r.json.tasks) {
-      if (t.state !== 'success') fail(`task ${t.AsyncRequestId} is ${t.state}`);
-      firstCreated = Math.min(firstCreated, t.created_ms);
-      lastEnd = Math.max(lastEnd, t.end_ms);
-      lat.push(t.end_ms - t.created_ms);
-      if (t.start_ms != null) { wait.push(t.start_ms - t.created_ms); runMs.push(t.end_ms - t.start_ms); }
-    }
-  }
-  if (lat.length !== N) fail(`listed ${lat.length} tasks, expected ${N}`);
-  for (const a of [lat, wait, runMs, createMs]) a.sort((x, y) => x - y);
-  const createS = (tCreated - t0) / 1000, e2eS = (lastEnd - firstCreated) / 1000;
-  console.log(`RESULT create ${N} ${createS.toFixed(3)} ${(N / createS).toFixed(1)} ${pct(createMs, 50).toFixed(2)} ${pct(createMs, 99).toFixed(2)}`);
-  console.log(`RESULT e2e ${N} ${e2eS.toFixed(3)} ${(N / e2eS).toFixed(1)}`);
-  console.log(`RESULT latency ${pct(lat, 50)} ${pct(lat, 99)} ${lat[lat.length - 1]} ${pct(wait, 50)} ${pct(wait, 99)} ${pct(runMs, 50)} ${pct(runMs, 99)}`);
-  console.log(`RESULT wall ${((tSeen - t0) / 1000).toFixed(3)} ${(N / ((tSeen - t0) / 1000)).toFixed(1)} ${retries}`);
-  for (const n of nodes) n.agent.destroy();
-}
-main().catch((e) => fail(e.stack || String(e)));
-EOF
-}
-
 # One run: LABEL NODES WORKERS. A fresh database, NODES asyncd nodes on it with WORKERS workers
 # each, the load client through all of their admin APIs; appends "LABEL <RESULT fields>" lines and
 # "LABEL nodes name:count ...".
@@ -200,7 +98,7 @@ run_asyncd() {
   # nothing else writes to the cluster meanwhile.
   local x0 w0
   x0=$(psql_db postgres "SELECT txid_current()"); w0=$(psql_db postgres "SELECT pg_current_wal_lsn()")
-  node "$TMP/client.js" "$admins" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+  node bench/load_client.js "$admins" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -n 20 "$TMP"/n*/asyncd.log >&2; die "load client failed ($label)"; }
   grep '^RESULT ' "$TMP/client.out" | sed "s/^RESULT /$label /" >>"$TMP/results"
   echo "$label pgstat $(psql_db postgres "SELECT txid_current() - $x0 - 1, pg_wal_lsn_diff(pg_current_wal_lsn(), '$w0')" | tr '|' ' ')" >>"$TMP/results"
@@ -288,7 +186,6 @@ main() {
   [ "${LOAD0%.*}" -lt "$(nproc)" ] || say "load average $LOAD0 on $(nproc) CPUs: other work will skew the figures"
   : >"$TMP/results"
   start_cluster
-  write_client
   run_asyncd node1 1 "$WORKERS"
   run_asyncd node3 3 "$WORKERS"
   # 1 node with as many workers as the 3 nodes have together: what the extra nodes add beyond workers.

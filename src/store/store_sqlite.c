@@ -164,6 +164,16 @@ void sq_rollback(struct sq_conn *c)
         run_slot(c, SQ_ROLLBACK, "ROLLBACK", "rolling back", NULL);
 }
 
+int sq_end_write(struct sq_conn *c, int rc, struct err *e)
+{
+    if (rc == 0)
+        rc = sq_commit(c, e);
+    else
+        sq_rollback(c);
+    sq_release(c);
+    return rc;
+}
+
 struct sq_conn *sq_reader_acquire(struct store_sqlite *s)
 {
     unsigned start = atomic_fetch_add_explicit(&s->next_reader, 1, memory_order_relaxed);

@@ -66,12 +66,7 @@ int store_sqlite_account_create(struct store *s, const struct account *a, struct
     int rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = account_insert(c, a, e);
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
-    return rc;
+    return sq_end_write(c, rc, e);
 }
 
 static void account_from_row(sqlite3_stmt *st, struct account *out)
@@ -144,12 +139,7 @@ int store_sqlite_account_set_policy(struct store *s, const char *uin, const char
             rc = err_set(e, ERR_NOT_FOUND, "no account with uin %s", uin);
     }
     sq_done(st);
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
-    return rc;
+    return sq_end_write(c, rc, e);
 }
 
 int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e)
@@ -176,12 +166,7 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
             rc = sq_fail(c, e, "inserting an instance");
     }
     sq_done(st);
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
-    return rc;
+    return sq_end_write(c, rc, e);
 }
 
 static void instance_from_row(sqlite3_stmt *st, struct instance *out)
@@ -251,12 +236,7 @@ int store_sqlite_instance_update(struct store *s, const char *instance_id, const
     sq_done(st);
     if (rc == 0)
         rc = instance_read(c, NULL, instance_id, out, e);
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
-    return rc;
+    return sq_end_write(c, rc, e);
 }
 
 static json_t *instance_row_json(sqlite3_stmt *st)
@@ -326,10 +306,6 @@ int store_sqlite_account_first_root(struct store *s, const struct account *cand,
         rc = account_insert(c, cand, e);
         snprintf(uin, sizeof uin, "%s", cand->uin);
     }
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
+    rc = sq_end_write(c, rc, e);
     return rc ? rc : store_sqlite_account_by_uin(s, uin, out, e);
 }

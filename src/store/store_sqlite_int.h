@@ -87,6 +87,9 @@ int sq_begin_read(struct sq_conn *c, struct err *e);
 int sq_begin_write(struct sq_conn *c, struct err *e);
 int sq_commit(struct sq_conn *c, struct err *e);
 void sq_rollback(struct sq_conn *c);
+/* Ends a write transaction begun with sq_begin_write and releases c: commits when rc is 0,
+ * else rolls back. Returns rc, or the commit's error. */
+int sq_end_write(struct sq_conn *c, int rc, struct err *e);
 
 /* Fills e from c's last SQLite error, prefixed by what we were doing; returns the ERR_* code
  * (ERR_SERVICE_UNAVAILABLE when the database stayed busy/locked, else ERR_INTERNAL). */

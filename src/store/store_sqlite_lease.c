@@ -14,12 +14,7 @@ static int in_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *
     int rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = fn(c, in, out, e);
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
-    return rc;
+    return sq_end_write(c, rc, e);
 }
 
 /* --- claim --- */

@@ -148,11 +148,7 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
     rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = task_create_tx(c, t, rows, n, id, e);
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
+    rc = sq_end_write(c, rc, e);
     store_steps_free(rows, n);
     if (rc == 0)
         snprintf(id_out, STORE_ID_MAX, "%s", id);
@@ -305,10 +301,5 @@ int store_sqlite_task_move(struct store *s, const struct task_move *m, struct er
     rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = task_move_tx(c, m, e);
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
-    return rc;
+    return sq_end_write(c, rc, e);
 }

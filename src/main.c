@@ -111,7 +111,10 @@ static int start_servers(struct daemon_state *d, struct err *e)
                                                 .node = d->node, .api = d->api,
                                                 .on_change = engine_wake,
                                                 .on_change_ctx = d->engine});
+    /* Actions that call an instance (cdb DescribeAccounts, up to 5 s against a dead server) run
+     * on 4 blocking-work threads of their own, so they never hold up the HTTP threads. */
     struct http_config cloud = {.listen = d->opt.listen, .threads = d->opt.http_threads,
+                                .blocking_threads = 4,
                                 .max_body = d->opt.max_body, .idle_timeout_s = d->opt.idle_timeout_s,
                                 .tls_cert = d->opt.tls_cert, .tls_key = d->opt.tls_key};
     /* A connection per thread: admin calls may long-poll (GET /v1/tasks/ID?wait=30s). */

@@ -16,6 +16,9 @@
 
 #define METRIC_CODES 64
 
+/* process(): the action may block, and we are on an HTTP thread; ask to be called again. */
+#define PROCESS_DEFER 1
+
 struct cloudapi {
     struct cloudapi_config cfg;
     /* requests answered, by product (0 none, 1 cdb, 2 mongodb) and by -code (0 = success) */
@@ -138,8 +141,10 @@ static int run_action(struct cloudapi *api, const struct api_request *r, const s
     return rc ? rc : a->fn(&call, resp, e);
 }
 
-/* Everything between a parsed request and the action's answer; *pp gets the product once known. */
-static int process(struct cloudapi *api, const struct api_request *r, json_t *resp,
+/* Everything between a parsed request and the action's answer; *pp gets the product once known.
+ * A blocking action met on an HTTP thread (!on_worker) returns PROCESS_DEFER before anything is
+ * checked or counted, so the call on the blocking-work thread is the only one that counts. */
+static int process(struct cloudapi *api, const struct api_request *r, bool on_worker, json_t *resp,
                    const struct product **pp, struct err *e)
 {
     const struct product *p = NULL;
@@ -152,6 +157,8 @@ static int process(struct cloudapi *api, const struct api_request *r, json_t *re
     if (!a && !fl)
         return err_set(e, ERR_INVALID_ACTION,
                        "The action `%.64s` does not exist in %s %s", r->action, p->name, p->version);
+    if (a && a->blocking && !on_worker)
+        return PROCESS_DEFER;
     const char *action_name = a ? a->name : r->action;
     struct account who = {0};
     if ((rc = authenticate(api, r, &who, e)))
@@ -223,7 +230,11 @@ void cloudapi_handle(void *ctx, const struct http_request *req, struct http_resp
         rc = err_set(&e, ERR_UNSUPPORTED_PROTOCOL,
                      "HTTP method %.16s is not supported; use POST (or GET)", req->method);
     else if (!(rc = api_request_parse(req, &r, &e)))
-        rc = process(api, &r, resp, &p, &e);
+        rc = process(api, &r, req->on_worker, resp, &p, &e);
+    if (rc == PROCESS_DEFER) {
+        out->defer = true;
+        goto done;
+    }
     if (rc && rc != ERR_REQUEST_LIMIT)
         log_debug("cloudapi %s %s: %s %s", r.action ? r.action : "-", request_id,
                   err_tencent_code(rc), e.msg);
@@ -231,6 +242,7 @@ void cloudapi_handle(void *ctx, const struct http_request *req, struct http_resp
         log_error("cloudapi %s: %s", request_id, e.msg);
     count(api, p, rc);
     envelope(out, resp, rc, &e, request_id);
+done:
     json_decref(resp);
     api_request_free(&r);
 }

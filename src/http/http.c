@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/workq.h"
 #include "common/xalloc.h"
 
 struct http_server {
@@ -21,7 +22,10 @@ struct http_server {
     size_t max_body;
     uint16_t port;
     char *tls_cert_pem, *tls_key_pem;
+    struct workq *blocking; /* runs deferred requests; NULL runs them in line */
 };
+
+enum defer_state { DEFER_NONE, DEFER_PENDING, DEFER_DONE };
 
 /* One request's state, created by the URI callback before headers are parsed, freed on completion. */
 struct req_ctx {
@@ -30,6 +34,12 @@ struct req_ctx {
     size_t len, cap;
     bool too_large;
     bool started;
+    /* A deferred request: the connection is suspended while a blocking-work thread fills resp. */
+    enum defer_state defer;
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    struct http_request req;
+    struct http_response resp;
 };
 
 const char *http_header(const struct http_request *req, const char *name)
@@ -57,6 +67,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct req_ctx *rc = *req_cls;
     if (!rc)
         return;
+    if (rc->defer == DEFER_DONE) /* answered but never sent (the client went away) */
+        free(rc->resp.body);
     free(rc->raw_uri);
     free(rc->body);
     free(rc);
@@ -139,6 +151,10 @@ static enum MHD_Result refuse_framing(struct MHD_Connection *conn)
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_response *resp)
 {
+    if (!resp->body) {
+        resp->body = xstrdup("");
+        resp->body_len = 0;
+    }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
@@ -152,6 +168,39 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_re
     return ret;
 }
 
+/* Runs a deferred request's handler again, now allowed to block, then wakes its connection;
+ * MHD calls on_request for it once more and that sends rc->resp. */
+static void run_deferred(void *arg)
+{
+    struct req_ctx *rc = arg;
+    struct http_server *s = rc->srv;
+    struct http_response resp = {.status = 500, .content_type = "application/json"};
+    rc->req.on_worker = true;
+    s->fn(s->ctx, &rc->req, &resp);
+    if (resp.defer) { /* a handler bug: deferring twice would never end */
+        free(resp.body);
+        resp = (struct http_response){.status = 500, .content_type = "application/json"};
+    }
+    rc->resp = resp;
+    rc->defer = DEFER_DONE;
+    MHD_resume_connection(rc->conn);
+}
+
+/* Suspends the connection and hands the request to a blocking-work thread. The suspension comes
+ * first, so a resume can never precede it; once the pool is draining (shutdown), the work runs
+ * here instead, so no connection is left suspended when MHD stops. */
+static enum MHD_Result defer_request(struct http_server *s, struct MHD_Connection *conn,
+                                     struct req_ctx *rc)
+{
+    rc->srv = s;
+    rc->conn = conn;
+    rc->defer = DEFER_PENDING;
+    MHD_suspend_connection(conn);
+    if (!s->blocking || !workq_push(s->blocking, run_deferred, rc))
+        run_deferred(rc);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -160,6 +209,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct http_server *s = cls;
     struct req_ctx *rc = *req_cls;
+    if (rc->defer == DEFER_DONE) { /* resumed: the blocking-work thread has the answer */
+        rc->defer = DEFER_NONE;
+        return send_response(conn, &rc->resp);
+    }
+    if (rc->defer == DEFER_PENDING)
+        return MHD_YES;
     if (!rc->started) { /* headers only: ask MHD for the body, unless it is announced too big */
         rc->started = true;
         if (conflicting_lengths(conn))
@@ -180,7 +235,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     char *q = strchr(rc->raw_uri, '?');
     if (q)
         *q++ = '\0';
-    struct http_request req = {
+    rc->req = (struct http_request){
         .method = method,
         .path = rc->raw_uri,
         .query = q ? q : "",
@@ -190,10 +245,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .conn = conn,
     };
     struct http_response resp = {.status = 500, .content_type = "application/json"};
-    s->fn(s->ctx, &req, &resp);
-    if (!resp.body) {
-        resp.body = xstrdup("");
-        resp.body_len = 0;
+    s->fn(s->ctx, &rc->req, &resp);
+    if (resp.defer) {
+        free(resp.body);
+        return defer_request(s, conn, rc);
     }
     return send_response(conn, &resp);
 }
@@ -285,6 +340,7 @@ static int load_tls(struct http_server *s, const struct http_config *cfg, struct
 
 static void free_server(struct http_server *s)
 {
+    workq_free(s->blocking);
     free(s->tls_cert_pem);
     free(s->tls_key_pem);
     free(s);
@@ -306,7 +362,10 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
         free_server(s);
         return rc;
     }
+    if (cfg->blocking_threads)
+        s->blocking = workq_new(cfg->blocking_threads);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME |
                      (cfg->thread_per_connection ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL
                                                  : MHD_USE_EPOLL) |
                      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
@@ -353,6 +412,10 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* MHD refuses to stop with a connection suspended: finish every deferred request first
+     * (later ones run in line, see defer_request), and only then stop MHD. */
+    if (s->blocking)
+        workq_drain(s->blocking);
     MHD_stop_daemon(s->daemon);
     free_server(s);
 }

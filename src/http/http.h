@@ -16,6 +16,7 @@ struct http_request {
     const char *body;    /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
     bool body_too_large; /* the body passed the limit; body holds only its start */
+    bool on_worker;      /* the handler runs on a blocking-work thread (see http_response.defer) */
     void *conn;          /* for http_header */
 };
 
@@ -27,6 +28,11 @@ struct http_response {
     const char *content_type; /* static string */
     char *body;               /* heap; the server frees it after sending */
     size_t body_len;
+    /* Set by a handler that found the request needs work that may block for seconds: the rest
+     * of resp is ignored, the connection is suspended, and the handler is called again with
+     * req->on_worker set, on one of the server's blocking-work threads, so the threads that
+     * answer every other request never wait on it. */
+    bool defer;
 };
 
 /* Fills resp for req. Runs on one of the server's threads, concurrently with others. */
@@ -39,6 +45,7 @@ struct http_config {
     size_t max_body;       /* bytes; larger bodies arrive with body_too_large set */
     unsigned idle_timeout_s;
     bool thread_per_connection; /* handlers may block long (admin long-poll); threads unused */
+    unsigned blocking_threads;  /* threads for deferred requests; 0 runs them in line */
     const char *tls_cert;  /* PEM files, both or neither */
     const char *tls_key;
 };

@@ -27,10 +27,10 @@ static const char *const describe_accounts_params[] = {
     "InstanceId", "Offset", "Limit", "AccountRegexp", "SortBy", "OrderBy", "HostRegexp", NULL};
 
 static const struct action cdb_actions[] = {
-    {"DescribeAsyncRequestInfo", cdb_describe_async_request_info, describe_params},
-    {"DescribeTasks", cdb_describe_tasks, describe_tasks_params},
-    {"DescribeAccounts", cdb_describe_accounts, describe_accounts_params},
-    {NULL, NULL, NULL},
+    {"DescribeAsyncRequestInfo", cdb_describe_async_request_info, describe_params, false},
+    {"DescribeTasks", cdb_describe_tasks, describe_tasks_params, false},
+    {"DescribeAccounts", cdb_describe_accounts, describe_accounts_params, true},
+    {NULL, NULL, NULL, false},
 };
 
 const struct product product_cdb = {

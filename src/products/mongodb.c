@@ -55,9 +55,9 @@ static const char *const backups_params[] = {"InstanceId", "BackupMethod", "Limi
                                              NULL};
 
 static const struct action mongodb_actions[] = {
-    {"DescribeAsyncRequestInfo", mongodb_describe_async_request_info, describe_params},
-    {"DescribeDBBackups", mongodb_describe_db_backups, backups_params},
-    {NULL, NULL, NULL},
+    {"DescribeAsyncRequestInfo", mongodb_describe_async_request_info, describe_params, false},
+    {"DescribeDBBackups", mongodb_describe_db_backups, backups_params, false},
+    {NULL, NULL, NULL, false},
 };
 
 const struct product product_mongodb = {

@@ -33,6 +33,7 @@ struct action {
     const char *name;
     action_fn fn;
     const char *const *params; /* NULL-terminated names the action accepts */
+    bool blocking; /* talks to an instance (seconds at worst): runs off the HTTP threads */
 };
 
 struct product {

@@ -1,0 +1,92 @@
+// Actions that call an instance (cdb DescribeAccounts) may wait seconds on a server that does not
+// answer. They run on blocking-work threads of their own: the HTTP threads keep answering every
+// other call meanwhile, and SIGTERM still drains cleanly, answering the calls in flight.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { start, NO_LIMITS, REGION, SLOW, sleep } from './lib/asyncd.mjs';
+
+const INST = 'cdb-blackhole';
+let d;
+let hole;
+const held = new Set();
+
+/** A TCP server on loopback that accepts and never says a word (a hung MySQL server). */
+function blackHole() {
+  return new Promise((resolve) => {
+    const srv = net.createServer((sock) => {
+      held.add(sock);
+      sock.on('error', () => {});
+      sock.on('close', () => held.delete(sock));
+    });
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+}
+
+async function waitHeld(n) {
+  const deadline = Date.now() + 5000 * SLOW;
+  while (held.size < n) {
+    assert.ok(Date.now() < deadline, `only ${held.size} of ${n} connections reached the hung server`);
+    await sleep(10);
+  }
+}
+
+before(async () => {
+  hole = await blackHole();
+  d = await start({ args: NO_LIMITS });
+  await d.adminOk('POST', '/v1/instances', {
+    product: 'cdb', region: REGION, uin: d.creds.Uin, instance_id: INST, status: 'running',
+    dsn: `mysql://root:pw@127.0.0.1:${hole.address().port}`,
+  }, 201);
+});
+
+after(async () => {
+  if (d) await d.stop();
+  for (const s of held) s.destroy();
+  hole?.close();
+});
+
+function describeAccounts() {
+  const t0 = Date.now();
+  return d.cdb().DescribeAccounts({ InstanceId: INST }).then(
+    (r) => ({ ok: r, ms: Date.now() - t0 }),
+    (err) => ({ code: err.code, message: err.message, ms: Date.now() - t0 }));
+}
+
+test('calls to a hung instance leave every other call fast, and then fail with CdbError.TaskError', async () => {
+  const { id } = await d.taskInState('cdb', 'running');
+  // More hung calls than the daemon has HTTP threads (2 on a 2-core machine).
+  const hung = Array.from({ length: 4 }, describeAccounts);
+  await waitHeld(4);
+  for (let i = 0; i < 5; i++) {
+    const t0 = Date.now();
+    const r = await d.describe('cdb', id);
+    const ms = Date.now() - t0;
+    assert.equal(r.Status, 'RUNNING');
+    assert.ok(ms < 1000 * SLOW, `DescribeAsyncRequestInfo took ${ms} ms while DescribeAccounts calls hung`);
+  }
+  const mongodb = await d.taskInState('mongodb', 'running');
+  assert.equal((await d.describe('mongodb', mongodb.id)).Status, 'running');
+  for (const r of await Promise.all(hung)) {
+    assert.equal(r.code, 'CdbError.TaskError', JSON.stringify(r));
+    assert.match(r.message, new RegExp(`instance ${INST}: cannot connect to MySQL at 127\\.0\\.0\\.1:`), r.message);
+    assert.ok(r.ms >= 4000, `the connect timeout is 5 s; the call ended after ${r.ms} ms`);
+  }
+});
+
+test('SIGTERM while DescribeAccounts calls hang: each gets its answer, asyncd exits 0', async () => {
+  const before = held.size;
+  const hung = Array.from({ length: 3 }, describeAccounts);
+  await waitHeld(before + 3);
+  // SIGTERM by hand: d.stop() would first close the client connections we wait on.
+  d.stopping = true;
+  d.proc.kill('SIGTERM');
+  const answers = await Promise.all(hung);
+  const exit = await d.exited;
+  await d.stop(); // asserts the exit code was 0
+  d = null;
+  assert.deepEqual(exit, { code: 0, signal: null });
+  for (const r of answers) {
+    assert.equal(r.code, 'CdbError.TaskError', `an answer, not a dropped connection: ${JSON.stringify(r)}`);
+  }
+});

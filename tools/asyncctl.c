@@ -1,5 +1,6 @@
 /* asyncctl: the operator CLI over the asyncd admin API (accounts, instances, tasks, health). */
 #include "ctl_client.h"
+#include "common/xalloc.h"
 #include "ctl_print.h"
 
 #include <curl/curl.h>
@@ -391,7 +392,7 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
     double start = now_s();
     json_t *t = NULL;
     long long seen = -1;
-    char *url = ctl_xstrdup_printf("%s", path);
+    char *url = xasprintf("%s", path);
     /* Long-poll: each call returns as soon as the task has an event after the last one seen. */
     while ((rc = ctl_call(c, "GET", url, NULL, &t)) == 0) {
         const char *state = json_string_value(json_object_get(t, "state"));
@@ -410,7 +411,7 @@ static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct comm
         double left = tmo > 0 ? tmo - (now_s() - start) : 25;
         double w = left < ivl ? ivl : left > 25 ? 25 : left;
         free(url);
-        url = ctl_xstrdup_printf("%s?wait=%.1fs&since_seq=%lld", path, w, seq);
+        url = xasprintf("%s?wait=%.1fs&since_seq=%lld", path, w, seq);
     }
     json_decref(t);
     free(url);

@@ -1,46 +1,17 @@
 /* ctl_client: asyncctl's admin API client over libcurl, and its buffer/allocation helpers. */
 #include "ctl_client.h"
+#include "common/xalloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void *ctl_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fputs("asyncctl: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
-
-char *ctl_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(ctl_xrealloc(NULL, n), s, n);
-}
-
-char *ctl_xstrdup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *out = NULL;
-    int n = vasprintf(&out, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        fputs("asyncctl: out of memory\n", stderr);
-        exit(1);
-    }
-    return out;
-}
-
 void ctl_buf_add(struct buf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         b->cap = (b->len + n + 1) * 2;
-        b->p = ctl_xrealloc(b->p, b->cap);
+        b->p = xrealloc(b->p, b->cap);
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -72,7 +43,7 @@ static char *token_from_data(const char *dir, char *why, size_t whylen)
         return NULL;
     }
     const char *t = json_string_value(json_object_get(j, "AdminToken"));
-    char *tok = t ? ctl_xstrdup(t) : NULL;
+    char *tok = t ? xstrdup(t) : NULL;
     if (!tok)
         snprintf(why, whylen, "%s: no AdminToken string", path);
     json_decref(j);

@@ -1,5 +1,5 @@
 /* ctl_client: asyncctl's connection to the admin API (URL and token resolution, JSON calls)
- * and the small buffer and allocation helpers the CLI shares. Out of memory aborts. */
+ * and the small growing buffer the CLI shares. Out of memory aborts (common/xalloc.h). */
 #ifndef ASYNCD_CTL_CLIENT_H
 #define ASYNCD_CTL_CLIENT_H
 
@@ -35,11 +35,6 @@ struct reply {
     long status;
     struct buf body;
 };
-
-/* Allocation: each aborts on out of memory; the caller frees the result. */
-void *ctl_xrealloc(void *p, size_t n);
-char *ctl_xstrdup(const char *s);
-char *ctl_xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Appends to a growing NUL-terminated buffer; b->p is the caller's to free. ctl_buf_addf
  * truncates one addition at 1 KiB. */

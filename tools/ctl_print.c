@@ -2,6 +2,7 @@
 #include "ctl_print.h"
 
 #include "ctl_client.h"
+#include "common/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,9 @@ static char *cell(json_t *v)
 {
     char *s;
     if (!v || json_is_null(v))
-        s = ctl_xstrdup("-");
+        s = xstrdup("-");
     else if (json_is_string(v))
-        s = ctl_xstrdup(json_string_value(v));
+        s = xstrdup(json_string_value(v));
     else if (json_is_array(v) && json_array_size(v) > 0 && json_is_string(json_array_get(v, 0))) {
         struct buf b = {0};
         size_t i;
@@ -27,7 +28,7 @@ static char *cell(json_t *v)
         s = b.p;
     } else {
         char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        s = ctl_xstrdup(t ? t : "?");
+        s = xstrdup(t ? t : "?");
         free(t);
     }
     for (char *p = s; *p; p++)
@@ -95,10 +96,10 @@ static void print_table(json_t *rows, const char *const *cols)
         }
     }
     size_t nrow = json_array_size(rows);
-    char **cells = ctl_xrealloc(NULL, (nrow + 1) * (size_t)(ncol ? ncol : 1) * sizeof *cells);
+    char **cells = xrealloc(NULL, (nrow + 1) * (size_t)(ncol ? ncol : 1) * sizeof *cells);
     int wid[32];
     for (int j = 0; j < ncol; j++) {
-        cells[j] = ctl_xstrdup(use[j]);
+        cells[j] = xstrdup(use[j]);
         wid[j] = width(use[j]);
     }
     for (size_t i = 0; i < nrow; i++)

@@ -1,6 +1,7 @@
 /* Allocation wrappers that abort on out-of-memory (the one place that handles it). */
 #include "common/xalloc.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,8 @@
 
 static void oom(size_t n)
 {
-    fprintf(stderr, "asyncd: out of memory allocating %zu bytes\n", n);
+    /* program_invocation_short_name: asyncd or asyncctl, which both use these wrappers */
+    fprintf(stderr, "%s: out of memory allocating %zu bytes\n", program_invocation_short_name, n);
     abort();
 }
 

@@ -4,12 +4,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/workq.h"
@@ -23,6 +25,7 @@ struct http_server {
     uint16_t port;
     char *tls_cert_pem, *tls_key_pem;
     struct workq *blocking; /* runs deferred requests; NULL runs them in line */
+    atomic_int deferred;    /* deferred requests not yet completed (answer sent or client gone) */
 };
 
 enum defer_state { DEFER_NONE, DEFER_PENDING, DEFER_DONE };
@@ -34,6 +37,7 @@ struct req_ctx {
     size_t len, cap;
     bool too_large;
     bool started;
+    bool was_deferred; /* counted in srv->deferred until on_completed */
     /* A deferred request: the connection is suspended while a blocking-work thread fills resp. */
     enum defer_state defer;
     struct http_server *srv;
@@ -61,12 +65,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     (void)toe;
+    struct http_server *s = cls;
     struct req_ctx *rc = *req_cls;
     if (!rc)
         return;
+    if (rc->was_deferred)
+        atomic_fetch_sub(&s->deferred, 1);
     if (rc->defer == DEFER_DONE) /* answered but never sent (the client went away) */
         free(rc->resp.body);
     free(rc->raw_uri);
@@ -195,6 +201,8 @@ static enum MHD_Result defer_request(struct http_server *s, struct MHD_Connectio
     rc->srv = s;
     rc->conn = conn;
     rc->defer = DEFER_PENDING;
+    rc->was_deferred = true;
+    atomic_fetch_add(&s->deferred, 1);
     MHD_suspend_connection(conn);
     if (!s->blocking || !workq_push(s->blocking, run_deferred, rc))
         run_deferred(rc);
@@ -408,14 +416,20 @@ void http_server_quiesce(struct http_server *s)
         close(fd);
 }
 
+/* How long http_server_stop waits for deferred answers to reach clients that do not read. */
+#define STOP_SEND_GRACE_MS 2000
+
 void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
     /* MHD refuses to stop with a connection suspended: finish every deferred request first
-     * (later ones run in line, see defer_request), and only then stop MHD. */
+     * (later ones run in line, see defer_request). Their answers, seconds in the making, are
+     * then only queued; give MHD a moment to send them before it closes every connection. */
     if (s->blocking)
         workq_drain(s->blocking);
+    for (int waited = 0; atomic_load(&s->deferred) > 0 && waited < STOP_SEND_GRACE_MS; waited += 5)
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
     free_server(s);
 }

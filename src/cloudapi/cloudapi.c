@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "cloudapi/keycache.h"
 #include "cloudapi/request.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -21,6 +22,7 @@
 
 struct cloudapi {
     struct cloudapi_config cfg;
+    struct keycache *keys; /* TC3 signing keys by SecretKey, date and service */
     /* requests answered, by product (0 none, 1 cdb, 2 mongodb) and by -code (0 = success) */
     atomic_uint_fast64_t answered[3][METRIC_CODES];
 };
@@ -31,10 +33,17 @@ struct cloudapi *cloudapi_new(const struct cloudapi_config *cfg)
     api->cfg = *cfg;
     if (api->cfg.max_skew_s <= 0)
         api->cfg.max_skew_s = 300;
+    api->keys = keycache_new();
     return api;
 }
 
-void cloudapi_free(struct cloudapi *api) { free(api); }
+void cloudapi_free(struct cloudapi *api)
+{
+    if (!api)
+        return;
+    keycache_free(api->keys);
+    free(api);
+}
 
 /* The label of the Host header's first dot-separated part, e.g. "cdb" of "cdb.example.net:9000". */
 static const struct product *product_from_host(const char *host)
@@ -115,7 +124,7 @@ static int authenticate(struct cloudapi *api, const struct api_request *r, struc
                        sid);
     if (rc)
         return err_set(e, ERR_INTERNAL, "reading account: %s", se.msg);
-    if ((rc = api_request_verify(r, who->secret_key, e)))
+    if ((rc = api_request_verify(r, who->secret_key, api->keys, e)))
         return rc;
     if (r->token && *r->token)
         return err_set(e, ERR_AUTH_TOKEN_FAILURE,

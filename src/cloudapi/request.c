@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cloudapi/keycache.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 
@@ -244,13 +245,14 @@ static bool tc3_matches(const struct api_request *r, const unsigned char key[32]
 }
 
 /* The SDK signs the host without its port; other clients may sign it with the port: accept both. */
-static int verify_tc3(const struct api_request *r, const char *secret_key, struct err *e)
+static int verify_tc3(const struct api_request *r, const char *secret_key, struct keycache *kc,
+                      struct err *e)
 {
     if (!strstr(r->tc3.signed_headers, "host"))
         return err_set(e, ERR_AUTH_SIGNATURE_FAILURE,
                        "SignedHeaders must include host (got \"%s\")", r->tc3.signed_headers);
     unsigned char key[32];
-    sign_tc3_signing_key(secret_key, r->tc3.date, r->tc3.service, key);
+    keycache_tc3_signing_key(kc, secret_key, r->tc3.date, r->tc3.service, key);
     int64_t ts = strtoll(r->timestamp, NULL, 10);
     char bare[256];
     host_without_port(r->host, bare, sizeof bare);
@@ -303,7 +305,8 @@ static int verify_v1(const struct api_request *r, const char *secret_key, struct
                    method, r->http->method, r->host ? r->host : "", r->http->path);
 }
 
-int api_request_verify(const struct api_request *r, const char *secret_key, struct err *e)
+int api_request_verify(const struct api_request *r, const char *secret_key, struct keycache *kc,
+                       struct err *e)
 {
-    return r->style == SIG_TC3 ? verify_tc3(r, secret_key, e) : verify_v1(r, secret_key, e);
+    return r->style == SIG_TC3 ? verify_tc3(r, secret_key, kc, e) : verify_v1(r, secret_key, e);
 }

@@ -13,6 +13,8 @@
 #include "http/http.h"
 #include "store/store.h"
 
+struct keycache;
+
 enum sig_style { SIG_TC3, SIG_V1 };
 
 struct api_request {
@@ -35,7 +37,9 @@ const char *api_request_secret_id(const struct api_request *r);
 /* Checks X-TC-Timestamp/Timestamp against now_s (window max_skew_s), before any key lookup. */
 int api_request_check_time(const struct api_request *r, int64_t now_s, int64_t max_skew_s,
                            struct err *e);
-/* Verifies the signature with secret_key; ERR_AUTH_SIGNATURE_FAILURE with what to check. */
-int api_request_verify(const struct api_request *r, const char *secret_key, struct err *e);
+/* Verifies the signature with secret_key; ERR_AUTH_SIGNATURE_FAILURE with what to check. kc (may
+ * be NULL) caches TC3 signing keys. */
+int api_request_verify(const struct api_request *r, const char *secret_key, struct keycache *kc,
+                       struct err *e);
 
 #endif

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { start, NO_LIMITS, REGION, SLOW, sleep } from './lib/asyncd.mjs';
+import { start, NO_LIMITS, REGION, SIGN_MODES, SLOW, sleep } from './lib/asyncd.mjs';
 
 const INST = 'cdb-blackhole';
 let d;
@@ -74,6 +74,33 @@ test('calls to a hung instance leave every other call fast, and then fail with C
     assert.equal(r.code, 'CdbError.TaskError', JSON.stringify(r));
     assert.match(r.message, new RegExp(`instance ${INST}: cannot connect to MySQL at 127\\.0\\.0\\.1:`), r.message);
     assert.ok(r.ms >= 4000, `the connect timeout is 5 s; the call ended after ${r.ms} ms`);
+  }
+});
+
+test('every signing mode reaches a deferred action, which checks signature and parameters as usual', async () => {
+  for (const mode of SIGN_MODES) {
+    const c = d.cdb(mode);
+    await assert.rejects(c.DescribeAccounts({ InstanceId: 'cdb-nosuch' }),
+      (err) => err.code === 'InvalidParameter.InstanceNotFound' || assert.fail(`${mode.name}: ${err.code} ${err.message}`));
+    await assert.rejects(d.cdb({ ...mode, secretKey: 'not-the-key' }).DescribeAccounts({ InstanceId: INST }),
+      (err) => err.code === 'AuthFailure.SignatureFailure' || assert.fail(`${mode.name}: ${err.code} ${err.message}`));
+    await assert.rejects(c.DescribeAccounts({ InstanceId: INST, Limit: 'many' }),
+      (err) => err.code === 'InvalidParameter' || assert.fail(`${mode.name}: ${err.code} ${err.message}`));
+  }
+});
+
+test('a deferred call counts once against its rate limit', async () => {
+  const d2 = await start({ args: ['--rate-limit', 'cdb:DescribeAccounts=3'] });
+  try {
+    const c = d2.cdb();
+    const codes = [];
+    for (let i = 0; i < 4; i++) {
+      codes.push(await c.DescribeAccounts({ InstanceId: 'cdb-nosuch' }).then(() => 'ok', (err) => err.code));
+    }
+    assert.deepEqual(codes, ['InvalidParameter.InstanceNotFound', 'InvalidParameter.InstanceNotFound',
+      'InvalidParameter.InstanceNotFound', 'RequestLimitExceeded']);
+  } finally {
+    await d2.stop();
   }
 });
 

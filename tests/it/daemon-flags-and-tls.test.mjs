@@ -95,6 +95,13 @@ describe('TLS on the Cloud API listener', T, () => {
     assert.equal(cert.subject.CN, 'asyncd-it');
   });
 
+  test('over https://, an action run on the blocking-work threads answers too', async () => {
+    for (const mode of SIGN_MODES) {
+      await assert.rejects(d.cdb({ ...mode, tlsCa: ca }).DescribeAccounts({ InstanceId: 'cdb-nosuch' }),
+        (err) => err.code === 'InvalidParameter.InstanceNotFound' || assert.fail(`${mode.name}: ${err.code} ${err.message}`));
+    }
+  });
+
   test('--tls-cert without --tls-key is refused', async () => {
     await expectStartFails({ args: [...NO_LIMITS, '--tls-cert', path.join(dir, 'cert.pem')] }, 'cert without key');
   });

@@ -8,28 +8,17 @@
 #include "store/store_plan.h"
 #include "store/store_pg_int.h"
 
-#define TASK_COLS "id, product, region, uin, instance_id, type, on_failure, state, info," \
-                  " phase, lease_node, driver, current_step, created_ms, start_ms, end_ms, attempt," \
-                  " not_before_ms, pause_requested, lease_no, lease_expires_ms," \
-                  " (SELECT COUNT(*) FROM task_steps s WHERE s.task_id = tasks.id), input"
 #define LIST_DEFAULT_LIMIT 100
 
 /* The task object of docs/admin-api.md without steps, events and the formatted time fields. */
 static json_t *task_row_json(const PGresult *r, int row)
 {
-    static const char *const text_keys[] = {"AsyncRequestId", "product", "region", "uin",
-                                            "instance_id", "type", "on_failure", "state", "info",
-                                            "phase", "lease_node", "driver"};
-    static const char *const int_keys[] = {"current_step", "created_ms",    "start_ms",
-                                           "end_ms",       "attempt",       "not_before_ms",
-                                           "pause_requested", "lease_no", "lease_expires_ms",
-                                           "n_steps"};
     json_t *o = json_object();
     int col = 0;
-    for (size_t i = 0; i < sizeof text_keys / sizeof text_keys[0]; i++)
-        json_object_set_new(o, text_keys[i], pg_json_text(r, row, col++));
-    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
-        json_object_set_new(o, int_keys[i], pg_json_int(r, row, col++));
+    for (size_t i = 0; i < STORE_TASK_N_TEXT; i++)
+        json_object_set_new(o, store_task_text_fields[i], pg_json_text(r, row, col++));
+    for (size_t i = 0; i < STORE_TASK_N_INT; i++)
+        json_object_set_new(o, store_task_int_fields[i], pg_json_int(r, row, col++));
     json_object_set_new(o, "input", pg_json_value(r, row, col++));
     return o;
 }
@@ -215,7 +204,7 @@ static int list_fn(struct pg_conn *c, void *ctx, struct err *e)
     l->total = pg_int(r, 0, 0);
     PQclear(r);
     const char *dir = l->f->oldest_first ? "ASC" : "DESC";
-    sql = xasprintf("SELECT " TASK_COLS ", job_id FROM tasks%s ORDER BY created_ms %s, job_id %s"
+    sql = xasprintf("SELECT " STORE_TASK_COLS ", job_id FROM tasks%s ORDER BY created_ms %s, job_id %s"
                     " LIMIT %lld OFFSET %lld", l->w->sql, dir, dir, (long long)l->limit,
                     (long long)l->offset);
     rc = pg_exec_sql(c, sql, &l->w->p, &r, "listing tasks", e);

@@ -1,13 +1,10 @@
 /* The PostgreSQL store's SQL: one statement per slot, prepared once per connection. Every
  * parameter is cast, so PostgreSQL never has to guess a type ($n IS NULL alone names none). */
 #include "store/store_pg_int.h"
+#include "store/store_plan.h"
 
 #define ACCOUNT_COLS "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn"
-#define TASK_COLS "id, product, region, uin, instance_id, type, on_failure, state, info," \
-                  " phase, lease_node, driver, current_step, created_ms, start_ms, end_ms, attempt," \
-                  " not_before_ms, pause_requested, lease_no, lease_expires_ms," \
-                  " (SELECT COUNT(*) FROM task_steps s WHERE s.task_id = tasks.id), input"
 /* A task the engine may claim at $1: initial, or running with no live lease, retry time reached. */
 #define CLAIMABLE(t) t "state IN ('initial', 'running') AND " t "driver = 'engine'" \
                      " AND " t "not_before_ms <= $1::bigint" \
@@ -48,7 +45,7 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " WHERE task_id = $1::text), $2::bigint, $3::text, $4::text, $5::text, $6::text)",
     [PG_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
         " start_ms, end_ms, lease_no FROM tasks WHERE id = $1::text AND product = $2::text",
-    [PG_TASK_ROW] = "SELECT " TASK_COLS " FROM tasks WHERE id = $1::text",
+    [PG_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text",
     [PG_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state,"
         " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",
     [PG_TASK_EVENTS] = "SELECT seq, at_ms, from_state, to_state, node, message FROM task_events"

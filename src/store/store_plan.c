@@ -1,7 +1,15 @@
-/* The rules every store backend applies: operator verbs, moves, fenced progress. */
+/* The rules every store backend applies: operator verbs, moves, fenced progress; and the task
+ * fields every backend reads for the admin view. */
 #include "store/store_plan.h"
 
 #include <string.h>
+
+const char *const store_task_text_fields[STORE_TASK_N_TEXT] = {
+    "AsyncRequestId", "product", "region", "uin", "instance_id", "type",
+    "on_failure", "state", "info", "phase", "lease_node", "driver"};
+const char *const store_task_int_fields[STORE_TASK_N_INT] = {
+    "current_step", "created_ms", "start_ms", "end_ms", "attempt", "not_before_ms",
+    "pause_requested", "lease_no", "lease_expires_ms", "n_steps"};
 
 /* Decides the verb from the task's row; ERR_CONFLICT with the reason when it is not allowed. */
 int store_control_plan(const struct control_in *in, const struct task_row *row, int64_t now,

@@ -7,10 +7,6 @@
 #include "store/store_plan.h"
 #include "store/store_sqlite_int.h"
 
-#define TASK_COLS "id, product, region, uin, instance_id, type, on_failure, state, info," \
-                  " phase, lease_node, driver, current_step, created_ms, start_ms, end_ms, attempt," \
-                  " not_before_ms, pause_requested, lease_no, lease_expires_ms," \
-                  " (SELECT COUNT(*) FROM task_steps s WHERE s.task_id = tasks.id), input"
 #define LIST_DEFAULT_LIMIT 100
 
 static json_t *col_json_value(sqlite3_stmt *st, int col);
@@ -18,19 +14,12 @@ static json_t *col_json_value(sqlite3_stmt *st, int col);
 /* The task object of docs/admin-api.md without steps, events and the formatted time fields. */
 static json_t *task_row_json(sqlite3_stmt *st)
 {
-    static const char *const text_keys[] = {"AsyncRequestId", "product", "region", "uin",
-                                            "instance_id", "type", "on_failure", "state", "info",
-                                            "phase", "lease_node", "driver"};
-    static const char *const int_keys[] = {"current_step", "created_ms",    "start_ms",
-                                           "end_ms",       "attempt",       "not_before_ms",
-                                           "pause_requested", "lease_no", "lease_expires_ms",
-                                           "n_steps"};
     json_t *o = json_object();
     int col = 0;
-    for (size_t i = 0; i < sizeof text_keys / sizeof text_keys[0]; i++)
-        json_object_set_new(o, text_keys[i], sq_col_json_text(st, col++));
-    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
-        json_object_set_new(o, int_keys[i], sq_col_json_int(st, col++));
+    for (size_t i = 0; i < STORE_TASK_N_TEXT; i++)
+        json_object_set_new(o, store_task_text_fields[i], sq_col_json_text(st, col++));
+    for (size_t i = 0; i < STORE_TASK_N_INT; i++)
+        json_object_set_new(o, store_task_int_fields[i], sq_col_json_int(st, col++));
     json_object_set_new(o, "input", col_json_value(st, col++));
     return o;
 }
@@ -97,7 +86,7 @@ static int rows_json(struct sq_conn *c, enum sq_slot slot, const char *sql, cons
 static int task_json_tx(struct sq_conn *c, const char *id, json_t **out, struct err *e)
 {
     json_t *task = NULL, *steps = NULL, *events = NULL;
-    int rc = rows_json(c, SQ_TASK_ROW, "SELECT " TASK_COLS " FROM tasks WHERE id = ?1", id,
+    int rc = rows_json(c, SQ_TASK_ROW, "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = ?1", id,
                        task_row_json, &task, e);
     if (rc == 0 && json_array_size(task) == 0)
         rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
@@ -239,7 +228,7 @@ static int list_total(struct sq_conn *c, const struct where *w, int64_t *total, 
 static int list_page(struct sq_conn *c, const struct where *w, int64_t limit, int64_t offset,
                      bool oldest_first, json_t **out, struct err *e)
 {
-    char *sql = xasprintf("SELECT " TASK_COLS ", rowid FROM tasks%s ORDER BY created_ms %s, rowid %s"
+    char *sql = xasprintf("SELECT " STORE_TASK_COLS ", rowid FROM tasks%s ORDER BY created_ms %s, rowid %s"
                           " LIMIT %lld OFFSET %lld", w->sql, oldest_first ? "ASC" : "DESC",
                           oldest_first ? "ASC" : "DESC", (long long)limit, (long long)offset);
     sqlite3_stmt *st = NULL;

@@ -48,6 +48,8 @@ struct req_ctx {
 
 const char *http_header(const struct http_request *req, const char *name)
 {
+    if (req->header_fn)
+        return req->header_fn(req->conn, name);
     return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
 }
 

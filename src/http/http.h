@@ -18,6 +18,8 @@ struct http_request {
     bool body_too_large; /* the body passed the limit; body holds only its start */
     bool on_worker;      /* the handler runs on a blocking-work thread (see http_response.defer) */
     void *conn;          /* for http_header */
+    /* When set, http_header asks this instead of the connection (fuzz targets, unit tests). */
+    const char *(*header_fn)(void *conn, const char *name);
 };
 
 /* The value of a request header (case-insensitive name), or NULL. Valid during the request. */

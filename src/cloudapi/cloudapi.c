@@ -1,6 +1,7 @@
 /* The Cloud API pipeline: parse -> route -> authenticate -> limit -> authorise -> act -> envelope. */
 #include "cloudapi/cloudapi.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -54,7 +55,8 @@ static const struct product *product_from_host(const char *host)
     size_t n = strcspn(host, ".:");
     if (n == 0 || n >= sizeof label || host[n] != '.')
         return NULL;
-    memcpy(label, host, n);
+    for (size_t i = 0; i < n; i++) /* host names are case-insensitive (RFC 4343) */
+        label[i] = (char)tolower((unsigned char)host[i]);
     label[n] = '\0';
     return product_by_name(label);
 }
@@ -152,8 +154,10 @@ static int run_action(struct cloudapi *api, const struct api_request *r, const s
 
 /* Everything between a parsed request and the action's answer; *pp gets the product once known.
  * A blocking action met on an HTTP thread (!on_worker) returns PROCESS_DEFER before anything is
- * checked or counted, so the call on the blocking-work thread is the only one that counts. */
-static int process(struct cloudapi *api, const struct api_request *r, bool on_worker, json_t *resp,
+ * checked or counted, so the call on the blocking-work thread is the only one that counts.
+ * Nothing is decoded into JSON before the signature and the rate limit pass: until then a
+ * stranger's request costs what its size costs, never more. */
+static int process(struct cloudapi *api, struct api_request *r, bool on_worker, json_t *resp,
                    const struct product **pp, struct err *e)
 {
     const struct product *p = NULL;
@@ -187,6 +191,8 @@ static int process(struct cloudapi *api, const struct api_request *r, bool on_wo
                      who.uin, p->name, action_name, who.uin, p->name, action_name);
         goto out;
     }
+    if ((rc = api_request_decode(r, e)))
+        goto out;
     rc = run_action(api, r, p, a, fl, &who, resp, e);
 out:
     account_clear(&who);

@@ -116,6 +116,27 @@ static void truncate_list(struct param_list *l, size_t n)
     }
 }
 
+/* Fails when the name (raw bytes p[0..klen), decoded key) passes the length or depth bound. The raw
+ * length is checked first: a %-escape is 3 bytes for 1, so a longer raw name cannot fit. */
+static int check_name_bounds(const char *p, size_t klen, const char *key, struct err *e)
+{
+    char name[96];
+    size_t len = key ? strlen(key) : klen;
+    if (klen > 3 * PARAMS_MAX_NAME_LEN || len > PARAMS_MAX_NAME_LEN)
+        return err_set(e, ERR_INVALID_PARAMETER,
+                       "the name of parameter \"%s\" is longer than the limit of %d bytes",
+                       shown(name, sizeof name, p, klen), PARAMS_MAX_NAME_LEN);
+    size_t parts = 1;
+    for (size_t i = 0; key && key[i]; i++)
+        parts += key[i] == '.';
+    if (parts > PARAMS_MAX_NAME_DEPTH)
+        return err_set(e, ERR_INVALID_PARAMETER,
+                       "parameter \"%s\" has %zu name parts; the limit is a depth of %d parts "
+                       "(like Filters.0.Values.1)",
+                       shown(name, sizeof name, p, klen), parts, PARAMS_MAX_NAME_DEPTH);
+    return 0;
+}
+
 /* One "key=value" piece; appends it to out or fails naming the parameter. */
 static int parse_piece(const char *p, size_t n, struct param_list *out, struct err *e)
 {
@@ -123,6 +144,11 @@ static int parse_piece(const char *p, size_t n, struct param_list *out, struct e
     const char *eq = memchr(p, '=', n);
     size_t klen = eq ? (size_t)(eq - p) : n;
     char *key, *value;
+    int brc = check_name_bounds(p, klen, NULL, e);
+    if (brc)
+        return brc;
+    if (eq && n - klen - 1 > 3 * (size_t)PARAMS_MAX_VALUE_LEN)
+        goto value_too_long;
     const char *why = form_decode(p, klen, &key);
     if (why)
         return err_set(e, ERR_INVALID_PARAMETER, "the name of parameter \"%s\" contains %s",
@@ -131,6 +157,10 @@ static int parse_piece(const char *p, size_t n, struct param_list *out, struct e
         free(key);
         return err_set(e, ERR_INVALID_PARAMETER, "a parameter has an empty name (\"%s\")",
                        shown(name, sizeof name, p, n));
+    }
+    if ((brc = check_name_bounds(p, klen, key, e))) {
+        free(key);
+        return brc;
     }
     if (eq)
         why = form_decode(eq + 1, n - klen - 1, &value);
@@ -142,6 +172,11 @@ static int parse_piece(const char *p, size_t n, struct param_list *out, struct e
         free(key);
         return rc;
     }
+    if (strlen(value) > PARAMS_MAX_VALUE_LEN) {
+        free(key);
+        free(value);
+        goto value_too_long;
+    }
     if (out->n == out->cap) {
         out->cap = out->cap ? out->cap * 2 : 16;
         out->items = xrealloc(out->items, out->cap * sizeof *out->items);
@@ -150,11 +185,32 @@ static int parse_piece(const char *p, size_t n, struct param_list *out, struct e
     out->items[out->n].value = value;
     out->n++;
     return 0;
+value_too_long:
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "the value of parameter \"%s\" is longer than the limit of %d bytes",
+                   shown(name, sizeof name, p, klen), PARAMS_MAX_VALUE_LEN);
+}
+
+/* Non-empty "&"-separated pieces of s[0..len): one pass, nothing decoded. */
+static size_t count_pieces(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        const char *amp = memchr(s + i, '&', len - i);
+        size_t plen = amp ? (size_t)(amp - (s + i)) : len - i;
+        n += plen > 0;
+        i += plen + 1;
+    }
+    return n;
 }
 
 int params_parse_form(const char *s, size_t len, struct param_list *out, struct err *e)
 {
-    size_t first = out->n;
+    size_t first = out->n, pieces = count_pieces(s, len);
+    if (pieces > PARAMS_MAX_COUNT)
+        return err_set(e, ERR_REQUEST_SIZE_LIMIT,
+                       "the request has %zu parameters, more than the limit of %d parameters",
+                       pieces, PARAMS_MAX_COUNT);
     for (size_t i = 0; i < len;) {
         const char *amp = memchr(s + i, '&', len - i);
         size_t n = amp ? (size_t)(amp - (s + i)) : len - i;
@@ -242,8 +298,8 @@ void params_free(struct param_list *l)
  * sorted them bytewise, which puts "A.10" before "A.2"). */
 struct flat {
     const struct param *p;
-    char *buf;         /* copy of the key with '.' replaced by NUL */
-    const char **seg;  /* segment starts inside buf */
+    char *buf;        /* copy of the key with '.' replaced by NUL */
+    const char **seg; /* segment starts inside buf */
     size_t nseg;
 };
 
@@ -356,8 +412,7 @@ shape:
 
 static int attach(json_t *c, const struct flat *f, size_t d, json_t *v, struct err *e)
 {
-    int rc = json_is_array(c) ? json_array_append_new(c, v)
-                              : json_object_set_new(c, f->seg[d], v);
+    int rc = json_is_array(c) ? json_array_append_new(c, v) : json_object_set_new(c, f->seg[d], v);
     if (rc != 0) {
         char name[96];
         return err_set(e, ERR_INVALID_PARAMETER, "parameter \"%s\" is not valid UTF-8",
@@ -392,9 +447,10 @@ static int flat_insert(json_t *root, const struct flat *f, struct err *e)
             else
                 child = is_index(f->seg[d + 1], d + 1) ? json_array() : json_object();
             if (!child)
-                return err_set(e, ERR_INVALID_PARAMETER, "the value of parameter \"%s\" is not "
-                               "valid UTF-8", shown(name, sizeof name, f->p->key,
-                                                    strlen(f->p->key)));
+                return err_set(e, ERR_INVALID_PARAMETER,
+                               "the value of parameter \"%s\" is not "
+                               "valid UTF-8",
+                               shown(name, sizeof name, f->p->key, strlen(f->p->key)));
             if ((rc = attach(c, f, d, child, e)) != 0)
                 return rc;
         }
@@ -411,8 +467,7 @@ static bool skipped(const char *key, const char *const *skip)
     return false;
 }
 
-int params_to_json(const struct param_list *l, const char *const *skip, json_t **out,
-                   struct err *e)
+int params_to_json(const struct param_list *l, const char *const *skip, json_t **out, struct err *e)
 {
     struct flat *f = xcalloc(l->n ? l->n : 1, sizeof *f);
     size_t n = 0;
@@ -437,4 +492,31 @@ int params_to_json(const struct param_list *l, const char *const *skip, json_t *
     }
     *out = root;
     return rc;
+}
+
+int params_json_depth_check(const char *s, size_t len, int max_depth, struct err *e)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"')
+            in_string = true;
+        else if (c == '[' || c == '{') {
+            if (++depth > max_depth)
+                return err_set(e, ERR_INVALID_PARAMETER,
+                               "the JSON body nests arrays and objects deeper than the limit of "
+                               "%d levels (at byte %zu)",
+                               max_depth, i);
+        } else if ((c == ']' || c == '}') && depth > 0)
+            depth--;
+    }
+    return 0;
 }

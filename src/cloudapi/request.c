@@ -12,9 +12,9 @@
 #include "common/xalloc.h"
 
 /* Names that are common parameters in v1 requests, never passed to actions. */
-static const char *const v1_common[] = {"Action",  "Version",         "Region",    "Timestamp",
-                                        "Nonce",   "SecretId",        "Signature", "SignatureMethod",
-                                        "Token",   "Language",        "RequestClient", NULL};
+static const char *const v1_common[] = {"Action", "Version",  "Region",        "Timestamp",
+                                        "Nonce",  "SecretId", "Signature",     "SignatureMethod",
+                                        "Token",  "Language", "RequestClient", NULL};
 
 static bool content_type_is(const char *ct, const char *want)
 {
@@ -44,6 +44,11 @@ static int parse_json_body(struct api_request *r, struct err *e)
         r->params = json_object();
         return 0;
     }
+    if (!params_utf8_valid(h->body, h->body_len))
+        return err_set(e, ERR_INVALID_PARAMETER, "the request body is not valid UTF-8");
+    int rc = params_json_depth_check(h->body, h->body_len, PARAMS_MAX_JSON_DEPTH, e);
+    if (rc)
+        return rc;
     json_error_t je;
     json_t *v = json_loadb(h->body, h->body_len, JSON_REJECT_DUPLICATES, &je);
     if (!v)
@@ -58,13 +63,16 @@ static int parse_json_body(struct api_request *r, struct err *e)
     return 0;
 }
 
+/* TC3 takes its common parameters from headers; the business parameters (query, form or JSON
+ * body) are decoded only after the signature is checked, by decode_tc3. */
 static int parse_tc3(struct api_request *r, struct err *e)
 {
     const struct http_request *h = r->http;
     const char *auth = http_header(h, "Authorization");
     if (!auth)
-        return err_set(e, ERR_AUTH_INVALID_AUTHORIZATION,
-                       "the Authorization header is missing; sign the request with TC3-HMAC-SHA256");
+        return err_set(
+            e, ERR_AUTH_INVALID_AUTHORIZATION,
+            "the Authorization header is missing; sign the request with TC3-HMAC-SHA256");
     int rc = sign_tc3_parse(auth, &r->tc3, e);
     if (rc)
         return rc;
@@ -79,20 +87,29 @@ static int parse_tc3(struct api_request *r, struct err *e)
         if (!content_type_is(ct, "application/x-www-form-urlencoded"))
             return err_set(e, ERR_INVALID_PARAMETER,
                            "Content-Type %.64s is not supported for a TC3 GET; send "
-                           "application/x-www-form-urlencoded", ct ? ct : "(none)");
-        if ((rc = parse_form(r, h->query, strlen(h->query), e)))
-            return rc;
-        return params_to_json(&r->form, NULL, &r->params, e);
+                           "application/x-www-form-urlencoded",
+                           ct ? ct : "(none)");
+        return 0;
     }
-    if (content_type_is(ct, "application/json"))
-        return parse_json_body(r, e);
-    if (content_type_is(ct, "application/x-www-form-urlencoded")) {
-        if ((rc = parse_form(r, h->body, h->body_len, e)))
-            return rc;
-        return params_to_json(&r->form, NULL, &r->params, e);
-    }
+    if (content_type_is(ct, "application/json") ||
+        content_type_is(ct, "application/x-www-form-urlencoded"))
+        return 0;
     return err_set(e, ERR_INVALID_PARAMETER,
-                   "Content-Type %.64s is not supported; send application/json", ct ? ct : "(none)");
+                   "Content-Type %.64s is not supported; send application/json",
+                   ct ? ct : "(none)");
+}
+
+static int decode_tc3(struct api_request *r, struct err *e)
+{
+    const struct http_request *h = r->http;
+    int rc;
+    if (strcmp(h->method, "GET") == 0)
+        rc = parse_form(r, h->query, strlen(h->query), e);
+    else if (content_type_is(http_header(h, "Content-Type"), "application/json"))
+        return parse_json_body(r, e);
+    else
+        rc = parse_form(r, h->body, h->body_len, e);
+    return rc ? rc : params_to_json(&r->form, NULL, &r->params, e);
 }
 
 static int parse_v1(struct api_request *r, struct err *e)
@@ -122,7 +139,7 @@ static int parse_v1(struct api_request *r, struct err *e)
     r->token = param_value(r, "Token");
     r->signature = param_value(r, "Signature");
     r->signature_method = param_value(r, "SignatureMethod");
-    return params_to_json(&r->form, v1_common, &r->params, e);
+    return 0;
 }
 
 /* TC3 when the client says so (Authorization, X-TC-* headers, or a JSON body); v1 otherwise. */
@@ -131,8 +148,8 @@ static enum sig_style detect_style(const struct http_request *h)
     if (http_header(h, "Authorization") || http_header(h, "X-TC-Action") ||
         http_header(h, "X-TC-Timestamp"))
         return SIG_TC3;
-    if (strcmp(h->method, "POST") == 0 && content_type_is(http_header(h, "Content-Type"),
-                                                           "application/json"))
+    if (strcmp(h->method, "POST") == 0 &&
+        content_type_is(http_header(h, "Content-Type"), "application/json"))
         return SIG_TC3;
     return SIG_V1;
 }
@@ -143,10 +160,16 @@ int api_request_parse(const struct http_request *h, struct api_request *r, struc
     r->http = h;
     r->host = http_header(h, "Host");
     r->style = detect_style(h);
-    if (h->body_len && !params_utf8_valid(h->body, h->body_len) && r->style == SIG_TC3 &&
-        !content_type_is(http_header(h, "Content-Type"), "application/x-www-form-urlencoded"))
-        return err_set(e, ERR_INVALID_PARAMETER, "the request body is not valid UTF-8");
     return r->style == SIG_TC3 ? parse_tc3(r, e) : parse_v1(r, e);
+}
+
+int api_request_decode(struct api_request *r, struct err *e)
+{
+    if (r->params)
+        return 0;
+    if (r->style == SIG_TC3)
+        return decode_tc3(r, e);
+    return params_to_json(&r->form, v1_common, &r->params, e);
 }
 
 void api_request_free(struct api_request *r)
@@ -184,8 +207,10 @@ int api_request_check_time(const struct api_request *r, int64_t now_s, int64_t m
                            "The parameter `Nonce` is missing; v1 requests need a random "
                            "positive integer Nonce");
         if (strspn(r->nonce, "0123456789") != strlen(r->nonce) || strlen(r->nonce) > 19)
-            return err_set(e, ERR_INVALID_PARAMETER, "Nonce: expected a positive integer, got "
-                           "\"%.40s\"", r->nonce);
+            return err_set(e, ERR_INVALID_PARAMETER,
+                           "Nonce: expected a positive integer, got "
+                           "\"%.40s\"",
+                           r->nonce);
     }
     const char *name = r->style == SIG_TC3 ? "X-TC-Timestamp" : "Timestamp";
     int64_t ts = 0;
@@ -226,13 +251,20 @@ static void host_without_port(const char *host, char *out, size_t outlen)
 }
 
 static bool tc3_matches(const struct api_request *r, const unsigned char key[32], const char *host,
-                        int64_t ts)
+                        int64_t ts, const char *body_hash)
 {
     const struct http_request *h = r->http;
     struct tc3_request cr = {
-        .method = h->method, .path = h->path, .query = h->query, .body = h->body,
-        .body_len = h->body_len, .signed_headers = r->tc3.signed_headers,
-        .header = header_lookup, .header_ctx = (void *)h, .host_override = host,
+        .method = h->method,
+        .path = h->path,
+        .query = h->query,
+        .body = h->body,
+        .body_len = h->body_len,
+        .signed_headers = r->tc3.signed_headers,
+        .header = header_lookup,
+        .header_ctx = (void *)h,
+        .host_override = host,
+        .body_sha256 = body_hash,
     };
     struct err ignored;
     char *canonical = sign_tc3_canonical_request(&cr, &ignored);
@@ -248,15 +280,15 @@ static bool tc3_matches(const struct api_request *r, const unsigned char key[32]
 static int verify_tc3(const struct api_request *r, const char *secret_key, struct keycache *kc,
                       struct err *e)
 {
-    if (!strstr(r->tc3.signed_headers, "host"))
-        return err_set(e, ERR_AUTH_SIGNATURE_FAILURE,
-                       "SignedHeaders must include host (got \"%s\")", r->tc3.signed_headers);
     unsigned char key[32];
     keycache_tc3_signing_key(kc, secret_key, r->tc3.date, r->tc3.service, key);
     int64_t ts = strtoll(r->timestamp, NULL, 10);
     char bare[256];
     host_without_port(r->host, bare, sizeof bare);
-    if (tc3_matches(r, key, bare, ts) || (r->host && tc3_matches(r, key, r->host, ts)))
+    char body_hash[65]; /* hashed once for both hosts: one pass over the body, signed or not */
+    sign_sha256_hex(r->http->body ? r->http->body : "", r->http->body_len, body_hash);
+    if (tc3_matches(r, key, bare, ts, body_hash) ||
+        (r->host && strcmp(r->host, bare) != 0 && tc3_matches(r, key, r->host, ts, body_hash)))
         return 0;
     return err_set(e, ERR_AUTH_SIGNATURE_FAILURE,
                    "the TC3 signature does not match: check the SecretKey, and that the request "
@@ -286,7 +318,8 @@ static int verify_v1(const struct api_request *r, const char *secret_key, struct
     const char *method = r->signature_method ? r->signature_method : "HmacSHA1";
     if (strcmp(method, "HmacSHA1") != 0 && strcmp(method, "HmacSHA256") != 0)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                       "SignatureMethod %.40s is not supported: use HmacSHA256 or HmacSHA1", method);
+                       "SignatureMethod %.40s is not supported: use HmacSHA256 or HmacSHA1",
+                       method);
     struct param_list sorted = {0};
     for (size_t i = 0; i < r->form.n; i++)
         if (strcmp(r->form.items[i].key, "Signature") != 0)

@@ -23,14 +23,21 @@ struct api_request {
     /* Common parameters, borrowed from headers or `form`; NULL when absent. */
     const char *action, *version, *region, *timestamp, *nonce, *secret_id, *token, *signature,
         *signature_method, *host;
-    struct tc3_auth tc3;   /* TC3 only */
-    struct param_list form;/* decoded query (GET) or form body (POST) */
-    json_t *params;        /* business parameters: a JSON object, owned */
+    struct tc3_auth tc3;    /* TC3 only */
+    struct param_list form; /* decoded query (GET) or form body (POST) */
+    json_t *params;         /* business parameters: a JSON object, owned; NULL before decode */
     bool from_form;
 };
 
-/* Fills r from h. On failure returns the error code with e set; r must still be freed. */
+/* Fills r's common parameters from h: what routing and the signature check need, and nothing
+ * more. Cost is proportional to the request's size: TC3 reads only headers; v1 decodes the form
+ * into pairs (within the PARAMS_MAX_* bounds), since its signature is over the decoded pairs.
+ * r->params stays NULL until api_request_decode. On failure returns the error code with e set;
+ * r must still be freed. */
 int api_request_parse(const struct http_request *h, struct api_request *r, struct err *e);
+/* After the signature is verified: decodes the business parameters into r->params (the query,
+ * form or JSON body, within the PARAMS_MAX_* bounds, e.g. PARAMS_MAX_JSON_DEPTH). */
+int api_request_decode(struct api_request *r, struct err *e);
 void api_request_free(struct api_request *r);
 /* The credential's SecretId, or NULL if the request names none. */
 const char *api_request_secret_id(const struct api_request *r);

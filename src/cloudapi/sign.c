@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -47,7 +48,7 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
+void sign_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -165,18 +166,37 @@ static int parse_credential(const char *v, size_t len, struct tc3_auth *out, str
     return 0;
 }
 
+static bool name_is(const char *s, size_t len, const char *want)
+{
+    return len == strlen(want) && strncasecmp(s, want, len) == 0;
+}
+
+/* SignedHeaders is an exact ';'-separated list: each name once, and content-type and host among
+ * them (every official SDK signs those two; a list without host would let a request signed for
+ * one host be replayed to another). */
 static int parse_signed_headers(const char *v, size_t len, struct tc3_auth *out, struct err *e)
 {
     if (len == 0 || len >= sizeof out->signed_headers)
         return auth_err(e, "SignedHeaders must be a non-empty list such as content-type;host", v,
                         len);
+    bool has_host = false, has_type = false;
     for (const char *p = v, *end = v + len; p <= end;) {
         const char *semi = memchr(p, ';', (size_t)(end - p));
         size_t n = (size_t)((semi ? semi : end) - p);
         if (!all_token_chars(p, n))
             return auth_err(e, "SignedHeaders has an empty or malformed header name", v, len);
+        for (const char *q = v; q < p;) { /* names before this one */
+            size_t m = strcspn(q, ";");
+            if (m == n && strncasecmp(q, p, n) == 0)
+                return auth_err(e, "SignedHeaders names a header twice", v, len);
+            q += m + 1;
+        }
+        has_host |= name_is(p, n, "host");
+        has_type |= name_is(p, n, "content-type");
         p += n + 1;
     }
+    if (!has_host || !has_type)
+        return auth_err(e, "SignedHeaders must name both content-type and host", v, len);
     memcpy(out->signed_headers, v, len);
     out->signed_headers[len] = '\0';
     return 0;
@@ -274,7 +294,8 @@ static int add_canonical_header(struct sbuf *b, const struct tc3_request *r, con
     if (!v)
         return err_set(e, ERR_AUTH_INVALID_AUTHORIZATION,
                        "Authorization: SignedHeaders names \"%s\" but the request has no such "
-                       "header", shown(shown_name, sizeof shown_name, lower, nlen));
+                       "header",
+                       shown(shown_name, sizeof shown_name, lower, nlen));
     size_t vlen = strlen(v);
     trim(&v, &vlen);
     sb_add(b, lower, nlen);
@@ -304,7 +325,10 @@ char *sign_tc3_canonical_request(const struct tc3_request *r, struct err *e)
         p += n + 1;
     }
     char body_hash[65];
-    sha256_hex(r->body_len ? r->body : "", r->body_len, body_hash);
+    if (r->body_sha256)
+        snprintf(body_hash, sizeof body_hash, "%s", r->body_sha256);
+    else
+        sign_sha256_hex(r->body_len ? r->body : "", r->body_len, body_hash);
     sb_add(&b, "\n", 1);
     sb_str(&b, sh);
     sb_add(&b, "\n", 1);
@@ -330,7 +354,7 @@ void sign_tc3_signature(const unsigned char signing_key[32], int64_t timestamp, 
                         const char *service, const char *canonical_request, char out[65])
 {
     char canonical_hash[65];
-    sha256_hex(canonical_request, strlen(canonical_request), canonical_hash);
+    sign_sha256_hex(canonical_request, strlen(canonical_request), canonical_hash);
     char *sts = xasprintf(TC3_ALGORITHM "\n%lld\n%s/%s/tc3_request\n%s", (long long)timestamp, date,
                           service, canonical_hash);
     unsigned char mac[32];

@@ -14,7 +14,7 @@
  * SignedHeaders=a;b, Signature=HEX` header. */
 struct tc3_auth {
     char secret_id[128];
-    char date[16];            /* YYYY-MM-DD */
+    char date[16]; /* YYYY-MM-DD */
     char service[64];
     char signed_headers[256]; /* as sent, e.g. "content-type;host" */
     char signature[72];       /* lower-case hex, 64 chars */
@@ -27,16 +27,21 @@ int sign_tc3_parse(const char *authorization, struct tc3_auth *out, struct err *
 typedef const char *(*sign_header_fn)(void *ctx, const char *lower_name);
 
 struct tc3_request {
-    const char *method;       /* "POST" / "GET" */
-    const char *path;         /* "/" */
-    const char *query;        /* raw query string as received, without '?'; "" if none */
+    const char *method; /* "POST" / "GET" */
+    const char *path;   /* "/" */
+    const char *query;  /* raw query string as received, without '?'; "" if none */
     const void *body;
     size_t body_len;
     const char *signed_headers; /* from struct tc3_auth */
     sign_header_fn header;      /* header lookup for every name in signed_headers */
     void *header_ctx;
-    const char *host_override;  /* when not NULL, used as the value of "host" (port stripped or not) */
+    const char
+        *host_override;      /* when not NULL, used as the value of "host" (port stripped or not) */
+    const char *body_sha256; /* when not NULL, the body's lower-case hex SHA-256, already known */
 };
+
+/* out gets the lower-case hex SHA-256 of data[0..len) and a NUL. */
+void sign_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* Builds the canonical request (PROTOCOL.md). Returns a heap string the caller frees, or NULL
  * with e filled when a signed header is missing. Header values are trimmed; names lower-cased. */

@@ -8,7 +8,10 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
+
 #include "cloudapi/params.h"
+#include "common/xalloc.h"
 
 static struct param_list parse_ok(const char *s)
 {
@@ -93,10 +96,10 @@ static void test_form_rejects_nul(void **state)
 static void test_form_rejects_invalid_utf8_naming_parameter(void **state)
 {
     (void)state;
-    expect_parse_error("Name=%C3", 8, "UTF-8");          /* truncated sequence */
-    expect_parse_error("Name=%C0%AF", 11, "Name");       /* overlong '/' */
-    expect_parse_error("Name=%E0%80%AF", 14, "UTF-8");   /* overlong 3-byte */
-    expect_parse_error("Name=%ED%A0%80", 14, "UTF-8");   /* surrogate U+D800 */
+    expect_parse_error("Name=%C3", 8, "UTF-8");           /* truncated sequence */
+    expect_parse_error("Name=%C0%AF", 11, "Name");        /* overlong '/' */
+    expect_parse_error("Name=%E0%80%AF", 14, "UTF-8");    /* overlong 3-byte */
+    expect_parse_error("Name=%ED%A0%80", 14, "UTF-8");    /* surrogate U+D800 */
     expect_parse_error("Name=%F4%90%80%80", 17, "UTF-8"); /* above U+10FFFF */
     expect_parse_error("Name=\xff", 6, "UTF-8");          /* raw invalid byte */
     expect_parse_error("N%FFame=1", 9, "UTF-8");
@@ -113,19 +116,19 @@ static void test_utf8_validation(void **state)
     (void)state;
     assert_true(params_utf8_valid("", 0));
     assert_true(params_utf8_valid("plain", 5));
-    assert_true(params_utf8_valid("\xc2\x80", 2));         /* U+0080 */
-    assert_true(params_utf8_valid("\xe0\xa0\x80", 3));     /* U+0800 */
-    assert_true(params_utf8_valid("\xed\x9f\xbf", 3));     /* U+D7FF */
-    assert_true(params_utf8_valid("\xee\x80\x80", 3));     /* U+E000 */
-    assert_true(params_utf8_valid("\xf0\x90\x80\x80", 4)); /* U+10000 */
-    assert_true(params_utf8_valid("\xf4\x8f\xbf\xbf", 4)); /* U+10FFFF */
-    assert_false(params_utf8_valid("\xc1\xbf", 2));        /* overlong */
-    assert_false(params_utf8_valid("\xe0\x9f\xbf", 3));    /* overlong */
+    assert_true(params_utf8_valid("\xc2\x80", 2));          /* U+0080 */
+    assert_true(params_utf8_valid("\xe0\xa0\x80", 3));      /* U+0800 */
+    assert_true(params_utf8_valid("\xed\x9f\xbf", 3));      /* U+D7FF */
+    assert_true(params_utf8_valid("\xee\x80\x80", 3));      /* U+E000 */
+    assert_true(params_utf8_valid("\xf0\x90\x80\x80", 4));  /* U+10000 */
+    assert_true(params_utf8_valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
+    assert_false(params_utf8_valid("\xc1\xbf", 2));         /* overlong */
+    assert_false(params_utf8_valid("\xe0\x9f\xbf", 3));     /* overlong */
     assert_false(params_utf8_valid("\xf0\x8f\xbf\xbf", 4)); /* overlong */
-    assert_false(params_utf8_valid("\xed\xbf\xbf", 3));    /* surrogate */
-    assert_false(params_utf8_valid("\x80", 1));            /* stray continuation */
-    assert_false(params_utf8_valid("\xe2\x82", 2));        /* truncated */
-    assert_false(params_utf8_valid("\xe2\x28\xa1", 3));    /* bad continuation */
+    assert_false(params_utf8_valid("\xed\xbf\xbf", 3));     /* surrogate */
+    assert_false(params_utf8_valid("\x80", 1));             /* stray continuation */
+    assert_false(params_utf8_valid("\xe2\x82", 2));         /* truncated */
+    assert_false(params_utf8_valid("\xe2\x28\xa1", 3));     /* bad continuation */
     assert_false(params_utf8_valid("\xf5\x80\x80\x80", 4));
 }
 
@@ -207,9 +210,9 @@ static void test_json_accepts_indexes_in_any_order(void **state)
     (void)state;
     /* A v1 caller may have sorted bytewise: A.10 comes before A.2. */
     expect_json("A.1=b&A.0=a", NULL, "{\"A\":[\"a\",\"b\"]}");
-    expect_json("A.0=0&A.1=1&A.10=10&A.11=11&A.2=2&A.3=3&A.4=4&A.5=5&A.6=6&A.7=7&A.8=8&A.9=9",
-                NULL, "{\"A\":[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\","
-                      "\"11\"]}");
+    expect_json("A.0=0&A.1=1&A.10=10&A.11=11&A.2=2&A.3=3&A.4=4&A.5=5&A.6=6&A.7=7&A.8=8&A.9=9", NULL,
+                "{\"A\":[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\","
+                "\"11\"]}");
 }
 
 static void test_json_rejects_gaps_naming_parameter(void **state)
@@ -255,6 +258,98 @@ static void test_json_rejects_invalid_utf8_added_directly(void **state)
     params_free(&l);
 }
 
+/* Parsing s fails with `code` and a message containing `names`, keeping nothing. */
+static void expect_bound(const char *s, int code, const char *names)
+{
+    struct param_list l = {0};
+    struct err e = {0};
+    assert_int_equal(params_parse_form(s, strlen(s), &l, &e), code);
+    if (!strstr(e.msg, names))
+        fail_msg("message \"%s\" does not mention \"%s\"", e.msg, names);
+    assert_int_equal(l.n, 0);
+    params_free(&l);
+}
+
+/* "p0=1&p1=1&...": n parameters. */
+static char *form_of(size_t n)
+{
+    char *s = xmalloc(n * 16 + 1), *w = s;
+    for (size_t i = 0; i < n; i++)
+        w += sprintf(w, "%sp%zu=1", i ? "&" : "", i);
+    return s;
+}
+
+static void test_form_allows_max_count_and_refuses_one_more(void **state)
+{
+    (void)state;
+    char *s = form_of(PARAMS_MAX_COUNT);
+    struct param_list l = parse_ok(s);
+    assert_int_equal(l.n, PARAMS_MAX_COUNT);
+    params_free(&l);
+    free(s);
+    s = form_of(PARAMS_MAX_COUNT + 1);
+    expect_bound(s, ERR_REQUEST_SIZE_LIMIT, "limit of 1000 parameters");
+    free(s);
+}
+
+static void test_form_refuses_long_names_and_values(void **state)
+{
+    (void)state;
+    char *name = xmalloc(PARAMS_MAX_NAME_LEN + 8);
+    memset(name, 'n', PARAMS_MAX_NAME_LEN);
+    strcpy(name + PARAMS_MAX_NAME_LEN, "=1");
+    struct param_list l = parse_ok(name);
+    params_free(&l);
+    memmove(name + 1, name, strlen(name) + 1); /* one byte longer */
+    expect_bound(name, ERR_INVALID_PARAMETER, "limit of 256 bytes");
+    free(name);
+    char *v = xmalloc(PARAMS_MAX_VALUE_LEN + 8);
+    strcpy(v, "v=");
+    memset(v + 2, 'x', PARAMS_MAX_VALUE_LEN);
+    v[PARAMS_MAX_VALUE_LEN + 2] = '\0';
+    l = parse_ok(v);
+    params_free(&l);
+    strcat(v, "x");
+    expect_bound(v, ERR_INVALID_PARAMETER_VALUE, "limit of 65536 bytes");
+    free(v);
+}
+
+static void test_form_refuses_names_deeper_than_the_limit(void **state)
+{
+    (void)state;
+    struct param_list l = parse_ok("A.0.B.1.C.2.D.3=x"); /* 8 parts */
+    params_free(&l);
+    expect_bound("A.0.B.1.C.2.D.3.E=x", ERR_INVALID_PARAMETER, "depth of 8 parts");
+    /* The attack of issue 9: 300,000 levels in 600 KB, unsigned; refused without recursion. */
+    size_t n = 300000;
+    char *s = xmalloc(2 * n + 8), *w = s;
+    *w++ = 'a';
+    for (size_t i = 0; i < n; i++)
+        *w++ = '.', *w++ = '0';
+    strcpy(w, "=v");
+    expect_bound(s, ERR_INVALID_PARAMETER, "limit of 256 bytes");
+    free(s);
+}
+
+static void test_json_depth_check_counts_only_structure(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    char deep[64] = {0};
+    memset(deep, '[', PARAMS_MAX_JSON_DEPTH);
+    memset(deep + PARAMS_MAX_JSON_DEPTH, ']', PARAMS_MAX_JSON_DEPTH);
+    assert_int_equal(params_json_depth_check(deep, strlen(deep), PARAMS_MAX_JSON_DEPTH, &e), 0);
+    char deeper[64] = "[";
+    strcat(deeper, deep);
+    strcat(deeper, "]");
+    assert_int_equal(params_json_depth_check(deeper, strlen(deeper), PARAMS_MAX_JSON_DEPTH, &e),
+                     ERR_INVALID_PARAMETER);
+    assert_non_null(strstr(e.msg, "limit of 16 levels"));
+    /* brackets inside strings, escaped quotes included, are text */
+    const char *str = "{\"a\":\"[[[[[[[[[[[[[[[[[[[[\\\"[[[[[[[[[[[[[[[[[[[\"}";
+    assert_int_equal(params_json_depth_check(str, strlen(str), 2, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +370,10 @@ int main(void)
         cmocka_unit_test(test_json_rejects_conflicting_shapes),
         cmocka_unit_test(test_json_rejects_empty_segments),
         cmocka_unit_test(test_json_rejects_invalid_utf8_added_directly),
+        cmocka_unit_test(test_form_allows_max_count_and_refuses_one_more),
+        cmocka_unit_test(test_form_refuses_long_names_and_values),
+        cmocka_unit_test(test_form_refuses_names_deeper_than_the_limit),
+        cmocka_unit_test(test_json_depth_check_counts_only_structure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "cloudapi/params.h"
 #include "cloudapi/sign.h"
+#include "common/xalloc.h"
 #include "sign_vectors.h"
 
 #define NVEC(a) (sizeof(a) / sizeof((a)[0]))
@@ -221,47 +222,85 @@ static void expect_parse_error(const char *header, const char *names)
 
 #define SIG64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
+/* SignedHeaders is an exact list naming content-type and host; a substring is not a name. */
+static void test_tc3_signed_headers_must_name_content_type_and_host(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "content-type;x-host",   "content-type",        "host",
+        "content-type;hostname", "x-content-type;host", "content-type;host;host"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *h = xasprintf("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
+                            "SignedHeaders=%s, Signature=" SIG64,
+                            bad[i]);
+        expect_parse_error(h, "SignedHeaders");
+        free(h);
+    }
+    struct tc3_auth a;
+    struct err e = {0};
+    assert_int_equal(sign_tc3_parse("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
+                                    "SignedHeaders=content-type;host;x-tc-action, Signature=" SIG64,
+                                    &a, &e),
+                     0);
+    assert_string_equal(a.signed_headers, "content-type;host;x-tc-action");
+}
+
 static void test_tc3_parse_rejects_malformed_headers(void **state)
 {
     (void)state;
     expect_parse_error(NULL, "missing");
     expect_parse_error("   ", "missing");
     expect_parse_error("HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=" SIG64, "algorithm");
+                       "SignedHeaders=content-type;host, Signature=" SIG64,
+                       "algorithm");
     expect_parse_error("TC3-HMAC-SHA1 Credential=A/2026-11-23/cdb/tc3_request", "algorithm");
     expect_parse_error("TC3-HMAC-SHA256", "Credential is missing");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, Signature=" SIG64,
                        "SignedHeaders is missing");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=content-type;host", "Signature is missing");
-    expect_parse_error("TC3-HMAC-SHA256 SignedHeaders=host, Signature=" SIG64,
+                       "SignedHeaders=content-type;host",
+                       "Signature is missing");
+    expect_parse_error("TC3-HMAC-SHA256 SignedHeaders=content-type;host, Signature=" SIG64,
                        "Credential is missing");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc4_request, "
-                       "SignedHeaders=host, Signature=" SIG64, "tc3_request");
-    expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb, SignedHeaders=host, "
-                       "Signature=" SIG64, "Credential");
+                       "SignedHeaders=content-type;host, Signature=" SIG64,
+                       "tc3_request");
+    expect_parse_error(
+        "TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb, SignedHeaders=content-type;host, "
+        "Signature=" SIG64,
+        "Credential");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/x/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=" SIG64, "Credential");
+                       "SignedHeaders=content-type;host, Signature=" SIG64,
+                       "Credential");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/20261123/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=" SIG64, "YYYY-MM-DD");
+                       "SignedHeaders=content-type;host, Signature=" SIG64,
+                       "YYYY-MM-DD");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-13-01/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=" SIG64, "YYYY-MM-DD");
+                       "SignedHeaders=content-type;host, Signature=" SIG64,
+                       "YYYY-MM-DD");
     expect_parse_error("TC3-HMAC-SHA256 Credential=/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=" SIG64, "SecretId");
+                       "SignedHeaders=content-type;host, Signature=" SIG64,
+                       "SecretId");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23//tc3_request, "
-                       "SignedHeaders=host, Signature=" SIG64, "service");
+                       "SignedHeaders=content-type;host, Signature=" SIG64,
+                       "service");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=content-type;;host, Signature=" SIG64, "SignedHeaders");
+                       "SignedHeaders=content-type;;host, Signature=" SIG64,
+                       "SignedHeaders");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=0123456789ABCDEF0123456789abcdef"
-                       "0123456789abcdef0123456789abcdef", "64 lower-case hex");
+                       "SignedHeaders=content-type;host, Signature=0123456789ABCDEF0123456789abcdef"
+                       "0123456789abcdef0123456789abcdef",
+                       "64 lower-case hex");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=abcdef", "64 lower-case hex");
+                       "SignedHeaders=content-type;host, Signature=abcdef",
+                       "64 lower-case hex");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
-                       "SignedHeaders=host, Signature=" SIG64 ", Extra=1", "unknown part");
+                       "SignedHeaders=content-type;host, Signature=" SIG64 ", Extra=1",
+                       "unknown part");
     expect_parse_error("TC3-HMAC-SHA256 Credential=A/2026-11-23/cdb/tc3_request, "
-                       "Credential=A/2026-11-23/cdb/tc3_request, SignedHeaders=host, "
-                       "Signature=" SIG64, "twice");
+                       "Credential=A/2026-11-23/cdb/tc3_request, SignedHeaders=content-type;host, "
+                       "Signature=" SIG64,
+                       "twice");
     expect_parse_error("TC3-HMAC-SHA256 Credential A/2026-11-23/cdb/tc3_request", "Name=Value");
 }
 
@@ -298,8 +337,8 @@ static void test_v1_wrong_key_or_tampered_param_mismatches(void **state)
     const struct v1_vector *v = &v1_vectors[1];
     struct err e = {0};
     char sig[64];
-    assert_int_equal(sign_v1_signature(v->signature_method, "wrong-key", v->string_to_sign, sig,
-                                       &e), 0);
+    assert_int_equal(
+        sign_v1_signature(v->signature_method, "wrong-key", v->string_to_sign, sig, &e), 0);
     assert_false(sign_equal(sig, v->signature));
     char *tampered = strdup(v->string_to_sign);
     strstr(tampered, "Nonce=")[6] = '1';
@@ -356,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_tc3_parse_accepts_sdk_header),
         cmocka_unit_test(test_tc3_parse_tolerates_extra_spaces),
         cmocka_unit_test(test_tc3_parse_rejects_malformed_headers),
+        cmocka_unit_test(test_tc3_signed_headers_must_name_content_type_and_host),
         cmocka_unit_test(test_v1_matches_sdk),
         cmocka_unit_test(test_v1_wrong_key_or_tampered_param_mismatches),
         cmocka_unit_test(test_v1_rejects_unknown_signature_method),

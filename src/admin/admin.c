@@ -108,6 +108,8 @@ static bool token_ok(const struct admin *a, const struct http_request *req)
     return sign_equal(h + 7, a->cfg.token);
 }
 
+#define ADMIN_MAX_JSON_DEPTH 32
+
 static int parse_body(struct admin_req *r, struct err *e)
 {
     const struct http_request *h = r->http;
@@ -117,6 +119,11 @@ static int parse_body(struct admin_req *r, struct err *e)
         r->body = json_object();
         return 0;
     }
+    /* Operators' bodies nest deeper than a Cloud API request (steps, do, mysql statements), but
+     * never this deep; the bound keeps every recursive walk of the body shallow. */
+    int rc = params_json_depth_check(h->body, h->body_len, ADMIN_MAX_JSON_DEPTH, e);
+    if (rc)
+        return rc;
     json_error_t je;
     r->body = json_loadb(h->body, h->body_len, JSON_REJECT_DUPLICATES, &je);
     if (!r->body)

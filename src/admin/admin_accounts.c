@@ -4,6 +4,7 @@
 #include "admin/admin_int.h"
 #include "auth/auth.h"
 #include "common/xalloc.h"
+#include "products/cdb_guard.h"
 
 static json_t *account_json(const struct account *acc, bool with_key)
 {
@@ -114,9 +115,35 @@ static bool status_word_ok(const char *s)
 
 static json_t *instance_json(const struct instance *in)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "product", in->product, "region",
+    json_t *reserved = in->reserved_accounts[0] ? json_loads(in->reserved_accounts, 0, NULL) : NULL;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "product", in->product, "region",
                      in->region, "uin", in->uin, "instance_id", in->instance_id, "status",
-                     in->status, "dsn", in->dsn);
+                     in->status, "dsn", in->dsn, "reserved_accounts",
+                     reserved ? reserved : json_array());
+}
+
+/* The optional reserved_accounts of a cdb instance as compact JSON text in out[cap]; *given is
+ * false (and out "") when the body has none. */
+static int reserved_from_body(struct admin_req *r, const char *product, char *out, size_t cap,
+                              bool *given, struct err *e)
+{
+    const json_t *list = json_object_get(r->body, "reserved_accounts");
+    out[0] = '\0';
+    *given = list != NULL;
+    if (!list)
+        return 0;
+    if (strcmp(product, "cdb") != 0)
+        return err_set(e, ERR_BAD_REQUEST, "reserved_accounts: only cdb instances have accounts");
+    int rc = cdb_guard_check_reserved_list(list, e);
+    if (rc)
+        return rc;
+    char *text = json_dumps(list, JSON_COMPACT);
+    if (strlen(text) >= cap)
+        rc = err_set(e, ERR_BAD_REQUEST, "reserved_accounts: at most %zu bytes of JSON", cap - 1);
+    else
+        memcpy(out, text, strlen(text) + 1);
+    free(text);
+    return rc;
 }
 
 static int check_dsn(const char *product, const char *dsn, struct err *e)
@@ -163,7 +190,9 @@ static int instance_from_body(struct admin_req *r, struct instance *in, struct e
         (rc = copy_field(in->status, sizeof in->status, "status", st, e)) ||
         (rc = copy_field(in->dsn, sizeof in->dsn, "dsn", dsn ? dsn : "", e)))
         return rc;
-    return 0;
+    bool given;
+    return reserved_from_body(r, product, in->reserved_accounts, sizeof in->reserved_accounts,
+                              &given, e);
 }
 
 /* The owner must be an existing root account. */
@@ -224,8 +253,8 @@ int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int
     if ((rc = admin_body_string(r, "status", false, &st, e)) ||
         (rc = admin_body_string(r, "dsn", false, &dsn, e)))
         return rc;
-    if (!st && !dsn)
-        return err_set(e, ERR_BAD_REQUEST, "give status and/or dsn to change");
+    if (!st && !dsn && !json_object_get(r->body, "reserved_accounts"))
+        return err_set(e, ERR_BAD_REQUEST, "give status, dsn and/or reserved_accounts to change");
     if (st && !status_word_ok(st))
         return err_set(e, ERR_BAD_REQUEST, "status: expected running, isolated or offline");
     if (dsn && strlen(dsn) >= sizeof((struct instance *)0)->dsn)
@@ -238,7 +267,12 @@ int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int
         return err_set(e, ERR_NOT_FOUND, "no instance %s", r->arg[0]);
     if (rc || (dsn && *dsn && (rc = check_dsn(in.product, dsn, e))))
         return rc;
-    if ((rc = store_instance_update(a->cfg.store, r->arg[0], st, dsn, &in, e)))
+    char reserved[sizeof in.reserved_accounts];
+    bool given;
+    if ((rc = reserved_from_body(r, in.product, reserved, sizeof reserved, &given, e)))
+        return rc;
+    if ((rc = store_instance_update(a->cfg.store, r->arg[0], st, dsn, given ? reserved : NULL,
+                                    &in, e)))
         return rc;
     *out = instance_json(&in);
     return 0;

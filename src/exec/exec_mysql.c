@@ -23,11 +23,12 @@
 
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
+#include "products/cdb_guard.h"
 
 enum {
-    TICK_MS = 100,       /* how often ctl->poll is called */
-    KILL_TIMEOUT_S = 5,  /* connect, read and write limit of the connection that sends KILL */
-    DRAIN_MS = 5000,     /* after KILL QUERY, how long the statement gets to end */
+    TICK_MS = 100,      /* how often ctl->poll is called */
+    KILL_TIMEOUT_S = 5, /* connect, read and write limit of the connection that sends KILL */
+    DRAIN_MS = 5000,    /* after KILL QUERY, how long the statement gets to end */
 };
 
 /* ---- validation ---- */
@@ -35,11 +36,10 @@ enum {
 static int check_string(const json_t *v, const char *name, struct err *e)
 {
     if (!json_is_string(v))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: expected a string, got %s",
-                       name, exec_json_type_name(v));
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: expected a string, got %s", name,
+                       exec_json_type_name(v));
     if (strlen(json_string_value(v)) != json_string_length(v))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: contains a NUL character",
-                       name);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: contains a NUL character", name);
     return 0;
 }
 
@@ -69,23 +69,25 @@ static int check_args(const json_t *args, struct err *e)
                        exec_json_type_name(args));
     size_t i, j;
     const json_t *arg, *item;
-    json_array_foreach(args, i, arg) {
+    json_array_foreach(args, i, arg)
+    {
         char name[64];
         snprintf(name, sizeof name, "args[%zu]", i);
-        if (json_is_integer(arg))
+        if (json_is_integer(arg) || json_is_object(arg)) /* an object: {N:priv_column} */
             continue;
         if (!json_is_array(arg)) {
             if (!json_is_string(arg))
                 return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                               "mysql.%s: expected a string, an integer or an array of strings, "
-                               "got %s",
+                               "mysql.%s: expected a string, an integer, an object or an array "
+                               "of strings, got %s",
                                name, exec_json_type_name(arg));
             int rc = check_string(arg, name, e);
             if (rc < 0)
                 return rc;
             continue;
         }
-        json_array_foreach(arg, j, item) {
+        json_array_foreach(arg, j, item)
+        {
             snprintf(name, sizeof name, "args[%zu][%zu]", i, j);
             int rc = check_string(item, name, e);
             if (rc < 0)
@@ -103,7 +105,8 @@ static int check_ignore_errors(const json_t *v, struct err *e)
                        exec_json_type_name(v));
     size_t i;
     const json_t *n;
-    json_array_foreach(v, i, n) {
+    json_array_foreach(v, i, n)
+    {
         if (!json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 65535)
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "mysql.ignore_errors[%zu]: expected a MySQL error number such as "
@@ -121,7 +124,8 @@ static int check_statements(const json_t *list, const json_t *args, struct err *
                        json_is_array(list) ? "an empty array" : exec_json_type_name(list));
     size_t i;
     const json_t *t;
-    json_array_foreach(list, i, t) {
+    json_array_foreach(list, i, t)
+    {
         char name[48];
         snprintf(name, sizeof name, "statements[%zu]", i);
         int rc = check_template(t, name, args, 1, e);
@@ -131,8 +135,8 @@ static int check_statements(const json_t *list, const json_t *args, struct err *
     return 0;
 }
 
-static const char *const body_keys[] = {"sql",     "statements", "args",
-                                        "message", "capture",    "ignore_errors"};
+static const char *const body_keys[] = {
+    "sql", "statements", "args", "message", "capture", "ignore_errors", "reserved_accounts"};
 
 static int check_keys(const json_t *action, const json_t *body, struct err *e)
 {
@@ -144,14 +148,15 @@ static int check_keys(const json_t *action, const json_t *body, struct err *e)
                        "action: a mysql action has only the \"mysql\" key");
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)body, key, value) {
+    json_object_foreach((json_t *)body, key, value)
+    {
         size_t i = 0;
         while (i < sizeof body_keys / sizeof body_keys[0] && strcmp(key, body_keys[i]) != 0)
             i++;
         if (i == sizeof body_keys / sizeof body_keys[0])
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "mysql.%s: unknown key (expected sql, statements, args, message, "
-                           "capture, ignore_errors)",
+                           "capture, ignore_errors, reserved_accounts)",
                            key);
     }
     int has_sql = json_object_get(body, "sql") != NULL;
@@ -185,6 +190,10 @@ static int mysql_validate(const json_t *action, struct err *e)
         rc = check_template(v, "message", args, 0, e);
     if (rc == 0 && (v = json_object_get(body, "ignore_errors")))
         rc = check_ignore_errors(v, e);
+    struct err ge;
+    if (rc == 0 && (v = json_object_get(body, "reserved_accounts")) &&
+        cdb_guard_check_reserved_list(v, &ge) < 0)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s", ge.msg);
     json_decref(empty);
     return rc;
 }
@@ -198,9 +207,9 @@ struct session {
     int64_t deadline, next_poll;
     enum exec_outcome why; /* EXEC_DONE while running; EXEC_STOPPED or EXEC_TIMEOUT once ended */
     int64_t drain_deadline;
-    int busy;              /* a statement is in flight (KILL QUERY has something to stop) */
-    int abandoned;         /* the statement outlived DRAIN_MS: its socket was shut down */
-    unsigned last_errno;   /* of the last failed statement */
+    int busy;            /* a statement is in flight (KILL QUERY has something to stop) */
+    int abandoned;       /* the statement outlived DRAIN_MS: its socket was shut down */
+    unsigned last_errno; /* of the last failed statement */
 };
 
 static int64_t now_ms(void)
@@ -339,8 +348,7 @@ static int read_results(struct session *s, json_t **value, char *msg, size_t cap
 
 /* Runs one statement to its end. 0; -1 for a MySQL error (s->last_errno, the connection's
  * error); -2 with msg filled for a capture of the wrong shape. */
-static int session_query(struct session *s, const char *sql, json_t **value, char *msg,
-                         size_t cap)
+static int session_query(struct session *s, const char *sql, json_t **value, char *msg, size_t cap)
 {
     s->busy = 1;
     int failed, rc = -1, status = mysql_real_query_start(&failed, s->m, sql, strlen(sql));
@@ -359,9 +367,11 @@ struct run {
     struct session s;
     const json_t *body, *args;
     json_t *empty_args;
-    const json_t *captured;   /* what {captured} means: job->captured, else own_capture */
+    const json_t *captured; /* what {captured} means: job->captured, else own_capture */
     json_t *own_capture;
-    bool *secret;             /* args that are passwords: never shown */
+    bool *secret;           /* args that are passwords: never shown */
+    struct mysql_dsn dsn;   /* the instance's DSN, parsed: the guard's dsn_user */
+    struct cdb_guard guard; /* the tenant's limits on this instance */
     size_t nargs;
     size_t ran, ignored;
     unsigned ignored_errno;
@@ -407,10 +417,122 @@ static bool ignorable(const struct run *r, unsigned errnum)
 {
     size_t i;
     const json_t *n;
-    json_array_foreach(json_object_get(r->body, "ignore_errors"), i, n)
-        if (json_integer_value(n) == (json_int_t)errnum)
-            return true;
+    json_array_foreach(json_object_get(r->body, "ignore_errors"), i,
+                       n) if (json_integer_value(n) == (json_int_t)errnum) return true;
     return false;
+}
+
+/* ---- the tenant guard, just before each statement ---- */
+
+/* Runs a query to its end and keeps its result (freed by the caller); -1 on a MySQL error. */
+static int session_select(struct session *s, const char *sql, MYSQL_RES **res)
+{
+    *res = NULL;
+    s->busy = 1;
+    int failed, status = mysql_real_query_start(&failed, s->m, sql, strlen(sql));
+    while (status)
+        status = mysql_real_query_cont(&failed, s->m, session_wait(s, status));
+    if (!failed) {
+        status = mysql_store_result_start(res, s->m);
+        while (status)
+            status = mysql_store_result_cont(res, s->m, session_wait(s, status));
+    }
+    s->busy = 0;
+    s->last_errno = *res ? 0 : mysql_errno(s->m);
+    return *res ? 0 : -1;
+}
+
+static int denied(struct exec_result *out, const char *user, const char *host, const char *what)
+{
+    snprintf(
+        out->message, sizeof out->message,
+        "%s: The account %.80s@%.255s %.400s; it belongs to the instance's operator, so tenants "
+        "cannot create, change or delete it. Nothing was changed",
+        err_tencent_code(ERR_CDB_OPERATION_DENIED), user, host, what);
+    return -1;
+}
+
+/* Fails closed: an account we cannot look at is not acted on. */
+static int unverifiable(struct run *r, const char *user, const char *host, struct exec_result *out)
+{
+    char what[600];
+    snprintf(what, sizeof what, "could not be checked (MySQL error %u: %s)", mysql_errno(r->s.m),
+             mysql_error(r->s.m));
+    return denied(out, user, host, what);
+}
+
+/* The first privilege of res (rows of mysql_conn_privileges_query) no tenant could hold. */
+static MYSQL_ROW operator_privilege(MYSQL_RES *res)
+{
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res))) {
+        int scope = row[0] ? atoi(row[0]) : CDB_SCOPE_GLOBAL;
+        bool grantable = row[3] && strcmp(row[3], "YES") == 0;
+        if (!cdb_guard_tenant_may_hold((enum cdb_scope)scope, row[2] ? row[2] : "", row[1],
+                                       grantable))
+            return row;
+    }
+    return NULL;
+}
+
+/* MariaDB roles: a tenant never grants one, so an account holding any is the operator's. */
+static int check_roles(struct run *r, const char *user, const char *host, struct exec_result *out)
+{
+    char *sql = mysql_conn_roles_query(r->s.m, user, host);
+    MYSQL_RES *res = NULL;
+    int rc = sql ? session_select(&r->s, sql, &res) : -1;
+    free(sql);
+    if (rc < 0)
+        return r->s.last_errno == 1146 ? 0 : unverifiable(r, user, host, out); /* no such table */
+    MYSQL_ROW row = mysql_fetch_row(res);
+    char what[160];
+    if (row)
+        snprintf(what, sizeof what, "holds the role %.64s", row[0] ? row[0] : "");
+    mysql_free_result(res);
+    return row ? denied(out, user, host, what) : 0;
+}
+
+/* What the server says user@host holds, now: an account with SUPER, FILE, GRANT OPTION, any
+ * privilege on a system schema... was not made by a tenant. */
+static int check_account_live(struct run *r, const char *user, const char *host,
+                              struct exec_result *out)
+{
+    char *sql = mysql_conn_privileges_query(r->s.m, user, host);
+    MYSQL_RES *res = NULL;
+    int rc = sql ? session_select(&r->s, sql, &res) : -1;
+    free(sql);
+    if (rc < 0)
+        return r->s.why != EXEC_DONE ? -1 : unverifiable(r, user, host, out);
+    MYSQL_ROW row = operator_privilege(res);
+    if (row) {
+        char what[300];
+        snprintf(what, sizeof what, "holds %.40s%s%.64s%s, which tenants cannot have",
+                 row[2] ? row[2] : "", row[1] ? " on " : "", row[1] ? row[1] : "",
+                 row[3] && strcmp(row[3], "YES") == 0 ? " WITH GRANT OPTION" : "");
+        rc = denied(out, user, host, what);
+    }
+    mysql_free_result(res);
+    return rc < 0 ? rc : check_roles(r, user, host, out);
+}
+
+/* The guard's rules (reserved names, system schemas), then each account's live privileges. */
+static int guard_template(struct run *r, const char *tmpl, struct exec_result *out)
+{
+    struct err e;
+    json_t *accounts = json_array();
+    int rc = mysql_conn_guard(tmpl, r->args, &r->guard, accounts, &e);
+    if (rc < 0)
+        snprintf(out->message, sizeof out->message, "%s: %s", err_tencent_code(e.code), e.msg);
+    size_t i;
+    const json_t *a;
+    json_array_foreach(accounts, i, a)
+    {
+        if (rc == 0)
+            rc = check_account_live(r, json_string_value(json_array_get(a, 0)),
+                                    json_string_value(json_array_get(a, 1)), out);
+    }
+    json_decref(accounts);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Renders and runs one template; fills out and returns -1 when the run must end. */
@@ -419,6 +541,8 @@ static int run_template(struct run *r, const char *tmpl, const char *name, json_
 {
     char *sql;
     struct err e;
+    if (guard_template(r, tmpl, out) < 0)
+        return -1;
     if (mysql_conn_render_captured(r->s.m, tmpl, r->args, r->captured, &sql, &e) < 0) {
         snprintf(out->message, sizeof out->message, "mysql.%s: %s", name, e.msg);
         return -1;
@@ -455,9 +579,8 @@ static void describe_done(struct run *r, struct exec_result *out)
     int n = snprintf(out->message, sizeof out->message, "ran %zu statement%s", r->ran,
                      r->ran == 1 ? "" : "s");
     if (r->ignored)
-        snprintf(out->message + n, sizeof out->message - (size_t)n,
-                 "; ignored MySQL error %u%s", r->ignored_errno,
-                 r->ignored > 1 ? " and others" : "");
+        snprintf(out->message + n, sizeof out->message - (size_t)n, "; ignored MySQL error %u%s",
+                 r->ignored_errno, r->ignored > 1 ? " and others" : "");
 }
 
 static void run_init(struct run *r, const struct exec_job *job, const struct exec_control *ctl)
@@ -476,6 +599,7 @@ static void run_init(struct run *r, const struct exec_job *job, const struct exe
             mysql_conn_secret_args(json_string_value(t), r->secret, r->nargs);
     json_array_foreach(json_object_get(r->body, "statements"), i, t)
         mysql_conn_secret_args(json_string_value(t), r->secret, r->nargs);
+    mysql_conn_guard_rules(r->body, job->dsn, &r->dsn, &r->guard);
     r->captured = job->captured;
     r->s.job = job;
     r->s.ctl = ctl;
@@ -499,7 +623,8 @@ static void run_all(struct run *r, struct exec_result *out)
         return;
     size_t i;
     const json_t *t;
-    json_array_foreach(json_object_get(r->body, "statements"), i, t) {
+    json_array_foreach(json_object_get(r->body, "statements"), i, t)
+    {
         char name[48];
         snprintf(name, sizeof name, "statements[%zu]", i);
         session_check(&r->s);
@@ -542,6 +667,7 @@ static int mysql_run(const struct exec_job *job, const struct exec_control *ctl,
     exec_utf8_fix(out->message);
     json_decref(r.own_capture);
     json_decref(r.empty_args);
+    mysql_dsn_free(&r.dsn);
     free(r.secret);
     return 0;
 }

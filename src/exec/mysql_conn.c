@@ -10,13 +10,14 @@
 
 #include "common/xalloc.h"
 #include "exec/exec_int.h"
+#include "products/cdb_guard.h"
 
 enum {
     DEFAULT_PORT = 3306,
     DEFAULT_CONNECT_TIMEOUT_S = 5,
-    MAX_IDENT_CHARS = 64,  /* MySQL's limit for database, table and column names */
+    MAX_IDENT_CHARS = 64, /* MySQL's limit for database, table and column names */
     MAX_NUMBER_LEN = 64,
-    MAX_PLACEHOLDER = 32,  /* longest text between braces we read as a placeholder */
+    MAX_PLACEHOLDER = 32, /* longest text between braces we read as a placeholder */
 };
 
 #define DSN_SHAPE "expected mysql://USER:PASSWORD@HOST:PORT[/DB]"
@@ -88,8 +89,8 @@ static int parse_host(const char *p, struct mysql_dsn *d, struct err *e)
         return dsn_error(d, e, "empty host");
     for (const char *c = h; c < end; c++)
         if (!host_char_ok(*c, v6))
-            return dsn_error(d, e, v6 ? "bad character in the IPv6 address"
-                                      : "bad character in the host name");
+            return dsn_error(
+                d, e, v6 ? "bad character in the IPv6 address" : "bad character in the host name");
     d->host = xstrndup(h, (size_t)(end - h));
     d->port = DEFAULT_PORT;
     if (*p == ':') {
@@ -148,10 +149,7 @@ void mysql_dsn_free(struct mysql_dsn *d)
 static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 
 /* mysql_init() would do this on first use, but not safely from two threads at once. */
-static void library_init(void)
-{
-    mysql_library_init(0, NULL, NULL);
-}
+static void library_init(void) { mysql_library_init(0, NULL, NULL); }
 
 int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err *e)
 {
@@ -192,22 +190,52 @@ int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err
 
 /* ---- templates: cutting them into literal text and placeholders ---- */
 
-enum kind { KIND_NONE, KIND_STR, KIND_IDENT, KIND_INT, KIND_VAL, KIND_LIST_PRIV };
+enum kind {
+    KIND_NONE,
+    KIND_STR,
+    KIND_IDENT,
+    KIND_INT,
+    KIND_VAL,
+    KIND_LIST_PRIV,
+    KIND_PRIV_GLOBAL,
+    KIND_PRIV_DATABASE,
+    KIND_PRIV_TABLE,
+    KIND_PRIV_COLUMN,
+    KIND_SCHEMA,
+};
 
-static const char *const kind_names[] = {"", "str", "ident", "int", "val", "list_priv"};
+static const char *const kind_names[] = {
+    "",           "str",         "ident", "int", "val", "list_priv", "priv_global", "priv_database",
+    "priv_table", "priv_column", "schema"};
+
+/* The scope whose list a privilege placeholder draws from; list_priv (the oldest spelling, no
+ * scope of its own) takes the global list, the widest one a tenant may have. */
+static enum cdb_scope kind_scope(enum kind k)
+{
+    return k == KIND_PRIV_DATABASE ? CDB_SCOPE_DATABASE
+           : k == KIND_PRIV_TABLE  ? CDB_SCOPE_TABLE
+           : k == KIND_PRIV_COLUMN ? CDB_SCOPE_COLUMN
+                                   : CDB_SCOPE_GLOBAL;
+}
+
+static bool is_priv_kind(enum kind k)
+{
+    return k == KIND_LIST_PRIV || (k >= KIND_PRIV_GLOBAL && k <= KIND_PRIV_COLUMN);
+}
 
 struct piece {
     const char *text; /* literal text (no placeholder) when index == NO_INDEX */
     size_t len;
-    long index;       /* args index, CAPTURED, or NO_INDEX for literal text */
+    long index; /* args index, CAPTURED, or NO_INDEX for literal text */
     enum kind kind;
     char name[MAX_PLACEHOLDER + 3]; /* the placeholder as written, "{1:ident}" */
 };
 
 enum { NO_INDEX = -2, CAPTURED = -1 };
 
-#define PLACEHOLDER_FORMS \
-    "{N:str}, {N:ident}, {N:int}, {N:val}, {N:list_priv}, {captured} or {captured:val}"
+#define PLACEHOLDER_FORMS                                                                          \
+    "{N:str}, {N:ident}, {N:schema}, {N:int}, {N:val}, {N:priv_global}, {N:priv_database}, "       \
+    "{N:priv_table}, {N:priv_column}, {N:list_priv}, {captured} or {captured:val}"
 
 static int parse_placeholder(const char *s, size_t n, struct piece *pc, struct err *e)
 {
@@ -227,9 +255,9 @@ static int parse_placeholder(const char *s, size_t n, struct piece *pc, struct e
     }
     if (head == 8 && memcmp(s, "captured", 8) == 0) {
         pc->index = CAPTURED;
-        return pc->kind == KIND_LIST_PRIV
+        return is_priv_kind(pc->kind) || pc->kind == KIND_SCHEMA
                    ? err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                             "%s: a captured value is not a privilege list", pc->name)
+                             "%s: a captured value is not a privilege list or a schema", pc->name)
                    : 0;
     }
     if (head == 0 || head > 6 || strspn(s, "0123456789") != head)
@@ -292,42 +320,9 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void buf_adds(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
+static void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
 /* ---- values ---- */
-
-static const char *const privileges[] = {
-    "ALL PRIVILEGES", "ALTER", "ALTER ROUTINE", "CREATE", "CREATE ROUTINE",
-    "CREATE TABLESPACE", "CREATE TEMPORARY TABLES", "CREATE USER", "CREATE VIEW", "DELETE",
-    "DROP", "EVENT", "EXECUTE", "FILE", "GRANT OPTION", "INDEX", "INSERT", "LOCK TABLES",
-    "PROCESS", "REFERENCES", "RELOAD", "REPLICATION CLIENT", "REPLICATION SLAVE", "SELECT",
-    "SHOW DATABASES", "SHOW VIEW", "SHUTDOWN", "SUPER", "TRIGGER", "UPDATE", "USAGE",
-};
-
-/* The allow-list's spelling of privilege name s (any case, runs of blanks as one space). */
-static const char *privilege_name(const char *s)
-{
-    char norm[32];
-    size_t n = 0;
-    for (; *s; s++) {
-        int blank = *s == ' ' || *s == '\t';
-        if (blank && (n == 0 || norm[n - 1] == ' '))
-            continue;
-        if (n + 1 >= sizeof norm)
-            return NULL;
-        norm[n++] = blank ? ' ' : (char)toupper((unsigned char)*s);
-    }
-    if (n > 0 && norm[n - 1] == ' ')
-        n--;
-    norm[n] = '\0';
-    for (size_t i = 0; i < sizeof privileges / sizeof privileges[0]; i++)
-        if (strcmp(norm, privileges[i]) == 0)
-            return privileges[i];
-    return NULL;
-}
 
 /* -digits, or with want_fraction also -digits.digits; at most MAX_NUMBER_LEN bytes. */
 static int is_number(const char *s, size_t len, int want_fraction)
@@ -390,6 +385,9 @@ static int add_ident(struct buf *b, const struct piece *pc, const json_t *v, str
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "%s: an identifier must be 1 to %d characters without NUL", pc->name,
                        MAX_IDENT_CHARS);
+    struct err ge;
+    if (pc->kind == KIND_SCHEMA && cdb_guard_schema(s, &ge) < 0)
+        return err_set(e, ge.code, "%s: %s", pc->name, ge.msg);
     buf_add(b, "`", 1);
     for (const char *c = s; *c; c++) {
         if (*c == '`')
@@ -401,26 +399,53 @@ static int add_ident(struct buf *b, const struct piece *pc, const json_t *v, str
     return 0;
 }
 
-static int add_privileges(struct buf *b, const struct piece *pc, const json_t *v, struct err *e)
+/* The list of privileges v (an array of names) as its scope allows them, "SELECT, INSERT"; in
+ * the column scope each is followed by column, "SELECT (`c`), INSERT (`c`)". */
+static int add_privilege_list(struct buf *b, const struct piece *pc, const json_t *v,
+                              const json_t *column, struct err *e)
 {
     if (!json_is_array(v) || json_array_size(v) == 0)
         return type_error(pc, "a non-empty array of privilege names", v, e);
     size_t i;
     const json_t *item;
-    json_array_foreach(v, i, item) {
-        const char *name = json_is_string(item) && !string_has_nul(item)
-                               ? privilege_name(json_string_value(item))
-                               : NULL;
-        if (!name)
+    json_array_foreach(v, i, item)
+    {
+        const char *name;
+        struct err ge;
+        if (!json_is_string(item) || string_has_nul(item))
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "%s: item %zu is not a privilege name such as \"SELECT\" or "
                            "\"CREATE VIEW\"",
                            pc->name, i);
+        if (cdb_guard_check_privilege(kind_scope(pc->kind), json_string_value(item), &name, &ge) <
+            0)
+            return err_set(e, ge.code, "%s: item %zu is not a privilege name for tenants: %s",
+                           pc->name, i, ge.msg);
         if (i > 0)
             buf_adds(b, ", ");
         buf_adds(b, name);
+        if (column) {
+            struct piece col = *pc;
+            col.kind = KIND_IDENT;
+            buf_adds(b, " (");
+            int rc = add_ident(b, &col, column, e);
+            if (rc < 0)
+                return rc;
+            buf_adds(b, ")");
+        }
     }
     return 0;
+}
+
+/* {N:priv_column} takes a ColumnPrivileges item, {"Column": ..., "Privileges": [...]}. */
+static int add_privileges(struct buf *b, const struct piece *pc, const json_t *v, struct err *e)
+{
+    if (pc->kind != KIND_PRIV_COLUMN)
+        return add_privilege_list(b, pc, v, NULL, e);
+    if (!json_is_object(v) || !json_is_string(json_object_get(v, "Column")))
+        return type_error(pc, "an object with \"Column\" (a string) and \"Privileges\"", v, e);
+    return add_privilege_list(b, pc, json_object_get(v, "Privileges"), json_object_get(v, "Column"),
+                              e);
 }
 
 /* One placeholder's SQL for value v (an arg, or the captured value where null is NULL). */
@@ -446,8 +471,15 @@ static int render_value(MYSQL *m, struct buf *b, const struct piece *pc, const j
         return 0;
     }
     switch (kind) {
-    case KIND_IDENT: return add_ident(b, pc, v, e);
-    case KIND_LIST_PRIV: return add_privileges(b, pc, v, e);
+    case KIND_IDENT:
+    case KIND_SCHEMA:
+        return add_ident(b, pc, v, e);
+    case KIND_LIST_PRIV:
+    case KIND_PRIV_GLOBAL:
+    case KIND_PRIV_DATABASE:
+    case KIND_PRIV_TABLE:
+    case KIND_PRIV_COLUMN:
+        return add_privileges(b, pc, v, e);
     case KIND_INT:
         if (!s || !is_number(s, n, 0))
             return s ? err_set(e, ERR_INVALID_PARAMETER_VALUE,
@@ -533,7 +565,8 @@ static void add_raw(struct buf *b, const json_t *v)
     } else if (json_is_array(v)) {
         size_t i;
         const json_t *item;
-        json_array_foreach(v, i, item) {
+        json_array_foreach(v, i, item)
+        {
             if (i > 0)
                 buf_adds(b, ", ");
             add_raw(b, item);
@@ -604,4 +637,209 @@ void mysql_conn_secret_args(const char *sql, bool *secret, size_t n)
             secret[pc.index] = true;
         prev = pc;
     }
+}
+
+/* ---- the tenant guard over a template ---- */
+
+/* All pieces of template sql (a heap array the caller frees), *n of them. */
+static int cut_pieces(const char *sql, struct piece **out, size_t *n, struct err *e)
+{
+    size_t cap = 8;
+    *n = 0;
+    *out = xmalloc(cap * sizeof **out);
+    for (const char *p = sql; *p;) {
+        if (*n == cap)
+            *out = xrealloc(*out, (cap *= 2) * sizeof **out);
+        int rc = next_piece(&p, &(*out)[*n], e);
+        if (rc < 0)
+            return rc;
+        (*n)++;
+    }
+    return 0;
+}
+
+static bool is_literal(const struct piece *pc) { return pc->index == NO_INDEX; }
+
+static bool names_a_value(const struct piece *pc)
+{
+    return pc->index >= 0 && (pc->kind == KIND_STR || pc->kind == KIND_VAL ||
+                              pc->kind == KIND_IDENT || pc->kind == KIND_NONE);
+}
+
+/* Literal text after skipping blanks. */
+static const char *skip_blanks(const char *s, const char *end)
+{
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    return s;
+}
+
+/* The host of an account written USER@HOST where HOST is literal text ('%', `h`, localhost);
+ * copies it into host[cap]. */
+static void literal_host(const char *s, const char *end, char *host, size_t cap)
+{
+    char quote = s < end && (*s == '\'' || *s == '"' || *s == '`') ? *s++ : 0;
+    size_t n = 0;
+    while (s + n < end && (quote ? s[n] != quote
+                                 : (isalnum((unsigned char)s[n]) || strchr("_.%:-", s[n]) != NULL)))
+        n++;
+    snprintf(host, cap, "%.*s", (int)n, s);
+}
+
+/* If pieces[i] is the user of an account USER@HOST, fills user and host and returns true. */
+static bool account_at(const struct piece *pcs, size_t n, size_t i, const json_t *args,
+                       const char **user, char *host, size_t cap)
+{
+    if (i + 1 >= n || !names_a_value(&pcs[i]) || !is_literal(&pcs[i + 1]))
+        return false;
+    const json_t *u = json_array_get(args, (size_t)pcs[i].index);
+    const char *end = pcs[i + 1].text + pcs[i + 1].len;
+    const char *at = skip_blanks(pcs[i + 1].text, end);
+    if (!json_is_string(u) || at == end || *at != '@')
+        return false;
+    *user = json_string_value(u);
+    const char *rest = skip_blanks(at + 1, end);
+    if (rest == end && i + 2 < n && names_a_value(&pcs[i + 2])) {
+        const json_t *h = json_array_get(args, (size_t)pcs[i + 2].index);
+        snprintf(host, cap, "%s", json_is_string(h) ? json_string_value(h) : "");
+    } else {
+        literal_host(rest, end, host, cap);
+    }
+    return true;
+}
+
+/* An identifier placeholder that names a database: a system schema in any scope, or the
+ * qualifier before '.' (db.* and db.table), read as GRANT reads it. */
+static int guard_ident(const struct piece *pcs, size_t n, size_t i, const json_t *args,
+                       struct err *e)
+{
+    const json_t *v = json_array_get(args, (size_t)pcs[i].index);
+    if (!json_is_string(v) || (pcs[i].kind != KIND_IDENT && pcs[i].kind != KIND_SCHEMA))
+        return 0;
+    const char *s = json_string_value(v);
+    bool qualifier =
+        i + 1 < n && is_literal(&pcs[i + 1]) && pcs[i + 1].len > 0 && pcs[i + 1].text[0] == '.';
+    struct err ge;
+    if ((qualifier || pcs[i].kind == KIND_SCHEMA) && cdb_guard_schema(s, &ge) < 0)
+        return err_set(e, ge.code, "%s: %s", pcs[i].name, ge.msg);
+    if (cdb_guard_is_system_schema(s))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "%s: \"%.64s\" is a system schema; tenants cannot name it", pcs[i].name, s);
+    return 0;
+}
+
+int mysql_conn_guard(const char *sql, const json_t *args, const struct cdb_guard *g,
+                     json_t *accounts, struct err *e)
+{
+    struct piece *pcs;
+    size_t n;
+    int rc = cut_pieces(sql, &pcs, &n, e);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *user;
+        char host[256];
+        if (account_at(pcs, n, i, args, &user, host, sizeof host)) {
+            rc = cdb_guard_account(g, user, host, e);
+            if (rc == 0 && accounts)
+                json_array_append_new(accounts, json_pack("[s,s]", user, host));
+        }
+        if (rc == 0 && pcs[i].index >= 0)
+            rc = guard_ident(pcs, n, i, args, e);
+    }
+    free(pcs);
+    return rc;
+}
+
+void mysql_conn_guard_rules(const json_t *body, const char *dsn, struct mysql_dsn *d,
+                            struct cdb_guard *g)
+{
+    struct err ignored;
+    memset(d, 0, sizeof *d);
+    g->dsn_user = dsn && mysql_dsn_parse(dsn, d, &ignored) == 0 ? d->user : NULL;
+    g->reserved = json_object_get(body, "reserved_accounts");
+}
+
+int mysql_conn_guard_action(const json_t *action, const char *dsn, struct err *e)
+{
+    const json_t *body = json_object_get(action, "mysql");
+    if (!json_is_object(body))
+        return 0;
+    struct mysql_dsn d;
+    struct cdb_guard g;
+    mysql_conn_guard_rules(body, dsn, &d, &g);
+    const json_t *args = json_object_get(body, "args");
+    json_t *empty = json_array();
+    const char *keys[] = {"capture", "sql"};
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < 2; k++) {
+        const json_t *t = json_object_get(body, keys[k]);
+        if (json_is_string(t))
+            rc = mysql_conn_guard(json_string_value(t), args ? args : empty, &g, NULL, e);
+    }
+    size_t i;
+    const json_t *t;
+    json_array_foreach(json_object_get(body, "statements"), i, t)
+    {
+        if (rc == 0 && json_is_string(t))
+            rc = mysql_conn_guard(json_string_value(t), args ? args : empty, &g, NULL, e);
+    }
+    json_decref(empty);
+    mysql_dsn_free(&d);
+    return rc;
+}
+
+/* 'user'@'host' as information_schema spells a grantee, as an escaped string literal: the host
+ * in lower case as MySQL stores it (BINARY comparisons then keep the user's case exact). */
+static char *grantee_literal(MYSQL *m, const char *user, const char *host)
+{
+    struct buf g = {0}, lit = {0};
+    buf_adds(&g, "'");
+    buf_adds(&g, user);
+    buf_adds(&g, "'@'");
+    for (const char *c = host; *c; c++) {
+        char lower = (char)tolower((unsigned char)*c);
+        buf_add(&g, &lower, 1);
+    }
+    buf_adds(&g, "'");
+    struct err ignored;
+    int rc = add_string_literal(m, &lit, g.p, g.len, &ignored);
+    free(g.p);
+    if (rc < 0) {
+        free(lit.p);
+        return NULL;
+    }
+    return lit.p;
+}
+
+char *mysql_conn_privileges_query(MYSQL *m, const char *user, const char *host)
+{
+    char *l = grantee_literal(m, user, host);
+    if (!l)
+        return NULL;
+    char *sql = xasprintf(
+        "SELECT 0, NULL, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES"
+        " WHERE GRANTEE = BINARY %s"
+        " UNION ALL SELECT 1, TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE"
+        " FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = BINARY %s"
+        " UNION ALL SELECT 2, TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE"
+        " FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = BINARY %s"
+        " UNION ALL SELECT 3, TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE"
+        " FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE = BINARY %s",
+        l, l, l, l);
+    free(l);
+    return sql;
+}
+
+char *mysql_conn_roles_query(MYSQL *m, const char *user, const char *host)
+{
+    struct buf u = {0}, h = {0};
+    struct err ignored;
+    char *sql = NULL;
+    if (add_string_literal(m, &u, user, strlen(user), &ignored) == 0 &&
+        add_string_literal(m, &h, host, strlen(host), &ignored) == 0)
+        sql = xasprintf("SELECT Role FROM mysql.roles_mapping WHERE User = BINARY %s AND"
+                        " Host = %s",
+                        u.p, h.p);
+    free(u.p);
+    free(h.p);
+    return sql;
 }

@@ -6,7 +6,13 @@
  *   {N:ident}      args[N] as a `quoted` identifier, backticks doubled; 1..64 characters
  *   {N:int}        args[N] an integer, or a string of an optional '-' and digits, written bare
  *   {N:val}        a number (-digits[.digits], integer or string) bare, anything else as {N:str}
- *   {N:list_priv}  args[N] an array of privilege names from a fixed list, joined by ", "
+ *   {N:schema}     args[N] as {N:ident}, refused when it names (or, as GRANT reads `_`, would
+ *                  match) a system schema or holds % or \ (cdb_guard_schema)
+ *   {N:priv_global}, {N:priv_database}, {N:priv_table}
+ *                  args[N] an array of privilege names a tenant may have in that scope
+ *                  (cdb_guard.h), joined by ", "
+ *   {N:priv_column} args[N] an object {"Column": C, "Privileges": [...]}: "SELECT (`C`), ..."
+ *   {N:list_priv}  as {N:priv_global} (the widest tenant list; kept for older templates)
  *   {captured}     the captured value as a string literal (NULL when it is null)
  *   {captured:val} the captured value as {N:val} would write it (NULL when it is null)
  *   {{ and }}      a literal { and }
@@ -22,6 +28,7 @@
 #include <stddef.h>
 
 #include "common/errors.h"
+#include "products/cdb_guard.h"
 
 /* mysql://USER[:PASSWORD]@HOST[:PORT][/DB]: USER, PASSWORD and DB percent-decoded, HOST a name,
  * an IPv4 address or [an IPv6 address] (kept without the brackets), PORT 3306 when absent. */
@@ -63,5 +70,33 @@ int mysql_conn_render_text(const char *tmpl, const json_t *args, const json_t *c
 /* Sets secret[N] (for N < n) when template sql passes args[N] as a password: a {N:str} or
  * {N:val} right after IDENTIFIED BY, PASSWORD( or USING. Leaves the other entries alone. */
 void mysql_conn_secret_args(const char *sql, bool *secret, size_t n);
+
+/* The tenant guard over template sql with args: every account written USER@HOST with a
+ * placeholder for the user ({N:str}@{M:str}, {N:ident}@'%', ...) must pass cdb_guard_account,
+ * and every identifier placeholder that names a database (db.*, db.table, {N:schema}) or equals
+ * a system schema must pass cdb_guard_schema. The accounts found are appended to accounts as
+ * [user, host] pairs when accounts is not NULL, for a live check on the server. Errors:
+ * ERR_CDB_OPERATION_DENIED (a reserved account), ERR_INVALID_PARAMETER_VALUE (a schema, a
+ * malformed template). */
+int mysql_conn_guard(const char *sql, const json_t *args, const struct cdb_guard *g,
+                     json_t *accounts, struct err *e);
+
+/* The guard's rules for a mysql action body run on the instance with this DSN: g->dsn_user
+ * borrows from *d (mysql_dsn_free it), g->reserved from the body's "reserved_accounts". */
+void mysql_conn_guard_rules(const json_t *body, const char *dsn, struct mysql_dsn *d,
+                            struct cdb_guard *g);
+
+/* mysql_conn_guard over every template of a {"mysql": {...}} action (sql, statements, capture)
+ * with the rules above; 0 for an action of another executor. Used before a task exists. */
+int mysql_conn_guard_action(const json_t *action, const char *dsn, struct err *e);
+
+/* The query that lists what user@host holds, one row per privilege: scope (0 global, 1 database,
+ * 2 table, 3 column), schema (NULL for global), PRIVILEGE_TYPE, IS_GRANTABLE. Literals escaped by
+ * m; the caller frees it. NULL when the name cannot be escaped. */
+char *mysql_conn_privileges_query(MYSQL *m, const char *user, const char *host);
+
+/* MariaDB's roles granted to user@host (one Role per row; the table does not exist on MySQL:
+ * error 1146). Freed by the caller; NULL when a name cannot be escaped. */
+char *mysql_conn_roles_query(MYSQL *m, const char *user, const char *host);
 
 #endif

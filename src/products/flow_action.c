@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "exec/exec.h"
+#include "exec/mysql_conn.h"
 #include "products/product.h"
 
 int product_find_instance(struct api_call *c, const char *instance_id, struct instance *out,
@@ -44,13 +45,57 @@ static int check_actions(const json_t *steps, struct err *e)
     return 0;
 }
 
+/* Hands the instance's reserved accounts to one mysql action, so the executor checks them again
+ * just before each statement; joined to any list the template itself gives. */
+static void add_reserved(json_t *action, const json_t *reserved)
+{
+    json_t *body = json_object_get(action, "mysql");
+    if (!json_is_object(body) || json_array_size(reserved) == 0)
+        return;
+    json_t *list = json_object_get(body, "reserved_accounts");
+    if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(body, "reserved_accounts", list);
+    }
+    json_array_extend(list, (json_t *)reserved);
+}
+
+/* The tenant guard (cdb_guard.h) over every statement of every step, before any task exists:
+ * reserved accounts answer OperationDenied, system schemas InvalidParameterValue. The live
+ * privilege check needs the server and waits for the executor. */
+static int guard_actions(json_t *steps, const struct instance *in, struct err *e)
+{
+    json_t *reserved = in->reserved_accounts[0] ? json_loads(in->reserved_accounts, 0, NULL) : NULL;
+    size_t i;
+    json_t *step;
+    int rc = 0;
+    json_array_foreach(steps, i, step)
+    {
+        const char *keys[] = {"do", "undo"};
+        for (size_t k = 0; rc == 0 && k < 2; k++) {
+            json_t *action = json_object_get(step, keys[k]);
+            add_reserved(action, reserved);
+            rc = mysql_conn_guard_action(action, in->dsn, e);
+        }
+        if (rc)
+            break;
+    }
+    json_decref(reserved);
+    return rc;
+}
+
 static int create_task(struct api_call *c, const struct flow *fl, const char *instance_id,
                        json_t *steps, json_t *input, char id[STORE_ID_MAX], struct err *e)
 {
-    struct task_new t = {.product = c->product->name, .region = c->region,
-                         .uin = c->who->owner_uin, .instance_id = instance_id,
-                         .type = flow_task_type(fl), .on_failure = flow_on_failure(fl),
-                         .steps = steps, .node = c->node, .input = input};
+    struct task_new t = {.product = c->product->name,
+                         .region = c->region,
+                         .uin = c->who->owner_uin,
+                         .instance_id = instance_id,
+                         .type = flow_task_type(fl),
+                         .on_failure = flow_on_failure(fl),
+                         .steps = steps,
+                         .node = c->node,
+                         .input = input};
     struct err se;
     int rc = store_task_create(c->store, &t, id, &se);
     if (rc)
@@ -80,6 +125,8 @@ int product_run_flow(struct api_call *c, const struct flow *fl, json_t *resp, st
         rc = flow_expand(fl, clean, &steps, e);
     if (!rc)
         rc = check_actions(steps, e);
+    if (!rc && instance_id)
+        rc = guard_actions(steps, &in, e);
     char id[STORE_ID_MAX];
     if (!rc) {
         json_t *input = flow_public_params(fl, clean);

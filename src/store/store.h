@@ -34,6 +34,7 @@ struct instance {
     char uin[24];        /* owning root account */
     char status[16];     /* running | isolated | offline */
     char dsn[512];
+    char reserved_accounts[4096]; /* cdb: JSON array of accounts tenants may not touch; "" = [] */
 };
 
 /* What DescribeAsyncRequestInfo needs, read on the hot path. Times are Unix ms, 0 = not yet. */
@@ -138,8 +139,10 @@ struct store_ops {
     int (*instance_create)(struct store *s, const struct instance *in, struct err *e);
     int (*instance_get)(struct store *s, const char *product, const char *instance_id,
                         struct instance *out, struct err *e);
+    /* status, dsn, reserved (JSON array text): NULL = unchanged */
     int (*instance_update)(struct store *s, const char *instance_id, const char *status,
-                           const char *dsn, struct instance *out, struct err *e);
+                           const char *dsn, const char *reserved, struct instance *out,
+                           struct err *e);
     int (*instance_list)(struct store *s, const char *product, const char *uin, json_t **out,
                          struct err *e);  /* *out: new JSON array, caller json_decref()s */
     /* tasks */
@@ -190,7 +193,7 @@ static inline int store_account_set_policy(struct store *s, const char *uin, con
 static inline int store_account_first_root(struct store *s, const struct account *c, struct account *o, struct err *e) { return s->ops->account_first_root(s, c, o, e); }
 static inline int store_instance_create(struct store *s, const struct instance *i, struct err *e) { return s->ops->instance_create(s, i, e); }
 static inline int store_instance_get(struct store *s, const char *p, const char *id, struct instance *o, struct err *e) { return s->ops->instance_get(s, p, id, o, e); }
-static inline int store_instance_update(struct store *s, const char *id, const char *st, const char *dsn, struct instance *o, struct err *e) { return s->ops->instance_update(s, id, st, dsn, o, e); }
+static inline int store_instance_update(struct store *s, const char *id, const char *st, const char *dsn, const char *reserved, struct instance *o, struct err *e) { return s->ops->instance_update(s, id, st, dsn, reserved, o, e); }
 static inline int store_instance_list(struct store *s, const char *p, const char *uin, json_t **o, struct err *e) { return s->ops->instance_list(s, p, uin, o, e); }
 static inline int store_task_create(struct store *s, const struct task_new *t, char id[STORE_ID_MAX], struct err *e) { return s->ops->task_create(s, t, id, e); }
 static inline int store_task_summary(struct store *s, const char *p, const char *id, struct task_summary *o, struct err *e) { return s->ops->task_summary(s, p, id, o, e); }

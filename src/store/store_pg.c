@@ -66,6 +66,8 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " at_ms BIGINT NOT NULL, from_state TEXT, to_state TEXT NOT NULL, node TEXT NOT NULL,"
     " message TEXT, PRIMARY KEY (task_id, seq));"
     "CREATE TABLE counters (product TEXT PRIMARY KEY, next_id BIGINT NOT NULL);",
+    /* 2: the accounts an operator reserves per instance (issue 10) */
+    "ALTER TABLE instances ADD COLUMN reserved_accounts TEXT NOT NULL DEFAULT '';",
 };
 
 /* ---- small helpers ---- */

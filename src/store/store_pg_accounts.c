@@ -138,6 +138,7 @@ static int instance_insert_fn(struct pg_conn *c, void *ctx, struct err *e)
     pp_text(&p, in->status);
     pp_text(&p, in->dsn);
     pp_int(&p, pg_now_ms());
+    pp_text(&p, in->reserved_accounts);
     int rc = pg_exec(c, PG_INSTANCE_INSERT, &p, NULL, "inserting an instance", e);
     if (rc == ERR_ALREADY_EXISTS)
         rc = err_set(e, ERR_ALREADY_EXISTS, "instance %s already exists", in->instance_id);
@@ -150,7 +151,7 @@ int store_pg_instance_create(struct store *s, const struct instance *in, struct 
 }
 
 struct instance_op {
-    const char *product, *instance_id, *status, *dsn;
+    const char *product, *instance_id, *status, *dsn, *reserved;
     struct instance *out;
 };
 
@@ -177,6 +178,7 @@ static int instance_read(struct pg_conn *c, struct instance_op *op, struct err *
         pg_copy(out->uin, sizeof out->uin, pg_str(r, 0, 3));
         pg_copy(out->status, sizeof out->status, pg_str(r, 0, 4));
         pg_copy(out->dsn, sizeof out->dsn, pg_str(r, 0, 5));
+        pg_copy(out->reserved_accounts, sizeof out->reserved_accounts, pg_str(r, 0, 6));
     }
     PQclear(r);
     return rc;
@@ -202,6 +204,7 @@ static int instance_update_fn(struct pg_conn *c, void *ctx, struct err *e)
     pp_text(&p, op->status);
     pp_text(&p, op->dsn);
     pp_int(&p, pg_now_ms());
+    pp_text(&p, op->reserved);
     PGresult *r;
     int rc = pg_exec(c, PG_INSTANCE_UPDATE, &p, &r, "updating an instance", e);
     if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0)
@@ -213,10 +216,11 @@ static int instance_update_fn(struct pg_conn *c, void *ctx, struct err *e)
 }
 
 int store_pg_instance_update(struct store *s, const char *instance_id, const char *status,
-                             const char *dsn, struct instance *out, struct err *e)
+                             const char *dsn, const char *reserved, struct instance *out,
+                             struct err *e)
 {
     struct instance_op op = {.instance_id = instance_id, .status = status, .dsn = dsn,
-                             .out = out};
+                             .reserved = reserved, .out = out};
     return pg_run(s, PG_TX_WRITE, instance_update_fn, &op, e);
 }
 
@@ -241,6 +245,9 @@ static int instance_list_fn(struct pg_conn *c, void *ctx, struct err *e)
         json_t *o = json_object();
         for (int i = 0; i < 6; i++)
             json_object_set_new(o, keys[i], pg_json_text(r, row, i));
+        const char *reserved = pg_str(r, row, 6);
+        json_t *list = reserved && *reserved ? json_loads(reserved, 0, NULL) : NULL;
+        json_object_set_new(o, "reserved_accounts", list ? list : json_array());
         json_array_append_new(arr, o);
     }
     PQclear(r);

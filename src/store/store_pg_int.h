@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT 8
 #define PG_POOL_MAX 64
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 #define PG_TX_ATTEMPTS 5         /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100    /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -144,7 +144,8 @@ int store_pg_instance_create(struct store *s, const struct instance *in, struct 
 int store_pg_instance_get(struct store *s, const char *product, const char *instance_id,
                           struct instance *out, struct err *e);
 int store_pg_instance_update(struct store *s, const char *instance_id, const char *status,
-                             const char *dsn, struct instance *out, struct err *e);
+                             const char *dsn, const char *reserved,
+                                 struct instance *out, struct err *e);
 int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                            struct err *e);
 /* store_pg_tasks.c: */

@@ -4,7 +4,7 @@
 #include "store/store_plan.h"
 
 #define ACCOUNT_COLS "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
-#define INSTANCE_COLS "product, instance_id, region, uin, status, dsn"
+#define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
 /* A task the engine may claim at $1: initial, or running with no live lease, retry time reached. */
 #define CLAIMABLE(t) t "state IN ('initial', 'running') AND " t "driver = 'engine'" \
                      " AND " t "not_before_ms <= $1::bigint" \
@@ -18,12 +18,13 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_ACCOUNT_BY_UIN] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE uin = $1::text",
     [PG_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = $2::text WHERE uin = $1::text",
     [PG_INSTANCE_INSERT] = "INSERT INTO instances(" INSTANCE_COLS ", created_ms, updated_ms)"
-        " VALUES($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint,"
-        " $7::bigint)",
+        " VALUES($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $8::text,"
+        " $7::bigint, $7::bigint)",
     [PG_INSTANCE_GET] = "SELECT " INSTANCE_COLS " FROM instances WHERE instance_id = $1::text"
         " AND ($2::text IS NULL OR product = $2::text)",
     [PG_INSTANCE_UPDATE] = "UPDATE instances SET status = COALESCE($2::text, status),"
-        " dsn = COALESCE($3::text, dsn), updated_ms = $4::bigint WHERE instance_id = $1::text",
+        " dsn = COALESCE($3::text, dsn), updated_ms = $4::bigint,"
+        " reserved_accounts = COALESCE($5::text, reserved_accounts) WHERE instance_id = $1::text",
     [PG_INSTANCE_LIST] = "SELECT " INSTANCE_COLS " FROM instances WHERE ($1::text IS NULL OR"
         " product = $1::text) AND ($2::text IS NULL OR uin = $2::text)"
         " ORDER BY created_ms, instance_id COLLATE \"C\"",

@@ -51,6 +51,8 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " at_ms INTEGER NOT NULL, from_state TEXT, to_state TEXT NOT NULL, node TEXT NOT NULL,"
     " message TEXT, PRIMARY KEY (task_id, seq)) WITHOUT ROWID;"
     "CREATE TABLE counters (product TEXT PRIMARY KEY, next_id INTEGER NOT NULL);",
+    /* 2: the accounts an operator reserves per instance (issue 10) */
+    "ALTER TABLE instances ADD COLUMN reserved_accounts TEXT NOT NULL DEFAULT '';",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)

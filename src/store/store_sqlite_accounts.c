@@ -6,7 +6,7 @@
 #include "store/store_sqlite_int.h"
 
 #define ACCOUNT_COLS "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
-#define INSTANCE_COLS "product, instance_id, region, uin, status, dsn"
+#define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
 
 static bool is_constraint(struct sq_conn *c, int extended)
 {
@@ -149,7 +149,7 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
     int rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = sq_stmt(c, SQ_INSTANCE_INSERT, "INSERT INTO instances(" INSTANCE_COLS ", created_ms,"
-                     " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", &st, e);
+                     " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)", &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, in->product);
         sq_bind_text(st, 2, in->instance_id);
@@ -158,6 +158,7 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
         sq_bind_text(st, 5, in->status);
         sq_bind_text(st, 6, in->dsn);
         sqlite3_bind_int64(st, 7, sq_now_ms());
+        sq_bind_text(st, 8, in->reserved_accounts);
         if (sqlite3_step(st) == SQLITE_DONE)
             rc = 0;
         else if (is_constraint(c, SQLITE_CONSTRAINT_PRIMARYKEY))
@@ -178,6 +179,7 @@ static void instance_from_row(sqlite3_stmt *st, struct instance *out)
     sq_copy(out->uin, sizeof out->uin, sqlite3_column_text(st, 3));
     sq_copy(out->status, sizeof out->status, sqlite3_column_text(st, 4));
     sq_copy(out->dsn, sizeof out->dsn, sqlite3_column_text(st, 5));
+    sq_copy(out->reserved_accounts, sizeof out->reserved_accounts, sqlite3_column_text(st, 6));
 }
 
 /* Reads instance_id on c into out (may be NULL); product NULL = any. ERR_NOT_FOUND if absent. */
@@ -215,19 +217,23 @@ int store_sqlite_instance_get(struct store *s, const char *product, const char *
 }
 
 int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
-                                 const char *dsn, struct instance *out, struct err *e)
+                                 const char *dsn, const char *reserved, struct instance *out,
+                                 struct err *e)
 {
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
     sqlite3_stmt *st = NULL;
     int rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = sq_stmt(c, SQ_INSTANCE_UPDATE, "UPDATE instances SET status = COALESCE(?2, status),"
-                     " dsn = COALESCE(?3, dsn), updated_ms = ?4 WHERE instance_id = ?1", &st, e);
+                     " dsn = COALESCE(?3, dsn), updated_ms = ?4,"
+                     " reserved_accounts = COALESCE(?5, reserved_accounts) WHERE instance_id = ?1",
+                     &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, instance_id);
         sq_bind_text(st, 2, status);
         sq_bind_text(st, 3, dsn);
         sqlite3_bind_int64(st, 4, sq_now_ms());
+        sq_bind_text(st, 5, reserved);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = sq_fail(c, e, "updating an instance");
         else if (sqlite3_changes(c->db) == 0)
@@ -245,6 +251,9 @@ static json_t *instance_row_json(sqlite3_stmt *st)
     json_t *o = json_object();
     for (int i = 0; i < 6; i++)
         json_object_set_new(o, keys[i], sq_col_json_text(st, i));
+    const char *reserved = (const char *)sqlite3_column_text(st, 6);
+    json_t *list = reserved && *reserved ? json_loads(reserved, 0, NULL) : NULL;
+    json_object_set_new(o, "reserved_accounts", list ? list : json_array());
     return o;
 }
 

@@ -11,7 +11,7 @@
 
 #define SQ_READERS 4           /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION 1
+#define SQ_SCHEMA_VERSION 2
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {
@@ -117,7 +117,8 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
 int store_sqlite_instance_get(struct store *s, const char *product, const char *instance_id,
                               struct instance *out, struct err *e);
 int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
-                                 const char *dsn, struct instance *out, struct err *e);
+                                 const char *dsn, const char *reserved,
+                                 struct instance *out, struct err *e);
 int store_sqlite_instance_list(struct store *s, const char *product, const char *uin,
                                json_t **out, struct err *e);
 /* store_sqlite_tasks.c: */

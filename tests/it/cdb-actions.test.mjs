@@ -140,11 +140,11 @@ test('ModifyAccountPrivileges -> SHOW GRANTS shows it (replace, grant, revoke)',
   const acc = [{ User: u, Host: '%' }];
   const to = `\`${u}\`@\`%\``;
   await expectSuccess(cdb.ModifyAccountPrivileges({ InstanceId: INST, Accounts: acc,
-    GlobalPrivileges: ['SELECT', 'PROCESS'],
+    GlobalPrivileges: ['SHOW DATABASES', 'PROCESS'],
     DatabasePrivileges: [{ Database: dbName, Privileges: ['INSERT', 'UPDATE'] }],
     TablePrivileges: [{ Database: dbName, Table: 't1', Privileges: ['DELETE'] }] }));
   let g = await db.grants(u, '%');
-  assert.ok(g.some((l) => l.startsWith(`GRANT SELECT, PROCESS ON *.* TO ${to}`)), g.join('\n'));
+  assert.ok(g.some((l) => l.startsWith(`GRANT PROCESS, SHOW DATABASES ON *.* TO ${to}`)), g.join('\n'));
   assert.ok(g.includes(`GRANT INSERT, UPDATE ON \`${dbName}\`.* TO ${to}`), g.join('\n'));
   assert.ok(g.includes(`GRANT DELETE ON \`${dbName}\`.\`t1\` TO ${to}`), g.join('\n'));
   // The account can use what it was given.
@@ -154,7 +154,7 @@ test('ModifyAccountPrivileges -> SHOW GRANTS shows it (replace, grant, revoke)',
   await expectSuccess(cdb.ModifyAccountPrivileges({ InstanceId: INST, Accounts: acc, ModifyAction: 'revoke',
     GlobalPrivileges: ['PROCESS'] }), `Revoked global privileges of ${u}@% successfully.`);
   g = await db.grants(u, '%');
-  assert.ok(g.some((l) => l.startsWith(`GRANT SELECT ON *.* TO ${to}`)), g.join('\n'));
+  assert.ok(g.some((l) => l.startsWith(`GRANT SHOW DATABASES ON *.* TO ${to}`)), g.join('\n'));
   assert.ok(g.includes(`GRANT INSERT, UPDATE ON \`${dbName}\`.* TO ${to}`), 'revoke leaves the rest');
 
   await expectSuccess(cdb.ModifyAccountPrivileges({ InstanceId: INST, Accounts: acc, ModifyAction: 'grant',
@@ -258,7 +258,7 @@ test('rejections: instance not found / isolated, missing, wrong type, bad value,
     DeleteAccounts: { InstanceId: INST, Accounts: ex },
     ModifyAccountHost: { InstanceId: INST, User: existing, Host: '%', NewHost: '10.1.1.1' },
     ModifyAccountPassword: { InstanceId: INST, Accounts: ex, NewPassword: 'Changed-passw0rd' },
-    ModifyAccountPrivileges: { InstanceId: INST, Accounts: ex, GlobalPrivileges: ['SELECT'] },
+    ModifyAccountPrivileges: { InstanceId: INST, Accounts: ex, GlobalPrivileges: ['PROCESS'] },
     ModifyInstanceParam: { InstanceIds: [INST], ParamList: [{ Name: 'max_connect_errors', CurrentValue: '321' }] },
   };
   const instOf = (action, id) => (action === 'ModifyInstanceParam' ? { InstanceIds: [id] } : { InstanceId: id });
@@ -323,7 +323,7 @@ test('rejections: instance not found / isolated, missing, wrong type, bad value,
       cases.push([action, { ...params, User: ['x'] }, 'InvalidParameter', 'User as an array']);
     }
     if (action === 'ModifyAccountPrivileges') {
-      cases.push([action, { ...params, GlobalPrivileges: ['SELECT', 'drop'] }, 'InvalidParameterValue', 'a lower-case privilege']);
+      cases.push([action, { ...params, GlobalPrivileges: ['PROCESS', 'drop'] }, 'InvalidParameterValue', 'a lower-case privilege']);
       cases.push([action, { ...params, GlobalPrivileges: 'SELECT' }, 'InvalidParameter', 'GlobalPrivileges as a string']);
       cases.push([action, { ...params, ModifyAction: 'replace' }, 'InvalidParameterValue', 'ModifyAction not in its enum']);
       cases.push([action, { ...params, DatabasePrivileges: [{ Database: 'd1' }] }, 'MissingParameter', 'DatabasePrivileges.0 without Privileges']);
@@ -358,7 +358,7 @@ test('rejections: instance not found / isolated, missing, wrong type, bad value,
 test('ModifyAccountPrivileges with a privilege name that fits the pattern but does not exist -> InvalidParameterValue, no task', async () => {
   const u = user('badpriv');
   const totalBefore = await taskTotal(d);
-  for (const privs of [['SELECT', 'NOT A PRIVILEGE'], ['SELECTX']]) {
+  for (const privs of [['PROCESS', 'NOT A PRIVILEGE'], ['SELECTX']]) {
     await expectCode(cdb.ModifyAccountPrivileges({ InstanceId: INST, Accounts: [{ User: u, Host: '%' }], GlobalPrivileges: privs }),
       'InvalidParameterValue', `GlobalPrivileges ${JSON.stringify(privs)} (the caller's fault, not InternalError)`);
   }

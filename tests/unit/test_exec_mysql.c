@@ -315,9 +315,9 @@ static void test_render_each_placeholder_kind(void **state)
     expect_render(m, "SET GLOBAL x = {0:val}", "[7]", "SET GLOBAL x = 7");
     expect_render(m, "SET GLOBAL x = {0:val}", "[\"ON\"]", "SET GLOBAL x = 'ON'");
     expect_render(m, "SET GLOBAL x = {0:val}", "[\"1e5\"]", "SET GLOBAL x = '1e5'");
-    expect_render(m, "GRANT {0:list_priv} ON *.*", "[[\"select\", \" create   view \", \"ALL "
-                                                   "PRIVILEGES\"]]",
-                  "GRANT SELECT, CREATE VIEW, ALL PRIVILEGES ON *.*");
+    expect_render(m, "GRANT {0:list_priv} ON *.*", "[[\"select\", \" create   view \", \"REPLICATION "
+                                                   "CLIENT\"]]",
+                  "GRANT SELECT, CREATE VIEW, REPLICATION CLIENT ON *.*");
     expect_render(m, "SELECT '{{0:str}}' {{}}", "[]", "SELECT '{0:str}' {}");
     char ident64[65];
     memset(ident64, 'x', 64);
@@ -453,6 +453,12 @@ static void test_injection_attempts_create_exactly_the_literal_names(void **stat
                 "CREATE DATABASE {0:ident}", "CREATE USER {1:str}@{3:str} IDENTIFIED BY {1:str}",
                 "GRANT {2:list_priv} ON {0:ident}.* TO {1:str}@{3:str}", "args", nasty[i],
                 nasty[i], "select", "show view", "%", "message", "made {0}");
+            /* GRANT reads \ and % in db.* as an escape and a wildcard: the guard refuses those
+             * names there (test_reserved.c), so they are only created */
+            bool wild = strpbrk(nasty[i], "\\%") != NULL;
+            if (wild)
+                json_array_remove(json_object_get(json_object_get(action, "mysql"), "statements"),
+                                  3);
             struct exec_job job = {.action = action, .dsn = g_dsn};
             struct exec_result res;
             struct err e = {0};
@@ -475,8 +481,8 @@ static void test_injection_attempts_create_exactly_the_literal_names(void **stat
             assert_int_equal(strlen(users), strlen(users_before) + strlen(line));
             assert_non_null(strstr(users, line));
             snprintf(line, sizeof line, "%s|%s|%%|Y|Y|N|N\n", nasty[i], nasty[i]);
-            assert_int_equal(strlen(privs), strlen(privs_before) + strlen(line));
-            assert_non_null(strstr(privs, line));
+            assert_int_equal(strlen(privs), strlen(privs_before) + (wild ? 0 : strlen(line)));
+            assert_true(wild || strstr(privs, line));
             /* the password went in literally too: log in with it */
             MYSQL *as_user = NULL;
             struct mysql_dsn d;
@@ -789,8 +795,8 @@ static void test_validate_names_the_bad_field(void **state)
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"args\": {}}}",
                    "mysql.args: expected an array, got an object");
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"args\": [1.5]}}",
-                   "mysql.args[0]: expected a string, an integer or an array of strings, got a "
-                   "number");
+                   "mysql.args[0]: expected a string, an integer, an object or an array of "
+                   "strings, got a number");
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"args\": [\"a\", [\"b\", 1]]}}",
                    "mysql.args[1][1]: expected a string, got a number");
     expect_invalid("{\"mysql\": {\"sql\": \"DO 1\", \"message\": 5}}",

@@ -296,10 +296,10 @@ static void test_instance_create_get_update_list(void **state)
     assert_int_equal(store_instance_get(f->s, "cdb", "cdb-aaa", &got, &e), 0);
     assert_string_equal(got.region, "ap-guangzhou");
     assert_string_equal(got.dsn, "mysql://root:pw@127.0.0.1:3306");
-    assert_int_equal(store_instance_update(f->s, "cdb-aaa", "isolated", NULL, &got, &e), 0);
+    assert_int_equal(store_instance_update(f->s, "cdb-aaa", "isolated", NULL, NULL, &got, &e), 0);
     assert_string_equal(got.status, "isolated");
     assert_string_equal(got.dsn, "mysql://root:pw@127.0.0.1:3306");
-    assert_int_equal(store_instance_update(f->s, "cdb-aaa", NULL, "mysql://u:p@h:1", &got, &e), 0);
+    assert_int_equal(store_instance_update(f->s, "cdb-aaa", NULL, "mysql://u:p@h:1", NULL, &got, &e), 0);
     assert_string_equal(got.status, "isolated");
     assert_string_equal(got.dsn, "mysql://u:p@h:1");
     json_t *list = NULL;
@@ -338,7 +338,7 @@ static void test_instance_get_of_other_product_is_not_found(void **state)
     struct instance got;
     assert_int_equal(store_instance_get(f->s, "mongodb", "cdb-aaa", &got, &e), ERR_NOT_FOUND);
     assert_int_equal(store_instance_get(f->s, "cdb", "cdb-zzz", &got, &e), ERR_NOT_FOUND);
-    assert_int_equal(store_instance_update(f->s, "cdb-zzz", "offline", NULL, &got, &e),
+    assert_int_equal(store_instance_update(f->s, "cdb-zzz", "offline", NULL, NULL, &got, &e),
                      ERR_NOT_FOUND);
 }
 

@@ -1,10 +1,12 @@
 /* asyncd: parse flags, open the store, first-start credentials, serve until SIGTERM. */
+#include <errno.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
@@ -94,9 +96,69 @@ static int load_flows(struct daemon_state *d, struct err *e)
     return rc;
 }
 
+/* Descriptors kept back from the listeners: the engine's children and their pipes, the store,
+ * MySQL connections, flow files. */
+#define FD_RESERVE 256
+/* The admin listener runs a thread per connection (a long-poll blocks its thread): at most this
+ * many, and at most an eighth of the descriptors. */
+#define ADMIN_MAX_CONNS 1024
+/* Past this many connections memory (up to 34 KiB each) matters more than descriptors. */
+#define CLOUD_MAX_CONNS 65536
+#define MIN_CONNS       16
+
+struct conn_limits {
+    unsigned cloud, admin;
+};
+
+/* Raises the open-file limit to the hard limit, so a flood of connections meets our limits
+ * (connections refused, service goes on) before the process runs out of descriptors. Returns
+ * the limit now in force. */
+static uint64_t raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (want.rlim_cur == RLIM_INFINITY) /* the kernel caps NOFILE at fs.nr_open */
+            want.rlim_cur = 1u << 20;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = want.rlim_cur;
+        else
+            log_warn("cannot raise the open-file limit to %llu: %s",
+                     (unsigned long long)want.rlim_cur, strerror(errno));
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : (uint64_t)rl.rlim_cur;
+}
+
+/* Shares the descriptors left after FD_RESERVE between the two listeners. */
+static struct conn_limits size_connections(const struct options *o)
+{
+    uint64_t nofile = raise_nofile();
+    uint64_t budget = nofile > FD_RESERVE + 2 * MIN_CONNS ? nofile - FD_RESERVE : 2 * MIN_CONNS;
+    struct conn_limits l;
+    l.admin = (unsigned)(budget / 8 < ADMIN_MAX_CONNS ? budget / 8 : ADMIN_MAX_CONNS);
+    l.admin = l.admin < MIN_CONNS ? MIN_CONNS : l.admin;
+    uint64_t cloud = budget > l.admin + MIN_CONNS ? budget - l.admin : MIN_CONNS;
+    l.cloud = (unsigned)(cloud < CLOUD_MAX_CONNS ? cloud : CLOUD_MAX_CONNS);
+    if (o->max_conns) {
+        if (o->max_conns > l.cloud)
+            log_warn("--max-conns %u is more than the %u connections the open-file limit "
+                     "(%llu) leaves room for",
+                     o->max_conns, l.cloud, (unsigned long long)nofile);
+        l.cloud = o->max_conns;
+    }
+    log_info("open files: limit %llu, %u kept back; connections: cloudapi %u, admin %u, "
+             "per client %u%s",
+             (unsigned long long)nofile, FD_RESERVE, l.cloud, l.admin, o->max_conns_per_client,
+             o->max_conns_per_client ? "" : " (no limit)");
+    return l;
+}
+
 static int start_servers(struct daemon_state *d, struct err *e)
 {
-    int rc = engine_start(&(struct engine_config){.store = d->store, .node = d->node,
+    int rc = engine_start(&(struct engine_config){.store = d->store,
+                                                  .node = d->node,
                                                   .workers = d->opt.workers,
                                                   .lease_s = d->opt.lease_s,
                                                   .drain_s = d->opt.drain_s,
@@ -104,22 +166,41 @@ static int start_servers(struct daemon_state *d, struct err *e)
                           &d->engine, e);
     if (rc)
         return rc;
-    d->api = cloudapi_new(&(struct cloudapi_config){
-        .store = d->store, .limits = d->limits, .max_body = d->opt.max_body,
-        .flows = d->flows, .node = d->node, .wake = engine_wake, .wake_ctx = d->engine});
-    d->admin = admin_new(&(struct admin_config){.store = d->store, .token = d->admin_token,
-                                                .node = d->node, .api = d->api,
+    d->api = cloudapi_new(&(struct cloudapi_config){.store = d->store,
+                                                    .limits = d->limits,
+                                                    .max_body = d->opt.max_body,
+                                                    .flows = d->flows,
+                                                    .node = d->node,
+                                                    .wake = engine_wake,
+                                                    .wake_ctx = d->engine});
+    d->admin = admin_new(&(struct admin_config){.store = d->store,
+                                                .token = d->admin_token,
+                                                .node = d->node,
+                                                .api = d->api,
                                                 .on_change = engine_wake,
                                                 .on_change_ctx = d->engine});
     /* Actions that call an instance (cdb DescribeAccounts, up to 5 s against a dead server) run
      * on 4 blocking-work threads of their own, so they never hold up the HTTP threads. */
-    struct http_config cloud = {.listen = d->opt.listen, .threads = d->opt.http_threads,
+    struct conn_limits lim = size_connections(&d->opt);
+    struct http_config cloud = {.listen = d->opt.listen,
+                                .threads = d->opt.http_threads,
                                 .blocking_threads = 4,
-                                .max_body = d->opt.max_body, .idle_timeout_s = d->opt.idle_timeout_s,
-                                .tls_cert = d->opt.tls_cert, .tls_key = d->opt.tls_key};
-    /* A connection per thread: admin calls may long-poll (GET /v1/tasks/ID?wait=30s). */
-    struct http_config admin = {.listen = d->opt.admin, .threads = 1,
-                                .max_body = d->opt.max_body, .idle_timeout_s = 150,
+                                .max_body = d->opt.max_body,
+                                .idle_timeout_s = d->opt.idle_timeout_s,
+                                .request_timeout_s = d->opt.request_timeout_s,
+                                .max_conns = lim.cloud,
+                                .max_conns_per_client = d->opt.max_conns_per_client,
+                                .tls_cert = d->opt.tls_cert,
+                                .tls_key = d->opt.tls_key};
+    /* A connection per thread: admin calls may long-poll (GET /v1/tasks/ID?wait=30s). The
+     * request deadline covers only the arrival of a request, never the wait for its answer. */
+    struct http_config admin = {.listen = d->opt.admin,
+                                .threads = 1,
+                                .max_body = d->opt.max_body,
+                                .idle_timeout_s = 150,
+                                .request_timeout_s = d->opt.request_timeout_s,
+                                .max_conns = lim.admin,
+                                .max_conns_per_client = d->opt.max_conns_per_client,
                                 .thread_per_connection = true};
     rc = http_server_start(&cloud, cloudapi_handle, d->api, &d->cloud_http, e);
     if (!rc)
@@ -158,11 +239,15 @@ static void shut_down(struct daemon_state *d)
         http_server_quiesce(d->cloud_http);
     if (d->admin_http)
         http_server_quiesce(d->admin_http);
+    /* Both servers stop (in-flight and deferred requests answered) before the engine: a request
+     * that creates a task calls engine_wake, which must never see a freed engine. */
+    http_server_stop(d->cloud_http);
+    http_server_stop(d->admin_http);
+    d->cloud_http = d->admin_http = NULL;
     /* Running steps reach a safe point (or are stopped at the drain deadline) before the store
      * closes; their leases go back so the tasks run on after a restart or on another node. */
     engine_stop(d->engine);
-    http_server_stop(d->cloud_http);
-    http_server_stop(d->admin_http);
+    d->engine = NULL;
     admin_free(d->admin);
     cloudapi_free(d->api);
     store_close(d->store);

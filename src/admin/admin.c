@@ -113,6 +113,8 @@ static bool token_ok(const struct admin *a, const struct http_request *req)
 static int parse_body(struct admin_req *r, struct err *e)
 {
     const struct http_request *h = r->http;
+    if (h->headers_too_large)
+        return err_set(e, ERR_REQUEST_SIZE_LIMIT, "%s", h->headers_reason);
     if (h->body_too_large)
         return err_set(e, ERR_REQUEST_SIZE_LIMIT, "the request body is too large");
     if (h->body_len == 0) {

@@ -9,52 +9,89 @@
 
 #include "common/xalloc.h"
 
-enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_DATA, OPT_STORE, OPT_FLOWS, OPT_WORKERS, OPT_NODE,
-       OPT_CERT, OPT_KEY, OPT_TZ, OPT_LOG, OPT_RATE, OPT_LEASE, OPT_MAXBODY, OPT_IDLE, OPT_DRAIN };
+enum {
+    OPT_LISTEN = 256,
+    OPT_ADMIN,
+    OPT_DATA,
+    OPT_STORE,
+    OPT_FLOWS,
+    OPT_WORKERS,
+    OPT_NODE,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_TZ,
+    OPT_LOG,
+    OPT_RATE,
+    OPT_LEASE,
+    OPT_MAXBODY,
+    OPT_IDLE,
+    OPT_DRAIN,
+    OPT_REQ_TIMEOUT,
+    OPT_MAXCONNS,
+    OPT_MAXCONNS_CLIENT
+};
 
 static const struct option long_opts[] = {
-    {"listen", required_argument, NULL, OPT_LISTEN},   {"admin", required_argument, NULL, OPT_ADMIN},
-    {"data", required_argument, NULL, OPT_DATA},       {"store", required_argument, NULL, OPT_STORE},
-    {"flows", required_argument, NULL, OPT_FLOWS},     {"workers", required_argument, NULL, OPT_WORKERS},
-    {"node-id", required_argument, NULL, OPT_NODE},    {"tls-cert", required_argument, NULL, OPT_CERT},
-    {"tls-key", required_argument, NULL, OPT_KEY},     {"tz", required_argument, NULL, OPT_TZ},
-    {"log-level", required_argument, NULL, OPT_LOG},   {"rate-limit", required_argument, NULL, OPT_RATE},
-    {"lease-s", required_argument, NULL, OPT_LEASE},   {"max-body", required_argument, NULL, OPT_MAXBODY},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"admin", required_argument, NULL, OPT_ADMIN},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"flows", required_argument, NULL, OPT_FLOWS},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"node-id", required_argument, NULL, OPT_NODE},
+    {"tls-cert", required_argument, NULL, OPT_CERT},
+    {"tls-key", required_argument, NULL, OPT_KEY},
+    {"tz", required_argument, NULL, OPT_TZ},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"rate-limit", required_argument, NULL, OPT_RATE},
+    {"lease-s", required_argument, NULL, OPT_LEASE},
+    {"max-body", required_argument, NULL, OPT_MAXBODY},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"drain-s", required_argument, NULL, OPT_DRAIN},
-    {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
+    {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
+    {"max-conns", required_argument, NULL, OPT_MAXCONNS},
+    {"max-conns-per-client", required_argument, NULL, OPT_MAXCONNS_CLIENT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 void options_usage(void)
 {
-    fputs("usage: asyncd [options]\n"
-          "Serves Tencent Cloud API 3.0 async requests (cdb 2017-03-20, mongodb 2019-07-25).\n\n"
-          "  --listen HOST:PORT      Cloud API listener (default 127.0.0.1:9000; port 0 = any)\n"
-          "  --admin HOST:PORT       admin API listener (default 127.0.0.1:9001)\n"
-          "  --data DIR              data directory: asyncd.db, credentials.json (default ./var)\n"
-          "  --store URL             store instead of DIR/asyncd.db: sqlite:/path.db, or\n"
-          "                          postgres://USER@HOST:PORT/DB[?pool=N&claim=update] shared\n"
-          "                          by several nodes (see docs/multinode.md)\n"
-          "  --flows DIR             flow templates (default: the shipped flows/)\n"
-          "  --workers N             task worker threads (default: the core count; 0 = this\n"
-          "                          node runs no tasks, it only answers the APIs)\n"
-          "  --node-id NAME          this node's name in leases and events (default: hostname)\n"
-          "  --tls-cert FILE --tls-key FILE   serve the Cloud API over HTTPS\n"
-          "  --tz ZONE               zone of time strings, e.g. UTC, Asia/Shanghai (default: local)\n"
-          "  --log-level LEVEL       error, warn, info (default) or debug\n"
-          "  --rate-limit P:A=N      per-second limit per account for product P, action A\n"
-          "                          ('*' matches any; '*=0' lifts every limit; N=0 unlimited;\n"
-          "                          later flags win; defaults cdb:DescribeAsyncRequestInfo=40,\n"
-          "                          mongodb:DescribeAsyncRequestInfo=20, others 20)\n"
-          "  --lease-s N             task lease length in seconds (default 15), renewed every N/3\n"
-          "  --drain-s N             on SIGTERM, how long running steps may finish (default 10)\n"
-          "  --max-body BYTES        largest request body accepted (default 1048576)\n"
-          "  --idle-timeout S        close connections idle (or stalled) for S seconds (default 30)\n"
-          "  --help                  this text\n\n"
-          "On first start with an empty store asyncd creates a root account and writes\n"
-          "DIR/credentials.json (mode 0600) with AppId, Uin, SecretId, SecretKey and AdminToken.\n"
-          "SIGTERM or SIGINT stops it gracefully.\n",
-          stdout);
+    fputs(
+        "usage: asyncd [options]\n"
+        "Serves Tencent Cloud API 3.0 async requests (cdb 2017-03-20, mongodb 2019-07-25).\n\n"
+        "  --listen HOST:PORT      Cloud API listener (default 127.0.0.1:9000; port 0 = any)\n"
+        "  --admin HOST:PORT       admin API listener (default 127.0.0.1:9001)\n"
+        "  --data DIR              data directory: asyncd.db, credentials.json (default ./var)\n"
+        "  --store URL             store instead of DIR/asyncd.db: sqlite:/path.db, or\n"
+        "                          postgres://USER@HOST:PORT/DB[?pool=N&claim=update] shared\n"
+        "                          by several nodes (see docs/multinode.md)\n"
+        "  --flows DIR             flow templates (default: the shipped flows/)\n"
+        "  --workers N             task worker threads (default: the core count; 0 = this\n"
+        "                          node runs no tasks, it only answers the APIs)\n"
+        "  --node-id NAME          this node's name in leases and events (default: hostname)\n"
+        "  --tls-cert FILE --tls-key FILE   serve the Cloud API over HTTPS\n"
+        "  --tz ZONE               zone of time strings, e.g. UTC, Asia/Shanghai (default: local)\n"
+        "  --log-level LEVEL       error, warn, info (default) or debug\n"
+        "  --rate-limit P:A=N      per-second limit per account for product P, action A\n"
+        "                          ('*' matches any; '*=0' lifts every limit; N=0 unlimited;\n"
+        "                          later flags win; defaults cdb:DescribeAsyncRequestInfo=40,\n"
+        "                          mongodb:DescribeAsyncRequestInfo=20, others 20)\n"
+        "  --lease-s N             task lease length in seconds (default 15), renewed every N/3\n"
+        "  --drain-s N             on SIGTERM, how long running steps may finish (default 10)\n"
+        "  --max-body BYTES        largest request body accepted (default 1048576)\n"
+        "  --idle-timeout S        close connections idle (or stalled) for S seconds (default 30)\n"
+        "  --request-timeout S     a request's headers and body must arrive within S seconds\n"
+        "                          of its start (default 30), however steadily they trickle\n"
+        "  --max-conns N           Cloud API connections open at once (default: sized from\n"
+        "                          the open-file limit, which asyncd raises to its hard limit)\n"
+        "  --max-conns-per-client N  connections from one IP address on each listener\n"
+        "                          (default 1024; 0 = no limit); more are closed at once\n"
+        "  --help                  this text\n\n"
+        "On first start with an empty store asyncd creates a root account and writes\n"
+        "DIR/credentials.json (mode 0600) with AppId, Uin, SecretId, SecretKey and AdminToken.\n"
+        "SIGTERM or SIGINT stops it gracefully.\n",
+        stdout);
 }
 
 static int parse_uint(const char *flag, const char *v, unsigned long lo, unsigned long hi,
@@ -83,6 +120,8 @@ static void set_defaults(struct options *o)
     o->lease_s = 15;
     o->max_body = 1 << 20;
     o->idle_timeout_s = 30;
+    o->request_timeout_s = 30;
+    o->max_conns_per_client = 1024;
 }
 
 static int set_number(struct options *o, int c, const char *v, struct err *e)
@@ -110,6 +149,21 @@ static int set_number(struct options *o, int c, const char *v, struct err *e)
             return rc;
         o->idle_timeout_s = (unsigned)n;
         return 0;
+    case OPT_REQ_TIMEOUT:
+        if ((rc = parse_uint("request-timeout", v, 1, 3600, &n, e)))
+            return rc;
+        o->request_timeout_s = (unsigned)n;
+        return 0;
+    case OPT_MAXCONNS:
+        if ((rc = parse_uint("max-conns", v, 16, 1000000, &n, e)))
+            return rc;
+        o->max_conns = (unsigned)n;
+        return 0;
+    case OPT_MAXCONNS_CLIENT:
+        if ((rc = parse_uint("max-conns-per-client", v, 0, 1000000, &n, e)))
+            return rc;
+        o->max_conns_per_client = (unsigned)n;
+        return 0;
     default:
         if ((rc = parse_uint("max-body", v, 1024, 1ul << 30, &n, e)))
             return rc;
@@ -121,26 +175,52 @@ static int set_number(struct options *o, int c, const char *v, struct err *e)
 static int set_option(struct options *o, int c, const char *v, struct err *e)
 {
     switch (c) {
-    case OPT_LISTEN: o->listen = v; return 0;
-    case OPT_ADMIN: o->admin = v; return 0;
-    case OPT_DATA: o->data = v; return 0;
-    case OPT_STORE: o->store = v; return 0;
-    case OPT_FLOWS: o->flows = v; return 0;
-    case OPT_NODE: o->node_id = v; return 0;
-    case OPT_CERT: o->tls_cert = v; return 0;
-    case OPT_KEY: o->tls_key = v; return 0;
-    case OPT_TZ: o->tz = v; return 0;
-    case OPT_LOG: o->log_level = v; return 0;
+    case OPT_LISTEN:
+        o->listen = v;
+        return 0;
+    case OPT_ADMIN:
+        o->admin = v;
+        return 0;
+    case OPT_DATA:
+        o->data = v;
+        return 0;
+    case OPT_STORE:
+        o->store = v;
+        return 0;
+    case OPT_FLOWS:
+        o->flows = v;
+        return 0;
+    case OPT_NODE:
+        o->node_id = v;
+        return 0;
+    case OPT_CERT:
+        o->tls_cert = v;
+        return 0;
+    case OPT_KEY:
+        o->tls_key = v;
+        return 0;
+    case OPT_TZ:
+        o->tz = v;
+        return 0;
+    case OPT_LOG:
+        o->log_level = v;
+        return 0;
     case OPT_RATE:
         o->rate_limits = xrealloc(o->rate_limits, (o->n_rate_limits + 1) * sizeof *o->rate_limits);
         o->rate_limits[o->n_rate_limits++] = v;
         return 0;
-    case 'h': o->help = 1; return 0;
+    case 'h':
+        o->help = 1;
+        return 0;
     case OPT_WORKERS:
     case OPT_LEASE:
     case OPT_IDLE:
     case OPT_DRAIN:
-    case OPT_MAXBODY: return set_number(o, c, v, e);
+    case OPT_REQ_TIMEOUT:
+    case OPT_MAXCONNS:
+    case OPT_MAXCONNS_CLIENT:
+    case OPT_MAXBODY:
+        return set_number(o, c, v, e);
     default:
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown option; see asyncd --help");
     }
@@ -154,8 +234,10 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
     int c;
     while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         if (c == '?' || c == ':')
-            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: unknown option or missing value; "
-                           "see asyncd --help", argv[optind - 1]);
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "%s: unknown option or missing value; "
+                           "see asyncd --help",
+                           argv[optind - 1]);
         int rc = set_option(o, c, optarg, e);
         if (rc)
             return rc;

@@ -13,6 +13,9 @@ struct options {
     unsigned workers;
     unsigned lease_s;
     unsigned idle_timeout_s;
+    unsigned request_timeout_s;    /* whole request (headers and body) must arrive within this */
+    unsigned max_conns;            /* Cloud API connections at once; 0 = sized from RLIMIT_NOFILE */
+    unsigned max_conns_per_client; /* connections from one IP address, per listener; 0 = any */
     unsigned drain_s;
     unsigned http_threads;
     size_t max_body;

@@ -6,6 +6,8 @@
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +16,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
+#include "common/timefmt.h"
 #include "common/workq.h"
 #include "common/xalloc.h"
+
+/* Per-connection memory (MHD's pool: read buffer, parsed headers, write buffer). Headers of
+ * more than about 32 KiB do not fit and MHD answers 431 itself; below that, on_request sees
+ * HTTP_MAX_HEADERS / HTTP_MAX_HEADER_BYTES and flags the request for the handler. */
+#define HTTP_CONN_MEMORY (34 * 1024)
+/* How often the watchdog looks for requests past their deadline. */
+#define WATCHDOG_TICK_MS 250
+
+/* One open connection, from MHD's connect notification to its close notification, so the
+ * watchdog can cut a request that takes too long: MHD's own timeout restarts at every byte, so a
+ * client trickling one byte a second would hold its connection forever. */
+struct conn_slot {
+    struct conn_slot *prev, *next;
+    int fd;
+    bool cut;                 /* shut down by the watchdog; MHD closes it next */
+    _Atomic int64_t deadline; /* monotonic ms by which the request must be in; 0 = none */
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -24,20 +45,32 @@ struct http_server {
     size_t max_body;
     uint16_t port;
     char *tls_cert_pem, *tls_key_pem;
-    struct workq *blocking; /* runs deferred requests; NULL runs them in line */
-    atomic_int deferred;    /* deferred requests not yet completed (answer sent or client gone) */
+    struct workq *blocking;   /* runs deferred requests; NULL runs them in line */
+    atomic_int deferred;      /* deferred requests not yet completed (answer sent or client gone) */
+    int64_t request_ms;       /* a request's headers and body must arrive within this */
+    int64_t idle_ms;          /* MHD's idle timeout, for the deadline after a keep-alive answer */
+    pthread_mutex_t conns_mu; /* guards conns, stopping, and each slot's fd while it is cut */
+    pthread_cond_t stop_cv;
+    struct conn_slot *conns;
+    bool stopping;
+    bool watchdog_running;
+    pthread_t watchdog;
+    _Atomic int64_t last_log_ms; /* MHD's messages are rate-limited, see on_mhd_log */
+    atomic_uint log_dropped;
 };
 
 enum defer_state { DEFER_NONE, DEFER_PENDING, DEFER_DONE };
 
-/* One request's state, created by the URI callback before headers are parsed, freed on completion. */
+/* One request's state, created by the URI callback before headers are parsed, freed on completion.
+ */
 struct req_ctx {
     char *raw_uri;
     char *body;
     size_t len, cap;
     bool too_large;
     bool started;
-    bool was_deferred; /* counted in srv->deferred until on_completed */
+    const char *headers_reason; /* why the headers are too large, or NULL */
+    bool was_deferred;          /* counted in srv->deferred until on_completed */
     /* A deferred request: the connection is suspended while a blocking-work thread fills resp. */
     enum defer_state defer;
     struct http_server *srv;
@@ -53,12 +86,143 @@ const char *http_header(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
 }
 
+static int64_t mono_ms(void) { return time_mono_ns() / 1000000; }
+
+static struct conn_slot *slot_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* at: a monotonic ms deadline, or 0 once the request is in (a handler may then take its time,
+ * a long-poll for instance; MHD's idle timeout still covers a client that stops reading). */
+static void deadline_set(struct MHD_Connection *conn, int64_t at)
+{
+    struct conn_slot *c = slot_of(conn);
+    if (c)
+        atomic_store(&c->deadline, at);
+}
+
+/* A request line has arrived: its request must be in within request_ms, and never later than
+ * a deadline already running (the one from the connect, or from the previous answer). */
+static void deadline_begin(struct http_server *s, struct MHD_Connection *conn)
+{
+    struct conn_slot *c = slot_of(conn);
+    if (!c)
+        return;
+    int64_t at = mono_ms() + s->request_ms, cur = atomic_load(&c->deadline);
+    if (cur == 0 || at < cur)
+        atomic_store(&c->deadline, at);
+}
+
+static bool overdue(struct MHD_Connection *conn)
+{
+    struct conn_slot *c = slot_of(conn);
+    int64_t at = c ? atomic_load(&c->deadline) : 0;
+    return at && mono_ms() >= at;
+}
+
+/* A new connection must send its request within request_ms. The slot lives until MHD's close
+ * notification, which comes before MHD closes the socket (see cut_overdue). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    struct conn_slot *c = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = xcalloc(1, sizeof *c);
+        c->fd = ci ? ci->connect_fd : -1;
+        c->cut = c->fd < 0;
+        atomic_store(&c->deadline, mono_ms() + s->request_ms);
+        pthread_mutex_lock(&s->conns_mu);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        pthread_mutex_unlock(&s->conns_mu);
+        *socket_context = c;
+        return;
+    }
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->conns_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&s->conns_mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* Shuts down the sockets of requests past their deadline; MHD sees the stream end and closes
+ * the connection in its own thread. The lock is held across shutdown() and MHD's close
+ * notification takes it before MHD closes the socket, so the descriptor cut is always this
+ * connection's, never a number the kernel has handed out again. */
+static unsigned cut_overdue(struct http_server *s, int64_t now)
+{
+    unsigned n = 0;
+    for (struct conn_slot *c = s->conns; c; c = c->next) {
+        int64_t at = atomic_load(&c->deadline);
+        if (at && now >= at && !c->cut) {
+            shutdown(c->fd, SHUT_RDWR);
+            c->cut = true;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct http_server *s = arg;
+    pthread_mutex_lock(&s->conns_mu);
+    while (!s->stopping) {
+        unsigned n = cut_overdue(s, mono_ms());
+        if (n)
+            log_debug("http: closed %u connection(s) whose request passed its %lld ms deadline", n,
+                      (long long)s->request_ms);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->stop_cv, &s->conns_mu, &until);
+    }
+    pthread_mutex_unlock(&s->conns_mu);
+    return NULL;
+}
+
+/* MHD's own messages (a connection refused past a limit, a failed TLS handshake) go to our log,
+ * at most one a second: a flood of refused connections must not become a flood of lines. */
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct http_server *s = cls;
+    int64_t now = mono_ms(), last = atomic_load(&s->last_log_ms);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&s->last_log_ms, &last, now)) {
+        atomic_fetch_add(&s->log_dropped, 1);
+        return;
+    }
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\r\n")] = '\0';
+    unsigned dropped = atomic_exchange(&s->log_dropped, 0);
+    if (dropped)
+        log_warn("http: %s (and %u more messages in the last second)", line, dropped);
+    else
+        log_warn("http: %s", line);
+}
+
 /* MHD gives the handler a decoded path without the query; signatures need the raw bytes, so keep
  * the URI exactly as received. The returned pointer becomes the request's context. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)cls;
-    (void)conn;
+    deadline_begin(cls, conn);
     struct req_ctx *rc = xcalloc(1, sizeof *rc);
     rc->raw_uri = xstrdup(uri ? uri : "/");
     return rc;
@@ -67,9 +231,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct http_server *s = cls;
+    /* Keep-alive: the next request may wait the idle timeout, then must arrive in request_ms. */
+    deadline_set(conn, mono_ms() + s->idle_ms + s->request_ms);
     struct req_ctx *rc = *req_cls;
     if (!rc)
         return;
@@ -142,12 +307,39 @@ static bool conflicting_lengths(struct MHD_Connection *conn)
     return hc.conflict;
 }
 
+struct header_tally {
+    unsigned n;
+    size_t bytes;
+};
+
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    struct header_tally *t = cls;
+    t->n++;
+    t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* Why the request's headers pass HTTP_MAX_HEADERS or HTTP_MAX_HEADER_BYTES, or NULL. */
+static const char *headers_over_limit(struct MHD_Connection *conn)
+{
+    struct header_tally t = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, tally_header, &t);
+    if (t.n > HTTP_MAX_HEADERS)
+        return "the request has more than 100 headers";
+    if (t.bytes > HTTP_MAX_HEADER_BYTES)
+        return "the request headers are larger than 16 KiB";
+    return NULL;
+}
+
 static enum MHD_Result refuse_framing(struct MHD_Connection *conn)
 {
     static const char body[] =
         "{\"error\":\"bad_request\",\"message\":\"conflicting Content-Length headers\"}";
-    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body,
-                                                             MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -227,20 +419,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     if (!rc->started) { /* headers only: ask MHD for the body, unless it is announced too big */
         rc->started = true;
-        if (conflicting_lengths(conn))
+        rc->headers_reason = headers_over_limit(conn);
+        if (conflicting_lengths(conn)) {
+            deadline_set(conn, 0);
             return refuse_framing(conn);
+        }
         if (!announced_too_large(conn, s->max_body))
             return MHD_YES;
         /* Answer at once; MHD then closes the connection instead of reading the body. */
         rc->too_large = true;
     }
     if (*upload_data_size > 0) {
+        if (overdue(conn)) /* a trickled body: close now rather than at the watchdog's tick */
+            return MHD_NO;
         body_append(rc, upload_data, *upload_data_size, s->max_body);
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (!rc->body)
         rc->body = xstrdup("");
+    deadline_set(conn, 0); /* the request is in; answering it may take its time */
 
     char *q = strchr(rc->raw_uri, '?');
     if (q)
@@ -252,6 +450,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .body = rc->body,
         .body_len = rc->len,
         .body_too_large = rc->too_large,
+        .headers_too_large = rc->headers_reason != NULL,
+        .headers_reason = rc->headers_reason,
         .conn = conn,
     };
     struct http_response resp = {.status = 500, .content_type = "application/json"};
@@ -321,7 +521,8 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *s
     int rc = http_split_hostport(listen, host, sizeof host, &port, e);
     if (rc)
         return rc;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char portstr[8];
@@ -332,6 +533,39 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *s
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *sslen = ai->ai_addrlen;
     freeaddrinfo(ai);
+    return 0;
+}
+
+/* Binds the listening socket here rather than in MHD, for an exact reason when the port is
+ * taken, and without SO_REUSEPORT: a second asyncd on the same port must fail, not share it.
+ * SO_REUSEADDR only lets a restart bind while old connections linger in TIME_WAIT. */
+static int open_listener(const char *listen_on, const struct sockaddr_storage *ss, socklen_t sslen,
+                         int *out, uint16_t *port, struct err *e)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return err_set(e, ERR_INTERNAL, "cannot listen on %s: %s", listen_on, strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int en = errno;
+        close(fd);
+        if (en == EADDRINUSE)
+            return err_set(e, ERR_INTERNAL,
+                           "cannot listen on %s: address already in use; is another asyncd "
+                           "running?",
+                           listen_on);
+        return err_set(e, ERR_INTERNAL, "cannot listen on %s: %s", listen_on, strerror(en));
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    *port = 0;
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+        *port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = fd;
     return 0;
 }
 
@@ -348,8 +582,23 @@ static int load_tls(struct http_server *s, const struct http_config *cfg, struct
     return 0;
 }
 
+static void stop_watchdog(struct http_server *s)
+{
+    if (!s->watchdog_running)
+        return;
+    pthread_mutex_lock(&s->conns_mu);
+    s->stopping = true;
+    pthread_cond_signal(&s->stop_cv);
+    pthread_mutex_unlock(&s->conns_mu);
+    pthread_join(s->watchdog, NULL);
+    s->watchdog_running = false;
+}
+
 static void free_server(struct http_server *s)
 {
+    stop_watchdog(s);
+    pthread_cond_destroy(&s->stop_cv);
+    pthread_mutex_destroy(&s->conns_mu);
     workq_free(s->blocking);
     free(s->tls_cert_pem);
     free(s->tls_key_pem);
@@ -360,7 +609,7 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
                       struct http_server **out, struct err *e)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen;
+    socklen_t sslen = 0;
     int rc = resolve(cfg->listen, &ss, &sslen, e);
     if (rc)
         return rc;
@@ -368,7 +617,18 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
     s->fn = fn;
     s->ctx = ctx;
     s->max_body = cfg->max_body;
-    if ((rc = load_tls(s, cfg, e))) {
+    unsigned idle_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : 30u;
+    s->idle_ms = (int64_t)idle_s * 1000;
+    s->request_ms = (int64_t)(cfg->request_timeout_s ? cfg->request_timeout_s : 30u) * 1000;
+    pthread_mutex_init(&s->conns_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->stop_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int lfd = -1;
+    if ((rc = load_tls(s, cfg, e)) ||
+        (rc = open_listener(cfg->listen, &ss, sslen, &lfd, &s->port, e))) {
         free_server(s);
         return rc;
     }
@@ -381,6 +641,10 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
                      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
                      (s->tls_cert_pem ? MHD_USE_TLS : 0);
     intptr_t pool = cfg->threads ? (intptr_t)cfg->threads : 1;
+    /* MHD splits the limit between its pool threads; each needs at least one. */
+    unsigned limit = cfg->max_conns ? cfg->max_conns : 1024u;
+    if (!cfg->thread_per_connection && limit < (unsigned)pool)
+        limit = (unsigned)pool;
     /* Optional settings go in one array: TLS keys, and a thread pool unless each connection
      * has its own thread (MHD warns about a pool size there, even 0 or 1). */
     struct MHD_OptionItem extra[4];
@@ -392,19 +656,27 @@ int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *c
     if (!cfg->thread_per_connection)
         extra[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, pool, NULL};
     extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    /* MHD owns lfd from here on (it closes it when it stops, and on a failed start). */
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s ? cfg->idle_timeout_s : 30u,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->thread_per_connection ? 256u : 4096u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_client,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_ARRAY, extra,
+        MHD_OPTION_END);
     if (!s->daemon) {
         free_server(s);
-        return err_set(e, ERR_INTERNAL, "cannot listen on %s: %s", cfg->listen,
+        return err_set(e, ERR_INTERNAL, "cannot serve on %s: %s", cfg->listen,
                        errno ? strerror(errno) : "libmicrohttpd refused to start");
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : 0;
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        free_server(s);
+        return err_set(e, ERR_INTERNAL, "cannot serve on %s: no thread for the watchdog",
+                       cfg->listen);
+    }
+    s->watchdog_running = true;
     *out = s;
     return 0;
 }

@@ -10,14 +10,19 @@
 #include "common/errors.h"
 
 struct http_request {
-    const char *method;  /* "GET", "POST", ... */
-    const char *path;    /* raw path, before '?' */
-    const char *query;   /* raw query string after '?', "" when none */
-    const char *body;    /* NUL-terminated copy of the body ("" when none) */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* raw path, before '?' */
+    const char *query;  /* raw query string after '?', "" when none */
+    const char *body;   /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
     bool body_too_large; /* the body passed the limit; body holds only its start */
-    bool on_worker;      /* the handler runs on a blocking-work thread (see http_response.defer) */
-    void *conn;          /* for http_header */
+    /* More than HTTP_MAX_HEADERS headers or HTTP_MAX_HEADER_BYTES of them: the handler should
+     * refuse the request (the Cloud API answers RequestSizeLimitExceeded); headers_reason is a
+     * static sentence saying which limit was passed, NULL otherwise. */
+    bool headers_too_large;
+    const char *headers_reason;
+    bool on_worker; /* the handler runs on a blocking-work thread (see http_response.defer) */
+    void *conn;     /* for http_header */
     /* When set, http_header asks this instead of the connection (fuzz targets, unit tests). */
     const char *(*header_fn)(void *conn, const char *name);
 };
@@ -41,21 +46,30 @@ struct http_response {
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req,
                                 struct http_response *resp);
 
+/* Header limits: past these a request reaches the handler with headers_too_large set. Headers
+ * that do not fit in HTTP_CONN_MEMORY (about 32 KiB of them) are refused by MHD itself (431). */
+#define HTTP_MAX_HEADERS      100
+#define HTTP_MAX_HEADER_BYTES (16 * 1024)
+
 struct http_config {
-    const char *listen;    /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
+    const char *listen; /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
     unsigned threads;
-    size_t max_body;       /* bytes; larger bodies arrive with body_too_large set */
-    unsigned idle_timeout_s;
-    bool thread_per_connection; /* handlers may block long (admin long-poll); threads unused */
-    unsigned blocking_threads;  /* threads for deferred requests; 0 runs them in line */
-    const char *tls_cert;  /* PEM files, both or neither */
+    size_t max_body;            /* bytes; larger bodies arrive with body_too_large set */
+    unsigned idle_timeout_s;    /* a connection with no traffic for this long is closed */
+    unsigned request_timeout_s; /* a request's headers and body must arrive within this (0: 30) */
+    unsigned max_conns;         /* connections open at once (0: 1024) */
+    unsigned max_conns_per_client; /* from one IP address (0: unlimited) */
+    bool thread_per_connection;    /* handlers may block long (admin long-poll); threads unused */
+    unsigned blocking_threads;     /* threads for deferred requests; 0 runs them in line */
+    const char *tls_cert;          /* PEM files, both or neither */
     const char *tls_key;
 };
 
 struct http_server;
 
 /* Binds and starts serving. On failure returns ERR_INVALID_PARAMETER_VALUE (bad address),
- * or ERR_INTERNAL (cannot bind, TLS files unreadable) with the reason in e. */
+ * or ERR_INTERNAL (cannot bind, e.g. the port is in use; TLS files unreadable) with the reason
+ * in e. A port is never shared: no SO_REUSEPORT. */
 int http_server_start(const struct http_config *cfg, http_handler_fn fn, void *ctx,
                       struct http_server **out, struct err *e);
 /* The port actually bound (useful with port 0). */
@@ -65,7 +79,8 @@ void http_server_quiesce(struct http_server *s);
 /* Finishes requests in flight, closes everything and frees s. */
 void http_server_stop(struct http_server *s);
 
-/* Splits "HOST:PORT" / "[HOST]:PORT"; host gets at most hostlen-1 chars. 0 or ERR_INVALID_PARAMETER_VALUE. */
+/* Splits "HOST:PORT" / "[HOST]:PORT"; host gets at most hostlen-1 chars. 0 or
+ * ERR_INVALID_PARAMETER_VALUE. */
 int http_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, struct err *e);
 
 #endif

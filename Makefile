@@ -29,7 +29,11 @@ CTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/*.c)) src/common/
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test test-unit test-it bench bench-tasks install clean deps
+FORMAT_SRC = $(sort $(wildcard src/*.c src/*/*.c src/*/*.h tools/*.c tools/*.h tests/unit/*.c \
+	tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h bench/*.c))
+
+.PHONY: all run test test-unit test-it bench bench-tasks install clean deps check format format-check fuzz \
+	fuzz-build fuzz-smoke
 all: $(BIN)/asyncd $(BIN)/asyncctl
 
 $(BIN)/asyncd: $(BUILD)/src/main.o $(BUILD)/libasyncd.a
@@ -61,6 +65,63 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libasyncd.a
 	@echo "LINK $@"
 	@$(CC) $(CFLAGS) $(DAEMON_CFLAGS) -o $@ $< $(BUILD)/libasyncd.a $(TEST_LDLIBS) $(DAEMON_LDLIBS) $(LDFLAGS)
 
+# libFuzzer targets (tests/fuzz/): the library built again with clang and
+# -fsanitize=fuzzer-no-link,address,undefined in $(FUZZ_BUILD), each target linked with
+# -fsanitize=fuzzer. `make fuzz FUZZ_S=N` runs each target N seconds; `make fuzz-smoke` replays
+# the seed corpus and the regressions and fuzzes each target $(FUZZ_SMOKE_S) s (tests/fuzz/run.sh).
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_S ?= 60
+FUZZ_SMOKE_S ?= 2
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wformat=2 -Isrc -MMD -MP -pthread \
+	$(FUZZ_SAN) $(DAEMON_CFLAGS)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/src/%.o: src/%.c
+	@mkdir -p $(@D)
+	@echo "CC(fuzz) $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libasyncd.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/libasyncd.a
+	@mkdir -p $(@D)
+	@echo "LINK(fuzz) $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer \
+		-DFUZZ_FLOWS_DIR='"$(CURDIR)/flows"' -o $@ $< $(FUZZ_BUILD)/libasyncd.a $(DAEMON_LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh long $(FUZZ_S)
+
+fuzz-smoke: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh smoke $(FUZZ_SMOKE_S)
+
+# Fast: build, unit tests, fuzz smoke. Without ASYNCD_TEST_PG_URL the PostgreSQL groups of
+# test_store and test_lease are left out (ASYNCD_TEST_PG=0).
+# The fast loop: build, unit tests and the fuzz smoke, no database servers (the PostgreSQL and
+# MariaDB groups run only when ASYNCD_TEST_PG_URL / ASYNCD_TEST_MYSQL_DSN name one), format check.
+check: all format-check
+	@pg=$${ASYNCD_TEST_PG:-$$([ -n "$${ASYNCD_TEST_PG_URL:-}" ] && echo 1 || echo 0)}; \
+		my=$${ASYNCD_TEST_MYSQL:-$$([ -n "$${ASYNCD_TEST_MYSQL_DSN:-}" ] && echo 1 || echo 0)}; \
+		ASYNCD_TEST_PG=$$pg ASYNCD_TEST_MYSQL=$$my $(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+# Every C file is in the committed .clang-format's style; format-check fails naming the ones not.
+format:
+	@clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@bad=$$(for f in $(FORMAT_SRC); do clang-format --dry-run -Werror $$f >/dev/null 2>&1 || echo $$f; done); \
+		if [ -n "$$bad" ]; then echo "format-check: not in .clang-format style (make format):"; \
+		echo "$$bad" | sed 's/^/  /'; exit 1; fi
+
 deps:
 	bash scripts/deps.sh
 
@@ -89,6 +150,6 @@ install: all
 	install -m 0755 bin/asyncd bin/asyncctl $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
 
--include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build-asan $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

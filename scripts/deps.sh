@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev uuid-dev
       libcurl4-openssl-dev libcmocka-dev libmariadb-dev libpq-dev sqlite3 tzdata jq nodejs npm curl
-      ca-certificates)
+      ca-certificates clang libclang-rt-14-dev clang-format) # clang: the libFuzzer targets (tests/fuzz)
 # mariadb-server is installed by scripts/mariadb.sh, which keeps it from starting a system service.
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test against one throw-away MariaDB and PostgreSQL: unit + integration (SQLite, then
-# PostgreSQL store) on the normal build, then the same on an ASan+UBSan build.
+# Runs every test against one throw-away MariaDB and PostgreSQL: unit, fuzz smoke and integration
+# (SQLite, then PostgreSQL store) on the normal build, then the same but the fuzz smoke on an
+# ASan+UBSan build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d /tmp/asyncd-test.XXXXXX)
@@ -23,8 +24,14 @@ ASYNCD_TEST_PG_URL=$(bash scripts/postgres.sh start "$tmp/pg" "$pport")
 export ASYNCD_TEST_PG_URL ASYNCD_TEST_PG_DIR=$tmp/pg
 echo "test: MariaDB on 127.0.0.1:$mport, PostgreSQL on 127.0.0.1:$pport (in $tmp)"
 
+make --no-print-directory format-check # every C file in the committed .clang-format style
+
 run_suite() { # $@: make variables selecting the build
   make --no-print-directory "$@" test-unit
+  if (($# == 0)); then # once, on the normal build: every fuzz target on its corpus and a few s
+    echo "test: fuzz smoke (tests/fuzz)"
+    make --no-print-directory fuzz-smoke
+  fi
   # The harness gives every daemon its own PostgreSQL database when ASYNCD_TEST_PG_URL is set.
   echo "test: integration suite on the embedded SQLite store"
   env -u ASYNCD_TEST_PG_URL -u ASYNCD_TEST_PG_DIR make --no-print-directory "$@" test-it

@@ -52,8 +52,9 @@ void time_fmt_utc_date(int64_t unix_s, char out[11])
 {
     time_t t = (time_t)unix_s;
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 11, "%Y-%m-%d", &tm);
+    /* A year past 9999 does not fit YYYY-MM-DD: an empty string, never an unset buffer. */
+    if (!gmtime_r(&t, &tm) || strftime(out, 11, "%Y-%m-%d", &tm) == 0)
+        out[0] = '\0';
 }
 
 int time_parse_local(const char *s, int64_t *ms)

@@ -67,7 +67,8 @@ static int subst_string(const char *s, const json_t *clean, const json_t *vars, 
             snprintf(path, sizeof path, "%.*s", (int)(close - p - 2), p + 2);
             if (scalar_text(flow_lookup(clean, vars, path), text, sizeof text) < 0)
                 rc = err_set(e, ERR_INTERNAL, "flow template: ${%s} is not a scalar", path);
-            fputs(text, f);
+            else /* text is unset when scalar_text failed (found by fuzz_flows) */
+                fputs(text, f);
             p = close;
         } else {
             fputc(*p, f);

@@ -486,7 +486,12 @@ static int parse_url(struct store_pg *s, const char *url, struct err *e)
         s->conninfo = xstrdup(url);
         return 0;
     }
-    char *rest = xstrndup(url, (size_t)(q - url));
+    /* The kept options are appended in place: the result is never longer than the URL (a
+     * rebuild per option was quadratic, 9 s for 10,000 options; found by fuzz_store_url). */
+    size_t base_len = (size_t)(q - url), len = base_len;
+    char *rest = xmalloc(strlen(url) + 1);
+    memcpy(rest, url, base_len);
+    rest[len] = '\0';
     char *query = xstrdup(q + 1);
     char *save = NULL;
     int rc = 0, kept = 0;
@@ -507,9 +512,10 @@ static int parse_url(struct store_pg *s, const char *url, struct err *e)
                 rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "store: claim=%s: expected "
                              "\"skip-locked\" (the default) or \"update\"", kv + 6);
         } else {
-            char *joined = xasprintf("%s%c%s", rest, kept++ ? '&' : '?', kv);
-            free(rest);
-            rest = joined;
+            size_t n = strlen(kv);
+            rest[len++] = kept++ ? '&' : '?';
+            memcpy(rest + len, kv, n + 1);
+            len += n;
         }
     }
     free(query);

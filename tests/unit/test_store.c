@@ -146,7 +146,7 @@ static void test_open_records_schema_version(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = "
                                         "'schema_version'", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "2");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }

@@ -11,17 +11,20 @@
 #include "common/errors.h"
 
 enum exec_outcome {
-    EXEC_DONE,     /* the action succeeded */
-    EXEC_FAILED,   /* it ran and failed (non-zero exit, signal, cannot start) */
-    EXEC_TIMEOUT,  /* it ran past timeout_s and was stopped */
-    EXEC_STOPPED,  /* the caller asked it to stop (poll returned true) and it was stopped */
+    EXEC_DONE,    /* the action succeeded */
+    EXEC_FAILED,  /* it ran and failed (non-zero exit, signal, cannot start) */
+    EXEC_TIMEOUT, /* it ran past timeout_s and was stopped */
+    EXEC_STOPPED, /* the caller asked it to stop (poll returned true) and it was stopped */
 };
 
 struct exec_job {
     const json_t *action;   /* borrowed: {"exec": [...], "env": {...}, "cwd": "..."} */
     const char *stdin_text; /* given on the child's stdin (the task as JSON); may be NULL */
     unsigned timeout_s;     /* 0 = none */
-    const char *const *extra_env; /* NULL-terminated "K=V" added to the environment, may be NULL */
+    /* NULL-terminated "K=V" added to the environment, may be NULL. Only the ASYNCD_* names
+     * docs/flows.md documents for steps pass; any other is dropped. Of asyncd's own environment
+     * the child gets PATH, HOME, LANG, LC_* and TZ only. */
+    const char *const *extra_env;
     const char *dsn;        /* the task's instance DSN (mysql://... / mongodb://...), or NULL */
     const json_t *captured; /* undo only: what the step's do captured (its output), or NULL */
 };
@@ -35,12 +38,12 @@ struct exec_control {
 
 struct exec_result {
     enum exec_outcome outcome;
-    int exit_code;          /* exit status, or 128+signal, or -1 when it never started */
-    char message[1024];     /* DONE: the last non-empty stdout line; otherwise why it failed
-                               (the last non-empty stderr line, or a sentence of ours) */
-    json_t *output;         /* DONE: what the step produced for later use (exec: the last stdout
-                               line when it is a JSON object; mysql: its capture), or NULL.
-                               The caller json_decref()s it. */
+    int exit_code;      /* exit status, or 128+signal, or -1 when it never started */
+    char message[1024]; /* DONE: the last non-empty stdout line; otherwise why it failed
+                           (the last non-empty stderr line, or a sentence of ours) */
+    json_t *output;     /* DONE: what the step produced for later use (exec: the last stdout
+                           line when it is a JSON object; mysql: its capture), or NULL.
+                           The caller json_decref()s it. */
 };
 
 /* Runs job to its end. Returns 0 with *out filled whatever the outcome; a negative ERR_* only

@@ -12,12 +12,23 @@
 struct exec_backend {
     const char *name;
     int (*validate)(const json_t *action, struct err *e);
-    int (*run)(const struct exec_job *job, const struct exec_control *ctl,
-               struct exec_result *out, struct err *e);
+    int (*run)(const struct exec_job *job, const struct exec_control *ctl, struct exec_result *out,
+               struct err *e);
 };
 
-extern const struct exec_backend exec_proc_backend; /* "exec": a child process (exec_proc.c) */
+extern const struct exec_backend exec_proc_backend;  /* "exec": a child process (exec_proc.c) */
 extern const struct exec_backend exec_mysql_backend; /* "mysql": SQL (exec_mysql.c) */
+
+/* How a step child closes its descriptors above 2 between vfork and exec (exec_proc.c): through
+ * close_range, else by walking fd_dir, else by closing every number below the descriptor limit.
+ * Both members are swappable so tests can force each fallback (a close_range that fails with
+ * ENOSYS, a fd_dir that does not exist); whatever is put here runs in the child and must be
+ * async-signal-safe. Defaults: the close_range system call and "/proc/self/fd". */
+struct exec_fd_closer {
+    int (*close_range)(unsigned first, unsigned last, unsigned flags);
+    const char *fd_dir;
+};
+extern struct exec_fd_closer exec_fd_closer;
 
 /* Copies the last non-empty line of text[0..len) into out (size cap, always terminated): trailing
  * whitespace stripped, cut to fit on a UTF-8 boundary, invalid UTF-8 and NUL bytes made '?'.

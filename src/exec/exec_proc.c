@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,9 @@ enum {
     TAIL_SIZE = 8192,        /* how much of stdout and stderr we keep */
     READ_SIZE = 16384,
 };
+
+/* A child's PATH when asyncd has none (execvp's own default, less the current directory). */
+#define DEFAULT_PATH "/usr/bin:/bin"
 
 /* ---- validation ---- */
 
@@ -48,7 +53,8 @@ static int check_argv(const json_t *argv, struct err *e)
                        json_is_array(argv) ? "an empty array" : exec_json_type_name(argv));
     size_t i;
     const json_t *arg;
-    json_array_foreach(argv, i, arg) {
+    json_array_foreach(argv, i, arg)
+    {
         char name[32];
         snprintf(name, sizeof name, "[%zu]", i);
         int rc = check_string(arg, "exec", name, e);
@@ -67,7 +73,8 @@ static int check_env(const json_t *env, struct err *e)
                        exec_json_type_name(env));
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)env, key, value) {
+    json_object_foreach((json_t *)env, key, value)
+    {
         if (key[0] == '\0' || strchr(key, '='))
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "env: \"%s\" is not a variable name (empty or has '=')", key);
@@ -82,7 +89,8 @@ static int proc_validate(const json_t *action, struct err *e)
 {
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)action, key, value) {
+    json_object_foreach((json_t *)action, key, value)
+    {
         if (strcmp(key, "exec") != 0 && strcmp(key, "env") != 0 && strcmp(key, "cwd") != 0)
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "%s: unknown key in an exec action (expected exec, env, cwd)", key);
@@ -106,9 +114,10 @@ struct plan {
     char **sh_argv; /* {"/bin/sh", <candidate>, argv[1..], NULL}: execvp's ENOEXEC fallback */
     char **envp;    /* array and strings owned */
     size_t envc, envcap;
-    char **paths;   /* the files to try, in PATH order; array and strings owned */
+    char **paths; /* the files to try, in PATH order; array and strings owned */
     size_t npaths;
     const char *cwd; /* borrowed, may be NULL */
+    int fd_limit;    /* descriptors are below this (the last-resort close loop's bound) */
 };
 
 /* Adds "K=V" (taking ownership of kv), replacing an earlier entry for the same K. */
@@ -130,15 +139,52 @@ static void env_put(struct plan *p, char *kv)
     p->envp[p->envc] = NULL;
 }
 
+/* What a step child inherits from asyncd's own environment: the search path, the home directory,
+ * the zone and the locale -- nothing else, as asyncd's environment may hold the store URL,
+ * PGPASSWORD, tokens or whatever its supervisor put there. */
+static const char *const inherited_env[] = {"PATH", "HOME", "LANG", "TZ", NULL};
+
+/* The locale categories, POSIX's and glibc's, named one by one rather than matched as "LC_*". */
+static const char *const locale_env[] = {"LC_ALL",         "LC_COLLATE",  "LC_CTYPE",
+                                         "LC_MESSAGES",    "LC_MONETARY", "LC_NUMERIC",
+                                         "LC_TIME",        "LC_ADDRESS",  "LC_IDENTIFICATION",
+                                         "LC_MEASUREMENT", "LC_NAME",     "LC_PAPER",
+                                         "LC_TELEPHONE",   NULL};
+
+/* What the engine sets for a step (docs/flows.md, "What a step child gets"): only these names pass
+ * from job->extra_env, so a new variable is a deliberate, documented change. */
+static const char *const step_env[] = {
+    "ASYNCD_TASK_ID",  "ASYNCD_INSTANCE_ID", "ASYNCD_INSTANCE_DSN",
+    "ASYNCD_DATA_DIR", "ASYNCD_STEP_INDEX",  "ASYNCD_STEP_NAME",
+    "ASYNCD_PHASE",    "ASYNCD_ATTEMPT",     NULL};
+
+/* Whether "K=V" names one of names exactly (no prefix match: ASYNCD_ADMIN_TOKEN never passes). */
+static bool env_allowed(const char *kv, const char *const *names)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq)
+        return false;
+    size_t klen = (size_t)(eq - kv);
+    for (const char *const *n = names; *n; n++)
+        if (strlen(*n) == klen && strncmp(*n, kv, klen) == 0)
+            return true;
+    return false;
+}
+
+/* The child's environment: the allow-listed part of ours, the engine's documented ASYNCD_*
+ * variables, then the action's own "env" (the template's choice, so it may override). */
 static void plan_env(struct plan *p, const struct exec_job *job)
 {
     p->envcap = 64;
     p->envp = xmalloc(p->envcap * sizeof *p->envp);
     p->envp[0] = NULL;
+    env_put(p, xstrdup("PATH=" DEFAULT_PATH)); /* replaced by ours when we have one */
     for (char **v = environ; v && *v; v++)
-        env_put(p, xstrdup(*v));
+        if (env_allowed(*v, inherited_env) || env_allowed(*v, locale_env))
+            env_put(p, xstrdup(*v));
     for (const char *const *v = job->extra_env; v && *v; v++)
-        env_put(p, xstrdup(*v));
+        if (env_allowed(*v, step_env))
+            env_put(p, xstrdup(*v));
     const char *key;
     json_t *value;
     json_object_foreach(json_object_get(job->action, "env"), key, value)
@@ -148,7 +194,7 @@ static void plan_env(struct plan *p, const struct exec_job *job)
 /* The candidates execvp would try: argv0 itself when it has a '/', else each PATH entry. */
 static void plan_paths(struct plan *p)
 {
-    const char *file = p->argv[0], *path = "/bin:/usr/bin";
+    const char *file = p->argv[0], *path = DEFAULT_PATH;
     if (strchr(file, '/')) {
         p->paths = xmalloc(sizeof *p->paths);
         p->paths[p->npaths++] = xstrdup(file);
@@ -185,6 +231,8 @@ static void plan_init(struct plan *p, const struct exec_job *job)
     p->cwd = cwd ? json_string_value(cwd) : NULL;
     plan_env(p, job);
     plan_paths(p);
+    long limit = sysconf(_SC_OPEN_MAX); /* not async-signal-safe: asked here, not in the child */
+    p->fd_limit = limit > 0 && limit < INT_MAX ? (int)limit : 65536;
 }
 
 static void plan_free(struct plan *p)
@@ -244,6 +292,88 @@ static int child_stdio(int fds[3])
     return 0;
 }
 
+/* ---- closing the descriptors a step must not inherit (child side, async-signal-safe) ---- */
+
+static int sys_close_range(unsigned first, unsigned last, unsigned flags)
+{
+#ifdef SYS_close_range
+    return (int)syscall(SYS_close_range, first, last, flags);
+#else
+    (void)first, (void)last, (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+struct exec_fd_closer exec_fd_closer = {sys_close_range, "/proc/self/fd"};
+
+/* close_range(2) around keep: one or two calls; fails with ENOSYS before Linux 5.9. */
+static int close_by_range(int keep)
+{
+    if (keep > 3 && exec_fd_closer.close_range(3, (unsigned)keep - 1, 0) < 0)
+        return -1;
+    return exec_fd_closer.close_range((unsigned)keep + 1, ~0U, 0);
+}
+
+/* The descriptor a /proc/self/fd entry names, or -1 for "." and "..". */
+static int fd_of_name(const char *name)
+{
+    int fd = 0;
+    if (*name == '\0')
+        return -1;
+    for (; *name; name++) {
+        if (*name < '0' || *name > '9' || fd > (INT_MAX - 9) / 10)
+            return -1;
+        fd = fd * 10 + (*name - '0');
+    }
+    return fd;
+}
+
+/* The layout getdents64(2) fills in (glibc declares no struct for the raw call). */
+struct raw_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Walks the descriptor directory with raw getdents64 (opendir would allocate) and closes each
+ * entry above 2 but keep and the directory itself. Closing while reading is fine: the kernel
+ * lists /proc/self/fd by descriptor number, so nothing shifts under the read position. */
+static int close_by_walk(int keep)
+{
+    int dir = open(exec_fd_closer.fd_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    _Alignas(struct raw_dirent64) char buf[4096];
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0)
+        for (long off = 0; off < n;) {
+            const struct raw_dirent64 *d = (const struct raw_dirent64 *)(buf + off);
+            int fd = fd_of_name(d->d_name);
+            if (fd > 2 && fd != keep && fd != dir)
+                close(fd);
+            off += d->d_reclen;
+        }
+    close(dir);
+    return n < 0 ? -1 : 0;
+}
+
+/* Every descriptor above 2 is closed but keep (the status pipe, close-on-exec: exec closes it,
+ * and until then it is how a failed exec is reported). Another thread's socket, a store or MySQL
+ * connection opened without close-on-exec would otherwise reach the step. close_range first;
+ * without it a walk of /proc/self/fd; without /proc, close() on every number below the limit
+ * (slow when the limit is large, so only the last resort). */
+static void child_close_fds(int keep, int fd_limit)
+{
+    if (close_by_range(keep) == 0 || close_by_walk(keep) == 0)
+        return;
+    for (int fd = 3; fd < fd_limit; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
 static _Noreturn void child_main(const struct plan *p, int fds[3], int status_fd)
 {
     setpgid(0, 0);
@@ -251,8 +381,12 @@ static _Noreturn void child_main(const struct plan *p, int fds[3], int status_fd
      * that follows the restart. (It follows the worker thread, which outlives its children.) */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     child_reset_signals();
+    /* Above 2 first, so neither setting up 0..2 nor closing what is above 2 can lose it. */
+    if (status_fd < 3 && (status_fd = fcntl(status_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+        _exit(127); /* nothing left to report through: the parent sees a bare exit */
     if (child_stdio(fds) < 0)
         child_fail(status_fd, STAGE_SETUP, errno);
+    child_close_fds(status_fd, p->fd_limit);
     if (p->cwd && chdir(p->cwd) < 0)
         child_fail(status_fd, STAGE_CHDIR, errno);
     /* execvp's search: skip what is not there, remember EACCES, stop at any other error */
@@ -283,14 +417,14 @@ struct tail {
 };
 
 struct proc {
-    pid_t pid;   /* also the process group id */
-    int pidfd;   /* readable once the child exits; -1 when the kernel has no pidfd_open */
+    pid_t pid; /* also the process group id */
+    int pidfd; /* readable once the child exits; -1 when the kernel has no pidfd_open */
     int in_fd, out_fd, err_fd; /* our pipe ends, -1 once closed */
     const char *in_buf;
     size_t in_len, in_off;
     struct tail out, err;
-    int exited;  /* the child is a zombie: seen with WNOWAIT, so its pid (= pgid) is not reused */
-    int status;  /* waitpid status, once reaped */
+    int exited; /* the child is a zombie: seen with WNOWAIT, so its pid (= pgid) is not reused */
+    int status; /* waitpid status, once reaped */
 };
 
 static void close_fd(int *fd)
@@ -318,10 +452,7 @@ static int open_pidfd(pid_t pid)
 #endif
 }
 
-static void set_nonblock(int fd)
-{
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 /* Waits for the child to exec or fail: its end of the status pipe closes on exec. */
 static int read_spawn_status(int fd, struct spawn_failure *f)
@@ -539,9 +670,8 @@ static void proc_terminate(struct proc *pr, unsigned grace_ms)
 static void proc_finish(struct proc *pr)
 {
     int64_t deadline = now_ms() + DRAIN_MS;
-    for (int64_t now = now_ms(); pr->exited && (pr->out_fd >= 0 || pr->err_fd >= 0) &&
-                                 now < deadline;
-         now = now_ms())
+    for (int64_t now = now_ms();
+         pr->exited && (pr->out_fd >= 0 || pr->err_fd >= 0) && now < deadline; now = now_ms())
         proc_pump(pr, deadline - now);
     signal_group(pr, SIGKILL);
     while (waitpid(pr->pid, &pr->status, 0) < 0 && errno == EINTR) {
@@ -576,8 +706,7 @@ static void describe_exit(const struct proc *pr, struct exec_result *out)
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         out->outcome = EXEC_DONE;
         out->exit_code = 0;
-        exec_last_line(pr->out.buf, pr->out.len, pr->out.cut, out->message,
-                       sizeof out->message);
+        exec_last_line(pr->out.buf, pr->out.len, pr->out.cut, out->message, sizeof out->message);
         take_output(out);
     } else if (WIFEXITED(st)) {
         out->exit_code = WEXITSTATUS(st);

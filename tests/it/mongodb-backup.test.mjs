@@ -1,6 +1,9 @@
 // mongodb CreateBackupDBInstance -> a real backup (tests/it/flows-test: tar of a directory in place
 // of mongodump) -> DescribeAsyncRequestInfo success -> DescribeDBBackups lists it; a failing backup
 // ends in the dialect's "failed" with StartTime/EndTime set; every rejected request leaves nothing.
+// The shipped template (flows/mongodb) runs against a fake mongodump on PATH that records its argv,
+// its config file and every command line in its process group: the DSN's password reaches it only
+// through a 0600 --config file, never through any argv.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  start, NO_LIMITS, IT_DIR, REGION, OTHER_REGION, MONGODB_ID_RE, TIME_RE, SLOW, sleep, expectCode, fmtTime,
+  start, NO_LIMITS, IT_DIR, REPO_ROOT, REGION, OTHER_REGION, MONGODB_ID_RE, TIME_RE, SLOW, sleep, expectCode, fmtTime,
 } from './lib/asyncd.mjs';
 
 const FLOWS = path.join(IT_DIR, 'flows-test');
@@ -166,4 +169,111 @@ test('an empty required string is MissingParameter (docs/cloudapi.md: "missing o
   const before = await taskTotal();
   await expectCode(mongo.CreateBackupDBInstance({ InstanceId: '', BackupMethod: 0 }), 'MissingParameter', 'CreateBackupDBInstance InstanceId ""');
   assert.equal(await taskTotal(), before);
+});
+
+// ------------------------------------------------------------ the shipped template, fake mongodump
+
+const PASSWORD = "s3cr'et-Pw#1";
+// encodeURIComponent keeps the ', so the template's YAML quoting ('') is exercised too.
+const SECRET_DSN = `mongodb://backup:${encodeURIComponent(PASSWORD)}@127.0.0.1:27017/admin?authSource=admin`;
+
+/** A mongodump stand-in (node, no shell): one JSON line per run in `record` with its argv, the
+ * mode and uri of its --config file and the command line of every process in its process group
+ * (the step's sh and whatever it started); writes a small gzip archive to --archive. A uri whose
+ * path is /failme fails the way a refused connection would. */
+function writeFakeMongodump(binDir, record) {
+  const src = `#!${process.execPath}
+const fs = require('fs');
+const zlib = require('zlib');
+const argv = process.argv.slice(2);
+const opt = (name) => {
+  const i = argv.findIndex((a) => a === '--' + name || a.startsWith('--' + name + '='));
+  if (i < 0) return undefined;
+  return argv[i].includes('=') ? argv[i].slice(argv[i].indexOf('=') + 1) : argv[i + 1];
+};
+const stat = (pid) => { const t = fs.readFileSync('/proc/' + pid + '/stat', 'utf8'); return t.slice(t.lastIndexOf(')') + 2).split(' '); };
+const pgrp = stat('self')[2];
+const cmdlines = [];
+for (const pid of fs.readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n))) {
+  try { if (stat(pid)[2] === pgrp) cmdlines.push(fs.readFileSync('/proc/' + pid + '/cmdline', 'utf8').split('\\0').filter(Boolean)); } catch {}
+}
+const cfg = opt('config');
+const out = { argv, cmdlines };
+if (cfg) {
+  out.configMode = (fs.statSync(cfg).mode & 0o777).toString(8);
+  const m = /^uri: '((?:[^']|'')*)'\\n$/.exec(fs.readFileSync(cfg, 'utf8'));
+  out.uri = m ? m[1].replace(/''/g, "'") : null;
+}
+fs.appendFileSync(${JSON.stringify(record)}, JSON.stringify(out) + '\\n');
+if (!out.uri || /\\/failme(\\?|$)/.test(out.uri)) { console.error('Failed: error connecting to db server: no reachable servers'); process.exit(1); }
+fs.writeFileSync(opt('archive'), zlib.gzipSync(Buffer.from('fake mongodump archive of ' + out.uri.replace(/:[^:@/]*@/, '@'))));
+console.error('done dumping (fake)');
+`;
+  const file = path.join(binDir, 'mongodump');
+  fs.writeFileSync(file, src, { mode: 0o755 });
+}
+
+test('shipped template: the password reaches mongodump in a 0600 --config file, never in argv', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'asyncd-it-mongodump-'));
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  const record = path.join(dir, 'runs.jsonl');
+  writeFakeMongodump(bin, record);
+  const shipped = await start({
+    args: [...NO_LIMITS, '--flows', path.join(REPO_ROOT, 'flows')],
+    env: { PATH: `${bin}:${process.env.PATH}` },
+  });
+  try {
+    const m = shipped.mongodb();
+    const inst = await shipped.createInstance({ product: 'mongodb', dsn: SECRET_DSN });
+    const r = await m.CreateBackupDBInstance({ InstanceId: inst, BackupMethod: 0, BackupRemark: 'shipped' });
+    const deadline = Date.now() + 20000 * SLOW;
+    let s;
+    while (['initial', 'running'].includes((s = await m.DescribeAsyncRequestInfo({ AsyncRequestId: r.AsyncRequestId })).Status)) {
+      if (Date.now() > deadline) assert.fail(`backup still ${s.Status}`);
+      await sleep(50);
+    }
+    const task = await shipped.getTask(r.AsyncRequestId);
+    assert.equal(s.Status, 'success', `shipped backup: ${JSON.stringify(s)} ${JSON.stringify(task)}`);
+    const backupDir = path.join(shipped.dataDir, 'backups', inst);
+    const archive = path.join(backupDir, `${r.AsyncRequestId}.archive.gz`);
+    assert.ok(fs.existsSync(archive), `the archive ${archive} exists`);
+    assert.deepEqual(fs.readdirSync(backupDir), [`${r.AsyncRequestId}.archive.gz`], 'the config file is gone after the step');
+    const b = await m.DescribeDBBackups({ InstanceId: inst });
+    assert.deepEqual(b.BackupList.map((x) => x.BackupName), [`${r.AsyncRequestId}.archive.gz`], JSON.stringify(b));
+
+    const runs = fs.readFileSync(record, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(runs.length, 1, `mongodump ran once: ${JSON.stringify(runs)}`);
+    const run = runs[0];
+    assert.equal(run.uri, SECRET_DSN, 'the whole DSN, password included, is in the config file');
+    assert.equal(run.configMode, '600', 'the config file is 0600');
+    assert.ok(run.argv.some((a) => a.startsWith('--config=')), `mongodump gets --config: ${JSON.stringify(run.argv)}`);
+    assert.ok(run.cmdlines.length >= 2, `the step's sh and mongodump were seen: ${JSON.stringify(run.cmdlines)}`);
+    assert.ok(run.cmdlines.some((c) => c[0] === '/bin/sh'), `the step's sh is in the group: ${JSON.stringify(run.cmdlines)}`);
+    const encoded = encodeURIComponent(PASSWORD);
+    for (const argv of [run.argv, ...run.cmdlines]) {
+      for (const a of argv) {
+        assert.ok(!a.includes(PASSWORD) && !a.includes(encoded) && !a.includes('s3cr'),
+          `no argv carries the password: ${JSON.stringify(argv)}`);
+      }
+    }
+    assert.ok(!JSON.stringify(task.steps).includes('s3cr'), 'the task record does not hold the password');
+
+    // A failing mongodump: the task fails with its stderr, and the config file is removed too.
+    const bad = await shipped.createInstance({ product: 'mongodb', dsn: SECRET_DSN.replace('/admin?', '/failme?') });
+    const rb = await m.CreateBackupDBInstance({ InstanceId: bad, BackupMethod: 0 });
+    let sb;
+    while (['initial', 'running'].includes((sb = await m.DescribeAsyncRequestInfo({ AsyncRequestId: rb.AsyncRequestId })).Status)) {
+      if (Date.now() > deadline + 20000 * SLOW) assert.fail(`failing backup still ${sb.Status}`);
+      await sleep(50);
+    }
+    const tb = await shipped.getTask(rb.AsyncRequestId);
+    assert.equal(sb.Status, 'failed', JSON.stringify(tb));
+    assert.match(String(tb.steps[0].message), /no reachable servers/, JSON.stringify(tb.steps[0]));
+    const badDir = path.join(shipped.dataDir, 'backups', bad);
+    assert.deepEqual(fs.existsSync(badDir) ? fs.readdirSync(badDir) : [], [], 'no config file is left after a failure');
+  } finally {
+    await shipped.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

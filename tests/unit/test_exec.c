@@ -1,4 +1,5 @@
-/* Unit tests: the exec executor (processes, pipes, timeouts, stop, cleanup) and action checks. */
+/* Unit tests: the exec executor (processes, pipes, timeouts, stop, cleanup, what a child
+ * inherits) and action checks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,17 +8,21 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
+#include "exec/exec_int.h"
 
 /* ---- helpers ---- */
 
@@ -126,10 +131,7 @@ static int count_fds(void)
     return n - 1; /* the directory's own fd */
 }
 
-static bool stop_after_300ms(void *ctx)
-{
-    return now_ms() - *(int64_t *)ctx >= 300;
-}
+static bool stop_after_300ms(void *ctx) { return now_ms() - *(int64_t *)ctx >= 300; }
 
 /* ---- results and messages ---- */
 
@@ -228,8 +230,7 @@ static void test_long_line_is_cut_on_a_utf8_boundary(void **state)
     (void)state;
     struct exec_result res;
     /* 700 two-byte characters = 1400 bytes, more than the message holds */
-    run_sh("i=0; while [ $i -lt 700 ]; do printf '\\303\\251'; i=$((i+1)); done; echo", NULL,
-           &res);
+    run_sh("i=0; while [ $i -lt 700 ]; do printf '\\303\\251'; i=$((i+1)); done; echo", NULL, &res);
     assert_int_equal(res.outcome, EXEC_DONE);
     size_t n = strlen(res.message);
     assert_int_equal(n, 1022);
@@ -254,7 +255,8 @@ static void test_missing_program_fails_with_enoent_and_leaves_no_child(void **st
     assert_int_equal(run_action(a, "input", 0, NULL, &res), 0);
     assert_int_equal(res.outcome, EXEC_FAILED);
     assert_int_equal(res.exit_code, -1);
-    assert_string_equal(res.message, "cannot run /nonexistent/asyncd-prog: No such file or directory");
+    assert_string_equal(res.message,
+                        "cannot run /nonexistent/asyncd-prog: No such file or directory");
     assert_no_children_left();
 
     a = json_pack("{s:[s]}", "exec", "asyncd-no-such-program-on-path");
@@ -310,20 +312,169 @@ static void test_cwd_is_the_childs_working_directory(void **state)
 static void test_env_and_extra_env_are_visible_to_the_child(void **state)
 {
     (void)state;
-    setenv("ASYNCD_TEST_PARENT", "parent", 1);
-    setenv("ASYNCD_TEST_B", "from-parent", 1);
-    const char *extra[] = {"ASYNCD_TEST_A=extra", "ASYNCD_TEST_B=extra", NULL};
+    setenv("ASYNCD_TASK_ID", "from-parent", 1); /* a documented name, but not from asyncd's env */
+    const char *extra[] = {"ASYNCD_TASK_ID=extra", "ASYNCD_PHASE=do", "ASYNCD_STEP_NAME=extra",
+                           NULL};
     json_t *a = json_pack("{s:[s,s,s],s:{s:s,s:s}}", "exec", "sh", "-c",
-                          "echo \"$ASYNCD_TEST_PARENT $ASYNCD_TEST_A $ASYNCD_TEST_B $ASYNCD_TEST_C\"",
-                          "env", "ASYNCD_TEST_B", "action", "ASYNCD_TEST_C", "c=1");
+                          "echo \"$ASYNCD_TASK_ID $ASYNCD_PHASE $ASYNCD_STEP_NAME $MY_VAR\"", "env",
+                          "ASYNCD_STEP_NAME", "action", "MY_VAR", "c=1");
     struct exec_job job = {.action = a, .extra_env = extra};
     struct exec_result res;
     assert_int_equal(exec_run(&job, NULL, &res, NULL), 0);
     assert_int_equal(res.outcome, EXEC_DONE);
-    assert_string_equal(res.message, "parent extra action c=1");
+    assert_string_equal(res.message, "extra do action c=1");
     json_decref(a);
-    unsetenv("ASYNCD_TEST_PARENT");
-    unsetenv("ASYNCD_TEST_B");
+    unsetenv("ASYNCD_TASK_ID");
+}
+
+/* Runs `env` in a child with extra, the daemon's environment as set by the test. */
+static char *child_env(const char *const *extra)
+{
+    char path[128], script[256];
+    tmp_path(path, sizeof path);
+    snprintf(script, sizeof script, "tr '\\0' '\\n' < /proc/$$/environ > %s", path);
+    json_t *a = sh_action(script);
+    struct exec_job job = {.action = a, .extra_env = extra};
+    struct exec_result res;
+    assert_int_equal(exec_run(&job, NULL, &res, NULL), 0);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    json_decref(a);
+    char *text = slurp(path, NULL);
+    unlink(path);
+    return text;
+}
+
+static void test_child_environment_is_the_allow_list_only(void **state)
+{
+    (void)state;
+    static const char *const secrets[] = {
+        "PGPASSWORD",      "ASYNCD_ADMIN_TOKEN", "ASYNCD_STORE", "SOME_SECRET", "LD_PRELOAD_X",
+        "ASYNCD_TASK_IDX", "LC_SECRET",          "PATHX",        NULL};
+    for (const char *const *k = secrets; *k; k++)
+        setenv(*k, "topsecret", 1);
+    setenv("LANG", "C.UTF-8", 1);
+    setenv("LC_TIME", "C", 1);
+    setenv("TZ", "Asia/Shanghai", 1);
+    setenv("HOME", "/home/asyncd-test", 1);
+    const char *extra[] = {"ASYNCD_TASK_ID=t1", "ASYNCD_SECRET=extra-secret",
+                           "ASYNCD_INSTANCE_ID=i1", NULL};
+    char *env = child_env(extra);
+    assert_null(strstr(env, "topsecret"));
+    assert_null(strstr(env, "extra-secret"));
+    assert_non_null(strstr(env, "\nLANG=C.UTF-8\n"));
+    assert_non_null(strstr(env, "\nLC_TIME=C\n"));
+    assert_non_null(strstr(env, "\nTZ=Asia/Shanghai\n"));
+    assert_non_null(strstr(env, "\nHOME=/home/asyncd-test\n"));
+    assert_non_null(strstr(env, "\nASYNCD_TASK_ID=t1\n"));
+    assert_non_null(strstr(env, "\nASYNCD_INSTANCE_ID=i1\n"));
+    assert_true(strncmp(env, "PATH=", 5) == 0 || strstr(env, "\nPATH=") != NULL);
+    free(env);
+    for (const char *const *k = secrets; *k; k++)
+        unsetenv(*k);
+}
+
+static void test_child_without_path_gets_a_default_path(void **state)
+{
+    (void)state;
+    char *saved = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    unsetenv("PATH");
+    char *env = child_env(NULL);
+    setenv("PATH", saved, 1);
+    assert_true(strncmp(env, "PATH=/usr/bin:/bin\n", 19) == 0);
+    free(env);
+    free(saved);
+}
+
+/* ---- descriptors ---- */
+
+/* Leaves descriptors open without close-on-exec, as a library might: a file, a socket, and one
+ * far above the others (2000), so a walk that stopped early would miss it. */
+static void open_leaky_fds(int fds[4])
+{
+    int sp[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    fds[0] = sp[0];
+    fds[1] = sp[1];
+    fds[2] = open("/dev/null", O_RDONLY);
+    assert_true(fds[2] > 2);
+    fds[3] = dup2(fds[2], 2000);
+    assert_int_equal(fds[3], 2000);
+}
+
+static void close_leaky_fds(const int fds[4])
+{
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+}
+
+/* The descriptors the step's shell holds, as "0 1 2": the glob's own directory descriptor is
+ * gone by the time each entry is tested, so it is not counted. soft_limit, when not 0, is the
+ * RLIMIT_NOFILE soft limit while the child starts (the leaky descriptors are opened before). */
+static void expect_only_stdio_in_child(rlim_t soft_limit)
+{
+    int leaky[4];
+    open_leaky_fds(leaky);
+    struct rlimit lim, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
+    low = lim;
+    low.rlim_cur = soft_limit ? soft_limit : lim.rlim_cur;
+    int set = setrlimit(RLIMIT_NOFILE, &low);
+    struct exec_result res;
+    int rc = run_action(sh_action("fds=''; for f in /proc/$$/fd/*; do [ -e \"$f\" ] && "
+                                  "fds=\"$fds ${f##*/}\"; done; echo \"fds:$fds\""),
+                        "stdin", 0, NULL, &res);
+    setrlimit(RLIMIT_NOFILE, &lim);
+    close_leaky_fds(leaky);
+    assert_int_equal(set, 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_string_equal(res.message, "fds: 0 1 2");
+}
+
+static void test_child_has_no_descriptor_above_2(void **state)
+{
+    (void)state;
+    expect_only_stdio_in_child(0);
+}
+
+static int close_range_enosys(unsigned first, unsigned last, unsigned flags)
+{
+    (void)first, (void)last, (void)flags;
+    errno = ENOSYS;
+    return -1;
+}
+
+static void test_without_close_range_the_fd_directory_is_walked(void **state)
+{
+    (void)state;
+    struct exec_fd_closer saved = exec_fd_closer;
+    exec_fd_closer.close_range = close_range_enosys;
+    /* A soft limit below 2000: should the walk fail, the last-resort loop would stop short of
+     * descriptor 2000 and the test would see it. */
+    expect_only_stdio_in_child(64);
+    /* the status pipe survives the walk: a failed exec is still reported at spawn */
+    struct exec_result res;
+    assert_int_equal(
+        run_action(json_pack("{s:[s]}", "exec", "/nonexistent/asyncd-prog"), NULL, 0, NULL, &res),
+        0);
+    assert_string_equal(res.message,
+                        "cannot run /nonexistent/asyncd-prog: No such file or directory");
+    exec_fd_closer = saved;
+}
+
+static void test_without_close_range_or_proc_every_descriptor_is_closed(void **state)
+{
+    (void)state;
+    struct exec_fd_closer saved = exec_fd_closer;
+    exec_fd_closer.close_range = close_range_enosys;
+    exec_fd_closer.fd_dir = "/nonexistent/asyncd-fd-dir";
+    expect_only_stdio_in_child(0);
+    struct exec_result res;
+    json_t *a = json_pack("{s:[s],s:s}", "exec", "/bin/true", "cwd", "/nonexistent/asyncd-dir");
+    assert_int_equal(run_action(a, NULL, 0, NULL, &res), 0);
+    assert_string_equal(res.message,
+                        "cannot chdir to /nonexistent/asyncd-dir: No such file or directory");
+    exec_fd_closer = saved;
 }
 
 /* ---- stopping ---- */
@@ -391,8 +542,8 @@ static void test_kill_grace_ms_is_honoured(void **state)
     int64_t t0 = now_ms();
     struct exec_control ctl = {stop_after_300ms, &t0, 200};
     struct exec_result res;
-    assert_int_equal(run_action(sh_action("trap '' TERM; sleep 60; sleep 60"), NULL, 0, &ctl,
-                                &res), 0);
+    assert_int_equal(run_action(sh_action("trap '' TERM; sleep 60; sleep 60"), NULL, 0, &ctl, &res),
+                     0);
     int64_t took = now_ms() - t0;
     assert_int_equal(res.outcome, EXEC_STOPPED);
     assert_true(took >= 450 && took < 900);
@@ -478,10 +629,18 @@ static void test_no_fd_is_left_after_200_runs(void **state)
         struct exec_result res;
         json_t *a;
         switch (i % 4) {
-        case 0: a = sh_action("echo ok"); break;
-        case 1: a = sh_action("echo bad >&2; exit 1"); break;
-        case 2: a = json_pack("{s:[s]}", "exec", "/nonexistent/prog"); break;
-        default: a = json_pack("{s:[s],s:s}", "exec", "/bin/true", "cwd", "/nonexistent"); break;
+        case 0:
+            a = sh_action("echo ok");
+            break;
+        case 1:
+            a = sh_action("echo bad >&2; exit 1");
+            break;
+        case 2:
+            a = json_pack("{s:[s]}", "exec", "/nonexistent/prog");
+            break;
+        default:
+            a = json_pack("{s:[s],s:s}", "exec", "/bin/true", "cwd", "/nonexistent");
+            break;
         }
         assert_int_equal(run_action(a, "stdin", 0, NULL, &res), 0);
     }
@@ -510,7 +669,8 @@ static void test_validate_accepts_well_formed_actions(void **state)
     (void)state;
     const char *ok[] = {
         "{\"exec\": [\"ls\"]}",
-        "{\"exec\": [\"/bin/ls\", \"-l\", \"\"], \"env\": {\"A\": \"1\", \"B\": \"\"}, \"cwd\": \"/tmp\"}",
+        "{\"exec\": [\"/bin/ls\", \"-l\", \"\"], \"env\": {\"A\": \"1\", \"B\": \"\"}, \"cwd\": "
+        "\"/tmp\"}",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         json_t *a = json_loads(ok[i], 0, NULL);
@@ -523,12 +683,16 @@ static void test_validate_accepts_well_formed_actions(void **state)
 static void test_validate_names_the_bad_field(void **state)
 {
     (void)state;
-    expect_invalid("{\"exec\": []}", "exec: expected a non-empty array of strings, got an empty array");
-    expect_invalid("{\"exec\": \"ls -l\"}", "exec: expected a non-empty array of strings, got a string");
+    expect_invalid("{\"exec\": []}",
+                   "exec: expected a non-empty array of strings, got an empty array");
+    expect_invalid("{\"exec\": \"ls -l\"}",
+                   "exec: expected a non-empty array of strings, got a string");
     expect_invalid("{\"exec\": [\"ls\", 1]}", "exec[1]: expected a string, got a number");
     expect_invalid("{\"exec\": [\"\"]}", "exec[0]: expected a program, got \"\"");
-    expect_invalid("{\"exec\": [\"ls\"], \"env\": {\"A\": 1}}", "env.A: expected a string, got a number");
-    expect_invalid("{\"exec\": [\"ls\"], \"env\": [\"A=1\"]}", "env: expected an object, got an array");
+    expect_invalid("{\"exec\": [\"ls\"], \"env\": {\"A\": 1}}",
+                   "env.A: expected a string, got a number");
+    expect_invalid("{\"exec\": [\"ls\"], \"env\": [\"A=1\"]}",
+                   "env: expected an object, got an array");
     expect_invalid("{\"exec\": [\"ls\"], \"env\": {\"A=B\": \"1\"}}",
                    "env: \"A=B\" is not a variable name (empty or has '=')");
     expect_invalid("{\"exec\": [\"ls\"], \"cwd\": 5}", "cwd: expected a string, got a number");
@@ -566,6 +730,11 @@ int main(void)
         cmocka_unit_test(test_bad_cwd_fails_with_cannot_chdir),
         cmocka_unit_test(test_cwd_is_the_childs_working_directory),
         cmocka_unit_test(test_env_and_extra_env_are_visible_to_the_child),
+        cmocka_unit_test(test_child_environment_is_the_allow_list_only),
+        cmocka_unit_test(test_child_without_path_gets_a_default_path),
+        cmocka_unit_test(test_child_has_no_descriptor_above_2),
+        cmocka_unit_test(test_without_close_range_the_fd_directory_is_walked),
+        cmocka_unit_test(test_without_close_range_or_proc_every_descriptor_is_closed),
         cmocka_unit_test(test_timeout_stops_the_child_after_timeout_s),
         cmocka_unit_test(test_poll_returning_true_stops_the_child),
         cmocka_unit_test(test_child_ignoring_sigterm_is_killed_after_the_grace),

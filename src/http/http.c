@@ -225,6 +225,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     deadline_begin(cls, conn);
     struct req_ctx *rc = xcalloc(1, sizeof *rc);
     rc->raw_uri = xstrdup(uri ? uri : "/");
+    /* MHD 0.9.75 parses the query into its per-connection pool right after this call: about
+     * 460 arguments (a 3 KB URL) exhaust it, and MHD then answers nothing and holds the
+     * connection. We decode the query ourselves from raw_uri, within our own bounds, so MHD's
+     * copy is cut to "?" (its buffer is writable; the const is the API's, not the memory's). */
+    char *q = uri ? strchr((char *)uri, '?') : NULL;
+    if (q)
+        q[1] = '\0';
     return rc;
 }
 

@@ -33,17 +33,33 @@ test('unknown flags and malformed values are refused at start-up', T, async () =
 test('--max-body 4096: a bigger body gets RequestSizeLimitExceeded, a smaller one is judged normally', T, async () => {
   const d = await start({ args: [...NO_LIMITS, '--max-body', '4096'] });
   try {
+    const pid = d.proc.pid;
     const id = await d.createTask({ product: 'cdb' });
     const small = await d.tc3({ payload: { AsyncRequestId: id, Pad: 'x'.repeat(3000) } });
     assertEnvelope(small, 'UnknownParameter', '3000-byte body');
-    let r;
-    try {
-      r = await d.tc3({ payload: { AsyncRequestId: id, Pad: 'x'.repeat(5000) } });
-    } catch (e) {
-      assert.match(e.code || e.message, /ECONNRESET|EPIPE|socket hang up/);
-      return;
+    // A little over the limit (well under the point where the server stops reading): the body is
+    // read and dropped, so the answer must be the envelope; a reset here is a failure.
+    for (const size of [4097 - 40, 5000, 16 * 1024]) {
+      const payload = JSON.stringify({ AsyncRequestId: id, Pad: 'x'.repeat(size) });
+      assert.ok(payload.length > 4096, `payload of ${payload.length} bytes is over the limit`);
+      const r = await d.tc3({ payload });
+      assertEnvelope(r, 'RequestSizeLimitExceeded', `${payload.length}-byte TC3 body`);
     }
-    assertEnvelope(r, 'RequestSizeLimitExceeded', '5000-byte body');
+    const form = await d.v1({ method: 'POST', params: { AsyncRequestId: id, Pad: 'y'.repeat(6000) } });
+    assertEnvelope(form, 'RequestSizeLimitExceeded', '6000-byte v1 form body');
+    // Far over the limit (announced 1 MiB, 256x): the server may answer or reset the connection;
+    // either way it must still be the same process, serving.
+    let far;
+    try {
+      far = await d.tc3({ payload: JSON.stringify({ AsyncRequestId: id, Pad: 'z'.repeat(1 << 20) }) });
+    } catch (e) {
+      assert.match(e.code || e.message, /ECONNRESET|EPIPE|socket hang up/, `a reset, not another failure: ${e.message}`);
+    }
+    if (far) assertEnvelope(far, 'RequestSizeLimitExceeded', '1 MiB TC3 body');
+    assert.ok(d.alive(), `asyncd is still running after the oversized bodies\n${d.stderrTail()}`);
+    assert.equal(d.proc.pid, pid, 'same process');
+    const ok = await d.describe('cdb', id);
+    assert.equal(ok.Status, 'INITIAL', 'an SDK call is answered after the oversized bodies');
   } finally {
     await d.stop();
   }
@@ -79,9 +95,18 @@ describe('TLS on the Cloud API listener', T, () => {
     }
   });
 
-  test('plain HTTP to the TLS port gets no API answer', async () => {
+  test('plain HTTP to the TLS port gets no API answer, and the daemon keeps serving https://', async () => {
+    const pid = d.proc.pid;
+    const { id } = await d.taskInState('cdb', 'success', { info: 'tls still up' });
+    assert.equal((await d.describe('cdb', id, { tlsCa: ca })).Status, 'SUCCESS', 'https:// works before');
     const r = await rawSocket(d.port, Buffer.from('GET /?Action=DescribeAsyncRequestInfo HTTP/1.1\r\nHost: x\r\n\r\n'), { timeoutMs: 5000 * SLOW });
     assert.ok(!r.json?.Response, `plain HTTP must not be served on the TLS port: ${r.text.slice(0, 200)}`);
+    assert.ok(!/^HTTP\/1\.[01] 200/.test(r.text), `no 200 answer in plain text: ${r.text.slice(0, 200)}`);
+    // The refusal must cost only that connection: same process, still serving https://.
+    assert.ok(d.alive(), `asyncd is still running after plain HTTP on the TLS port\n${d.stderrTail()}`);
+    assert.equal(d.proc.pid, pid, 'same process');
+    const after = await d.describe('cdb', id, { tlsCa: ca });
+    assert.equal(after.Status, 'SUCCESS', 'an SDK call over https:// is answered afterwards');
   });
 
   test('the certificate served is the one given', async () => {

@@ -61,12 +61,50 @@ describe('routing', T, () => {
     }
   });
 
-  test('the Host label decides with upper-case letters too (host names are case-insensitive)', async () => {
-    const r = await d.tc3({ product: 'mongodb', hostHeader: `MongoDB.Example.NET:${d.port}`, service: 'mongodb',
-      payload: { AsyncRequestId: ids.mongodb } });
-    assert.ok(r.json?.Response?.Status, r.text);
-    assertProduct(r.json.Response, 'mongodb', 'MongoDB.Example.NET');
+  // Host names are case-insensitive (RFC 4343), so `CDB.example.net` must route to cdb by its
+  // label. Every case below is built so that only a case-insensitive Host match gives the
+  // expected answer: v1 has no credential scope, and the TC3 scopes name either no product or the
+  // other one, while the Version is the other product's (or the scope's) so the fallbacks differ.
+  test('an upper-case Host label routes by the label itself, not by the scope or the Version (v1)', async () => {
+    for (const mode of SIGN_MODES.filter((m) => m.signMethod !== 'TC3-HMAC-SHA256')) {
+      for (const [label, p, other] of [['CDB', 'cdb', 'mongodb'], ['MongoDB', 'mongodb', 'cdb'], ['Cdb', 'cdb', 'mongodb']]) {
+        const hostHeader = `${label}.Example.NET:${d.port}`;
+        const what = `${mode.name} Host ${hostHeader}`;
+        // Right product by the label: answered in its dialect.
+        const ok = await d.v1({ product: p, method: mode.reqMethod, signatureMethod: mode.signMethod, hostHeader,
+          params: { AsyncRequestId: ids[p] } });
+        assert.ok(ok.json?.Response?.Status, `${what}, Version ${VERSIONS[p]}: ${ok.text}`);
+        assertProduct(ok.json.Response, p, `${what}, Version ${VERSIONS[p]}`);
+        // The other product's Version on this label: the label wins, so the Version is wrong
+        // (routing by Version would answer the other product's task successfully).
+        const bad = await d.v1({ product: other, method: mode.reqMethod, signatureMethod: mode.signMethod, hostHeader,
+          params: { AsyncRequestId: ids[other] } });
+        assertEnvelope(bad, 'NoSuchVersion', `${what}, Version ${VERSIONS[other]} (label ${p} outranks the Version)`);
+      }
+    }
   });
+
+  test('an upper-case Host label routes by the label itself, not by the scope or the Version (TC3)', async () => {
+    for (const method of ['POST', 'GET']) {
+      for (const [label, p, other] of [['CDB', 'cdb', 'mongodb'], ['MONGODB', 'mongodb', 'cdb']]) {
+        const hostHeader = `${label}.example.net:${d.port}`;
+        const query = method === 'GET' ? `AsyncRequestId=${encodeURIComponent(ids[p])}` : '';
+        const payload = method === 'GET' ? undefined : { AsyncRequestId: ids[p] };
+        // Scope names the other product, Version is this one's: by scope it would be NoSuchVersion.
+        const r = await d.tc3({ product: p, method, query, payload, hostHeader, service: other });
+        assert.ok(r.json?.Response?.Status, `${method} Host ${hostHeader}, scope ${other}: ${r.text}`);
+        assertProduct(r.json.Response, p, `${method} Host ${hostHeader}, scope ${other}, Version ${VERSIONS[p]}`);
+        // Scope names no product, Version is the other's: by Version it would succeed as `other`.
+        const q2 = method === 'GET' ? `AsyncRequestId=${encodeURIComponent(ids[other])}` : '';
+        const p2 = method === 'GET' ? undefined : { AsyncRequestId: ids[other] };
+        const bad = await d.tc3({ product: other, method, query: q2, payload: p2, hostHeader, service: 'api' });
+        assertEnvelope(bad, 'NoSuchVersion', `${method} Host ${hostHeader}, scope api, Version ${VERSIONS[other]}`);
+      }
+    }
+  });
+
+  // (The SDK itself cannot send an upper-case Host: it writes `new URL(url).host`, which is lower
+  // case, so these cases are hand-made.)
 
   test('TC3 credential scope service "mongodb" with Host 127.0.0.1 routes to mongodb', async () => {
     const r = await d.tc3({ product: 'mongodb', service: 'mongodb', payload: { AsyncRequestId: ids.mongodb } });

@@ -305,7 +305,8 @@ class Daemon {
   }
 
   alive() {
-    return this.proc && !this.exitInfo;
+    // A process that could not be spawned never exits: it is not alive (kill9 must not wait).
+    return Boolean(this.proc && !this.exitInfo && !this.spawnError);
   }
 
   // ---------------------------------------------------------------- admin API

@@ -18,6 +18,7 @@
 #include "daemon/options.h"
 #include "engine/engine.h"
 #include "flows/flows.h"
+#include "products/cdb_params.h"
 
 struct daemon_state {
     struct options opt;
@@ -69,6 +70,19 @@ static int open_store(struct daemon_state *d, struct err *e)
     return rc;
 }
 
+/* The cdb parameter catalogue beside the templates, with --param-catalog over it; loaded before
+ * any thread starts, read-only afterwards. Empty, ModifyInstanceParam refuses every parameter. */
+static int load_param_catalog(struct daemon_state *d, const char *flows_dir, struct err *e)
+{
+    int rc = cdb_params_load(flows_dir, d->opt.param_catalog, e);
+    if (!rc && cdb_params_count() == 0)
+        log_warn("no cdb parameter catalogue (FLOWS/cdb/params/catalog.json, --param-catalog): "
+                 "ModifyInstanceParam refuses every parameter");
+    else if (!rc)
+        log_info("loaded %zu cdb parameters", cdb_params_count());
+    return rc;
+}
+
 /* --flows DIR, else ./flows, else the flows/ beside the binary's directory (bin/../flows). */
 static int load_flows(struct daemon_state *d, struct err *e)
 {
@@ -88,12 +102,12 @@ static int load_flows(struct daemon_state *d, struct err *e)
     if (!dir) {
         log_warn("no flow templates found (give --flows DIR): only DescribeAsyncRequestInfo and "
                  "the built-in actions are served");
-        return 0;
+        return load_param_catalog(d, NULL, e);
     }
     int rc = flows_load(dir, &d->flows, e);
     if (!rc)
         log_info("loaded %zu flow templates from %s", flows_count(d->flows), dir);
-    return rc;
+    return rc ? rc : load_param_catalog(d, dir, e);
 }
 
 /* Descriptors kept back from the listeners: the engine's children and their pipes, the store,
@@ -252,6 +266,7 @@ static void shut_down(struct daemon_state *d)
     cloudapi_free(d->api);
     store_close(d->store);
     flows_free(d->flows);
+    cdb_params_unload();
     ratelimit_free(d->limits);
     free(d->admin_token);
     options_free(&d->opt);

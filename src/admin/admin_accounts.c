@@ -1,16 +1,19 @@
 /* Admin API: root accounts, sub-accounts, policies and instances. */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/admin_int.h"
 #include "auth/auth.h"
 #include "common/xalloc.h"
+#include "exec/mysql_conn.h"
 #include "products/cdb_guard.h"
 
 static json_t *account_json(const struct account *acc, bool with_key)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:s}", "Uin", acc->uin, "AppId", acc->app_id,
-                          "OwnerUin", acc->owner_uin, "IsRoot", acc->is_root, "SecretId",
-                          acc->secret_id);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:b, s:s}", "Uin", acc->uin, "AppId", acc->app_id, "OwnerUin",
+                  acc->owner_uin, "IsRoot", acc->is_root, "SecretId", acc->secret_id);
     if (with_key)
         json_object_set_new(j, "SecretKey", json_string(acc->secret_key));
     json_t *policy = acc->policy_json ? json_loads(acc->policy_json, 0, NULL) : NULL;
@@ -55,8 +58,8 @@ int admin_subaccount_create(struct admin *a, struct admin_req *r, json_t **out, 
     int rc = auth_create_sub(a->cfg.store, r->arg[0], &acc, e);
     if (rc)
         return rc;
-    *out = json_pack("{s:s, s:s, s:s, s:s}", "Uin", acc.uin, "OwnerUin", acc.owner_uin,
-                     "SecretId", acc.secret_id, "SecretKey", acc.secret_key);
+    *out = json_pack("{s:s, s:s, s:s, s:s}", "Uin", acc.uin, "OwnerUin", acc.owner_uin, "SecretId",
+                     acc.secret_id, "SecretKey", acc.secret_key);
     *status = 201;
     account_clear(&acc);
     return 0;
@@ -80,8 +83,7 @@ static int check_allow_list(const json_t *allow, struct err *e)
     return 0;
 }
 
-int admin_policy_set(struct admin *a, struct admin_req *r, json_t **out, int *status,
-                     struct err *e)
+int admin_policy_set(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
 {
     (void)status;
     json_t *allow = json_object_get(r->body, "allow");
@@ -146,13 +148,36 @@ static int reserved_from_body(struct admin_req *r, const char *product, char *ou
     return rc;
 }
 
+/* The files a mysql DSN's ssl-* options name must be readable by asyncd now: a typo found at
+ * registration, not as a failed step hours later. */
+static int check_tls_files(const struct mysql_dsn *d, struct err *e)
+{
+    const char *names[] = {"ssl-ca", "ssl-capath", "ssl-cert", "ssl-key"};
+    const char *paths[] = {d->ssl_ca, d->ssl_capath, d->ssl_cert, d->ssl_key};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (paths[i] && access(paths[i], R_OK) != 0)
+            return err_set(e, ERR_BAD_REQUEST, "dsn: %s: cannot read %.300s: %s", names[i],
+                           paths[i], strerror(errno));
+    return 0;
+}
+
+/* A cdb DSN is parsed as the executor will (its shape, its ssl-* options), so what cannot be
+ * used is refused here with the reason. */
 static int check_dsn(const char *product, const char *dsn, struct err *e)
 {
     const char *want = strcmp(product, "cdb") == 0 ? "mysql://" : "mongodb://";
     if (strncmp(dsn, want, strlen(want)) != 0 &&
         !(strcmp(product, "mongodb") == 0 && strncmp(dsn, "mongodb+srv://", 14) == 0))
         return err_set(e, ERR_BAD_REQUEST, "dsn: a %s instance needs a %s... DSN", product, want);
-    return 0;
+    if (strcmp(product, "cdb") != 0)
+        return 0;
+    struct mysql_dsn d;
+    struct err pe;
+    if (mysql_dsn_parse(dsn, &d, &pe) < 0)
+        return err_set(e, ERR_BAD_REQUEST, "%s", pe.msg);
+    int rc = check_tls_files(&d, e);
+    mysql_dsn_free(&d);
+    return rc;
 }
 
 /* Copies src into dst[size], refusing what does not fit. */
@@ -271,8 +296,8 @@ int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int
     bool given;
     if ((rc = reserved_from_body(r, in.product, reserved, sizeof reserved, &given, e)))
         return rc;
-    if ((rc = store_instance_update(a->cfg.store, r->arg[0], st, dsn, given ? reserved : NULL,
-                                    &in, e)))
+    if ((rc = store_instance_update(a->cfg.store, r->arg[0], st, dsn, given ? reserved : NULL, &in,
+                                    e)))
         return rc;
     *out = instance_json(&in);
     return 0;

@@ -28,7 +28,8 @@ enum {
     OPT_DRAIN,
     OPT_REQ_TIMEOUT,
     OPT_MAXCONNS,
-    OPT_MAXCONNS_CLIENT
+    OPT_MAXCONNS_CLIENT,
+    OPT_PARAM_CATALOG
 };
 
 static const struct option long_opts[] = {
@@ -51,6 +52,7 @@ static const struct option long_opts[] = {
     {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
     {"max-conns", required_argument, NULL, OPT_MAXCONNS},
     {"max-conns-per-client", required_argument, NULL, OPT_MAXCONNS_CLIENT},
+    {"param-catalog", required_argument, NULL, OPT_PARAM_CATALOG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -67,6 +69,8 @@ void options_usage(void)
         "                          postgres://USER@HOST:PORT/DB[?pool=N&claim=update] shared\n"
         "                          by several nodes (see docs/multinode.md)\n"
         "  --flows DIR             flow templates (default: the shipped flows/)\n"
+        "  --param-catalog FILE    cdb parameters tenants may set, merged over the shipped\n"
+        "                          DIR/cdb/params/catalog.json (see docs/flows.md)\n"
         "  --workers N             task worker threads (default: the core count; 0 = this\n"
         "                          node runs no tasks, it only answers the APIs)\n"
         "  --node-id NAME          this node's name in leases and events (default: hostname)\n"
@@ -189,6 +193,9 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         return 0;
     case OPT_FLOWS:
         o->flows = v;
+        return 0;
+    case OPT_PARAM_CATALOG:
+        o->param_catalog = v;
         return 0;
     case OPT_NODE:
         o->node_id = v;

@@ -10,6 +10,7 @@
 struct options {
     const char *listen, *admin, *data, *store, *flows, *node_id, *tls_cert, *tls_key, *tz,
         *log_level;
+    const char *param_catalog; /* --param-catalog FILE: merged over the shipped cdb catalogue */
     unsigned workers;
     unsigned lease_s;
     unsigned idle_timeout_s;

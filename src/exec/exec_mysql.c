@@ -1,9 +1,16 @@
 /* The "mysql" executor: runs templated SQL on the task's instance, stoppable with KILL QUERY.
  *
  * {"mysql": {"sql": T | "statements": [T, ...], "args": [...], "message": T, "capture": T,
- *            "ignore_errors": [1396, ...]}}
+ *            "ignore_errors": [1396, ...], "parameter": {"name": N, "value": M}}}
  * The templates T are described in mysql_conn.h. The capture, when given, runs first and must
- * return at most one row of one column; its value becomes the step's output {"value": ...}.
+ * return at most one row of one column; its value becomes the step's output {"value": ...}. An
+ * action may be a capture alone (no sql): a step of its own records the old value durably before
+ * a later step changes it. "parameter" says args[N] is a cdb parameter name and args[M] (when
+ * given) the value it is set to: both are checked against the parameter catalogue
+ * (products/cdb_params.h) when the task is made and again before the run.
+ * "done_if": T, a query of the capture's shape run after it: a value other than NULL, 0 or ''
+ * says an earlier run of this very step already did the work (asyncd died before recording its
+ * result), so the statements are skipped (still guarded) and the step is done.
  * {captured} refers to job->captured (an undo gets what its do captured), or, when there is none,
  * to this action's own capture. exit_code is 0 when done, the MySQL error number when a
  * statement failed, -1 otherwise. The connect itself blocks (up to 5 s, without ctl->poll);
@@ -20,10 +27,12 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
 #include "products/cdb_guard.h"
+#include "products/cdb_params.h"
 
 enum {
     TICK_MS = 100,      /* how often ctl->poll is called */
@@ -136,7 +145,8 @@ static int check_statements(const json_t *list, const json_t *args, struct err *
 }
 
 static const char *const body_keys[] = {
-    "sql", "statements", "args", "message", "capture", "ignore_errors", "reserved_accounts"};
+    "sql",           "statements",        "args",      "message", "capture",
+    "ignore_errors", "reserved_accounts", "parameter", "done_if"};
 
 static int check_keys(const json_t *action, const json_t *body, struct err *e)
 {
@@ -156,15 +166,49 @@ static int check_keys(const json_t *action, const json_t *body, struct err *e)
         if (i == sizeof body_keys / sizeof body_keys[0])
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "mysql.%s: unknown key (expected sql, statements, args, message, "
-                           "capture, ignore_errors, reserved_accounts)",
+                           "capture, ignore_errors, reserved_accounts, parameter, done_if)",
                            key);
     }
     int has_sql = json_object_get(body, "sql") != NULL;
-    if (has_sql == (json_object_get(body, "statements") != NULL))
+    int has_statements = json_object_get(body, "statements") != NULL;
+    if (!has_sql && !has_statements && json_object_get(body, "capture"))
+        return 0; /* a capture alone */
+    if (has_sql == has_statements)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        has_sql ? "mysql: expected \"sql\" or \"statements\", not both"
                                : "mysql: expected \"sql\" (a string) or \"statements\" (an array)");
     return 0;
+}
+
+/* The string args[key's index], or NULL with e filled. */
+static const char *parameter_arg(const json_t *spec, const char *key, const json_t *args,
+                                 struct err *e)
+{
+    const json_t *at = json_object_get(spec, key);
+    const json_t *arg =
+        json_is_integer(at) ? json_array_get(args, (size_t)json_integer_value(at)) : NULL;
+    if (!json_is_string(arg))
+        err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                "mysql.parameter.%s: expected the index of a string in args", key);
+    return json_string_value(arg);
+}
+
+/* "parameter": {"name": N, "value": M}: the catalogue decides what a tenant may set. The
+ * catalogue's message names the parameter and what it takes; it is the tenant's to read. */
+static int check_parameter(const json_t *spec, const json_t *args, struct err *e)
+{
+    if (!json_is_object(spec) || !json_object_get(spec, "name") ||
+        json_object_size(spec) != 1u + (json_object_get(spec, "value") != NULL))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "mysql.parameter: expected {\"name\": N, \"value\": M} (indexes into args; "
+                       "value optional)");
+    const char *name = parameter_arg(spec, "name", args, e);
+    const char *value = NULL;
+    if (name && json_object_get(spec, "value"))
+        value = parameter_arg(spec, "value", args, e);
+    if (!name || (json_object_get(spec, "value") && !value))
+        return e->code;
+    return cdb_params_check(name, value, e);
 }
 
 static int mysql_validate(const json_t *action, struct err *e)
@@ -186,10 +230,14 @@ static int mysql_validate(const json_t *action, struct err *e)
         rc = check_statements(v, args, e);
     if (rc == 0 && (v = json_object_get(body, "capture")))
         rc = check_template(v, "capture", args, 1, e);
+    if (rc == 0 && (v = json_object_get(body, "done_if")))
+        rc = check_template(v, "done_if", args, 1, e);
     if (rc == 0 && (v = json_object_get(body, "message")))
         rc = check_template(v, "message", args, 0, e);
     if (rc == 0 && (v = json_object_get(body, "ignore_errors")))
         rc = check_ignore_errors(v, e);
+    if (rc == 0 && (v = json_object_get(body, "parameter")))
+        rc = check_parameter(v, args, e);
     struct err ge;
     if (rc == 0 && (v = json_object_get(body, "reserved_accounts")) &&
         cdb_guard_check_reserved_list(v, &ge) < 0)
@@ -535,6 +583,19 @@ static int guard_template(struct run *r, const char *tmpl, struct exec_result *o
     return rc < 0 ? -1 : 0;
 }
 
+/* Test hook (docs/flows.md): with ASYNCD_TEST_CRASH_AFTER_SQL=TEXT in asyncd's environment, the
+ * daemon dies at once, as kill -9 would leave it, right after a statement containing TEXT
+ * succeeded and before its result is recorded, so tests can prove that running the step again
+ * is safe. Read only here, after a statement, so it costs nothing when unset. */
+static void crash_hook(const char *sql)
+{
+    const char *text = getenv("ASYNCD_TEST_CRASH_AFTER_SQL");
+    if (text && *text && strstr(sql, text)) {
+        fprintf(stderr, "ASYNCD_TEST_CRASH_AFTER_SQL: exiting after the statement\n");
+        _exit(137);
+    }
+}
+
 /* Renders and runs one template; fills out and returns -1 when the run must end. */
 static int run_template(struct run *r, const char *tmpl, const char *name, json_t **value,
                         struct exec_result *out)
@@ -548,6 +609,8 @@ static int run_template(struct run *r, const char *tmpl, const char *name, json_
         return -1;
     }
     int rc = session_query(&r->s, sql, value, out->message, sizeof out->message);
+    if (rc == 0 && !value)
+        crash_hook(sql);
     free(sql);
     if (r->s.why != EXEC_DONE)
         return -1;
@@ -594,8 +657,9 @@ static void run_init(struct run *r, const struct exec_job *job, const struct exe
     r->secret = xcalloc(r->nargs + 1, sizeof *r->secret);
     const json_t *t;
     size_t i;
-    for (i = 0; i < 2; i++)
-        if ((t = json_object_get(r->body, i ? "capture" : "sql")))
+    static const char *const single[] = {"sql", "capture", "done_if"};
+    for (i = 0; i < sizeof single / sizeof single[0]; i++)
+        if ((t = json_object_get(r->body, single[i])))
             mysql_conn_secret_args(json_string_value(t), r->secret, r->nargs);
     json_array_foreach(json_object_get(r->body, "statements"), i, t)
         mysql_conn_secret_args(json_string_value(t), r->secret, r->nargs);
@@ -608,7 +672,34 @@ static void run_init(struct run *r, const struct exec_job *job, const struct exe
     r->s.deadline = job->timeout_s ? now_ms() + (int64_t)job->timeout_s * 1000 : INT64_MAX;
 }
 
-/* Runs the capture, then the statements, stopping at the first failure or stop request. */
+/* done_if's answer: 1 when an earlier run did the step's work, 0 when not, -1 with out filled
+ * when the run must end. The statements are guarded even when skipped, so a template cannot
+ * report success on an account the tenant may not touch. */
+static int already_done(struct run *r, struct exec_result *out)
+{
+    const json_t *done_if = json_object_get(r->body, "done_if");
+    json_t *v = NULL;
+    if (!done_if)
+        return 0;
+    if (run_template(r, json_string_value(done_if), "done_if", &v, out) < 0)
+        return -1;
+    const char *text = json_string_value(json_object_get(v, "value"));
+    int done = text && *text && strcmp(text, "0") != 0;
+    json_decref(v);
+    const json_t *sql = json_object_get(r->body, "sql"), *t;
+    size_t i;
+    if (done && sql && guard_template(r, json_string_value(sql), out) < 0)
+        return -1;
+    json_array_foreach(json_object_get(r->body, "statements"), i, t)
+    {
+        if (done && guard_template(r, json_string_value(t), out) < 0)
+            return -1;
+    }
+    return done;
+}
+
+/* Runs the capture, done_if, then the statements, stopping at the first failure or stop
+ * request. */
 static void run_all(struct run *r, struct exec_result *out)
 {
     const json_t *capture = json_object_get(r->body, "capture");
@@ -618,12 +709,15 @@ static void run_all(struct run *r, struct exec_result *out)
         if (!r->captured)
             r->captured = r->own_capture;
     }
-    const json_t *sql = json_object_get(r->body, "sql");
+    int done = already_done(r, out);
+    if (done < 0)
+        return;
+    const json_t *sql = done ? NULL : json_object_get(r->body, "sql");
     if (sql && run_template(r, json_string_value(sql), "sql", NULL, out) < 0)
         return;
     size_t i;
     const json_t *t;
-    json_array_foreach(json_object_get(r->body, "statements"), i, t)
+    json_array_foreach(done ? NULL : json_object_get(r->body, "statements"), i, t)
     {
         char name[48];
         snprintf(name, sizeof name, "statements[%zu]", i);

@@ -1,4 +1,5 @@
-/* MySQL connections for the mysql executor: DSN parsing, connecting, and typed placeholders. */
+/* MySQL connections for the mysql executor: connecting and typed placeholders (DSNs: mysql_dsn.c).
+ */
 #include "exec/mysql_conn.h"
 
 #include <ctype.h>
@@ -13,136 +14,11 @@
 #include "products/cdb_guard.h"
 
 enum {
-    DEFAULT_PORT = 3306,
     DEFAULT_CONNECT_TIMEOUT_S = 5,
     MAX_IDENT_CHARS = 64, /* MySQL's limit for database, table and column names */
     MAX_NUMBER_LEN = 64,
     MAX_PLACEHOLDER = 32, /* longest text between braces we read as a placeholder */
 };
-
-#define DSN_SHAPE "expected mysql://USER:PASSWORD@HOST:PORT[/DB]"
-
-/* ---- DSN ---- */
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* s[0..n) percent-decoded into a fresh string; NULL for a bad escape or a NUL byte. */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = xmalloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            *o++ = s[i];
-            continue;
-        }
-        int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            return NULL;
-        }
-        *o++ = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    *o = '\0';
-    return out;
-}
-
-static int dsn_error(struct mysql_dsn *d, struct err *e, const char *why)
-{
-    mysql_dsn_free(d);
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "dsn: " DSN_SHAPE " (%s)", why);
-}
-
-static int host_char_ok(char c, int v6)
-{
-    if (v6)
-        return isxdigit((unsigned char)c) || c == ':' || c == '.';
-    return isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
-}
-
-/* HOST[:PORT][/DB] at p into d. */
-static int parse_host(const char *p, struct mysql_dsn *d, struct err *e)
-{
-    const char *h = p, *end;
-    int v6 = *p == '[';
-    if (v6) {
-        h = p + 1;
-        end = strchr(h, ']');
-        if (!end)
-            return dsn_error(d, e, "'[' without a closing ']' around the IPv6 address");
-        p = end + 1;
-    } else {
-        end = h + strcspn(h, ":/");
-        p = end;
-    }
-    if (end == h)
-        return dsn_error(d, e, "empty host");
-    for (const char *c = h; c < end; c++)
-        if (!host_char_ok(*c, v6))
-            return dsn_error(
-                d, e, v6 ? "bad character in the IPv6 address" : "bad character in the host name");
-    d->host = xstrndup(h, (size_t)(end - h));
-    d->port = DEFAULT_PORT;
-    if (*p == ':') {
-        unsigned long port = 0;
-        size_t digits = strspn(++p, "0123456789");
-        if (digits == 0 || digits > 5 || (p[digits] != '\0' && p[digits] != '/') ||
-            (port = strtoul(p, NULL, 10)) == 0 || port > 65535)
-            return dsn_error(d, e, "the port must be a number from 1 to 65535");
-        d->port = (unsigned)port;
-        p += digits;
-    }
-    if (*p == '/' && p[1] != '\0') {
-        d->db = pct_decode(p + 1, strlen(p + 1));
-        if (!d->db)
-            return dsn_error(d, e, "bad %-escape in the database name");
-    } else if (*p != '\0' && *p != '/') {
-        return dsn_error(d, e, "unexpected text after the host");
-    }
-    return 0;
-}
-
-int mysql_dsn_parse(const char *dsn, struct mysql_dsn *out, struct err *e)
-{
-    memset(out, 0, sizeof *out);
-    if (!dsn || strncasecmp(dsn, "mysql://", 8) != 0)
-        return dsn_error(out, e, "it does not start with mysql://");
-    const char *p = dsn + 8;
-    const char *at = strrchr(p, '@'); /* the last one: a password may hold an unescaped '@' */
-    if (!at)
-        return dsn_error(out, e, "no USER@ before the host");
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    const char *user_end = colon ? colon : at;
-    if (user_end == p)
-        return dsn_error(out, e, "empty user");
-    out->user = pct_decode(p, (size_t)(user_end - p));
-    if (colon)
-        out->password = pct_decode(colon + 1, (size_t)(at - colon - 1));
-    if (!out->user || (colon && !out->password))
-        return dsn_error(out, e, "bad %-escape in the user or password");
-    return parse_host(at + 1, out, e);
-}
-
-void mysql_dsn_free(struct mysql_dsn *d)
-{
-    if (d->password)
-        explicit_bzero(d->password, strlen(d->password));
-    free(d->user);
-    free(d->password);
-    free(d->host);
-    free(d->db);
-    memset(d, 0, sizeof *d);
-}
 
 /* ---- connecting ---- */
 
@@ -175,11 +51,19 @@ int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err
     mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &off);
     mysql_options(m, MYSQL_OPT_PROTOCOL, &protocol);
     mysql_options(m, MYSQL_OPT_NONBLOCK, NULL); /* the blocking calls keep working too */
-    if (!mysql_real_connect(m, d.host, d.user, d.password ? d.password : "", d.db, d.port, NULL,
-                            0)) {
+    mysql_dsn_tls_apply(m, &d);
+    char why[512] = "";
+    if (!mysql_real_connect(m, d.host, d.user, d.password ? d.password : "", d.db, d.port, NULL, 0))
+        snprintf(why, sizeof why, "%s", mysql_error(m));
+    else
+        mysql_dsn_tls_check(m, &d, why, sizeof why); /* before any statement is sent */
+    if (why[0]) {
         int v6 = strchr(d.host, ':') != NULL;
-        rc = err_set(e, ERR_SERVICE_UNAVAILABLE, "cannot connect to MySQL at %s%s%s:%u: %s",
-                     v6 ? "[" : "", d.host, v6 ? "]" : "", d.port, mysql_error(m));
+        rc = err_set(e, ERR_SERVICE_UNAVAILABLE, "cannot connect to MySQL at %s%s%s:%u%s%s: %s",
+                     v6 ? "[" : "", d.host, v6 ? "]" : "", d.port,
+                     d.ssl_mode > MYSQL_DSN_SSL_DISABLED ? " with ssl-mode=" : "",
+                     d.ssl_mode > MYSQL_DSN_SSL_DISABLED ? mysql_dsn_ssl_mode_name(d.ssl_mode) : "",
+                     why);
         mysql_close(m);
     } else {
         *out = m;
@@ -768,9 +652,9 @@ int mysql_conn_guard_action(const json_t *action, const char *dsn, struct err *e
     mysql_conn_guard_rules(body, dsn, &d, &g);
     const json_t *args = json_object_get(body, "args");
     json_t *empty = json_array();
-    const char *keys[] = {"capture", "sql"};
+    const char *keys[] = {"capture", "sql", "done_if"};
     int rc = 0;
-    for (size_t k = 0; rc == 0 && k < 2; k++) {
+    for (size_t k = 0; rc == 0 && k < sizeof keys / sizeof keys[0]; k++) {
         const json_t *t = json_object_get(body, keys[k]);
         if (json_is_string(t))
             rc = mysql_conn_guard(json_string_value(t), args ? args : empty, &g, NULL, e);

@@ -30,24 +30,57 @@
 #include "common/errors.h"
 #include "products/cdb_guard.h"
 
-/* mysql://USER[:PASSWORD]@HOST[:PORT][/DB]: USER, PASSWORD and DB percent-decoded, HOST a name,
- * an IPv4 address or [an IPv6 address] (kept without the brackets), PORT 3306 when absent. */
+/* What the DSN's ssl-mode asks for, as the mysql client's --ssl-mode means it. */
+enum mysql_dsn_ssl_mode {
+    MYSQL_DSN_SSL_UNSET,           /* no ssl-* option: no TLS (libmariadb 3.3's default) */
+    MYSQL_DSN_SSL_DISABLED,        /* never TLS */
+    MYSQL_DSN_SSL_PREFERRED,       /* TLS when the server offers it, else plain */
+    MYSQL_DSN_SSL_REQUIRED,        /* TLS or no connection; the certificate is not checked */
+    MYSQL_DSN_SSL_VERIFY_CA,       /* as REQUIRED, and the server's chain must lead to ssl-ca */
+    MYSQL_DSN_SSL_VERIFY_IDENTITY, /* as VERIFY_CA, and the certificate must name HOST */
+};
+
+/* mysql://USER[:PASSWORD]@HOST[:PORT][/DB][?NAME=VALUE&...]: USER, PASSWORD, DB and option
+ * values percent-decoded, HOST a name, an IPv4 address or [an IPv6 address] (kept without the
+ * brackets), PORT 3306 when absent. The authority ends at the last '@', so an '@' in an option
+ * value is written %40. Options (the mysql client's names; '_' may stand for '-'):
+ *   ssl-mode   DISABLED | PREFERRED | REQUIRED | VERIFY_CA | VERIFY_IDENTITY (any case)
+ *   ssl-ca     PEM file of the CA that signed the server's certificate (absolute path)
+ *   ssl-capath directory of CA certificates (c_rehash'ed, absolute path)
+ *   ssl-cert, ssl-key   a client certificate and its key (both or neither)
+ * Without ssl-mode a CA means VERIFY_CA and a client certificate REQUIRED; VERIFY_* need a CA;
+ * DISABLED with a file option, an unknown or repeated option is an error. */
 struct mysql_dsn {
     char *user, *password, *host, *db; /* owned; password and db NULL when absent */
     unsigned port;
+    enum mysql_dsn_ssl_mode ssl_mode;
+    char *ssl_ca, *ssl_capath, *ssl_cert, *ssl_key; /* owned; NULL when absent */
 };
 
 /* Fills *out (free with mysql_dsn_free). A malformed DSN is ERR_INVALID_PARAMETER_VALUE with a
- * message giving the expected shape and what is wrong; it never contains the password. *out is
- * left zeroed on failure. */
+ * message giving the expected shape and what is wrong ("dsn: unknown option \"sslmode\"
+ * (expected ssl-mode, ...)"); it never contains the password. *out is left zeroed on failure. */
 int mysql_dsn_parse(const char *dsn, struct mysql_dsn *out, struct err *e);
 void mysql_dsn_free(struct mysql_dsn *d);
 
-/* Connects over TCP with utf8mb4, LOAD DATA LOCAL off and non-blocking calls enabled.
+/* "VERIFY_CA" for MYSQL_DSN_SSL_VERIFY_CA...; "unset" for MYSQL_DSN_SSL_UNSET. Static text. */
+const char *mysql_dsn_ssl_mode_name(enum mysql_dsn_ssl_mode m);
+
+/* Puts d's TLS options on m (between mysql_init and mysql_real_connect). */
+void mysql_dsn_tls_apply(MYSQL *m, const struct mysql_dsn *d);
+
+/* After the connect: -1 with why filled when d's ssl-mode requires TLS and the session is
+ * plain (libmariadb falls back silently when the server offers no TLS); else 0. */
+int mysql_dsn_tls_check(MYSQL *m, const struct mysql_dsn *d, char *why, size_t cap);
+
+/* Connects over TCP with utf8mb4, LOAD DATA LOCAL off, non-blocking calls enabled and the DSN's
+ * TLS options.
  * timeout_s bounds the connect and each network read and write (0: a 5 s connect and no read or
  * write limit). On success *out is the connection (the caller mysql_close()s it). Errors:
  * ERR_INVALID_PARAMETER_VALUE for a malformed DSN, ERR_SERVICE_UNAVAILABLE when the server cannot
- * be reached or refuses us ("cannot connect to MySQL at HOST:PORT: <mysql_error>"). */
+ * be reached, refuses us or fails the TLS the DSN asks for ("cannot connect to MySQL at
+ * HOST:PORT with ssl-mode=VERIFY_CA: TLS/SSL error: self-signed certificate in certificate
+ * chain"). */
 int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err *e);
 
 /* Renders template sql with args into *out (a NUL-terminated heap string the caller frees).
@@ -86,8 +119,8 @@ int mysql_conn_guard(const char *sql, const json_t *args, const struct cdb_guard
 void mysql_conn_guard_rules(const json_t *body, const char *dsn, struct mysql_dsn *d,
                             struct cdb_guard *g);
 
-/* mysql_conn_guard over every template of a {"mysql": {...}} action (sql, statements, capture)
- * with the rules above; 0 for an action of another executor. Used before a task exists. */
+/* mysql_conn_guard over every template of a {"mysql": {...}} action (sql, statements, capture,
+ * done_if) with the rules above; 0 for an action of another executor. Used before a task exists. */
 int mysql_conn_guard_action(const json_t *action, const char *dsn, struct err *e);
 
 /* The query that lists what user@host holds, one row per privilege: scope (0 global, 1 database,

@@ -1,5 +1,5 @@
 /* Expanding a flow template into concrete steps: foreach over array parameters, when-conditions,
- * and ${...} substitution as whole values (never into "sql", "statements" or "capture"). */
+ * and ${...} substitution as whole values (never into "sql", "statements", "capture" or "done_if"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,16 +82,17 @@ static int subst_string(const char *s, const json_t *clean, const json_t *vars, 
     return rc;
 }
 
-static bool literal_key(const char *key)
+bool flow_literal_key(const char *key)
 {
-    return key && (!strcmp(key, "sql") || !strcmp(key, "statements") || !strcmp(key, "capture"));
+    return key && (!strcmp(key, "sql") || !strcmp(key, "statements") || !strcmp(key, "capture") ||
+                   !strcmp(key, "done_if"));
 }
 
 /* A deep copy of t with substitutions, except under the SQL-text keys. */
 static int subst(const json_t *t, const char *key, const json_t *clean, const json_t *vars,
                  json_t **out, struct err *e)
 {
-    if (literal_key(key)) {
+    if (flow_literal_key(key)) {
         *out = json_deep_copy(t);
         return 0;
     }

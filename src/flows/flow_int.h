@@ -17,4 +17,7 @@ int flow_schema_check_doc(const json_t *doc, const char *where, struct err *e);
  * name -> value). Borrowed, or NULL when absent. */
 json_t *flow_lookup(const json_t *clean, const json_t *vars, const char *path);
 
+/* Keys whose values are SQL text: ${...} is never substituted (nor checked) under them. */
+bool flow_literal_key(const char *key);
+
 #endif

@@ -61,7 +61,7 @@ static int check_node(const json_t *node, const char *where, const char *name, s
 static int check_refs(const json_t *v, const char *key, const json_t *params, const json_t *vars,
                       const char *where, size_t step, struct err *e)
 {
-    if (key && (!strcmp(key, "sql") || !strcmp(key, "statements") || !strcmp(key, "capture")))
+    if (flow_literal_key(key))
         return 0;
     if (json_is_string(v)) {
         const char *s = json_string_value(v);

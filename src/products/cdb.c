@@ -1,5 +1,6 @@
 /* TencentDB for MySQL (cdb, 2017-03-20): status words, task ids and actions. */
 #include "common/ids.h"
+#include "products/cdb_params.h"
 #include "products/product.h"
 
 static const char *const describe_params[] = {"AsyncRequestId", NULL};
@@ -19,17 +20,23 @@ static int cdb_describe_async_request_info(struct api_call *c, json_t *resp, str
     return 0;
 }
 
-static const char *const describe_tasks_params[] = {
-    "InstanceId", "AsyncRequestId", "TaskTypes", "TaskStatus", "StartTimeBegin", "StartTimeEnd",
-    "Offset",     "Limit",          NULL};
+static const char *const describe_tasks_params[] = {"InstanceId", "AsyncRequestId", "TaskTypes",
+                                                    "TaskStatus", "StartTimeBegin", "StartTimeEnd",
+                                                    "Offset",     "Limit",          NULL};
 
 static const char *const describe_accounts_params[] = {
     "InstanceId", "Offset", "Limit", "AccountRegexp", "SortBy", "OrderBy", "HostRegexp", NULL};
+
+static const char *const describe_instance_params_params[] = {"InstanceId", NULL};
+static const char *const describe_default_params_params[] = {"EngineVersion", "TemplateType",
+                                                             "EngineType", NULL};
 
 static const struct action cdb_actions[] = {
     {"DescribeAsyncRequestInfo", cdb_describe_async_request_info, describe_params, false},
     {"DescribeTasks", cdb_describe_tasks, describe_tasks_params, false},
     {"DescribeAccounts", cdb_describe_accounts, describe_accounts_params, true},
+    {"DescribeInstanceParams", cdb_describe_instance_params, describe_instance_params_params, true},
+    {"DescribeDefaultParams", cdb_describe_default_params, describe_default_params_params, false},
     {NULL, NULL, NULL, false},
 };
 
@@ -38,9 +45,14 @@ const struct product product_cdb = {
     .version = "2017-03-20",
     .status_words =
         {
-            [TASK_INITIAL] = "INITIAL", [TASK_RUNNING] = "RUNNING", [TASK_PAUSED] = "PAUSED",
-            [TASK_UNDOED] = "FAILED",   [TASK_FAILED] = "FAILED",   [TASK_SUCCESS] = "SUCCESS",
-            [TASK_KILLED] = "KILLED",   [TASK_REMOVED] = "REMOVED",
+            [TASK_INITIAL] = "INITIAL",
+            [TASK_RUNNING] = "RUNNING",
+            [TASK_PAUSED] = "PAUSED",
+            [TASK_UNDOED] = "FAILED",
+            [TASK_FAILED] = "FAILED",
+            [TASK_SUCCESS] = "SUCCESS",
+            [TASK_KILLED] = "KILLED",
+            [TASK_REMOVED] = "REMOVED",
         },
     .id_shape_ok = ids_is_cdb_task,
     .id_shape_hint = "cdb ids look like f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7",

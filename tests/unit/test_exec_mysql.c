@@ -149,15 +149,14 @@ static long long query_int(MYSQL *m, const char *sql)
 
 /* Runs the action (JSON text) against dsn. */
 static int run_json(const char *action_text, const char *dsn, unsigned timeout_s,
-                    const json_t *captured, const struct exec_control *ctl,
-                    struct exec_result *res)
+                    const json_t *captured, const struct exec_control *ctl, struct exec_result *res)
 {
     json_error_t je;
     json_t *action = json_loads(action_text, 0, &je);
     if (!action)
         fail_msg("bad test JSON: %s: %s", je.text, action_text);
-    struct exec_job job = {.action = action, .timeout_s = timeout_s, .dsn = dsn,
-                           .captured = captured};
+    struct exec_job job = {
+        .action = action, .timeout_s = timeout_s, .dsn = dsn, .captured = captured};
     struct err e = {0};
     int rc = exec_run(&job, ctl, res, &e);
     json_decref(action);
@@ -210,8 +209,8 @@ static void test_dsn_percent_decodes_user_password_and_db(void **state)
     (void)state;
     struct mysql_dsn d;
     struct err e = {0};
-    assert_int_equal(mysql_dsn_parse("mysql://u%40x:p%3Aw%2F%25@db-1.example:3307/my%20db", &d,
-                                     &e), 0);
+    assert_int_equal(mysql_dsn_parse("mysql://u%40x:p%3Aw%2F%25@db-1.example:3307/my%20db", &d, &e),
+                     0);
     assert_string_equal(d.user, "u@x");
     assert_string_equal(d.password, "p:w/%");
     assert_string_equal(d.host, "db-1.example");
@@ -247,12 +246,14 @@ static void test_dsn_malformed_names_the_shape_and_never_the_password(void **sta
 {
     (void)state;
     static const char *const bad[] = {
-        "http://u:s3cr3t@h:1",       "mysql://u:s3cr3t@",         "mysql://:s3cr3t@h",
-        "mysql://u:s3cr3t@h:0",      "mysql://u:s3cr3t@h:70000",  "mysql://u:s3cr3t@h:12ab",
-        "mysql://u:s3cr3t%zz@h",     "mysql://u:s3cr3t@[::1",     "mysql://u:s3cr3t@h?x=1",
-        "mysql://u:s3%00cr3t@h",     "mysql://u:s3cr3t@h h",      "mysql://u:s3cr3t@h:",
-        "mysql://u:s3cr3t@[zz::1]",  "mysql://u:s3cr3t@h/d%4",    "mysql://s3cr3t",
-        "",
+        "http://u:s3cr3t@h:1",      "mysql://u:s3cr3t@",
+        "mysql://:s3cr3t@h",        "mysql://u:s3cr3t@h:0",
+        "mysql://u:s3cr3t@h:70000", "mysql://u:s3cr3t@h:12ab",
+        "mysql://u:s3cr3t%zz@h",    "mysql://u:s3cr3t@[::1",
+        "mysql://u:s3cr3t@h#x",     "mysql://u:s3%00cr3t@h",
+        "mysql://u:s3cr3t@h h",     "mysql://u:s3cr3t@h:",
+        "mysql://u:s3cr3t@[zz::1]", "mysql://u:s3cr3t@h/d%4",
+        "mysql://s3cr3t",           "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct mysql_dsn d;
@@ -297,6 +298,104 @@ static void test_open_wrong_password_is_refused_without_echo(void **state)
         fail_msg("%s", e.msg);
 }
 
+static void test_dsn_reads_ssl_options_by_the_mysql_clients_names(void **state)
+{
+    (void)state;
+    struct mysql_dsn d;
+    struct err e = {0};
+    assert_int_equal(mysql_dsn_parse("mysql://u:p?w@h:3307/db?ssl-mode=verify_identity&ssl_ca=/"
+                                     "etc/c%40a.pem&ssl-cert=/c.pem&ssl-key=/k.pem",
+                                     &d, &e),
+                     0);
+    assert_string_equal(d.password, "p?w");
+    assert_string_equal(d.db, "db");
+    assert_int_equal(d.port, 3307);
+    assert_int_equal(d.ssl_mode, MYSQL_DSN_SSL_VERIFY_IDENTITY);
+    assert_string_equal(d.ssl_ca, "/etc/c@a.pem");
+    assert_string_equal(d.ssl_cert, "/c.pem");
+    assert_string_equal(d.ssl_key, "/k.pem");
+    assert_null(d.ssl_capath);
+    mysql_dsn_free(&d);
+    static const struct {
+        const char *dsn;
+        enum mysql_dsn_ssl_mode mode;
+    } modes[] = {
+        {"mysql://u:p@h", MYSQL_DSN_SSL_UNSET},
+        {"mysql://u:p@h?ssl-mode=DISABLED", MYSQL_DSN_SSL_DISABLED},
+        {"mysql://u:p@h:1?ssl-mode=Preferred", MYSQL_DSN_SSL_PREFERRED},
+        {"mysql://u:p@h/?ssl-mode=REQUIRED", MYSQL_DSN_SSL_REQUIRED},
+        {"mysql://u:p@h?ssl-ca=/ca.pem", MYSQL_DSN_SSL_VERIFY_CA},
+        {"mysql://u:p@h?ssl-capath=/etc/ssl/certs", MYSQL_DSN_SSL_VERIFY_CA},
+        {"mysql://u:p@h?ssl-cert=/c.pem&ssl-key=/k.pem", MYSQL_DSN_SSL_REQUIRED},
+        {"mysql://u:p@[::1]:5?ssl-mode=REQUIRED&ssl-ca=/ca.pem", MYSQL_DSN_SSL_REQUIRED},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (mysql_dsn_parse(modes[i].dsn, &d, &e) < 0)
+            fail_msg("%s: %s", modes[i].dsn, e.msg);
+        if (d.ssl_mode != modes[i].mode)
+            fail_msg("%s: got %s", modes[i].dsn, mysql_dsn_ssl_mode_name(d.ssl_mode));
+        mysql_dsn_free(&d);
+    }
+}
+
+static void test_dsn_refuses_unknown_and_contradictory_ssl_options(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dsn, *want;
+    } bad[] = {
+        {"mysql://u:s3cr3t@h?sslmode=REQUIRED", "unknown option \"sslmode\" (expected ssl-mode, "},
+        {"mysql://u:s3cr3t@h?ssl-mode=REQUIRED&tls=1", "unknown option \"tls\""},
+        {"mysql://u:s3cr3t@h?ssl-mode=ON", "ssl-mode: expected DISABLED, PREFERRED, REQUIRED"},
+        {"mysql://u:s3cr3t@h?ssl-mode=REQUIRED&ssl-mode=DISABLED", "ssl-mode given twice"},
+        {"mysql://u:s3cr3t@h?ssl-mode=VERIFY_CA", "ssl-mode=VERIFY_CA needs ssl-ca"},
+        {"mysql://u:s3cr3t@h?ssl-mode=VERIFY_IDENTITY", "VERIFY_IDENTITY needs ssl-ca"},
+        {"mysql://u:s3cr3t@h?ssl-mode=DISABLED&ssl-ca=/ca.pem", "ssl-mode=DISABLED contradicts"},
+        {"mysql://u:s3cr3t@h?ssl-cert=/c.pem", "ssl-cert needs ssl-key too"},
+        {"mysql://u:s3cr3t@h?ssl-key=/k.pem", "ssl-key needs ssl-cert too"},
+        {"mysql://u:s3cr3t@h?ssl-ca=ca.pem", "ssl-ca: expected an absolute path"},
+        {"mysql://u:s3cr3t@h?ssl-ca=", "empty value"},
+        {"mysql://u:s3cr3t@h?ssl-ca", "expected NAME=VALUE"},
+        {"mysql://u:s3cr3t@h?", "nothing after '?'"},
+        {"mysql://u:s3cr3t@h?ssl-ca=/a%zz", "bad %-escape"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct mysql_dsn d;
+        struct err e = {0};
+        MYSQL *m = NULL;
+        assert_int_equal(mysql_dsn_parse(bad[i].dsn, &d, &e), ERR_INVALID_PARAMETER_VALUE);
+        if (!strstr(e.msg, bad[i].want) || strstr(e.msg, "s3cr3t"))
+            fail_msg("%s: %s", bad[i].dsn, e.msg);
+        assert_null(d.user);
+        assert_int_equal(mysql_conn_open(bad[i].dsn, 1, &m, &e), ERR_INVALID_PARAMETER_VALUE);
+        assert_null(m);
+    }
+}
+
+/* The test server has no TLS: REQUIRED must not quietly fall back to a plain session (which
+ * libmariadb would do), PREFERRED and DISABLED must connect. */
+static void test_tls_required_refuses_a_server_without_tls(void **state)
+{
+    (void)state;
+    char dsn[640];
+    MYSQL *m = NULL;
+    struct err e = {0};
+    snprintf(dsn, sizeof dsn, "%s?ssl-mode=REQUIRED", g_dsn);
+    assert_int_equal(mysql_conn_open(dsn, 5, &m, &e), ERR_SERVICE_UNAVAILABLE);
+    assert_null(m);
+    if (!strstr(e.msg, "with ssl-mode=REQUIRED: ssl-mode=REQUIRED, but the server does not offer "
+                       "TLS"))
+        fail_msg("%s", e.msg);
+    static const char *const modes[] = {"PREFERRED", "DISABLED"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(dsn, sizeof dsn, "%s?ssl-mode=%s", g_dsn, modes[i]);
+        if (mysql_conn_open(dsn, 5, &m, &e) < 0)
+            fail_msg("%s: %s", modes[i], e.msg);
+        assert_null(mysql_get_ssl_cipher(m));
+        mysql_close(m);
+    }
+}
+
 /* ---- templates ---- */
 
 static void test_render_each_placeholder_kind(void **state)
@@ -315,8 +414,9 @@ static void test_render_each_placeholder_kind(void **state)
     expect_render(m, "SET GLOBAL x = {0:val}", "[7]", "SET GLOBAL x = 7");
     expect_render(m, "SET GLOBAL x = {0:val}", "[\"ON\"]", "SET GLOBAL x = 'ON'");
     expect_render(m, "SET GLOBAL x = {0:val}", "[\"1e5\"]", "SET GLOBAL x = '1e5'");
-    expect_render(m, "GRANT {0:list_priv} ON *.*", "[[\"process\", \" show   databases \", \"REPLICATION "
-                                                   "CLIENT\"]]",
+    expect_render(m, "GRANT {0:list_priv} ON *.*",
+                  "[[\"process\", \" show   databases \", \"REPLICATION "
+                  "CLIENT\"]]",
                   "GRANT PROCESS, SHOW DATABASES, REPLICATION CLIENT ON *.*");
     expect_render(m, "SELECT '{{0:str}}' {{}}", "[]", "SELECT '{0:str}' {}");
     char ident64[65];
@@ -378,15 +478,18 @@ static void test_render_captured_value(void **state)
     char *out;
     struct err e = {0};
     assert_int_equal(mysql_conn_render_captured(m, "SET GLOBAL x = {captured:val}, y = {captured}",
-                                                args, cap, &out, &e), 0);
+                                                args, cap, &out, &e),
+                     0);
     assert_string_equal(out, "SET GLOBAL x = 151, y = '151'");
     free(out);
     assert_int_equal(mysql_conn_render_captured(m, "SET x = {captured:val}, y = {captured}", args,
-                                                cap_null, &out, &e), 0);
+                                                cap_null, &out, &e),
+                     0);
     assert_string_equal(out, "SET x = NULL, y = NULL");
     free(out);
-    assert_int_equal(mysql_conn_render_captured(m, "USE {captured:ident}", args, cap_null, &out,
-                                                &e), ERR_INVALID_PARAMETER_VALUE);
+    assert_int_equal(
+        mysql_conn_render_captured(m, "USE {captured:ident}", args, cap_null, &out, &e),
+        ERR_INVALID_PARAMETER_VALUE);
     assert_non_null(strstr(e.msg, "{captured:ident}: expected a string"));
     assert_null(out);
     json_decref(args);
@@ -408,7 +511,8 @@ static void test_render_text_shows_raw_args_but_hides_passwords(void **state)
     char *out;
     struct err e = {0};
     assert_int_equal(mysql_conn_render_text("user {0} pw {1:str} privs {2} n {3} {{ok}}", args,
-                                            NULL, secret, &out, &e), 0);
+                                            NULL, secret, &out, &e),
+                     0);
     assert_string_equal(out, "user bob pw *** privs SELECT, INSERT n *** {ok}");
     free(out);
     json_decref(args);
@@ -501,8 +605,8 @@ static void test_injection_attempts_create_exactly_the_literal_names(void **stat
             mysql_close(as_user);
             /* clean up with the executor too */
             json_t *drop = json_pack("{s:{s:[s,s], s:[s,s]}}", "mysql", "statements",
-                                     "DROP DATABASE {0:ident}", "DROP USER {0:str}@{1:str}",
-                                     "args", nasty[i], "%");
+                                     "DROP DATABASE {0:ident}", "DROP USER {0:str}@{1:str}", "args",
+                                     nasty[i], "%");
             struct exec_job job2 = {.action = drop, .dsn = g_dsn};
             assert_int_equal(exec_run(&job2, NULL, &res, &e), 0);
             if (res.outcome != EXEC_DONE)
@@ -522,8 +626,7 @@ static void test_injection_attempts_create_exactly_the_literal_names(void **stat
             json_decref(action);
         }
     }
-    assert_int_equal(query_int(m, "SELECT COUNT(*) FROM information_schema.TABLES"),
-                     tables_before);
+    assert_int_equal(query_int(m, "SELECT COUNT(*) FROM information_schema.TABLES"), tables_before);
     assert_int_equal(query_int(m, "SELECT COUNT(*) FROM canary.t"), 0);
     exec_sql(m, "DROP DATABASE canary");
     free(dbs_before);
@@ -644,7 +747,8 @@ static void test_capture_must_return_one_value(void **state)
     (void)state;
     struct exec_result res;
     assert_int_equal(run_json("{\"mysql\": {\"capture\": \"SELECT 1, 2\", \"sql\": \"DO 1\"}}",
-                              g_dsn, 0, NULL, NULL, &res), 0);
+                              g_dsn, 0, NULL, NULL, &res),
+                     0);
     assert_int_equal(res.outcome, EXEC_FAILED);
     assert_string_equal(res.message, "capture: expected one value, got 1 row of 2 columns");
     assert_null(res.output);
@@ -702,9 +806,8 @@ static void test_timeout_sends_kill_query(void **state)
     (void)state;
     struct exec_result res;
     int64_t t0 = now_ms();
-    assert_int_equal(run_json("{\"mysql\": {\"sql\": \"SELECT SLEEP(30)\"}}", g_dsn, 1, NULL,
-                              NULL, &res),
-                     0);
+    assert_int_equal(
+        run_json("{\"mysql\": {\"sql\": \"SELECT SLEEP(30)\"}}", g_dsn, 1, NULL, NULL, &res), 0);
     int64_t took = now_ms() - t0;
     assert_int_equal(res.outcome, EXEC_TIMEOUT);
     assert_string_equal(res.message, "timed out after 1 s");
@@ -721,9 +824,8 @@ static void test_missing_or_foreign_dsn_fails(void **state)
     assert_int_equal(run_json("{\"mysql\": {\"sql\": \"DO 1\"}}", NULL, 0, NULL, NULL, &res), 0);
     assert_int_equal(res.outcome, EXEC_FAILED);
     assert_string_equal(res.message, "this step needs an instance with a mysql:// DSN");
-    assert_int_equal(run_json("{\"mysql\": {\"sql\": \"DO 1\"}}", "mongodb://a:b@h", 0, NULL, NULL,
-                              &res),
-                     0);
+    assert_int_equal(
+        run_json("{\"mysql\": {\"sql\": \"DO 1\"}}", "mongodb://a:b@h", 0, NULL, NULL, &res), 0);
     assert_string_equal(res.message, "this step needs an instance with a mysql:// DSN");
 }
 
@@ -761,7 +863,8 @@ static void test_validate_accepts_well_formed_actions(void **state)
     static const char *const good[] = {
         "{\"mysql\": {\"sql\": \"DO 1\"}}",
         "{\"mysql\": {\"statements\": [\"CREATE USER {0:str}@{1:str} IDENTIFIED BY {2:str}\", "
-        "\"GRANT {3:priv_database} ON {4:ident}.* TO {0:str}@{1:str}\"], \"args\": [\"bob\", \"%\", "
+        "\"GRANT {3:priv_database} ON {4:ident}.* TO {0:str}@{1:str}\"], \"args\": [\"bob\", "
+        "\"%\", "
         "\"pw\", [\"SELECT\"], \"db\"], \"message\": \"created {0}\", \"ignore_errors\": [1396]}}",
         "{\"mysql\": {\"capture\": \"SELECT @@GLOBAL.{0:ident}\", \"sql\": \"SET GLOBAL "
         "{0:ident} = {captured:val}\", \"args\": [\"max_connections\"]}}",
@@ -832,6 +935,9 @@ int main(void)
         cmocka_unit_test(test_dsn_malformed_names_the_shape_and_never_the_password),
         cmocka_unit_test(test_open_unreachable_server_is_service_unavailable),
         cmocka_unit_test(test_open_wrong_password_is_refused_without_echo),
+        cmocka_unit_test(test_dsn_reads_ssl_options_by_the_mysql_clients_names),
+        cmocka_unit_test(test_dsn_refuses_unknown_and_contradictory_ssl_options),
+        cmocka_unit_test(test_tls_required_refuses_a_server_without_tls),
         cmocka_unit_test(test_render_each_placeholder_kind),
         cmocka_unit_test(test_render_refuses_what_does_not_fit),
         cmocka_unit_test(test_render_captured_value),

@@ -45,8 +45,8 @@ static void exec(sqlite3 *db, const char *sql)
 static sqlite3 *open_db(const char *path)
 {
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK)
         die(db, "open");
     sqlite3_busy_timeout(db, 5000); /* as asyncd */
     exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");

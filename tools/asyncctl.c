@@ -30,7 +30,7 @@ struct field {
 };
 
 #define MAX_FIELDS 8
-#define MAX_POS 64
+#define MAX_POS    64
 
 struct command;
 typedef int (*command_fn)(struct ctl *c, int argc, char **argv, const struct command *cmd);
@@ -130,9 +130,12 @@ static int parse_args(struct ctl *c, int argc, char **argv, const struct opt *ow
 {
     bool help = false;
     const struct opt global[] = {
-        {"--admin", &c->admin_opt, NULL}, {"--token", &c->token, NULL},
-        {"--data", &c->data, NULL},       {"--json", NULL, &c->json},
-        {"--help", NULL, &help},          {"-h", NULL, &help},
+        {"--admin", &c->admin_opt, NULL},
+        {"--token", &c->token, NULL},
+        {"--data", &c->data, NULL},
+        {"--json", NULL, &c->json},
+        {"--help", NULL, &help},
+        {"-h", NULL, &help},
         {NULL, NULL, NULL},
     };
     bool only_pos = false;
@@ -207,7 +210,8 @@ static int check_fields(const struct command *cmd, const char **val, const bool 
     return -1;
 }
 
-/* The command's path with "{}" replaced by the escaped id, plus its query options (caller frees). */
+/* The command's path with "{}" replaced by the escaped id, plus its query options (caller frees).
+ */
 static char *build_path(struct ctl *c, const struct command *cmd, const char *id, const char **val,
                         int nf)
 {
@@ -331,12 +335,12 @@ static void wait_progress(json_t *t, double elapsed)
     const char *state = json_string_value(json_object_get(t, "state"));
     const char *word = json_string_value(json_object_get(t, "Status"));
     json_t *events = json_object_get(t, "events");
-    const char *last =
-        json_string_value(json_object_get(json_array_get(events, json_array_size(events) - 1),
-                                          "message"));
+    const char *last = json_string_value(
+        json_object_get(json_array_get(events, json_array_size(events) - 1), "message"));
     char step[200] = "";
     if (cur >= 0 && (size_t)cur < n) {
-        const char *name = json_string_value(json_object_get(json_array_get(steps, (size_t)cur), "name"));
+        const char *name =
+            json_string_value(json_object_get(json_array_get(steps, (size_t)cur), "name"));
         snprintf(step, sizeof step, "  step %" JSON_INTEGER_FORMAT " of %zu (%.100s)", cur + 1, n,
                  name ? name : "");
     }
@@ -355,7 +359,8 @@ static int wait_outcome(json_t *t, const char *id, bool json, const char *timeou
         putchar('\n');
     }
     if (!is_final(state)) {
-        fprintf(stderr, "asyncctl: task %s still %s after %s s\n", id, state ? state : "?", timeout);
+        fprintf(stderr, "asyncctl: task %s still %s after %s s\n", id, state ? state : "?",
+                timeout);
         return EXIT_API;
     }
     if (strcmp(state, "success") != 0) {
@@ -376,8 +381,8 @@ static double now_s(void)
 static int cmd_task_wait(struct ctl *c, int argc, char **argv, const struct command *cmd)
 {
     const char *timeout = NULL, *interval = "1", *pos[1];
-    const struct opt own[] = {{"--timeout", &timeout, NULL}, {"--interval", &interval, NULL},
-                              {NULL, NULL, NULL}};
+    const struct opt own[] = {
+        {"--timeout", &timeout, NULL}, {"--interval", &interval, NULL}, {NULL, NULL, NULL}};
     int n, rc = parse_args(c, argc, argv, own, cmd, pos, &n, 1, 1);
     if (rc >= 0)
         return rc;
@@ -435,47 +440,110 @@ static int cmd_metrics(struct ctl *c, int argc, char **argv, const struct comman
 
 /* ---------- the command table ---------- */
 
-#define BODY(o, k) {(o), (k), IN_BODY, F_STR, false, NULL}
-#define BODY_REQ(o, k) {(o), (k), IN_BODY, F_STR, true, NULL}
-#define QUERY(o, k) {(o), (k), IN_QUERY, F_STR, false, NULL}
-#define QUERY_COUNT(o, k) {(o), (k), IN_QUERY, F_COUNT, false, NULL}
+#define BODY(o, k)                                                                                 \
+    {                                                                                              \
+        (o), (k), IN_BODY, F_STR, false, NULL                                                      \
+    }
+#define BODY_REQ(o, k)                                                                             \
+    {                                                                                              \
+        (o), (k), IN_BODY, F_STR, true, NULL                                                       \
+    }
+#define QUERY(o, k)                                                                                \
+    {                                                                                              \
+        (o), (k), IN_QUERY, F_STR, false, NULL                                                     \
+    }
+#define QUERY_COUNT(o, k)                                                                          \
+    {                                                                                              \
+        (o), (k), IN_QUERY, F_COUNT, false, NULL                                                   \
+    }
 #define TASK_VERB(v, what)                                                                         \
-    {.group = "task", .verb = v, .args = "ID [--message M]", .purpose = what, .method = "POST",     \
-     .path = "/v1/tasks/{}/" v, .print = ctl_print_task, .fields = {BODY("--message", "message")}}
+    {                                                                                              \
+        .group = "task", .verb = v, .args = "ID [--message M]", .purpose = what, .method = "POST", \
+        .path = "/v1/tasks/{}/" v, .print = ctl_print_task, .fields = {                            \
+            BODY("--message", "message")                                                           \
+        }                                                                                          \
+    }
 
 static const struct command commands[] = {
-    {.group = "account", .verb = "create", .args = "", .method = "POST", .path = "/v1/accounts",
+    {.group = "account",
+     .verb = "create",
+     .args = "",
+     .method = "POST",
+     .path = "/v1/accounts",
      .purpose = "Create a root account; prints its keys."},
-    {.group = "account", .verb = "show", .args = "UIN", .method = "GET", .path = "/v1/accounts/{}",
+    {.group = "account",
+     .verb = "show",
+     .args = "UIN",
+     .method = "GET",
+     .path = "/v1/accounts/{}",
      .purpose = "Show an account (without its secret key)."},
-    {.group = "subaccount", .verb = "create", .args = "ROOT_UIN", .method = "POST",
+    {.group = "subaccount",
+     .verb = "create",
+     .args = "ROOT_UIN",
+     .method = "POST",
      .path = "/v1/accounts/{}/subaccounts",
      .purpose = "Create a sub-account under a root account; prints its keys."},
-    {.group = "policy", .verb = "set", .args = "SUB_UIN PATTERN...", .run = cmd_policy_set,
-     .purpose = "Replace a sub-account's policy; a pattern is PRODUCT:ACTION, '*' matches anything."},
-    {.group = "instance", .verb = "create", .method = "POST", .path = "/v1/instances",
+    {.group = "policy",
+     .verb = "set",
+     .args = "SUB_UIN PATTERN...",
+     .run = cmd_policy_set,
+     .purpose =
+         "Replace a sub-account's policy; a pattern is PRODUCT:ACTION, '*' matches anything."},
+    {.group = "instance",
+     .verb = "create",
+     .method = "POST",
+     .path = "/v1/instances",
      .args = "--product P --region R --uin U --id ID [--status running] --dsn DSN",
      .purpose = "Register an instance (status running, isolated or offline).",
-     .fields = {BODY_REQ("--product", "product"), BODY_REQ("--region", "region"),
-                BODY_REQ("--uin", "uin"), BODY_REQ("--id", "instance_id"),
-                {"--status", "status", IN_BODY, F_STR, false, "running"}, BODY_REQ("--dsn", "dsn")}},
-    {.group = "instance", .verb = "list", .args = "[--product P] [--uin U]", .method = "GET",
-     .path = "/v1/instances", .print = ctl_print_instances, .purpose = "List instances.",
+     .fields = {BODY_REQ("--product", "product"),
+                BODY_REQ("--region", "region"),
+                BODY_REQ("--uin", "uin"),
+                BODY_REQ("--id", "instance_id"),
+                {"--status", "status", IN_BODY, F_STR, false, "running"},
+                BODY_REQ("--dsn", "dsn")}},
+    {.group = "instance",
+     .verb = "list",
+     .args = "[--product P] [--uin U]",
+     .method = "GET",
+     .path = "/v1/instances",
+     .print = ctl_print_instances,
+     .purpose = "List instances.",
      .fields = {QUERY("--product", "product"), QUERY("--uin", "uin")}},
-    {.group = "instance", .verb = "set", .args = "ID [--status S] [--dsn DSN]", .method = "PATCH",
-     .path = "/v1/instances/{}", .need_one = true, .purpose = "Change an instance's status or DSN.",
+    {.group = "instance",
+     .verb = "set",
+     .args = "ID [--status S] [--dsn DSN]",
+     .method = "PATCH",
+     .path = "/v1/instances/{}",
+     .need_one = true,
+     .purpose = "Change an instance's status or DSN.",
      .fields = {BODY("--status", "status"), BODY("--dsn", "dsn")}},
-    {.group = "task", .verb = "create", .args = "(--file F | -)", .run = cmd_task_create,
-     .purpose = "Create a task from a JSON body (docs/admin-api.md, POST /v1/tasks); prints its id."},
-    {.group = "task", .verb = "show", .args = "ID", .method = "GET", .path = "/v1/tasks/{}",
-     .print = ctl_print_task, .purpose = "Show a task with its steps and events."},
-    {.group = "task", .verb = "list", .method = "GET", .path = "/v1/tasks", .print = ctl_print_task_list,
+    {.group = "task",
+     .verb = "create",
+     .args = "(--file F | -)",
+     .run = cmd_task_create,
+     .purpose =
+         "Create a task from a JSON body (docs/admin-api.md, POST /v1/tasks); prints its id."},
+    {.group = "task",
+     .verb = "show",
+     .args = "ID",
+     .method = "GET",
+     .path = "/v1/tasks/{}",
+     .print = ctl_print_task,
+     .purpose = "Show a task with its steps and events."},
+    {.group = "task",
+     .verb = "list",
+     .method = "GET",
+     .path = "/v1/tasks",
+     .print = ctl_print_task_list,
      .args = "[--product P] [--status S] [--instance ID] [--uin U] [--limit N] [--offset N]",
      .purpose = "List tasks, newest first; --status takes a canonical state.",
      .fields = {QUERY("--product", "product"), QUERY("--status", "status"),
                 QUERY("--instance", "instance_id"), QUERY("--uin", "uin"),
                 QUERY_COUNT("--limit", "limit"), QUERY_COUNT("--offset", "offset")}},
-    {.group = "task", .verb = "wait", .args = "ID [--timeout S] [--interval S]", .run = cmd_task_wait,
+    {.group = "task",
+     .verb = "wait",
+     .args = "ID [--timeout S] [--interval S]",
+     .run = cmd_task_wait,
      .purpose = "Follow a task until it ends, showing progress; exit 0 when it succeeded, else 1."},
     TASK_VERB("pause", "Pause a running task."),
     TASK_VERB("resume", "Resume a paused task (retry its failed step)."),
@@ -483,14 +551,26 @@ static const struct command commands[] = {
     TASK_VERB("undo", "Undo a paused or running task."),
     TASK_VERB("kill", "Kill a running or paused task."),
     TASK_VERB("remove", "Withdraw a task that has not started."),
-    {.group = "task", .verb = "transition", .method = "POST", .path = "/v1/tasks/{}/transition",
-     .args = "ID --to STATE [--info I] [--message M] [--step-done]", .print = ctl_print_task,
+    {.group = "task",
+     .verb = "transition",
+     .method = "POST",
+     .path = "/v1/tasks/{}/transition",
+     .args = "ID --to STATE [--info I] [--message M] [--step-done]",
+     .print = ctl_print_task,
      .purpose = "Record a state change reported by whoever runs the task.",
-     .fields = {BODY_REQ("--to", "to"), BODY("--info", "info"), BODY("--message", "message"),
+     .fields = {BODY_REQ("--to", "to"),
+                BODY("--info", "info"),
+                BODY("--message", "message"),
                 {"--step-done", "step_done", IN_BODY, F_FLAG, false, NULL}}},
-    {.group = "health", .args = "", .method = "GET", .path = "/healthz", .print = ctl_print_health,
+    {.group = "health",
+     .args = "",
+     .method = "GET",
+     .path = "/healthz",
+     .print = ctl_print_health,
      .purpose = "Check that the daemon answers (GET /healthz)."},
-    {.group = "metrics", .args = "", .run = cmd_metrics,
+    {.group = "metrics",
+     .args = "",
+     .run = cmd_metrics,
      .purpose = "Print the Prometheus metrics (GET /metrics)."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -528,8 +608,10 @@ static int parse_leading(struct ctl *c, int argc, char **argv)
 {
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const struct opt global[] = {{"--admin", &c->admin_opt, NULL}, {"--token", &c->token, NULL},
-                                     {"--data", &c->data, NULL},       {"--json", NULL, &c->json},
+        const struct opt global[] = {{"--admin", &c->admin_opt, NULL},
+                                     {"--token", &c->token, NULL},
+                                     {"--data", &c->data, NULL},
+                                     {"--json", NULL, &c->json},
                                      {NULL, NULL, NULL}};
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             main_help(stdout, NULL);

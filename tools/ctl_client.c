@@ -29,7 +29,6 @@ void ctl_buf_addf(struct buf *b, const char *fmt, ...)
         ctl_buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-
 /* Reads AdminToken from DIR/credentials.json; NULL (with *why set) when it cannot. */
 static char *token_from_data(const char *dir, char *why, size_t whylen)
 {
@@ -95,7 +94,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 
 /* Sends one request; 0 with *r filled (caller frees r->body.p), or EXIT_UNREACHABLE. */
 int ctl_request(struct ctl *c, const char *method, const char *path, const char *body,
-                        struct reply *r)
+                struct reply *r)
 {
     char url[8192], errbuf[CURL_ERROR_SIZE] = "";
     snprintf(url, sizeof url, "%s%s", c->admin, path);
@@ -163,7 +162,8 @@ int ctl_api_error(struct ctl *c, const struct reply *r)
 
 /*
  * One JSON call: body (may be NULL) is sent as JSON; on success *out gets the parsed answer
- * (caller json_decref()s it) and, with --json, the raw answer is printed. Returns 0 or an exit code.
+ * (caller json_decref()s it) and, with --json, the raw answer is printed. Returns 0 or an exit
+ * code.
  */
 int ctl_call(struct ctl *c, const char *method, const char *path, json_t *body, json_t **out)
 {
@@ -184,7 +184,8 @@ int ctl_call(struct ctl *c, const char *method, const char *path, json_t *body, 
     json_error_t err;
     *out = json_loads(r.body.p, 0, &err);
     if (!*out) {
-        fprintf(stderr, "asyncctl: %ld bad_answer: the answer is not JSON (%s)\n", r.status, err.text);
+        fprintf(stderr, "asyncctl: %ld bad_answer: the answer is not JSON (%s)\n", r.status,
+                err.text);
         free(r.body.p);
         return EXIT_API;
     }

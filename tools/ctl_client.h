@@ -13,7 +13,7 @@
 enum { EXIT_OK = 0, EXIT_API = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 #define DEFAULT_ADMIN "http://127.0.0.1:9001"
-#define DEFAULT_DATA "./var"
+#define DEFAULT_DATA  "./var"
 
 struct ctl {
     const char *admin_opt; /* --admin as given, or NULL */

@@ -20,7 +20,8 @@ static char *cell(json_t *v)
         struct buf b = {0};
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             char *t = cell(e);
             ctl_buf_addf(&b, "%s%s", i ? "," : "", t);
             free(t);
@@ -67,11 +68,13 @@ static void print_object(json_t *obj, const char *const *skip)
     const char *key;
     json_t *v;
     int w = 0;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         if (!ctl_in_list(key, skip) && width(key) > w)
             w = width(key);
     }
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         if (ctl_in_list(key, skip))
             continue;
         char *s = cell(v);
@@ -88,7 +91,8 @@ static void print_table(json_t *rows, const char *const *cols)
     for (const char *const *k = cols; *k && ncol < 32; k++) {
         size_t i;
         json_t *row;
-        json_array_foreach(rows, i, row) {
+        json_array_foreach(rows, i, row)
+        {
             if (json_object_get(row, *k)) {
                 use[ncol++] = *k;
                 break;
@@ -122,8 +126,8 @@ static void print_table(json_t *rows, const char *const *cols)
 void ctl_print_task(json_t *t)
 {
     static const char *const skip[] = {"steps", "events", NULL};
-    static const char *const step_cols[] = {"index", "name", "state", "retries", "timeout_s",
-                                            "message", NULL};
+    static const char *const step_cols[] = {"index",     "name",    "state", "retries",
+                                            "timeout_s", "message", NULL};
     static const char *const event_cols[] = {"seq", "at", "from", "to", "node", "message", NULL};
     print_object(t, skip);
     json_t *steps = json_object_get(t, "steps"), *events = json_object_get(t, "events");
@@ -137,23 +141,20 @@ void ctl_print_task(json_t *t)
     }
 }
 
-
-void ctl_print_plain(json_t *obj)
-{
-    print_object(obj, NULL);
-}
+void ctl_print_plain(json_t *obj) { print_object(obj, NULL); }
 
 void ctl_print_instances(json_t *ans)
 {
-    static const char *const cols[] = {"instance_id", "product", "region", "uin", "status", "dsn",
-                                       NULL};
+    static const char *const cols[] = {"instance_id", "product", "region", "uin",
+                                       "status",      "dsn",     NULL};
     print_table(json_object_get(ans, "instances"), cols);
 }
 
 void ctl_print_task_list(json_t *ans)
 {
-    static const char *const cols[] = {"AsyncRequestId", "product", "region", "uin", "instance_id",
-                                       "type", "state", "current_step", "created_at", NULL};
+    static const char *const cols[] = {"AsyncRequestId", "product", "region", "uin",
+                                       "instance_id",    "type",    "state",  "current_step",
+                                       "created_at",     NULL};
     json_t *tasks = json_object_get(ans, "tasks");
     print_table(tasks, cols);
     printf("(%zu shown, %" JSON_INTEGER_FORMAT " in all)\n", json_array_size(tasks),

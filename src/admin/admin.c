@@ -208,8 +208,8 @@ static int dispatch(struct admin *a, const struct http_request *req, json_t **re
     bool known;
     const struct route *rt = find_route(req->method, req->path, caps, &known);
     if (!rt)
-        return known ? err_set(e, ERR_UNSUPPORTED_PROTOCOL, "%s is not allowed on %s",
-                               req->method, req->path)
+        return known ? err_set(e, ERR_UNSUPPORTED_PROTOCOL, "%s is not allowed on %s", req->method,
+                               req->path)
                      : err_set(e, ERR_NOT_FOUND, "no such path: %s", req->path);
     struct admin_req r = {.http = req, .arg = {caps[0], caps[1], caps[2]}};
     int rc = params_parse_form(req->query, strlen(req->query), &r.query, e);

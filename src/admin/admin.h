@@ -8,11 +8,12 @@
 #include "store/store.h"
 
 struct admin_config {
-    struct store *store;     /* borrowed */
-    const char *token;       /* the AdminToken; borrowed */
-    const char *node;        /* this node's id, recorded in task events; borrowed */
-    struct cloudapi *api;    /* for its metrics; borrowed, may be NULL */
-    /* Called after a task is created or an operator verb applied (wakes the engine); may be NULL. */
+    struct store *store;  /* borrowed */
+    const char *token;    /* the AdminToken; borrowed */
+    const char *node;     /* this node's id, recorded in task events; borrowed */
+    struct cloudapi *api; /* for its metrics; borrowed, may be NULL */
+    /* Called after a task is created or an operator verb applied (wakes the engine); may be NULL.
+     */
     void (*on_change)(void *ctx);
     void *on_change_ctx;
 };

@@ -15,9 +15,9 @@ struct admin {
 
 struct admin_req {
     const struct http_request *http;
-    const char *arg[3];        /* path segments matched by '*' in the route */
-    json_t *body;              /* parsed JSON body (an object; {} when empty) */
-    struct param_list query;   /* decoded query string */
+    const char *arg[3];      /* path segments matched by '*' in the route */
+    json_t *body;            /* parsed JSON body (an object; {} when empty) */
+    struct param_list query; /* decoded query string */
 };
 
 /* A handler sets *out (a new reference) and *status, or returns an ERR_* with e filled. */
@@ -31,18 +31,27 @@ int admin_body_string(const struct admin_req *r, const char *key, bool required,
                       struct err *e);
 
 /* accounts and instances (admin_accounts.c) */
-int admin_account_create(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
-int admin_account_show(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
-int admin_subaccount_create(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
-int admin_policy_set(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
-int admin_instance_create(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
-int admin_instance_list(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
-int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+int admin_account_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                         struct err *e);
+int admin_account_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e);
+int admin_subaccount_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                            struct err *e);
+int admin_policy_set(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                     struct err *e);
+int admin_instance_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                          struct err *e);
+int admin_instance_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                        struct err *e);
+int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                         struct err *e);
 /* tasks (admin_tasks.c) */
-int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                      struct err *e);
 int admin_task_show(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
-int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                          struct err *e);
 
 #endif

@@ -43,7 +43,8 @@ static int check_step_keys(json_t *step, size_t i, struct err *e)
         if (!*k)
             return err_set(e, ERR_BAD_REQUEST,
                            "steps[%zu]: unknown field \"%.64s\" (known: name, do, undo, retries, "
-                           "timeout_s)", i, key);
+                           "timeout_s)",
+                           i, key);
     }
     return 0;
 }
@@ -258,8 +259,10 @@ static int parse_wait(const char *v, int64_t *ms, struct err *e)
 {
     char *end;
     double n = strtod(v, &end);
-    double unit = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "m") == 0 ? 60000
-                                          : (!*end || strcmp(end, "s") == 0) ? 1000 : -1;
+    double unit = strcmp(end, "ms") == 0             ? 1
+                  : strcmp(end, "m") == 0            ? 60000
+                  : (!*end || strcmp(end, "s") == 0) ? 1000
+                                                     : -1;
     if (end == v || unit < 0 || n < 0 || n * unit > 120000)
         return err_set(e, ERR_BAD_REQUEST,
                        "wait: expected a duration up to 120s, such as 30s or 500ms");
@@ -287,9 +290,9 @@ static int wait_for_change(struct admin *a, const char *id, int64_t wait_ms, int
     for (;;) {
         enum task_state st = TASK_INITIAL;
         task_state_parse(json_string_value(json_object_get(*task, "state")), &st);
-        bool changed = since >= 0 ? last_seq(*task) > since
-                                  : strcmp(state0, json_string_value(json_object_get(*task,
-                                                                                     "state")));
+        bool changed = since >= 0
+                           ? last_seq(*task) > since
+                           : strcmp(state0, json_string_value(json_object_get(*task, "state")));
         if (changed || task_state_is_final(st) || time_now_ms() >= deadline)
             return 0;
         struct timespec nap = {0, 100 * 1000000L};
@@ -302,8 +305,7 @@ static int wait_for_change(struct admin *a, const char *id, int64_t wait_ms, int
     }
 }
 
-int admin_task_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
-                    struct err *e)
+int admin_task_show(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
 {
     (void)status;
     int64_t wait_ms = 0, since = -1;
@@ -328,19 +330,20 @@ static int query_int(struct admin_req *r, const char *key, int64_t dflt, int64_t
     char *end;
     long long n = strtoll(v, &end, 10);
     if (!*v || *end || n < lo || n > hi)
-        return err_set(e, ERR_BAD_REQUEST, "%s: expected an integer %lld..%lld", key,
-                       (long long)lo, (long long)hi);
+        return err_set(e, ERR_BAD_REQUEST, "%s: expected an integer %lld..%lld", key, (long long)lo,
+                       (long long)hi);
     *out = n;
     return 0;
 }
 
-int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
-                    struct err *e)
+int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
 {
     (void)status;
-    struct task_filter f = {.product = admin_query(r, "product"), .uin = admin_query(r, "uin"),
+    struct task_filter f = {.product = admin_query(r, "product"),
+                            .uin = admin_query(r, "uin"),
                             .instance_id = admin_query(r, "instance_id"),
-                            .region = admin_query(r, "region"), .state = -1};
+                            .region = admin_query(r, "region"),
+                            .state = -1};
     if (f.product && !product_by_name(f.product))
         return err_set(e, ERR_BAD_REQUEST, "product: expected cdb or mongodb, got %.32s",
                        f.product);
@@ -383,15 +386,15 @@ static int move_and_show(struct admin *a, struct task_move *m, json_t **out, str
     return load_task(a, m->id, out, e);
 }
 
-int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status,
-                    struct err *e)
+int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
 {
     (void)status;
     enum task_verb verb;
     if (task_verb_parse(r->arg[1], &verb) != 0)
         return err_set(e, ERR_NOT_FOUND,
                        "no such verb %.32s: use pause, resume, skip, undo, kill, remove or "
-                       "transition", r->arg[1]);
+                       "transition",
+                       r->arg[1]);
     const char *msg;
     int rc = admin_body_string(r, "message", false, &msg, e);
     if (rc)

@@ -104,11 +104,12 @@ bool auth_allows(const struct account *a, const char *product, const char *actio
     size_t i;
     json_t *v;
     if (json_is_array(arr))
-        json_array_foreach(arr, i, v)
-            if (json_is_string(v) && pattern_matches(json_string_value(v), product, action)) {
-                ok = true;
-                break;
-            }
+        json_array_foreach(arr, i, v) if (json_is_string(v) &&
+                                          pattern_matches(json_string_value(v), product, action))
+        {
+            ok = true;
+            break;
+        }
     json_decref(arr);
     return ok;
 }

@@ -14,10 +14,10 @@
  * full window old, which makes them indistinguishable from a fresh key -- are freed lazily: when
  * a lookup walks past them in their bucket, and in a sweep of the stripe before it grows. */
 
-#define RL_WINDOW_NS 1000000000LL
-#define RL_STRIPES 64 /* power of two; the top bits of the hash pick the stripe */
+#define RL_WINDOW_NS   1000000000LL
+#define RL_STRIPES     64 /* power of two; the top bits of the hash pick the stripe */
 #define RL_STRIPE_BITS 6
-#define RL_MAX_LIMIT 1000000u
+#define RL_MAX_LIMIT   1000000u
 _Static_assert(RL_STRIPES == 1 << RL_STRIPE_BITS, "stripe count and bits disagree");
 #define RL_NAME_MAX 64
 
@@ -135,14 +135,16 @@ int ratelimit_add_rule(struct ratelimit *rl, const char *spec, struct err *e)
     if (!eq || !parse_count(eq + 1, &r.n))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "rate limit \"%.80s\": expected PRODUCT:ACTION=N or *=N with N a whole "
-                       "number from 0 (unlimited) to %u", spec ? spec : "", RL_MAX_LIMIT);
+                       "number from 0 (unlimited) to %u",
+                       spec ? spec : "", RL_MAX_LIMIT);
     size_t lhs = (size_t)(eq - spec);
     const char *colon = memchr(spec, ':', lhs);
     if (!colon) {
         if (lhs != 1 || spec[0] != '*')
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "rate limit \"%.80s\": expected PRODUCT:ACTION=N (e.g. "
-                           "cdb:DescribeAsyncRequestInfo=40, cdb:*=5) or *=N", spec);
+                           "cdb:DescribeAsyncRequestInfo=40, cdb:*=5) or *=N",
+                           spec);
     } else {
         size_t plen = (size_t)(colon - spec), alen = lhs - plen - 1;
         if (!valid_part(spec, plen) || !valid_part(colon + 1, alen))

@@ -4,8 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define IDS_UUID_LEN 36      /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
-#define IDS_CDB_TASK_LEN 35  /* "xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx" */
+#define IDS_UUID_LEN     36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+#define IDS_CDB_TASK_LEN 35 /* "xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx" */
 
 /* Fills out with a random (version 4) UUID, lower-case, NUL-terminated. */
 void ids_uuid(char out[IDS_UUID_LEN + 1]);
@@ -20,6 +20,6 @@ void ids_decimal(char *out, size_t digits);
 
 /* Shape checks (not existence): does s look like an id of that format? */
 bool ids_is_cdb_task(const char *s);
-bool ids_is_mongodb_task(const char *s);  /* 1 to 19 decimal digits, no leading zero */
+bool ids_is_mongodb_task(const char *s); /* 1 to 19 decimal digits, no leading zero */
 
 #endif

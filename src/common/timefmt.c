@@ -82,7 +82,8 @@ int time_set_zone(const char *zone, char *why, unsigned whylen)
         const char *dir = getenv("TZDIR") ? getenv("TZDIR") : "/usr/share/zoneinfo";
         snprintf(path, sizeof path, "%s/%s", dir, zone);
         if (zone[0] == '/' || strstr(zone, "..") || access(path, R_OK) != 0) {
-            snprintf(why, whylen, "--tz %s: no such zone in %s (e.g. UTC, Asia/Shanghai)", zone, dir);
+            snprintf(why, whylen, "--tz %s: no such zone in %s (e.g. UTC, Asia/Shanghai)", zone,
+                     dir);
             return ERR_INVALID_PARAMETER_VALUE;
         }
     }

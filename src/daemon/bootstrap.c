@@ -44,8 +44,7 @@ int bootstrap_lock(const char *dir, int *fd, struct err *e)
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (*fd < 0) {
         rc = err_set(e, ERR_INTERNAL, "cannot open %s: %s", path, strerror(errno));
-    } else if (fcntl(*fd, F_SETLK, &(struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET}) !=
-               0) {
+    } else if (fcntl(*fd, F_SETLK, &(struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET}) != 0) {
         char pid[32] = "";
         ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
         pid[n > 0 ? n : 0] = '\0';
@@ -66,7 +65,8 @@ int bootstrap_lock(const char *dir, int *fd, struct err *e)
     return rc;
 }
 
-/* Writes text to path through a temporary file, fsync and rename, so the file is whole or absent. */
+/* Writes text to path through a temporary file, fsync and rename, so the file is whole or absent.
+ */
 static int write_file_durably(const char *path, const char *text, struct err *e)
 {
     char *tmp = xasprintf("%s.tmp", path);
@@ -100,9 +100,9 @@ static int create_credentials(struct store *s, const char *path, char **token, s
     if (rc)
         return rc;
     bool created = strcmp(cand.uin, root.uin) == 0;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "AppId", root.app_id, "Uin", root.uin,
-                          "SecretId", root.secret_id, "SecretKey", root.secret_key, "AdminToken",
-                          admin_token);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "AppId", root.app_id, "Uin", root.uin, "SecretId",
+                  root.secret_id, "SecretKey", root.secret_key, "AdminToken", admin_token);
     char *text = json_dumps(j, JSON_INDENT(2));
     char *with_nl = xasprintf("%s\n", text);
     /* A crash before the file is whole only means the next start writes it again. */
@@ -126,8 +126,10 @@ static int read_token(const char *path, char **token, struct err *e)
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j)
-        return err_set(e, ERR_INTERNAL, "%s cannot be read (%s); move it away to have it written "
-                       "again", path, je.text);
+        return err_set(e, ERR_INTERNAL,
+                       "%s cannot be read (%s); move it away to have it written "
+                       "again",
+                       path, je.text);
     const char *t = json_string_value(json_object_get(j, "AdminToken"));
     int rc = 0;
     if (!t || strlen(t) < 16)
@@ -142,7 +144,7 @@ int bootstrap_credentials(struct store *s, const char *dir, char **token, struct
 {
     char *path = xasprintf("%s/credentials.json", dir);
     int rc = access(path, F_OK) == 0 ? read_token(path, token, e)
-                                      : create_credentials(s, path, token, e);
+                                     : create_credentials(s, path, token, e);
     free(path);
     return rc;
 }

@@ -46,10 +46,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-bool engine_stopping(struct engine *eng)
-{
-    return atomic_load(&eng->stopping_flag);
-}
+bool engine_stopping(struct engine *eng) { return atomic_load(&eng->stopping_flag); }
 
 bool engine_drain_over(struct engine *eng)
 {

@@ -8,12 +8,12 @@
 #include "store/store.h"
 
 struct engine_config {
-    struct store *store; /* borrowed */
-    const char *node;    /* borrowed; recorded in leases and events */
-    unsigned workers;    /* worker threads; 0 = this node runs no tasks */
-    unsigned lease_s;    /* lease length; renewed every lease_s/3 */
-    unsigned drain_s;    /* on stop, how long running steps may go on before they are stopped */
-    const char *data_dir;/* borrowed; given to exec steps as ASYNCD_DATA_DIR (e.g. for backups) */
+    struct store *store;  /* borrowed */
+    const char *node;     /* borrowed; recorded in leases and events */
+    unsigned workers;     /* worker threads; 0 = this node runs no tasks */
+    unsigned lease_s;     /* lease length; renewed every lease_s/3 */
+    unsigned drain_s;     /* on stop, how long running steps may go on before they are stopped */
+    const char *data_dir; /* borrowed; given to exec steps as ASYNCD_DATA_DIR (e.g. for backups) */
 };
 
 struct engine;

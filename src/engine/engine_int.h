@@ -15,8 +15,8 @@ struct engine {
     unsigned n_threads;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    bool woken, stopping;          /* under mu */
-    atomic_bool stopping_flag;     /* read without mu by running tasks */
+    bool woken, stopping;      /* under mu */
+    atomic_bool stopping_flag; /* read without mu by running tasks */
     atomic_int_fast64_t drain_deadline_ms;
 };
 

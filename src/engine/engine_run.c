@@ -11,9 +11,9 @@
 #include "engine/engine_int.h"
 #include "exec/exec.h"
 
-#define CHECK_EVERY_MS 250     /* how often a running step looks for kill/pause: kill < 1 s */
+#define CHECK_EVERY_MS  250 /* how often a running step looks for kill/pause: kill < 1 s */
 #define BACKOFF_BASE_MS 1000
-#define BACKOFF_CAP_MS 60000
+#define BACKOFF_CAP_MS  60000
 
 enum stop_reason { STOP_NONE, STOP_CHANGED, STOP_LOST, STOP_DRAIN };
 
@@ -28,8 +28,8 @@ struct run {
 
 /* The task as last read: what the runner decides on. */
 struct snapshot {
-    json_t *task;            /* owned */
-    json_t *steps;           /* borrowed from task */
+    json_t *task;  /* owned */
+    json_t *steps; /* borrowed from task */
     enum task_state state;
     const char *phase, *on_failure;
     int step, n_steps, attempt;
@@ -175,17 +175,21 @@ static void run_action(struct run *r, const struct snapshot *s, int idx, const c
     char inst_env[3][600];
     struct instance in_row;
     const char *dsn = instance_dsn(r, s, &in_row);
-    snprintf(inst_env[0], sizeof inst_env[0], "ASYNCD_INSTANCE_ID=%s", dsn ? in_row.instance_id : "");
+    snprintf(inst_env[0], sizeof inst_env[0], "ASYNCD_INSTANCE_ID=%s",
+             dsn ? in_row.instance_id : "");
     snprintf(inst_env[1], sizeof inst_env[1], "ASYNCD_INSTANCE_DSN=%s", dsn ? dsn : "");
     snprintf(inst_env[2], sizeof inst_env[2], "ASYNCD_DATA_DIR=%s",
              r->eng->cfg.data_dir ? r->eng->cfg.data_dir : "");
-    const char *const extra[] = {env[0], env[1], env[2], env[3], env[4], inst_env[0],
-                                 inst_env[1], inst_env[2], NULL};
+    const char *const extra[] = {env[0],      env[1],      env[2],      env[3], env[4],
+                                 inst_env[0], inst_env[1], inst_env[2], NULL};
     char *in = stdin_for(s, idx, phase);
     bool undo = strcmp(phase, "undo") == 0;
     json_t *captured = undo ? json_object_get(step, "output") : NULL;
-    struct exec_job job = {.action = action, .stdin_text = in, .extra_env = extra,
-                           .timeout_s = (unsigned)json_int(step, "timeout_s", 3600), .dsn = dsn,
+    struct exec_job job = {.action = action,
+                           .stdin_text = in,
+                           .extra_env = extra,
+                           .timeout_s = (unsigned)json_int(step, "timeout_s", 3600),
+                           .dsn = dsn,
                            .captured = json_is_object(captured) ? captured : NULL};
     struct exec_control ctl = {.poll = should_stop, .ctx = r, .kill_grace_ms = 1000};
     struct err e;
@@ -367,8 +371,8 @@ static bool undo_phase(struct run *r, const struct snapshot *s)
     struct task_progress p = progress_of(TASK_RUNNING);
     p.step = idx;
     if (res.outcome == EXEC_DONE) {
-        snprintf(msg, sizeof msg, "undid step %d/%d %s%s%s", idx + 1, s->n_steps,
-                 step_name(s, idx), res.message[0] ? ": " : "", res.message);
+        snprintf(msg, sizeof msg, "undid step %d/%d %s%s%s", idx + 1, s->n_steps, step_name(s, idx),
+                 res.message[0] ? ": " : "", res.message);
         p.step_state = "undone";
         p.next_step = idx - 1;
         p.attempt = 0;
@@ -409,8 +413,8 @@ static void hand_back(struct run *r)
 
 void engine_run_task(struct engine *eng, const struct task_claim *claim)
 {
-    struct run r = {.eng = eng, .lease_no = claim->lease_no,
-                    .lease_ms = (int64_t)eng->cfg.lease_s * 1000};
+    struct run r = {
+        .eng = eng, .lease_no = claim->lease_no, .lease_ms = (int64_t)eng->cfg.lease_s * 1000};
     snprintf(r.id, sizeof r.id, "%s", claim->id);
     bool go_on = true;
     while (go_on) {

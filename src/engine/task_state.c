@@ -89,7 +89,8 @@ static const char *const verb_needs[VERB_COUNT] = {
     [VERB_REMOVE] = "remove needs a task that has not started (initial)",
 };
 
-int task_verb_target(enum task_verb verb, enum task_state from, enum task_state *to, const char **why)
+int task_verb_target(enum task_verb verb, enum task_state from, enum task_state *to,
+                     const char **why)
 {
     if ((unsigned)verb >= VERB_COUNT) {
         *why = "unknown verb";

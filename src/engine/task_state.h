@@ -24,10 +24,19 @@ bool task_state_is_final(enum task_state s);
 bool task_state_can_move(enum task_state from, enum task_state to);
 
 /* Operator verbs of the admin API, and the state each leads to. */
-enum task_verb { VERB_PAUSE, VERB_RESUME, VERB_SKIP, VERB_UNDO, VERB_KILL, VERB_REMOVE, VERB_COUNT };
+enum task_verb {
+    VERB_PAUSE,
+    VERB_RESUME,
+    VERB_SKIP,
+    VERB_UNDO,
+    VERB_KILL,
+    VERB_REMOVE,
+    VERB_COUNT
+};
 int task_verb_parse(const char *word, enum task_verb *out);
 const char *task_verb_name(enum task_verb v);
 /* The state `verb` moves a task in state `from` to; -1 with *why set when not allowed. */
-int task_verb_target(enum task_verb verb, enum task_state from, enum task_state *to, const char **why);
+int task_verb_target(enum task_verb verb, enum task_state from, enum task_state *to,
+                     const char **why);
 
 #endif

@@ -1,5 +1,6 @@
 /* Expanding a flow template into concrete steps: foreach over array parameters, when-conditions,
- * and ${...} substitution as whole values (never into "sql", "statements", "capture" or "done_if"). */
+ * and ${...} substitution as whole values (never into "sql", "statements", "capture" or "done_if").
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,8 +178,8 @@ static int emit_step(const json_t *tpl, const json_t *clean, const json_t *vars,
         json_decref(doo);
         return rc;
     }
-    json_t *step = json_pack("{s:o, s:o, s:o}", "name", name, "do", doo, "undo",
-                             undo ? undo : json_null());
+    json_t *step =
+        json_pack("{s:o, s:o, s:o}", "name", name, "do", doo, "undo", undo ? undo : json_null());
     json_t *r = json_object_get(tpl, "retries"), *t = json_object_get(tpl, "timeout_s");
     if (r)
         json_object_set(step, "retries", r);
@@ -188,7 +189,8 @@ static int emit_step(const json_t *tpl, const json_t *clean, const json_t *vars,
     return 0;
 }
 
-/* One level of "foreach": ["PATH as VAR", ...]: each element of PATH in turn, then the next level. */
+/* One level of "foreach": ["PATH as VAR", ...]: each element of PATH in turn, then the next level.
+ */
 static int expand_foreach(const json_t *tpl, const json_t *each, size_t level, const json_t *clean,
                           json_t *vars, json_t *steps, struct err *e)
 {
@@ -197,7 +199,8 @@ static int expand_foreach(const json_t *tpl, const json_t *each, size_t level, c
     char path[128], var[64];
     const char *spec = json_string_value(json_array_get(each, level));
     if (!spec || sscanf(spec, "%127s as %63s", path, var) != 2)
-        return err_set(e, ERR_INTERNAL, "flow template: foreach entry \"%s\" is not \"PATH as VAR\"",
+        return err_set(e, ERR_INTERNAL,
+                       "flow template: foreach entry \"%s\" is not \"PATH as VAR\"",
                        spec ? spec : "?");
     json_t *arr = flow_lookup(clean, vars, path);
     size_t i;

@@ -7,8 +7,8 @@
 struct flow {
     char product[16];
     char action[64];
-    json_t *doc;                 /* the whole template (owned) */
-    const char **param_names;    /* NULL-terminated, borrowed from doc */
+    json_t *doc;              /* the whole template (owned) */
+    const char **param_names; /* NULL-terminated, borrowed from doc */
 };
 
 /* Schema checks of one template at load time; "where" names the file for messages. */

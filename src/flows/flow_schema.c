@@ -11,14 +11,20 @@
 static const char *kind(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
     case JSON_INTEGER:
-    case JSON_REAL: return "a number";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -32,7 +38,8 @@ static int check_node(const json_t *node, const char *where, const char *name, s
     if (!t || !*k)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "flow template %s: params.%s: \"type\" must be string, integer, boolean, "
-                       "array or object", where, name);
+                       "array or object",
+                       where, name);
     const char *pat = json_string_value(json_object_get(node, "pattern"));
     regex_t re;
     if (pat) {
@@ -75,7 +82,8 @@ static int check_refs(const json_t *v, const char *key, const json_t *params, co
                 strcmp(name, "index") != 0)
                 return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                                "flow template %s: steps[%zu]: ${%s} names no parameter or foreach "
-                               "variable (write $${ for a literal ${)", where, step, name);
+                               "variable (write $${ for a literal ${)",
+                               where, step, name);
         }
         return 0;
     }
@@ -129,16 +137,22 @@ int flow_schema_check_doc(const json_t *doc, const char *where, struct err *e)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "flow template %s: \"action\" is required",
                        where);
     if (!json_is_object(json_object_get(doc, "params")))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "flow template %s: \"params\" must be an "
-                       "object", where);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "flow template %s: \"params\" must be an "
+                       "object",
+                       where);
     json_t *steps = json_object_get(doc, "steps");
     if (!json_is_array(steps) || json_array_size(steps) == 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "flow template %s: \"steps\" must be a "
-                       "non-empty array", where);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "flow template %s: \"steps\" must be a "
+                       "non-empty array",
+                       where);
     const char *of = json_string_value(json_object_get(doc, "on_failure"));
     if (of && strcmp(of, "pause") && strcmp(of, "undo") && strcmp(of, "fail"))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "flow template %s: \"on_failure\" must be "
-                       "pause, undo or fail", where);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "flow template %s: \"on_failure\" must be "
+                       "pause, undo or fail",
+                       where);
     const char *key;
     json_t *node;
     json_object_foreach(json_object_get(doc, "params"), key, node)
@@ -180,11 +194,11 @@ static int check_string(struct ctx *c, const json_t *node, json_t *v, json_t **o
         int m = regexec(&re, s, 0, NULL, 0);
         regfree(&re);
         if (m != 0)
-            return secret ? err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: not an allowed value",
-                                    c->path)
-                          : err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                                    "%s: \"%.64s\" is not allowed (must match %s)", c->path, s,
-                                    pat);
+            return secret
+                       ? err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: not an allowed value",
+                                 c->path)
+                       : err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                                 "%s: \"%.64s\" is not allowed (must match %s)", c->path, s, pat);
     }
     json_t *en = json_object_get(node, "enum");
     if (en) {
@@ -193,15 +207,16 @@ static int check_string(struct ctx *c, const json_t *node, json_t *v, json_t **o
         bool found = false;
         json_array_foreach(en, i, x) found |= json_is_string(x) && !strcmp(json_string_value(x), s);
         if (!found)
-            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: \"%.64s\" is not one of the "
-                           "allowed values", c->path, s);
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "%s: \"%.64s\" is not one of the "
+                           "allowed values",
+                           c->path, s);
     }
     *out = json_incref(v);
     return 0;
 }
 
-static int check_integer(struct ctx *c, const json_t *node, json_t *v, json_t **out,
-                         struct err *e)
+static int check_integer(struct ctx *c, const json_t *node, json_t *v, json_t **out, struct err *e)
 {
     json_int_t n;
     if (json_is_integer(v)) {
@@ -221,8 +236,8 @@ static int check_integer(struct ctx *c, const json_t *node, json_t *v, json_t **
     }
     json_t *mn = json_object_get(node, "min"), *mx = json_object_get(node, "max");
     if ((mn && n < json_integer_value(mn)) || (mx && n > json_integer_value(mx)))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: must be %lld..%lld (got %lld)",
-                       c->path, mn ? (long long)json_integer_value(mn) : -(1LL << 62),
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: must be %lld..%lld (got %lld)", c->path,
+                       mn ? (long long)json_integer_value(mn) : -(1LL << 62),
                        mx ? (long long)json_integer_value(mx) : 1LL << 62, (long long)n);
     *out = json_integer(n);
     return 0;
@@ -320,7 +335,8 @@ static int check_value(struct ctx *c, const json_t *node, json_t *v, json_t **ou
     if (!strcmp(t, "array"))
         return check_array(c, node, v, out, e);
     if (!json_is_object(v))
-        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an object, got %s", c->path, kind(v));
+        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an object, got %s", c->path,
+                       kind(v));
     return check_fields(c, json_object_get(node, "fields"), v, out, e);
 }
 
@@ -336,8 +352,8 @@ json_t *flow_public_params(const struct flow *fl, const json_t *clean)
     json_t *pub = json_deep_copy(clean);
     const char *key;
     json_t *node;
-    json_object_foreach(json_object_get(fl->doc, "params"), key, node)
-        if (json_is_true(json_object_get(node, "secret")))
-            json_object_del(pub, key);
+    json_object_foreach(json_object_get(fl->doc, "params"), key,
+                        node) if (json_is_true(json_object_get(node, "secret")))
+        json_object_del(pub, key);
     return pub;
 }

@@ -25,8 +25,8 @@ static int load_one(const char *dir, const char *product, const char *file, stru
     json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     int rc = 0;
     if (!doc)
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "flow template %s: line %d: %s", path,
-                     je.line, je.text);
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "flow template %s: line %d: %s", path, je.line,
+                     je.text);
     else
         rc = flow_schema_check_doc(doc, path, e);
     const char *action = json_string_value(json_object_get(doc, "action"));

@@ -1,8 +1,8 @@
-/* Flow templates: each Cloud API action that starts a task is a JSON file, flows/<product>/<Action>.json,
- * loaded at start-up (--flows DIR). A template declares the action's parameters (types and limits,
- * checked before any task exists) and the steps it becomes, with ${Param} / ${var.Field}
- * substituted as whole values into argv elements and executor args -- never into SQL text or a
- * shell line -- so an operator adds or changes an action without recompiling. */
+/* Flow templates: each Cloud API action that starts a task is a JSON file,
+ * flows/<product>/<Action>.json, loaded at start-up (--flows DIR). A template declares the action's
+ * parameters (types and limits, checked before any task exists) and the steps it becomes, with
+ * ${Param} / ${var.Field} substituted as whole values into argv elements and executor args -- never
+ * into SQL text or a shell line -- so an operator adds or changes an action without recompiling. */
 #ifndef ASYNCD_FLOWS_H
 #define ASYNCD_FLOWS_H
 
@@ -23,8 +23,8 @@ const struct flow *flows_find(const struct flows *f, const char *product, const 
 /* How many templates were loaded. */
 size_t flows_count(const struct flows *f);
 
-const char *flow_task_type(const struct flow *fl);     /* the task's type (e.g. "CreateAccounts") */
-const char *flow_on_failure(const struct flow *fl);    /* pause | undo | fail */
+const char *flow_task_type(const struct flow *fl);  /* the task's type (e.g. "CreateAccounts") */
+const char *flow_on_failure(const struct flow *fl); /* pause | undo | fail */
 /* The request parameter naming the instance ("InstanceId"), or NULL when the action has none. */
 const char *flow_instance_param(const struct flow *fl);
 /* The parameter names the action takes, for UnknownParameter checks (borrowed, NULL-terminated). */

@@ -1,5 +1,6 @@
 /* cdb DescribeAccounts (2017-03-20): the instance's accounts, read from its MySQL/MariaDB server.
- * A synchronous call: it connects to the instance from the API thread (bounded by a 5 s timeout). */
+ * A synchronous call: it connects to the instance from the API thread (bounded by a 5 s timeout).
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,14 +20,14 @@ struct accounts_query {
 
 static char *where_sql(const struct accounts_query *q)
 {
-    return strdup(q->account_re && q->host_re
-                      ? " WHERE User NOT IN (" HIDDEN_USERS ", {2:str}) AND User REGEXP {0:str}"
-                        " AND Host REGEXP {1:str}"
+    return strdup(q->account_re && q->host_re ? " WHERE User NOT IN (" HIDDEN_USERS
+                                                ", {2:str}) AND User REGEXP {0:str}"
+                                                " AND Host REGEXP {1:str}"
                   : q->account_re ? " WHERE User NOT IN (" HIDDEN_USERS ", {2:str})"
                                     " AND User REGEXP {0:str}"
-                  : q->host_re ? " WHERE User NOT IN (" HIDDEN_USERS ", {2:str})"
-                                 " AND Host REGEXP {1:str}"
-                               : " WHERE User NOT IN (" HIDDEN_USERS ", {2:str})");
+                  : q->host_re    ? " WHERE User NOT IN (" HIDDEN_USERS ", {2:str})"
+                                    " AND Host REGEXP {1:str}"
+                                  : " WHERE User NOT IN (" HIDDEN_USERS ", {2:str})");
 }
 
 static int run(MYSQL *m, const char *tmpl, const json_t *args, MYSQL_RES **res, struct err *e)
@@ -55,9 +56,10 @@ static int read_accounts(MYSQL *m, const struct accounts_query *q, json_t *resp,
     char *where = where_sql(q);
     char *count_sql = NULL, *page_sql = NULL;
     if (asprintf(&count_sql, "SELECT COUNT(*) FROM mysql.user%s", where) < 0 ||
-        asprintf(&page_sql, "SELECT User, Host, max_user_connections FROM mysql.user%s"
-                 " ORDER BY User, Host LIMIT %lld OFFSET %lld", where, (long long)q->limit,
-                 (long long)q->offset) < 0)
+        asprintf(&page_sql,
+                 "SELECT User, Host, max_user_connections FROM mysql.user%s"
+                 " ORDER BY User, Host LIMIT %lld OFFSET %lld",
+                 where, (long long)q->limit, (long long)q->offset) < 0)
         abort();
     MYSQL_RES *res = NULL;
     int rc = run(m, count_sql, q->args, &res, e);

@@ -21,16 +21,16 @@ enum {
  * ON *.*, SELECT, UPDATE, DROP, EXECUTE... reach the mysql schema too (UPDATE mysql.global_priv
  * takes over root), and CREATE USER allows DROP USER and RENAME USER of any account, the
  * operator's included. Those are given per database, table or column instead. */
-static const char *const global_privs[] = {"PROCESS", "SHOW DATABASES", "RELOAD",
-                                           "REPLICATION CLIENT", "REPLICATION SLAVE", END};
+static const char *const global_privs[] = {
+    "PROCESS", "SHOW DATABASES", "RELOAD", "REPLICATION CLIENT", "REPLICATION SLAVE", END};
 
 /* What the SDK documents at the global level but asyncd refuses there (see global_privs), so the
  * refusal can say to grant it per database. */
 static const char *const global_only_per_database[] = {
-    "SELECT",         "INSERT",        "UPDATE",     "DELETE",      "CREATE",
-    "DROP",           "REFERENCES",    "INDEX",      "ALTER",       "CREATE TEMPORARY TABLES",
-    "LOCK TABLES",    "EXECUTE",       "CREATE VIEW", "SHOW VIEW",  "CREATE ROUTINE",
-    "ALTER ROUTINE",  "EVENT",         "TRIGGER",    "CREATE USER", END};
+    "SELECT",        "INSERT",     "UPDATE",      "DELETE",      "CREATE",
+    "DROP",          "REFERENCES", "INDEX",       "ALTER",       "CREATE TEMPORARY TABLES",
+    "LOCK TABLES",   "EXECUTE",    "CREATE VIEW", "SHOW VIEW",   "CREATE ROUTINE",
+    "ALTER ROUTINE", "EVENT",      "TRIGGER",     "CREATE USER", END};
 
 static const char *const database_privs[] = {
     "SELECT",        "INSERT",     "UPDATE",      "DELETE",    "CREATE",
@@ -165,11 +165,12 @@ int cdb_guard_check_privilege(enum cdb_scope scope, const char *name, const char
     join(scope_privs[scope], allowed, sizeof allowed);
     if (scope == CDB_SCOPE_GLOBAL && normalise(name, norm, sizeof norm) &&
         find(global_only_per_database, norm))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                       "The privilege \"%.40s\" cannot be given at the global level here: on *.* it "
-                       "would reach the server's own mysql schema. Give it per database "
-                       "(DatabasePrivileges); globally tenants may have %s",
-                       name, allowed);
+        return err_set(
+            e, ERR_INVALID_PARAMETER_VALUE,
+            "The privilege \"%.40s\" cannot be given at the global level here: on *.* it "
+            "would reach the server's own mysql schema. Give it per database "
+            "(DatabasePrivileges); globally tenants may have %s",
+            name, allowed);
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                    "The privilege \"%.40s\" cannot be given at the %s level; tenants may have %s",
                    name, scope_names[scope], allowed);

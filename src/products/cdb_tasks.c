@@ -11,12 +11,9 @@ static const struct {
     const char *word;
     unsigned states;
 } statuses[] = {
-    {0, "INITIAL", 1u << TASK_INITIAL},
-    {1, "RUNNING", 1u << TASK_RUNNING},
-    {2, "SUCCEED", 1u << TASK_SUCCESS},
-    {3, "FAILED", (1u << TASK_FAILED) | (1u << TASK_UNDOED)},
-    {4, "KILLED", 1u << TASK_KILLED},
-    {5, "REMOVED", 1u << TASK_REMOVED},
+    {0, "INITIAL", 1u << TASK_INITIAL}, {1, "RUNNING", 1u << TASK_RUNNING},
+    {2, "SUCCEED", 1u << TASK_SUCCESS}, {3, "FAILED", (1u << TASK_FAILED) | (1u << TASK_UNDOED)},
+    {4, "KILLED", 1u << TASK_KILLED},   {5, "REMOVED", 1u << TASK_REMOVED},
     {6, "PAUSED", 1u << TASK_PAUSED},
 };
 
@@ -26,8 +23,10 @@ static const struct {
     const char *word;
     const char *const types[6];
 } kinds[] = {
-    {2, "SQL OPERATION", {"CreateAccounts", "DeleteAccounts", "ModifyAccountPassword",
-                          "ModifyAccountPrivileges", "ModifyAccountHost", NULL}},
+    {2,
+     "SQL OPERATION",
+     {"CreateAccounts", "DeleteAccounts", "ModifyAccountPassword", "ModifyAccountPrivileges",
+      "ModifyAccountHost", NULL}},
     {5, "MODIFY PARAM", {"ModifyInstanceParam", NULL}},
     {12, "DROP TABLES", {"DropTables", NULL}},
     {7, "REBOOT", {"RestartDBInstances", NULL}},
@@ -73,8 +72,7 @@ static int status_mask(struct api_call *c, unsigned *mask, struct err *e)
 }
 
 /* Fills types (NULL-terminated, at most cap-1) with the task types of the asked TaskTypes. */
-static int type_list(struct api_call *c, const char **types, size_t cap, bool *given,
-                     struct err *e)
+static int type_list(struct api_call *c, const char **types, size_t cap, bool *given, struct err *e)
 {
     int64_t codes[16];
     size_t n, k = 0;
@@ -140,8 +138,8 @@ static json_t *task_detail(json_t *t)
                      kind_word(json_string_value(json_object_get(t, "type"))), "StartTime",
                      local_time(json_object_get(t, "start_ms")), "EndTime",
                      local_time(json_object_get(t, "end_ms")), "InstanceIds",
-                     json_is_string(inst) ? json_pack("[O]", inst) : json_array(),
-                     "AsyncRequestId", json_object_get(t, "AsyncRequestId"));
+                     json_is_string(inst) ? json_pack("[O]", inst) : json_array(), "AsyncRequestId",
+                     json_object_get(t, "AsyncRequestId"));
 }
 
 static int read_filter(struct api_call *c, struct task_filter *f, const char **types, size_t cap,
@@ -169,8 +167,8 @@ static int read_filter(struct api_call *c, struct task_filter *f, const char **t
 int cdb_describe_tasks(struct api_call *c, json_t *resp, struct err *e)
 {
     const char *types[32];
-    struct task_filter f = {.product = "cdb", .uin = c->who->owner_uin, .region = c->region,
-                            .state = -1};
+    struct task_filter f = {
+        .product = "cdb", .uin = c->who->owner_uin, .region = c->region, .state = -1};
     int rc = read_filter(c, &f, types, 32, e);
     if (rc)
         return rc;

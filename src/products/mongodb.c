@@ -51,8 +51,7 @@ static int mongodb_describe_async_request_info(struct api_call *c, json_t *resp,
     return 0;
 }
 
-static const char *const backups_params[] = {"InstanceId", "BackupMethod", "Limit", "Offset",
-                                             NULL};
+static const char *const backups_params[] = {"InstanceId", "BackupMethod", "Limit", "Offset", NULL};
 
 static const struct action mongodb_actions[] = {
     {"DescribeAsyncRequestInfo", mongodb_describe_async_request_info, describe_params, false},
@@ -65,9 +64,14 @@ const struct product product_mongodb = {
     .version = "2019-07-25",
     .status_words =
         {
-            [TASK_INITIAL] = "initial", [TASK_RUNNING] = "running", [TASK_PAUSED] = "paused",
-            [TASK_UNDOED] = "undoed",   [TASK_FAILED] = "failed",   [TASK_SUCCESS] = "success",
-            [TASK_KILLED] = "failed",   [TASK_REMOVED] = "failed",
+            [TASK_INITIAL] = "initial",
+            [TASK_RUNNING] = "running",
+            [TASK_PAUSED] = "paused",
+            [TASK_UNDOED] = "undoed",
+            [TASK_FAILED] = "failed",
+            [TASK_SUCCESS] = "success",
+            [TASK_KILLED] = "failed",
+            [TASK_REMOVED] = "failed",
         },
     .id_shape_ok = ids_is_mongodb_task,
     .id_shape_hint = "mongodb ids are decimal numbers such as 4762",

@@ -30,16 +30,16 @@ static json_t *backup_info(struct api_call *c, json_t *summary)
     json_t *input = json_object_get(task, "input");
     const char *remark = json_string_value(json_object_get(input, "BackupRemark"));
     const char *name = json_string_value(json_object_get(out, "BackupName"));
-    json_t *info = json_pack(
-        "{s:O, s:i, s:s, s:s, s:I, s:o, s:o, s:i, s:I, s:I, s:s, s:O, s:s}", "InstanceId",
-        json_object_get(task, "instance_id"), "BackupType", 1, "BackupName", name ? name : id,
-        "BackupDesc", remark ? remark : "", "BackupSize",
-        (json_int_t)json_integer_value(json_object_get(out, "BackupSize")), "StartTime",
-        local_time_or_empty(json_object_get(task, "start_ms")), "EndTime",
-        local_time_or_empty(json_object_get(task, "end_ms")), "Status", 2, "BackupMethod",
-        (json_int_t)json_integer_value(json_object_get(input, "BackupMethod")), "BackId",
-        (json_int_t)strtoll(id, NULL, 10), "DeleteTime", "", "BackupRegion",
-        json_object_get(task, "region"), "RestoreTime", "");
+    json_t *info =
+        json_pack("{s:O, s:i, s:s, s:s, s:I, s:o, s:o, s:i, s:I, s:I, s:s, s:O, s:s}", "InstanceId",
+                  json_object_get(task, "instance_id"), "BackupType", 1, "BackupName",
+                  name ? name : id, "BackupDesc", remark ? remark : "", "BackupSize",
+                  (json_int_t)json_integer_value(json_object_get(out, "BackupSize")), "StartTime",
+                  local_time_or_empty(json_object_get(task, "start_ms")), "EndTime",
+                  local_time_or_empty(json_object_get(task, "end_ms")), "Status", 2, "BackupMethod",
+                  (json_int_t)json_integer_value(json_object_get(input, "BackupMethod")), "BackId",
+                  (json_int_t)strtoll(id, NULL, 10), "DeleteTime", "", "BackupRegion",
+                  json_object_get(task, "region"), "RestoreTime", "");
     json_decref(task);
     return info;
 }
@@ -65,8 +65,12 @@ int mongodb_describe_db_backups(struct api_call *c, json_t *resp, struct err *e)
     if (rc && rc != c->product->err_instance_status) /* listing works whatever the status */
         return rc;
     static const char *const types[] = {"CreateBackupDBInstance", NULL};
-    struct task_filter f = {.product = "mongodb", .uin = c->who->owner_uin, .region = c->region,
-                            .instance_id = instance_id, .state = TASK_SUCCESS, .types = types,
+    struct task_filter f = {.product = "mongodb",
+                            .uin = c->who->owner_uin,
+                            .region = c->region,
+                            .instance_id = instance_id,
+                            .state = TASK_SUCCESS,
+                            .types = types,
                             .limit = BACKUPS_SCAN_MAX};
     json_t *list = NULL, *backups = json_array();
     int64_t total = 0, seen = 0;

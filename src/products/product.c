@@ -49,25 +49,29 @@ int product_check_params(const struct action *a, const json_t *params, struct er
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)params, key, v)
-        if (!action_takes(a, key))
-            return err_set(e, ERR_UNKNOWN_PARAMETER,
-                           "The parameter `%s` is not recognized by %s; check its spelling", key,
-                           a->name);
+    json_object_foreach((json_t *)params, key, v) if (!action_takes(a, key)) return err_set(
+        e, ERR_UNKNOWN_PARAMETER, "The parameter `%s` is not recognized by %s; check its spelling",
+        key, a->name);
     return 0;
 }
 
 static const char *json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
     case JSON_INTEGER:
-    case JSON_REAL: return "a number";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -108,7 +112,8 @@ int product_find_task(struct api_call *c, const char *id, struct task_summary *o
     if (strcmp(out->region, c->region) != 0)
         return err_set(e, p->err_task_not_found,
                        "AsyncRequestId %s does not exist in region %s (tasks are regional; check "
-                       "the client's Region)", id, c->region);
+                       "the client's Region)",
+                       id, c->region);
     return 0;
 }
 
@@ -127,8 +132,7 @@ static int int_of(struct api_call *c, const char *name, json_t *v, int64_t *out,
             return 0;
         }
     }
-    return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an integer, got %s", name,
-                   json_kind(v));
+    return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an integer, got %s", name, json_kind(v));
 }
 
 int product_param_int(struct api_call *c, const char *name, int64_t dflt, int64_t lo, int64_t hi,
@@ -153,8 +157,8 @@ int product_param_int_list(struct api_call *c, const char *name, int64_t *vals, 
     if (!v)
         return 0;
     if (!json_is_array(v))
-        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an array of integers, got %s",
-                       name, json_kind(v));
+        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an array of integers, got %s", name,
+                       json_kind(v));
     if (json_array_size(v) > max)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: at most %zu items", name, max);
     size_t i;

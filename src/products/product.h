@@ -37,15 +37,15 @@ struct action {
 };
 
 struct product {
-    const char *name;          /* "cdb" */
-    const char *version;       /* "2017-03-20" */
+    const char *name;    /* "cdb" */
+    const char *version; /* "2017-03-20" */
     const char *status_words[TASK_STATE_COUNT];
     bool (*id_shape_ok)(const char *id);
     const char *id_shape_hint;
-    int err_task_not_found;    /* the dialect's code for an unknown AsyncRequestId */
-    int err_permission_denied; /* for a sub-account the policy does not allow */
-    int err_instance_not_found;/* unknown, foreign or other-region instance */
-    int err_instance_status;   /* an instance that is isolated or offline */
+    int err_task_not_found;     /* the dialect's code for an unknown AsyncRequestId */
+    int err_permission_denied;  /* for a sub-account the policy does not allow */
+    int err_instance_not_found; /* unknown, foreign or other-region instance */
+    int err_instance_status;    /* an instance that is isolated or offline */
     const struct action *actions;
 };
 
@@ -81,7 +81,8 @@ int product_param_int_list(struct api_call *c, const char *name, int64_t *vals, 
 int product_find_instance(struct api_call *c, const char *instance_id, struct instance *out,
                           struct err *e);
 /* Runs an action defined by a flow template: checks every parameter and the instance, expands the
- * steps and creates the task (nothing is created when anything is wrong); answers AsyncRequestId. */
+ * steps and creates the task (nothing is created when anything is wrong); answers AsyncRequestId.
+ */
 int product_run_flow(struct api_call *c, const struct flow *fl, json_t *resp, struct err *e);
 
 /* Looks up the caller's task by AsyncRequestId in this product and region; any id that is

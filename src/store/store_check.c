@@ -24,8 +24,8 @@ static int opt_int(json_t *step, const char *key, json_int_t dflt, json_int_t mi
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].%s: expected an integer >= %"
-                       JSON_INTEGER_FORMAT, i, key, min);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "steps[%zu].%s: expected an integer >= %" JSON_INTEGER_FORMAT, i, key, min);
     *out = json_integer_value(v);
     return 0;
 }
@@ -38,13 +38,17 @@ static int step_check(json_t *step, size_t i, struct store_step_row *row, struct
     if (!json_is_object(step))
         rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu]: expected an object", i);
     else if (!json_is_string(name) || json_string_length(name) == 0)
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].name: expected a "
-                     "non-empty string", i);
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "steps[%zu].name: expected a "
+                     "non-empty string",
+                     i);
     else if (!json_is_object(dov))
         rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].do: expected an object", i);
     else if (undo && !json_is_null(undo) && !json_is_object(undo))
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "steps[%zu].undo: expected an object "
-                     "or null", i);
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "steps[%zu].undo: expected an object "
+                     "or null",
+                     i);
     if (rc == 0)
         rc = opt_int(step, "retries", 0, 0, i, &row->retries, e);
     if (rc == 0)
@@ -83,18 +87,23 @@ int store_steps_parse(json_t *steps, struct store_step_row **out, size_t *n, str
 int store_task_new_check(const struct task_new *t, struct err *e)
 {
     if (!t->product || (strcmp(t->product, "cdb") != 0 && strcmp(t->product, "mongodb") != 0))
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "product: expected \"cdb\" or "
-                       "\"mongodb\", got \"%s\"", t->product ? t->product : "(none)");
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "product: expected \"cdb\" or "
+                       "\"mongodb\", got \"%s\"",
+                       t->product ? t->product : "(none)");
     const char *missing = !t->region || !*t->region ? "region"
-                          : !t->uin || !*t->uin   ? "uin"
-                          : !t->type || !*t->type ? "type" : NULL;
+                          : !t->uin || !*t->uin     ? "uin"
+                          : !t->type || !*t->type   ? "type"
+                                                    : NULL;
     if (missing)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: a task needs a non-empty %s",
-                       missing, missing);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: a task needs a non-empty %s", missing,
+                       missing);
     const char *of = t->on_failure;
     if (of && strcmp(of, "pause") != 0 && strcmp(of, "undo") != 0 && strcmp(of, "fail") != 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "on_failure: expected \"pause\", "
-                       "\"undo\" or \"fail\", got \"%s\"", of);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "on_failure: expected \"pause\", "
+                       "\"undo\" or \"fail\", got \"%s\"",
+                       of);
     return 0;
 }
 
@@ -104,9 +113,8 @@ const char *store_task_driver(json_t *steps)
 {
     size_t i;
     json_t *step;
-    json_array_foreach(steps, i, step)
-        if (json_object_get(json_object_get(step, "do"), "remote"))
-            return "external";
+    json_array_foreach(steps, i, step) if (json_object_get(json_object_get(step, "do"),
+                                                           "remote")) return "external";
     return "engine";
 }
 

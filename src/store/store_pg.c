@@ -118,10 +118,7 @@ bool pg_bool(const PGresult *r, int row, int col)
     return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
 }
 
-void pg_copy(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src ? src : "");
-}
+void pg_copy(char *dst, size_t size, const char *src) { snprintf(dst, size, "%s", src ? src : ""); }
 
 json_t *pg_json_text(const PGresult *r, int row, int col)
 {
@@ -146,8 +143,10 @@ static size_t utf8_seq(const unsigned char *s)
 {
     if (s[0] < 0x80)
         return 1;
-    size_t n = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-             : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    size_t n = s[0] >= 0xC2 && s[0] <= 0xDF   ? 2
+               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                              : 0;
     for (size_t i = 1; i < n; i++)
         if ((s[i] & 0xC0) != 0x80)
             return 0;
@@ -229,8 +228,7 @@ static int classify(struct pg_conn *c, PGresult *r, const char *what, struct err
     return rc;
 }
 
-static int finish(struct pg_conn *c, PGresult *r, PGresult **out, const char *what,
-                  struct err *e)
+static int finish(struct pg_conn *c, PGresult *r, PGresult **out, const char *what, struct err *e)
 {
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -317,8 +315,8 @@ static void notice_to_log(void *arg, const char *msg)
 static PGconn *connect_one(const struct store_pg *s)
 {
     /* Earlier keywords are defaults the URL (expanded from dbname) may override. */
-    const char *const keys[] = {"connect_timeout", "application_name", "client_encoding",
-                                "dbname", NULL};
+    const char *const keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
+                                NULL};
     const char *const vals[] = {"5", "asyncd", "UTF8", s->conninfo, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
@@ -430,8 +428,10 @@ int pg_run(struct store *base, enum pg_tx kind, int (*fn)(struct pg_conn *, void
         nanosleep(&pause, NULL);
     }
     if (rc == PG_RETRY)
-        rc = err_set(e, ERR_SERVICE_UNAVAILABLE, "store: transaction kept conflicting with "
-                     "concurrent ones (%d attempts); retry", PG_TX_ATTEMPTS);
+        rc = err_set(e, ERR_SERVICE_UNAVAILABLE,
+                     "store: transaction kept conflicting with "
+                     "concurrent ones (%d attempts); retry",
+                     PG_TX_ATTEMPTS);
     pool_give(s, c);
     return rc;
 }
@@ -457,9 +457,10 @@ static int migrate_tx(struct pg_conn *c, void *ctx, struct err *e)
     int version = (int)pg_int(r, 0, 0);
     PQclear(r);
     if (version > PG_SCHEMA_VERSION)
-        return err_set(e, ERR_INTERNAL, "store: the PostgreSQL database has schema version %d, "
-                       "newer than this asyncd knows (%d); run a newer asyncd", version,
-                       PG_SCHEMA_VERSION);
+        return err_set(e, ERR_INTERNAL,
+                       "store: the PostgreSQL database has schema version %d, "
+                       "newer than this asyncd knows (%d); run a newer asyncd",
+                       version, PG_SCHEMA_VERSION);
     for (int v = version; v < PG_SCHEMA_VERSION && rc == 0; v++) {
         char what[64];
         snprintf(what, sizeof what, "migrating the schema to version %d", v + 1);
@@ -500,8 +501,10 @@ static int parse_url(struct store_pg *s, const char *url, struct err *e)
             char *end;
             long n = strtol(kv + 5, &end, 10);
             if (*end || n < 1 || n > PG_POOL_MAX)
-                rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "store: pool=%s: expected a number "
-                             "of connections from 1 to %d", kv + 5, PG_POOL_MAX);
+                rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                             "store: pool=%s: expected a number "
+                             "of connections from 1 to %d",
+                             kv + 5, PG_POOL_MAX);
             s->pool_size = (int)n;
         } else if (strncmp(kv, "claim=", 6) == 0) {
             if (strcmp(kv + 6, "update") == 0)
@@ -509,8 +512,10 @@ static int parse_url(struct store_pg *s, const char *url, struct err *e)
             else if (strcmp(kv + 6, "skip-locked") == 0)
                 s->claim_mode = PG_CLAIM_SKIP_LOCKED;
             else
-                rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "store: claim=%s: expected "
-                             "\"skip-locked\" (the default) or \"update\"", kv + 6);
+                rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                             "store: claim=%s: expected "
+                             "\"skip-locked\" (the default) or \"update\"",
+                             kv + 6);
         } else {
             size_t n = strlen(kv);
             rest[len++] = kept++ ? '&' : '?';
@@ -566,7 +571,8 @@ int store_pg_open(const char *url, struct store **out, struct err *e)
 {
     *out = NULL;
     if (!PQisthreadsafe())
-        return err_set(e, ERR_INTERNAL, "store: this libpq was built without thread support; "
+        return err_set(e, ERR_INTERNAL,
+                       "store: this libpq was built without thread support; "
                        "asyncd needs it");
     struct store_pg *s = xcalloc(1, sizeof *s);
     s->base.ops = &pg_ops;

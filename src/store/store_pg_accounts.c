@@ -166,9 +166,9 @@ static int instance_read(struct pg_conn *c, struct instance_op *op, struct err *
     if (rc != 0)
         return rc;
     if (PQntuples(r) == 0) {
-        rc = op->product ? err_set(e, ERR_NOT_FOUND, "no %s instance %s", op->product,
-                                   op->instance_id)
-                         : err_set(e, ERR_NOT_FOUND, "no instance %s", op->instance_id);
+        rc = op->product
+                 ? err_set(e, ERR_NOT_FOUND, "no %s instance %s", op->product, op->instance_id)
+                 : err_set(e, ERR_NOT_FOUND, "no instance %s", op->instance_id);
     } else if (op->out) {
         struct instance *out = op->out;
         memset(out, 0, sizeof *out);
@@ -219,8 +219,8 @@ int store_pg_instance_update(struct store *s, const char *instance_id, const cha
                              const char *dsn, const char *reserved, struct instance *out,
                              struct err *e)
 {
-    struct instance_op op = {.instance_id = instance_id, .status = status, .dsn = dsn,
-                             .reserved = reserved, .out = out};
+    struct instance_op op = {
+        .instance_id = instance_id, .status = status, .dsn = dsn, .reserved = reserved, .out = out};
     return pg_run(s, PG_TX_WRITE, instance_update_fn, &op, e);
 }
 
@@ -277,9 +277,10 @@ static int first_root_fn(struct pg_conn *c, void *ctx, struct err *e)
                          "locking the first-start", e);
     PQclear(r);
     if (rc == 0)
-        rc = pg_exec_sql(c, "SELECT uin FROM accounts WHERE is_root = 1"
-                         " ORDER BY created_ms, uin LIMIT 1", NULL, &r,
-                         "looking for the root account", e);
+        rc = pg_exec_sql(c,
+                         "SELECT uin FROM accounts WHERE is_root = 1"
+                         " ORDER BY created_ms, uin LIMIT 1",
+                         NULL, &r, "looking for the root account", e);
     if (rc == 0 && PQntuples(r) > 0)
         pg_copy(fr->uin, sizeof fr->uin, pg_str(r, 0, 0));
     PQclear(r);

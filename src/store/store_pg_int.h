@@ -10,14 +10,14 @@
 
 #include "store/store.h"
 
-#define PG_POOL_DEFAULT 8
-#define PG_POOL_MAX 64
+#define PG_POOL_DEFAULT   8
+#define PG_POOL_MAX       64
 #define PG_SCHEMA_VERSION 2
-#define PG_TX_ATTEMPTS 5         /* runs of a transaction that hit a serialization failure */
-#define PG_BACKOFF_MIN_MS 100    /* reconnect backoff: 100 ms doubling to 5 s */
+#define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
+#define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
-#define PG_RETRY 1               /* internal, never returned by an op: 40001/40P01, run again */
-#define PG_MAX_PARAMS 16
+#define PG_RETRY          1 /* internal, never returned by an op: 40001/40P01, run again */
+#define PG_MAX_PARAMS     16
 
 /* One statement per slot, prepared on each connection at its first use there. */
 enum pg_stmt {
@@ -59,29 +59,29 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 
 /* A pooled connection. Only the caller that took it (busy) touches it. */
 struct pg_conn {
-    PGconn *conn;             /* NULL until the first use, and after a failed reconnect */
+    PGconn *conn; /* NULL until the first use, and after a failed reconnect */
     bool busy;
-    bool broken;              /* the server went away: reconnect at the next use */
-    int backoff_ms;           /* 0 = try at once; else the wait after the last failed try */
-    int64_t next_try_ms;      /* monotonic ms before which no reconnect is tried */
-    char last_error[256];     /* why it is down, for the ServiceUnavailable message */
-    char violated[64];        /* the constraint of the last unique violation */
+    bool broken;                  /* the server went away: reconnect at the next use */
+    int backoff_ms;               /* 0 = try at once; else the wait after the last failed try */
+    int64_t next_try_ms;          /* monotonic ms before which no reconnect is tried */
+    char last_error[256];         /* why it is down, for the ServiceUnavailable message */
+    char violated[64];            /* the constraint of the last unique violation */
     bool prepared[PG_STMT_COUNT]; /* statements prepared on this session (at first use) */
 };
 
 enum pg_claim_mode {
-    PG_CLAIM_SKIP_LOCKED,     /* SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE (default) */
-    PG_CLAIM_ONE_UPDATE,      /* one conditional UPDATE ... RETURNING (?claim=update) */
+    PG_CLAIM_SKIP_LOCKED, /* SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE (default) */
+    PG_CLAIM_ONE_UPDATE,  /* one conditional UPDATE ... RETURNING (?claim=update) */
 };
 
 struct store_pg {
-    struct store base;        /* first: a struct store * is a struct store_pg * */
-    char *conninfo;           /* heap: the URL without our own options, for libpq */
+    struct store base; /* first: a struct store * is a struct store_pg * */
+    char *conninfo;    /* heap: the URL without our own options, for libpq */
     enum pg_claim_mode claim_mode;
     int pool_size;
-    pthread_mutex_t mu;       /* guards the busy flags */
-    pthread_cond_t freed;     /* signalled when a connection is given back */
-    struct pg_conn *conns;    /* heap, pool_size of them */
+    pthread_mutex_t mu;    /* guards the busy flags */
+    pthread_cond_t freed;  /* signalled when a connection is given back */
+    struct pg_conn *conns; /* heap, pool_size of them */
 };
 
 static inline struct store_pg *pg_of(struct store *s) { return (struct store_pg *)s; }
@@ -124,7 +124,7 @@ int pg_run(struct store *s, enum pg_tx kind, int (*fn)(struct pg_conn *, void *,
 const char *pg_str(const PGresult *r, int row, int col);
 int64_t pg_int(const PGresult *r, int row, int col);
 bool pg_bool(const PGresult *r, int row, int col);
-void pg_copy(char *dst, size_t size, const char *src);     /* NULL src -> ""; truncates */
+void pg_copy(char *dst, size_t size, const char *src);      /* NULL src -> ""; truncates */
 json_t *pg_json_text(const PGresult *r, int row, int col);  /* text, or json null */
 json_t *pg_json_int(const PGresult *r, int row, int col);   /* integer, or json null */
 json_t *pg_json_value(const PGresult *r, int row, int col); /* stored JSON text parsed, or null */
@@ -136,16 +136,16 @@ int store_pg_account_create(struct store *s, const struct account *a, struct err
 int store_pg_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
                                   struct err *e);
 int store_pg_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e);
-int store_pg_account_first_root(struct store *s, const struct account *cand,
-                                   struct account *out, struct err *e);
+int store_pg_account_first_root(struct store *s, const struct account *cand, struct account *out,
+                                struct err *e);
 int store_pg_account_set_policy(struct store *s, const char *uin, const char *policy_json,
                                 struct err *e);
 int store_pg_instance_create(struct store *s, const struct instance *in, struct err *e);
 int store_pg_instance_get(struct store *s, const char *product, const char *instance_id,
                           struct instance *out, struct err *e);
 int store_pg_instance_update(struct store *s, const char *instance_id, const char *status,
-                             const char *dsn, const char *reserved,
-                                 struct instance *out, struct err *e);
+                             const char *dsn, const char *reserved, struct instance *out,
+                             struct err *e);
 int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                            struct err *e);
 /* store_pg_tasks.c: */
@@ -161,8 +161,8 @@ int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, en
 /* store_pg_lease.c: */
 int store_pg_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
                           const char *message, struct err *e);
-int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms,
-                        struct task_claim *out, struct err *e);
+int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *out,
+                        struct err *e);
 int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                         struct task_lease_state *out, struct err *e);
 int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);

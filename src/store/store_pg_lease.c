@@ -8,7 +8,7 @@
 #include "store/store_plan.h"
 #include "store/store_pg_int.h"
 
-#define CLAIM_UPDATE_TRIES 4   /* ?claim=update: candidates tried when others win the race */
+#define CLAIM_UPDATE_TRIES 4 /* ?claim=update: candidates tried when others win the race */
 
 /* --- claim --- */
 
@@ -60,8 +60,7 @@ static int claim_skip_locked(struct pg_conn *c, const struct claim_ctx *cx, int6
         snprintf(cx->out->id, sizeof cx->out->id, "%s", cand->id);
         cx->out->lease_no = pg_int(r, 0, 0);
     } else if (rc == 0) {
-        rc = err_set(e, ERR_INTERNAL, "store: claiming task %s: its locked row is gone",
-                     cand->id);
+        rc = err_set(e, ERR_INTERNAL, "store: claiming task %s: its locked row is gone", cand->id);
     }
     PQclear(r);
     return rc;
@@ -100,7 +99,7 @@ static int claim_fn(struct pg_conn *c, void *ctx, struct err *e)
     int64_t now = pg_now_ms();
     struct candidate cand = {0};
     int rc = cx->s->claim_mode == PG_CLAIM_ONE_UPDATE ? claim_one_update(c, cx, now, &cand, e)
-                                                  : claim_skip_locked(c, cx, now, &cand, e);
+                                                      : claim_skip_locked(c, cx, now, &cand, e);
     if (rc != 0)
         return rc;
     /* Every claim is in the history with its lease number, so overlapping leases can be audited. */
@@ -109,15 +108,15 @@ static int claim_fn(struct pg_conn *c, void *ctx, struct err *e)
     if (cand.state == TASK_INITIAL)
         snprintf(msg, sizeof msg, "started; lease %lld", no);
     else if (cand.old_node[0])
-        snprintf(msg, sizeof msg, "lease of %.100s expired; taken over, lease %lld",
-                 cand.old_node, no);
+        snprintf(msg, sizeof msg, "lease of %.100s expired; taken over, lease %lld", cand.old_node,
+                 no);
     else
         snprintf(msg, sizeof msg, "claimed; lease %lld", no);
     return pg_event_append(c, cx->out->id, now, (int)cand.state, TASK_RUNNING, cx->node, msg, e);
 }
 
-int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms,
-                        struct task_claim *out, struct err *e)
+int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *out,
+                        struct err *e)
 {
     struct claim_ctx cx = {pg_of(s), node, lease_ms, out};
     return pg_run(s, PG_TX_WRITE, claim_fn, &cx, e);

@@ -204,9 +204,10 @@ static int list_fn(struct pg_conn *c, void *ctx, struct err *e)
     l->total = pg_int(r, 0, 0);
     PQclear(r);
     const char *dir = l->f->oldest_first ? "ASC" : "DESC";
-    sql = xasprintf("SELECT " STORE_TASK_COLS ", job_id FROM tasks%s ORDER BY created_ms %s, job_id %s"
-                    " LIMIT %lld OFFSET %lld", l->w->sql, dir, dir, (long long)l->limit,
-                    (long long)l->offset);
+    sql = xasprintf("SELECT " STORE_TASK_COLS
+                    ", job_id FROM tasks%s ORDER BY created_ms %s, job_id %s"
+                    " LIMIT %lld OFFSET %lld",
+                    l->w->sql, dir, dir, (long long)l->limit, (long long)l->offset);
     rc = pg_exec_sql(c, sql, &l->w->p, &r, "listing tasks", e);
     free(sql);
     if (rc != 0)
@@ -233,7 +234,9 @@ int store_pg_task_list_json(struct store *s, const struct task_filter *f, json_t
     struct where w;
     char *arrs[2] = {NULL, NULL};
     where_build(f, &w, arrs);
-    struct list_ctx l = {.f = f, .w = &w, .out = out,
+    struct list_ctx l = {.f = f,
+                         .w = &w,
+                         .out = out,
                          .limit = f->limit > 0 ? f->limit : LIST_DEFAULT_LIMIT,
                          .offset = f->offset > 0 ? f->offset : 0};
     int rc = pg_run(s, PG_TX_SNAPSHOT, list_fn, &l, e);
@@ -252,9 +255,8 @@ static int counts_fn(struct pg_conn *c, void *ctx, struct err *e)
         return rc;
     json_t *arr = json_array();
     for (int row = 0; row < PQntuples(r); row++)
-        json_array_append_new(arr, json_pack("{s:o, s:o, s:o}", "product",
-                                             pg_json_text(r, row, 0), "state",
-                                             pg_json_text(r, row, 1), "count",
+        json_array_append_new(arr, json_pack("{s:o, s:o, s:o}", "product", pg_json_text(r, row, 0),
+                                             "state", pg_json_text(r, row, 1), "count",
                                              pg_json_int(r, row, 2)));
     PQclear(r);
     *(json_t **)ctx = arr;

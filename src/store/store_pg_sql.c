@@ -3,68 +3,78 @@
 #include "store/store_pg_int.h"
 #include "store/store_plan.h"
 
-#define ACCOUNT_COLS "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
+#define ACCOUNT_COLS  "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
 /* A task the engine may claim at $1: initial, or running with no live lease, retry time reached. */
-#define CLAIMABLE(t) t "state IN ('initial', 'running') AND " t "driver = 'engine'" \
-                     " AND " t "not_before_ms <= $1::bigint" \
-                     " AND (" t "lease_expires_ms IS NULL OR " t "lease_expires_ms <= $1::bigint)"
+#define CLAIMABLE(t)                                                                               \
+    t "state IN ('initial', 'running') AND " t "driver = 'engine'"                                 \
+      " AND " t "not_before_ms <= $1::bigint"                                                      \
+      " AND (" t "lease_expires_ms IS NULL OR " t "lease_expires_ms <= $1::bigint)"
 
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_ACCOUNT_COUNT] = "SELECT count(*) FROM accounts",
-    [PG_ACCOUNT_INSERT] = "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms) VALUES($1::text,"
+    [PG_ACCOUNT_INSERT] =
+        "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms) VALUES($1::text,"
         " $2::text, $3::text, $4::text, $5::text, $6::integer, $7::text, $8::bigint)",
     [PG_ACCOUNT_BY_SECRET] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE secret_id = $1::text",
     [PG_ACCOUNT_BY_UIN] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE uin = $1::text",
     [PG_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = $2::text WHERE uin = $1::text",
-    [PG_INSTANCE_INSERT] = "INSERT INTO instances(" INSTANCE_COLS ", created_ms, updated_ms)"
+    [PG_INSTANCE_INSERT] =
+        "INSERT INTO instances(" INSTANCE_COLS ", created_ms, updated_ms)"
         " VALUES($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $8::text,"
         " $7::bigint, $7::bigint)",
     [PG_INSTANCE_GET] = "SELECT " INSTANCE_COLS " FROM instances WHERE instance_id = $1::text"
-        " AND ($2::text IS NULL OR product = $2::text)",
-    [PG_INSTANCE_UPDATE] = "UPDATE instances SET status = COALESCE($2::text, status),"
+                        " AND ($2::text IS NULL OR product = $2::text)",
+    [PG_INSTANCE_UPDATE] =
+        "UPDATE instances SET status = COALESCE($2::text, status),"
         " dsn = COALESCE($3::text, dsn), updated_ms = $4::bigint,"
         " reserved_accounts = COALESCE($5::text, reserved_accounts) WHERE instance_id = $1::text",
     [PG_INSTANCE_LIST] = "SELECT " INSTANCE_COLS " FROM instances WHERE ($1::text IS NULL OR"
-        " product = $1::text) AND ($2::text IS NULL OR uin = $2::text)"
-        " ORDER BY created_ms, instance_id COLLATE \"C\"",
+                         " product = $1::text) AND ($2::text IS NULL OR uin = $2::text)"
+                         " ORDER BY created_ms, instance_id COLLATE \"C\"",
     /* The counters row is locked by the upsert until commit: one number per task, no gaps
      * unless a transaction rolls back. */
     [PG_COUNTER_NEXT] = "INSERT INTO counters(product, next_id) VALUES($1::text, $2::bigint)"
-        " ON CONFLICT (product) DO UPDATE SET next_id = counters.next_id + 1"
-        " RETURNING next_id - 1",
+                        " ON CONFLICT (product) DO UPDATE SET next_id = counters.next_id + 1"
+                        " RETURNING next_id - 1",
     /* DO NOTHING rather than an error: a failed INSERT would abort the whole transaction. */
-    [PG_TASK_INSERT] = "INSERT INTO tasks(id, product, region, uin, instance_id, type,"
+    [PG_TASK_INSERT] =
+        "INSERT INTO tasks(id, product, region, uin, instance_id, type,"
         " on_failure, state, created_ms, driver, input) VALUES($1::text, $2::text, $3::text,"
         " $4::text, $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::text, $11::text)"
         " ON CONFLICT (id) DO NOTHING RETURNING job_id",
-    [PG_STEP_INSERT] = "INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries,"
+    [PG_STEP_INSERT] =
+        "INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries,"
         " timeout_s) VALUES($1::text, $2::integer, $3::text, $4::text, $5::text, $6::bigint,"
         " $7::bigint)",
-    [PG_EVENT_INSERT] = "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state,"
+    [PG_EVENT_INSERT] =
+        "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state,"
         " node, message) VALUES($1::text, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events"
         " WHERE task_id = $1::text), $2::bigint, $3::text, $4::text, $5::text, $6::text)",
-    [PG_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
+    [PG_TASK_SUMMARY] =
+        "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
         " start_ms, end_ms, lease_no FROM tasks WHERE id = $1::text AND product = $2::text",
     [PG_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text",
     [PG_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state,"
-        " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",
+                      " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",
     [PG_TASK_EVENTS] = "SELECT seq, at_ms, from_state, to_state, node, message FROM task_events"
-        " WHERE task_id = $1::text ORDER BY seq",
+                       " WHERE task_id = $1::text ORDER BY seq",
     [PG_TASK_STATE] = "SELECT state, current_step FROM tasks WHERE id = $1::text"
-        " FOR NO KEY UPDATE",
-    [PG_TASK_UPDATE_STATE] = "UPDATE tasks SET state = $2::text,"
+                      " FOR NO KEY UPDATE",
+    [PG_TASK_UPDATE_STATE] =
+        "UPDATE tasks SET state = $2::text,"
         " start_ms = CASE WHEN $3::boolean AND start_ms IS NULL THEN $5::bigint ELSE start_ms END,"
         " end_ms = CASE WHEN $4::boolean THEN $5::bigint ELSE end_ms END,"
         " info = COALESCE($6::text, info), current_step = current_step + $7::integer"
         " WHERE id = $1::text",
     [PG_STEP_MARK] = "UPDATE task_steps SET state = $3::text, message = COALESCE($4::text,"
-        " message) WHERE task_id = $1::text AND idx = $2::integer",
+                     " message) WHERE task_id = $1::text AND idx = $2::integer",
     /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
      * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
-    [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks WHERE " CLAIMABLE("")
-        " ORDER BY created_ms, job_id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED",
-    [PG_CLAIM_TAKE] = "UPDATE tasks SET state = 'running', start_ms = COALESCE(start_ms,"
+    [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks WHERE " CLAIMABLE(
+        "") " ORDER BY created_ms, job_id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED",
+    [PG_CLAIM_TAKE] =
+        "UPDATE tasks SET state = 'running', start_ms = COALESCE(start_ms,"
         " $2::bigint), lease_node = $3::text, lease_expires_ms = $2::bigint + $4::bigint,"
         " lease_no = lease_no + 1 WHERE id = $1::text RETURNING lease_no",
     /* ?claim=update: the claim as one conditional statement, for PostgreSQL-compatible
@@ -73,24 +83,28 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
      * WHERE on t re-checks that it is still claimable against the row version being updated
      * (PostgreSQL re-evaluates it after waiting for a concurrent writer), so two claimers
      * never both win: the loser updates no row and tries the next candidate. */
-    [PG_CLAIM_UPDATE] = "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
+    [PG_CLAIM_UPDATE] =
+        "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
         " $1::bigint), lease_node = $2::text, lease_expires_ms = $1::bigint + $3::bigint,"
-        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks WHERE "
-        CLAIMABLE("") " ORDER BY created_ms, job_id LIMIT 1) old"
-        " WHERE t.id = old.id AND " CLAIMABLE("t.")
-        " RETURNING t.id, old.state, old.lease_node, t.lease_no",
+        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks WHERE " CLAIMABLE(
+            "") " ORDER BY created_ms, job_id LIMIT 1) old"
+                " WHERE t.id = old.id AND " CLAIMABLE(
+                    "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no",
     [PG_RENEW] = "UPDATE tasks SET lease_expires_ms = $3::bigint WHERE id = $1::text"
-        " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
-        " RETURNING pause_requested",
+                 " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
+                 " RETURNING pause_requested",
     [PG_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = $1::text"
-        " AND state = 'running'",
-    [PG_LEASE_READ] = "SELECT state, current_step, lease_no, COALESCE(lease_expires_ms, 0),"
+                        " AND state = 'running'",
+    [PG_LEASE_READ] =
+        "SELECT state, current_step, lease_no, COALESCE(lease_expires_ms, 0),"
         " driver = 'external', phase = 'undo' FROM tasks WHERE id = $1::text FOR NO KEY UPDATE",
-    [PG_STEP_SET] = "UPDATE task_steps SET state = $3::text, message = CASE WHEN $4::text IS NULL"
+    [PG_STEP_SET] =
+        "UPDATE task_steps SET state = $3::text, message = CASE WHEN $4::text IS NULL"
         " THEN message WHEN $4::text = '' THEN NULL ELSE $4::text END,"
         " output = COALESCE($6::text, output) WHERE task_id = $1::text AND idx = $2::integer"
         " AND ($5::text IS NULL OR state = $5::text)",
-    [PG_PROGRESS_TASK] = "UPDATE tasks SET state = $2::text,"
+    [PG_PROGRESS_TASK] =
+        "UPDATE tasks SET state = $2::text,"
         " end_ms = CASE WHEN $3::boolean THEN $4::bigint ELSE end_ms END,"
         " info = CASE WHEN $5::text IS NULL THEN info WHEN $5::text = '' THEN NULL"
         " ELSE $5::text END,"
@@ -102,7 +116,8 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " lease_expires_ms = CASE WHEN $10::boolean THEN NULL ELSE lease_expires_ms END,"
         " pause_requested = CASE WHEN $2::text = 'running' THEN pause_requested ELSE 0 END"
         " WHERE id = $1::text",
-    [PG_CONTROL_TASK] = "UPDATE tasks SET state = $2::text,"
+    [PG_CONTROL_TASK] =
+        "UPDATE tasks SET state = $2::text,"
         " end_ms = CASE WHEN $3::boolean THEN $4::bigint ELSE end_ms END,"
         " current_step = current_step + $5::integer, phase = COALESCE($6::text, phase),"
         " attempt = CASE WHEN $7::boolean THEN 0 ELSE attempt END,"
@@ -111,5 +126,5 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " lease_expires_ms = CASE WHEN $8::boolean THEN NULL ELSE lease_expires_ms END,"
         " pause_requested = $9::integer, lease_no = lease_no + $10::integer WHERE id = $1::text",
     [PG_TASK_COUNTS] = "SELECT product, state, COUNT(*) FROM tasks GROUP BY product, state"
-        " ORDER BY product COLLATE \"C\", state COLLATE \"C\"",
+                       " ORDER BY product COLLATE \"C\", state COLLATE \"C\"",
 };

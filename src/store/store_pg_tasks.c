@@ -10,14 +10,14 @@
 #include "store/store_plan.h"
 #include "store/store_pg_int.h"
 
-#define MINT_ATTEMPTS 8        /* fresh ids tried when one clashes with a stored task */
+#define MINT_ATTEMPTS    8 /* fresh ids tried when one clashes with a stored task */
 #define MONGODB_FIRST_ID 1000
 
 struct create_ctx {
     const struct task_new *t;
     struct store_step_row *rows;
     size_t n;
-    char *input;   /* the input as JSON text, or NULL */
+    char *input; /* the input as JSON text, or NULL */
     char id[STORE_ID_MAX];
 };
 
@@ -184,8 +184,8 @@ int store_pg_task_summary(struct store *s, const char *product, const char *id,
 }
 
 /* Reads the task's state and current step, locking its row until the transaction ends. */
-static int task_state_read(struct pg_conn *c, const char *id, enum task_state *state,
-                           int64_t *step, struct err *e)
+static int task_state_read(struct pg_conn *c, const char *id, enum task_state *state, int64_t *step,
+                           struct err *e)
 {
     struct pg_params p = {0};
     pp_text(&p, id);

@@ -5,11 +5,11 @@
 #include <string.h>
 
 const char *const store_task_text_fields[STORE_TASK_N_TEXT] = {
-    "AsyncRequestId", "product", "region", "uin", "instance_id", "type",
-    "on_failure", "state", "info", "phase", "lease_node", "driver"};
+    "AsyncRequestId", "product", "region", "uin",   "instance_id", "type",
+    "on_failure",     "state",   "info",   "phase", "lease_node",  "driver"};
 const char *const store_task_int_fields[STORE_TASK_N_INT] = {
-    "current_step", "created_ms", "start_ms", "end_ms", "attempt", "not_before_ms",
-    "pause_requested", "lease_no", "lease_expires_ms", "n_steps"};
+    "current_step",  "created_ms",      "start_ms", "end_ms",           "attempt",
+    "not_before_ms", "pause_requested", "lease_no", "lease_expires_ms", "n_steps"};
 
 /* Decides the verb from the task's row; ERR_CONFLICT with the reason when it is not allowed. */
 int store_control_plan(const struct control_in *in, const struct task_row *row, int64_t now,
@@ -87,8 +87,10 @@ int store_move_args_check(const struct task_move *m, struct err *e)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "task_move: not a task state");
     if (m->step_advance && m->step_mark && strcmp(m->step_mark, "done") != 0 &&
         strcmp(m->step_mark, "skipped") != 0)
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "step_mark: expected \"done\" or "
-                       "\"skipped\", got \"%s\"", m->step_mark);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "step_mark: expected \"done\" or "
+                       "\"skipped\", got \"%s\"",
+                       m->step_mark);
     return 0;
 }
 
@@ -112,13 +114,12 @@ int store_progress_args_check(const struct task_progress *p, struct err *e)
     return 0;
 }
 
-int store_progress_allowed(const struct task_progress *p, const struct task_row *row,
-                           struct err *e)
+int store_progress_allowed(const struct task_progress *p, const struct task_row *row, struct err *e)
 {
     if (row->state != TASK_RUNNING || row->lease_no != p->lease_no)
-        return err_set(e, ERR_CONFLICT, "task %s is no longer ours: it is %s, lease %lld (ours %lld)",
-                       p->id, task_state_name(row->state), (long long)row->lease_no,
-                       (long long)p->lease_no);
+        return err_set(
+            e, ERR_CONFLICT, "task %s is no longer ours: it is %s, lease %lld (ours %lld)", p->id,
+            task_state_name(row->state), (long long)row->lease_no, (long long)p->lease_no);
     if (p->to != TASK_RUNNING && !task_state_can_move(TASK_RUNNING, p->to))
         return err_set(e, ERR_CONFLICT, "task %s cannot move from running to %s", p->id,
                        task_state_name(p->to));

@@ -12,9 +12,9 @@
 /* The columns every backend selects for a task's admin view, in this order, and the JSON names
  * they become: STORE_TASK_N_TEXT text columns, STORE_TASK_N_INT integer ones, then input (JSON). */
 #define STORE_TASK_COLS                                                                            \
-    "id, product, region, uin, instance_id, type, on_failure, state, info,"                      \
-    " phase, lease_node, driver, current_step, created_ms, start_ms, end_ms, attempt,"           \
-    " not_before_ms, pause_requested, lease_no, lease_expires_ms,"                               \
+    "id, product, region, uin, instance_id, type, on_failure, state, info,"                        \
+    " phase, lease_node, driver, current_step, created_ms, start_ms, end_ms, attempt,"             \
+    " not_before_ms, pause_requested, lease_no, lease_expires_ms,"                                 \
     " (SELECT COUNT(*) FROM task_steps s WHERE s.task_id = tasks.id), input"
 enum { STORE_TASK_N_TEXT = 12, STORE_TASK_N_INT = 10 };
 extern const char *const store_task_text_fields[STORE_TASK_N_TEXT];
@@ -40,7 +40,7 @@ struct control_plan {
     int step_delta;
     const char *phase;
     bool reset_attempt, release;
-    int lease_bump;  /* 1: take the task from its worker (its fenced writes now fail) */
+    int lease_bump; /* 1: take the task from its worker (its fenced writes now fail) */
     int pause_requested;
     const char *step_state, *step_only_if;
     const char *what;

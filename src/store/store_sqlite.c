@@ -1,4 +1,5 @@
-/* The embedded SQLite store: connections, schema and migrations, transactions, and the ops table. */
+/* The embedded SQLite store: connections, schema and migrations, transactions, and the ops table.
+ */
 #include "store/store_sqlite_int.h"
 
 #include <errno.h>
@@ -59,7 +60,8 @@ int sq_fail(struct sq_conn *c, struct err *e, const char *what)
 {
     int rc = sqlite3_extended_errcode(c->db);
     int code = ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-                   ? ERR_SERVICE_UNAVAILABLE : ERR_INTERNAL;
+                   ? ERR_SERVICE_UNAVAILABLE
+                   : ERR_INTERNAL;
     return err_set(e, code, "store: %s: %s (sqlite error %d)", what, sqlite3_errmsg(c->db), rc);
 }
 
@@ -212,13 +214,15 @@ static void conn_close(struct sq_conn *c)
 static int conn_open(struct sq_conn *c, const char *path, bool writer, struct err *e)
 {
     pthread_mutex_init(&c->mu, NULL);
-    int flags = SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                                              : SQLITE_OPEN_READONLY);
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
         if (!c->db)
             return err_set(e, ERR_INTERNAL, "store: cannot open %s: out of memory", path);
-        return err_set(e, ERR_INTERNAL, "store: cannot open %s: %s (check that the data "
-                       "directory exists and is writable)", path, sqlite3_errmsg(c->db));
+        return err_set(e, ERR_INTERNAL,
+                       "store: cannot open %s: %s (check that the data "
+                       "directory exists and is writable)",
+                       path, sqlite3_errmsg(c->db));
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
@@ -235,8 +239,10 @@ static int conn_open(struct sq_conn *c, const char *path, bool writer, struct er
                  strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
         sqlite3_finalize(st);
         if (!ok)
-            return err_set(e, ERR_INTERNAL, "store: %s cannot use WAL journaling (is it on a "
-                           "network file system?)", path);
+            return err_set(e, ERR_INTERNAL,
+                           "store: %s cannot use WAL journaling (is it on a "
+                           "network file system?)",
+                           path);
     }
     return 0;
 }
@@ -262,16 +268,20 @@ static int schema_migrate(struct sq_conn *c, const char *path, struct err *e)
     if (rc != 0)
         return rc;
     int version = 0;
-    if (sqlite3_exec(c->db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY,"
-                     " value TEXT NOT NULL)", NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(c->db,
+                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY,"
+                     " value TEXT NOT NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK) {
         rc = sq_fail(c, e, "creating the meta table");
         goto fail;
     }
     if ((rc = schema_version(c, &version, e)) != 0)
         goto fail;
     if (version > SQ_SCHEMA_VERSION) {
-        rc = err_set(e, ERR_INTERNAL, "store: %s has schema version %d, newer than this asyncd "
-                     "knows (%d); run a newer asyncd", path, version, SQ_SCHEMA_VERSION);
+        rc = err_set(e, ERR_INTERNAL,
+                     "store: %s has schema version %d, newer than this asyncd "
+                     "knows (%d); run a newer asyncd",
+                     path, version, SQ_SCHEMA_VERSION);
         goto fail;
     }
     for (int v = version; v < SQ_SCHEMA_VERSION; v++) {
@@ -343,8 +353,10 @@ static int create_private(const char *path, struct err *e)
     if (fd >= 0)
         close(fd);
     else if (errno != EEXIST)
-        return err_set(e, ERR_INTERNAL, "store: cannot create %s: %s (check that the data "
-                       "directory exists and is writable)", path, strerror(errno));
+        return err_set(e, ERR_INTERNAL,
+                       "store: cannot create %s: %s (check that the data "
+                       "directory exists and is writable)",
+                       path, strerror(errno));
     return 0;
 }
 
@@ -354,7 +366,8 @@ int store_sqlite_open(const char *path, struct store **out, struct err *e)
     if (!path || !*path)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "store: empty SQLite database path");
     if (!sqlite3_threadsafe())
-        return err_set(e, ERR_INTERNAL, "store: this SQLite library was built without thread "
+        return err_set(e, ERR_INTERNAL,
+                       "store: this SQLite library was built without thread "
                        "support (SQLITE_THREADSAFE=0); asyncd needs it");
     struct store_sqlite *s = xcalloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;

@@ -5,7 +5,7 @@
 #include "common/xalloc.h"
 #include "store/store_sqlite_int.h"
 
-#define ACCOUNT_COLS "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
+#define ACCOUNT_COLS  "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
 
 static bool is_constraint(struct sq_conn *c, int extended)
@@ -32,8 +32,10 @@ int store_sqlite_account_count(struct store *s, int64_t *out, struct err *e)
 static int account_insert(struct sq_conn *c, const struct account *a, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_ACCOUNT_INSERT, "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &st, e);
+    int rc = sq_stmt(c, SQ_ACCOUNT_INSERT,
+                     "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, a->uin);
@@ -105,8 +107,8 @@ static int account_lookup(struct store *s, enum sq_slot slot, const char *sql, c
     return rc;
 }
 
-int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id,
-                                      struct account *out, struct err *e)
+int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
+                                      struct err *e)
 {
     return account_lookup(s, SQ_ACCOUNT_BY_SECRET,
                           "SELECT " ACCOUNT_COLS " FROM accounts WHERE secret_id = ?1", secret_id,
@@ -148,8 +150,10 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
     sqlite3_stmt *st = NULL;
     int rc = sq_begin_write(c, e);
     if (rc == 0)
-        rc = sq_stmt(c, SQ_INSTANCE_INSERT, "INSERT INTO instances(" INSTANCE_COLS ", created_ms,"
-                     " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)", &st, e);
+        rc = sq_stmt(c, SQ_INSTANCE_INSERT,
+                     "INSERT INTO instances(" INSTANCE_COLS ", created_ms,"
+                     " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)",
+                     &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, in->product);
         sq_bind_text(st, 2, in->instance_id);
@@ -187,8 +191,10 @@ static int instance_read(struct sq_conn *c, const char *product, const char *ins
                          struct instance *out, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_INSTANCE_GET, "SELECT " INSTANCE_COLS " FROM instances"
-                     " WHERE instance_id = ?1 AND (?2 IS NULL OR product = ?2)", &st, e);
+    int rc = sq_stmt(c, SQ_INSTANCE_GET,
+                     "SELECT " INSTANCE_COLS " FROM instances"
+                     " WHERE instance_id = ?1 AND (?2 IS NULL OR product = ?2)",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, instance_id);
@@ -224,7 +230,8 @@ int store_sqlite_instance_update(struct store *s, const char *instance_id, const
     sqlite3_stmt *st = NULL;
     int rc = sq_begin_write(c, e);
     if (rc == 0)
-        rc = sq_stmt(c, SQ_INSTANCE_UPDATE, "UPDATE instances SET status = COALESCE(?2, status),"
+        rc = sq_stmt(c, SQ_INSTANCE_UPDATE,
+                     "UPDATE instances SET status = COALESCE(?2, status),"
                      " dsn = COALESCE(?3, dsn), updated_ms = ?4,"
                      " reserved_accounts = COALESCE(?5, reserved_accounts) WHERE instance_id = ?1",
                      &st, e);
@@ -257,15 +264,17 @@ static json_t *instance_row_json(sqlite3_stmt *st)
     return o;
 }
 
-int store_sqlite_instance_list(struct store *s, const char *product, const char *uin,
-                               json_t **out, struct err *e)
+int store_sqlite_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
+                               struct err *e)
 {
     *out = NULL;
     struct sq_conn *c = sq_reader_acquire(sq_of(s));
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_INSTANCE_LIST, "SELECT " INSTANCE_COLS " FROM instances"
+    int rc = sq_stmt(c, SQ_INSTANCE_LIST,
+                     "SELECT " INSTANCE_COLS " FROM instances"
                      " WHERE (?1 IS NULL OR product = ?1) AND (?2 IS NULL OR uin = ?2)"
-                     " ORDER BY created_ms, instance_id", &st, e);
+                     " ORDER BY created_ms, instance_id",
+                     &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, product);
         sq_bind_text(st, 2, uin);
@@ -291,8 +300,10 @@ static int oldest_root(struct sq_conn *c, char uin[24], struct err *e)
     sqlite3_stmt *st = NULL;
     int rc = 0;
     uin[0] = '\0';
-    if (sqlite3_prepare_v2(c->db, "SELECT uin FROM accounts WHERE is_root = 1"
-                           " ORDER BY created_ms, rowid LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT uin FROM accounts WHERE is_root = 1"
+                           " ORDER BY created_ms, rowid LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
         return sq_fail(c, e, "preparing the root account lookup");
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW)

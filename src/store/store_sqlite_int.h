@@ -9,9 +9,9 @@
 
 #include "store/store.h"
 
-#define SQ_READERS 4           /* read-only connections; reads run beside the one writer (WAL) */
+#define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION 2
+#define SQ_SCHEMA_VERSION  2
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {
@@ -59,11 +59,11 @@ struct sq_conn {
 };
 
 struct store_sqlite {
-    struct store base;         /* first: a struct store * is a struct store_sqlite * */
-    char *path;                /* heap */
-    struct sq_conn writer;     /* every write, each one a BEGIN IMMEDIATE transaction */
+    struct store base;     /* first: a struct store * is a struct store_sqlite * */
+    char *path;            /* heap */
+    struct sq_conn writer; /* every write, each one a BEGIN IMMEDIATE transaction */
     struct sq_conn readers[SQ_READERS];
-    atomic_uint next_reader;   /* round-robin start for picking a reader */
+    atomic_uint next_reader; /* round-robin start for picking a reader */
 };
 
 static inline struct store_sqlite *sq_of(struct store *s) { return (struct store_sqlite *)s; }
@@ -98,29 +98,29 @@ int sq_fail(struct sq_conn *c, struct err *e, const char *what);
 /* Helpers for rows and bindings. The json_t results are new references the caller owns. */
 int64_t sq_now_ms(void);
 void sq_copy(char *dst, size_t size, const unsigned char *src); /* NULL src -> "" ; truncates */
-int sq_bind_text(sqlite3_stmt *st, int i, const char *s);        /* NULL binds SQL NULL */
-json_t *sq_col_json_text(sqlite3_stmt *st, int col);             /* text, or json null */
-json_t *sq_col_json_int(sqlite3_stmt *st, int col);              /* integer, or json null */
+int sq_bind_text(sqlite3_stmt *st, int i, const char *s);       /* NULL binds SQL NULL */
+json_t *sq_col_json_text(sqlite3_stmt *st, int col);            /* text, or json null */
+json_t *sq_col_json_int(sqlite3_stmt *st, int col);             /* integer, or json null */
 
 /* The ops, by file. store_sqlite_accounts.c: */
 int store_sqlite_account_count(struct store *s, int64_t *out, struct err *e);
 int store_sqlite_account_create(struct store *s, const struct account *a, struct err *e);
-int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id,
-                                      struct account *out, struct err *e);
+int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
+                                      struct err *e);
 int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account *out,
                                 struct err *e);
 int store_sqlite_account_first_root(struct store *s, const struct account *cand,
-                                       struct account *out, struct err *e);
+                                    struct account *out, struct err *e);
 int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
                                     struct err *e);
 int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e);
 int store_sqlite_instance_get(struct store *s, const char *product, const char *instance_id,
                               struct instance *out, struct err *e);
 int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
-                                 const char *dsn, const char *reserved,
-                                 struct instance *out, struct err *e);
-int store_sqlite_instance_list(struct store *s, const char *product, const char *uin,
-                               json_t **out, struct err *e);
+                                 const char *dsn, const char *reserved, struct instance *out,
+                                 struct err *e);
+int store_sqlite_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
+                               struct err *e);
 /* store_sqlite_tasks.c: */
 int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                              struct err *e);

@@ -6,8 +6,8 @@
 #include "store/store_sqlite_int.h"
 
 /* Runs fn inside one BEGIN IMMEDIATE transaction on the writer; commits on 0, else rolls back. */
-static int in_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *, void *,
-                                                  struct err *),
+static int in_write_tx(struct store *s,
+                       int (*fn)(struct sq_conn *, const void *, void *, struct err *),
                        const void *in, void *out, struct err *e)
 {
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
@@ -33,10 +33,13 @@ struct candidate {
 static int claim_pick(struct sq_conn *c, int64_t now, struct candidate *cand, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_CLAIM_PICK, "SELECT id, state, lease_node FROM tasks"
-                     " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
-                     " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
-                     " ORDER BY created_ms, rowid LIMIT 1", &st, e);
+    int rc = sq_stmt(
+        c, SQ_CLAIM_PICK,
+        "SELECT id, state, lease_node FROM tasks"
+        " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
+        " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
+        " ORDER BY created_ms, rowid LIMIT 1",
+        &st, e);
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(st, 1, now);
@@ -60,10 +63,12 @@ static int claim_take(struct sq_conn *c, const struct claim_in *in, int64_t now,
                       const struct candidate *cand, struct task_claim *out, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_CLAIM_TAKE, "UPDATE tasks SET state = 'running',"
+    int rc = sq_stmt(c, SQ_CLAIM_TAKE,
+                     "UPDATE tasks SET state = 'running',"
                      " start_ms = COALESCE(start_ms, ?2), lease_node = ?3,"
                      " lease_expires_ms = ?2 + ?4, lease_no = lease_no + 1"
-                     " WHERE id = ?1 RETURNING lease_no", &st, e);
+                     " WHERE id = ?1 RETURNING lease_no",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, cand->id);
@@ -118,9 +123,11 @@ int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, i
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
-    int rc = sq_stmt(c, SQ_RENEW, "UPDATE tasks SET lease_expires_ms = ?3 WHERE id = ?1"
+    int rc = sq_stmt(c, SQ_RENEW,
+                     "UPDATE tasks SET lease_expires_ms = ?3 WHERE id = ?1"
                      " AND lease_no = ?2 AND state = 'running' AND lease_node IS NOT NULL"
-                     " RETURNING pause_requested", &st, e);
+                     " RETURNING pause_requested",
+                     &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, id);
         sqlite3_bind_int64(st, 2, lease_no);
@@ -143,9 +150,10 @@ int store_sqlite_release_node_leases(struct store *s, const char *node, struct e
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
     int rc = 0;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "UPDATE tasks SET lease_expires_ms = NULL"
-                           " WHERE lease_node = ?1 AND state = 'running'", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db,
+                           "UPDATE tasks SET lease_expires_ms = NULL"
+                           " WHERE lease_node = ?1 AND state = 'running'",
+                           -1, &st, NULL) != SQLITE_OK)
         rc = sq_fail(c, e, "preparing to release leases");
     if (rc == 0) {
         sq_bind_text(st, 1, node);
@@ -164,9 +172,11 @@ static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct
                     struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, slot, "SELECT state, current_step, lease_no,"
+    int rc = sq_stmt(c, slot,
+                     "SELECT state, current_step, lease_no,"
                      " COALESCE(lease_expires_ms, 0), driver = 'external', phase = 'undo'"
-                     " FROM tasks WHERE id = ?1", &st, e);
+                     " FROM tasks WHERE id = ?1",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -191,14 +201,16 @@ static int row_read(struct sq_conn *c, enum sq_slot slot, const char *id, struct
 
 /* Sets a step's state (and message); when only_if is given, only a step in that state changes. */
 static int step_set(struct sq_conn *c, enum sq_slot slot, const char *id, int64_t idx,
-                    const char *state, const char *message, const char *only_if,
-                    const char *output, struct err *e)
+                    const char *state, const char *message, const char *only_if, const char *output,
+                    struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, slot, "UPDATE task_steps SET state = ?3, message = CASE WHEN ?4 IS NULL"
+    int rc = sq_stmt(c, slot,
+                     "UPDATE task_steps SET state = ?3, message = CASE WHEN ?4 IS NULL"
                      " THEN message WHEN ?4 = '' THEN NULL ELSE ?4 END,"
                      " output = COALESCE(?6, output)"
-                     " WHERE task_id = ?1 AND idx = ?2 AND (?5 IS NULL OR state = ?5)", &st, e);
+                     " WHERE task_id = ?1 AND idx = ?2 AND (?5 IS NULL OR state = ?5)",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -217,7 +229,8 @@ static int progress_update(struct sq_conn *c, const struct task_progress *p, int
                            struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_PROGRESS_TASK, "UPDATE tasks SET state = ?2,"
+    int rc = sq_stmt(c, SQ_PROGRESS_TASK,
+                     "UPDATE tasks SET state = ?2,"
                      " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END,"
                      " info = CASE WHEN ?5 IS NULL THEN info WHEN ?5 = '' THEN NULL ELSE ?5 END,"
                      " current_step = CASE WHEN ?6 = -2 THEN current_step ELSE ?6 END,"
@@ -226,7 +239,8 @@ static int progress_update(struct sq_conn *c, const struct task_progress *p, int
                      " lease_node = CASE WHEN ?10 THEN NULL ELSE lease_node END,"
                      " lease_expires_ms = CASE WHEN ?10 THEN NULL ELSE lease_expires_ms END,"
                      " pause_requested = CASE WHEN ?2 = 'running' THEN pause_requested ELSE 0 END"
-                     " WHERE id = ?1", &st, e);
+                     " WHERE id = ?1",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, p->id);
@@ -281,14 +295,16 @@ static int control_update(struct sq_conn *c, const char *id, const struct contro
                           int64_t now, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_CONTROL_TASK, "UPDATE tasks SET state = ?2,"
+    int rc = sq_stmt(c, SQ_CONTROL_TASK,
+                     "UPDATE tasks SET state = ?2,"
                      " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END,"
                      " current_step = current_step + ?5, phase = COALESCE(?6, phase),"
                      " attempt = CASE WHEN ?7 THEN 0 ELSE attempt END,"
                      " not_before_ms = CASE WHEN ?7 THEN 0 ELSE not_before_ms END,"
                      " lease_node = CASE WHEN ?8 THEN NULL ELSE lease_node END,"
                      " lease_expires_ms = CASE WHEN ?8 THEN NULL ELSE lease_expires_ms END,"
-                     " pause_requested = ?9, lease_no = lease_no + ?10 WHERE id = ?1", &st, e);
+                     " pause_requested = ?9, lease_no = lease_no + ?10 WHERE id = ?1",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);

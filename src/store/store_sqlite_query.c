@@ -91,13 +91,16 @@ static int task_json_tx(struct sq_conn *c, const char *id, json_t **out, struct 
     if (rc == 0 && json_array_size(task) == 0)
         rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
     if (rc == 0)
-        rc = rows_json(c, SQ_TASK_STEPS, "SELECT idx, name, do_json, undo_json, retries,"
+        rc = rows_json(c, SQ_TASK_STEPS,
+                       "SELECT idx, name, do_json, undo_json, retries,"
                        " timeout_s, state, message, output FROM task_steps WHERE task_id = ?1"
-                       " ORDER BY idx", id, step_row_json, &steps, e);
+                       " ORDER BY idx",
+                       id, step_row_json, &steps, e);
     if (rc == 0)
-        rc = rows_json(c, SQ_TASK_EVENTS, "SELECT seq, at_ms, from_state, to_state, node,"
-                       " message FROM task_events WHERE task_id = ?1 ORDER BY seq", id,
-                       event_row_json, &events, e);
+        rc = rows_json(c, SQ_TASK_EVENTS,
+                       "SELECT seq, at_ms, from_state, to_state, node,"
+                       " message FROM task_events WHERE task_id = ?1 ORDER BY seq",
+                       id, event_row_json, &events, e);
     if (rc == 0) {
         *out = json_incref(json_array_get(task, 0));
         json_object_set_new(*out, "steps", steps);
@@ -129,7 +132,7 @@ struct where {
     char sql[2048];
     const char *vals[WHERE_MAX_VALS];
     int n;
-    int64_t ints[2];   /* start-time bounds, bound after the text values */
+    int64_t ints[2]; /* start-time bounds, bound after the text values */
     int n_ints;
     const char *ints_sql[2];
 };
@@ -228,19 +231,20 @@ static int list_total(struct sq_conn *c, const struct where *w, int64_t *total, 
 static int list_page(struct sq_conn *c, const struct where *w, int64_t limit, int64_t offset,
                      bool oldest_first, json_t **out, struct err *e)
 {
-    char *sql = xasprintf("SELECT " STORE_TASK_COLS ", rowid FROM tasks%s ORDER BY created_ms %s, rowid %s"
-                          " LIMIT %lld OFFSET %lld", w->sql, oldest_first ? "ASC" : "DESC",
-                          oldest_first ? "ASC" : "DESC", (long long)limit, (long long)offset);
+    char *sql =
+        xasprintf("SELECT " STORE_TASK_COLS ", rowid FROM tasks%s ORDER BY created_ms %s, rowid %s"
+                  " LIMIT %lld OFFSET %lld",
+                  w->sql, oldest_first ? "ASC" : "DESC", oldest_first ? "ASC" : "DESC",
+                  (long long)limit, (long long)offset);
     sqlite3_stmt *st = NULL;
     int rc = list_prepare(c, sql, w, &st, e);
     if (rc == 0) {
         json_t *arr = json_array();
         int step;
-        while ((step = sqlite3_step(st)) == SQLITE_ROW)
-        {
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
             json_t *t = task_row_json(st);
-            json_object_set_new(t, "job_id",
-                                json_integer(sqlite3_column_int64(st, sqlite3_column_count(st) - 1)));
+            json_object_set_new(
+                t, "job_id", json_integer(sqlite3_column_int64(st, sqlite3_column_count(st) - 1)));
             json_array_append_new(arr, t);
         }
         if (step == SQLITE_DONE) {
@@ -286,15 +290,15 @@ int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e)
     struct sq_conn *c = sq_reader_acquire(sq_of(s));
     sqlite3_stmt *st = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(c->db, "SELECT product, state, COUNT(*) FROM tasks"
-                           " GROUP BY product, state ORDER BY product, state", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT product, state, COUNT(*) FROM tasks"
+                           " GROUP BY product, state ORDER BY product, state",
+                           -1, &st, NULL) != SQLITE_OK)
         rc = sq_fail(c, e, "preparing the task counts");
     int r;
     while (rc == 0 && (r = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(*out, json_pack("{s:o, s:o, s:o}", "product",
-                                              sq_col_json_text(st, 0), "state",
-                                              sq_col_json_text(st, 1), "count",
+        json_array_append_new(*out, json_pack("{s:o, s:o, s:o}", "product", sq_col_json_text(st, 0),
+                                              "state", sq_col_json_text(st, 1), "count",
                                               sq_col_json_int(st, 2)));
     if (rc == 0 && r != SQLITE_DONE)
         rc = sq_fail(c, e, "counting tasks");

@@ -9,7 +9,7 @@
 #include "store/store_plan.h"
 #include "store/store_sqlite_int.h"
 
-#define MINT_ATTEMPTS 8        /* fresh ids tried when one clashes with a stored task */
+#define MINT_ATTEMPTS    8 /* fresh ids tried when one clashes with a stored task */
 #define MONGODB_FIRST_ID 1000
 
 /* Mints a task id in the product's format; for mongodb, inside the caller's transaction. */
@@ -20,9 +20,11 @@ static int mint_id(struct sq_conn *c, const char *product, char id[STORE_ID_MAX]
         return 0;
     }
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_COUNTER_NEXT, "INSERT INTO counters(product, next_id) VALUES(?1, ?2)"
+    int rc = sq_stmt(c, SQ_COUNTER_NEXT,
+                     "INSERT INTO counters(product, next_id) VALUES(?1, ?2)"
                      " ON CONFLICT(product) DO UPDATE SET next_id = next_id + 1"
-                     " RETURNING next_id - 1", &st, e);
+                     " RETURNING next_id - 1",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, product);
@@ -40,9 +42,11 @@ static int task_insert(struct sq_conn *c, const struct task_new *t, const char *
                        struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_TASK_INSERT, "INSERT INTO tasks(id, product, region, uin,"
+    int rc = sq_stmt(c, SQ_TASK_INSERT,
+                     "INSERT INTO tasks(id, product, region, uin,"
                      " instance_id, type, on_failure, state, created_ms, driver, input)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", &st, e);
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -69,12 +73,14 @@ static int task_insert(struct sq_conn *c, const struct task_new *t, const char *
     return rc;
 }
 
-static int steps_insert(struct sq_conn *c, const char *id, const struct store_step_row *rows, size_t n,
-                        struct err *e)
+static int steps_insert(struct sq_conn *c, const char *id, const struct store_step_row *rows,
+                        size_t n, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_STEP_INSERT, "INSERT INTO task_steps(task_id, idx, name, do_json,"
-                     " undo_json, retries, timeout_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st, e);
+    int rc = sq_stmt(c, SQ_STEP_INSERT,
+                     "INSERT INTO task_steps(task_id, idx, name, do_json,"
+                     " undo_json, retries, timeout_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     &st, e);
     for (size_t i = 0; i < n && rc == 0; i++) {
         sq_bind_text(st, 1, id);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
@@ -91,13 +97,15 @@ static int steps_insert(struct sq_conn *c, const char *id, const struct store_st
 }
 
 /* Appends the task's next event (seq = last + 1). from < 0 means none (the creation event). */
-int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from,
-                        enum task_state to, const char *node, const char *message, struct err *e)
+int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
+                    const char *node, const char *message, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_EVENT_INSERT, "INSERT INTO task_events(task_id, seq, at_ms,"
+    int rc = sq_stmt(c, SQ_EVENT_INSERT,
+                     "INSERT INTO task_events(task_id, seq, at_ms,"
                      " from_state, to_state, node, message) VALUES(?1, (SELECT COALESCE(MAX(seq),"
-                     " 0) + 1 FROM task_events WHERE task_id = ?1), ?2, ?3, ?4, ?5, ?6)", &st, e);
+                     " 0) + 1 FROM task_events WHERE task_id = ?1), ?2, ?3, ?4, ?5, ?6)",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -113,8 +121,9 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from,
 }
 
 /* The task row, its steps and its creation event, in the caller's write transaction. */
-static int task_create_tx(struct sq_conn *c, const struct task_new *t, const struct store_step_row *rows,
-                          size_t n, char id[STORE_ID_MAX], struct err *e)
+static int task_create_tx(struct sq_conn *c, const struct task_new *t,
+                          const struct store_step_row *rows, size_t n, char id[STORE_ID_MAX],
+                          struct err *e)
 {
     int64_t now = sq_now_ms();
     int rc = ERR_ALREADY_EXISTS;
@@ -182,9 +191,11 @@ int store_sqlite_task_summary(struct store *s, const char *product, const char *
 {
     struct sq_conn *c = sq_reader_acquire(sq_of(s));
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_TASK_SUMMARY, "SELECT id, product, region, uin, instance_id, state,"
+    int rc = sq_stmt(c, SQ_TASK_SUMMARY,
+                     "SELECT id, product, region, uin, instance_id, state,"
                      " info, created_ms, start_ms, end_ms, lease_no FROM tasks"
-                     " WHERE id = ?1 AND product = ?2", &st, e);
+                     " WHERE id = ?1 AND product = ?2",
+                     &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, id);
         sq_bind_text(st, 2, product);
@@ -202,12 +213,12 @@ int store_sqlite_task_summary(struct store *s, const char *product, const char *
 }
 
 /* Reads the task's state and current step in the caller's transaction. */
-static int task_state_read(struct sq_conn *c, const char *id, enum task_state *state,
-                           int64_t *step, struct err *e)
+static int task_state_read(struct sq_conn *c, const char *id, enum task_state *state, int64_t *step,
+                           struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_TASK_STATE, "SELECT state, current_step FROM tasks WHERE id = ?1",
-                     &st, e);
+    int rc =
+        sq_stmt(c, SQ_TASK_STATE, "SELECT state, current_step FROM tasks WHERE id = ?1", &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
@@ -231,8 +242,10 @@ static int task_state_read(struct sq_conn *c, const char *id, enum task_state *s
 static int step_mark(struct sq_conn *c, const struct task_move *m, int64_t idx, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_STEP_MARK, "UPDATE task_steps SET state = ?3,"
-                     " message = COALESCE(?4, message) WHERE task_id = ?1 AND idx = ?2", &st, e);
+    int rc = sq_stmt(c, SQ_STEP_MARK,
+                     "UPDATE task_steps SET state = ?3,"
+                     " message = COALESCE(?4, message) WHERE task_id = ?1 AND idx = ?2",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, m->id);
@@ -252,11 +265,13 @@ static int task_update_state(struct sq_conn *c, const struct task_move *m, int64
                              struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_TASK_UPDATE_STATE, "UPDATE tasks SET state = ?2,"
+    int rc = sq_stmt(c, SQ_TASK_UPDATE_STATE,
+                     "UPDATE tasks SET state = ?2,"
                      " start_ms = CASE WHEN ?3 AND start_ms IS NULL THEN ?5 ELSE start_ms END,"
                      " end_ms = CASE WHEN ?4 THEN ?5 ELSE end_ms END,"
                      " info = COALESCE(?6, info), current_step = current_step + ?7"
-                     " WHERE id = ?1", &st, e);
+                     " WHERE id = ?1",
+                     &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, m->id);

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_pg_dir[64];   /* the cluster's directory when this run started it */
-static char g_pg_url[512];  /* a database of the server, to create the tests' ones from */
+static char g_pg_dir[64];  /* the cluster's directory when this run started it */
+static char g_pg_url[512]; /* a database of the server, to create the tests' ones from */
 
 static inline int free_port(void)
 {

@@ -36,19 +36,23 @@ static const struct tc3_vector tc3_vectors[] = {
         .service = "127",
         .signed_headers = "content-type;host",
         .signature = "c05aacfce138346591645626f9c5a960925fb940f47eac5d84035c367069566f",
-        .authorization = "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2026-11-23/127/tc3_request, SignedHeaders=content-type;host, Signature=c05aacfce138346591645626f9c5a960925fb940f47eac5d84035c367069566f",
+        .authorization =
+            "TC3-HMAC-SHA256 "
+            "Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2026-11-23/127/tc3_request, "
+            "SignedHeaders=content-type;host, "
+            "Signature=c05aacfce138346591645626f9c5a960925fb940f47eac5d84035c367069566f",
         .canonical_request = "POST\n"
-            "/\n"
-            "\n"
-            "content-type:application/json\n"
-            "host:127.0.0.1\n"
-            "\n"
-            "content-type;host\n"
-            "02bea8dd022a9862ed0514be06601fdfa0b2e1ccc15fd0d18d3ed9a04f4e40a6",
+                             "/\n"
+                             "\n"
+                             "content-type:application/json\n"
+                             "host:127.0.0.1\n"
+                             "\n"
+                             "content-type;host\n"
+                             "02bea8dd022a9862ed0514be06601fdfa0b2e1ccc15fd0d18d3ed9a04f4e40a6",
         .string_to_sign = "TC3-HMAC-SHA256\n"
-            "1795422600\n"
-            "2026-11-23/127/tc3_request\n"
-            "e8b95f86b3d2f04fb1eb07c6681129fe9705fd6253c8b23d54866930880246e5",
+                          "1795422600\n"
+                          "2026-11-23/127/tc3_request\n"
+                          "e8b95f86b3d2f04fb1eb07c6681129fe9705fd6253c8b23d54866930880246e5",
     },
     {
         .name = "tc3_post_cdb_host",
@@ -66,25 +70,30 @@ static const struct tc3_vector tc3_vectors[] = {
         .service = "cdb",
         .signed_headers = "content-type;host",
         .signature = "5a6793823069f47e41b860b0f535dea15c1f96e0e689d42eb53e28db70fd123b",
-        .authorization = "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2026-11-24/cdb/tc3_request, SignedHeaders=content-type;host, Signature=5a6793823069f47e41b860b0f535dea15c1f96e0e689d42eb53e28db70fd123b",
+        .authorization =
+            "TC3-HMAC-SHA256 "
+            "Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2026-11-24/cdb/tc3_request, "
+            "SignedHeaders=content-type;host, "
+            "Signature=5a6793823069f47e41b860b0f535dea15c1f96e0e689d42eb53e28db70fd123b",
         .canonical_request = "POST\n"
-            "/\n"
-            "\n"
-            "content-type:application/json\n"
-            "host:cdb.example.net\n"
-            "\n"
-            "content-type;host\n"
-            "02bea8dd022a9862ed0514be06601fdfa0b2e1ccc15fd0d18d3ed9a04f4e40a6",
+                             "/\n"
+                             "\n"
+                             "content-type:application/json\n"
+                             "host:cdb.example.net\n"
+                             "\n"
+                             "content-type;host\n"
+                             "02bea8dd022a9862ed0514be06601fdfa0b2e1ccc15fd0d18d3ed9a04f4e40a6",
         .string_to_sign = "TC3-HMAC-SHA256\n"
-            "1795508999\n"
-            "2026-11-24/cdb/tc3_request\n"
-            "dc29fe5ee9e4a0920b2455fdb27f2336cfb5b0921bf96dda459a3deb086e57cb",
+                          "1795508999\n"
+                          "2026-11-24/cdb/tc3_request\n"
+                          "dc29fe5ee9e4a0920b2455fdb27f2336cfb5b0921bf96dda459a3deb086e57cb",
     },
     {
         .name = "tc3_get_query",
         .method = "GET",
         .path = "/",
-        .query = "AsyncRequestId=4762&Filters.0.Name=a%20b%26c&Filters.0.Values.0=x%2Fy&Filters.0.Values.1=%C3%BC%3D1",
+        .query = "AsyncRequestId=4762&Filters.0.Name=a%20b%26c&Filters.0.Values.0=x%2Fy&Filters.0."
+                 "Values.1=%C3%BC%3D1",
         .host_header = "mongodb.example.net:9000",
         .signed_host = "mongodb.example.net",
         .content_type = "application/x-www-form-urlencoded",
@@ -96,19 +105,24 @@ static const struct tc3_vector tc3_vectors[] = {
         .service = "mongodb",
         .signed_headers = "content-type;host",
         .signature = "ae98becfb88e341d51eb75e5092874d3d18e15112c0f7f5fa4aaf24dbb51b583",
-        .authorization = "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2026-11-23/mongodb/tc3_request, SignedHeaders=content-type;host, Signature=ae98becfb88e341d51eb75e5092874d3d18e15112c0f7f5fa4aaf24dbb51b583",
+        .authorization =
+            "TC3-HMAC-SHA256 "
+            "Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2026-11-23/mongodb/tc3_request, "
+            "SignedHeaders=content-type;host, "
+            "Signature=ae98becfb88e341d51eb75e5092874d3d18e15112c0f7f5fa4aaf24dbb51b583",
         .canonical_request = "GET\n"
-            "/\n"
-            "AsyncRequestId=4762&Filters.0.Name=a%20b%26c&Filters.0.Values.0=x%2Fy&Filters.0.Values.1=%C3%BC%3D1\n"
-            "content-type:application/x-www-form-urlencoded\n"
-            "host:mongodb.example.net\n"
-            "\n"
-            "content-type;host\n"
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                             "/\n"
+                             "AsyncRequestId=4762&Filters.0.Name=a%20b%26c&Filters.0.Values.0=x%"
+                             "2Fy&Filters.0.Values.1=%C3%BC%3D1\n"
+                             "content-type:application/x-www-form-urlencoded\n"
+                             "host:mongodb.example.net\n"
+                             "\n"
+                             "content-type;host\n"
+                             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         .string_to_sign = "TC3-HMAC-SHA256\n"
-            "1795419000\n"
-            "2026-11-23/mongodb/tc3_request\n"
-            "8cb644385af7a23ea1d79ae476408d3d8a776e2fb287950d1d5795e71c429137",
+                          "1795419000\n"
+                          "2026-11-23/mongodb/tc3_request\n"
+                          "8cb644385af7a23ea1d79ae476408d3d8a776e2fb287950d1d5795e71c429137",
     },
 };
 
@@ -118,11 +132,19 @@ static const struct v1_vector v1_vectors[] = {
         .method = "GET",
         .host = "127.0.0.1:9000",
         .path = "/",
-        .form = "AsyncRequestId=f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7&Action=DescribeAsyncRequestInfo&RequestClient=SDK_NODEJS_4.1.313&Nonce=4242&Timestamp=1795422600&Version=2017-03-20&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&Region=ap-guangzhou&SignatureMethod=HmacSHA256&Signature=bMYPNR%2BE0%2BcZM%2BUy4fHpgwfM0PhMAcrMB3SFg2qEUjI%3D",
+        .form =
+            "AsyncRequestId=f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7&Action=DescribeAsyncRequestInfo&"
+            "RequestClient=SDK_NODEJS_4.1.313&Nonce=4242&Timestamp=1795422600&Version=2017-03-20&"
+            "SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&Region=ap-guangzhou&SignatureMethod="
+            "HmacSHA256&Signature=bMYPNR%2BE0%2BcZM%2BUy4fHpgwfM0PhMAcrMB3SFg2qEUjI%3D",
         .content_type = "",
         .secret_key = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
         .signature_method = "HmacSHA256",
-        .string_to_sign = "GET127.0.0.1:9000/\?Action=DescribeAsyncRequestInfo&AsyncRequestId=f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7&Nonce=4242&Region=ap-guangzhou&RequestClient=SDK_NODEJS_4.1.313&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&SignatureMethod=HmacSHA256&Timestamp=1795422600&Version=2017-03-20",
+        .string_to_sign = "GET127.0.0.1:9000/"
+                          "\?Action=DescribeAsyncRequestInfo&AsyncRequestId=f96e4f3c-8fc96c86-"
+                          "2ec79ac8-cb63a7a7&Nonce=4242&Region=ap-guangzhou&RequestClient=SDK_"
+                          "NODEJS_4.1.313&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&"
+                          "SignatureMethod=HmacSHA256&Timestamp=1795422600&Version=2017-03-20",
         .signature = "bMYPNR+E0+cZM+Uy4fHpgwfM0PhMAcrMB3SFg2qEUjI=",
     },
     {
@@ -130,11 +152,21 @@ static const struct v1_vector v1_vectors[] = {
         .method = "POST",
         .host = "cdb.example.net:9000",
         .path = "/",
-        .form = "AsyncRequestId=f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7&Note=a%20b%2Bc%2F%C3%A9&Action=DescribeAsyncRequestInfo&RequestClient=SDK_NODEJS_4.1.313&Nonce=65535&Timestamp=1795422601&Version=2017-03-20&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&Region=ap-guangzhou&SignatureMethod=HmacSHA256&Signature=iH5HKWNJQ9L%2F57T3%2Ff1JcPMCzrkP%2FCt55aGfos926zc%3D",
+        .form = "AsyncRequestId=f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7&Note=a%20b%2Bc%2F%C3%A9&Action="
+                "DescribeAsyncRequestInfo&RequestClient=SDK_NODEJS_4.1.313&Nonce=65535&Timestamp="
+                "1795422601&Version=2017-03-20&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&"
+                "Region=ap-guangzhou&SignatureMethod=HmacSHA256&Signature=iH5HKWNJQ9L%2F57T3%"
+                "2Ff1JcPMCzrkP%2FCt55aGfos926zc%3D",
         .content_type = "application/x-www-form-urlencoded",
         .secret_key = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
         .signature_method = "HmacSHA256",
-        .string_to_sign = "POSTcdb.example.net:9000/\?Action=DescribeAsyncRequestInfo&AsyncRequestId=f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7&Nonce=65535&Note=a b+c/\303\251&Region=ap-guangzhou&RequestClient=SDK_NODEJS_4.1.313&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&SignatureMethod=HmacSHA256&Timestamp=1795422601&Version=2017-03-20",
+        .string_to_sign = "POSTcdb.example.net:9000/"
+                          "\?Action=DescribeAsyncRequestInfo&AsyncRequestId=f96e4f3c-8fc96c86-"
+                          "2ec79ac8-cb63a7a7&Nonce=65535&Note=a "
+                          "b+c/"
+                          "\303\251&Region=ap-guangzhou&RequestClient=SDK_NODEJS_4.1.313&SecretId="
+                          "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&SignatureMethod=HmacSHA256&"
+                          "Timestamp=1795422601&Version=2017-03-20",
         .signature = "iH5HKWNJQ9L/57T3/f1JcPMCzrkP/Ct55aGfos926zc=",
     },
     {
@@ -142,11 +174,18 @@ static const struct v1_vector v1_vectors[] = {
         .method = "POST",
         .host = "mongodb.example.net:9000",
         .path = "/",
-        .form = "AsyncRequestId=4762&Action=DescribeAsyncRequestInfo&RequestClient=SDK_NODEJS_4.1.313&Nonce=1&Timestamp=1795422602&Version=2019-07-25&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&Region=ap-guangzhou&Token=session-token-example&SignatureMethod=HmacSHA1&Signature=500hxrVm3Y54X9R6cA3xNJS5aoM%3D",
+        .form = "AsyncRequestId=4762&Action=DescribeAsyncRequestInfo&RequestClient=SDK_NODEJS_4.1."
+                "313&Nonce=1&Timestamp=1795422602&Version=2019-07-25&SecretId="
+                "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&Region=ap-guangzhou&Token=session-token-"
+                "example&SignatureMethod=HmacSHA1&Signature=500hxrVm3Y54X9R6cA3xNJS5aoM%3D",
         .content_type = "application/x-www-form-urlencoded",
         .secret_key = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
         .signature_method = "HmacSHA1",
-        .string_to_sign = "POSTmongodb.example.net:9000/\?Action=DescribeAsyncRequestInfo&AsyncRequestId=4762&Nonce=1&Region=ap-guangzhou&RequestClient=SDK_NODEJS_4.1.313&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&SignatureMethod=HmacSHA1&Timestamp=1795422602&Token=session-token-example&Version=2019-07-25",
+        .string_to_sign = "POSTmongodb.example.net:9000/"
+                          "\?Action=DescribeAsyncRequestInfo&AsyncRequestId=4762&Nonce=1&Region=ap-"
+                          "guangzhou&RequestClient=SDK_NODEJS_4.1.313&SecretId="
+                          "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE&SignatureMethod=HmacSHA1&Timestamp="
+                          "1795422602&Token=session-token-example&Version=2019-07-25",
         .signature = "500hxrVm3Y54X9R6cA3xNJS5aoM=",
     },
 };

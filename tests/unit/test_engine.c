@@ -39,8 +39,8 @@ static int64_t now_ms(void)
 
 static int start_engine(struct fixture *f, const char *node)
 {
-    struct engine_config cfg = {.store = f->s, .node = node, .workers = 2, .lease_s = 2,
-                                .drain_s = 1};
+    struct engine_config cfg = {
+        .store = f->s, .node = node, .workers = 2, .lease_s = 2, .drain_s = 1};
     struct err e = {0};
     int rc = engine_start(&cfg, &f->eng, &e);
     if (rc != 0)
@@ -93,8 +93,7 @@ static json_t *sh_step(const struct fixture *f, const char *name, const char *sc
                              "-c", dos, "retries", retries);
     if (undo) {
         assert_true(asprintf(&undos, "W=%s; %s", f->work, undo) > 0);
-        json_object_set_new(step, "undo", json_pack("{s:[s,s,s]}", "exec", "/bin/sh", "-c",
-                                                    undos));
+        json_object_set_new(step, "undo", json_pack("{s:[s,s,s]}", "exec", "/bin/sh", "-c", undos));
     }
     free(dos);
     free(undos);
@@ -104,8 +103,12 @@ static json_t *sh_step(const struct fixture *f, const char *name, const char *sc
 /* Creates a cdb task of the steps (stolen) and wakes the engine. */
 static void create(struct fixture *f, json_t *steps, const char *on_failure, char id[STORE_ID_MAX])
 {
-    struct task_new t = {.product = "cdb", .region = "ap-guangzhou", .uin = "100000000001",
-                         .type = "CreateAccounts", .on_failure = on_failure, .steps = steps,
+    struct task_new t = {.product = "cdb",
+                         .region = "ap-guangzhou",
+                         .uin = "100000000001",
+                         .type = "CreateAccounts",
+                         .on_failure = on_failure,
+                         .steps = steps,
                          .node = "test"};
     struct err e = {0};
     int rc = store_task_create(f->s, &t, id, &e);
@@ -246,9 +249,8 @@ static int count_events_with(json_t *task, const char *needle)
     int n = 0;
     size_t i;
     json_t *ev;
-    json_array_foreach(json_object_get(task, "events"), i, ev)
-        if (strstr(jstr(ev, "message"), needle))
-            n++;
+    json_array_foreach(json_object_get(task, "events"), i,
+                       ev) if (strstr(jstr(ev, "message"), needle)) n++;
     return n;
 }
 
@@ -259,8 +261,10 @@ static void test_one_step_success_keeps_the_last_stdout_line_as_info(void **stat
     struct fixture *f = *state;
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
-    json_array_append_new(steps, sh_step(f, "drop", "echo working; echo 'Dropped the database "
-                                         "table successfully.'", NULL, 0));
+    json_array_append_new(steps, sh_step(f, "drop",
+                                         "echo working; echo 'Dropped the database "
+                                         "table successfully.'",
+                                         NULL, 0));
     create(f, steps, NULL, id);
     wait_state(f, id, TASK_SUCCESS, WAIT_MS);
     struct task_summary sum;
@@ -297,10 +301,13 @@ static void test_failed_step_is_retried_with_backoff_then_succeeds(void **state)
     struct fixture *f = *state;
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
-    json_array_append_new(steps, sh_step(f, "flaky",
-        "echo $ASYNCD_ATTEMPT >> $W/attempts; n=$(wc -l < $W/attempts);"
-        " if [ $n -lt 3 ]; then echo \"try $n failed\" >&2; exit 1; fi; echo third time lucky",
-        NULL, 2));
+    json_array_append_new(
+        steps,
+        sh_step(
+            f, "flaky",
+            "echo $ASYNCD_ATTEMPT >> $W/attempts; n=$(wc -l < $W/attempts);"
+            " if [ $n -lt 3 ]; then echo \"try $n failed\" >&2; exit 1; fi; echo third time lucky",
+            NULL, 2));
     create(f, steps, NULL, id);
     wait_state(f, id, TASK_SUCCESS, WAIT_MS);
     assert_file(f, "attempts", "1\n2\n3\n");
@@ -318,9 +325,10 @@ static void test_failure_pauses_then_resume_retries_the_step(void **state)
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
     json_array_append_new(steps, sh_step(f, "one", "echo one >> $W/order", NULL, 0));
-    json_array_append_new(steps, sh_step(f, "two", "echo two >> $W/order; [ -f $W/ok ] ||"
-                                         " { echo no ok file >&2; exit 3; }; echo fixed", NULL,
-                                         0));
+    json_array_append_new(steps, sh_step(f, "two",
+                                         "echo two >> $W/order; [ -f $W/ok ] ||"
+                                         " { echo no ok file >&2; exit 3; }; echo fixed",
+                                         NULL, 0));
     create(f, steps, NULL, id);
     wait_state(f, id, TASK_PAUSED, WAIT_MS);
     json_t *t = get(f, id);
@@ -345,8 +353,7 @@ static void test_skip_marks_the_failed_step_skipped_and_goes_on(void **state)
     json_t *steps = json_array();
     json_array_append_new(steps, sh_step(f, "one", "echo one >> $W/order", NULL, 0));
     json_array_append_new(steps, sh_step(f, "two", "echo two >> $W/order; exit 1", NULL, 0));
-    json_array_append_new(steps, sh_step(f, "three", "echo three >> $W/order; echo last", NULL,
-                                         0));
+    json_array_append_new(steps, sh_step(f, "three", "echo three >> $W/order; echo last", NULL, 0));
     create(f, steps, "pause", id);
     wait_state(f, id, TASK_PAUSED, WAIT_MS);
     control(f, id, VERB_SKIP);
@@ -365,8 +372,10 @@ static void test_on_failure_fail_ends_the_task_failed(void **state)
     struct fixture *f = *state;
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
-    json_array_append_new(steps, sh_step(f, "one", "echo broken >&2; exit 2", "echo undo >> "
-                                         "$W/order", 0));
+    json_array_append_new(steps, sh_step(f, "one", "echo broken >&2; exit 2",
+                                         "echo undo >> "
+                                         "$W/order",
+                                         0));
     create(f, steps, "fail", id);
     wait_state(f, id, TASK_FAILED, WAIT_MS);
     struct task_summary sum;
@@ -444,7 +453,8 @@ static void test_pause_request_pauses_after_the_running_step(void **state)
     struct fixture *f = *state;
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
-    json_array_append_new(steps, sh_step(f, "one", "echo $$ > $W/pid;"
+    json_array_append_new(steps, sh_step(f, "one",
+                                         "echo $$ > $W/pid;"
                                          " while [ ! -f $W/go ]; do sleep 0.02; done; echo one",
                                          NULL, 0));
     json_array_append_new(steps, sh_step(f, "two", "echo two >> $W/order; echo two", NULL, 0));
@@ -471,10 +481,10 @@ static void test_undo_while_a_step_runs_stops_it_and_undoes_the_done_steps(void 
     struct fixture *f = *state;
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
-    json_array_append_new(steps, sh_step(f, "one", "echo do0 >> $W/order",
-                                         "echo undo0 >> $W/order", 0));
-    json_array_append_new(steps, sh_step(f, "two", "echo $$ > $W/pid; exec sleep 30",
-                                         "echo undo1 >> $W/order", 0));
+    json_array_append_new(steps,
+                          sh_step(f, "one", "echo do0 >> $W/order", "echo undo0 >> $W/order", 0));
+    json_array_append_new(
+        steps, sh_step(f, "two", "echo $$ > $W/pid; exec sleep 30", "echo undo1 >> $W/order", 0));
     create(f, steps, NULL, id);
     pid_t pid = wait_pid(f, "pid");
     control(f, id, VERB_UNDO);
@@ -492,11 +502,13 @@ static void test_undo_verb_during_the_undo_phase_still_undoes_every_done_step(vo
     struct fixture *f = *state;
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
-    json_array_append_new(steps, sh_step(f, "one", "echo do0 >> $W/order",
-                                         "echo undo0 >> $W/order", 0));
-    json_array_append_new(steps, sh_step(f, "two", "echo do1 >> $W/order", "echo $$ > $W/pid;"
+    json_array_append_new(steps,
+                          sh_step(f, "one", "echo do0 >> $W/order", "echo undo0 >> $W/order", 0));
+    json_array_append_new(steps, sh_step(f, "two", "echo do1 >> $W/order",
+                                         "echo $$ > $W/pid;"
                                          " while [ ! -f $W/go ]; do sleep 0.02; done;"
-                                         " echo undo1 >> $W/order", 0));
+                                         " echo undo1 >> $W/order",
+                                         0));
     json_array_append_new(steps, sh_step(f, "three", "exit 1", NULL, 0));
     create(f, steps, "undo", id);
     wait_pid(f, "pid");
@@ -518,9 +530,11 @@ static void test_stop_drains_then_hands_the_task_back_for_the_next_engine(void *
     struct fixture *f = *state;
     char id[STORE_ID_MAX];
     json_t *steps = json_array();
-    json_array_append_new(steps, sh_step(f, "long", "if [ -f $W/second ]; then echo finished;"
+    json_array_append_new(steps, sh_step(f, "long",
+                                         "if [ -f $W/second ]; then echo finished;"
                                          " else touch $W/second; echo $$ > $W/pid;"
-                                         " exec sleep 30; fi", NULL, 0));
+                                         " exec sleep 30; fi",
+                                         NULL, 0));
     create(f, steps, NULL, id);
     pid_t pid = wait_pid(f, "pid");
     int64_t t0 = now_ms();
@@ -528,7 +542,8 @@ static void test_stop_drains_then_hands_the_task_back_for_the_next_engine(void *
     f->eng = NULL;
     int64_t took = now_ms() - t0;
     if (took < 900 || took > 3000)
-        fail_msg("engine_stop took %lld ms, want about drain_s (1 s) plus the kill", (long long)took);
+        fail_msg("engine_stop took %lld ms, want about drain_s (1 s) plus the kill",
+                 (long long)took);
     assert_true(process_gone_within(pid, 1000));
     json_t *t = get(f, id);
     assert_string_equal(jstr(t, "state"), "running");
@@ -564,8 +579,10 @@ static void test_worker_that_lost_its_task_writes_nothing_more(void **state)
     for (int i = 0; i < 2; i++) {
         steps = json_array();
         char script[96];
-        snprintf(script, sizeof script, "echo $$ > $W/busy%d; while [ ! -f $W/go ]; do sleep"
-                 " 0.02; done", i);
+        snprintf(script, sizeof script,
+                 "echo $$ > $W/busy%d; while [ ! -f $W/go ]; do sleep"
+                 " 0.02; done",
+                 i);
         json_array_append_new(steps, sh_step(f, "busy", script, NULL, 0));
         create(f, steps, NULL, busy[i]);
     }

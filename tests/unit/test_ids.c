@@ -38,8 +38,8 @@ static void test_cdb_shape_rejects_near_misses(void **state)
 {
     (void)state;
     assert_true(ids_is_cdb_task("f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7"));
-    assert_false(ids_is_cdb_task("F96E4F3C-8FC96C86-2EC79AC8-CB63A7A7")); /* upper case */
-    assert_false(ids_is_cdb_task("f96e4f3c-8fc96c86-2ec79ac8-cb63a7a"));  /* short */
+    assert_false(ids_is_cdb_task("F96E4F3C-8FC96C86-2EC79AC8-CB63A7A7"));  /* upper case */
+    assert_false(ids_is_cdb_task("f96e4f3c-8fc96c86-2ec79ac8-cb63a7a"));   /* short */
     assert_false(ids_is_cdb_task("f96e4f3c-8fc96c86-2ec79ac8-cb63a7a77")); /* long */
     assert_false(ids_is_cdb_task("f96e4f3c_8fc96c86-2ec79ac8-cb63a7a7"));  /* separator */
     assert_false(ids_is_cdb_task("g96e4f3c-8fc96c86-2ec79ac8-cb63a7a7"));  /* not hex */

@@ -64,7 +64,8 @@ static void test_long_strings_and_no_cache_still_derive(void **state)
     struct keycache *kc = keycache_new();
     expect_derived(kc, long_secret, "2026-11-23", "cdb");
     expect_derived(kc, long_secret, "2026-11-23", "cdb");
-    expect_derived(kc, "secret", "2026-11-23", "a-service-name-longer-than-any-slot-holds-xxxxxxxxxxxxxxxxxxxxx");
+    expect_derived(kc, "secret", "2026-11-23",
+                   "a-service-name-longer-than-any-slot-holds-xxxxxxxxxxxxxxxxxxxxx");
     keycache_free(kc);
     expect_derived(NULL, "secret", "2026-11-23", "cdb");
     keycache_free(NULL);

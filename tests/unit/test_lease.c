@@ -27,7 +27,7 @@
 struct fixture {
     char dir[64];
     struct store *s;
-    char db[32];     /* PostgreSQL: the test's own database; "" = SQLite in dir */
+    char db[32]; /* PostgreSQL: the test's own database; "" = SQLite in dir */
 };
 
 static int setup(void **state)
@@ -60,8 +60,9 @@ static int setup_pg_with(void **state, const char *opts)
     struct err e = {0};
     char *url = NULL;
     snprintf(f->dir, sizeof f->dir, "/tmp/test_lease.XXXXXX");
-    int rc = !mkdtemp(f->dir) || pg_fresh_db(f->db, opts, &url) != 0 ? -1
-             : store_open(url, NULL, &f->s, &e);
+    int rc = !mkdtemp(f->dir) || pg_fresh_db(f->db, opts, &url) != 0
+                 ? -1
+                 : store_open(url, NULL, &f->s, &e);
     free(url);
     if (rc != 0) {
         fprintf(stderr, "store_open: %s\n", e.msg);
@@ -108,12 +109,16 @@ static void make_task_of(struct store *s, int nsteps, bool remote, const char *o
 {
     json_t *steps = json_array();
     for (int i = 0; i < nsteps; i++)
-        json_array_append_new(steps, remote
-            ? json_pack("{s:s, s:{s:{}}}", "name", "far", "do", "remote")
-            : json_pack("{s:s, s:{s:[s]}, s:{s:[s]}}", "name", "step", "do", "exec",
-                        "/bin/true", "undo", "exec", "/bin/true"));
-    struct task_new t = {.product = "cdb", .region = "ap-guangzhou", .uin = "100000000001",
-                         .type = "CreateAccounts", .on_failure = on_failure, .steps = steps,
+        json_array_append_new(
+            steps, remote ? json_pack("{s:s, s:{s:{}}}", "name", "far", "do", "remote")
+                          : json_pack("{s:s, s:{s:[s]}, s:{s:[s]}}", "name", "step", "do", "exec",
+                                      "/bin/true", "undo", "exec", "/bin/true"));
+    struct task_new t = {.product = "cdb",
+                         .region = "ap-guangzhou",
+                         .uin = "100000000001",
+                         .type = "CreateAccounts",
+                         .on_failure = on_failure,
+                         .steps = steps,
                          .node = "node-1"};
     struct err e = {0};
     int rc = store_task_create(s, &t, id, &e);
@@ -142,10 +147,7 @@ static const char *jstr(json_t *o, const char *k)
     return v ? v : "(null)";
 }
 
-static int64_t jint(json_t *o, const char *k)
-{
-    return json_integer_value(json_object_get(o, k));
-}
+static int64_t jint(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
 
 static json_t *last_event(json_t *task)
 {
@@ -153,10 +155,7 @@ static json_t *last_event(json_t *task)
     return json_array_get(ev, json_array_size(ev) - 1);
 }
 
-static size_t n_events(json_t *task)
-{
-    return json_array_size(json_object_get(task, "events"));
-}
+static size_t n_events(json_t *task) { return json_array_size(json_object_get(task, "events")); }
 
 static const char *step_state(json_t *task, int i)
 {
@@ -187,8 +186,13 @@ static void claim_and_let_expire(struct store *s, const char *id, struct task_cl
 
 static struct task_progress prog(const struct task_claim *c, enum task_state to)
 {
-    return (struct task_progress){.id = c->id, .lease_no = c->lease_no, .node = "node-a",
-                                  .to = to, .step = -1, .next_step = -2, .attempt = -1};
+    return (struct task_progress){.id = c->id,
+                                  .lease_no = c->lease_no,
+                                  .node = "node-a",
+                                  .to = to,
+                                  .step = -1,
+                                  .next_step = -2,
+                                  .attempt = -1};
 }
 
 static int progress(struct store *s, const struct task_progress *p)
@@ -443,11 +447,20 @@ static void test_released_task_with_a_retry_time_waits_for_it(void **state)
 
 /* ---- operator verbs ---- */
 
-enum setup { AT_INITIAL, AT_LEASED, AT_UNLEASED, AT_PAUSED, AT_UNDOED, AT_FAILED, AT_SUCCESS,
-             AT_KILLED, AT_REMOVED, AT_COUNT };
-static const char *const setup_state[AT_COUNT] = {"initial", "running", "running", "paused",
-                                                 "undoed", "failed", "success", "killed",
-                                                 "removed"};
+enum setup {
+    AT_INITIAL,
+    AT_LEASED,
+    AT_UNLEASED,
+    AT_PAUSED,
+    AT_UNDOED,
+    AT_FAILED,
+    AT_SUCCESS,
+    AT_KILLED,
+    AT_REMOVED,
+    AT_COUNT
+};
+static const char *const setup_state[AT_COUNT] = {
+    "initial", "running", "running", "paused", "undoed", "failed", "success", "killed", "removed"};
 
 /* A fresh 2-step task in the given situation; the store holds no other runnable task. */
 static void put_task_at(struct store *s, enum setup at, char id[STORE_ID_MAX])
@@ -473,10 +486,17 @@ static void put_task_at(struct store *s, enum setup at, char id[STORE_ID_MAX])
     case AT_PAUSED:
         p.to = TASK_PAUSED, p.step = 0, p.step_state = "failed", p.message = "boom";
         break;
-    case AT_UNDOED: p.to = TASK_UNDOED; break;
-    case AT_FAILED: p.to = TASK_FAILED; break;
-    case AT_SUCCESS: p.to = TASK_SUCCESS; break;
-    default: break; /* AT_UNLEASED: running, lease given back */
+    case AT_UNDOED:
+        p.to = TASK_UNDOED;
+        break;
+    case AT_FAILED:
+        p.to = TASK_FAILED;
+        break;
+    case AT_SUCCESS:
+        p.to = TASK_SUCCESS;
+        break;
+    default:
+        break; /* AT_UNLEASED: running, lease given back */
     }
     assert_int_equal(progress(s, &p), 0);
 }
@@ -485,15 +505,18 @@ static void put_task_at(struct store *s, enum setup at, char id[STORE_ID_MAX])
 static const char *verb_result(enum task_verb v, enum setup at)
 {
     switch (v) {
-    case VERB_PAUSE: return at == AT_LEASED ? "running" : at == AT_UNLEASED ? "paused" : NULL;
+    case VERB_PAUSE:
+        return at == AT_LEASED ? "running" : at == AT_UNLEASED ? "paused" : NULL;
     case VERB_RESUME:
-    case VERB_SKIP: return at == AT_PAUSED ? "running" : NULL;
+    case VERB_SKIP:
+        return at == AT_PAUSED ? "running" : NULL;
     case VERB_UNDO:
     case VERB_KILL:
         if (at == AT_LEASED || at == AT_UNLEASED || at == AT_PAUSED)
             return v == VERB_KILL ? "killed" : "running";
         return NULL;
-    default: return at == AT_INITIAL ? "removed" : NULL;
+    default:
+        return at == AT_INITIAL ? "removed" : NULL;
     }
 }
 
@@ -514,7 +537,9 @@ static void check_applied(enum task_verb v, enum setup at, json_t *before, json_
                      !(v == VERB_KILL || v == VERB_REMOVE));
     /* The first step: resumed, skipped, or marked failed when a worker is cut short. */
     static const char *const step0[VERB_COUNT] = {[VERB_RESUME] = "pending",
-        [VERB_SKIP] = "skipped", [VERB_UNDO] = "failed", [VERB_KILL] = "failed"};
+                                                  [VERB_SKIP] = "skipped",
+                                                  [VERB_UNDO] = "failed",
+                                                  [VERB_KILL] = "failed"};
     static const int current[VERB_COUNT] = {[VERB_SKIP] = 1, [VERB_UNDO] = -1};
     if (step0[v])
         assert_string_equal(step_state(t, 0), step0[v]);
@@ -536,8 +561,7 @@ static void test_every_verb_from_every_state(void **state)
             const char *want = verb_result((enum task_verb)v, (enum setup)at);
             if (!want) {
                 if (rc != ERR_CONFLICT)
-                    fail_msg("%s from setup %d: rc %d, want a conflict", task_verb_name(v), at,
-                             rc);
+                    fail_msg("%s from setup %d: rc %d, want a conflict", task_verb_name(v), at, rc);
                 assert_non_null(strstr(e.msg, "needs"));
                 assert_non_null(strstr(e.msg, setup_state[at]));
                 assert_true(json_equal(before, t));
@@ -603,7 +627,7 @@ static void test_undo_takes_the_task_from_its_worker_for_the_undo_phase(void **s
                         "stopped for undo");
     json_decref(t);
     p.step = 1, p.next_step = 2;
-    assert_int_equal(progress(f->s, &p), ERR_CONFLICT); /* the old worker is fenced out */
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT);  /* the old worker is fenced out */
     claim_ok(f->s, "node-b", LONG_LEASE_MS, id, &again); /* at once, for the undo phase */
     assert_int_equal(again.lease_no, c.lease_no + 2);
 }
@@ -693,9 +717,9 @@ static int64_t count_of(json_t *counts, const char *product, const char *st)
 {
     size_t i;
     json_t *row;
-    json_array_foreach(counts, i, row)
-        if (strcmp(jstr(row, "product"), product) == 0 && strcmp(jstr(row, "state"), st) == 0)
-            return jint(row, "count");
+    json_array_foreach(counts, i,
+                       row) if (strcmp(jstr(row, "product"), product) == 0 &&
+                                strcmp(jstr(row, "state"), st) == 0) return jint(row, "count");
     return 0;
 }
 
@@ -708,8 +732,8 @@ static void test_task_counts_group_by_product_and_state(void **state)
         make_task(f->s, id);
     assert_int_equal(control(f->s, id, VERB_REMOVE, &e), 0);
     json_t *steps = json_pack("[{s:s, s:{s:[s]}}]", "name", "m", "do", "exec", "/bin/true");
-    struct task_new t = {.product = "mongodb", .region = "r", .uin = "1", .type = "T",
-                         .steps = steps, .node = "n"};
+    struct task_new t = {
+        .product = "mongodb", .region = "r", .uin = "1", .type = "T", .steps = steps, .node = "n"};
     for (int i = 0; i < 2; i++)
         assert_int_equal(store_task_create(f->s, &t, id, &e), 0);
     json_decref(steps);
@@ -724,7 +748,7 @@ static void test_task_counts_group_by_product_and_state(void **state)
 
 /* ---- concurrency ---- */
 
-#define RACE_TASKS 200
+#define RACE_TASKS   200
 #define RACE_THREADS 4
 
 struct racer {
@@ -746,9 +770,15 @@ static void *race_worker(void *arg)
             r->errors++;
             break;
         }
-        struct task_progress p = {.id = c.id, .lease_no = c.lease_no, .node = r->node,
-                                  .to = TASK_SUCCESS, .step = -1, .next_step = -2,
-                                  .attempt = -1, .release = true, .message = "done"};
+        struct task_progress p = {.id = c.id,
+                                  .lease_no = c.lease_no,
+                                  .node = r->node,
+                                  .to = TASK_SUCCESS,
+                                  .step = -1,
+                                  .next_step = -2,
+                                  .attempt = -1,
+                                  .release = true,
+                                  .message = "done"};
         if (store_task_progress(r->s, &p, &e) != 0) /* a shared claim: the loser's write */
             r->errors++;
         else
@@ -789,26 +819,26 @@ static void test_concurrent_claims_never_share_a_task(void **state)
 }
 
 /* The contract: every test here runs on each backend. */
-#define CONTRACT(X) \
-    X(test_claim_takes_the_oldest_runnable_task_and_starts_it) \
-    X(test_live_lease_blocks_other_nodes_expired_lease_is_taken_over) \
-    X(test_lease_no_grows_at_every_claim) \
-    X(test_release_node_leases_frees_only_that_nodes_tasks) \
-    X(test_renew_extends_only_the_current_lease) \
-    X(test_progress_with_a_stale_lease_is_refused_and_changes_nothing) \
-    X(test_progress_after_an_operator_kill_is_refused) \
-    X(test_progress_to_success_ends_the_task_with_one_event) \
-    X(test_released_task_with_a_retry_time_waits_for_it) \
-    X(test_every_verb_from_every_state) \
-    X(test_pause_with_a_live_lease_is_requested_and_seen_at_renew) \
-    X(test_undo_takes_the_task_from_its_worker_for_the_undo_phase) \
-    X(test_external_tasks_are_never_claimed_and_undo_records_undoed) \
-    X(test_pause_now_fences_out_the_holder_whose_lease_lapsed) \
-    X(test_undo_during_the_undo_phase_keeps_the_step_being_undone) \
-    X(test_task_counts_group_by_product_and_state) \
+#define CONTRACT(X)                                                                                \
+    X(test_claim_takes_the_oldest_runnable_task_and_starts_it)                                     \
+    X(test_live_lease_blocks_other_nodes_expired_lease_is_taken_over)                              \
+    X(test_lease_no_grows_at_every_claim)                                                          \
+    X(test_release_node_leases_frees_only_that_nodes_tasks)                                        \
+    X(test_renew_extends_only_the_current_lease)                                                   \
+    X(test_progress_with_a_stale_lease_is_refused_and_changes_nothing)                             \
+    X(test_progress_after_an_operator_kill_is_refused)                                             \
+    X(test_progress_to_success_ends_the_task_with_one_event)                                       \
+    X(test_released_task_with_a_retry_time_waits_for_it)                                           \
+    X(test_every_verb_from_every_state)                                                            \
+    X(test_pause_with_a_live_lease_is_requested_and_seen_at_renew)                                 \
+    X(test_undo_takes_the_task_from_its_worker_for_the_undo_phase)                                 \
+    X(test_external_tasks_are_never_claimed_and_undo_records_undoed)                               \
+    X(test_pause_now_fences_out_the_holder_whose_lease_lapsed)                                     \
+    X(test_undo_during_the_undo_phase_keeps_the_step_being_undone)                                 \
+    X(test_task_counts_group_by_product_and_state)                                                 \
     X(test_concurrent_claims_never_share_a_task)
-#define ON_SQLITE(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
-#define ON_PG(name) cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
+#define ON_SQLITE(name)    cmocka_unit_test_setup_teardown(name, setup, teardown),
+#define ON_PG(name)        cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
 #define ON_PG_UPDATE(name) cmocka_unit_test_setup_teardown(name, setup_pg_update, teardown),
 
 int main(void)

@@ -12,7 +12,7 @@
 #include "cloudapi/ratelimit.h"
 
 #define SEC 1000000000LL
-#define T0 (1000 * SEC) /* an arbitrary monotonic start */
+#define T0  (1000 * SEC) /* an arbitrary monotonic start */
 
 /* Calls take n times at now, now+step, ...; returns how many were admitted. */
 static int take_n(struct ratelimit *rl, const char *uin, const char *product, const char *action,
@@ -135,9 +135,10 @@ static void test_malformed_specs_are_rejected(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "=5", "cdb=5", "cdb:=5", ":X=5", "cdb:X", "cdb:X=", "cdb:X=-1", "cdb:X=1.5",
-        "cdb:X=abc", "cdb:X=5 ", " cdb:X=5", "cdb:X:Y=5", "cd*:X=5", "cdb:X=99999999999",
-        "**=1", "*:=1", "cdb:X=5=6",
+        "",         "=5",       "cdb=5",     "cdb:=5",    ":X=5",
+        "cdb:X",    "cdb:X=",   "cdb:X=-1",  "cdb:X=1.5", "cdb:X=abc",
+        "cdb:X=5 ", " cdb:X=5", "cdb:X:Y=5", "cd*:X=5",   "cdb:X=99999999999",
+        "**=1",     "*:=1",     "cdb:X=5=6",
     };
     struct ratelimit *rl = ratelimit_new();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -73,7 +73,7 @@ static void test_privileges_follow_the_sdk_lists_per_scope(void **state)
     assert_string_equal(cdb_guard_privilege(CDB_SCOPE_GLOBAL, " show   databases "),
                         "SHOW DATABASES");
     /* on *.* these would reach the mysql schema, or drop any account: per database only */
-    static const char *const not_global[] = {"SELECT", "UPDATE", "INSERT", "DELETE",
+    static const char *const not_global[] = {"SELECT", "UPDATE", "INSERT",  "DELETE",
                                              "DROP",   "ALTER",  "EXECUTE", "CREATE USER"};
     for (size_t i = 0; i < sizeof not_global / sizeof not_global[0]; i++)
         if (cdb_guard_privilege(CDB_SCOPE_GLOBAL, not_global[i]))

@@ -26,7 +26,7 @@
 struct fixture {
     char dir[64];
     struct store *s;
-    char *url;       /* PostgreSQL: the test's own database; NULL = SQLite in dir */
+    char *url; /* PostgreSQL: the test's own database; NULL = SQLite in dir */
     char db[32];
 };
 
@@ -113,12 +113,16 @@ static void make_task(struct store *s, const char *product, const char *uin, con
     json_t *steps = json_array();
     for (int i = 0; i < nsteps; i++)
         json_array_append_new(steps, json_pack("{s:s, s:{s:[s]}, s:{s:[s]}, s:i}", "name",
-                                               i == 0 ? "first" : "next", "do", "exec",
-                                               "/bin/true", "undo", "exec", "/bin/false",
-                                               "retries", i));
-    struct task_new t = {.product = product, .region = "ap-guangzhou", .uin = uin,
-                         .instance_id = instance, .type = "CreateAccounts", .on_failure = NULL,
-                         .steps = steps, .node = "node-1"};
+                                               i == 0 ? "first" : "next", "do", "exec", "/bin/true",
+                                               "undo", "exec", "/bin/false", "retries", i));
+    struct task_new t = {.product = product,
+                         .region = "ap-guangzhou",
+                         .uin = uin,
+                         .instance_id = instance,
+                         .type = "CreateAccounts",
+                         .on_failure = NULL,
+                         .steps = steps,
+                         .node = "node-1"};
     struct err e = {0};
     int rc = store_task_create(s, &t, id, &e);
     if (rc != 0)
@@ -130,8 +134,8 @@ static void make_task(struct store *s, const char *product, const char *uin, con
 static int move(struct store *s, const char *id, enum task_state expect, enum task_state to,
                 const char *message, struct err *e)
 {
-    struct task_move m = {.id = id, .expect = expect, .to = to, .node = "node-1",
-                          .message = message};
+    struct task_move m = {
+        .id = id, .expect = expect, .to = to, .node = "node-1", .message = message};
     return store_task_move(s, &m, e);
 }
 
@@ -143,8 +147,11 @@ static void test_open_records_schema_version(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = "
-                                        "'schema_version'", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT value FROM meta WHERE key = "
+                                        "'schema_version'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "2");
     sqlite3_finalize(st);
@@ -157,8 +164,8 @@ static void test_database_files_are_private(void **state)
     struct err e = {0};
     char id[STORE_ID_MAX];
     json_t *steps = json_pack("[{s:s, s:{}}]", "name", "x", "do");
-    struct task_new t = {.product = "cdb", .region = "r", .uin = "1", .type = "T",
-                         .steps = steps, .node = "n"};
+    struct task_new t = {
+        .product = "cdb", .region = "r", .uin = "1", .type = "T", .steps = steps, .node = "n"};
     assert_int_equal(store_task_create(f->s, &t, id, &e), 0); /* so the WAL has content */
     json_decref(steps);
     static const char *const names[] = {"asyncd.db", "asyncd.db-wal", "asyncd.db-shm"};
@@ -299,7 +306,8 @@ static void test_instance_create_get_update_list(void **state)
     assert_int_equal(store_instance_update(f->s, "cdb-aaa", "isolated", NULL, NULL, &got, &e), 0);
     assert_string_equal(got.status, "isolated");
     assert_string_equal(got.dsn, "mysql://root:pw@127.0.0.1:3306");
-    assert_int_equal(store_instance_update(f->s, "cdb-aaa", NULL, "mysql://u:p@h:1", NULL, &got, &e), 0);
+    assert_int_equal(
+        store_instance_update(f->s, "cdb-aaa", NULL, "mysql://u:p@h:1", NULL, &got, &e), 0);
     assert_string_equal(got.status, "isolated");
     assert_string_equal(got.dsn, "mysql://u:p@h:1");
     json_t *list = NULL;
@@ -373,8 +381,8 @@ static void test_task_create_refuses_bad_input(void **state)
     struct err e = {0};
     char id[STORE_ID_MAX];
     json_t *steps = json_pack("[{s:s, s:{}}]", "name", "x", "do");
-    struct task_new t = {.product = "redis", .region = "r", .uin = "1", .type = "T",
-                         .steps = steps, .node = "n"};
+    struct task_new t = {
+        .product = "redis", .region = "r", .uin = "1", .type = "T", .steps = steps, .node = "n"};
     assert_int_equal(store_task_create(f->s, &t, id, &e), ERR_INVALID_PARAMETER_VALUE);
     assert_non_null(strstr(e.msg, "redis"));
     t.product = "cdb";
@@ -434,7 +442,10 @@ static void test_task_move_sets_start_end_and_info(void **state)
     assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_PAUSED, "step failed", &e), 0);
     usleep(2000);
     assert_int_equal(move(f->s, id, TASK_PAUSED, TASK_RUNNING, "resume", &e), 0);
-    struct task_move m = {.id = id, .expect = TASK_RUNNING, .to = TASK_SUCCESS, .node = "n2",
+    struct task_move m = {.id = id,
+                          .expect = TASK_RUNNING,
+                          .to = TASK_SUCCESS,
+                          .node = "n2",
                           .info = "Dropped the database table successfully.",
                           .step_advance = 1};
     assert_int_equal(store_task_move(f->s, &m, &e), 0);
@@ -514,8 +525,8 @@ static void test_task_events_are_appended_with_seq_1_2_3(void **state)
 
 static const char *step_state(json_t *task, size_t i)
 {
-    return json_string_value(json_object_get(json_array_get(json_object_get(task, "steps"), i),
-                                             "state"));
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(task, "steps"), i), "state"));
 }
 
 static void test_task_move_step_advance_marks_steps_in_order(void **state)
@@ -526,12 +537,20 @@ static void test_task_move_step_advance_marks_steps_in_order(void **state)
     make_task(f->s, "cdb", "100000000001", NULL, 2, id);
     assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_RUNNING, NULL, &e), 0);
     /* running -> running records a finished step (the engine's progress). */
-    struct task_move done = {.id = id, .expect = TASK_RUNNING, .to = TASK_RUNNING, .node = "n",
-                             .message = "step 0 ok", .step_advance = 1};
+    struct task_move done = {.id = id,
+                             .expect = TASK_RUNNING,
+                             .to = TASK_RUNNING,
+                             .node = "n",
+                             .message = "step 0 ok",
+                             .step_advance = 1};
     assert_int_equal(store_task_move(f->s, &done, &e), 0);
     assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_PAUSED, "step 1 failed", &e), 0);
-    struct task_move skip = {.id = id, .expect = TASK_PAUSED, .to = TASK_RUNNING, .node = "n",
-                             .message = "skipped by operator", .step_advance = 1,
+    struct task_move skip = {.id = id,
+                             .expect = TASK_PAUSED,
+                             .to = TASK_RUNNING,
+                             .node = "n",
+                             .message = "skipped by operator",
+                             .step_advance = 1,
                              .step_mark = "skipped"};
     assert_int_equal(store_task_move(f->s, &skip, &e), 0);
     /* No step left: a further advance is refused and changes nothing. */
@@ -614,8 +633,8 @@ static void test_task_list_filters_pages_and_counts(void **state)
     assert_int_equal(total, 5);
     assert_int_equal(json_array_size(arr), 2);
     /* Newest first: the last mongodb task created comes first. */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0),
-                                                          "AsyncRequestId")), ids[4]);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(arr, 0), "AsyncRequestId")), ids[4]);
     json_decref(arr);
     mongo.offset = 4;
     assert_int_equal(list_count(f->s, mongo, &total), 1);
@@ -712,45 +731,42 @@ static void test_summaries_run_beside_task_creation(void **state)
 }
 
 /* The contract: every test here runs on each backend. */
-#define CONTRACT(X) \
-    X(test_account_create_then_find_by_secret_id_and_uin) \
-    X(test_account_create_refuses_duplicate_uin_or_secret_id) \
-    X(test_account_lookup_of_unknown_is_not_found) \
-    X(test_account_set_policy_is_read_back) \
-    X(test_instance_create_get_update_list) \
-    X(test_instance_ids_are_unique_across_products) \
-    X(test_instance_get_of_other_product_is_not_found) \
-    X(test_cdb_task_ids_have_the_cdb_format) \
-    X(test_mongodb_task_ids_are_increasing_decimals_from_1000) \
-    X(test_task_create_refuses_bad_input) \
-    X(test_task_summary_is_found_only_for_its_product) \
-    X(test_task_move_sets_start_end_and_info) \
-    X(test_task_move_refuses_illegal_transition) \
-    X(test_task_move_refuses_stale_expectation) \
-    X(test_task_events_are_appended_with_seq_1_2_3) \
-    X(test_task_move_step_advance_marks_steps_in_order) \
-    X(test_task_get_json_has_the_admin_api_shape) \
-    X(test_task_list_filters_pages_and_counts) \
-    X(test_reopen_keeps_data_and_counters) \
+#define CONTRACT(X)                                                                                \
+    X(test_account_create_then_find_by_secret_id_and_uin)                                          \
+    X(test_account_create_refuses_duplicate_uin_or_secret_id)                                      \
+    X(test_account_lookup_of_unknown_is_not_found)                                                 \
+    X(test_account_set_policy_is_read_back)                                                        \
+    X(test_instance_create_get_update_list)                                                        \
+    X(test_instance_ids_are_unique_across_products)                                                \
+    X(test_instance_get_of_other_product_is_not_found)                                             \
+    X(test_cdb_task_ids_have_the_cdb_format)                                                       \
+    X(test_mongodb_task_ids_are_increasing_decimals_from_1000)                                     \
+    X(test_task_create_refuses_bad_input)                                                          \
+    X(test_task_summary_is_found_only_for_its_product)                                             \
+    X(test_task_move_sets_start_end_and_info)                                                      \
+    X(test_task_move_refuses_illegal_transition)                                                   \
+    X(test_task_move_refuses_stale_expectation)                                                    \
+    X(test_task_events_are_appended_with_seq_1_2_3)                                                \
+    X(test_task_move_step_advance_marks_steps_in_order)                                            \
+    X(test_task_get_json_has_the_admin_api_shape)                                                  \
+    X(test_task_list_filters_pages_and_counts)                                                     \
+    X(test_reopen_keeps_data_and_counters)                                                         \
     X(test_summaries_run_beside_task_creation)
 #define ON_SQLITE(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
-#define ON_PG(name) cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
+#define ON_PG(name)     cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
 
 int main(void)
 {
     const struct CMUnitTest sqlite[] = {
-        ON_SQLITE(test_open_records_schema_version)
-        ON_SQLITE(test_database_files_are_private)
-        ON_SQLITE(test_store_open_refuses_bad_postgres_options)
-        ON_SQLITE(test_store_open_sqlite_url_uses_that_file)
-        ON_SQLITE(test_store_open_reports_unwritable_directory)
-        CONTRACT(ON_SQLITE)
-    };
+        ON_SQLITE(test_open_records_schema_version) ON_SQLITE(test_database_files_are_private)
+            ON_SQLITE(test_store_open_refuses_bad_postgres_options)
+                ON_SQLITE(test_store_open_sqlite_url_uses_that_file)
+                    ON_SQLITE(test_store_open_reports_unwritable_directory) CONTRACT(ON_SQLITE)};
     const struct CMUnitTest postgres[] = {CONTRACT(ON_PG)};
     int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
     const char *pg = getenv("ASYNCD_TEST_PG");
     if (!pg || strcmp(pg, "0") != 0)
-        failed += cmocka_run_group_tests_name("postgres", postgres, pg_group_setup,
-                                              pg_group_teardown);
+        failed +=
+            cmocka_run_group_tests_name("postgres", postgres, pg_group_setup, pg_group_teardown);
     return failed;
 }

@@ -33,7 +33,7 @@
 
 struct fixture {
     char db[32];
-    char *url;       /* heap: the test's own database */
+    char *url; /* heap: the test's own database */
 };
 
 static int setup(void **state)
@@ -85,8 +85,12 @@ static struct store *open_url(const char *url)
 static void make_task(struct store *s, const char *product, char id[STORE_ID_MAX])
 {
     json_t *steps = json_pack("[{s:s, s:{s:[s]}}]", "name", "one", "do", "exec", "/bin/true");
-    struct task_new t = {.product = product, .region = "ap-guangzhou", .uin = "100000000001",
-                         .type = "CreateAccounts", .steps = steps, .node = "node-1"};
+    struct task_new t = {.product = product,
+                         .region = "ap-guangzhou",
+                         .uin = "100000000001",
+                         .type = "CreateAccounts",
+                         .steps = steps,
+                         .node = "node-1"};
     struct err e = {0};
     int rc = store_task_create(s, &t, id, &e);
     if (rc != 0)
@@ -102,7 +106,8 @@ static long long query_num(const char *url, const char *sql)
     PGconn *c = PQconnectdb(plain);
     PGresult *r = PQexec(c, sql);
     long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
-                      ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+                      ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                      : -1;
     PQclear(r);
     PQfinish(c);
     free(plain);
@@ -111,8 +116,8 @@ static long long query_num(const char *url, const char *sql)
 
 /* ---- several nodes ---- */
 
-#define RACE_TASKS 300
-#define RACE_THREADS 3   /* per store */
+#define RACE_TASKS   300
+#define RACE_THREADS 3 /* per store */
 
 struct racer {
     struct store *s;
@@ -130,9 +135,15 @@ static void *race_worker(void *arg)
         int rc = store_task_claim(r->s, r->node, LONG_LEASE_MS, &c, &e);
         if (rc == ERR_NOT_FOUND)
             break;
-        struct task_progress p = {.id = c.id, .lease_no = c.lease_no, .node = r->node,
-                                  .to = TASK_SUCCESS, .step = -1, .next_step = -2,
-                                  .attempt = -1, .release = true, .message = "done"};
+        struct task_progress p = {.id = c.id,
+                                  .lease_no = c.lease_no,
+                                  .node = r->node,
+                                  .to = TASK_SUCCESS,
+                                  .step = -1,
+                                  .next_step = -2,
+                                  .attempt = -1,
+                                  .release = true,
+                                  .message = "done"};
         if (rc == 0)
             rc = store_task_progress(r->s, &p, &e); /* a shared claim: the loser's write fails */
         if (rc != 0) {
@@ -177,7 +188,8 @@ static void race_two_nodes(const struct fixture *f, const char *opts_a, const ch
     assert_int_equal(query_num(f->url, "SELECT count(*) FROM tasks WHERE state = 'success'"),
                      RACE_TASKS);
     assert_int_equal(query_num(f->url, "SELECT count(*) FROM task_events WHERE message LIKE "
-                                       "'started; lease 1'"), RACE_TASKS);
+                                       "'started; lease 1'"),
+                     RACE_TASKS);
     store_close(nodes[0]);
     store_close(nodes[1]);
 }
@@ -216,14 +228,19 @@ static void test_a_dead_nodes_task_is_taken_over_after_its_lease(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(cb.id, id);
     assert_int_equal(cb.lease_no, ca.lease_no + 1);
-    struct task_progress late = {.id = id, .lease_no = ca.lease_no, .node = "node-a",
-                                 .to = TASK_SUCCESS, .step = -1, .next_step = -2, .attempt = -1};
+    struct task_progress late = {.id = id,
+                                 .lease_no = ca.lease_no,
+                                 .node = "node-a",
+                                 .to = TASK_SUCCESS,
+                                 .step = -1,
+                                 .next_step = -2,
+                                 .attempt = -1};
     assert_int_equal(store_task_progress(b, &late, &e), ERR_CONFLICT);
     json_t *t = NULL;
     assert_int_equal(store_task_get_json(b, id, &t, &e), 0);
     json_t *ev = json_object_get(t, "events");
-    const char *msg = json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1),
-                                                        "message"));
+    const char *msg =
+        json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1), "message"));
     assert_string_equal(msg, "lease of node-a expired; taken over, lease 2");
     json_decref(t);
     store_close(b);
@@ -265,7 +282,8 @@ static void test_three_nodes_opening_an_empty_database_at_once_make_one_schema(v
     assert_int_equal(query_num(f->url, "SELECT count(*) FROM schema_version"), 1);
     assert_int_equal(query_num(f->url, "SELECT version FROM schema_version"), 2);
     assert_int_equal(query_num(f->url, "SELECT count(*) FROM pg_tables WHERE tablename = "
-                                       "'tasks'"), 1);
+                                       "'tasks'"),
+                     1);
 }
 
 static void test_a_newer_schema_is_refused(void **state)
@@ -273,7 +291,8 @@ static void test_a_newer_schema_is_refused(void **state)
     struct fixture *f = *state;
     store_close(open_url(f->url));
     assert_int_equal(query_num(f->url, "WITH u AS (UPDATE schema_version SET version = 99"
-                                       " RETURNING version) SELECT version FROM u"), 99);
+                                       " RETURNING version) SELECT version FROM u"),
+                     99);
     struct store *s = NULL;
     struct err e = {0};
     assert_int_equal(store_open(f->url, NULL, &s, &e), ERR_INTERNAL);
@@ -299,7 +318,10 @@ static void test_text_that_is_not_utf8_is_kept_with_question_marks(void **state)
     struct store *s = open_url(f->url);
     char id[STORE_ID_MAX];
     make_task(s, "cdb", id);
-    struct task_move m = {.id = id, .expect = TASK_INITIAL, .to = TASK_RUNNING, .node = "n",
+    struct task_move m = {.id = id,
+                          .expect = TASK_INITIAL,
+                          .to = TASK_RUNNING,
+                          .node = "n",
                           .message = "caf\xc3\xa9 \xff\xfe ok"};
     struct err e = {0};
     assert_int_equal(store_task_move(s, &m, &e), 0);

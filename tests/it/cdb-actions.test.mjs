@@ -202,28 +202,83 @@ test('ModifyInstanceParam -> SHOW VARIABLES shows the new value', async () => {
   const old = await db.variable('max_connect_errors');
   const want = String(Number(old) + 123);
   try {
-    await expectSuccess(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'max_connect_errors', CurrentValue: want }] }),
+    const t = await expectSuccess(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'max_connect_errors', CurrentValue: want }] }),
       `Set the parameter max_connect_errors to ${want} successfully.`);
+    assert.deepEqual(t.task.steps.map((s) => [s.name, s.state]),
+      [['capture max_connect_errors', 'done'], [`set max_connect_errors = ${want}`, 'done']], 'a capture step, then the set step');
+    assert.deepEqual(t.task.steps[0].output, { value: old }, 'the capture step recorded the value before the task');
     assert.equal(await db.variable('max_connect_errors'), want);
   } finally {
     await db.sql(`SET GLOBAL max_connect_errors = ${Number(old)}`);
   }
 });
 
-test('ModifyInstanceParam with an invalid value -> FAILED (undone) and the old value restored', async () => {
+test('ModifyInstanceParam with a value or a name the catalogue refuses -> InvalidParameterValue naming the parameter, no task, the server unchanged', async () => {
   const old = await db.variable('max_connect_errors');
   const oldRetry = await db.variable('net_retry_count');
-  const t = await runTask(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [
+  const totalBefore = await taskTotal(d);
+  // A good first item does not carry a bad second one: the whole request is refused.
+  const e1 = await expectCode(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [
     { Name: 'max_connect_errors', CurrentValue: String(Number(old) + 7) },
-    { Name: 'net_retry_count', CurrentValue: 'not-a-number' }] }));
-  assert.equal(t.s.Status, 'FAILED', `${JSON.stringify(t.s)} ${JSON.stringify(t.task.steps)}`);
-  assert.equal(t.task.state, 'undoed', 'template on_failure "undo": the done step was undone');
-  assert.deepEqual(t.task.steps.map((s) => s.state), ['undone', 'failed']);
-  assert.equal(await db.variable('max_connect_errors'), old, 'the first parameter is back to its old value');
+    { Name: 'net_retry_count', CurrentValue: 'not-a-number' }] }), 'InvalidParameterValue', 'net_retry_count = not-a-number');
+  assert.match(e1.message, /net_retry_count/, `the message names the parameter: ${e1.message}`);
+  assert.doesNotMatch(e1.message, /max_connect_errors/, `only the bad item is blamed: ${e1.message}`);
+  const e2 = await expectCode(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'no_such_variable_it', CurrentValue: '1' }] }),
+    'InvalidParameterValue', 'no_such_variable_it');
+  assert.match(e2.message, /no_such_variable_it/, `the message names the variable: ${e2.message}`);
+  await new Promise((r) => setTimeout(r, 300)); // a task wrongly created would have run by now
+  assert.equal(await taskTotal(d), totalBefore, 'no task was created');
+  assert.equal(await db.variable('max_connect_errors'), old, 'the good first item was not applied');
   assert.equal(await db.variable('net_retry_count'), oldRetry);
-  const u = await runTask(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'no_such_variable_it', CurrentValue: '1' }] }));
-  assert.equal(u.s.Status, 'FAILED', JSON.stringify(u.s));
-  assert.match(String(u.s.Info), /no_such_variable_it/, 'Info names the variable');
+});
+
+test('a value the catalogue allows but the server refuses -> FAILED (undone): the capture steps set back the old values', async () => {
+  // time_zone's catalogue pattern allows +14:59; MariaDB (-12:59..+13:00) and MySQL (-13:59..+14:00)
+  // both refuse it (1298), so the last SET GLOBAL fails after the first one took effect.
+  const old = await db.variable('max_connect_errors');
+  const oldTz = await db.variable('time_zone');
+  const want = String(Number(old) + 7);
+  try {
+    const t = await runTask(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [
+      { Name: 'max_connect_errors', CurrentValue: want }, { Name: 'time_zone', CurrentValue: '+14:59' }] }));
+    const steps = t.task.steps.map((s) => [s.name, s.state]);
+    assert.equal(t.s.Status, 'FAILED', `${JSON.stringify(t.s)} ${JSON.stringify(steps)}`);
+    assert.equal(t.task.state, 'undoed', 'template on_failure "undo": the done steps were undone');
+    assert.deepEqual(steps, [['capture max_connect_errors', 'undone'], ['capture time_zone', 'undone'],
+      [`set max_connect_errors = ${want}`, 'done'], ['set time_zone = +14:59', 'failed']],
+    'capture steps then set steps; the captures are undone, the set steps have no undo of their own');
+    assert.match(String(t.s.Info), /set time_zone = \+14:59 failed: MySQL error 1298/, `Info says what failed: ${t.s.Info}`);
+    assert.equal(await db.variable('max_connect_errors'), old, 'the first parameter is back to its old value');
+    assert.equal(await db.variable('time_zone'), oldTz);
+  } finally {
+    await db.sql(`SET GLOBAL max_connect_errors = ${Number(old)}`);
+  }
+});
+
+test('undo of a done SET GLOBAL when a later one fails at MySQL (admin-API task, the template\'s capture/set steps)', async () => {
+  // The operator's own task (no "parameter": no catalogue), so a value MySQL refuses (1232)
+  // reaches the server and fails the last step after the first SET took effect.
+  const old = await db.variable('max_connect_errors');
+  const oldRetry = await db.variable('net_retry_count');
+  const want = String(Number(old) + 7);
+  const capture = (name) => ({ name: `capture ${name}`,
+    do: { mysql: { capture: 'SELECT @@GLOBAL.{0:ident}', args: [name] } },
+    undo: { mysql: { sql: 'SET GLOBAL {0:ident} = {captured:val}', args: [name] } } });
+  const set = (name, value) => ({ name: `set ${name}`, do: { mysql: { sql: 'SET GLOBAL {0:ident} = {1:val}', args: [name, value] } } });
+  try {
+    const id = await d.createTask({ product: 'cdb', instance_id: INST, type: 'ModifyInstanceParam', on_failure: 'undo',
+      steps: [capture('max_connect_errors'), capture('net_retry_count'), set('max_connect_errors', want), set('net_retry_count', 'not-a-number')] });
+    const s = await waitFinal(cdb, id);
+    const task = await d.getTask(id);
+    assert.equal(s.Status, 'FAILED', `${JSON.stringify(s)} ${JSON.stringify(task.steps.map((x) => [x.name, x.state, x.message]))}`);
+    assert.equal(task.state, 'undoed', 'on_failure "undo": the done steps were undone');
+    assert.deepEqual(task.steps.map((x) => x.state), ['undone', 'undone', 'done', 'failed']);
+    assert.match(String(s.Info), /set net_retry_count failed: MySQL error 1232 .*net_retry_count/, `Info names the MySQL error and the variable: ${s.Info}`);
+    assert.equal(await db.variable('max_connect_errors'), old, 'the first parameter is back to its old value');
+    assert.equal(await db.variable('net_retry_count'), oldRetry);
+  } finally {
+    await db.sql(`SET GLOBAL max_connect_errors = ${Number(old)}`);
+  }
 });
 
 test('CreateAccounts of an existing user -> FAILED (on_failure undo), Info names the user, the existing account is untouched', async () => {

@@ -1,5 +1,6 @@
 // cdb DescribeTasks over 50+ real tasks (ModifyInstanceParam, CreateAccounts, ModifyAccountPassword
-// on a real MariaDB): TotalCount, Offset/Limit paging (newest first, no duplicates, no gaps), the
+// on a real MariaDB; the FAILED ones are CreateAccounts of an account that already exists with
+// another password, MySQL error 1396): TotalCount, Offset/Limit paging (newest first, no duplicates, no gaps), the
 // InstanceId / AsyncRequestId / TaskStatus / TaskTypes / StartTimeBegin / StartTimeEnd filters, and
 // every TaskDetail field.
 import { test, before, after } from 'node:test';
@@ -18,6 +19,7 @@ const kind = new Map(); // id -> {instance, type, expect: 'SUCCEED'|'FAILED'|'PA
 const users = [];
 let gapMs; // the start of a whole second in which no task started: batch A before, batch B after
 let oldMce;
+let existing; // an account made outside asyncd before the tasks: CreateAccounts of it fails (1396)
 
 async function send(promise, instance, type, expect, batch) {
   const r = await promise;
@@ -38,14 +40,18 @@ before(async () => {
     await d.adminOk('POST', '/v1/instances', { product: 'cdb', region: REGION, uin: d.creds.Uin, instance_id: id, status: 'running', dsn: db.dsn }, 201);
   }
   oldMce = await db.variable('max_connect_errors');
+  existing = uniqueUser('dtexist');
+  users.push(existing);
+  await db.sql(`CREATE USER '${existing}'@'%' IDENTIFIED BY 'Other-passw0rd-dt'`);
   const mip = (value) => cdb.ModifyInstanceParam({ InstanceIds: [DT1], ParamList: [{ Name: 'max_connect_errors', CurrentValue: value }] });
-  // Batch A: 40 harmless parameter changes (to the value it already has), 3 that fail, 2 account
-  // creations on the other instance, 1 password change of a missing account (pauses).
+  // Batch A: 40 harmless parameter changes (to the value it already has), 3 account creations of
+  // the existing account (another password: CREATE USER fails with 1396, on_failure undo -> FAILED),
+  // 2 account creations on the other instance, 1 password change of a missing account (pauses).
   for (let i = 0; i < 40; i++) {
     await send(mip(oldMce), DT1, 'MODIFY PARAM', 'SUCCEED', 'A');
     if (i === 10 || i === 20 || i === 30) {
-      await send(cdb.ModifyInstanceParam({ InstanceIds: [DT1], ParamList: [{ Name: 'net_retry_count', CurrentValue: 'bad value' }] }),
-        DT1, 'MODIFY PARAM', 'FAILED', 'A');
+      await send(cdb.CreateAccounts({ InstanceId: DT1, Accounts: [{ User: existing, Host: '%' }], Password: 'Passw0rd-dt' }),
+        DT1, 'SQL OPERATION', 'FAILED', 'A');
     }
     if (i === 15 || i === 25) {
       const u = uniqueUser('dt');
@@ -85,7 +91,10 @@ test('the tasks ran as planned', async () => {
     const s = await cdb.DescribeAsyncRequestInfo({ AsyncRequestId: id });
     const want = expect === 'SUCCEED' ? 'SUCCESS' : expect;
     assert.equal(s.Status, want, `${id} ${JSON.stringify(kind.get(id))}: ${JSON.stringify(s)}`);
+    if (expect === 'FAILED') assert.equal((await d.getTask(id)).state, 'undoed', 'CreateAccounts.json says on_failure "undo"');
   }
+  assert.equal(await db.canLogin(existing, 'Other-passw0rd-dt'), true, 'the existing account keeps its own password');
+  assert.equal(await db.canLogin(existing, 'Passw0rd-dt'), false);
 });
 
 test('TotalCount and Offset/Limit paging: newest first, no duplicates, no gaps', async () => {
@@ -149,15 +158,21 @@ test('filters: InstanceId, AsyncRequestId, TaskStatus, TaskTypes, and combinatio
     assert.ok(r.Items.every((i) => words.includes(i.TaskType)));
   }
   const combo = await cdb.DescribeTasks({ InstanceId: DT1, TaskTypes: [2], TaskStatus: [6] });
-  assert.deepEqual(ids(combo), expected((k) => k.instance === DT1 && k.type === 'SQL OPERATION'));
+  assert.deepEqual(ids(combo), expected((k) => k.instance === DT1 && k.type === 'SQL OPERATION' && k.expect === 'PAUSED'));
   assert.equal(combo.TotalCount, 1);
+  const combo2 = await cdb.DescribeTasks({ InstanceId: DT1, TaskTypes: [2], Limit: 100 });
+  assert.deepEqual(ids(combo2), expected((k) => k.instance === DT1 && k.type === 'SQL OPERATION'), 'DT1 SQL OPERATION: the failed and the paused ones');
+  assert.equal(combo2.TotalCount, 4);
+  const noFailedParams = await cdb.DescribeTasks({ TaskTypes: [5], TaskStatus: [3] });
+  assert.equal(noFailedParams.TotalCount, 0, 'no MODIFY PARAM task failed');
   const empty = await cdb.DescribeTasks({ InstanceId: DT2, TaskTypes: [5] });
   assert.equal(empty.TotalCount, 0);
 
   // The same filters through GET + HmacSHA256 (flattened TaskStatus.0, TaskTypes.0).
   const get = d.cdb({ signMethod: 'HmacSHA256', reqMethod: 'GET' });
-  const g = await get.DescribeTasks({ TaskStatus: [3], TaskTypes: [5], Limit: 100 });
+  const g = await get.DescribeTasks({ TaskStatus: [3], TaskTypes: [2], Limit: 100 });
   assert.deepEqual(ids(g), expected((k) => k.expect === 'FAILED'));
+  assert.equal(g.TotalCount, 3);
 });
 
 test('StartTimeBegin / StartTimeEnd ("YYYY-MM-DD HH:MM:SS" in --tz UTC)', async () => {
@@ -212,7 +227,7 @@ test('TaskDetail fields', async () => {
     }
     if (k.expect === 'FAILED') {
       assert.notEqual(item.Code, 0, 'a failed task has a non-zero Code');
-      assert.match(item.Message, /net_retry_count/, 'Message says what failed');
+      assert.match(item.Message, new RegExp(`MySQL error 1396 .*${existing}`), `Message says what failed: ${item.Message}`);
     }
   }
   assert.equal(jobIds.size, 54, 'JobIds are distinct');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { start, NO_LIMITS, IT_DIR, REGION, SLOW, sleep, expectCode } from './lib/asyncd.mjs';
+import { start, NO_LIMITS, IT_DIR, REPO_ROOT, REGION, SLOW, sleep, expectCode } from './lib/asyncd.mjs';
 import { useMariaDB, uniqueUser, waitFinal, taskTotal } from './lib/mariadb.mjs';
 
 const FLOWS = path.join(IT_DIR, 'flows-test');
@@ -170,31 +170,83 @@ test('passwords with quotes, backticks, semicolons and backslashes are applied l
   assert.ok(!JSON.stringify(t.input).includes('a&b=c+d%20e'), 'the password is not kept in the task input');
 });
 
-test('ModifyInstanceParam values with SQL in them fail as a MySQL error; the database survives', async () => {
+test('ModifyInstanceParam values with SQL in them are refused by the catalogue before any task; the server is unchanged', async () => {
   const old = await db.variable('max_connect_errors');
+  const totalBefore = await taskTotal(d);
   for (const v of [`1; DROP DATABASE ${victimDb}`, `1'; DROP DATABASE ${victimDb}; --`, `1\`; DROP DATABASE \`${victimDb}`,
     `1\\'; DROP DATABASE ${victimDb}; #`, '1 OR 1=1', '(SELECT 5)', '@@max_connections']) {
-    const r = await cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'max_connect_errors', CurrentValue: v }] });
-    const s = await waitFinal(cdb, r.AsyncRequestId);
-    assert.equal(s.Status, 'FAILED', `value ${JSON.stringify(v)}: ${JSON.stringify(s)}`);
-    assert.match(String(s.Info), /MySQL error|Incorrect argument|max_connect_errors/i, `a MySQL error: ${s.Info}`);
-    assert.ok(await victimExists(), `database ${victimDb} still exists after ${JSON.stringify(v)}`);
-    assert.equal(await db.variable('max_connect_errors'), old);
+    for (const [how, c] of [['TC3 POST', cdb], ['HmacSHA256 GET', cdbGet]]) {
+      const e = await expectCode(c.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'max_connect_errors', CurrentValue: v }] }),
+        'InvalidParameterValue', `value ${JSON.stringify(v)} (${how})`);
+      assert.match(e.message, /max_connect_errors takes an integer/, `the message names the parameter: ${e.message}`);
+    }
+  }
+  await sleep(300 * SLOW); // a task wrongly created would have run by now
+  assert.equal(await taskTotal(d), totalBefore, 'no task was created');
+  assert.equal(await db.variable('max_connect_errors'), old);
+  assert.ok(await victimExists(), `database ${victimDb} still exists`);
+  // The same request with a plain value is accepted and applied (the catalogue copy in
+  // flows-test is loaded: the refusals above were about the values).
+  const want = String(Number(old) + 1);
+  try {
+    const s = await waitFinal(cdb, (await cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'max_connect_errors', CurrentValue: want }] })).AsyncRequestId);
+    assert.equal(s.Status, 'SUCCESS', JSON.stringify(s));
+    assert.equal(await db.variable('max_connect_errors'), want);
+  } finally {
+    await db.sql(`SET GLOBAL max_connect_errors = ${Number(old)}`);
   }
 });
 
-test('a string parameter value with quotes, backticks, semicolons and backslashes is set literally', async () => {
+test('init_slave (a variable that runs SQL) is refused before any task, whatever its value; the server is unchanged', async () => {
   const v = `x'; DROP DATABASE ${victimDb}; -- \`y\` \\ "z" \\'`;
   const old = await db.variable('init_slave');
+  const totalBefore = await taskTotal(d);
+  for (const value of [v, 'SELECT 1', '0']) {
+    for (const [how, c] of [['TC3 POST', cdb], ['HmacSHA256 GET', cdbGet]]) {
+      const e = await expectCode(c.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'init_slave', CurrentValue: value }] }),
+        'InvalidParameterValue', `init_slave = ${JSON.stringify(value)} (${how})`);
+      assert.match(e.message, /init_slave is not one that can be modified/, e.message);
+    }
+  }
+  // Beside a catalogued one, the whole request is refused: the good item is not applied either.
+  const mce = await db.variable('max_connect_errors');
+  const e = await expectCode(cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [
+    { Name: 'max_connect_errors', CurrentValue: String(Number(mce) + 1) }, { Name: 'init_slave', CurrentValue: v }] }), 'InvalidParameterValue', 'with a good first item');
+  assert.match(e.message, /init_slave/);
+  await sleep(300 * SLOW);
+  assert.equal(await taskTotal(d), totalBefore, 'no task was created');
+  assert.equal(await db.variable('init_slave'), old, 'init_slave is unchanged');
+  assert.equal(await db.variable('max_connect_errors'), mce);
+  assert.ok(await victimExists());
+});
+
+test('the {N:val} placeholder sets a string with quotes, backticks, semicolons and backslashes literally (an operator\'s admin-API task)', async () => {
+  // Tenants cannot send such a string to SET GLOBAL any more (the catalogue has no free-text
+  // parameter); the executor's quoting of {N:val}, which the ModifyInstanceParam set step uses,
+  // is still what keeps an operator's value from becoming SQL.
+  const v = `x'; DROP DATABASE ${victimDb}; -- \`y\` \\ "z" \\'`;
+  const old = (await db.sql('SELECT @@GLOBAL.init_slave'))[0]?.[0] ?? '';
   try {
-    const r = await cdb.ModifyInstanceParam({ InstanceIds: [INST], ParamList: [{ Name: 'init_slave', CurrentValue: v }] });
-    const s = await waitFinal(cdb, r.AsyncRequestId);
+    const id = await d.createTask({ product: 'cdb', instance_id: INST, type: 'ModifyInstanceParam', on_failure: 'fail',
+      steps: [{ name: 'set init_slave', do: { mysql: { sql: 'SET GLOBAL {0:ident} = {1:val}', args: ['init_slave', v] } } }] });
+    const s = await waitFinal(cdb, id);
     assert.equal(s.Status, 'SUCCESS', JSON.stringify(s));
     const rows = await db.sql('SELECT @@GLOBAL.init_slave');
     assert.equal(rows[0][0], v, 'SELECT @@GLOBAL.init_slave is the value exactly as sent');
     assert.ok(await victimExists());
   } finally {
     await db.sql(`SET GLOBAL init_slave = '${old.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
+  }
+});
+
+test('flows-test/cdb holds unchanged copies of the shipped cdb templates and parameter catalogue', () => {
+  const shipped = path.join(REPO_ROOT, 'flows', 'cdb');
+  const copy = path.join(FLOWS, 'cdb');
+  const list = (dir) => [...fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort(), 'params/catalog.json'];
+  assert.deepEqual(list(copy), list(shipped), 'the same files');
+  for (const f of list(shipped)) {
+    assert.ok(fs.readFileSync(path.join(copy, f)).equals(fs.readFileSync(path.join(shipped, f))),
+      `tests/it/flows-test/cdb/${f} is a copy of flows/cdb/${f} (see tests/it/flows-test/README.md)`);
   }
 });
 

@@ -143,9 +143,12 @@ start_nginx() {
   port=$(free_port)
   mkdir -p "$TMP/nginx/logs"
   body=$(printf '%s' "$RESP" | sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g" -e 's/\$/_/g')
+  # As many nginx workers as asyncd has HTTP threads (its default: the core count, at least 2),
+  # so neither server gets more parallelism than the other.
+  local WORKERS=$(( $(nproc) > 2 ? $(nproc) : 2 ))
   cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;
-worker_processes auto;
+worker_processes $WORKERS;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/logs/error.log warn;
 events { worker_connections 1024; }
@@ -200,14 +203,14 @@ report() {
   echo "DescribeAsyncRequestInfo, TC3-signed POST, keep-alive, ${SECONDS_EACH} s each, wrk -t$THREADS, $(nproc) CPUs"
   echo "response body: asyncd $asize bytes, nginx $nsize bytes"
   awk '
-    { rps[$1" "$2] = $3; line[NR] = $0 }
+    { rps[$1" "$2] = $3; p99[$1" "$2] = $5; line[NR] = $0 }
     END {
       printf "%-8s %5s %12s %9s %9s %10s %7s %7s\n", "server", "conns", "requests/s", "p50 ms", "p99 ms", "requests", "errors", "non2xx"
       for (i = 1; i <= NR; i++) { split(line[i], f, " ")
         printf "%-8s %5s %12.0f %9.3f %9.3f %10s %7s %7s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8] }
       for (k in rps) { split(k, f, " ")
         if (f[1] == "asyncd" && ("nginx " f[2]) in rps)
-          printf "ratio asyncd/nginx at %s connections: %.3f\n", f[2], rps[k] / rps["nginx " f[2]] }
+          printf "ratio asyncd/nginx at %s connections: %.3f requests/s, %.2f p99 latency (goal: >= 1, <= 1)\n", f[2], rps[k] / rps["nginx " f[2]], p99[k] / p99["nginx " f[2]] }
     }' "$TMP/results"
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "store/store_cache.h"
 
 void account_clear(struct account *a)
 {
@@ -20,7 +21,7 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-int store_open(const char *url, const char *data_dir, struct store **out, struct err *e)
+static int open_backend(const char *url, const char *data_dir, struct store **out, struct err *e)
 {
     *out = NULL;
     if (!url || !*url || strcmp(url, "sqlite:") == 0) {
@@ -44,5 +45,22 @@ int store_open(const char *url, const char *data_dir, struct store **out, struct
         return store_sqlite_open(url, out, e);
     return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                    "--store \"%s\": expected sqlite:/path/to/file.db, a path starting with / or ., "
-                   "or postgres://USER@HOST:PORT/DB", url);
+                   "or postgres://USER@HOST:PORT/DB",
+                   url);
+}
+
+/* Every store is opened behind the cache (store_cache.h): SQLite is owned by this process, so
+ * the cache is exact; PostgreSQL is shared with other nodes, so it caches only what cannot change
+ * behind our back. */
+int store_open(const char *url, const char *data_dir, struct store **out, struct err *e)
+{
+    struct store *inner = NULL;
+    int rc = open_backend(url, data_dir, &inner, e);
+    if (rc) {
+        *out = NULL;
+        return rc;
+    }
+    bool shared = url && (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"));
+    *out = store_cache_wrap(inner, shared);
+    return 0;
 }

@@ -103,15 +103,13 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh smoke $(FUZZ_SMOKE_S)
 
-# Fast: build, unit tests, fuzz smoke. Without ASYNCD_TEST_PG_URL the PostgreSQL groups of
-# test_store and test_lease are left out (ASYNCD_TEST_PG=0).
 # The fast loop: build, unit tests and the fuzz smoke, no database servers (the PostgreSQL and
 # MariaDB groups run only when ASYNCD_TEST_PG_URL / ASYNCD_TEST_MYSQL_DSN name one), format check.
 check: all format-check
 	@pg=$${ASYNCD_TEST_PG:-$$([ -n "$${ASYNCD_TEST_PG_URL:-}" ] && echo 1 || echo 0)}; \
 		my=$${ASYNCD_TEST_MYSQL:-$$([ -n "$${ASYNCD_TEST_MYSQL_DSN:-}" ] && echo 1 || echo 0)}; \
 		ASYNCD_TEST_PG=$$pg ASYNCD_TEST_MYSQL=$$my $(MAKE) --no-print-directory test-unit
-	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory fuzz-smoke FUZZ_SMOKE_S=1
 
 # Every C file is in the committed .clang-format's style; format-check fails naming the ones not.
 format:

@@ -1,5 +1,6 @@
 /* asyncd: parse flags, open the store, first-start credentials, serve until SIGTERM. */
 #include <errno.h>
+#include <jansson.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include "admin/admin.h"
 #include "cloudapi/cloudapi.h"
 #include "common/log.h"
+#include "common/secretbox.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "daemon/bootstrap.h"
@@ -56,6 +58,22 @@ static int configure(struct daemon_state *d, struct err *e)
     return 0;
 }
 
+/* Refuses to start with a key that cannot open the store's secrets (a lost or replaced key
+ * file, a cluster node given another one): the root account's sealed SecretKey is the canary,
+ * read now rather than at the first request. A new node reads it in bootstrap_credentials. */
+static int check_secret_key(struct daemon_state *d, struct err *e)
+{
+    char *path = xasprintf("%s/credentials.json", d->opt.data);
+    json_t *j = json_load_file(path, 0, NULL);
+    free(path);
+    const char *uin = json_string_value(json_object_get(j, "Uin"));
+    struct account root = {0};
+    int rc = uin ? store_account_by_uin(d->store, uin, &root, e) : 0;
+    account_clear(&root);
+    json_decref(j);
+    return rc == ERR_NOT_FOUND ? 0 : rc; /* credentials from another store: nothing to open */
+}
+
 static int open_store(struct daemon_state *d, struct err *e)
 {
     int rc = bootstrap_data_dir(d->opt.data, e);
@@ -63,10 +81,15 @@ static int open_store(struct daemon_state *d, struct err *e)
         snprintf(d->data_abs, sizeof d->data_abs, "%s", d->opt.data);
     if (!rc)
         rc = bootstrap_lock(d->opt.data, &d->lock_fd, e);
+    /* The key before the store: the first start already writes a sealed SecretKey. */
+    if (!rc)
+        rc = secretbox_load(d->opt.secret_key_file, d->opt.data, e);
     if (!rc)
         rc = store_open(d->opt.store, d->opt.data, &d->store, e);
     if (!rc)
         rc = bootstrap_credentials(d->store, d->opt.data, &d->admin_token, e);
+    if (!rc)
+        rc = check_secret_key(d, e);
     return rc;
 }
 
@@ -270,6 +293,7 @@ static void shut_down(struct daemon_state *d)
     ratelimit_free(d->limits);
     free(d->admin_token);
     options_free(&d->opt);
+    secretbox_forget();
     if (d->lock_fd >= 0)
         close(d->lock_fd);
 }

@@ -5,6 +5,7 @@
 
 #include "admin/admin_int.h"
 #include "auth/auth.h"
+#include "common/secretbox.h"
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
 #include "products/cdb_guard.h"
@@ -115,13 +116,26 @@ static bool status_word_ok(const char *s)
     return strcmp(s, "running") == 0 || strcmp(s, "isolated") == 0 || strcmp(s, "offline") == 0;
 }
 
+/* Answers never show a DSN's password (DESIGN.md 7): it reads "***". */
+static void redact_dsn(json_t *instance)
+{
+    const char *dsn = json_string_value(json_object_get(instance, "dsn"));
+    if (!dsn)
+        return;
+    char shown[sizeof((struct instance *)0)->dsn + 8];
+    secretbox_redact_dsn(dsn, shown, sizeof shown);
+    json_object_set_new(instance, "dsn", json_string(shown));
+}
+
 static json_t *instance_json(const struct instance *in)
 {
     json_t *reserved = in->reserved_accounts[0] ? json_loads(in->reserved_accounts, 0, NULL) : NULL;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "product", in->product, "region",
-                     in->region, "uin", in->uin, "instance_id", in->instance_id, "status",
-                     in->status, "dsn", in->dsn, "reserved_accounts",
-                     reserved ? reserved : json_array());
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "product", in->product, "region",
+                  in->region, "uin", in->uin, "instance_id", in->instance_id, "status", in->status,
+                  "dsn", in->dsn, "reserved_accounts", reserved ? reserved : json_array());
+    redact_dsn(j);
+    return j;
 }
 
 /* The optional reserved_accounts of a cdb instance as compact JSON text in out[cap]; *given is
@@ -265,6 +279,9 @@ int admin_instance_list(struct admin *a, struct admin_req *r, json_t **out, int 
                                  &list, e);
     if (rc)
         return rc;
+    size_t i;
+    json_t *in;
+    json_array_foreach(list, i, in) redact_dsn(in);
     *out = json_pack("{s:o}", "instances", list);
     return 0;
 }

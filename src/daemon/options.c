@@ -29,7 +29,8 @@ enum {
     OPT_REQ_TIMEOUT,
     OPT_MAXCONNS,
     OPT_MAXCONNS_CLIENT,
-    OPT_PARAM_CATALOG
+    OPT_PARAM_CATALOG,
+    OPT_SECRET_KEY
 };
 
 static const struct option long_opts[] = {
@@ -53,6 +54,7 @@ static const struct option long_opts[] = {
     {"max-conns", required_argument, NULL, OPT_MAXCONNS},
     {"max-conns-per-client", required_argument, NULL, OPT_MAXCONNS_CLIENT},
     {"param-catalog", required_argument, NULL, OPT_PARAM_CATALOG},
+    {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -75,6 +77,9 @@ void options_usage(void)
         "                          node runs no tasks, it only answers the APIs)\n"
         "  --node-id NAME          this node's name in leases and events (default: hostname)\n"
         "  --tls-cert FILE --tls-key FILE   serve the Cloud API over HTTPS\n"
+        "  --secret-key-file FILE  key that seals secrets at rest (64 hex digits, mode 0600;\n"
+        "                          default DIR/secret.key, created on first start); every\n"
+        "                          node sharing a PostgreSQL store needs the same one\n"
         "  --tz ZONE               zone of time strings, e.g. UTC, Asia/Shanghai (default: local)\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
         "  --rate-limit P:A=N      per-second limit per account for product P, action A\n"
@@ -196,6 +201,9 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         return 0;
     case OPT_PARAM_CATALOG:
         o->param_catalog = v;
+        return 0;
+    case OPT_SECRET_KEY:
+        o->secret_key_file = v;
         return 0;
     case OPT_NODE:
         o->node_id = v;

@@ -10,7 +10,8 @@
 struct options {
     const char *listen, *admin, *data, *store, *flows, *node_id, *tls_cert, *tls_key, *tz,
         *log_level;
-    const char *param_catalog; /* --param-catalog FILE: merged over the shipped cdb catalogue */
+    const char *param_catalog;   /* --param-catalog FILE: merged over the shipped cdb catalogue */
+    const char *secret_key_file; /* --secret-key-file FILE; NULL = DATA/secret.key */
     unsigned workers;
     unsigned lease_s;
     unsigned idle_timeout_s;

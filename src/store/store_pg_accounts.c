@@ -1,7 +1,9 @@
-/* The PostgreSQL store's accounts and instances. */
+/* The PostgreSQL store's accounts and instances. SecretKeys and DSNs are sealed at rest
+ * (common/secretbox.h): written sealed, opened as they are read. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secretbox.h"
 #include "common/xalloc.h"
 #include "store/store_pg_int.h"
 
@@ -25,16 +27,21 @@ int store_pg_account_count(struct store *s, int64_t *out, struct err *e)
 static int account_insert_fn(struct pg_conn *c, void *ctx, struct err *e)
 {
     const struct account *a = ctx;
+    char *key;
+    int rc = secretbox_seal(a->secret_key, &key, e);
+    if (rc != 0)
+        return rc;
     struct pg_params p = {0};
     pp_text(&p, a->uin);
     pp_text(&p, a->owner_uin);
     pp_text(&p, a->app_id);
     pp_text(&p, a->secret_id);
-    pp_text(&p, a->secret_key);
+    pp_text(&p, key);
     pp_int(&p, a->is_root);
     pp_text(&p, a->has_policy ? a->policy_json : NULL);
     pp_int(&p, pg_now_ms());
-    int rc = pg_exec(c, PG_ACCOUNT_INSERT, &p, NULL, "inserting an account", e);
+    rc = pg_exec(c, PG_ACCOUNT_INSERT, &p, NULL, "inserting an account", e);
+    free(key);
     if (rc == ERR_ALREADY_EXISTS) {
         if (strcmp(c->violated, "accounts_pkey") == 0)
             rc = err_set(e, ERR_ALREADY_EXISTS, "account %s already exists", a->uin);
@@ -77,10 +84,10 @@ static int account_lookup_fn(struct pg_conn *c, void *ctx, struct err *e)
         pg_copy(out->owner_uin, sizeof out->owner_uin, pg_str(r, 0, 1));
         pg_copy(out->app_id, sizeof out->app_id, pg_str(r, 0, 2));
         pg_copy(out->secret_id, sizeof out->secret_id, pg_str(r, 0, 3));
-        pg_copy(out->secret_key, sizeof out->secret_key, pg_str(r, 0, 4));
+        rc = secretbox_open_into(pg_str(r, 0, 4), out->secret_key, sizeof out->secret_key, e);
         out->is_root = pg_int(r, 0, 5) != 0;
         const char *policy = pg_str(r, 0, 6);
-        out->policy_json = policy ? xstrdup(policy) : NULL;
+        out->policy_json = policy && rc == 0 ? xstrdup(policy) : NULL;
         out->has_policy = policy != NULL;
     }
     PQclear(r);
@@ -130,16 +137,21 @@ int store_pg_account_set_policy(struct store *s, const char *uin, const char *po
 static int instance_insert_fn(struct pg_conn *c, void *ctx, struct err *e)
 {
     const struct instance *in = ctx;
+    char *dsn;
+    int rc = secretbox_seal(in->dsn, &dsn, e);
+    if (rc != 0)
+        return rc;
     struct pg_params p = {0};
     pp_text(&p, in->product);
     pp_text(&p, in->instance_id);
     pp_text(&p, in->region);
     pp_text(&p, in->uin);
     pp_text(&p, in->status);
-    pp_text(&p, in->dsn);
+    pp_text(&p, dsn);
     pp_int(&p, pg_now_ms());
     pp_text(&p, in->reserved_accounts);
-    int rc = pg_exec(c, PG_INSTANCE_INSERT, &p, NULL, "inserting an instance", e);
+    rc = pg_exec(c, PG_INSTANCE_INSERT, &p, NULL, "inserting an instance", e);
+    free(dsn);
     if (rc == ERR_ALREADY_EXISTS)
         rc = err_set(e, ERR_ALREADY_EXISTS, "instance %s already exists", in->instance_id);
     return rc;
@@ -177,8 +189,8 @@ static int instance_read(struct pg_conn *c, struct instance_op *op, struct err *
         pg_copy(out->region, sizeof out->region, pg_str(r, 0, 2));
         pg_copy(out->uin, sizeof out->uin, pg_str(r, 0, 3));
         pg_copy(out->status, sizeof out->status, pg_str(r, 0, 4));
-        pg_copy(out->dsn, sizeof out->dsn, pg_str(r, 0, 5));
         pg_copy(out->reserved_accounts, sizeof out->reserved_accounts, pg_str(r, 0, 6));
+        rc = secretbox_open_into(pg_str(r, 0, 5), out->dsn, sizeof out->dsn, e);
     }
     PQclear(r);
     return rc;
@@ -199,14 +211,19 @@ int store_pg_instance_get(struct store *s, const char *product, const char *inst
 static int instance_update_fn(struct pg_conn *c, void *ctx, struct err *e)
 {
     struct instance_op *op = ctx;
+    char *dsn = NULL;
+    int rc = op->dsn ? secretbox_seal(op->dsn, &dsn, e) : 0;
+    if (rc != 0)
+        return rc;
     struct pg_params p = {0};
     pp_text(&p, op->instance_id);
     pp_text(&p, op->status);
-    pp_text(&p, op->dsn);
+    pp_text(&p, dsn);
     pp_int(&p, pg_now_ms());
     pp_text(&p, op->reserved);
     PGresult *r;
-    int rc = pg_exec(c, PG_INSTANCE_UPDATE, &p, &r, "updating an instance", e);
+    rc = pg_exec(c, PG_INSTANCE_UPDATE, &p, &r, "updating an instance", e);
+    free(dsn);
     if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0)
         rc = err_set(e, ERR_NOT_FOUND, "no instance %s", op->instance_id);
     PQclear(r);
@@ -229,9 +246,27 @@ struct instance_list {
     json_t **out;
 };
 
+/* A listed row as the admin API's instance object, its DSN opened; NULL when it does not open. */
+static json_t *instance_row_json(const PGresult *r, int row, struct err *e)
+{
+    static const char *const keys[] = {"product", "instance_id", "region", "uin", "status"};
+    const char *stored = pg_str(r, row, 5);
+    char *dsn;
+    if (secretbox_open(stored ? stored : "", &dsn, e) != 0)
+        return NULL;
+    json_t *o = json_object();
+    for (int i = 0; i < 5; i++)
+        json_object_set_new(o, keys[i], pg_json_text(r, row, i));
+    json_object_set_new(o, "dsn", json_string(dsn));
+    free(dsn);
+    const char *reserved = pg_str(r, row, 6);
+    json_t *list = reserved && *reserved ? json_loads(reserved, 0, NULL) : NULL;
+    json_object_set_new(o, "reserved_accounts", list ? list : json_array());
+    return o;
+}
+
 static int instance_list_fn(struct pg_conn *c, void *ctx, struct err *e)
 {
-    static const char *const keys[] = {"product", "instance_id", "region", "uin", "status", "dsn"};
     struct instance_list *l = ctx;
     struct pg_params p = {0};
     pp_text(&p, l->product);
@@ -240,19 +275,19 @@ static int instance_list_fn(struct pg_conn *c, void *ctx, struct err *e)
     int rc = pg_exec(c, PG_INSTANCE_LIST, &p, &r, "listing instances", e);
     if (rc != 0)
         return rc;
-    json_t *arr = json_array();
-    for (int row = 0; row < PQntuples(r); row++) {
-        json_t *o = json_object();
-        for (int i = 0; i < 6; i++)
-            json_object_set_new(o, keys[i], pg_json_text(r, row, i));
-        const char *reserved = pg_str(r, row, 6);
-        json_t *list = reserved && *reserved ? json_loads(reserved, 0, NULL) : NULL;
-        json_object_set_new(o, "reserved_accounts", list ? list : json_array());
-        json_array_append_new(arr, o);
+    json_t *arr = json_array(), *o;
+    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+        if ((o = instance_row_json(r, row, e)))
+            json_array_append_new(arr, o);
+        else
+            rc = ERR_INTERNAL;
     }
     PQclear(r);
-    *l->out = arr;
-    return 0;
+    if (rc == 0)
+        *l->out = arr;
+    else
+        json_decref(arr);
+    return rc;
 }
 
 int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,

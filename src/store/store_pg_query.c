@@ -83,6 +83,8 @@ static int get_fn(struct pg_conn *c, void *ctx, struct err *e)
         rc = err_set(e, ERR_NOT_FOUND, "no task %s", g->id);
     if (rc == 0)
         rc = rows_json(c, PG_TASK_STEPS, g->id, step_row_json, &steps, e);
+    if (rc == 0) /* the step secrets are sealed at rest (store_plan.h) */
+        rc = store_steps_open(steps, e);
     if (rc == 0)
         rc = rows_json(c, PG_TASK_EVENTS, g->id, event_row_json, &events, e);
     if (rc == 0) {

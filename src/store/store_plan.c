@@ -2,7 +2,12 @@
  * fields every backend reads for the admin view. */
 #include "store/store_plan.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/secretbox.h"
+#include "common/xalloc.h"
+#include "exec/mysql_conn.h"
 
 const char *const store_task_text_fields[STORE_TASK_N_TEXT] = {
     "AsyncRequestId", "product", "region", "uin",   "instance_id", "type",
@@ -134,4 +139,112 @@ size_t store_state_names(unsigned mask, const char *out[TASK_STATE_COUNT + 1])
             out[n++] = task_state_name((enum task_state)st);
     out[n] = NULL;
     return n;
+}
+
+/* ---- step secrets ---- */
+
+/* Calls fn on each secret arg (a string) of a step action {"mysql": {...}}; stops at an error. */
+static int secret_args_foreach(json_t *action, int (*fn)(json_t *args, size_t i, struct err *e),
+                               struct err *e)
+{
+    static const char *const single[] = {"sql", "capture", "done_if"};
+    json_t *mysql = json_object_get(action, "mysql");
+    json_t *args = json_object_get(mysql, "args");
+    size_t n = json_array_size(args), i;
+    if (n == 0)
+        return 0;
+    bool *secret = xcalloc(n, sizeof *secret);
+    for (i = 0; i < sizeof single / sizeof single[0]; i++) {
+        const char *sql = json_string_value(json_object_get(mysql, single[i]));
+        if (sql)
+            mysql_conn_secret_args(sql, secret, n);
+    }
+    json_t *v;
+    json_array_foreach(json_object_get(mysql, "statements"), i, v) if (json_is_string(v))
+        mysql_conn_secret_args(json_string_value(v), secret, n);
+    int rc = 0;
+    for (i = 0; i < n && rc == 0; i++)
+        if (secret[i] && json_is_string(json_array_get(args, i)))
+            rc = fn(args, i, e);
+    free(secret);
+    return rc;
+}
+
+static int steps_foreach(json_t *steps, int (*fn)(json_t *args, size_t i, struct err *e),
+                         struct err *e)
+{
+    size_t i;
+    json_t *step;
+    int rc = 0;
+    json_array_foreach(steps, i, step)
+    {
+        if (rc == 0)
+            rc = secret_args_foreach(json_object_get(step, "do"), fn, e);
+        if (rc == 0)
+            rc = secret_args_foreach(json_object_get(step, "undo"), fn, e);
+    }
+    return rc;
+}
+
+static int seal_arg(json_t *args, size_t i, struct err *e)
+{
+    const char *plain = json_string_value(json_array_get(args, i));
+    if (secretbox_is_sealed(plain))
+        return 0;
+    char *sealed;
+    int rc = secretbox_seal(plain, &sealed, e);
+    if (rc == 0)
+        json_array_set_new(args, i, json_string(sealed));
+    free(sealed);
+    return rc;
+}
+
+static int open_arg(json_t *args, size_t i, struct err *e)
+{
+    const char *text = json_string_value(json_array_get(args, i));
+    if (!secretbox_is_sealed(text))
+        return 0;
+    char *plain;
+    int rc = secretbox_open(text, &plain, e);
+    if (rc == 0)
+        json_array_set_new(args, i, json_string(plain));
+    free(plain);
+    return rc;
+}
+
+static int erase_arg(json_t *args, size_t i, struct err *e)
+{
+    (void)e;
+    if (strcmp(json_string_value(json_array_get(args, i)), "***") == 0)
+        return 0;
+    json_array_set_new(args, i, json_string("***"));
+    return 1; /* not an error: tells the caller something changed */
+}
+
+int store_steps_seal(json_t *steps, json_t **out, struct err *e)
+{
+    *out = json_deep_copy(steps);
+    int rc = *out ? steps_foreach(*out, seal_arg, e) : 0;
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int store_steps_open(json_t *steps, struct err *e) { return steps_foreach(steps, open_arg, e); }
+
+char *store_step_json_erased(const char *action_json)
+{
+    /* Most steps run no mysql action: skip them without parsing. */
+    if (!action_json || !strstr(action_json, "\"mysql\""))
+        return NULL;
+    json_t *action = json_loads(action_json, 0, NULL);
+    bool changed = false;
+    /* erase_arg stops a walk at each change (1): walk again until a walk changes nothing. */
+    while (action && secret_args_foreach(action, erase_arg, NULL) == 1)
+        changed = true;
+    char *text = changed ? json_dumps(action, JSON_COMPACT) : NULL;
+    json_decref(action);
+    return text;
 }

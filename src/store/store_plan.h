@@ -63,4 +63,19 @@ int store_progress_allowed(const struct task_progress *p, const struct task_row 
 /* The canonical names of the states in mask (bit 1 << state), NULL-terminated; returns how many. */
 size_t store_state_names(unsigned mask, const char *out[TASK_STATE_COUNT + 1]);
 
+/* Step secrets: the args a mysql action passes as passwords ({N:str} after IDENTIFIED BY,
+ * PASSWORD( or USING in its sql, capture, done_if or statements) -- the tenant passwords of
+ * CreateAccounts and ModifyAccountPassword. They are sealed (common/secretbox.h) while the task
+ * can still run a step, and erased to "***" in the transaction that makes the task final. */
+
+/* A deep copy of steps (a new task's, as given) with every secret arg sealed, in *out (the
+ * caller json_decref()s it). ERR_INTERNAL when sealing fails. */
+int store_steps_seal(json_t *steps, json_t **out, struct err *e);
+/* Opens the sealed secret args of steps (the array a backend read) in place; ERR_INTERNAL when
+ * one does not open (another key). */
+int store_steps_open(json_t *steps, struct err *e);
+/* action_json (a stored do_json or undo_json; NULL is none) with each secret arg replaced by
+ * "***": new heap text the caller frees, or NULL when there is nothing left to erase. */
+char *store_step_json_erased(const char *action_json);
+
 #endif

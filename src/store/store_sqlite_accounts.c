@@ -1,7 +1,9 @@
-/* The SQLite store's accounts and instances. */
+/* The SQLite store's accounts and instances. SecretKeys and DSNs are sealed at rest
+ * (common/secretbox.h): written sealed, opened as they are read. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secretbox.h"
 #include "common/xalloc.h"
 #include "store/store_sqlite_int.h"
 
@@ -32,17 +34,22 @@ int store_sqlite_account_count(struct store *s, int64_t *out, struct err *e)
 static int account_insert(struct sq_conn *c, const struct account *a, struct err *e)
 {
     sqlite3_stmt *st;
-    int rc = sq_stmt(c, SQ_ACCOUNT_INSERT,
+    char *key = NULL;
+    int rc = secretbox_seal(a->secret_key, &key, e);
+    if (rc == 0)
+        rc = sq_stmt(c, SQ_ACCOUNT_INSERT,
                      "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms)"
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                      &st, e);
-    if (rc != 0)
+    if (rc != 0) {
+        free(key);
         return rc;
+    }
     sq_bind_text(st, 1, a->uin);
     sq_bind_text(st, 2, a->owner_uin);
     sq_bind_text(st, 3, a->app_id);
     sq_bind_text(st, 4, a->secret_id);
-    sq_bind_text(st, 5, a->secret_key);
+    sq_bind_text(st, 5, key);
     sqlite3_bind_int(st, 6, a->is_root);
     sq_bind_text(st, 7, a->has_policy ? a->policy_json : NULL);
     sqlite3_bind_int64(st, 8, sq_now_ms());
@@ -56,6 +63,7 @@ static int account_insert(struct sq_conn *c, const struct account *a, struct err
             rc = sq_fail(c, e, "inserting an account");
     }
     sq_done(st);
+    free(key);
     return rc;
 }
 
@@ -71,18 +79,22 @@ int store_sqlite_account_create(struct store *s, const struct account *a, struct
     return sq_end_write(c, rc, e);
 }
 
-static void account_from_row(sqlite3_stmt *st, struct account *out)
+static int account_from_row(sqlite3_stmt *st, struct account *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
     sq_copy(out->uin, sizeof out->uin, sqlite3_column_text(st, 0));
     sq_copy(out->owner_uin, sizeof out->owner_uin, sqlite3_column_text(st, 1));
     sq_copy(out->app_id, sizeof out->app_id, sqlite3_column_text(st, 2));
     sq_copy(out->secret_id, sizeof out->secret_id, sqlite3_column_text(st, 3));
-    sq_copy(out->secret_key, sizeof out->secret_key, sqlite3_column_text(st, 4));
+    int rc = secretbox_open_into((const char *)sqlite3_column_text(st, 4), out->secret_key,
+                                 sizeof out->secret_key, e);
+    if (rc != 0)
+        return rc;
     out->is_root = sqlite3_column_int(st, 5) != 0;
     const unsigned char *policy = sqlite3_column_text(st, 6);
     out->policy_json = policy ? xstrdup((const char *)policy) : NULL;
     out->has_policy = policy != NULL;
+    return 0;
 }
 
 /* One account by key (uin or SecretId): ERR_NOT_FOUND when absent. */
@@ -96,7 +108,7 @@ static int account_lookup(struct store *s, enum sq_slot slot, const char *sql, c
         sq_bind_text(st, 1, key);
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW)
-            account_from_row(st, out);
+            rc = account_from_row(st, out, e);
         else if (step == SQLITE_DONE)
             rc = err_set(e, ERR_NOT_FOUND, "no account with %s %s", what, key);
         else
@@ -146,9 +158,13 @@ int store_sqlite_account_set_policy(struct store *s, const char *uin, const char
 
 int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e)
 {
+    char *dsn;
+    int rc = secretbox_seal(in->dsn, &dsn, e);
+    if (rc != 0)
+        return rc;
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
     sqlite3_stmt *st = NULL;
-    int rc = sq_begin_write(c, e);
+    rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = sq_stmt(c, SQ_INSTANCE_INSERT,
                      "INSERT INTO instances(" INSTANCE_COLS ", created_ms,"
@@ -160,7 +176,7 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
         sq_bind_text(st, 3, in->region);
         sq_bind_text(st, 4, in->uin);
         sq_bind_text(st, 5, in->status);
-        sq_bind_text(st, 6, in->dsn);
+        sq_bind_text(st, 6, dsn);
         sqlite3_bind_int64(st, 7, sq_now_ms());
         sq_bind_text(st, 8, in->reserved_accounts);
         if (sqlite3_step(st) == SQLITE_DONE)
@@ -171,10 +187,11 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
             rc = sq_fail(c, e, "inserting an instance");
     }
     sq_done(st);
+    free(dsn);
     return sq_end_write(c, rc, e);
 }
 
-static void instance_from_row(sqlite3_stmt *st, struct instance *out)
+static int instance_from_row(sqlite3_stmt *st, struct instance *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
     sq_copy(out->product, sizeof out->product, sqlite3_column_text(st, 0));
@@ -182,8 +199,9 @@ static void instance_from_row(sqlite3_stmt *st, struct instance *out)
     sq_copy(out->region, sizeof out->region, sqlite3_column_text(st, 2));
     sq_copy(out->uin, sizeof out->uin, sqlite3_column_text(st, 3));
     sq_copy(out->status, sizeof out->status, sqlite3_column_text(st, 4));
-    sq_copy(out->dsn, sizeof out->dsn, sqlite3_column_text(st, 5));
     sq_copy(out->reserved_accounts, sizeof out->reserved_accounts, sqlite3_column_text(st, 6));
+    return secretbox_open_into((const char *)sqlite3_column_text(st, 5), out->dsn, sizeof out->dsn,
+                               e);
 }
 
 /* Reads instance_id on c into out (may be NULL); product NULL = any. ERR_NOT_FOUND if absent. */
@@ -202,7 +220,7 @@ static int instance_read(struct sq_conn *c, const char *product, const char *ins
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         if (out)
-            instance_from_row(st, out);
+            rc = instance_from_row(st, out, e);
     } else if (step == SQLITE_DONE) {
         rc = product ? err_set(e, ERR_NOT_FOUND, "no %s instance %s", product, instance_id)
                      : err_set(e, ERR_NOT_FOUND, "no instance %s", instance_id);
@@ -226,9 +244,13 @@ int store_sqlite_instance_update(struct store *s, const char *instance_id, const
                                  const char *dsn, const char *reserved, struct instance *out,
                                  struct err *e)
 {
+    char *sealed = NULL;
+    int rc = dsn ? secretbox_seal(dsn, &sealed, e) : 0;
+    if (rc != 0)
+        return rc;
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
     sqlite3_stmt *st = NULL;
-    int rc = sq_begin_write(c, e);
+    rc = sq_begin_write(c, e);
     if (rc == 0)
         rc = sq_stmt(c, SQ_INSTANCE_UPDATE,
                      "UPDATE instances SET status = COALESCE(?2, status),"
@@ -238,7 +260,7 @@ int store_sqlite_instance_update(struct store *s, const char *instance_id, const
     if (rc == 0) {
         sq_bind_text(st, 1, instance_id);
         sq_bind_text(st, 2, status);
-        sq_bind_text(st, 3, dsn);
+        sq_bind_text(st, 3, sealed);
         sqlite3_bind_int64(st, 4, sq_now_ms());
         sq_bind_text(st, 5, reserved);
         if (sqlite3_step(st) != SQLITE_DONE)
@@ -247,17 +269,25 @@ int store_sqlite_instance_update(struct store *s, const char *instance_id, const
             rc = err_set(e, ERR_NOT_FOUND, "no instance %s", instance_id);
     }
     sq_done(st);
+    free(sealed);
     if (rc == 0)
         rc = instance_read(c, NULL, instance_id, out, e);
     return sq_end_write(c, rc, e);
 }
 
-static json_t *instance_row_json(sqlite3_stmt *st)
+/* The row as the admin API's instance object, its DSN opened; NULL when it does not open. */
+static json_t *instance_row_json(sqlite3_stmt *st, struct err *e)
 {
-    static const char *const keys[] = {"product", "instance_id", "region", "uin", "status", "dsn"};
+    static const char *const keys[] = {"product", "instance_id", "region", "uin", "status"};
+    const char *stored = (const char *)sqlite3_column_text(st, 5);
+    char *dsn;
+    if (secretbox_open(stored ? stored : "", &dsn, e) != 0)
+        return NULL;
     json_t *o = json_object();
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 5; i++)
         json_object_set_new(o, keys[i], sq_col_json_text(st, i));
+    json_object_set_new(o, "dsn", json_string(dsn));
+    free(dsn);
     const char *reserved = (const char *)sqlite3_column_text(st, 6);
     json_t *list = reserved && *reserved ? json_loads(reserved, 0, NULL) : NULL;
     json_object_set_new(o, "reserved_accounts", list ? list : json_array());
@@ -278,15 +308,15 @@ int store_sqlite_instance_list(struct store *s, const char *product, const char 
     if (rc == 0) {
         sq_bind_text(st, 1, product);
         sq_bind_text(st, 2, uin);
-        json_t *arr = json_array();
+        json_t *arr = json_array(), *o = NULL;
         int step;
-        while ((step = sqlite3_step(st)) == SQLITE_ROW)
-            json_array_append_new(arr, instance_row_json(st));
+        while ((step = sqlite3_step(st)) == SQLITE_ROW && (o = instance_row_json(st, e)))
+            json_array_append_new(arr, o);
         if (step == SQLITE_DONE) {
             *out = arr;
         } else {
             json_decref(arr);
-            rc = sq_fail(c, e, "listing instances");
+            rc = step == SQLITE_ROW ? ERR_INTERNAL : sq_fail(c, e, "listing instances");
         }
     }
     sq_done(st);

@@ -96,6 +96,8 @@ static int task_json_tx(struct sq_conn *c, const char *id, json_t **out, struct 
                        " timeout_s, state, message, output FROM task_steps WHERE task_id = ?1"
                        " ORDER BY idx",
                        id, step_row_json, &steps, e);
+    if (rc == 0) /* the step secrets are sealed at rest (store_plan.h) */
+        rc = store_steps_open(steps, e);
     if (rc == 0)
         rc = rows_json(c, SQ_TASK_EVENTS,
                        "SELECT seq, at_ms, from_state, to_state, node,"

@@ -96,7 +96,71 @@ static int steps_insert(struct sq_conn *c, const char *id, const struct store_st
     return rc;
 }
 
-/* Appends the task's next event (seq = last + 1). from < 0 means none (the creation event). */
+/* One step's actions, erased (heap; NULL = unchanged). */
+struct step_erased {
+    int64_t idx;
+    char *do_json, *undo_json;
+};
+
+static int steps_erased_read(struct sq_conn *c, const char *id, struct step_erased **out, size_t *n,
+                             struct err *e)
+{
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT idx, do_json, undo_json FROM task_steps WHERE task_id = ?1", -1,
+                           &st, NULL) != SQLITE_OK)
+        return sq_fail(c, e, "preparing the step secrets' erasure");
+    sq_bind_text(st, 1, id);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct step_erased se = {sqlite3_column_int64(st, 0),
+                                 store_step_json_erased((const char *)sqlite3_column_text(st, 1)),
+                                 store_step_json_erased((const char *)sqlite3_column_text(st, 2))};
+        if (!se.do_json && !se.undo_json)
+            continue;
+        *out = xrealloc(*out, (*n + 1) * sizeof **out);
+        (*out)[(*n)++] = se;
+    }
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? 0 : sq_fail(c, e, "reading the step secrets to erase");
+}
+
+/* Replaces the task's step secrets by "***" in the caller's write transaction: a final task
+ * runs no step again, so the tenant passwords it carried must not stay behind. */
+static int steps_erase_secrets(struct sq_conn *c, const char *id, struct err *e)
+{
+    struct step_erased *rows;
+    size_t n;
+    int rc = steps_erased_read(c, id, &rows, &n, e);
+    sqlite3_stmt *st = NULL;
+    if (rc == 0 && n > 0 &&
+        sqlite3_prepare_v2(c->db,
+                           "UPDATE task_steps SET do_json = COALESCE(?3, do_json),"
+                           " undo_json = COALESCE(?4, undo_json) WHERE task_id = ?1 AND idx = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        rc = sq_fail(c, e, "preparing the step secrets' erasure");
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            sq_bind_text(st, 1, id);
+            sqlite3_bind_int64(st, 2, rows[i].idx);
+            sq_bind_text(st, 3, rows[i].do_json);
+            sq_bind_text(st, 4, rows[i].undo_json);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = sq_fail(c, e, "erasing step secrets");
+            sqlite3_reset(st);
+        }
+        free(rows[i].do_json);
+        free(rows[i].undo_json);
+    }
+    sqlite3_finalize(st);
+    free(rows);
+    return rc;
+}
+
+/* Appends the task's next event (seq = last + 1). from < 0 means none (the creation event).
+ * Every state change appends one, so the move to a final state erases the step secrets here. */
 int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e)
 {
@@ -117,6 +181,8 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, en
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_fail(c, e, "appending a task event");
     sq_done(st);
+    if (rc == 0 && task_state_is_final(to))
+        rc = steps_erase_secrets(c, id, e);
     return rc;
 }
 
@@ -148,10 +214,15 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
     struct store_step_row *rows;
     size_t n;
     int rc = store_task_new_check(t, e);
+    json_t *sealed = NULL; /* the steps with their secrets sealed; the rows borrow from it */
     if (rc == 0)
-        rc = store_steps_parse(t->steps, &rows, &n, e);
-    if (rc != 0)
+        rc = store_steps_seal(t->steps, &sealed, e);
+    if (rc == 0)
+        rc = store_steps_parse(sealed, &rows, &n, e);
+    if (rc != 0) {
+        json_decref(sealed);
         return rc;
+    }
     char id[STORE_ID_MAX];
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
     rc = sq_begin_write(c, e);
@@ -159,6 +230,7 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
         rc = task_create_tx(c, t, rows, n, id, e);
     rc = sq_end_write(c, rc, e);
     store_steps_free(rows, n);
+    json_decref(sealed);
     if (rc == 0)
         snprintf(id_out, STORE_ID_MAX, "%s", id);
     return rc;

@@ -341,7 +341,7 @@ describe('instances', T, () => {
     assert.deepEqual(onlyCdb.instances.map((i) => i.instance_id), ['cdb-it-inst1']);
     const patched = await d.adminOk('PATCH', '/v1/instances/cdb-it-inst1', { status: 'isolated', dsn: 'mysql://u:p@127.0.0.1:3307' });
     assert.equal(patched.status, 'isolated');
-    assert.equal(patched.dsn, 'mysql://u:p@127.0.0.1:3307');
+    assert.equal(patched.dsn, 'mysql://u:***@127.0.0.1:3307', 'the DSN password is never shown');
     assertAdminError(await d.admin('PATCH', '/v1/instances/cdb-it-inst1', { status: 'exploded' }), 400, 'bad status');
     for (const [what, b] of Object.entries({
       'bad status': { ...body, instance_id: 'cdb-x1', status: 'sleeping' },

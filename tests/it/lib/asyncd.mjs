@@ -498,6 +498,12 @@ export async function startNode(base, { nodeId, args = base.args, tz = base.tz, 
   const d = new Daemon({ store: base.storeUrl, tz, env, args: nodeArgs(args, nodeId) });
   fs.copyFileSync(path.join(base.dataDir, 'credentials.json'), path.join(d.dataDir, 'credentials.json'));
   fs.chmodSync(path.join(d.dataDir, 'credentials.json'), 0o600);
+  // Secrets in the store are sealed under base's key: every node needs the same one.
+  const key = path.join(base.dataDir, 'secret.key');
+  if (fs.existsSync(key)) {
+    fs.copyFileSync(key, path.join(d.dataDir, 'secret.key'));
+    fs.chmodSync(path.join(d.dataDir, 'secret.key'), 0o600);
+  }
   try {
     await d.start();
   } catch (err) {

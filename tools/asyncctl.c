@@ -1,4 +1,5 @@
-/* asyncctl: the operator CLI over the asyncd admin API (accounts, instances, tasks, health). */
+/* asyncctl: the operator CLI over the asyncd admin API (accounts, instances, tasks, tokens,
+ * health). */
 #include "ctl_client.h"
 #include "common/xalloc.h"
 #include "ctl_print.h"
@@ -562,6 +563,27 @@ static const struct command commands[] = {
                 BODY("--info", "info"),
                 BODY("--message", "message"),
                 {"--step-done", "step_done", IN_BODY, F_FLAG, false, NULL}}},
+    {.group = "token",
+     .verb = "create",
+     .args = "--scope admin|operator|reader|worker --name N",
+     .method = "POST",
+     .path = "/v1/tokens",
+     .print = ctl_print_token,
+     .purpose = "Make an admin API token valid on every node; prints it once (keep it).",
+     .fields = {BODY_REQ("--scope", "scope"), BODY_REQ("--name", "name")}},
+    {.group = "token",
+     .verb = "list",
+     .args = "",
+     .method = "GET",
+     .path = "/v1/tokens",
+     .print = ctl_print_tokens,
+     .purpose = "List the live tokens (ids, names, scopes; never the tokens)."},
+    {.group = "token",
+     .verb = "revoke",
+     .args = "ID",
+     .method = "DELETE",
+     .path = "/v1/tokens/{}",
+     .purpose = "Revoke a token on every node."},
     {.group = "health",
      .args = "",
      .method = "GET",

@@ -171,3 +171,19 @@ void ctl_print_health(json_t *ans)
     const char *s = json_string_value(json_object_get(ans, "status"));
     printf("%s\n", s ? s : "?");
 }
+
+void ctl_print_token(json_t *ans)
+{
+    /* The token alone on stdout, so `T=$(asyncctl token create ...)` takes just it. */
+    printf("%s\n", json_string_value(json_object_get(ans, "token")));
+    fprintf(stderr, "token %s (scope %s, name %s): shown once, keep it\n",
+            json_string_value(json_object_get(ans, "id")),
+            json_string_value(json_object_get(ans, "scope")),
+            json_string_value(json_object_get(ans, "name")));
+}
+
+void ctl_print_tokens(json_t *ans)
+{
+    static const char *const cols[] = {"id", "scope", "name", "created", "last_used", NULL};
+    print_table(json_object_get(ans, "tokens"), cols);
+}

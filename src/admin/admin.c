@@ -1,35 +1,45 @@
-/* The admin API's door: bearer token, route table, JSON bodies, error answers, health, metrics. */
+/* The admin API's door: bearer token, route table with the scopes of each route, JSON bodies,
+ * error answers, health, metrics. */
 #include "admin/admin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "admin/admin_int.h"
-#include "cloudapi/sign.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+
+/* Who may call a route: the scopes of the tokens it accepts (DESIGN.md 7). A reader may only
+ * look; an operator runs tasks and instances; accounts, policies and tokens are the admin's. */
+#define READERS (SCOPE_ADMIN | SCOPE_OPERATOR | SCOPE_READER)
+#define RUNNERS (SCOPE_ADMIN | SCOPE_OPERATOR)
 
 struct route {
     const char *method;
     const char *pattern; /* '/'-separated; '*' matches one segment */
     admin_fn fn;
+    unsigned scopes; /* SCOPE_* bits of the tokens that may call it */
 };
 
+/* The worker scope has no row yet: the /v1/workers/claim|heartbeat|complete|fail calls it is
+ * meant for (DESIGN.md 5) get theirs, with SCOPE_WORKER alone, when they exist. */
 static const struct route routes[] = {
-    {"POST", "/v1/accounts", admin_account_create},
-    {"GET", "/v1/accounts/*", admin_account_show},
-    {"POST", "/v1/accounts/*/subaccounts", admin_subaccount_create},
-    {"PUT", "/v1/subaccounts/*/policy", admin_policy_set},
-    {"POST", "/v1/instances", admin_instance_create},
-    {"GET", "/v1/instances", admin_instance_list},
-    {"PATCH", "/v1/instances/*", admin_instance_patch},
-    {"POST", "/v1/tasks", admin_task_create},
-    {"GET", "/v1/tasks", admin_task_list},
-    {"GET", "/v1/tasks/*", admin_task_show},
-    {"POST", "/v1/tasks/*/transition", admin_task_transition},
-    {"POST", "/v1/tasks/*/*", admin_task_verb},
+    {"POST", "/v1/accounts", admin_account_create, SCOPE_ADMIN},
+    {"GET", "/v1/accounts/*", admin_account_show, READERS},
+    {"POST", "/v1/accounts/*/subaccounts", admin_subaccount_create, SCOPE_ADMIN},
+    {"PUT", "/v1/subaccounts/*/policy", admin_policy_set, SCOPE_ADMIN},
+    {"POST", "/v1/instances", admin_instance_create, RUNNERS},
+    {"GET", "/v1/instances", admin_instance_list, READERS},
+    {"PATCH", "/v1/instances/*", admin_instance_patch, RUNNERS},
+    {"POST", "/v1/tasks", admin_task_create, RUNNERS},
+    {"GET", "/v1/tasks", admin_task_list, READERS},
+    {"GET", "/v1/tasks/*", admin_task_show, READERS},
+    {"POST", "/v1/tasks/*/transition", admin_task_transition, RUNNERS},
+    {"POST", "/v1/tasks/*/*", admin_task_verb, RUNNERS},
+    {"POST", "/v1/tokens", admin_token_create, SCOPE_ADMIN},
+    {"GET", "/v1/tokens", admin_token_list, SCOPE_ADMIN},
+    {"DELETE", "/v1/tokens/*", admin_token_revoke, SCOPE_ADMIN},
 };
 
 struct admin *admin_new(const struct admin_config *cfg)
@@ -98,14 +108,6 @@ static const struct route *find_route(const char *method, const char *path, char
                 return &routes[i];
         }
     return NULL;
-}
-
-static bool token_ok(const struct admin *a, const struct http_request *req)
-{
-    const char *h = http_header(req, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    return sign_equal(h + 7, a->cfg.token);
 }
 
 #define ADMIN_MAX_JSON_DEPTH 32
@@ -201,8 +203,8 @@ static bool serve_open_paths(struct admin *a, const struct http_request *req,
     return false;
 }
 
-static int dispatch(struct admin *a, const struct http_request *req, json_t **result, int *status,
-                    struct err *e)
+static int dispatch(struct admin *a, const struct http_request *req, const struct token *who,
+                    json_t **result, int *status, struct err *e)
 {
     char caps[3][128];
     bool known;
@@ -211,6 +213,13 @@ static int dispatch(struct admin *a, const struct http_request *req, json_t **re
         return known ? err_set(e, ERR_UNSUPPORTED_PROTOCOL, "%s is not allowed on %s", req->method,
                                req->path)
                      : err_set(e, ERR_NOT_FOUND, "no such path: %s", req->path);
+    if (!(admin_scope_bit(who->scope) & rt->scopes)) {
+        char allowed[64];
+        admin_scope_names(rt->scopes, allowed, sizeof allowed);
+        return err_set(e, ERR_UNAUTHORIZED_OPERATION,
+                       "token %s has scope %s; %s %s needs a token of scope %s", who->id,
+                       who->scope, req->method, req->path, allowed);
+    }
     struct admin_req r = {.http = req, .arg = {caps[0], caps[1], caps[2]}};
     int rc = params_parse_form(req->query, strlen(req->query), &r.query, e);
     if (!rc)
@@ -228,16 +237,17 @@ void admin_handle(void *ctx, const struct http_request *req, struct http_respons
     if (serve_open_paths(a, req, out))
         return;
     struct err e = {0};
-    if (!token_ok(a, req)) {
-        err_set(&e, ERR_ADMIN_UNAUTHORIZED,
-                "missing or wrong admin token: send Authorization: Bearer <AdminToken from "
-                "credentials.json>");
-        answer_error(out, ERR_ADMIN_UNAUTHORIZED, &e);
+    struct token who;
+    int rc = admin_authenticate(a, req, &who, &e);
+    if (rc) {
+        if (rc == ERR_INTERNAL)
+            log_error("admin %s %s: %s", req->method, req->path, e.msg);
+        answer_error(out, rc, &e);
         return;
     }
     json_t *result = NULL;
     int status = 200;
-    int rc = dispatch(a, req, &result, &status, &e);
+    rc = dispatch(a, req, &who, &result, &status, &e);
     if (rc) {
         if (rc == ERR_INTERNAL)
             log_error("admin %s %s: %s", req->method, req->path, e.msg);

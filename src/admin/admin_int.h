@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "admin/admin.h"
@@ -53,5 +54,27 @@ int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *sta
 int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, int *status,
                           struct err *e);
+/* tokens and who is calling (admin_tokens.c) */
+enum admin_scope {
+    SCOPE_ADMIN = 1u << 0,    /* everything, tokens and accounts included */
+    SCOPE_OPERATOR = 1u << 1, /* tasks and instances: create, verbs, read */
+    SCOPE_READER = 1u << 2,   /* GETs only */
+    SCOPE_WORKER = 1u << 3,   /* the remote-step calls only (/v1/workers/...) */
+};
+/* The SCOPE_* bit of a scope's name; 0 for an unknown one. */
+unsigned admin_scope_bit(const char *name);
+/* The names of the scopes in bits, " or "-joined, into out (truncated to size). */
+void admin_scope_names(unsigned bits, char *out, size_t size);
+/* Finds the live token of the request's "Authorization: Bearer T" in the store: 0 with *who
+ * filled; ERR_ADMIN_UNAUTHORIZED when it is missing, unknown or revoked; the store's error
+ * (ERR_SERVICE_UNAVAILABLE) when it cannot be asked. */
+int admin_authenticate(struct admin *a, const struct http_request *req, struct token *who,
+                       struct err *e);
+int admin_token_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e);
+int admin_token_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                     struct err *e);
+int admin_token_revoke(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e);
 
 #endif

@@ -1,4 +1,5 @@
-/* First-start set-up: data directory, root account, credentials.json. */
+/* First-start set-up: data directory, root account, credentials.json and its AdminToken's place
+ * among the store's admin tokens. */
 #include "daemon/bootstrap.h"
 
 #include <errno.h>
@@ -12,8 +13,10 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "cloudapi/sign.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "common/xalloc.h"
 
 int bootstrap_data_dir(const char *dir, struct err *e)
@@ -87,6 +90,24 @@ out:
     return rc;
 }
 
+/* Puts the hash of credentials.json's AdminToken in the store as an admin token, unless a token
+ * with that hash is there already -- live (another node with a copy of the file, or an earlier
+ * start) or revoked (an operator withdrew it: it stays withdrawn). So an upgraded data dir, whose
+ * store had no tokens, keeps its AdminToken, and every node's AdminToken works on every node. */
+static int register_admin_token(struct store *s, const char *admin_token, struct err *e)
+{
+    struct token t = {.created_ms = time_now_ms()};
+    memcpy(t.id, "tok-", 4);
+    ids_hex(t.id + 4, 8);
+    snprintf(t.name, sizeof t.name, "credentials.json AdminToken");
+    snprintf(t.scope, sizeof t.scope, "admin");
+    sign_sha256_hex(admin_token, strlen(admin_token), t.hash);
+    int rc = store_token_create(s, &t, e);
+    if (rc == 0)
+        log_info("the AdminToken of credentials.json is admin token %s", t.id);
+    return rc == ERR_ALREADY_EXISTS ? 0 : rc;
+}
+
 /* Writes credentials.json for the store's first root account (creating it when the store has
  * none) and a fresh admin token. Nodes that start together on one shared store agree on the root
  * account (store_account_first_root); each node keeps its own admin token. */
@@ -97,8 +118,14 @@ static int create_credentials(struct store *s, const char *path, char **token, s
     struct account cand = {0}, root = {0};
     auth_mint(&cand, true);
     int rc = store_account_first_root(s, &cand, &root, e);
-    if (rc)
+    /* In the store before the file: a token written to credentials.json always works. */
+    if (!rc)
+        rc = register_admin_token(s, admin_token, e);
+    if (rc) {
+        account_clear(&cand);
+        account_clear(&root);
         return rc;
+    }
     bool created = strcmp(cand.uin, root.uin) == 0;
     json_t *j =
         json_pack("{s:s, s:s, s:s, s:s, s:s}", "AppId", root.app_id, "Uin", root.uin, "SecretId",
@@ -143,8 +170,18 @@ static int read_token(const char *path, char **token, struct err *e)
 int bootstrap_credentials(struct store *s, const char *dir, char **token, struct err *e)
 {
     char *path = xasprintf("%s/credentials.json", dir);
-    int rc = access(path, F_OK) == 0 ? read_token(path, token, e)
-                                     : create_credentials(s, path, token, e);
+    int rc = 0;
+    if (access(path, F_OK) != 0) {
+        rc = create_credentials(s, path, token, e);
+    } else {
+        rc = read_token(path, token, e);
+        if (!rc)
+            rc = register_admin_token(s, *token, e);
+        if (rc) {
+            free(*token);
+            *token = NULL;
+        }
+    }
     free(path);
     return rc;
 }

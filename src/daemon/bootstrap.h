@@ -15,7 +15,9 @@ int bootstrap_lock(const char *dir, int *fd, struct err *e);
 
 /* Reads the admin token from DIR/credentials.json; without that file, writes it (durably) with
  * the store's root account -- created on an empty store -- and a fresh admin token, and says so
- * on stderr. *admin_token is a heap string the caller frees. */
+ * on stderr. Either way the token's SHA-256 is stored as an `admin` token (valid on every node of
+ * a shared store) unless that hash is there already, live or revoked. *admin_token is a heap
+ * string the caller frees; NULL on failure. */
 int bootstrap_credentials(struct store *s, const char *dir, char **admin_token, struct err *e);
 
 #endif

@@ -16,14 +16,15 @@
 #define STORE_ID_MAX 64
 
 struct account {
-    char uin[24];        /* this account's Uin (decimal) */
-    char owner_uin[24];  /* the root account's Uin; equal to uin for a root account */
-    char app_id[24];     /* the root account's AppId */
+    char uin[24];       /* this account's Uin (decimal) */
+    char owner_uin[24]; /* the root account's Uin; equal to uin for a root account */
+    char app_id[24];    /* the root account's AppId */
     char secret_id[64];
     char secret_key[64];
     bool is_root;
-    bool has_policy;     /* sub-accounts: false until a policy is set */
-    char *policy_json;   /* heap; JSON array of "product:Action" patterns, or NULL. Free with account_clear. */
+    bool has_policy;   /* sub-accounts: false until a policy is set */
+    char *policy_json; /* heap; JSON array of "product:Action" patterns, or NULL. Free with
+                          account_clear. */
 };
 void account_clear(struct account *a);
 
@@ -31,8 +32,8 @@ struct instance {
     char product[16];
     char instance_id[STORE_ID_MAX];
     char region[STORE_ID_MAX];
-    char uin[24];        /* owning root account */
-    char status[16];     /* running | isolated | offline */
+    char uin[24];    /* owning root account */
+    char status[16]; /* running | isolated | offline */
     char dsn[512];
     char reserved_accounts[4096]; /* cdb: JSON array of accounts tenants may not touch; "" = [] */
 };
@@ -42,30 +43,30 @@ struct task_summary {
     char id[STORE_ID_MAX];
     char product[16];
     char region[STORE_ID_MAX];
-    char uin[24];        /* owning root account */
+    char uin[24]; /* owning root account */
     char instance_id[STORE_ID_MAX];
     enum task_state state;
-    char info[1024];     /* last step message; "" when none */
+    char info[1024]; /* last step message; "" when none */
     bool has_info;
     int64_t created_ms, start_ms, end_ms;
-    int64_t lease_no;    /* grows at every claim and when an operator takes the task back */
+    int64_t lease_no; /* grows at every claim and when an operator takes the task back */
 };
 
 /* A new task: steps is a JSON array of step objects (kept as given, owned by the caller). */
 struct task_new {
     const char *product, *region, *uin, *instance_id /* may be NULL */, *type, *on_failure;
     json_t *steps;
-    const char *node;    /* node id for the creation event */
-    json_t *input;       /* the request's checked parameters (secrets left out); may be NULL */
+    const char *node; /* node id for the creation event */
+    json_t *input;    /* the request's checked parameters (secrets left out); may be NULL */
 };
 
 struct task_filter {
     const char *product, *uin, *instance_id, *region; /* NULL = any */
-    int state;                                         /* -1 = any, else enum task_state */
+    int state;                                        /* -1 = any, else enum task_state */
     int64_t limit, offset;
-    const char *id;             /* one AsyncRequestId; NULL = any */
-    unsigned state_mask;        /* bit (1 << state) per wanted state; 0 = any */
-    const char *const *types;   /* NULL-terminated task types; NULL = any */
+    const char *id;                     /* one AsyncRequestId; NULL = any */
+    unsigned state_mask;                /* bit (1 << state) per wanted state; 0 = any */
+    const char *const *types;           /* NULL-terminated task types; NULL = any */
     int64_t start_from_ms, start_to_ms; /* StartTime range (inclusive); 0 = open */
     bool oldest_first;
 };
@@ -76,10 +77,10 @@ struct task_move {
     const char *id;
     enum task_state expect, to;
     const char *node;
-    const char *message;  /* event message; NULL = none */
-    const char *info;     /* new task Info (last step message); NULL = unchanged */
-    int step_advance;     /* +1: mark the current step done/skipped and move to the next; 0: stay */
-    const char *step_mark;/* with step_advance: "done" or "skipped" */
+    const char *message; /* event message; NULL = none */
+    const char *info;    /* new task Info (last step message); NULL = unchanged */
+    int step_advance;    /* +1: mark the current step done/skipped and move to the next; 0: stay */
+    const char *step_mark; /* with step_advance: "done" or "skipped" */
 };
 
 /* --- the engine's side: leases and fenced progress (DESIGN.md 5) --- */
@@ -96,27 +97,38 @@ struct task_progress {
     const char *id;
     int64_t lease_no;
     const char *node;
-    enum task_state to;       /* TASK_RUNNING to stay running */
-    int step;                 /* the step this is about (-1: none) */
-    const char *step_state;   /* its new state ("running", "done", "failed", "pending", "undoing",
-                                 "undone", "undo_failed"); NULL = unchanged */
-    const char *message;      /* the step's message and the event's message; NULL = unchanged,
-                                 "" = cleared */
-    const char *event_message;/* the event's message when it differs; NULL = message */
-    const char *step_output;  /* JSON text the step produced (kept for its undo); NULL = unchanged */
-    const char *info;         /* new task Info; NULL = unchanged, "" = cleared (null) */
-    int next_step;            /* new current_step; -2 = unchanged (-1 is valid in the undo phase) */
-    const char *phase;        /* "do" / "undo"; NULL = unchanged */
-    int attempt;              /* new attempt count; -1 = unchanged */
-    int64_t not_before_ms;    /* earliest next claim (retry backoff); 0 = now */
-    bool release;             /* give the lease up (retry later, paused, final) */
-    bool event;               /* append an event even when the state stays running */
+    enum task_state to;        /* TASK_RUNNING to stay running */
+    int step;                  /* the step this is about (-1: none) */
+    const char *step_state;    /* its new state ("running", "done", "failed", "pending", "undoing",
+                                  "undone", "undo_failed"); NULL = unchanged */
+    const char *message;       /* the step's message and the event's message; NULL = unchanged,
+                                  "" = cleared */
+    const char *event_message; /* the event's message when it differs; NULL = message */
+    const char *step_output; /* JSON text the step produced (kept for its undo); NULL = unchanged */
+    const char *info;        /* new task Info; NULL = unchanged, "" = cleared (null) */
+    int next_step;           /* new current_step; -2 = unchanged (-1 is valid in the undo phase) */
+    const char *phase;       /* "do" / "undo"; NULL = unchanged */
+    int attempt;             /* new attempt count; -1 = unchanged */
+    int64_t not_before_ms;   /* earliest next claim (retry backoff); 0 = now */
+    bool release;            /* give the lease up (retry later, paused, final) */
+    bool event;              /* append an event even when the state stays running */
 };
 
 /* What a lease holder learns when it checks in. */
 struct task_lease_state {
-    bool held;                /* still running under this lease */
+    bool held; /* still running under this lease */
     bool pause_requested;
+};
+
+/* An admin API token (DESIGN.md 7). The token itself is never stored: hash is the lower-case hex
+ * SHA-256 of its text (a 32-byte random secret needs no slow hash to resist guessing). */
+struct token {
+    char id[STORE_ID_MAX]; /* "tok-" and 16 hex digits; shown, never secret */
+    char name[128];
+    char scope[16]; /* admin | operator | reader | worker */
+    char hash[65];
+    int64_t created_ms;
+    int64_t last_used_ms; /* 0 = never */
 };
 
 struct store;
@@ -127,7 +139,7 @@ struct store_ops {
     int (*account_count)(struct store *s, int64_t *out, struct err *e);
     int (*account_create)(struct store *s, const struct account *a, struct err *e);
     int (*account_by_secret_id)(struct store *s, const char *secret_id, struct account *out,
-                                struct err *e);   /* ERR_NOT_FOUND when absent */
+                                struct err *e); /* ERR_NOT_FOUND when absent */
     int (*account_by_uin)(struct store *s, const char *uin, struct account *out, struct err *e);
     int (*account_set_policy)(struct store *s, const char *uin, const char *policy_json,
                               struct err *e);
@@ -144,10 +156,10 @@ struct store_ops {
                            const char *dsn, const char *reserved, struct instance *out,
                            struct err *e);
     int (*instance_list)(struct store *s, const char *product, const char *uin, json_t **out,
-                         struct err *e);  /* *out: new JSON array, caller json_decref()s */
+                         struct err *e); /* *out: new JSON array, caller json_decref()s */
     /* tasks */
     int (*task_create)(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
-                       struct err *e);    /* mints the id in the product's format */
+                       struct err *e); /* mints the id in the product's format */
     int (*task_summary)(struct store *s, const char *product, const char *id,
                         struct task_summary *out, struct err *e);
     int (*task_get_json)(struct store *s, const char *id, json_t **out, struct err *e);
@@ -169,6 +181,16 @@ struct store_ops {
     int (*task_progress)(struct store *s, const struct task_progress *p, struct err *e);
     /* Drops the leases a previous run of this node left (it is starting, so they are stale). */
     int (*release_node_leases)(struct store *s, const char *node, struct err *e);
+    /* admin tokens: ERR_ALREADY_EXISTS when t's id or hash is taken (revoked ones included, so a
+     * revoked hash never comes back) */
+    int (*token_create)(struct store *s, const struct token *t, struct err *e);
+    /* [{"id","name","scope","created_ms","last_used_ms"}] of the live tokens, oldest first; never
+     * the hash. *out: new JSON array, caller json_decref()s */
+    int (*token_list)(struct store *s, json_t **out, struct err *e);
+    int (*token_revoke)(struct store *s, const char *id, struct err *e); /* ERR_NOT_FOUND */
+    /* The live (not revoked) token with this hash; ERR_NOT_FOUND when none. */
+    int (*token_by_hash)(struct store *s, const char *hash, struct token *out, struct err *e);
+    int (*token_touch)(struct store *s, const char *id, int64_t used_ms, struct err *e);
 };
 
 struct store {
@@ -184,27 +206,129 @@ int store_sqlite_open(const char *path, struct store **out, struct err *e);
  * when the server cannot be reached. */
 int store_pg_open(const char *url, struct store **out, struct err *e);
 
-static inline void store_close(struct store *s) { if (s) s->ops->close(s); }
-static inline int store_account_count(struct store *s, int64_t *n, struct err *e) { return s->ops->account_count(s, n, e); }
-static inline int store_account_create(struct store *s, const struct account *a, struct err *e) { return s->ops->account_create(s, a, e); }
-static inline int store_account_by_secret_id(struct store *s, const char *id, struct account *o, struct err *e) { return s->ops->account_by_secret_id(s, id, o, e); }
-static inline int store_account_by_uin(struct store *s, const char *uin, struct account *o, struct err *e) { return s->ops->account_by_uin(s, uin, o, e); }
-static inline int store_account_set_policy(struct store *s, const char *uin, const char *p, struct err *e) { return s->ops->account_set_policy(s, uin, p, e); }
-static inline int store_account_first_root(struct store *s, const struct account *c, struct account *o, struct err *e) { return s->ops->account_first_root(s, c, o, e); }
-static inline int store_instance_create(struct store *s, const struct instance *i, struct err *e) { return s->ops->instance_create(s, i, e); }
-static inline int store_instance_get(struct store *s, const char *p, const char *id, struct instance *o, struct err *e) { return s->ops->instance_get(s, p, id, o, e); }
-static inline int store_instance_update(struct store *s, const char *id, const char *st, const char *dsn, const char *reserved, struct instance *o, struct err *e) { return s->ops->instance_update(s, id, st, dsn, reserved, o, e); }
-static inline int store_instance_list(struct store *s, const char *p, const char *uin, json_t **o, struct err *e) { return s->ops->instance_list(s, p, uin, o, e); }
-static inline int store_task_create(struct store *s, const struct task_new *t, char id[STORE_ID_MAX], struct err *e) { return s->ops->task_create(s, t, id, e); }
-static inline int store_task_summary(struct store *s, const char *p, const char *id, struct task_summary *o, struct err *e) { return s->ops->task_summary(s, p, id, o, e); }
-static inline int store_task_get_json(struct store *s, const char *id, json_t **o, struct err *e) { return s->ops->task_get_json(s, id, o, e); }
-static inline int store_task_list_json(struct store *s, const struct task_filter *f, json_t **o, int64_t *total, struct err *e) { return s->ops->task_list_json(s, f, o, total, e); }
-static inline int store_task_counts(struct store *s, json_t **o, struct err *e) { return s->ops->task_counts(s, o, e); }
-static inline int store_task_control(struct store *s, const char *id, enum task_verb v, const char *node, const char *msg, struct err *e) { return s->ops->task_control(s, id, v, node, msg, e); }
-static inline int store_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *o, struct err *e) { return s->ops->task_claim(s, node, lease_ms, o, e); }
-static inline int store_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms, struct task_lease_state *o, struct err *e) { return s->ops->task_renew(s, id, lease_no, lease_ms, o, e); }
-static inline int store_task_progress(struct store *s, const struct task_progress *p, struct err *e) { return s->ops->task_progress(s, p, e); }
-static inline int store_release_node_leases(struct store *s, const char *node, struct err *e) { return s->ops->release_node_leases(s, node, e); }
-static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e) { return s->ops->task_move(s, m, e); }
+static inline void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+static inline int store_account_count(struct store *s, int64_t *n, struct err *e)
+{
+    return s->ops->account_count(s, n, e);
+}
+static inline int store_account_create(struct store *s, const struct account *a, struct err *e)
+{
+    return s->ops->account_create(s, a, e);
+}
+static inline int store_account_by_secret_id(struct store *s, const char *id, struct account *o,
+                                             struct err *e)
+{
+    return s->ops->account_by_secret_id(s, id, o, e);
+}
+static inline int store_account_by_uin(struct store *s, const char *uin, struct account *o,
+                                       struct err *e)
+{
+    return s->ops->account_by_uin(s, uin, o, e);
+}
+static inline int store_account_set_policy(struct store *s, const char *uin, const char *p,
+                                           struct err *e)
+{
+    return s->ops->account_set_policy(s, uin, p, e);
+}
+static inline int store_account_first_root(struct store *s, const struct account *c,
+                                           struct account *o, struct err *e)
+{
+    return s->ops->account_first_root(s, c, o, e);
+}
+static inline int store_instance_create(struct store *s, const struct instance *i, struct err *e)
+{
+    return s->ops->instance_create(s, i, e);
+}
+static inline int store_instance_get(struct store *s, const char *p, const char *id,
+                                     struct instance *o, struct err *e)
+{
+    return s->ops->instance_get(s, p, id, o, e);
+}
+static inline int store_instance_update(struct store *s, const char *id, const char *st,
+                                        const char *dsn, const char *reserved, struct instance *o,
+                                        struct err *e)
+{
+    return s->ops->instance_update(s, id, st, dsn, reserved, o, e);
+}
+static inline int store_instance_list(struct store *s, const char *p, const char *uin, json_t **o,
+                                      struct err *e)
+{
+    return s->ops->instance_list(s, p, uin, o, e);
+}
+static inline int store_task_create(struct store *s, const struct task_new *t,
+                                    char id[STORE_ID_MAX], struct err *e)
+{
+    return s->ops->task_create(s, t, id, e);
+}
+static inline int store_task_summary(struct store *s, const char *p, const char *id,
+                                     struct task_summary *o, struct err *e)
+{
+    return s->ops->task_summary(s, p, id, o, e);
+}
+static inline int store_task_get_json(struct store *s, const char *id, json_t **o, struct err *e)
+{
+    return s->ops->task_get_json(s, id, o, e);
+}
+static inline int store_task_list_json(struct store *s, const struct task_filter *f, json_t **o,
+                                       int64_t *total, struct err *e)
+{
+    return s->ops->task_list_json(s, f, o, total, e);
+}
+static inline int store_task_counts(struct store *s, json_t **o, struct err *e)
+{
+    return s->ops->task_counts(s, o, e);
+}
+static inline int store_task_control(struct store *s, const char *id, enum task_verb v,
+                                     const char *node, const char *msg, struct err *e)
+{
+    return s->ops->task_control(s, id, v, node, msg, e);
+}
+static inline int store_task_claim(struct store *s, const char *node, int64_t lease_ms,
+                                   struct task_claim *o, struct err *e)
+{
+    return s->ops->task_claim(s, node, lease_ms, o, e);
+}
+static inline int store_task_renew(struct store *s, const char *id, int64_t lease_no,
+                                   int64_t lease_ms, struct task_lease_state *o, struct err *e)
+{
+    return s->ops->task_renew(s, id, lease_no, lease_ms, o, e);
+}
+static inline int store_task_progress(struct store *s, const struct task_progress *p, struct err *e)
+{
+    return s->ops->task_progress(s, p, e);
+}
+static inline int store_release_node_leases(struct store *s, const char *node, struct err *e)
+{
+    return s->ops->release_node_leases(s, node, e);
+}
+static inline int store_token_create(struct store *s, const struct token *t, struct err *e)
+{
+    return s->ops->token_create(s, t, e);
+}
+static inline int store_token_list(struct store *s, json_t **o, struct err *e)
+{
+    return s->ops->token_list(s, o, e);
+}
+static inline int store_token_revoke(struct store *s, const char *id, struct err *e)
+{
+    return s->ops->token_revoke(s, id, e);
+}
+static inline int store_token_by_hash(struct store *s, const char *hash, struct token *o,
+                                      struct err *e)
+{
+    return s->ops->token_by_hash(s, hash, o, e);
+}
+static inline int store_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e)
+{
+    return s->ops->token_touch(s, id, used_ms, e);
+}
+static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e)
+{
+    return s->ops->task_move(s, m, e);
+}
 
 #endif

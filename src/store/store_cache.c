@@ -518,10 +518,11 @@ static int c_task_counts(struct store *s, json_t **out, struct err *e)
 {
     return store_task_counts(cs_of(s)->inner, out, e);
 }
-/* Tokens are not cached: a lookup is one indexed read per admin request (SQLite ~5 us, PostgreSQL
- * one loopback round trip, ~90 us, beside ~300 us for the request itself), and uncached a revoke
- * holds on every node at its next request instead of within a TTL. Nothing cached to invalidate
- * on the writes either. */
+/* Tokens are not cached: a lookup is one indexed read per admin request. Measured (sequential
+ * keep-alive requests, 2-core VM; a bad token's 401 against /healthz): SQLite ~15 us, PostgreSQL
+ * on loopback ~170 us, where GET /v1/tasks?limit=1 takes ~740 us in all. Admin calls come at
+ * operator rates, and uncached a revocation holds on every node at its next request instead of
+ * within a TTL; the writes then have nothing to invalidate. */
 static int c_token_create(struct store *s, const struct token *t, struct err *e)
 {
     return store_token_create(cs_of(s)->inner, t, e);

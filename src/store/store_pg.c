@@ -68,6 +68,12 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     "CREATE TABLE counters (product TEXT PRIMARY KEY, next_id BIGINT NOT NULL);",
     /* 2: the accounts an operator reserves per instance (issue 10) */
     "ALTER TABLE instances ADD COLUMN reserved_accounts TEXT NOT NULL DEFAULT '';",
+    /* 3: admin tokens, by the SHA-256 of their text (issue 10); a revoked row stays, so the
+     * AdminToken of an old credentials.json is not brought back at the next start */
+    "CREATE TABLE tokens ("
+    " id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+    " scope TEXT NOT NULL CHECK (scope IN ('admin', 'operator', 'reader', 'worker')),"
+    " created_ms BIGINT NOT NULL, last_used_ms BIGINT, revoked_ms BIGINT);",
 };
 
 /* ---- small helpers ---- */
@@ -565,6 +571,11 @@ static const struct store_ops pg_ops = {
     .task_renew = store_pg_task_renew,
     .task_progress = store_pg_task_progress,
     .release_node_leases = store_pg_release_node_leases,
+    .token_create = store_pg_token_create,
+    .token_list = store_pg_token_list,
+    .token_revoke = store_pg_token_revoke,
+    .token_by_hash = store_pg_token_by_hash,
+    .token_touch = store_pg_token_touch,
 };
 
 int store_pg_open(const char *url, struct store **out, struct err *e)

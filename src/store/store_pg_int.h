@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -172,5 +172,11 @@ int store_pg_task_get_json(struct store *s, const char *id, json_t **out, struct
 int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
 int store_pg_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
                             int64_t *total, struct err *e);
+/* store_pg_tokens.c: */
+int store_pg_token_create(struct store *s, const struct token *t, struct err *e);
+int store_pg_token_list(struct store *s, json_t **out, struct err *e);
+int store_pg_token_revoke(struct store *s, const char *id, struct err *e);
+int store_pg_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e);
+int store_pg_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e);
 
 #endif

@@ -54,6 +54,12 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     "CREATE TABLE counters (product TEXT PRIMARY KEY, next_id INTEGER NOT NULL);",
     /* 2: the accounts an operator reserves per instance (issue 10) */
     "ALTER TABLE instances ADD COLUMN reserved_accounts TEXT NOT NULL DEFAULT '';",
+    /* 3: admin tokens, by the SHA-256 of their text (issue 10); a revoked row stays, so the
+     * AdminToken of an old credentials.json is not brought back at the next start */
+    "CREATE TABLE tokens ("
+    " id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+    " scope TEXT NOT NULL CHECK (scope IN ('admin', 'operator', 'reader', 'worker')),"
+    " created_ms INTEGER NOT NULL, last_used_ms INTEGER, revoked_ms INTEGER);",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)
@@ -343,6 +349,11 @@ static const struct store_ops sqlite_ops = {
     .task_renew = store_sqlite_task_renew,
     .task_progress = store_sqlite_task_progress,
     .release_node_leases = store_sqlite_release_node_leases,
+    .token_create = store_sqlite_token_create,
+    .token_list = store_sqlite_token_list,
+    .token_revoke = store_sqlite_token_revoke,
+    .token_by_hash = store_sqlite_token_by_hash,
+    .token_touch = store_sqlite_token_touch,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  2
+#define SQ_SCHEMA_VERSION  3
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {
@@ -48,6 +48,11 @@ enum sq_slot {
     SQ_CONTROL_READ,
     SQ_CONTROL_TASK,
     SQ_CONTROL_STEP,
+    SQ_TOKEN_INSERT,
+    SQ_TOKEN_LIST,
+    SQ_TOKEN_REVOKE,
+    SQ_TOKEN_BY_HASH,
+    SQ_TOKEN_TOUCH,
     SQ_SLOT_COUNT
 };
 
@@ -145,5 +150,11 @@ int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, st
 int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
 int store_sqlite_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
                                 int64_t *total, struct err *e);
+/* store_sqlite_tokens.c: */
+int store_sqlite_token_create(struct store *s, const struct token *t, struct err *e);
+int store_sqlite_token_list(struct store *s, json_t **out, struct err *e);
+int store_sqlite_token_revoke(struct store *s, const char *id, struct err *e);
+int store_sqlite_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e);
+int store_sqlite_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e);
 
 #endif

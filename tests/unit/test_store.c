@@ -153,7 +153,7 @@ static void test_open_records_schema_version(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "2");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "3");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -264,6 +264,59 @@ static void test_account_lookup_of_unknown_is_not_found(void **state)
     assert_int_equal(store_account_by_secret_id(f->s, "AKIDnone", &got, &e), ERR_NOT_FOUND);
     assert_int_equal(store_account_by_uin(f->s, "1", &got, &e), ERR_NOT_FOUND);
     assert_int_equal(store_account_set_policy(f->s, "1", "[]", &e), ERR_NOT_FOUND);
+}
+
+static struct token a_token(const char *id, const char *scope, char hash_digit)
+{
+    struct token t = {.created_ms = 1700000000000};
+    snprintf(t.id, sizeof t.id, "%s", id);
+    snprintf(t.name, sizeof t.name, "name of %s", id);
+    snprintf(t.scope, sizeof t.scope, "%s", scope);
+    memset(t.hash, hash_digit, 64);
+    return t;
+}
+
+static void test_token_create_find_list_touch_revoke(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct token a = a_token("tok-a", "admin", 'a'), r = a_token("tok-r", "reader", 'b'), got;
+    assert_int_equal(store_token_create(f->s, &a, &e), 0);
+    assert_int_equal(store_token_create(f->s, &r, &e), 0);
+    assert_int_equal(store_token_by_hash(f->s, r.hash, &got, &e), 0);
+    assert_string_equal(got.id, "tok-r");
+    assert_string_equal(got.scope, "reader");
+    assert_string_equal(got.name, "name of tok-r");
+    assert_int_equal(got.last_used_ms, 0);
+    assert_int_equal(store_token_touch(f->s, "tok-r", 1700000001000, &e), 0);
+    assert_int_equal(store_token_by_hash(f->s, r.hash, &got, &e), 0);
+    assert_int_equal(got.last_used_ms, 1700000001000);
+    json_t *list = NULL;
+    assert_int_equal(store_token_list(f->s, &list, &e), 0);
+    assert_int_equal(json_array_size(list), 2);
+    assert_null(json_object_get(json_array_get(list, 0), "hash"));
+    json_decref(list);
+    assert_int_equal(store_token_revoke(f->s, "tok-r", &e), 0);
+    assert_int_equal(store_token_by_hash(f->s, r.hash, &got, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_token_revoke(f->s, "tok-r", &e), ERR_NOT_FOUND);
+    assert_int_equal(store_token_list(f->s, &list, &e), 0);
+    assert_int_equal(json_array_size(list), 1);
+    json_decref(list);
+}
+
+static void test_token_create_refuses_a_taken_id_or_hash_even_revoked(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct token a = a_token("tok-a", "admin", 'a'), same_hash = a_token("tok-b", "admin", 'a');
+    struct token same_id = a_token("tok-a", "reader", 'c'), got;
+    assert_int_equal(store_token_create(f->s, &a, &e), 0);
+    assert_int_equal(store_token_create(f->s, &same_hash, &e), ERR_ALREADY_EXISTS);
+    assert_int_equal(store_token_create(f->s, &same_id, &e), ERR_ALREADY_EXISTS);
+    assert_int_equal(store_token_revoke(f->s, "tok-a", &e), 0);
+    /* A revoked token's hash stays taken: bootstrap cannot bring an old AdminToken back. */
+    assert_int_equal(store_token_create(f->s, &same_hash, &e), ERR_ALREADY_EXISTS);
+    assert_int_equal(store_token_by_hash(f->s, a.hash, &got, &e), ERR_NOT_FOUND);
 }
 
 static void test_account_set_policy_is_read_back(void **state)
@@ -736,6 +789,8 @@ static void test_summaries_run_beside_task_creation(void **state)
     X(test_account_create_refuses_duplicate_uin_or_secret_id)                                      \
     X(test_account_lookup_of_unknown_is_not_found)                                                 \
     X(test_account_set_policy_is_read_back)                                                        \
+    X(test_token_create_find_list_touch_revoke)                                                    \
+    X(test_token_create_refuses_a_taken_id_or_hash_even_revoked)                                   \
     X(test_instance_create_get_update_list)                                                        \
     X(test_instance_ids_are_unique_across_products)                                                \
     X(test_instance_get_of_other_product_is_not_found)                                             \

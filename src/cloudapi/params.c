@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/xalloc.h"
 
 /* Copies s[0..len) into dst for an error message: printable ASCII only, truncated with "...". */
@@ -60,17 +61,6 @@ bool params_utf8_valid(const char *s, size_t len)
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes one key or value into a new heap string (*out). "Bad escape" / "NUL" / "bad UTF-8"
  * come back as a static reason; *out is then NULL. */
 static const char *form_decode(const char *s, size_t len, char **out)
@@ -83,8 +73,8 @@ static const char *form_decode(const char *s, size_t len, char **out)
         if (c == '+')
             c = ' ';
         else if (c == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < len ? hex_digit_value(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit_value(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 why = "a bad %-escape (expected % and two hex digits)";
                 break;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "common/xalloc.h"
 
 enum { NONCE_LEN = 12, TAG_LEN = 16, PREFIX_LEN = sizeof SECRETBOX_PREFIX - 1 };
@@ -40,17 +41,6 @@ bool secretbox_is_sealed(const char *text)
 
 /* ---- the key file ---- */
 
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The key from a file's bytes: 32 raw bytes, or 64 hex digits and trailing white space. */
 static int key_parse(const char *path, const uint8_t *buf, size_t n, uint8_t key[], struct err *e)
 {
@@ -63,7 +53,7 @@ static int key_parse(const char *path, const uint8_t *buf, size_t n, uint8_t key
         n--;
     bool ok = n == 2 * SECRETBOX_KEY_LEN;
     for (size_t i = 0; ok && i < SECRETBOX_KEY_LEN; i++) {
-        int hi = hex_nibble((char)buf[2 * i]), lo = hex_nibble((char)buf[2 * i + 1]);
+        int hi = hex_digit_value((char)buf[2 * i]), lo = hex_digit_value((char)buf[2 * i + 1]);
         ok = hi >= 0 && lo >= 0;
         key[i] = ok ? (uint8_t)(hi << 4 | lo) : 0;
     }

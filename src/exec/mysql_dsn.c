@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hex.h"
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
 
@@ -18,17 +19,6 @@ enum {
 
 #define DSN_SHAPE "expected mysql://USER:PASSWORD@HOST:PORT[/DB][?ssl-mode=...&ssl-ca=...]"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* s[0..n) percent-decoded into a fresh string; NULL for a bad escape or a NUL byte. */
 static char *pct_decode(const char *s, size_t n)
 {
@@ -38,8 +28,8 @@ static char *pct_decode(const char *s, size_t n)
             *o++ = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+        int hi = i + 2 < n ? hex_digit_value(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit_value(s[i + 2]) : -1;
         if (lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             return NULL;

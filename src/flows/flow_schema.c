@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pattern.h"
 #include "flows/flow_int.h"
 
 static const char *kind(const json_t *v)
@@ -43,6 +44,11 @@ static int check_node(const json_t *node, const char *where, const char *name, s
     const char *pat = json_string_value(json_object_get(node, "pattern"));
     regex_t re;
     if (pat) {
+        if (!pattern_is_tame(pat))
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "flow template %s: params.%s: pattern longer than %d bytes or with a "
+                           "quantifier on a quantifier (such as ?? or *{2})",
+                           where, name, PATTERN_MAX_LEN);
         if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB) != 0)
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "flow template %s: params.%s: bad pattern %s", where, name, pat);

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/pattern.h"
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
 
@@ -320,6 +321,11 @@ static int entry_type_ok(const json_t *p, const char *where, struct err *e)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "%s: an %s needs \"values\", a non-empty array of strings", where, t);
     if (strcmp(t, "string") == 0 && pattern) {
+        if (!pattern_is_tame(pattern))
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "%s: \"pattern\" is longer than %d bytes or has a quantifier on a "
+                           "quantifier (such as ?? or *{2})",
+                           where, PATTERN_MAX_LEN);
         if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "%s: \"pattern\" is not a POSIX extended regular expression", where);

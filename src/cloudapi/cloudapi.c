@@ -162,9 +162,10 @@ static int run_action(struct cloudapi *api, const struct api_request *r, const s
 }
 
 /* Everything between a parsed request and the action's answer; *pp gets the product once known.
- * A blocking action met on an HTTP thread (!on_worker) returns PROCESS_DEFER before anything is
- * checked or counted, so the call on the blocking-work thread is the only one that counts.
- * Nothing is decoded into JSON before the signature and the rate limit pass: until then a
+ * A blocking action, or a flow action that checks its instance before the task exists
+ * (product_flow_blocking), met on an HTTP thread (!on_worker) returns PROCESS_DEFER before
+ * anything is checked or counted, so the call on the blocking-work thread is the only one that
+ * counts. Nothing is decoded into JSON before the signature and the rate limit pass: until then a
  * stranger's request costs what its size costs, never more. */
 static int process(struct cloudapi *api, struct api_request *r, bool on_worker, json_t *resp,
                    const struct product **pp, struct err *e)
@@ -179,7 +180,7 @@ static int process(struct cloudapi *api, struct api_request *r, bool on_worker, 
     if (!a && !fl)
         return err_set(e, ERR_INVALID_ACTION, "The action `%.64s` does not exist in %s %s",
                        r->action, p->name, p->version);
-    if (a && a->blocking && !on_worker)
+    if (!on_worker && ((a && a->blocking) || (fl && product_flow_blocking(p, fl))))
         return PROCESS_DEFER;
     const char *action_name = a ? a->name : r->action;
     struct account who = {0};

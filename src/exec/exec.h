@@ -22,10 +22,14 @@ struct exec_job {
     const char *stdin_text; /* given on the child's stdin (the task as JSON); may be NULL */
     unsigned timeout_s;     /* 0 = none */
     /* NULL-terminated "K=V" added to the environment, may be NULL. Only the ASYNCD_* names
-     * docs/flows.md documents for steps pass; any other is dropped. Of asyncd's own environment
-     * the child gets PATH, HOME, LANG, LC_* and TZ only. */
+     * docs/flows.md documents for steps pass; any other is dropped, ASYNCD_INSTANCE_DSN too (it
+     * is made from dsn). Of asyncd's own environment the child gets PATH, HOME, LANG, LC_* and
+     * TZ only. */
     const char *const *extra_env;
-    const char *dsn;        /* the task's instance DSN (mysql://... / mongodb://...), or NULL */
+    /* The task's instance DSN (mysql://... / mongodb://...), or NULL. An exec child gets it as
+     * ASYNCD_INSTANCE_DSN without the password and, whole, in the 0600 file named by
+     * ASYNCD_INSTANCE_DSN_FILE, removed when the step ends. */
+    const char *dsn;
     const json_t *captured; /* undo only: what the step's do captured (its output), or NULL */
 };
 

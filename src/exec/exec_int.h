@@ -30,6 +30,28 @@ struct exec_fd_closer {
 };
 extern struct exec_fd_closer exec_fd_closer;
 
+/* A step's private copy of its instance's DSN (exec_dsn.c): a directory of its own (mode 0700,
+ * made by mkdtemp under asyncd's TMPDIR, else /tmp) holding "dsn" (mode 0600): exactly the DSN,
+ * no newline. Both paths are owned, NULL when there is none. */
+struct exec_dsn_file {
+    char *dir;
+    char *path;
+};
+
+/* Makes f with dsn in it (f is overwritten: remove an earlier one first). -1 with why[cap] saying
+ * what failed ("mkdtemp /tmp/asyncd-step-XXXXXX: No space left on device"); whatever was made
+ * is removed again and f holds none. */
+int exec_dsn_file_write(struct exec_dsn_file *f, const char *dsn, char *why, size_t cap);
+
+/* Removes f's directory with whatever the step left in it (symlinks removed, never followed) and
+ * frees the paths; nothing when f holds none. Call it once the step's process group is gone. */
+void exec_dsn_file_remove(struct exec_dsn_file *f);
+
+/* dsn without the password of its user-info, for a step's environment: "scheme://user@host..."
+ * for "scheme://user:password@host...". The user-info ends at the last '@', as mysql_dsn reads
+ * it, so nothing between the first ':' after "://" and that '@' is kept. The caller frees it. */
+char *exec_dsn_without_password(const char *dsn);
+
 /* Copies the last non-empty line of text[0..len) into out (size cap, always terminated): trailing
  * whitespace stripped, cut to fit on a UTF-8 boundary, invalid UTF-8 and NUL bytes made '?'.
  * Writes "" when there is no such line. `cut` says text starts mid-stream (a kept tail), so a

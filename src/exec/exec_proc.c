@@ -118,6 +118,7 @@ struct plan {
     size_t npaths;
     const char *cwd; /* borrowed, may be NULL */
     int fd_limit;    /* descriptors are below this (the last-resort close loop's bound) */
+    struct exec_dsn_file dsn_file; /* the step's private DSN file, when the task has a DSN */
 };
 
 /* Adds "K=V" (taking ownership of kv), replacing an earlier entry for the same K. */
@@ -152,11 +153,11 @@ static const char *const locale_env[] = {"LC_ALL",         "LC_COLLATE",  "LC_CT
                                          "LC_TELEPHONE",   NULL};
 
 /* What the engine sets for a step (docs/flows.md, "What a step child gets"): only these names pass
- * from job->extra_env, so a new variable is a deliberate, documented change. */
+ * from job->extra_env, so a new variable is a deliberate, documented change. ASYNCD_INSTANCE_DSN
+ * is not among them: it is made here from job->dsn, without its password (plan_instance). */
 static const char *const step_env[] = {
-    "ASYNCD_TASK_ID",  "ASYNCD_INSTANCE_ID", "ASYNCD_INSTANCE_DSN",
-    "ASYNCD_DATA_DIR", "ASYNCD_STEP_INDEX",  "ASYNCD_STEP_NAME",
-    "ASYNCD_PHASE",    "ASYNCD_ATTEMPT",     NULL};
+    "ASYNCD_TASK_ID",   "ASYNCD_INSTANCE_ID", "ASYNCD_DATA_DIR", "ASYNCD_STEP_INDEX",
+    "ASYNCD_STEP_NAME", "ASYNCD_PHASE",       "ASYNCD_ATTEMPT",  NULL};
 
 /* Whether "K=V" names one of names exactly (no prefix match: ASYNCD_ADMIN_TOKEN never passes). */
 static bool env_allowed(const char *kv, const char *const *names)
@@ -171,9 +172,30 @@ static bool env_allowed(const char *kv, const char *const *names)
     return false;
 }
 
+/* ASYNCD_INSTANCE_DSN without the password and ASYNCD_INSTANCE_DSN_FILE naming the 0600 file
+ * with the whole DSN (both "" when the task has no instance DSN): a process's environment is
+ * copied into every program it starts and kept in core dumps, a file is read only by who opens
+ * it. -1 with why on failure. */
+static int plan_instance(struct plan *p, const struct exec_job *job, char *why, size_t why_cap)
+{
+    if (!job->dsn || !job->dsn[0]) {
+        env_put(p, xstrdup("ASYNCD_INSTANCE_DSN="));
+        env_put(p, xstrdup("ASYNCD_INSTANCE_DSN_FILE="));
+        return 0;
+    }
+    if (exec_dsn_file_write(&p->dsn_file, job->dsn, why, why_cap) < 0)
+        return -1;
+    char *shown = exec_dsn_without_password(job->dsn);
+    env_put(p, xasprintf("ASYNCD_INSTANCE_DSN=%s", shown));
+    env_put(p, xasprintf("ASYNCD_INSTANCE_DSN_FILE=%s", p->dsn_file.path));
+    free(shown);
+    return 0;
+}
+
 /* The child's environment: the allow-listed part of ours, the engine's documented ASYNCD_*
- * variables, then the action's own "env" (the template's choice, so it may override). */
-static void plan_env(struct plan *p, const struct exec_job *job)
+ * variables and the instance's DSN (plan_instance), then the action's own "env" (the
+ * template's choice, so it may override). -1 with why when the DSN file cannot be written. */
+static int plan_env(struct plan *p, const struct exec_job *job, char *why, size_t why_cap)
 {
     p->envcap = 64;
     p->envp = xmalloc(p->envcap * sizeof *p->envp);
@@ -185,10 +207,13 @@ static void plan_env(struct plan *p, const struct exec_job *job)
     for (const char *const *v = job->extra_env; v && *v; v++)
         if (env_allowed(*v, step_env))
             env_put(p, xstrdup(*v));
+    if (plan_instance(p, job, why, why_cap) < 0)
+        return -1;
     const char *key;
     json_t *value;
     json_object_foreach(json_object_get(job->action, "env"), key, value)
         env_put(p, xasprintf("%s=%s", key, json_string_value(value)));
+    return 0;
 }
 
 /* The candidates execvp would try: argv0 itself when it has a '/', else each PATH entry. */
@@ -215,7 +240,9 @@ static void plan_paths(struct plan *p)
     }
 }
 
-static void plan_init(struct plan *p, const struct exec_job *job)
+/* Everything the child needs. -1 with why when the step's DSN file cannot be made; plan_free
+ * cleans up either way. */
+static int plan_init(struct plan *p, const struct exec_job *job, char *why, size_t why_cap)
 {
     memset(p, 0, sizeof *p);
     const json_t *argv = json_object_get(job->action, "exec");
@@ -229,14 +256,19 @@ static void plan_init(struct plan *p, const struct exec_job *job)
     }
     const json_t *cwd = json_object_get(job->action, "cwd");
     p->cwd = cwd ? json_string_value(cwd) : NULL;
-    plan_env(p, job);
+    if (plan_env(p, job, why, why_cap) < 0)
+        return -1;
     plan_paths(p);
     long limit = sysconf(_SC_OPEN_MAX); /* not async-signal-safe: asked here, not in the child */
     p->fd_limit = limit > 0 && limit < INT_MAX ? (int)limit : 65536;
+    return 0;
 }
 
+/* Called once the child and its process group are gone (proc_finish), so nothing of the step
+ * still reads the DSN file when it is removed. */
 static void plan_free(struct plan *p)
 {
+    exec_dsn_file_remove(&p->dsn_file);
     for (size_t i = 0; i < p->envc; i++)
         free(p->envp[i]);
     for (size_t i = 0; i < p->npaths; i++)
@@ -743,8 +775,14 @@ static int proc_run(const struct exec_job *job, const struct exec_control *ctl,
     struct plan p;
     struct spawn_failure f;
     struct proc *pr = xcalloc(1, sizeof *pr); /* two tails: keep them off small thread stacks */
-    plan_init(&p, job);
-    if (proc_spawn(pr, &p, &f) < 0) {
+    char reason[512];
+    if (plan_init(&p, job, reason, sizeof reason) < 0) {
+        out->outcome = EXEC_FAILED;
+        out->exit_code = -1;
+        snprintf(out->message, sizeof out->message,
+                 "cannot give the step the instance's DSN file: %s", reason);
+        exec_utf8_fix(out->message);
+    } else if (proc_spawn(pr, &p, &f) < 0) {
         describe_spawn_failure(&p, &f, out);
     } else {
         pr->in_buf = job->stdin_text ? job->stdin_text : "";

@@ -642,7 +642,7 @@ void mysql_conn_guard_rules(const json_t *body, const char *dsn, struct mysql_ds
     g->reserved = json_object_get(body, "reserved_accounts");
 }
 
-int mysql_conn_guard_action(const json_t *action, const char *dsn, struct err *e)
+int mysql_conn_guard_action(const json_t *action, const char *dsn, json_t *accounts, struct err *e)
 {
     const json_t *body = json_object_get(action, "mysql");
     if (!json_is_object(body))
@@ -657,14 +657,14 @@ int mysql_conn_guard_action(const json_t *action, const char *dsn, struct err *e
     for (size_t k = 0; rc == 0 && k < sizeof keys / sizeof keys[0]; k++) {
         const json_t *t = json_object_get(body, keys[k]);
         if (json_is_string(t))
-            rc = mysql_conn_guard(json_string_value(t), args ? args : empty, &g, NULL, e);
+            rc = mysql_conn_guard(json_string_value(t), args ? args : empty, &g, accounts, e);
     }
     size_t i;
     const json_t *t;
     json_array_foreach(json_object_get(body, "statements"), i, t)
     {
         if (rc == 0 && json_is_string(t))
-            rc = mysql_conn_guard(json_string_value(t), args ? args : empty, &g, NULL, e);
+            rc = mysql_conn_guard(json_string_value(t), args ? args : empty, &g, accounts, e);
     }
     json_decref(empty);
     mysql_dsn_free(&d);

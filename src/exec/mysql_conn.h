@@ -120,8 +120,10 @@ void mysql_conn_guard_rules(const json_t *body, const char *dsn, struct mysql_ds
                             struct cdb_guard *g);
 
 /* mysql_conn_guard over every template of a {"mysql": {...}} action (sql, statements, capture,
- * done_if) with the rules above; 0 for an action of another executor. Used before a task exists. */
-int mysql_conn_guard_action(const json_t *action, const char *dsn, struct err *e);
+ * done_if) with the rules above; 0 for an action of another executor. Used before a task exists.
+ * The accounts the templates name are appended to accounts as [user, host] pairs (repeats
+ * included), for the live check on the server before the task is created; accounts may be NULL. */
+int mysql_conn_guard_action(const json_t *action, const char *dsn, json_t *accounts, struct err *e);
 
 /* The query that lists what user@host holds, one row per privilege: scope (0 global, 1 database,
  * 2 table, 3 column), schema (NULL for global), PRIVILEGE_TYPE, IS_GRANTABLE. Literals escaped by

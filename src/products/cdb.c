@@ -61,4 +61,5 @@ const struct product product_cdb = {
     .err_instance_not_found = ERR_INSTANCE_NOT_FOUND,
     .err_instance_status = ERR_CDB_INSTANCE_STATUS,
     .actions = cdb_actions,
+    .flows_blocking = true, /* account actions check the accounts on the server first */
 };

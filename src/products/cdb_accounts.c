@@ -1,13 +1,20 @@
-/* cdb DescribeAccounts (2017-03-20): the instance's accounts, read from its MySQL/MariaDB server.
- * A synchronous call: it connects to the instance from the API thread (bounded by a 5 s timeout).
- */
+/* cdb accounts on the instance's MySQL/MariaDB server: DescribeAccounts (2017-03-20), and the live
+ * check every account action passes before its task exists. Both connect to the instance
+ * (bounded by a 5 s timeout), so they run on the blocking-work threads, never the HTTP ones. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "common/timefmt.h"
 #include "exec/mysql_conn.h"
+#include "products/cdb_guard.h"
 #include "products/product.h"
 
 #define ACCOUNTS_TIMEOUT_S 5
+/* The whole live check, however many accounts a request names: each query is bounded by the
+ * connection's read timeout, this bounds their sum. */
+#define LIVE_CHECK_BUDGET_MS 10000
 
 /* System accounts a user of the service never manages (and the DSN's own account). */
 #define HIDDEN_USERS "'root', 'mariadb.sys', 'mysql', 'PUBLIC', ''"
@@ -128,5 +135,137 @@ int cdb_describe_accounts(struct api_call *c, json_t *resp, struct err *e)
     if (m)
         mysql_close(m);
     json_decref(q.args);
+    return rc;
+}
+
+/* ---- the live check before an account action's task exists ---- */
+
+struct live_check {
+    MYSQL *m;
+    const char *instance_id;
+};
+
+static int refuse(const char *user, const char *host, const char *what, struct err *e)
+{
+    return err_set(e, ERR_CDB_OPERATION_DENIED,
+                   "The account %.80s@%.255s %s; it belongs to the instance's operator, so tenants "
+                   "cannot create, change or delete it. Use an account of your own",
+                   user, host, what);
+}
+
+/* A query that failed. A client-side error (2000..2999: lost connection, read timeout) means the
+ * instance stopped answering, as an unreachable one; a server error fails closed: an account we
+ * cannot look at is not acted on, as the executor does. */
+static int query_failed(const struct live_check *lc, const char *user, const char *host,
+                        struct err *e)
+{
+    unsigned n = mysql_errno(lc->m);
+    if (n >= 2000 && n < 3000)
+        return err_set(e, ERR_CDB_TASK_ERROR,
+                       "instance %s: MySQL error %u while checking the account %.80s@%.255s: %s; "
+                       "no task was created, retry when the instance answers",
+                       lc->instance_id, n, user, host, mysql_error(lc->m));
+    char what[600];
+    snprintf(what, sizeof what, "could not be checked (MySQL error %u: %s)", n, mysql_error(lc->m));
+    return refuse(user, host, what, e);
+}
+
+/* Runs sql (taking it; NULL when a name could not be escaped) and keeps its result. */
+static int select_rows(MYSQL *m, char *sql, MYSQL_RES **res)
+{
+    *res = NULL;
+    int rc = sql && mysql_query(m, sql) == 0 && (*res = mysql_store_result(m)) ? 0 : -1;
+    free(sql);
+    return rc;
+}
+
+/* Whether a row of res (mysql_conn_privileges_query's shape) is a privilege no tenant could
+ * hold; then what says which ("holds SUPER, which tenants cannot have"). */
+static bool operator_privilege(MYSQL_RES *res, char *what, size_t cap)
+{
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res))) {
+        int scope = row[0] ? atoi(row[0]) : CDB_SCOPE_GLOBAL;
+        bool grantable = row[3] && strcmp(row[3], "YES") == 0;
+        if (cdb_guard_tenant_may_hold((enum cdb_scope)scope, row[2] ? row[2] : "", row[1],
+                                      grantable))
+            continue;
+        snprintf(what, cap, "holds %.40s%s%.64s%s, which tenants cannot have", row[2] ? row[2] : "",
+                 row[1] ? " on " : "", row[1] ? row[1] : "", grantable ? " WITH GRANT OPTION" : "");
+        return true;
+    }
+    return false;
+}
+
+/* What the server says user@host holds now: an account that does not exist holds nothing. */
+static int check_account(const struct live_check *lc, const char *user, const char *host,
+                         struct err *e)
+{
+    MYSQL_RES *res;
+    char what[300];
+    if (select_rows(lc->m, mysql_conn_privileges_query(lc->m, user, host), &res) < 0)
+        return query_failed(lc, user, host, e);
+    bool denied = operator_privilege(res, what, sizeof what);
+    mysql_free_result(res);
+    if (denied)
+        return refuse(user, host, what, e);
+    /* MariaDB roles: a tenant never grants one; MySQL has no such table (error 1146) */
+    if (select_rows(lc->m, mysql_conn_roles_query(lc->m, user, host), &res) < 0)
+        return mysql_errno(lc->m) == 1146 ? 0 : query_failed(lc, user, host, e);
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row)
+        snprintf(what, sizeof what, "holds the role %.64s", row[0] ? row[0] : "");
+    mysql_free_result(res);
+    return row ? refuse(user, host, what, e) : 0;
+}
+
+/* Whether accounts[0..n) names user@host already (hosts in any case, as MySQL stores them). */
+static bool listed_before(const json_t *accounts, size_t n, const char *user, const char *host)
+{
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_array_get(accounts, i);
+        if (strcmp(json_string_value(json_array_get(a, 0)), user) == 0 &&
+            strcasecmp(json_string_value(json_array_get(a, 1)), host) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int check_all(const struct live_check *lc, const json_t *accounts, struct err *e)
+{
+    int64_t deadline = time_mono_ns() + (int64_t)LIVE_CHECK_BUDGET_MS * 1000000;
+    size_t i;
+    const json_t *a;
+    json_array_foreach(accounts, i, a)
+    {
+        const char *user = json_string_value(json_array_get(a, 0));
+        const char *host = json_string_value(json_array_get(a, 1));
+        if (!user || !host || listed_before(accounts, i, user, host))
+            continue;
+        if (time_mono_ns() > deadline)
+            return err_set(e, ERR_CDB_TASK_ERROR,
+                           "instance %s: checking the accounts took longer than %d s; no task "
+                           "was created, retry when the instance answers faster",
+                           lc->instance_id, LIVE_CHECK_BUDGET_MS / 1000);
+        int rc = check_account(lc, user, host, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cdb_accounts_check_live(const struct instance *in, const json_t *accounts, struct err *e)
+{
+    if (json_array_size(accounts) == 0)
+        return 0;
+    struct live_check lc = {.instance_id = in->instance_id};
+    struct err ce;
+    if (mysql_conn_open(in->dsn, ACCOUNTS_TIMEOUT_S, &lc.m, &ce) != 0)
+        return err_set(e, ERR_CDB_TASK_ERROR,
+                       "instance %s: %s; the accounts could not be checked, so no task was "
+                       "created",
+                       in->instance_id, ce.msg);
+    int rc = check_all(&lc, accounts, e);
+    mysql_close(lc.m);
     return rc;
 }

@@ -61,10 +61,12 @@ static void add_reserved(json_t *action, const json_t *reserved)
 }
 
 /* The tenant guard (cdb_guard.h) over every statement of every step, before any task exists:
- * reserved accounts answer OperationDenied, system schemas InvalidParameterValue. The live
- * privilege check needs the server and waits for the executor. */
+ * reserved accounts answer OperationDenied, system schemas InvalidParameterValue. Then the
+ * accounts the statements name are looked up on the server (cdb_accounts_check_live): one that
+ * holds what a tenant may not is refused here too, not only by the executor later. */
 static int guard_actions(json_t *steps, const struct instance *in, struct err *e)
 {
+    json_t *accounts = json_array();
     json_t *reserved = in->reserved_accounts[0] ? json_loads(in->reserved_accounts, 0, NULL) : NULL;
     size_t i;
     json_t *step;
@@ -75,11 +77,14 @@ static int guard_actions(json_t *steps, const struct instance *in, struct err *e
         for (size_t k = 0; rc == 0 && k < 2; k++) {
             json_t *action = json_object_get(step, keys[k]);
             add_reserved(action, reserved);
-            rc = mysql_conn_guard_action(action, in->dsn, e);
+            rc = mysql_conn_guard_action(action, in->dsn, accounts, e);
         }
         if (rc)
             break;
     }
+    if (rc == 0)
+        rc = cdb_accounts_check_live(in, accounts, e);
+    json_decref(accounts);
     json_decref(reserved);
     return rc;
 }
@@ -103,6 +108,11 @@ static int create_task(struct api_call *c, const struct flow *fl, const char *in
     if (c->wake)
         c->wake(c->wake_ctx);
     return 0;
+}
+
+bool product_flow_blocking(const struct product *p, const struct flow *fl)
+{
+    return p->flows_blocking && flow_instance_param(fl) != NULL;
 }
 
 int product_run_flow(struct api_call *c, const struct flow *fl, json_t *resp, struct err *e)

@@ -47,11 +47,21 @@ struct product {
     int err_instance_not_found; /* unknown, foreign or other-region instance */
     int err_instance_status;    /* an instance that is isolated or offline */
     const struct action *actions;
+    /* Its flow actions may talk to the instance before the task exists (cdb's live account
+     * check), so they run off the HTTP threads too: see product_flow_blocking. */
+    bool flows_blocking;
 };
 
 /* cdb actions in files of their own */
 int cdb_describe_tasks(struct api_call *c, json_t *resp, struct err *e);
 int cdb_describe_accounts(struct api_call *c, json_t *resp, struct err *e);
+/* Asks in's server what each account of accounts ([user, host] pairs, repeats allowed) holds,
+ * before an account action's task exists: ERR_CDB_OPERATION_DENIED naming the account and the
+ * privilege (or role) a tenant may not hold, or saying it could not be checked (a server error);
+ * ERR_CDB_TASK_ERROR when the instance cannot be reached, drops the connection or takes more
+ * than 10 s in all. An account that does not exist passes. Blocks for seconds at worst: call it
+ * off the HTTP threads. */
+int cdb_accounts_check_live(const struct instance *in, const json_t *accounts, struct err *e);
 int mongodb_describe_db_backups(struct api_call *c, json_t *resp, struct err *e);
 
 extern const struct product product_cdb;
@@ -84,6 +94,9 @@ int product_find_instance(struct api_call *c, const char *instance_id, struct in
  * steps and creates the task (nothing is created when anything is wrong); answers AsyncRequestId.
  */
 int product_run_flow(struct api_call *c, const struct flow *fl, json_t *resp, struct err *e);
+/* Whether product_run_flow(fl) may block for seconds (it connects to the instance), so the
+ * front door must defer it to a blocking-work thread as it does a blocking action. */
+bool product_flow_blocking(const struct product *p, const struct flow *fl);
 
 /* Looks up the caller's task by AsyncRequestId in this product and region; any id that is
  * malformed, unknown, another product's or another account's gets the dialect's not-found code. */

@@ -77,6 +77,28 @@ test('calls to a hung instance leave every other call fast, and then fail with C
   }
 });
 
+test('account actions on a hung instance (their live account check) leave every other call fast, then fail with CdbError.TaskError', async () => {
+  const { id } = await d.taskInState('cdb', 'running');
+  const before = accepted;
+  const hung = Array.from({ length: 4 }, (_, i) => {
+    const t0 = Date.now();
+    return d.cdb().CreateAccounts({ InstanceId: INST, Accounts: [{ User: `hung${i}`, Host: '%' }], Password: 'Passw0rd-hung-1' }).then(
+      (r) => ({ ok: r, ms: Date.now() - t0 }), (err) => ({ code: err.code, message: err.message, ms: Date.now() - t0 }));
+  });
+  await waitAccepted(before + 4);
+  for (let i = 0; i < 5; i++) {
+    const t0 = Date.now();
+    assert.equal((await d.describe('cdb', id)).Status, 'RUNNING');
+    const ms = Date.now() - t0;
+    assert.ok(ms < 1000 * SLOW, `DescribeAsyncRequestInfo took ${ms} ms while CreateAccounts calls hung`);
+  }
+  for (const r of await Promise.all(hung)) {
+    assert.equal(r.code, 'CdbError.TaskError', JSON.stringify(r));
+    assert.match(r.message, new RegExp(`instance ${INST}: cannot connect to MySQL at 127\\.0\\.0\\.1:`), r.message);
+    assert.ok(r.ms >= 4000, `the connect timeout is 5 s; the call ended after ${r.ms} ms`);
+  }
+});
+
 test('every signing mode reaches a deferred action, which checks signature and parameters as usual', async () => {
   for (const mode of SIGN_MODES) {
     const c = d.cdb(mode);

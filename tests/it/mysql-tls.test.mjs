@@ -2,7 +2,8 @@
 // with a CA and a server certificate made here by openssl; tasks on an instance registered with
 // ?ssl-mode=VERIFY_CA&ssl-ca=... run over an encrypted session (the session's Ssl_cipher, read
 // by asyncd's own connection), a wrong CA or a host name the certificate does not carry
-// (VERIFY_IDENTITY) fail with a step message saying so, REQUIRED on a server without TLS fails
+// (VERIFY_IDENTITY) fail with a step message saying so (an account action, which looks its
+// accounts up on the server first, answers it before any task exists), REQUIRED on a server without TLS fails
 // instead of quietly talking in clear, and a DSN option asyncd does not know is refused when the
 // instance is registered.
 import { test, before, after } from 'node:test';
@@ -11,7 +12,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { start, NO_LIMITS, REPO_ROOT, REGION, SLOW, sleep } from './lib/asyncd.mjs';
+import { start, NO_LIMITS, REPO_ROOT, REGION, SLOW, expectCode, sleep } from './lib/asyncd.mjs';
 import { freePort, run, useMariaDB, uniqueUser, waitFinal } from './lib/mariadb.mjs';
 
 const PW = 'Tls-admin-pw-1';
@@ -145,14 +146,19 @@ test('VERIFY_IDENTITY checks the host name: 127.0.0.1 (in the certificate) works
   assert.equal(caOnly.Status, 'SUCCESS', `VERIFY_CA does not check the name: ${JSON.stringify(caOnly)}`);
 });
 
-test('a wrong CA fails the step with the TLS error, and nothing runs', async () => {
+test('a wrong CA: an account action answers the TLS error before any task exists, a step fails with it, and nothing runs', async () => {
   await register('cdb-tls-wrong', dsn(`ssl-mode=VERIFY_CA&ssl-ca=${path.join(dir, 'other.pem')}`));
   const u = uniqueUser('tlsx');
-  const r = await cdb.CreateAccounts({ InstanceId: 'cdb-tls-wrong', Password: TENANT_PW, Accounts: [{ User: u, Host: '%' }] });
-  const s = await waitFinal(cdb, r.AsyncRequestId);
+  const tls = /cannot connect to MySQL at 127\.0\.0\.1:\d+ with ssl-mode=VERIFY_CA: TLS\/SSL error: .*certificate/;
+  // CreateAccounts looks the account up on the server first (docs/flows.md, the tenant guard).
+  const e = await expectCode(cdb.CreateAccounts({ InstanceId: 'cdb-tls-wrong', Password: TENANT_PW, Accounts: [{ User: u, Host: '%' }] }),
+    'CdbError.TaskError', 'CreateAccounts over a wrong CA');
+  assert.match(e.message, tls);
+  assert.ok(!e.message.includes(PW) && !e.message.includes(TENANT_PW), 'no password in the message');
+  const s = await cipherTask('cdb-tls-wrong');
   assert.equal(s.Status, 'FAILED', JSON.stringify(s));
-  assert.match(s.Info, /cannot connect to MySQL at 127\.0\.0\.1:\d+ with ssl-mode=VERIFY_CA: TLS\/SSL error: .*certificate/);
-  assert.ok(!s.Info.includes(PW) && !s.Info.includes(TENANT_PW), 'no password in the message');
+  assert.match(s.Info, tls);
+  assert.ok(!s.Info.includes(PW), 'no password in the message');
   const root = ['mariadb', '--no-defaults', '--protocol=socket', `--socket=${server.sock}`, '-uroot', '-N', '-e'];
   assert.equal((await sh([...root, `SELECT COUNT(*) FROM mysql.user WHERE User = '${u}'`])).trim(), '0');
 });

@@ -4,7 +4,10 @@
 // other tenants' running steps, the store's own connections and, when ASYNCD_TEST_MYSQL_DSN is
 // set, other tenants' MySQL statements in flight. asyncd starts with secrets in its environment
 // (PGPASSWORD, an admin token, a look-alike of a documented ASYNCD_* name) and none may reach a
-// step. Runs on the suite's store; with ASYNCD_TEST_PG_URL set, on SQLite as well.
+// step; nor does the password of the step's own instance DSN: ASYNCD_INSTANCE_DSN is shown
+// without it, and the whole DSN is in the 0600 file ASYNCD_INSTANCE_DSN_FILE names (in a 0700
+// directory of the step's own), gone once the step has ended. Runs on the suite's store; with
+// ASYNCD_TEST_PG_URL set, on SQLite as well.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -31,20 +34,24 @@ const LOCALE_ENV = { LANG: 'C.UTF-8', LC_TIME: 'C', LC_MESSAGES: 'C' };
 const LC_NAMES = ['LC_ALL', 'LC_COLLATE', 'LC_CTYPE', 'LC_MESSAGES', 'LC_MONETARY', 'LC_NUMERIC',
   'LC_TIME', 'LC_ADDRESS', 'LC_IDENTIFICATION', 'LC_MEASUREMENT', 'LC_NAME', 'LC_PAPER',
   'LC_TELEPHONE'];
-const STEP_NAMES = ['ASYNCD_TASK_ID', 'ASYNCD_INSTANCE_ID', 'ASYNCD_INSTANCE_DSN', 'ASYNCD_DATA_DIR',
-  'ASYNCD_STEP_INDEX', 'ASYNCD_STEP_NAME', 'ASYNCD_PHASE', 'ASYNCD_ATTEMPT'];
+const STEP_NAMES = ['ASYNCD_TASK_ID', 'ASYNCD_INSTANCE_ID', 'ASYNCD_INSTANCE_DSN', 'ASYNCD_INSTANCE_DSN_FILE',
+  'ASYNCD_DATA_DIR', 'ASYNCD_STEP_INDEX', 'ASYNCD_STEP_NAME', 'ASYNCD_PHASE', 'ASYNCD_ATTEMPT'];
 const ALLOWED = new Set(['PATH', 'HOME', 'LANG', 'TZ', ...LC_NAMES, ...STEP_NAMES]);
 const OTHER_TENANT_PW = 'othertenant-dsn-password';
+const OWN_PW = 'own-instance-pw';
 
 /** The probe: the shell's own descriptors (each glob entry tested after the glob's directory
  * descriptor is closed, so it is not counted; readlink runs after the list is taken), its exact
- * environment from /proc/$$/environ into a file, and the list as the step's output. */
+ * environment from /proc/$$/environ into a file, a copy of its DSN file with the modes of the
+ * file and its directory, and the list and the DSN file's path as the step's output. */
 function probeStep(outDir) {
   const script = [
     "fds=''; for f in /proc/$$/fd/*; do [ -e \"$f\" ] && fds=\"$fds ${f##*/}\"; done",
     "links=''; for n in $fds; do links=\"$links $n=$(readlink /proc/$$/fd/$n)\"; done",
     `tr '\\0' '\\n' < /proc/$$/environ > ${q(outDir)}/env-$ASYNCD_TASK_ID`,
-    'printf \'{"fds":"%s","links":"%s"}\\n\' "${fds# }" "${links# }"',
+    'f="$ASYNCD_INSTANCE_DSN_FILE"; modes=\'\'',
+    `if [ -n "$f" ]; then cat "$f" > ${q(outDir)}/dsn-$ASYNCD_TASK_ID; modes=$(stat -c %a "$f" "$(dirname "$f")" | tr '\\n' ' '); fi`,
+    'printf \'{"fds":"%s","links":"%s","dsnFile":"%s","modes":"%s"}\\n\' "${fds# }" "${links# }" "$f" "${modes% }"',
   ].join('; ');
   return shStep('probe', script);
 }
@@ -111,7 +118,7 @@ function parseEnv(text) {
 /** Every string a probe must not see: the secret values, the store URL and its password, the
  * admin token and another tenant's DSN password. */
 function forbiddenValues(d) {
-  const out = [...Object.values(SECRET_ENV), d.creds.AdminToken, OTHER_TENANT_PW];
+  const out = [...Object.values(SECRET_ENV), d.creds.AdminToken, OTHER_TENANT_PW, OWN_PW];
   if (d.storeUrl) {
     out.push(d.storeUrl);
     const pw = new URL(d.storeUrl).password;
@@ -121,7 +128,7 @@ function forbiddenValues(d) {
   return out.filter(Boolean);
 }
 
-function checkProbe(d, task, env, { instanceDsn = '', instanceId = '' } = {}) {
+function checkProbe(d, task, env, outDir, { instanceDsn = '', instanceId = '' } = {}) {
   const out = task.steps[0].output;
   assert.ok(out && typeof out.fds === 'string', `the probe reported: ${show(task)}`);
   assert.equal(out.fds, '0 1 2', `only 0, 1 and 2 are open in the step: ${out.links}`);
@@ -142,8 +149,19 @@ function checkProbe(d, task, env, { instanceDsn = '', instanceId = '' } = {}) {
   assert.equal(env.ASYNCD_PHASE, 'do');
   assert.equal(env.ASYNCD_ATTEMPT, '1');
   assert.equal(env.ASYNCD_DATA_DIR, d.dataDir);
-  assert.equal(env.ASYNCD_INSTANCE_DSN, instanceDsn, 'the task\'s own DSN only');
+  assert.equal(env.ASYNCD_INSTANCE_DSN, instanceDsn.replace(`:${OWN_PW}@`, '@'), 'the task\'s own DSN only, without its password');
   assert.equal(env.ASYNCD_INSTANCE_ID, instanceId);
+  assert.equal(env.ASYNCD_INSTANCE_DSN_FILE, out.dsnFile);
+  if (!instanceDsn) {
+    assert.equal(out.dsnFile, '', 'no DSN file without an instance');
+    return;
+  }
+  assert.match(out.dsnFile, /^\/.*\/asyncd-step-[A-Za-z0-9]{6}\/dsn$/, 'a file in a directory of the step\'s own');
+  assert.equal(out.modes, '600 700', 'the DSN file is 0600, its directory 0700');
+  assert.equal(fs.readFileSync(path.join(outDir, `dsn-${task.AsyncRequestId}`), 'utf8'), instanceDsn,
+    'the file holds the whole DSN, password included, and nothing else');
+  assert.ok(!fs.existsSync(out.dsnFile), `the DSN file ${out.dsnFile} is gone after the step`);
+  assert.ok(!fs.existsSync(path.dirname(out.dsnFile)), 'and so is its directory');
 }
 
 const stores = PG_URL ? ['postgres', 'sqlite'] : ['sqlite'];
@@ -165,7 +183,7 @@ for (const store of stores) {
       stopSdk = sdkTraffic(d, { SecretId: other.SecretId, SecretKey: other.SecretKey });
       const busy = await otherTenantWork(d, other);
 
-      const ownDsn = 'mysql://probe:own-instance-pw@127.0.0.1:3306';
+      const ownDsn = `mysql://probe:${OWN_PW}@127.0.0.1:3306`;
       const inst = await d.createInstance({ product: 'cdb', dsn: ownDsn });
       const probes = [];
       for (let i = 0; i < 4; i++) {
@@ -178,7 +196,7 @@ for (const store of stores) {
         const task = await waitState(d, p.id, ['success', 'failed', 'paused']);
         assert.equal(task.state, 'success', show(task));
         const env = parseEnv(fs.readFileSync(path.join(outDir, `env-${p.id}`), 'utf8'));
-        checkProbe(d, { ...task, AsyncRequestId: p.id }, env,
+        checkProbe(d, { ...task, AsyncRequestId: p.id }, env, outDir,
           p.withInst ? { instanceDsn: ownDsn, instanceId: inst } : {});
       }
       // The other work was really in flight while the probes started.

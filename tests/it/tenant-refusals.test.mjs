@@ -1,16 +1,19 @@
 // Tenants never reach the operator's powers (issue 10, items 1 and 2), through the official SDK on
 // a real MariaDB registered with its admin DSN: reserved accounts (root, mariadb.sys, mysql.*, the
-// DSN's user, the operator's list) are refused by every account action before any task exists
-// (OperationDenied); an account holding SUPER (or privileges on a system schema) is refused by
-// the executor just before the statement; privileges outside the SDK-documented lists per scope
-// and the system schemas are refused (InvalidParameterValue). Each refusal leaves the server as it
-// was (mysql.user with its password hashes, SHOW GRANTS), and a legitimate account and documented
-// privileges still work end to end.
+// DSN's user, the operator's list) and accounts the operator gave what a tenant may not hold
+// (SUPER, privileges on a system schema, WITH GRANT OPTION, a role: looked up on the server) are
+// refused by every account action before any task exists (OperationDenied), and again by the
+// executor just before the statement (an account that gained SUPER after the request); an
+// instance that cannot be reached answers CdbError.TaskError and makes no task; privileges outside
+// the SDK-documented lists per scope and the system schemas are refused (InvalidParameterValue).
+// Each refusal leaves the server as it was (mysql.user with its password hashes, SHOW GRANTS), and
+// a legitimate account and documented privileges still work end to end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { start, NO_LIMITS, REPO_ROOT, REGION, expectCode } from './lib/asyncd.mjs';
-import { useMariaDB, uniqueUser, waitFinal, taskTotal } from './lib/mariadb.mjs';
+import { useMariaDB, uniqueUser, waitFinal, taskTotal, freePort } from './lib/mariadb.mjs';
+import { shStep, waitTask } from './lib/engine.mjs';
 
 const INST = 'cdb-guard1';
 const PW = 'Passw0rd-guard-1';
@@ -21,8 +24,11 @@ const users = new Set();
 let tenantDb;
 let opsUser;      // listed by name in reserved_accounts
 let opsHostUser;  // listed as user@host
-let superUser;    // holds SUPER: the operator's, found at execution time
+let superUser;    // holds SUPER: the operator's, found on the server before the task
 let schemaUser;   // holds SELECT on mysql.*: likewise
+let grantUser;    // holds SELECT on a tenant database WITH GRANT OPTION: likewise
+let roleUser;     // holds a MariaDB role: likewise
+let role;
 let tenant;       // a legitimate tenant account
 
 function user(prefix) {
@@ -36,7 +42,7 @@ function user(prefix) {
 async function fingerprint() {
   const rows = await db.sql("SELECT CONCAT(User, '@', Host, ' ', authentication_string, ' ', plugin) FROM mysql.user ORDER BY User, Host");
   const grants = {};
-  for (const [u, h] of [[tenant, '%'], [superUser, '%'], [schemaUser, '%'], [opsUser, '%'], ['mariadb.sys', 'localhost'], ['root', 'localhost']]) {
+  for (const [u, h] of [[tenant, '%'], [superUser, '%'], [schemaUser, '%'], [grantUser, '%'], [roleUser, '%'], [opsUser, '%'], ['mariadb.sys', 'localhost'], ['root', 'localhost']]) {
     grants[`${u}@${h}`] = await db.grants(u, h);
   }
   return { users: rows.map((r) => r[0]), grants };
@@ -50,11 +56,17 @@ before(async () => {
   opsHostUser = user('opsh');
   superUser = user('sup');
   schemaUser = user('sch');
+  grantUser = user('gro');
+  roleUser = user('rol');
+  role = `itr_role_${Math.random().toString(36).slice(2, 8)}`;
   tenantDb = `itr_${Math.random().toString(36).slice(2, 8)}`;
+  // As the operator, with the mariadb client: accounts no tenant could have made.
   await db.sql(`CREATE USER '${opsUser}'@'%' IDENTIFIED BY '${PW}'; CREATE USER '${opsHostUser}'@'10.9.8.7' IDENTIFIED BY '${PW}';`
     + ` CREATE USER '${superUser}'@'%' IDENTIFIED BY '${PW}'; GRANT SUPER ON *.* TO '${superUser}'@'%';`
     + ` CREATE USER '${schemaUser}'@'%' IDENTIFIED BY '${PW}'; GRANT SELECT ON mysql.* TO '${schemaUser}'@'%';`
-    + ` CREATE DATABASE \`${tenantDb}\`; CREATE TABLE \`${tenantDb}\`.t1 (c1 INT, c2 INT)`);
+    + ` CREATE DATABASE \`${tenantDb}\`; CREATE TABLE \`${tenantDb}\`.t1 (c1 INT, c2 INT);`
+    + ` CREATE USER '${grantUser}'@'%' IDENTIFIED BY '${PW}'; GRANT SELECT ON \`${tenantDb}\`.* TO '${grantUser}'@'%' WITH GRANT OPTION;`
+    + ` CREATE ROLE '${role}'; CREATE USER '${roleUser}'@'%' IDENTIFIED BY '${PW}'; GRANT '${role}' TO '${roleUser}'@'%'`);
   await d.adminOk('POST', '/v1/instances', { product: 'cdb', region: REGION, uin: d.creds.Uin, instance_id: INST,
     status: 'running', dsn: db.dsn, reserved_accounts: [opsUser, `${opsHostUser}@10.9.8.7`] }, 201);
   tenant = user('tn');
@@ -66,6 +78,7 @@ after(async () => {
   if (db) {
     for (const u of users) for (const h of await db.hostsOf(u)) await db.sql(`DROP USER IF EXISTS '${u}'@'${h}'`);
     if (tenantDb) await db.sql(`DROP DATABASE IF EXISTS \`${tenantDb}\``);
+    if (role) await db.sql(`DROP ROLE IF EXISTS '${role}'`);
   }
   if (d) await d.stop();
   if (db) await db.stop();
@@ -136,25 +149,66 @@ test('a PATCHed reserved_accounts list applies to the next request; names match 
   assert.equal((await waitFinal(cdb, r.AsyncRequestId)).Status, 'SUCCESS');
 });
 
-/** Runs a request that passes the pre-task checks and must be refused by the executor. */
-async function refusedByExecutor(action, params, pattern) {
-  const r = await cdb[action](params);
-  const s = await waitFinal(cdb, r.AsyncRequestId);
-  assert.ok(['FAILED', 'PAUSED'].includes(s.Status), `${action}: ${JSON.stringify(s)}`);
-  assert.match(s.Info, /failed: OperationDenied: /, `${action}: Info ${s.Info}`);
-  assert.match(s.Info, pattern, `${action}: Info ${s.Info}`);
-  if (s.Status === 'PAUSED') await d.adminOk('POST', `/v1/tasks/${r.AsyncRequestId}/kill`, {});
-}
-
-test('an account holding SUPER, or privileges on the mysql schema, is refused by the executor before the statement; nothing changes', async () => {
+test('an account holding SUPER, privileges on the mysql schema, WITH GRANT OPTION or a role: every account action answers OperationDenied before any task exists; nothing changes', async () => {
   const before = await fingerprint();
-  for (const [u, pattern] of [[superUser, /holds SUPER/], [schemaUser, /holds SELECT on mysql/]]) {
+  const tasks = await taskTotal(d);
+  const cases = [[superUser, /holds SUPER, which tenants cannot have/], [schemaUser, /holds SELECT on mysql, which tenants cannot have/],
+    [grantUser, new RegExp(`holds SELECT on ${tenantDb} WITH GRANT OPTION`)], [roleUser, new RegExp(`holds the role ${role}`)]];
+  for (const [u, why] of cases) {
     for (const [action, params] of Object.entries(accountActions(u, '%'))) {
-      await refusedByExecutor(action, params, pattern);
+      const e = await expectCode(cdb[action](params), 'OperationDenied', `${action} ${u}@%`);
+      assert.ok(e.message.includes(`The account ${u}@%`), `${action}: the message names the account: ${e.message}`);
+      assert.match(e.message, why, `${action}: the message names what it holds: ${e.message}`);
     }
   }
+  // Several accounts: the operator's one is found wherever it is in the list.
+  await expectCode(cdb.DeleteAccounts({ InstanceId: INST, Accounts: [{ User: tenant, Host: '%' }, { User: superUser, Host: '%' }] }),
+    'OperationDenied', 'DeleteAccounts of a tenant account and a SUPER one');
+  // ModifyAccountHost names both accounts: moving onto an account with SUPER is refused too.
+  await expectCode(cdb.ModifyAccountHost({ InstanceId: INST, User: superUser, Host: '10.1.1.1', NewHost: '%' }),
+    'OperationDenied', 'ModifyAccountHost onto a SUPER account');
+  assert.equal(await taskTotal(d), tasks, 'no task for any refusal (GET /v1/tasks)');
   assert.deepEqual(await fingerprint(), before, 'mysql.user and the grants are unchanged');
   assert.equal(await db.canLogin(superUser, PW), true, 'the SUPER account keeps its password');
+});
+
+test('an account that gains SUPER after the request passed is refused by the executor just before the statement', async () => {
+  const late = user('gain');
+  await db.sql(`CREATE USER '${late}'@'%' IDENTIFIED BY '${PW}'`);
+  // One worker, held by a sleeping step: the account action waits its turn while SUPER is granted.
+  const d1 = await start({ args: [...NO_LIMITS, '--workers', '1', '--flows', path.join(REPO_ROOT, 'flows')] });
+  try {
+    await d1.adminOk('POST', '/v1/instances', { product: 'cdb', region: REGION, uin: d1.creds.Uin, instance_id: INST,
+      status: 'running', dsn: db.dsn }, 201);
+    const hold = await d1.createTask({ product: 'cdb', steps: [shStep('hold', 'sleep 2; echo held')] });
+    await waitTask(d1, hold, (t) => t.state === 'running', { what: 'the hold task running' });
+    const c1 = d1.cdb();
+    const r = await c1.ModifyAccountPassword({ InstanceId: INST, Accounts: [{ User: late, Host: '%' }], NewPassword: 'Tenant-owns-1t' });
+    await db.sql(`GRANT SUPER ON *.* TO '${late}'@'%'`);
+    const s = await waitFinal(c1, r.AsyncRequestId);
+    assert.ok(['FAILED', 'PAUSED'].includes(s.Status), JSON.stringify(s));
+    assert.match(s.Info, new RegExp(`failed: OperationDenied: The account ${late}@% holds SUPER`), s.Info);
+    if (s.Status === 'PAUSED') await d1.adminOk('POST', `/v1/tasks/${r.AsyncRequestId}/kill`, {});
+    assert.equal(await db.canLogin(late, PW), true, 'the password is unchanged');
+  } finally {
+    await d1.stop();
+  }
+});
+
+test('an instance that cannot be reached: every account action answers CdbError.TaskError and makes no task', async () => {
+  const down = 'cdb-guard-down';
+  const port = await freePort();
+  await d.adminOk('POST', '/v1/instances', { product: 'cdb', region: REGION, uin: d.creds.Uin, instance_id: down,
+    status: 'running', dsn: `mysql://${db.user}:${db.password}@127.0.0.1:${port}` }, 201);
+  const tasks = await taskTotal(d);
+  for (const [action, params] of Object.entries(accountActions(user('dn'), '%'))) {
+    const e = await expectCode(cdb[action]({ ...params, InstanceId: down }), 'CdbError.TaskError', `${action} on ${down}`);
+    assert.match(e.message, new RegExp(`instance ${down}: cannot connect to MySQL at 127\\.0\\.0\\.1:${port}`), e.message);
+    assert.ok(!e.message.includes(db.password), `no password in the message: ${e.message}`);
+  }
+  // Reserved names are refused first, without asking the server.
+  await expectCode(cdb.DeleteAccounts({ InstanceId: down, Accounts: [{ User: 'root', Host: '%' }] }), 'OperationDenied', 'root on a down instance');
+  assert.equal(await taskTotal(d), tasks, 'no task was created');
 });
 
 test('an admin-API task whose template writes a reserved account is refused by the executor (a template cannot get past)', async () => {

@@ -385,6 +385,156 @@ static void test_child_without_path_gets_a_default_path(void **state)
     free(saved);
 }
 
+/* ---- the instance's DSN: no password in the environment, the whole DSN in a 0600 file ---- */
+
+static void expect_shown(const char *dsn, const char *shown)
+{
+    char *s = exec_dsn_without_password(dsn);
+    assert_string_equal(s, shown);
+    free(s);
+}
+
+static void test_dsn_without_password_keeps_everything_but_the_password(void **state)
+{
+    (void)state;
+    expect_shown("mysql://admin:s3cret@127.0.0.1:3306", "mysql://admin@127.0.0.1:3306");
+    expect_shown("mysql://admin:p%40ss@db.example:3306/app?ssl-mode=REQUIRED",
+                 "mysql://admin@db.example:3306/app?ssl-mode=REQUIRED");
+    expect_shown("mysql://admin:@127.0.0.1", "mysql://admin@127.0.0.1");
+    expect_shown("mysql://admin@127.0.0.1:3306", "mysql://admin@127.0.0.1:3306");
+    expect_shown("mongodb://127.0.0.1:27017/src", "mongodb://127.0.0.1:27017/src");
+    expect_shown("mongodb://backup:a:b@c@h1,h2/admin?authSource=admin",
+                 "mongodb://backup@h1,h2/admin?authSource=admin");
+    expect_shown("", "");
+}
+
+/* What a step reported about its DSN: its environment, its file's mode, its directory's mode
+ * and content, and the path (read back after the run). */
+struct dsn_probe {
+    char *env, *modes, *content, file[1024];
+};
+
+static void probe_dsn(const char *dsn, const char *extra_script, unsigned timeout_s,
+                      struct dsn_probe *out, struct exec_result *res)
+{
+    char base[128], script[1024];
+    tmp_path(base, sizeof base);
+    snprintf(script, sizeof script,
+             "tr '\\0' '\\n' < /proc/$$/environ > %s.env; f=\"$ASYNCD_INSTANCE_DSN_FILE\"; "
+             "if [ -n \"$f\" ]; then stat -c %%a \"$f\" \"$(dirname \"$f\")\" > %s.modes; "
+             "cat \"$f\" > %s.content; else : > %s.modes; : > %s.content; fi; %s echo \"$f\"",
+             base, base, base, base, base, extra_script);
+    const char *extra[] = {"ASYNCD_TASK_ID=t1", NULL, NULL};
+    char engine_dsn[512];
+    if (dsn) { /* what the engine passes: the daemon never lets it through */
+        snprintf(engine_dsn, sizeof engine_dsn, "ASYNCD_INSTANCE_DSN=%s", dsn);
+        extra[1] = engine_dsn;
+    }
+    json_t *a = sh_action(script);
+    struct exec_job job = {.action = a, .extra_env = extra, .dsn = dsn, .timeout_s = timeout_s};
+    assert_int_equal(exec_run(&job, NULL, res, NULL), 0);
+    json_decref(a);
+    char path[160];
+    snprintf(path, sizeof path, "%s.env", base);
+    out->env = slurp(path, NULL);
+    unlink(path);
+    snprintf(path, sizeof path, "%s.modes", base);
+    out->modes = slurp(path, NULL);
+    unlink(path);
+    snprintf(path, sizeof path, "%s.content", base);
+    out->content = slurp(path, NULL);
+    unlink(path);
+    snprintf(out->file, sizeof out->file, "%s", res->message);
+}
+
+static void dsn_probe_free(struct dsn_probe *p)
+{
+    free(p->env);
+    free(p->modes);
+    free(p->content);
+}
+
+static void expect_gone(const char *file)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    assert_non_null(slash);
+    *slash = '\0';
+    struct stat st;
+    assert_int_equal(stat(file, &st), -1);
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+}
+
+static void test_step_gets_the_dsn_password_only_in_a_0600_file_removed_after(void **state)
+{
+    (void)state;
+    setenv("TMPDIR", "/tmp", 1); /* where the private directory goes; relative would be ignored */
+    const char *dsn = "mysql://admin:Top-s3cret-pw@127.0.0.1:3306/app?ssl-mode=DISABLED";
+    struct dsn_probe p;
+    struct exec_result res;
+    probe_dsn(dsn, "", 0, &p, &res);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_null(strstr(p.env, "Top-s3cret-pw"));
+    assert_non_null(strstr(
+        p.env, "\nASYNCD_INSTANCE_DSN=mysql://admin@127.0.0.1:3306/app?ssl-mode=DISABLED\n"));
+    assert_non_null(strstr(p.env, "\nASYNCD_INSTANCE_DSN_FILE=/tmp/asyncd-step-"));
+    assert_string_equal(p.modes, "600\n700\n");
+    assert_string_equal(p.content, dsn);
+    assert_true(strncmp(p.file, "/tmp/asyncd-step-", 17) == 0);
+    expect_gone(p.file);
+    dsn_probe_free(&p);
+}
+
+static void test_without_a_dsn_both_variables_are_empty(void **state)
+{
+    (void)state;
+    struct dsn_probe p;
+    struct exec_result res;
+    probe_dsn(NULL, "", 0, &p, &res);
+    assert_int_equal(res.outcome, EXEC_DONE);
+    assert_non_null(strstr(p.env, "\nASYNCD_INSTANCE_DSN=\n"));
+    assert_non_null(strstr(p.env, "\nASYNCD_INSTANCE_DSN_FILE=\n"));
+    assert_string_equal(p.content, "");
+    dsn_probe_free(&p);
+}
+
+/* A step that fails, times out or leaves files of its own in the directory: all of it goes. */
+static void test_dsn_directory_goes_whatever_the_step_did(void **state)
+{
+    (void)state;
+    setenv("TMPDIR", "relative/tmp", 1); /* not absolute: /tmp is used */
+    const char *dsn = "mongodb://backup:Pw-2@127.0.0.1:27017/admin";
+    struct dsn_probe p;
+    struct exec_result res;
+    probe_dsn(dsn,
+              "d=$(dirname \"$f\"); mkdir \"$d/sub\"; : > \"$d/sub/x\"; ln -s / \"$d/root\"; "
+              "echo \"$f\"; exit 3;",
+              0, &p, &res);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, 3);
+    struct stat st;
+    assert_int_equal(stat("/tmp", &st), 0); /* the symlink was removed, not followed */
+    dsn_probe_free(&p);
+
+    char base[128], script[256];
+    tmp_path(base, sizeof base);
+    snprintf(script, sizeof script, "echo \"$ASYNCD_INSTANCE_DSN_FILE\" > %s; sleep 30", base);
+    json_t *a = sh_action(script);
+    struct exec_job job = {.action = a, .dsn = dsn, .timeout_s = 1};
+    assert_int_equal(exec_run(&job, NULL, &res, NULL), 0);
+    json_decref(a);
+    assert_int_equal(res.outcome, EXEC_TIMEOUT);
+    char *file = slurp(base, NULL);
+    unlink(base);
+    file[strcspn(file, "\n")] = '\0';
+    assert_true(strncmp(file, "/tmp/asyncd-step-", 17) == 0);
+    expect_gone(file);
+    free(file);
+    unsetenv("TMPDIR");
+}
+
 /* ---- descriptors ---- */
 
 /* Leaves descriptors open without close-on-exec, as a library might: a file, a socket, and one
@@ -732,6 +882,10 @@ int main(void)
         cmocka_unit_test(test_env_and_extra_env_are_visible_to_the_child),
         cmocka_unit_test(test_child_environment_is_the_allow_list_only),
         cmocka_unit_test(test_child_without_path_gets_a_default_path),
+        cmocka_unit_test(test_dsn_without_password_keeps_everything_but_the_password),
+        cmocka_unit_test(test_step_gets_the_dsn_password_only_in_a_0600_file_removed_after),
+        cmocka_unit_test(test_without_a_dsn_both_variables_are_empty),
+        cmocka_unit_test(test_dsn_directory_goes_whatever_the_step_did),
         cmocka_unit_test(test_child_has_no_descriptor_above_2),
         cmocka_unit_test(test_without_close_range_the_fd_directory_is_walked),
         cmocka_unit_test(test_without_close_range_or_proc_every_descriptor_is_closed),

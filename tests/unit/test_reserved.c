@@ -1,5 +1,7 @@
 /* Unit tests: the tenant guard (products/cdb_guard.c) and the template guard over it
- * (mysql_conn_guard): reserved accounts, privileges per scope, system schemas. No server. */
+ * (mysql_conn_guard): reserved accounts, privileges per scope, system schemas; and what the live
+ * check before a task is given (the accounts of every template of an action) and answers when
+ * the instance cannot be reached. No server (tests/it/tenant-refusals.test.mjs has one). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 
 #include "exec/mysql_conn.h"
 #include "products/cdb_guard.h"
+#include "products/product.h"
 
 static void expect_denied(const struct cdb_guard *g, const char *user, const char *host,
                           const char *why)
@@ -192,6 +195,56 @@ static void test_template_guard_refuses_system_schemas_in_identifiers(void **sta
                      0);
 }
 
+static void test_action_guard_collects_the_accounts_of_every_template(void **state)
+{
+    (void)state;
+    json_t *action = json_loads(
+        "{\"mysql\": {\"capture\": \"SELECT 1 FROM mysql.user WHERE User = {0:str}\","
+        " \"done_if\": \"SELECT COUNT(*) FROM mysql.user WHERE 0 AND {0:str}@{1:str} IS NULL\","
+        " \"statements\": [\"DROP USER {0:str}@{1:str}\", \"CREATE USER {0:str}@{2:str}\"],"
+        " \"args\": [\"app\", \"%\", \"10.0.0.1\"]}}",
+        0, NULL);
+    assert_non_null(action);
+    json_t *found = json_array();
+    struct err e;
+    assert_int_equal(mysql_conn_guard_action(action, "mysql://admin:pw@127.0.0.1:3306", found, &e),
+                     0);
+    json_t *want = json_pack("[[s,s],[s,s],[s,s]]", "app", "%", "app", "%", "app", "10.0.0.1");
+    assert_true(json_equal(found, want));
+    json_decref(want);
+    json_decref(found);
+    /* a reserved account is refused before anything is asked of the server */
+    json_t *root = json_pack("{s:{s:s,s:[s,s]}}", "mysql", "sql", "DROP USER {0:str}@{1:str}",
+                             "args", "admin", "%");
+    found = json_array();
+    assert_int_equal(mysql_conn_guard_action(root, "mysql://admin:pw@127.0.0.1:3306", found, &e),
+                     ERR_CDB_OPERATION_DENIED);
+    assert_non_null(strstr(e.msg, "manages the instance"));
+    json_decref(found);
+    json_decref(root);
+    json_decref(action);
+}
+
+static void test_live_check_of_an_unreachable_instance_is_a_task_error(void **state)
+{
+    (void)state;
+    struct instance in = {.instance_id = "cdb-down"};
+    snprintf(in.dsn, sizeof in.dsn, "mysql://admin:Secret-pw-1@127.0.0.1:1");
+    struct err e = {0};
+    json_t *none = json_array();
+    assert_int_equal(cdb_accounts_check_live(&in, none, &e), 0); /* nothing to ask: no connect */
+    json_t *accounts = json_pack("[[s,s]]", "app", "%");
+    assert_int_equal(cdb_accounts_check_live(&in, accounts, &e), ERR_CDB_TASK_ERROR);
+    assert_non_null(strstr(e.msg, "instance cdb-down: cannot connect to MySQL at 127.0.0.1:1"));
+    assert_non_null(strstr(e.msg, "no task was created"));
+    assert_null(strstr(e.msg, "Secret-pw-1"));
+    snprintf(in.dsn, sizeof in.dsn, "postgres://admin:Secret-pw-1@127.0.0.1");
+    assert_int_equal(cdb_accounts_check_live(&in, accounts, &e), ERR_CDB_TASK_ERROR);
+    assert_null(strstr(e.msg, "Secret-pw-1"));
+    json_decref(accounts);
+    json_decref(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +255,8 @@ int main(void)
         cmocka_unit_test(test_system_schemas_and_wildcards_are_refused),
         cmocka_unit_test(test_template_guard_finds_accounts_however_written),
         cmocka_unit_test(test_template_guard_refuses_system_schemas_in_identifiers),
+        cmocka_unit_test(test_action_guard_collects_the_accounts_of_every_template),
+        cmocka_unit_test(test_live_check_of_an_unreachable_instance_is_a_task_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

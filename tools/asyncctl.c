@@ -41,12 +41,13 @@ typedef int (*command_fn)(struct ctl *c, int argc, char **argv, const struct com
  * the options that fill the body or the query. The others set run and do it themselves.
  */
 struct command {
-    const char *group;   /* "task" */
+    const char *group;   /* "task", or two words ("account key") */
     const char *verb;    /* "show", or NULL for a command without a verb ("health") */
     const char *args;    /* usage after "asyncctl GROUP VERB" */
     const char *purpose; /* one line */
     const char *method;  /* "POST"; NULL when run is set */
-    const char *path;    /* "/v1/tasks/{}/pause" */
+    const char *path;    /* "/v1/tasks/{}/pause": each "{}" takes a positional argument */
+    const char *body;    /* a fixed JSON body the options are added to, or NULL */
     bool need_one;       /* at least one option must be given */
     void (*print)(json_t *answer);
     command_fn run;
@@ -211,20 +212,27 @@ static int check_fields(const struct command *cmd, const char **val, const bool 
     return -1;
 }
 
-/* The command's path with "{}" replaced by the escaped id, plus its query options (caller frees).
- */
-static char *build_path(struct ctl *c, const struct command *cmd, const char *id, const char **val,
-                        int nf)
+/* How many "{}" holes the command's path has: the positional arguments it takes. */
+static int path_holes(const struct command *cmd)
+{
+    int n = 0;
+    for (const char *h = strstr(cmd->path, "{}"); h; h = strstr(h + 2, "{}"))
+        n++;
+    return n;
+}
+
+/* The command's path with each "{}" replaced by the next escaped id, plus its query options
+ * (caller frees). */
+static char *build_path(struct ctl *c, const struct command *cmd, const char **ids,
+                        const char **val, int nf)
 {
     struct buf b = {0};
-    const char *hole = strstr(cmd->path, "{}");
-    if (hole) {
-        ctl_buf_add(&b, cmd->path, (size_t)(hole - cmd->path));
-        ctl_add_escaped(c, &b, id);
-        ctl_buf_add(&b, hole + 2, strlen(hole + 2));
-    } else {
-        ctl_buf_add(&b, cmd->path, strlen(cmd->path));
+    const char *p = cmd->path;
+    for (const char *hole; (hole = strstr(p, "{}")); p = hole + 2) {
+        ctl_buf_add(&b, p, (size_t)(hole - p));
+        ctl_add_escaped(c, &b, *ids++);
     }
+    ctl_buf_add(&b, p, strlen(p));
     for (int i = 0; i < nf; i++)
         if (cmd->fields[i].where == IN_QUERY)
             ctl_add_query(c, &b, cmd->fields[i].key, val[i]);
@@ -236,7 +244,7 @@ static json_t *build_body(const struct command *cmd, const char **val, const boo
 {
     if (strcmp(cmd->method, "GET") == 0)
         return NULL;
-    json_t *body = json_object();
+    json_t *body = cmd->body ? json_loads(cmd->body, 0, NULL) : json_object();
     for (int i = 0; i < nf; i++) {
         const struct field *f = &cmd->fields[i];
         if (f->where != IN_BODY)
@@ -249,10 +257,10 @@ static json_t *build_body(const struct command *cmd, const char **val, const boo
     return body;
 }
 
-/* Runs a declarative command: options go into the body or the query, the ID into the path. */
+/* Runs a declarative command: options go into the body or the query, the IDs into the path. */
 static int run_declared(struct ctl *c, int argc, char **argv, const struct command *cmd)
 {
-    const char *val[MAX_FIELDS] = {0}, *pos[1];
+    const char *val[MAX_FIELDS] = {0}, *pos[2];
     bool flag[MAX_FIELDS] = {0};
     struct opt opts[MAX_FIELDS + 1] = {{0}};
     int nf = 0;
@@ -263,11 +271,11 @@ static int run_declared(struct ctl *c, int argc, char **argv, const struct comma
         else
             opts[nf].value = &val[nf];
     }
-    int want = strstr(cmd->path, "{}") ? 1 : 0;
+    int want = path_holes(cmd);
     int n, rc = parse_args(c, argc, argv, opts, cmd, pos, &n, want, want);
     if (rc >= 0 || (rc = check_fields(cmd, val, flag, nf)) >= 0 || (rc = ctl_prepare(c)))
         return rc;
-    char *path = build_path(c, cmd, want ? pos[0] : NULL, val, nf);
+    char *path = build_path(c, cmd, pos, val, nf);
     json_t *body = build_body(cmd, val, flag, nf), *ans;
     rc = ctl_call(c, cmd->method, path, body, &ans);
     json_decref(body);
@@ -477,7 +485,60 @@ static const struct command commands[] = {
      .args = "UIN",
      .method = "GET",
      .path = "/v1/accounts/{}",
-     .purpose = "Show an account (without its secret key)."},
+     .print = ctl_print_account,
+     .purpose = "Show an account (root or sub-account) and its key pairs (never a SecretKey)."},
+    {.group = "account",
+     .verb = "disable",
+     .args = "UIN",
+     .method = "PATCH",
+     .path = "/v1/accounts/{}",
+     .body = "{\"disabled\": true}",
+     .print = ctl_print_account,
+     .purpose =
+         "Disable an account: every request it signs is refused (AuthFailure.SecretIdNotFound);"
+         " a root account's sub-accounts too."},
+    {.group = "account",
+     .verb = "enable",
+     .args = "UIN",
+     .method = "PATCH",
+     .path = "/v1/accounts/{}",
+     .body = "{\"disabled\": false}",
+     .print = ctl_print_account,
+     .purpose = "Enable a disabled account again."},
+    {.group = "account key",
+     .verb = "create",
+     .args = "UIN",
+     .method = "POST",
+     .path = "/v1/accounts/{}/keys",
+     .purpose = "Add a key pair to an account (at most 2); prints SecretId and SecretKey, the only "
+                "time the SecretKey is shown."},
+    {.group = "account key",
+     .verb = "list",
+     .args = "UIN",
+     .method = "GET",
+     .path = "/v1/accounts/{}/keys",
+     .print = ctl_print_keys,
+     .purpose = "List an account's key pairs: SecretId, status, created (never a SecretKey)."},
+    {.group = "account key",
+     .verb = "disable",
+     .args = "UIN SECRET_ID",
+     .method = "PATCH",
+     .path = "/v1/accounts/{}/keys/{}",
+     .body = "{\"status\": \"disabled\"}",
+     .purpose = "Disable a key pair: requests signed with it are refused from the next one on."},
+    {.group = "account key",
+     .verb = "enable",
+     .args = "UIN SECRET_ID",
+     .method = "PATCH",
+     .path = "/v1/accounts/{}/keys/{}",
+     .body = "{\"status\": \"enabled\"}",
+     .purpose = "Enable a disabled key pair again."},
+    {.group = "account key",
+     .verb = "delete",
+     .args = "UIN SECRET_ID",
+     .method = "DELETE",
+     .path = "/v1/accounts/{}/keys/{}",
+     .purpose = "Delete a disabled key pair for good (disable it first)."},
     {.group = "subaccount",
      .verb = "create",
      .args = "ROOT_UIN",
@@ -510,6 +571,12 @@ static const struct command commands[] = {
      .print = ctl_print_instances,
      .purpose = "List instances.",
      .fields = {QUERY("--product", "product"), QUERY("--uin", "uin")}},
+    {.group = "instance",
+     .verb = "show",
+     .args = "ID",
+     .method = "GET",
+     .path = "/v1/instances/{}",
+     .purpose = "Show one instance (its DSN password as ***)."},
     {.group = "instance",
      .verb = "set",
      .args = "ID [--status S] [--dsn DSN]",
@@ -599,12 +666,20 @@ static const struct command commands[] = {
 
 /* ---------- dispatch ---------- */
 
+/* Whether k belongs to group: its own, or a two-word group under it ("account key" under
+ * "account"). */
+static bool in_group(const struct command *k, const char *group)
+{
+    size_t n = strlen(group);
+    return strncmp(k->group, group, n) == 0 && (k->group[n] == '\0' || k->group[n] == ' ');
+}
+
 static void main_help(FILE *f, const char *group)
 {
     fputs("asyncctl: operate an asyncd daemon through its admin API.\n\nCommands:\n", f);
     for (size_t i = 0; i < NCOMMANDS; i++) {
         const struct command *k = &commands[i];
-        if (group && strcmp(group, k->group) != 0)
+        if (group && !in_group(k, group))
             continue;
         fprintf(f, "  asyncctl %s%s%s %s\n      %s\n", k->group, k->verb ? " " : "",
                 k->verb ? k->verb : "", k->args, k->purpose);
@@ -669,11 +744,20 @@ static int run(int argc, char **argv)
     if (i < 0)
         return -1 - i;
     const char *group = argv[i], *verb = i + 1 < argc ? argv[i + 1] : NULL;
+    char pair[64] = "";
     bool known;
+    int words = 1;
+    /* A two-word group ("account key create ...") before a one-word one ("account show"). */
+    if (verb && snprintf(pair, sizeof pair, "%s %s", group, verb) < (int)sizeof pair) {
+        bool pair_known;
+        const char *v = i + 2 < argc ? argv[i + 2] : NULL;
+        if (find_command(pair, v, &pair_known) || pair_known)
+            group = pair, verb = v, words = 2;
+    }
     const struct command *cmd = find_command(group, verb, &known);
     if (!cmd)
         return known ? group_help(group, verb) : usage_error(NULL, "unknown command '%s'", group);
-    int skip = cmd->verb ? 2 : 1;
+    int skip = words + (cmd->verb ? 1 : 0);
     command_fn fn = cmd->run ? cmd->run : run_declared;
     int rc = fn(&c, argc - i - skip, argv + i + skip, cmd);
     ctl_close(&c);

@@ -187,3 +187,25 @@ void ctl_print_tokens(json_t *ans)
     static const char *const cols[] = {"id", "scope", "name", "created", "last_used", NULL};
     print_table(json_object_get(ans, "tokens"), cols);
 }
+
+static const char *const key_cols[] = {"SecretId", "Status", "Created", NULL};
+
+void ctl_print_keys(json_t *ans)
+{
+    json_t *keys = json_object_get(ans, "Keys");
+    if (json_array_size(keys) == 0)
+        printf("(no key pairs: create one with asyncctl account key create UIN)\n");
+    else
+        print_table(keys, key_cols);
+}
+
+void ctl_print_account(json_t *ans)
+{
+    static const char *const skip[] = {"Keys", NULL};
+    print_object(ans, skip);
+    json_t *keys = json_object_get(ans, "Keys");
+    if (json_is_array(keys) && json_array_size(keys) > 0) {
+        printf("\nkeys:\n");
+        print_table(keys, key_cols);
+    }
+}

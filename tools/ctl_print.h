@@ -17,5 +17,7 @@ void ctl_print_task_id(json_t *ans);   /* the AsyncRequestId alone */
 void ctl_print_health(json_t *ans);    /* GET /healthz */
 void ctl_print_token(json_t *ans);     /* POST /v1/tokens: the token, then its id on stderr */
 void ctl_print_tokens(json_t *ans);    /* GET /v1/tokens */
+void ctl_print_keys(json_t *ans);      /* GET /v1/accounts/{uin}/keys */
+void ctl_print_account(json_t *ans);   /* GET /v1/accounts/{uin}: fields, then its keys */
 
 #endif

@@ -11,7 +11,8 @@
 #include "common/xalloc.h"
 
 /* Who may call a route: the scopes of the tokens it accepts (DESIGN.md 7). A reader may only
- * look; an operator runs tasks and instances; accounts, policies and tokens are the admin's. */
+ * look; an operator runs tasks and instances; accounts, their keys, policies and tokens are the
+ * admin's. */
 #define READERS (SCOPE_ADMIN | SCOPE_OPERATOR | SCOPE_READER)
 #define RUNNERS (SCOPE_ADMIN | SCOPE_OPERATOR)
 
@@ -27,10 +28,16 @@ struct route {
 static const struct route routes[] = {
     {"POST", "/v1/accounts", admin_account_create, SCOPE_ADMIN},
     {"GET", "/v1/accounts/*", admin_account_show, READERS},
+    {"PATCH", "/v1/accounts/*", admin_account_patch, SCOPE_ADMIN},
+    {"GET", "/v1/accounts/*/keys", admin_key_list, READERS},
+    {"POST", "/v1/accounts/*/keys", admin_key_create, SCOPE_ADMIN},
+    {"PATCH", "/v1/accounts/*/keys/*", admin_key_patch, SCOPE_ADMIN},
+    {"DELETE", "/v1/accounts/*/keys/*", admin_key_delete, SCOPE_ADMIN},
     {"POST", "/v1/accounts/*/subaccounts", admin_subaccount_create, SCOPE_ADMIN},
     {"PUT", "/v1/subaccounts/*/policy", admin_policy_set, SCOPE_ADMIN},
     {"POST", "/v1/instances", admin_instance_create, RUNNERS},
     {"GET", "/v1/instances", admin_instance_list, READERS},
+    {"GET", "/v1/instances/*", admin_instance_show, READERS},
     {"PATCH", "/v1/instances/*", admin_instance_patch, RUNNERS},
     {"POST", "/v1/tasks", admin_task_create, RUNNERS},
     {"GET", "/v1/tasks", admin_task_list, READERS},

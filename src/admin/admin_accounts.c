@@ -1,4 +1,5 @@
-/* Admin API: root accounts, sub-accounts, policies and instances. */
+/* Admin API: root accounts, sub-accounts, their key pairs and disabled flags, policies and
+ * instances. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,19 +7,51 @@
 #include "admin/admin_int.h"
 #include "auth/auth.h"
 #include "common/secretbox.h"
+#include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
 #include "products/cdb_guard.h"
 
-static json_t *account_json(const struct account *acc, bool with_key)
+/* Each key of a store key list gets "Created" (ISO-8601 UTC) beside its created_ms. */
+static void keys_add_times(json_t *keys)
 {
-    json_t *j =
-        json_pack("{s:s, s:s, s:s, s:b, s:s}", "Uin", acc->uin, "AppId", acc->app_id, "OwnerUin",
-                  acc->owner_uin, "IsRoot", acc->is_root, "SecretId", acc->secret_id);
-    if (with_key)
-        json_object_set_new(j, "SecretKey", json_string(acc->secret_key));
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        char at[25];
+        time_fmt_iso_utc(json_integer_value(json_object_get(k, "created_ms")), at);
+        json_object_set_new(k, "Created", json_string(at));
+    }
+}
+
+/* The first enabled key's SecretId in keys, or NULL. */
+static const char *first_enabled(const json_t *keys)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (strcmp(json_string_value(json_object_get(k, "Status")), "enabled") == 0)
+            return json_string_value(json_object_get(k, "SecretId"));
+    }
+    return NULL;
+}
+
+/* An account as GET /v1/accounts/{uin} shows it: never a SecretKey. Takes keys (the store's key
+ * list). SecretId stays for older clients: the first enabled key, or null. */
+static json_t *account_json(const struct account *acc, json_t *keys)
+{
+    keys_add_times(keys);
+    const char *sid = first_enabled(keys);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:b}", "Uin", acc->uin, "AppId", acc->app_id,
+                          "OwnerUin", acc->owner_uin, "IsRoot", acc->is_root, "SecretId",
+                          sid ? json_string(sid) : json_null(), "Disabled", acc->disabled);
+    if (!acc->is_root)
+        json_object_set_new(j, "OwnerDisabled", json_boolean(acc->owner_disabled));
     json_t *policy = acc->policy_json ? json_loads(acc->policy_json, 0, NULL) : NULL;
     json_object_set_new(j, "Policy", policy ? policy : json_null());
+    json_object_set_new(j, "Keys", keys);
     return j;
 }
 
@@ -37,18 +70,123 @@ int admin_account_create(struct admin *a, struct admin_req *r, json_t **out, int
     return 0;
 }
 
+/* The account uin as account_json shows it, into *out. */
+static int account_answer(struct admin *a, const char *uin, json_t **out, struct err *e)
+{
+    struct account acc = {0};
+    json_t *keys = NULL;
+    int rc = store_account_by_uin(a->cfg.store, uin, &acc, e);
+    if (rc == 0)
+        rc = store_account_key_list(a->cfg.store, uin, &keys, e);
+    if (rc == ERR_NOT_FOUND)
+        rc = err_set(e, ERR_NOT_FOUND, "no account with Uin %s", uin);
+    if (rc == 0)
+        *out = account_json(&acc, keys);
+    account_clear(&acc);
+    memset(acc.secret_key, 0, sizeof acc.secret_key);
+    return rc;
+}
+
 int admin_account_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
                        struct err *e)
 {
     (void)status;
-    struct account acc = {0};
-    int rc = store_account_by_uin(a->cfg.store, r->arg[0], &acc, e);
+    return account_answer(a, r->arg[0], out, e);
+}
+
+int admin_account_patch(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                        struct err *e)
+{
+    (void)status;
+    json_t *v = json_object_get(r->body, "disabled");
+    if (!json_is_boolean(v))
+        return err_set(e, ERR_BAD_REQUEST,
+                       "disabled: expected true (refuse every request the account signs, and "
+                       "its sub-accounts' for a root account) or false");
+    int rc = store_account_set_disabled(a->cfg.store, r->arg[0], json_is_true(v), e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_NOT_FOUND, "no account with Uin %s", r->arg[0]);
+    return rc ? rc : account_answer(a, r->arg[0], out, e);
+}
+
+int admin_key_list(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
+{
+    (void)status;
+    json_t *keys = NULL;
+    int rc = store_account_key_list(a->cfg.store, r->arg[0], &keys, e);
     if (rc == ERR_NOT_FOUND)
         return err_set(e, ERR_NOT_FOUND, "no account with Uin %s", r->arg[0]);
     if (rc)
         return rc;
-    *out = account_json(&acc, false);
-    account_clear(&acc);
+    keys_add_times(keys);
+    *out = json_pack("{s:s, s:o}", "Uin", r->arg[0], "Keys", keys);
+    return 0;
+}
+
+int admin_key_create(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
+{
+    char sid[64], key[64];
+    int rc = auth_key_create(a->cfg.store, r->arg[0], sid, key, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_NOT_FOUND, "no account with Uin %s", r->arg[0]);
+    if (rc == ERR_CONFLICT)
+        return err_set(e, ERR_CONFLICT,
+                       "account %s already has %d key pairs, the most an account may hold; "
+                       "disable and delete one it no longer uses (asyncctl account key list %s)",
+                       r->arg[0], AUTH_MAX_KEYS, r->arg[0]);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s, s:s}", "SecretId", sid, "SecretKey", key);
+    memset(key, 0, sizeof key);
+    *status = 201;
+    return 0;
+}
+
+/* The key secret_id of uin's key list as an object, into *out; ERR_NOT_FOUND when absent. */
+static int key_answer(struct admin *a, const char *uin, const char *secret_id, json_t **out,
+                      struct err *e)
+{
+    json_t *keys = NULL;
+    int rc = store_account_key_list(a->cfg.store, uin, &keys, e);
+    if (rc)
+        return rc;
+    keys_add_times(keys);
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (strcmp(json_string_value(json_object_get(k, "SecretId")), secret_id) == 0) {
+            json_object_set_new(k, "Uin", json_string(uin));
+            *out = json_incref(k);
+            break;
+        }
+    }
+    json_decref(keys);
+    return *out ? 0 : err_set(e, ERR_NOT_FOUND, "account %s has no key pair %s", uin, secret_id);
+}
+
+int admin_key_patch(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
+{
+    (void)status;
+    const char *st;
+    int rc = admin_body_string(r, "status", true, &st, e);
+    if (rc)
+        return rc;
+    if (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0)
+        return err_set(e, ERR_BAD_REQUEST,
+                       "status: expected \"enabled\" or \"disabled\", got %.32s", st);
+    rc = store_account_key_set_enabled(a->cfg.store, r->arg[0], r->arg[1],
+                                       strcmp(st, "enabled") == 0, e);
+    return rc ? rc : key_answer(a, r->arg[0], r->arg[1], out, e);
+}
+
+int admin_key_delete(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
+{
+    (void)status;
+    int rc = store_account_key_delete(a->cfg.store, r->arg[0], r->arg[1], e);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s, s:s, s:b}", "Uin", r->arg[0], "SecretId", r->arg[1], "deleted", 1);
     return 0;
 }
 
@@ -283,6 +421,23 @@ int admin_instance_list(struct admin *a, struct admin_req *r, json_t **out, int 
     json_t *in;
     json_array_foreach(list, i, in) redact_dsn(in);
     *out = json_pack("{s:o}", "instances", list);
+    return 0;
+}
+
+int admin_instance_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                        struct err *e)
+{
+    (void)status;
+    struct instance in;
+    /* Ids are unique across products; the cached lookup needs the product, so try each. */
+    int rc = store_instance_get(a->cfg.store, "cdb", r->arg[0], &in, e);
+    if (rc == ERR_NOT_FOUND)
+        rc = store_instance_get(a->cfg.store, "mongodb", r->arg[0], &in, e);
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_NOT_FOUND, "no instance %s", r->arg[0]);
+    if (rc)
+        return rc;
+    *out = instance_json(&in);
     return 0;
 }
 

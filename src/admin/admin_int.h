@@ -31,11 +31,19 @@ const char *admin_query(const struct admin_req *r, const char *key);
 int admin_body_string(const struct admin_req *r, const char *key, bool required, const char **out,
                       struct err *e);
 
-/* accounts and instances (admin_accounts.c) */
+/* accounts, their key pairs, and instances (admin_accounts.c) */
 int admin_account_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
                          struct err *e);
 int admin_account_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
                        struct err *e);
+int admin_account_patch(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                        struct err *e);
+int admin_key_list(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+int admin_key_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                     struct err *e);
+int admin_key_patch(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+int admin_key_delete(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                     struct err *e);
 int admin_subaccount_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
                             struct err *e);
 int admin_policy_set(struct admin *a, struct admin_req *r, json_t **out, int *status,
@@ -43,6 +51,8 @@ int admin_policy_set(struct admin *a, struct admin_req *r, json_t **out, int *st
 int admin_instance_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
                           struct err *e);
 int admin_instance_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                        struct err *e);
+int admin_instance_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
                         struct err *e);
 int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int *status,
                          struct err *e);

@@ -63,6 +63,43 @@ int auth_create_sub(struct store *s, const char *owner_uin, struct account *out,
     return insert_with_fresh_uin(s, out, false, e);
 }
 
+int auth_key_create(struct store *s, const char *uin, char secret_id[64], char secret_key[64],
+                    struct err *e)
+{
+    struct account a = {0};
+    int rc = ERR_INTERNAL;
+    /* A fresh random SecretId cannot clash in practice; retry a few times if it does anyway. */
+    for (int tries = 0; tries < 5; tries++) {
+        mint_keys(&a);
+        rc = store_account_key_create(s, uin, a.secret_id, a.secret_key, AUTH_MAX_KEYS, e);
+        if (rc != ERR_ALREADY_EXISTS)
+            break;
+    }
+    if (rc == 0) {
+        memcpy(secret_id, a.secret_id, sizeof a.secret_id);
+        memcpy(secret_key, a.secret_key, sizeof a.secret_key);
+    }
+    memset(a.secret_key, 0, sizeof a.secret_key);
+    return rc;
+}
+
+int auth_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
+                              struct err *e)
+{
+    struct err se = {0};
+    int rc = store_account_by_secret_id(s, secret_id, out, &se);
+    /* One answer for unknown, disabled and deleted, as Tencent gives: the caller is not yet
+     * authenticated, so it learns nothing about which keys exist. */
+    if (rc == ERR_NOT_FOUND)
+        return err_set(e, ERR_AUTH_SECRETID_NOT_FOUND,
+                       "The SecretId %.64s does not exist, or it or its account is disabled or "
+                       "deleted; check the key pair (asyncctl account key list UIN)",
+                       secret_id);
+    if (rc)
+        return err_set(e, ERR_INTERNAL, "reading account: %s", se.msg);
+    return 0;
+}
+
 bool auth_pattern_valid(const char *p)
 {
     if (strcmp(p, "*") == 0)

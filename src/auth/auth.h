@@ -18,6 +18,21 @@ void auth_mint(struct account *a, bool root);
  * owner_uin is itself a sub-account). The new account has no policy. */
 int auth_create_sub(struct store *s, const char *owner_uin, struct account *out, struct err *e);
 
+/* The key pairs an account may hold at once (Tencent CAM's limit): one in use and one being
+ * rolled in, so a key rotates without downtime. */
+#define AUTH_MAX_KEYS 2
+
+/* Mints a key pair and adds it, enabled, to account uin; secret_id and secret_key get it (the
+ * only time the SecretKey leaves the store in clear). ERR_NOT_FOUND for no such account,
+ * ERR_CONFLICT when it holds AUTH_MAX_KEYS already. */
+int auth_key_create(struct store *s, const char *uin, char secret_id[64], char secret_key[64],
+                    struct err *e);
+/* The Cloud API's caller by SecretId: ERR_AUTH_SECRETID_NOT_FOUND, with one message, when the key
+ * does not exist, is disabled, or its account (or a sub-account's root) is disabled; ERR_INTERNAL
+ * when the store cannot say. *out: caller account_clear()s it. */
+int auth_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
+                              struct err *e);
+
 /* True when policy_json (a JSON array of "PRODUCT:ACTION" patterns, '*' wildcards) allows the
  * call. A root account is always allowed; a NULL or empty policy allows nothing. */
 bool auth_allows(const struct account *a, const char *product, const char *action);

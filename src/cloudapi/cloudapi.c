@@ -119,15 +119,8 @@ static int authenticate(struct cloudapi *api, const struct api_request *r, struc
     const char *sid = api_request_secret_id(r);
     if (!sid)
         return err_set(e, ERR_AUTH_INVALID_SECRETID, "The SecretId is missing from the request");
-    struct err se;
-    rc = store_account_by_secret_id(api->cfg.store, sid, who, &se);
-    if (rc == ERR_NOT_FOUND)
-        return err_set(e, ERR_AUTH_SECRETID_NOT_FOUND,
-                       "The SecretId %.64s is not found; check the key pair, or create one with "
-                       "asyncctl account create",
-                       sid);
-    if (rc)
-        return err_set(e, ERR_INTERNAL, "reading account: %s", se.msg);
+    if ((rc = auth_account_by_secret_id(api->cfg.store, sid, who, e)))
+        return rc;
     if ((rc = api_request_verify(r, who->secret_key, api->keys, e)))
         return rc;
     if (r->token && *r->token)

@@ -12,7 +12,10 @@ void keycache_free(struct keycache *kc);
 
 /* out = sign_tc3_signing_key(secret_key, date, service), from the cache when it holds it. Safe
  * from any thread. kc NULL derives every time. An entry matches only the exact SecretKey, so a
- * rotated key never meets an old entry. */
+ * rotated key never meets an old entry. It is asked only with a SecretKey the store has just
+ * handed out for an enabled key of an enabled account (store_account_by_secret_id refuses the
+ * others), so it needs no invalidation when a key or an account is disabled or deleted: an entry
+ * of such a key is never reached again, and is overwritten in time. */
 void keycache_tc3_signing_key(struct keycache *kc, const char *secret_key, const char *date,
                               const char *service, unsigned char out[32]);
 

@@ -16,6 +16,35 @@ void account_clear(struct account *a)
     a->has_policy = false;
 }
 
+int store_account_refuse_unusable(struct account *a, bool key_enabled, struct err *e)
+{
+    int rc = 0;
+    if (!key_enabled)
+        rc = err_set(e, ERR_NOT_FOUND, "SecretId %s of account %s is disabled", a->secret_id,
+                     a->uin);
+    else if (a->disabled)
+        rc =
+            err_set(e, ERR_NOT_FOUND, "account %s (SecretId %s) is disabled", a->uin, a->secret_id);
+    else if (a->owner_disabled)
+        rc =
+            err_set(e, ERR_NOT_FOUND, "root account %s of sub-account %s (SecretId %s) is disabled",
+                    a->owner_uin, a->uin, a->secret_id);
+    if (rc) {
+        account_clear(a);
+        memset(a->secret_key, 0, sizeof a->secret_key); /* never handed to a caller it refuses */
+    }
+    return rc;
+}
+
+int store_key_delete_refused(const char *uin, const char *secret_id, struct err *e)
+{
+    return err_set(e, ERR_CONFLICT,
+                   "key pair %s of account %s is enabled; disable it first (PATCH "
+                   "/v1/accounts/%s/keys/%s {\"status\":\"disabled\"}), check that no client "
+                   "still uses it, then delete it",
+                   secret_id, uin, uin, secret_id);
+}
+
 static bool has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -19,12 +19,16 @@ struct account {
     char uin[24];       /* this account's Uin (decimal) */
     char owner_uin[24]; /* the root account's Uin; equal to uin for a root account */
     char app_id[24];    /* the root account's AppId */
-    char secret_id[64];
+    char secret_id[64]; /* the key pair it was found by (account_by_secret_id), its first
+                           enabled one (account_by_uin; "" when it has none), or the first
+                           key to store (account_create) */
     char secret_key[64];
     bool is_root;
-    bool has_policy;   /* sub-accounts: false until a policy is set */
-    char *policy_json; /* heap; JSON array of "product:Action" patterns, or NULL. Free with
-                          account_clear. */
+    bool disabled;       /* this account is disabled: none of its keys signs */
+    bool owner_disabled; /* a sub-account whose root account is disabled (so is it) */
+    bool has_policy;     /* sub-accounts: false until a policy is set */
+    char *policy_json;   /* heap; JSON array of "product:Action" patterns, or NULL. Free with
+                            account_clear. */
 };
 void account_clear(struct account *a);
 
@@ -137,11 +141,34 @@ struct store_ops {
     void (*close)(struct store *s);
     /* accounts */
     int (*account_count)(struct store *s, int64_t *out, struct err *e);
+    /* The account and its first key pair (a->secret_id, a->secret_key), in one transaction. */
     int (*account_create)(struct store *s, const struct account *a, struct err *e);
+    /* The account that may sign with this SecretId: ERR_NOT_FOUND when the key does not exist,
+     * is disabled, or its account or that account's root account is disabled (e says which;
+     * the Cloud API answers each the same, AuthFailure.SecretIdNotFound). */
     int (*account_by_secret_id)(struct store *s, const char *secret_id, struct account *out,
-                                struct err *e); /* ERR_NOT_FOUND when absent */
+                                struct err *e);
     int (*account_by_uin)(struct store *s, const char *uin, struct account *out, struct err *e);
     int (*account_set_policy)(struct store *s, const char *uin, const char *policy_json,
+                              struct err *e);
+    /* Disables (true) or enables an account; a disabled root account disables its
+     * sub-accounts too. ERR_NOT_FOUND when there is no such account. */
+    int (*account_set_disabled)(struct store *s, const char *uin, bool disabled, struct err *e);
+    /* Key pairs (SecretId, SecretKey sealed at rest). key_create adds an enabled key to uin:
+     * ERR_NOT_FOUND for no such account, ERR_CONFLICT when it holds max_keys already (decided in
+     * the insert's transaction), ERR_ALREADY_EXISTS when the SecretId is taken. */
+    int (*account_key_create)(struct store *s, const char *uin, const char *secret_id,
+                              const char *secret_key, int max_keys, struct err *e);
+    /* [{"SecretId","Status":"enabled"|"disabled","created_ms"}] of uin's keys, oldest first;
+     * never a SecretKey. ERR_NOT_FOUND for no such account. *out: caller json_decref()s. */
+    int (*account_key_list)(struct store *s, const char *uin, json_t **out, struct err *e);
+    /* ERR_NOT_FOUND when uin has no key secret_id. */
+    int (*account_key_set_enabled)(struct store *s, const char *uin, const char *secret_id,
+                                   bool enabled, struct err *e);
+    /* Deletes a disabled key: ERR_NOT_FOUND when uin has no key secret_id, ERR_CONFLICT when it
+     * is still enabled (disable it first, as Tencent CAM asks, so a key in use is never deleted
+     * by a slip). */
+    int (*account_key_delete)(struct store *s, const char *uin, const char *secret_id,
                               struct err *e);
     /* The first root account: the oldest one, or cand, inserted when there is none -- decided in
      * one serialized transaction, so nodes starting together on one store agree. */
@@ -233,6 +260,31 @@ static inline int store_account_set_policy(struct store *s, const char *uin, con
                                            struct err *e)
 {
     return s->ops->account_set_policy(s, uin, p, e);
+}
+static inline int store_account_set_disabled(struct store *s, const char *uin, bool disabled,
+                                             struct err *e)
+{
+    return s->ops->account_set_disabled(s, uin, disabled, e);
+}
+static inline int store_account_key_create(struct store *s, const char *uin, const char *id,
+                                           const char *key, int max_keys, struct err *e)
+{
+    return s->ops->account_key_create(s, uin, id, key, max_keys, e);
+}
+static inline int store_account_key_list(struct store *s, const char *uin, json_t **o,
+                                         struct err *e)
+{
+    return s->ops->account_key_list(s, uin, o, e);
+}
+static inline int store_account_key_set_enabled(struct store *s, const char *uin, const char *id,
+                                                bool enabled, struct err *e)
+{
+    return s->ops->account_key_set_enabled(s, uin, id, enabled, e);
+}
+static inline int store_account_key_delete(struct store *s, const char *uin, const char *id,
+                                           struct err *e)
+{
+    return s->ops->account_key_delete(s, uin, id, e);
 }
 static inline int store_account_first_root(struct store *s, const struct account *c,
                                            struct account *o, struct err *e)
@@ -326,6 +378,13 @@ static inline int store_token_touch(struct store *s, const char *id, int64_t use
 {
     return s->ops->token_touch(s, id, used_ms, e);
 }
+/* Shared by the backends. store_account_refuse_unusable: 0 when an account read by SecretId may
+ * sign (the key enabled, the account and its root not disabled), else ERR_NOT_FOUND saying why,
+ * with a's secrets wiped and a cleared. store_key_delete_refused: the ERR_CONFLICT for deleting
+ * an enabled key. */
+int store_account_refuse_unusable(struct account *a, bool key_enabled, struct err *e);
+int store_key_delete_refused(const char *uin, const char *secret_id, struct err *e);
+
 static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e)
 {
     return s->ops->task_move(s, m, e);

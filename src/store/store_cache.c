@@ -397,6 +397,48 @@ static int c_account_first_root(struct store *s, const struct account *cand, str
     return rc;
 }
 
+/* Disabling an account or changing its keys drops every cached account here, at once; another
+ * node sharing the store drops its entries within STORE_CACHE_SHARED_TTL_MS. A refused lookup
+ * (disabled, deleted) is never cached, so re-enabling is seen at the next request. */
+static int c_account_set_disabled(struct store *s, const char *uin, bool disabled, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    accounts_write_mark(cs, true);
+    int rc = store_account_set_disabled(cs->inner, uin, disabled, e);
+    accounts_write_mark(cs, false);
+    return rc;
+}
+
+static int c_account_key_create(struct store *s, const char *uin, const char *secret_id,
+                                const char *secret_key, int max_keys, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    accounts_write_mark(cs, true);
+    int rc = store_account_key_create(cs->inner, uin, secret_id, secret_key, max_keys, e);
+    accounts_write_mark(cs, false);
+    return rc;
+}
+
+static int c_account_key_set_enabled(struct store *s, const char *uin, const char *secret_id,
+                                     bool enabled, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    accounts_write_mark(cs, true);
+    int rc = store_account_key_set_enabled(cs->inner, uin, secret_id, enabled, e);
+    accounts_write_mark(cs, false);
+    return rc;
+}
+
+static int c_account_key_delete(struct store *s, const char *uin, const char *secret_id,
+                                struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    accounts_write_mark(cs, true);
+    int rc = store_account_key_delete(cs->inner, uin, secret_id, e);
+    accounts_write_mark(cs, false);
+    return rc;
+}
+
 /* --- instances (mongodb's DescribeAsyncRequestInfo checks the task's instance status) --- */
 
 static size_t instance_slot(const char *product, const char *id)
@@ -494,6 +536,10 @@ static int c_account_by_uin(struct store *s, const char *uin, struct account *ou
 {
     return store_account_by_uin(cs_of(s)->inner, uin, out, e);
 }
+static int c_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e)
+{
+    return store_account_key_list(cs_of(s)->inner, uin, out, e);
+}
 static int c_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                            struct err *e)
 {
@@ -563,7 +609,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 27 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 32 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -575,6 +621,11 @@ static const struct store_ops cache_ops = {
     .account_by_uin = c_account_by_uin,
     .account_set_policy = c_account_set_policy,
     .account_first_root = c_account_first_root,
+    .account_set_disabled = c_account_set_disabled,
+    .account_key_create = c_account_key_create,
+    .account_key_list = c_account_key_list,
+    .account_key_set_enabled = c_account_key_set_enabled,
+    .account_key_delete = c_account_key_delete,
     .instance_create = c_instance_create,
     .instance_get = c_instance_get,
     .instance_update = c_instance_update,

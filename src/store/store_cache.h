@@ -11,7 +11,9 @@
  *   the store, so no node ever answers an older state than the store holds and a final state is
  *   seen as soon as the store has it (staleness bound 0). Accounts and instances are cached
  *   for STORE_CACHE_SHARED_TTL_MS: a policy, key or instance status change made through
- *   another node is honoured here within that bound (at once for writes through this node).
+ *   another node is honoured here within that bound (at once for writes through this node);
+ *   so is a key pair or an account disabled or deleted there. A refused lookup (unknown,
+ *   disabled or deleted SecretId) is never cached, in either mode.
  */
 #ifndef ASYNCD_STORE_CACHE_H
 #define ASYNCD_STORE_CACHE_H

@@ -74,6 +74,20 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
     " scope TEXT NOT NULL CHECK (scope IN ('admin', 'operator', 'reader', 'worker')),"
     " created_ms BIGINT NOT NULL, last_used_ms BIGINT, revoked_ms BIGINT);",
+    /* 4: key pairs of their own, several per account, each enabled or disabled, and a disabled
+     * flag per account (issue 10). Each account's one key moves into account_keys as it was
+     * (sealed, or in clear from before sealing), so an old store keeps signing with it. A node
+     * still running an older asyncd fails its account reads from here on (the columns are
+     * gone) rather than honour a key an operator disabled: upgrade every node. */
+    "CREATE TABLE account_keys ("
+    " secret_id TEXT PRIMARY KEY, uin TEXT NOT NULL, secret_key TEXT NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'enabled' CHECK (status IN ('enabled', 'disabled')),"
+    " created_ms BIGINT NOT NULL);"
+    "CREATE INDEX account_keys_uin ON account_keys(uin, created_ms);"
+    "INSERT INTO account_keys(secret_id, uin, secret_key, status, created_ms)"
+    " SELECT secret_id, uin, secret_key, 'enabled', created_ms FROM accounts;"
+    "ALTER TABLE accounts DROP COLUMN secret_id, DROP COLUMN secret_key,"
+    " ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* ---- small helpers ---- */
@@ -556,6 +570,11 @@ static const struct store_ops pg_ops = {
     .account_by_uin = store_pg_account_by_uin,
     .account_set_policy = store_pg_account_set_policy,
     .account_first_root = store_pg_account_first_root,
+    .account_set_disabled = store_pg_account_set_disabled,
+    .account_key_create = store_pg_account_key_create,
+    .account_key_list = store_pg_account_key_list,
+    .account_key_set_enabled = store_pg_account_key_set_enabled,
+    .account_key_delete = store_pg_account_key_delete,
     .instance_create = store_pg_instance_create,
     .instance_get = store_pg_instance_get,
     .instance_update = store_pg_instance_update,

@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -26,6 +26,14 @@ enum pg_stmt {
     PG_ACCOUNT_BY_SECRET,
     PG_ACCOUNT_BY_UIN,
     PG_ACCOUNT_SET_POLICY,
+    PG_ACCOUNT_SET_DISABLED,
+    PG_ACCOUNT_LOCK,
+    PG_KEY_INSERT,
+    PG_KEY_COUNT,
+    PG_KEY_LIST,
+    PG_KEY_STATUS,
+    PG_KEY_SET_STATUS,
+    PG_KEY_DELETE,
     PG_INSTANCE_INSERT,
     PG_INSTANCE_GET,
     PG_INSTANCE_UPDATE,
@@ -139,6 +147,14 @@ int store_pg_account_by_uin(struct store *s, const char *uin, struct account *ou
 int store_pg_account_first_root(struct store *s, const struct account *cand, struct account *out,
                                 struct err *e);
 int store_pg_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                struct err *e);
+int store_pg_account_set_disabled(struct store *s, const char *uin, bool disabled, struct err *e);
+int store_pg_account_key_create(struct store *s, const char *uin, const char *secret_id,
+                                const char *secret_key, int max_keys, struct err *e);
+int store_pg_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e);
+int store_pg_account_key_set_enabled(struct store *s, const char *uin, const char *secret_id,
+                                     bool enabled, struct err *e);
+int store_pg_account_key_delete(struct store *s, const char *uin, const char *secret_id,
                                 struct err *e);
 int store_pg_instance_create(struct store *s, const struct instance *in, struct err *e);
 int store_pg_instance_get(struct store *s, const char *product, const char *instance_id,

@@ -3,7 +3,12 @@
 #include "store/store_pg_int.h"
 #include "store/store_plan.h"
 
-#define ACCOUNT_COLS  "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
+/* An account row with the key pair it is read with (k), and its root account (o) for the
+ * disabled flag a root passes on to its sub-accounts. */
+#define ACCOUNT_SELECT                                                                             \
+    "SELECT a.uin, a.owner_uin, a.app_id, k.secret_id, k.secret_key, a.is_root, a.policy_json,"    \
+    " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
+    " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
 /* A task the engine may claim at $1: initial, or running with no live lease, retry time reached. */
 #define CLAIMABLE(t)                                                                               \
@@ -13,12 +18,31 @@
 
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_ACCOUNT_COUNT] = "SELECT count(*) FROM accounts",
-    [PG_ACCOUNT_INSERT] =
-        "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms) VALUES($1::text,"
-        " $2::text, $3::text, $4::text, $5::text, $6::integer, $7::text, $8::bigint)",
-    [PG_ACCOUNT_BY_SECRET] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE secret_id = $1::text",
-    [PG_ACCOUNT_BY_UIN] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE uin = $1::text",
+    [PG_ACCOUNT_INSERT] = "INSERT INTO accounts(uin, owner_uin, app_id, is_root, policy_json,"
+                          " created_ms, disabled) VALUES($1::text, $2::text, $3::text,"
+                          " $4::integer, $5::text, $6::bigint, $7::integer)",
+    [PG_ACCOUNT_BY_SECRET] = ACCOUNT_SELECT "JOIN account_keys k ON k.uin = a.uin"
+                                            " WHERE k.secret_id = $1::text",
+    /* With its first enabled key pair, else its first one (main.c opens it as a canary). */
+    [PG_ACCOUNT_BY_UIN] = ACCOUNT_SELECT
+    "LEFT JOIN account_keys k ON k.secret_id = (SELECT secret_id FROM account_keys"
+    " WHERE uin = a.uin ORDER BY status = 'enabled' DESC, created_ms, secret_id COLLATE \"C\""
+    " LIMIT 1) WHERE a.uin = $1::text",
     [PG_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = $2::text WHERE uin = $1::text",
+    [PG_ACCOUNT_SET_DISABLED] = "UPDATE accounts SET disabled = $2::integer WHERE uin = $1::text",
+    /* Held until commit: key creates for one account count and insert one after another. */
+    [PG_ACCOUNT_LOCK] = "SELECT uin FROM accounts WHERE uin = $1::text FOR NO KEY UPDATE",
+    [PG_KEY_INSERT] = "INSERT INTO account_keys(secret_id, uin, secret_key, status, created_ms)"
+                      " VALUES($1::text, $2::text, $3::text, 'enabled', $4::bigint)",
+    [PG_KEY_COUNT] = "SELECT count(*) FROM account_keys WHERE uin = $1::text",
+    [PG_KEY_LIST] = "SELECT k.secret_id, k.status, k.created_ms FROM accounts a"
+                    " LEFT JOIN account_keys k ON k.uin = a.uin WHERE a.uin = $1::text"
+                    " ORDER BY k.created_ms, k.secret_id COLLATE \"C\"",
+    [PG_KEY_STATUS] = "SELECT status FROM account_keys WHERE uin = $1::text"
+                      " AND secret_id = $2::text FOR UPDATE",
+    [PG_KEY_SET_STATUS] = "UPDATE account_keys SET status = $3::text WHERE uin = $1::text"
+                          " AND secret_id = $2::text",
+    [PG_KEY_DELETE] = "DELETE FROM account_keys WHERE secret_id = $1::text",
     [PG_INSTANCE_INSERT] =
         "INSERT INTO instances(" INSTANCE_COLS ", created_ms, updated_ms)"
         " VALUES($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $8::text,"

@@ -60,6 +60,27 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
     " scope TEXT NOT NULL CHECK (scope IN ('admin', 'operator', 'reader', 'worker')),"
     " created_ms INTEGER NOT NULL, last_used_ms INTEGER, revoked_ms INTEGER);",
+    /* 4: key pairs of their own, several per account, each enabled or disabled, and a disabled
+     * flag per account (issue 10). Each account's one key moves into account_keys as it was
+     * (sealed, or in clear from before sealing), so an old store keeps signing with it; accounts
+     * is rebuilt without its key columns (SQLite cannot drop a UNIQUE column), in rowid order, so
+     * the oldest root account stays the oldest. */
+    "CREATE TABLE account_keys ("
+    " secret_id TEXT PRIMARY KEY, uin TEXT NOT NULL, secret_key TEXT NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'enabled' CHECK (status IN ('enabled', 'disabled')),"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE INDEX account_keys_uin ON account_keys(uin, created_ms);"
+    "INSERT INTO account_keys(secret_id, uin, secret_key, status, created_ms)"
+    " SELECT secret_id, uin, secret_key, 'enabled', created_ms FROM accounts;"
+    "CREATE TABLE accounts_v4 ("
+    " uin TEXT PRIMARY KEY, owner_uin TEXT NOT NULL, app_id TEXT NOT NULL,"
+    " is_root INTEGER NOT NULL, policy_json TEXT, created_ms INTEGER NOT NULL,"
+    " disabled INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO accounts_v4(uin, owner_uin, app_id, is_root, policy_json, created_ms)"
+    " SELECT uin, owner_uin, app_id, is_root, policy_json, created_ms FROM accounts ORDER BY rowid;"
+    "DROP TABLE accounts;"
+    "ALTER TABLE accounts_v4 RENAME TO accounts;"
+    "CREATE INDEX accounts_owner ON accounts(owner_uin);",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)
@@ -334,6 +355,11 @@ static const struct store_ops sqlite_ops = {
     .account_by_uin = store_sqlite_account_by_uin,
     .account_set_policy = store_sqlite_account_set_policy,
     .account_first_root = store_sqlite_account_first_root,
+    .account_set_disabled = store_sqlite_account_set_disabled,
+    .account_key_create = store_sqlite_account_key_create,
+    .account_key_list = store_sqlite_account_key_list,
+    .account_key_set_enabled = store_sqlite_account_key_set_enabled,
+    .account_key_delete = store_sqlite_account_key_delete,
     .instance_create = store_sqlite_instance_create,
     .instance_get = store_sqlite_instance_get,
     .instance_update = store_sqlite_instance_update,

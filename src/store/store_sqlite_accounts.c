@@ -7,7 +7,12 @@
 #include "common/xalloc.h"
 #include "store/store_sqlite_int.h"
 
-#define ACCOUNT_COLS  "uin, owner_uin, app_id, secret_id, secret_key, is_root, policy_json"
+/* An account row with the key pair it is read with (k), and its root account (o) for the
+ * disabled flag a root passes on to its sub-accounts. */
+#define ACCOUNT_SELECT                                                                             \
+    "SELECT a.uin, a.owner_uin, a.app_id, k.secret_id, k.secret_key, a.is_root, a.policy_json,"    \
+    " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
+    " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
 
 static bool is_constraint(struct sq_conn *c, int extended)
@@ -31,40 +36,64 @@ int store_sqlite_account_count(struct store *s, int64_t *out, struct err *e)
     return rc;
 }
 
-static int account_insert(struct sq_conn *c, const struct account *a, struct err *e)
+/* Adds an enabled key pair to uin in the caller's write transaction; the SecretKey is sealed. */
+static int key_insert(struct sq_conn *c, const char *uin, const char *secret_id,
+                      const char *secret_key, int64_t now, struct err *e)
 {
     sqlite3_stmt *st;
     char *key = NULL;
-    int rc = secretbox_seal(a->secret_key, &key, e);
+    int rc = secretbox_seal(secret_key, &key, e);
     if (rc == 0)
-        rc = sq_stmt(c, SQ_ACCOUNT_INSERT,
-                     "INSERT INTO accounts(" ACCOUNT_COLS ", created_ms)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        rc = sq_stmt(c, SQ_KEY_INSERT,
+                     "INSERT INTO account_keys(secret_id, uin, secret_key, status, created_ms)"
+                     " VALUES(?1, ?2, ?3, 'enabled', ?4)",
                      &st, e);
     if (rc != 0) {
         free(key);
         return rc;
     }
-    sq_bind_text(st, 1, a->uin);
-    sq_bind_text(st, 2, a->owner_uin);
-    sq_bind_text(st, 3, a->app_id);
-    sq_bind_text(st, 4, a->secret_id);
-    sq_bind_text(st, 5, key);
-    sqlite3_bind_int(st, 6, a->is_root);
-    sq_bind_text(st, 7, a->has_policy ? a->policy_json : NULL);
-    sqlite3_bind_int64(st, 8, sq_now_ms());
+    sq_bind_text(st, 1, secret_id);
+    sq_bind_text(st, 2, uin);
+    sq_bind_text(st, 3, key);
+    sqlite3_bind_int64(st, 4, now);
     if (sqlite3_step(st) != SQLITE_DONE) {
         if (is_constraint(c, SQLITE_CONSTRAINT_PRIMARYKEY))
-            rc = err_set(e, ERR_ALREADY_EXISTS, "account %s already exists", a->uin);
-        else if (is_constraint(c, SQLITE_CONSTRAINT_UNIQUE))
             rc = err_set(e, ERR_ALREADY_EXISTS, "SecretId %s is already taken by another account",
-                         a->secret_id);
+                         secret_id);
         else
-            rc = sq_fail(c, e, "inserting an account");
+            rc = sq_fail(c, e, "inserting a key pair");
     }
     sq_done(st);
     free(key);
     return rc;
+}
+
+/* The account and its first key pair, in the caller's write transaction. */
+static int account_insert(struct sq_conn *c, const struct account *a, struct err *e)
+{
+    sqlite3_stmt *st;
+    int64_t now = sq_now_ms();
+    int rc = sq_stmt(c, SQ_ACCOUNT_INSERT,
+                     "INSERT INTO accounts(uin, owner_uin, app_id, is_root, policy_json,"
+                     " created_ms, disabled) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, a->uin);
+    sq_bind_text(st, 2, a->owner_uin);
+    sq_bind_text(st, 3, a->app_id);
+    sqlite3_bind_int(st, 4, a->is_root);
+    sq_bind_text(st, 5, a->has_policy ? a->policy_json : NULL);
+    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_int(st, 7, a->disabled);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        if (is_constraint(c, SQLITE_CONSTRAINT_PRIMARYKEY))
+            rc = err_set(e, ERR_ALREADY_EXISTS, "account %s already exists", a->uin);
+        else
+            rc = sq_fail(c, e, "inserting an account");
+    }
+    sq_done(st);
+    return rc ? rc : key_insert(c, a->uin, a->secret_id, a->secret_key, now, e);
 }
 
 int store_sqlite_account_create(struct store *s, const struct account *a, struct err *e)
@@ -79,6 +108,7 @@ int store_sqlite_account_create(struct store *s, const struct account *a, struct
     return sq_end_write(c, rc, e);
 }
 
+/* Fills out from an ACCOUNT_SELECT row; an account without a key has secret_id "". */
 static int account_from_row(sqlite3_stmt *st, struct account *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
@@ -86,20 +116,23 @@ static int account_from_row(sqlite3_stmt *st, struct account *out, struct err *e
     sq_copy(out->owner_uin, sizeof out->owner_uin, sqlite3_column_text(st, 1));
     sq_copy(out->app_id, sizeof out->app_id, sqlite3_column_text(st, 2));
     sq_copy(out->secret_id, sizeof out->secret_id, sqlite3_column_text(st, 3));
-    int rc = secretbox_open_into((const char *)sqlite3_column_text(st, 4), out->secret_key,
-                                 sizeof out->secret_key, e);
+    const char *sealed = (const char *)sqlite3_column_text(st, 4);
+    int rc = sealed ? secretbox_open_into(sealed, out->secret_key, sizeof out->secret_key, e) : 0;
     if (rc != 0)
         return rc;
     out->is_root = sqlite3_column_int(st, 5) != 0;
     const unsigned char *policy = sqlite3_column_text(st, 6);
     out->policy_json = policy ? xstrdup((const char *)policy) : NULL;
     out->has_policy = policy != NULL;
+    out->disabled = sqlite3_column_int(st, 7) != 0;
+    out->owner_disabled = sqlite3_column_int(st, 8) != 0;
     return 0;
 }
 
-/* One account by key (uin or SecretId): ERR_NOT_FOUND when absent. */
+/* One account by key (uin or SecretId): ERR_NOT_FOUND when absent. *key_enabled (may be NULL)
+ * tells whether the key pair read with it is enabled. */
 static int account_lookup(struct store *s, enum sq_slot slot, const char *sql, const char *key,
-                          const char *what, struct account *out, struct err *e)
+                          const char *what, struct account *out, bool *key_enabled, struct err *e)
 {
     struct sq_conn *c = sq_reader_acquire(sq_of(s));
     sqlite3_stmt *st;
@@ -107,12 +140,16 @@ static int account_lookup(struct store *s, enum sq_slot slot, const char *sql, c
     if (rc == 0) {
         sq_bind_text(st, 1, key);
         int step = sqlite3_step(st);
-        if (step == SQLITE_ROW)
+        if (step == SQLITE_ROW) {
             rc = account_from_row(st, out, e);
-        else if (step == SQLITE_DONE)
+            const char *status = (const char *)sqlite3_column_text(st, 9);
+            if (key_enabled)
+                *key_enabled = status && strcmp(status, "enabled") == 0;
+        } else if (step == SQLITE_DONE) {
             rc = err_set(e, ERR_NOT_FOUND, "no account with %s %s", what, key);
-        else
+        } else {
             rc = sq_fail(c, e, "reading an account");
+        }
     }
     sq_done(st);
     sq_release(c);
@@ -122,35 +159,204 @@ static int account_lookup(struct store *s, enum sq_slot slot, const char *sql, c
 int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
                                       struct err *e)
 {
-    return account_lookup(s, SQ_ACCOUNT_BY_SECRET,
-                          "SELECT " ACCOUNT_COLS " FROM accounts WHERE secret_id = ?1", secret_id,
-                          "SecretId", out, e);
+    bool enabled = false;
+    int rc = account_lookup(s, SQ_ACCOUNT_BY_SECRET,
+                            ACCOUNT_SELECT "JOIN account_keys k ON k.uin = a.uin"
+                                           " WHERE k.secret_id = ?1",
+                            secret_id, "SecretId", out, &enabled, e);
+    if (rc == 0)
+        rc = store_account_refuse_unusable(out, enabled, e);
+    return rc;
 }
 
+/* The first enabled key pair (else the first one) comes with it: main.c opens its SecretKey to
+ * check the secret key file. */
 int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account *out,
                                 struct err *e)
 {
     return account_lookup(s, SQ_ACCOUNT_BY_UIN,
-                          "SELECT " ACCOUNT_COLS " FROM accounts WHERE uin = ?1", uin, "uin", out,
-                          e);
+                          ACCOUNT_SELECT "LEFT JOIN account_keys k ON k.secret_id ="
+                                         " (SELECT secret_id FROM account_keys WHERE uin = a.uin"
+                                         " ORDER BY status = 'enabled' DESC, created_ms, secret_id"
+                                         " LIMIT 1) WHERE a.uin = ?1",
+                          uin, "uin", out, NULL, e);
 }
 
-int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
-                                    struct err *e)
+/* One write statement of up to three text parameters in its own transaction; *changes gets the
+ * rows it touched. */
+static int write_one(struct store *s, enum sq_slot slot, const char *sql, const char *p1,
+                     const char *p2, const char *p3, const char *what, int *changes, struct err *e)
 {
     struct sq_conn *c = sq_writer_acquire(sq_of(s));
     sqlite3_stmt *st = NULL;
     int rc = sq_begin_write(c, e);
     if (rc == 0)
-        rc = sq_stmt(c, SQ_ACCOUNT_SET_POLICY,
-                     "UPDATE accounts SET policy_json = ?2 WHERE uin = ?1", &st, e);
+        rc = sq_stmt(c, slot, sql, &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, p1);
+        sq_bind_text(st, 2, p2);
+        sq_bind_text(st, 3, p3);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sq_fail(c, e, what);
+        else
+            *changes = sqlite3_changes(c->db);
+    }
+    sq_done(st);
+    return sq_end_write(c, rc, e);
+}
+
+int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                    struct err *e)
+{
+    int n = 0;
+    int rc =
+        write_one(s, SQ_ACCOUNT_SET_POLICY, "UPDATE accounts SET policy_json = ?2 WHERE uin = ?1",
+                  uin, policy_json, NULL, "setting an account's policy", &n, e);
+    return rc == 0 && n == 0 ? err_set(e, ERR_NOT_FOUND, "no account with uin %s", uin) : rc;
+}
+
+int store_sqlite_account_set_disabled(struct store *s, const char *uin, bool disabled,
+                                      struct err *e)
+{
+    int n = 0;
+    int rc = write_one(s, SQ_ACCOUNT_SET_DISABLED,
+                       "UPDATE accounts SET disabled = CAST(?2 AS INTEGER) WHERE uin = ?1", uin,
+                       disabled ? "1" : "0", NULL, "disabling an account", &n, e);
+    return rc == 0 && n == 0 ? err_set(e, ERR_NOT_FOUND, "no account with uin %s", uin) : rc;
+}
+
+/* Whether uin exists (*exists) and how many keys it holds (*keys), on c. */
+static int account_key_count(struct sq_conn *c, const char *uin, bool *exists, int64_t *keys,
+                             struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_ACCOUNT_EXISTS,
+                     "SELECT (SELECT count(*) FROM accounts WHERE uin = ?1),"
+                     " (SELECT count(*) FROM account_keys WHERE uin = ?1)",
+                     &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, uin);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *exists = sqlite3_column_int64(st, 0) > 0;
+        *keys = sqlite3_column_int64(st, 1);
+    } else {
+        rc = sq_fail(c, e, "counting an account's keys");
+    }
+    sq_done(st);
+    return rc;
+}
+
+int store_sqlite_account_key_create(struct store *s, const char *uin, const char *secret_id,
+                                    const char *secret_key, int max_keys, struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    bool exists = false;
+    int64_t keys = 0;
+    /* Counted and inserted under the one writer's BEGIN IMMEDIATE: two creates cannot both pass. */
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = account_key_count(c, uin, &exists, &keys, e);
+    if (rc == 0 && !exists)
+        rc = err_set(e, ERR_NOT_FOUND, "no account with uin %s", uin);
+    else if (rc == 0 && keys >= max_keys)
+        rc = err_set(e, ERR_CONFLICT,
+                     "account %s already has %lld key pairs, the most it may hold; delete one "
+                     "(disable it first) before creating another",
+                     uin, (long long)keys);
+    if (rc == 0)
+        rc = key_insert(c, uin, secret_id, secret_key, sq_now_ms(), e);
+    return sq_end_write(c, rc, e);
+}
+
+int store_sqlite_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e)
+{
+    *out = NULL;
+    struct sq_conn *c = sq_reader_acquire(sq_of(s));
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_KEY_LIST,
+                     "SELECT k.secret_id, k.status, k.created_ms FROM accounts a"
+                     " LEFT JOIN account_keys k ON k.uin = a.uin WHERE a.uin = ?1"
+                     " ORDER BY k.created_ms, k.secret_id",
+                     &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, uin);
-        sq_bind_text(st, 2, policy_json);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = sq_fail(c, e, "setting an account's policy");
-        else if (sqlite3_changes(c->db) == 0)
+        json_t *arr = json_array();
+        int step, rows = 0;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            rows++;
+            if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+                continue; /* the account, without a key */
+            json_array_append_new(
+                arr, json_pack("{s:o, s:o, s:o}", "SecretId", sq_col_json_text(st, 0), "Status",
+                               sq_col_json_text(st, 1), "created_ms", sq_col_json_int(st, 2)));
+        }
+        if (step != SQLITE_DONE)
+            rc = sq_fail(c, e, "listing an account's keys");
+        else if (rows == 0)
             rc = err_set(e, ERR_NOT_FOUND, "no account with uin %s", uin);
+        if (rc == 0)
+            *out = arr;
+        else
+            json_decref(arr);
+    }
+    sq_done(st);
+    sq_release(c);
+    return rc;
+}
+
+int store_sqlite_account_key_set_enabled(struct store *s, const char *uin, const char *secret_id,
+                                         bool enabled, struct err *e)
+{
+    int n = 0;
+    int rc = write_one(s, SQ_KEY_SET_STATUS,
+                       "UPDATE account_keys SET status = ?3 WHERE uin = ?1 AND secret_id = ?2", uin,
+                       secret_id, enabled ? "enabled" : "disabled", "changing a key pair's status",
+                       &n, e);
+    if (rc == 0 && n == 0)
+        rc = err_set(e, ERR_NOT_FOUND, "account %s has no key pair %s", uin, secret_id);
+    return rc;
+}
+
+/* The status of uin's key secret_id on c into status[16]; ERR_NOT_FOUND when it has none. */
+static int key_status(struct sq_conn *c, const char *uin, const char *secret_id, char status[16],
+                      struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_KEY_STATUS,
+                     "SELECT status FROM account_keys WHERE uin = ?1 AND secret_id = ?2", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, uin);
+    sq_bind_text(st, 2, secret_id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        sq_copy(status, 16, sqlite3_column_text(st, 0));
+    else if (step == SQLITE_DONE)
+        rc = err_set(e, ERR_NOT_FOUND, "account %s has no key pair %s", uin, secret_id);
+    else
+        rc = sq_fail(c, e, "reading a key pair");
+    sq_done(st);
+    return rc;
+}
+
+int store_sqlite_account_key_delete(struct store *s, const char *uin, const char *secret_id,
+                                    struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    sqlite3_stmt *st = NULL;
+    char status[16] = "";
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = key_status(c, uin, secret_id, status, e);
+    if (rc == 0 && strcmp(status, "disabled") != 0)
+        rc = store_key_delete_refused(uin, secret_id, e);
+    if (rc == 0)
+        rc = sq_stmt(c, SQ_KEY_DELETE, "DELETE FROM account_keys WHERE secret_id = ?1", &st, e);
+    if (rc == 0) {
+        sq_bind_text(st, 1, secret_id);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sq_fail(c, e, "deleting a key pair");
     }
     sq_done(st);
     return sq_end_write(c, rc, e);

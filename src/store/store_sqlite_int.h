@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  3
+#define SQ_SCHEMA_VERSION  4
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {
@@ -24,6 +24,13 @@ enum sq_slot {
     SQ_ACCOUNT_BY_SECRET,
     SQ_ACCOUNT_BY_UIN,
     SQ_ACCOUNT_SET_POLICY,
+    SQ_ACCOUNT_SET_DISABLED,
+    SQ_ACCOUNT_EXISTS,
+    SQ_KEY_INSERT,
+    SQ_KEY_LIST,
+    SQ_KEY_STATUS,
+    SQ_KEY_SET_STATUS,
+    SQ_KEY_DELETE,
     SQ_INSTANCE_INSERT,
     SQ_INSTANCE_GET,
     SQ_INSTANCE_UPDATE,
@@ -117,6 +124,15 @@ int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account
 int store_sqlite_account_first_root(struct store *s, const struct account *cand,
                                     struct account *out, struct err *e);
 int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                    struct err *e);
+int store_sqlite_account_set_disabled(struct store *s, const char *uin, bool disabled,
+                                      struct err *e);
+int store_sqlite_account_key_create(struct store *s, const char *uin, const char *secret_id,
+                                    const char *secret_key, int max_keys, struct err *e);
+int store_sqlite_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e);
+int store_sqlite_account_key_set_enabled(struct store *s, const char *uin, const char *secret_id,
+                                         bool enabled, struct err *e);
+int store_sqlite_account_key_delete(struct store *s, const char *uin, const char *secret_id,
                                     struct err *e);
 int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e);
 int store_sqlite_instance_get(struct store *s, const char *product, const char *instance_id,

@@ -194,10 +194,19 @@ describe('upgrade: a store from before tokens', T, () => {
   test('the AdminToken of an existing credentials.json is put in the store at start', async () => {
     const d = await up();
     await d.stop({ keepData: true });
-    // Back to schema 2, as an asyncd without tokens left it.
+    // Back to schema 2, as an asyncd without tokens left it (schema 4's account_keys undone too:
+    // one key per account row).
     const back = d.storeUrl
-      ? 'DROP TABLE tokens; UPDATE schema_version SET version = 2'
-      : "DROP TABLE tokens; UPDATE meta SET value = '2' WHERE key = 'schema_version'";
+      ? 'DROP TABLE tokens; ALTER TABLE accounts ADD COLUMN secret_id TEXT, ADD COLUMN secret_key TEXT;'
+        + ' UPDATE accounts a SET secret_id = k.secret_id, secret_key = k.secret_key FROM account_keys k'
+        + ' WHERE k.uin = a.uin; ALTER TABLE accounts DROP COLUMN disabled; DROP TABLE account_keys;'
+        + ' UPDATE schema_version SET version = 2'
+      : 'DROP TABLE tokens; CREATE TABLE a3 (uin TEXT PRIMARY KEY, owner_uin TEXT NOT NULL, app_id TEXT NOT NULL,'
+        + ' secret_id TEXT NOT NULL UNIQUE, secret_key TEXT NOT NULL, is_root INTEGER NOT NULL, policy_json TEXT,'
+        + ' created_ms INTEGER NOT NULL); INSERT INTO a3 SELECT a.uin, a.owner_uin, a.app_id, k.secret_id,'
+        + ' k.secret_key, a.is_root, a.policy_json, a.created_ms FROM accounts a JOIN account_keys k ON k.uin = a.uin;'
+        + ' DROP TABLE accounts; DROP TABLE account_keys; ALTER TABLE a3 RENAME TO accounts;'
+        + " CREATE INDEX accounts_owner ON accounts(owner_uin); UPDATE meta SET value = '2' WHERE key = 'schema_version'";
     await storeSql(d, back);
     await d.start();
     const r = await d.admin('GET', '/v1/tokens');

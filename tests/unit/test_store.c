@@ -153,7 +153,7 @@ static void test_open_records_schema_version(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "3");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "4");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -264,6 +264,184 @@ static void test_account_lookup_of_unknown_is_not_found(void **state)
     assert_int_equal(store_account_by_secret_id(f->s, "AKIDnone", &got, &e), ERR_NOT_FOUND);
     assert_int_equal(store_account_by_uin(f->s, "1", &got, &e), ERR_NOT_FOUND);
     assert_int_equal(store_account_set_policy(f->s, "1", "[]", &e), ERR_NOT_FOUND);
+}
+
+static struct account sub_account(const char *uin, const char *owner, const char *secret_id)
+{
+    struct account a = root_account(uin, secret_id);
+    snprintf(a.owner_uin, sizeof a.owner_uin, "%s", owner);
+    a.is_root = false;
+    return a;
+}
+
+/* The SecretIds and statuses of uin's keys as "id:status,id:status". */
+static void key_summary(struct store *s, const char *uin, char *out, size_t cap)
+{
+    struct err e = {0};
+    json_t *keys = NULL;
+    assert_int_equal(store_account_key_list(s, uin, &keys, &e), 0);
+    size_t i, n = 0;
+    json_t *k;
+    out[0] = '\0';
+    json_array_foreach(keys, i, k)
+    {
+        assert_null(json_object_get(k, "SecretKey"));
+        assert_true(json_integer_value(json_object_get(k, "created_ms")) > 0);
+        n += (size_t)snprintf(out + n, cap - n, "%s%s:%s", i ? "," : "",
+                              json_string_value(json_object_get(k, "SecretId")),
+                              json_string_value(json_object_get(k, "Status")));
+    }
+    json_decref(keys);
+}
+
+static void test_account_keys_create_list_disable_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account a = root_account("100000000001", "AKIDfirst"), got = {0};
+    char sum[256];
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    assert_int_equal(store_account_key_create(f->s, "100000000001", "AKIDsecond", "k2", 2, &e), 0);
+    key_summary(f->s, "100000000001", sum, sizeof sum);
+    assert_string_equal(sum, "AKIDfirst:enabled,AKIDsecond:enabled");
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDsecond", &got, &e), 0);
+    assert_string_equal(got.uin, "100000000001");
+    assert_string_equal(got.secret_id, "AKIDsecond");
+    assert_string_equal(got.secret_key, "k2");
+    account_clear(&got);
+    /* the most it may hold, decided by the store: a third is a conflict */
+    assert_int_equal(store_account_key_create(f->s, "100000000001", "AKIDthird", "k3", 2, &e),
+                     ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "100000000001"));
+    assert_int_equal(store_account_key_create(f->s, "1", "AKIDx", "kx", 2, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDfirst", false, &e),
+                     0);
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDfirst", &got, &e), ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "disabled"));
+    assert_string_equal(got.secret_key, ""); /* a refused key is never handed out */
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDsecond", &got, &e), 0);
+    account_clear(&got);
+    /* by uin: the first enabled key comes with the account */
+    assert_int_equal(store_account_by_uin(f->s, "100000000001", &got, &e), 0);
+    assert_string_equal(got.secret_id, "AKIDsecond");
+    account_clear(&got);
+    assert_int_equal(store_account_key_delete(f->s, "100000000001", "AKIDsecond", &e),
+                     ERR_CONFLICT);
+    assert_int_equal(store_account_key_delete(f->s, "100000000001", "AKIDfirst", &e), 0);
+    assert_int_equal(store_account_key_delete(f->s, "100000000001", "AKIDfirst", &e),
+                     ERR_NOT_FOUND);
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDfirst", &got, &e), ERR_NOT_FOUND);
+    key_summary(f->s, "100000000001", sum, sizeof sum);
+    assert_string_equal(sum, "AKIDsecond:enabled");
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDnone", true, &e),
+                     ERR_NOT_FOUND);
+    json_t *keys = NULL;
+    assert_int_equal(store_account_key_list(f->s, "1", &keys, &e), ERR_NOT_FOUND);
+    assert_null(keys);
+}
+
+static void test_account_key_secret_ids_are_unique_across_accounts(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account a = root_account("100000000001", "AKIDa"),
+                   b = root_account("100000000002", "AKIDb");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    assert_int_equal(store_account_create(f->s, &b, &e), 0);
+    assert_int_equal(store_account_key_create(f->s, "100000000002", "AKIDa", "x", 2, &e),
+                     ERR_ALREADY_EXISTS);
+    /* one account's key is not another's to change */
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000002", "AKIDa", false, &e),
+                     ERR_NOT_FOUND);
+    assert_int_equal(store_account_key_delete(f->s, "100000000002", "AKIDa", &e), ERR_NOT_FOUND);
+    struct account got = {0};
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDa", &got, &e), 0);
+    account_clear(&got);
+}
+
+static void test_disabled_accounts_and_their_roots_refuse_their_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account root = root_account("100000000001", "AKIDroot");
+    struct account sub = sub_account("200000000001", "100000000001", "AKIDsub");
+    struct account got = {0};
+    assert_int_equal(store_account_create(f->s, &root, &e), 0);
+    assert_int_equal(store_account_create(f->s, &sub, &e), 0);
+    assert_int_equal(store_account_set_disabled(f->s, "200000000001", true, &e), 0);
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDsub", &got, &e), ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "200000000001"));
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDroot", &got, &e), 0);
+    account_clear(&got);
+    assert_int_equal(store_account_set_disabled(f->s, "200000000001", false, &e), 0);
+    assert_int_equal(store_account_set_disabled(f->s, "100000000001", true, &e), 0);
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDroot", &got, &e), ERR_NOT_FOUND);
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDsub", &got, &e), ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "root account 100000000001"));
+    /* the admin API still reads both, with their flags */
+    assert_int_equal(store_account_by_uin(f->s, "200000000001", &got, &e), 0);
+    assert_false(got.disabled);
+    assert_true(got.owner_disabled);
+    account_clear(&got);
+    assert_int_equal(store_account_by_uin(f->s, "100000000001", &got, &e), 0);
+    assert_true(got.disabled);
+    assert_false(got.owner_disabled);
+    account_clear(&got);
+    assert_int_equal(store_account_set_disabled(f->s, "100000000001", false, &e), 0);
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDsub", &got, &e), 0);
+    account_clear(&got);
+    assert_int_equal(store_account_set_disabled(f->s, "1", true, &e), ERR_NOT_FOUND);
+}
+
+/* A store of schema version 3 (one key per account row) opens at version 4 with each account's
+ * key moved into account_keys: it still signs, in clear or sealed as it was. */
+static void test_schema_3_accounts_keep_their_keys(void **state)
+{
+    struct fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/v3.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO meta VALUES('schema_version', '3');"
+                     "CREATE TABLE accounts (uin TEXT PRIMARY KEY, owner_uin TEXT NOT NULL,"
+                     " app_id TEXT NOT NULL, secret_id TEXT NOT NULL UNIQUE,"
+                     " secret_key TEXT NOT NULL, is_root INTEGER NOT NULL, policy_json TEXT,"
+                     " created_ms INTEGER NOT NULL);"
+                     "CREATE INDEX accounts_owner ON accounts(owner_uin);"
+                     "INSERT INTO accounts VALUES('300000000002', '300000000002', '125', 'AKIDnew',"
+                     " 'plain-new', 1, NULL, 5);"
+                     "INSERT INTO accounts VALUES('300000000001', '300000000001', '125', 'AKIDold',"
+                     " 'plain-old', 1, NULL, 5);"
+                     "INSERT INTO accounts VALUES('300000000003', '300000000001', '125', 'AKIDsub',"
+                     " 'plain-sub', 0, '[\"cdb:*\"]', 6);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    char url[160];
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    struct store *s = NULL;
+    struct err e = {0};
+    assert_int_equal(store_open(url, f->dir, &s, &e), 0);
+    struct account got = {0};
+    assert_int_equal(store_account_by_secret_id(s, "AKIDsub", &got, &e), 0);
+    assert_string_equal(got.secret_key, "plain-sub");
+    assert_string_equal(got.owner_uin, "300000000001");
+    assert_string_equal(got.policy_json, "[\"cdb:*\"]");
+    assert_false(got.disabled);
+    account_clear(&got);
+    char sum[256];
+    key_summary(s, "300000000001", sum, sizeof sum);
+    assert_string_equal(sum, "AKIDold:enabled");
+    /* the oldest root (same created_ms: the first inserted) stays the first root */
+    struct account cand = root_account("300000000009", "AKIDcand");
+    assert_int_equal(store_account_first_root(s, &cand, &got, &e), 0);
+    assert_string_equal(got.uin, "300000000002");
+    account_clear(&got);
+    assert_int_equal(store_account_key_create(s, "300000000001", "AKIDold2", "k", 2, &e), 0);
+    store_close(s);
 }
 
 static struct token a_token(const char *id, const char *scope, char hash_digit)
@@ -789,6 +967,9 @@ static void test_summaries_run_beside_task_creation(void **state)
     X(test_account_create_refuses_duplicate_uin_or_secret_id)                                      \
     X(test_account_lookup_of_unknown_is_not_found)                                                 \
     X(test_account_set_policy_is_read_back)                                                        \
+    X(test_account_keys_create_list_disable_delete)                                                \
+    X(test_account_key_secret_ids_are_unique_across_accounts)                                      \
+    X(test_disabled_accounts_and_their_roots_refuse_their_keys)                                    \
     X(test_token_create_find_list_touch_revoke)                                                    \
     X(test_token_create_refuses_a_taken_id_or_hash_even_revoked)                                   \
     X(test_instance_create_get_update_list)                                                        \
@@ -816,7 +997,8 @@ int main(void)
         ON_SQLITE(test_open_records_schema_version) ON_SQLITE(test_database_files_are_private)
             ON_SQLITE(test_store_open_refuses_bad_postgres_options)
                 ON_SQLITE(test_store_open_sqlite_url_uses_that_file)
-                    ON_SQLITE(test_store_open_reports_unwritable_directory) CONTRACT(ON_SQLITE)};
+                    ON_SQLITE(test_store_open_reports_unwritable_directory)
+                        ON_SQLITE(test_schema_3_accounts_keep_their_keys) CONTRACT(ON_SQLITE)};
     const struct CMUnitTest postgres[] = {CONTRACT(ON_PG)};
     int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
     const char *pg = getenv("ASYNCD_TEST_PG");

@@ -61,5 +61,9 @@ int params_json_depth_check(const char *s, size_t len, int max_depth, struct err
 
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool params_utf8_valid(const char *s, size_t len);
+/* The common body of a poll, {"AsyncRequestId":"..."}: a JSON object whose values are all strings
+ * of printable ASCII without escapes, and no key twice. Returns that object, or NULL for anything
+ * else (the caller then asks jansson, whose answer and errors stay the reference). */
+json_t *params_json_flat_strings(const char *s, size_t len);
 
 #endif

@@ -44,6 +44,8 @@ static int parse_json_body(struct api_request *r, struct err *e)
         r->params = json_object();
         return 0;
     }
+    if ((r->params = params_json_flat_strings(h->body, h->body_len)))
+        return 0;
     if (!params_utf8_valid(h->body, h->body_len))
         return err_set(e, ERR_INVALID_PARAMETER, "the request body is not valid UTF-8");
     int rc = params_json_depth_check(h->body, h->body_len, PARAMS_MAX_JSON_DEPTH, e);
@@ -243,7 +245,9 @@ static const char *header_lookup(void *ctx, const char *lower_name)
 /* "host:port" -> "host" (IPv6 "[::1]:port" keeps its brackets). */
 static void host_without_port(const char *host, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s", host ? host : "");
+    size_t n = host ? strnlen(host, outlen - 1) : 0; /* a copy, not snprintf: 0.6% of a poll */
+    memcpy(out, host ? host : "", n);
+    out[n] = '\0';
     char *colon = strrchr(out, ':');
     char *bracket = strrchr(out, ']');
     if (colon && (!bracket || colon > bracket) && (out[0] == '[' || strchr(out, ':') == colon))

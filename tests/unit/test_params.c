@@ -350,6 +350,39 @@ static void test_json_depth_check_counts_only_structure(void **state)
     assert_int_equal(params_json_depth_check(str, strlen(str), 2, &e), 0);
 }
 
+/* The poll's fast path reads flat objects of plain strings exactly as jansson does, and leaves
+ * every other shape (escapes, non-strings, duplicates, trailing bytes) to jansson. */
+static void test_json_flat_strings_matches_jansson_or_declines(void **state)
+{
+    (void)state;
+    static const char *const taken[] = {"{\"AsyncRequestId\":\"17c36da0-ee16b61f\"}",
+                                        " { \"A\" : \"1\" ,\"B\":\"\"}\r\n", "{}",
+                                        "{\"InstanceId\":\"cdb-1\",\"Offset\":\"0\"}"};
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+        json_t *fast = params_json_flat_strings(taken[i], strlen(taken[i]));
+        json_t *ref = json_loads(taken[i], JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(fast);
+        assert_non_null(ref);
+        assert_true(json_equal(fast, ref));
+        json_decref(fast);
+        json_decref(ref);
+    }
+    static const char *const declined[] = {"{\"A\":\"x\\\"y\"}",
+                                           "{\"A\":1}",
+                                           "{\"A\":\"1\",\"A\":\"2\"}",
+                                           "{\"A\":\"1\"} x",
+                                           "{\"A\":{\"B\":\"1\"}}",
+                                           "[\"A\"]",
+                                           "{\"A\":\"\xc3\xa9\"}",
+                                           "{\"A\":\"1\",}",
+                                           "{\"A\" \"1\"}",
+                                           "",
+                                           "{\"A\":\"1\"",
+                                           "{\"A\":\"a\tb\"}"};
+    for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++)
+        assert_null(params_json_flat_strings(declined[i], strlen(declined[i])));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_form_refuses_long_names_and_values),
         cmocka_unit_test(test_form_refuses_names_deeper_than_the_limit),
         cmocka_unit_test(test_json_depth_check_counts_only_structure),
+        cmocka_unit_test(test_json_flat_strings_matches_jansson_or_declines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

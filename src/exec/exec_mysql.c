@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/json_keys.h"
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
 #include "products/cdb_guard.h"
@@ -156,18 +157,13 @@ static int check_keys(const json_t *action, const json_t *body, struct err *e)
     if (json_object_size(action) != 1)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "action: a mysql action has only the \"mysql\" key");
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)body, key, value)
-    {
-        size_t i = 0;
-        while (i < sizeof body_keys / sizeof body_keys[0] && strcmp(key, body_keys[i]) != 0)
-            i++;
-        if (i == sizeof body_keys / sizeof body_keys[0])
-            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                           "mysql.%s: unknown key (expected sql, statements, args, message, "
-                           "capture, ignore_errors, reserved_accounts, parameter, done_if)",
-                           key);
+    size_t n = sizeof body_keys / sizeof body_keys[0];
+    const char *key = json_keys_unknown(body, body_keys, n);
+    if (key) {
+        char known[256];
+        json_keys_join(body_keys, n, known, sizeof known);
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: unknown key (expected %s)", key,
+                       known);
     }
     int has_sql = json_object_get(body, "sql") != NULL;
     int has_statements = json_object_get(body, "statements") != NULL;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_keys.h"
 #include "common/pattern.h"
 #include "flows/flow_int.h"
 
@@ -297,10 +298,10 @@ static int check_fields(struct ctx *c, const json_t *fields, const json_t *v, js
 {
     size_t base = strlen(c->path);
     const char *sep = base ? "." : "";
-    const char *key;
-    json_t *x;
-    json_object_foreach((json_t *)v, key, x) if (!json_object_get(fields, key)) return err_set(
-        e, ERR_UNKNOWN_PARAMETER, "The parameter `%s%s%.64s` is not recognized", c->path, sep, key);
+    const char *key = json_keys_unknown_in(v, fields);
+    if (key)
+        return err_set(e, ERR_UNKNOWN_PARAMETER, "The parameter `%s%s%.64s` is not recognized",
+                       c->path, sep, key);
     json_t *obj = json_object();
     json_t *node;
     json_object_foreach((json_t *)fields, key, node)

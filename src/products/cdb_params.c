@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/json_keys.h"
 #include "common/pattern.h"
 #include "common/xalloc.h"
 #include "exec/mysql_conn.h"
@@ -278,25 +279,6 @@ static const char *const entry_keys[] = {"name",        "type",        "min",   
                                          "values",      "pattern",     "max_length", "default",
                                          "description", "need_reboot", "editable",   "remove"};
 
-static int entry_keys_ok(const json_t *p, const char *where, struct err *e)
-{
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)p, key, v)
-    {
-        size_t i = 0;
-        while (i < sizeof entry_keys / sizeof entry_keys[0] && strcmp(key, entry_keys[i]) != 0)
-            i++;
-        if (i == sizeof entry_keys / sizeof entry_keys[0])
-            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                           "%s: unknown field \"%.64s\" (known: name, type, min, max, values, "
-                           "pattern, max_length, default, description, need_reboot, editable, "
-                           "remove)",
-                           where, key);
-    }
-    return 0;
-}
-
 /* The fields each type needs: integer/float a min and max, enum/set their values, string an
  * optional pattern that compiles. */
 static int entry_type_ok(const json_t *p, const char *where, struct err *e)
@@ -378,7 +360,7 @@ static int entry_ok(const json_t *p, const char *file, size_t i, struct err *e)
     int rc;
     if (!json_is_object(p))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: expected an object", where);
-    if ((rc = entry_keys_ok(p, where, e)))
+    if ((rc = json_keys_check(p, entry_keys, sizeof entry_keys / sizeof entry_keys[0], where, e)))
         return rc;
     if (!name || !name_ok(name))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,

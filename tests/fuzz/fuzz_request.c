@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cloudapi/keycache.h"
 #include "cloudapi/request.h"
@@ -14,44 +13,13 @@
 #define FUZZ_SECRET_KEY "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
 #define FUZZ_NOW_S      1795422600LL              /* the vectors' X-TC-Timestamp */
 #define FUZZ_SKEW_S     (100LL * 365 * 24 * 3600) /* wide, but gmtime stays in 4-digit years */
-#define MAX_HEADERS     64
-
-struct headers {
-    const char *name[MAX_HEADERS], *value[MAX_HEADERS];
-    size_t n;
-};
-
-static const char *lookup(void *conn, const char *name)
-{
-    const struct headers *h = conn;
-    for (size_t i = 0; i < h->n; i++)
-        if (strcasecmp(h->name[i], name) == 0)
-            return h->value[i];
-    return NULL;
-}
-
-/* Cuts the line at *p (ending in '\n' or the end of the buffer), dropping a trailing '\r'. */
-static char *next_line(char **p)
-{
-    char *line = *p, *nl = strchr(line, '\n');
-    if (nl) {
-        *nl = '\0';
-        *p = nl + 1;
-    } else {
-        *p = line + strlen(line);
-    }
-    size_t n = strlen(line);
-    if (n && line[n - 1] == '\r')
-        line[n - 1] = '\0';
-    return line;
-}
 
 /* Input framing, like HTTP/1.1: "METHOD PATH[?QUERY]\n", "Name: value\n" lines, an empty line,
  * then the body (any bytes, to the end). */
-static void parse_input(char *buf, size_t size, struct http_request *req, struct headers *hs)
+static void parse_input(char *buf, size_t size, struct http_request *req, struct fuzz_headers *hs)
 {
     char *p = buf;
-    char *line = next_line(&p);
+    char *line = fuzz_next_line(&p, FUZZ_AS_SERVED);
     char *sp = strchr(line, ' ');
     req->method = line;
     req->path = "/";
@@ -65,20 +33,7 @@ static void parse_input(char *buf, size_t size, struct http_request *req, struct
         }
         req->path = path;
     }
-    while (*p) {
-        line = next_line(&p);
-        if (!*line)
-            break;
-        char *colon = strchr(line, ':');
-        if (!colon || hs->n == MAX_HEADERS)
-            continue;
-        *colon = '\0';
-        char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        hs->name[hs->n] = line;
-        hs->value[hs->n++] = v;
-    }
+    fuzz_read_headers(&p, hs, FUZZ_MAX_HEADERS, FUZZ_AS_SERVED);
     req->body = p;
     req->body_len = size - (size_t)(p - buf);
 }
@@ -94,8 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!kc)
         kc = keycache_new(); /* kept for the whole run, like the daemon's */
     char *buf = fuzz_strndup(data, size);
-    struct headers hs = {0};
-    struct http_request req = {.header_fn = lookup, .conn = &hs};
+    struct fuzz_headers hs = {0};
+    struct http_request req = {.header_fn = fuzz_header, .conn = &hs};
     parse_input(buf, size, &req, &hs);
 
     struct api_request r;

@@ -3,38 +3,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cloudapi/sign.h"
 #include "fuzz_util.h"
 
-#define MAX_HEADERS 32
-
-struct headers {
-    const char *name[MAX_HEADERS], *value[MAX_HEADERS];
-    size_t n;
-};
-
-static const char *lookup(void *ctx, const char *lower_name)
-{
-    const struct headers *h = ctx;
-    for (size_t i = 0; i < h->n; i++)
-        if (strcasecmp(h->name[i], lower_name) == 0)
-            return h->value[i];
-    return NULL;
-}
-
-static char *next_line(char **p)
-{
-    char *line = *p, *nl = strchr(line, '\n');
-    if (nl) {
-        *nl = '\0';
-        *p = nl + 1;
-    } else {
-        *p = line + strlen(line);
-    }
-    return line;
-}
+#define MAX_HEADERS 32 /* the header lines kept; the rest are read and dropped */
 
 static void tc3(const struct tc3_auth *auth, const struct tc3_request *base, size_t size)
 {
@@ -87,26 +60,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > FUZZ_MAX_INPUT)
         return -1;
     char *buf = fuzz_strndup(data, size), *p = buf;
-    const char *authorization = next_line(&p);
-    const char *method = next_line(&p), *path = next_line(&p), *query = next_line(&p);
-    struct headers hs = {0};
-    while (*p) {
-        char *line = next_line(&p);
-        if (!*line)
-            break;
-        char *colon = strchr(line, ':');
-        if (!colon || hs.n == MAX_HEADERS)
-            continue;
-        *colon = '\0';
-        hs.name[hs.n] = line;
-        hs.value[hs.n++] = colon + 1;
-    }
+    const char *authorization = fuzz_next_line(&p, FUZZ_AS_SENT);
+    const char *method = fuzz_next_line(&p, FUZZ_AS_SENT), *path = fuzz_next_line(&p, FUZZ_AS_SENT),
+               *query = fuzz_next_line(&p, FUZZ_AS_SENT);
+    struct fuzz_headers hs = {0};
+    fuzz_read_headers(&p, &hs, MAX_HEADERS, FUZZ_AS_SENT);
     struct tc3_request r = {.method = method,
                             .path = path,
                             .query = query,
                             .body = p,
                             .body_len = size - (size_t)(p - buf),
-                            .header = lookup,
+                            .header = fuzz_header,
                             .header_ctx = &hs};
     struct tc3_auth auth;
     struct err e;
@@ -115,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r.host_override = "127.0.0.1";
         tc3(&auth, &r, size);
     }
-    const char *host = lookup(&hs, "host");
+    const char *host = fuzz_header(&hs, "host");
     v1(method, host ? host : "", path, query);
     free(buf);
     return 0;

@@ -3,85 +3,37 @@
 #ifndef ASYNCD_PG_FIXTURE_H
 #define ASYNCD_PG_FIXTURE_H
 
-#include <arpa/inet.h>
-#include <ftw.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-static char g_pg_dir[64];  /* the cluster's directory when this run started it */
+#include "fixture.h"
+
+#define PG_SCRIPT "postgres.sh"
+
+static char g_pg_dir[64];  /* the cluster's directory when this run started it, else "" */
 static char g_pg_url[512]; /* a database of the server, to create the tests' ones from */
 
-static inline int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
+static inline const char *pg_script(void) { return fixture_script(PG_SCRIPT); }
 
-static inline const char *pg_script(void)
-{
-    static char path[512];
-    const char *src = getenv("ASYNCD_SRC_DIR");
-    snprintf(path, sizeof path, "%s/scripts/postgres.sh", src ? src : ".");
-    return path;
-}
+/* True (said on stdout) when ASYNCD_TEST_PG=0 leaves PostgreSQL out of this run. */
+static inline bool pg_skipped(const char *test) { return fixture_skipped("ASYNCD_TEST_PG", test); }
 
+/* The cluster for a group of tests: ASYNCD_TEST_PG_URL's server, or one started now. */
 static inline int pg_group_setup(void **state)
 {
     (void)state;
-    const char *env = getenv("ASYNCD_TEST_PG_URL");
-    if (env && *env) {
-        snprintf(g_pg_url, sizeof g_pg_url, "%s", env);
-        return 0;
-    }
-    snprintf(g_pg_dir, sizeof g_pg_dir, "/tmp/asyncd-test-pg-XXXXXX");
-    if (!mkdtemp(g_pg_dir))
-        return -1;
-    char cmd[1024], line[512];
-    snprintf(cmd, sizeof cmd, "bash %s start %s %d", pg_script(), g_pg_dir, free_port());
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    g_pg_url[0] = '\0';
-    while (fgets(line, sizeof line, p))
-        if (strncmp(line, "postgres://", 11) == 0)
-            snprintf(g_pg_url, sizeof g_pg_url, "%.*s", (int)strcspn(line, "\n"), line);
-    if (pclose(p) != 0 || !g_pg_url[0]) {
-        fprintf(stderr, "`%s` failed\n", cmd);
-        return -1;
-    }
-    return 0;
+    return fixture_server_start("ASYNCD_TEST_PG_URL", PG_SCRIPT, "postgres://", g_pg_dir,
+                                sizeof g_pg_dir, g_pg_url, sizeof g_pg_url);
 }
 
-static inline int rm_any(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
+/* Stops the cluster pg_group_setup started, if it did; a failure to stop is only said. */
 static inline int pg_group_teardown(void **state)
 {
     (void)state;
-    if (g_pg_dir[0]) {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "bash %s stop %s", pg_script(), g_pg_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "`%s` failed\n", cmd);
-        nftw(g_pg_dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
-    }
+    fixture_server_stop(PG_SCRIPT, g_pg_dir);
     return 0;
 }
 

@@ -8,7 +8,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,8 @@
 #include "engine/engine.h"
 #include "store/store.h"
 
+#include "fixture.h"
+
 #define WAIT_MS 10000 /* generous deadline for a state the engine reaches in well under 1 s */
 
 struct fixture {
@@ -29,13 +30,6 @@ struct fixture {
     struct store *s;
     struct engine *eng;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int start_engine(struct fixture *f, const char *node)
 {
@@ -53,8 +47,8 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     struct err e = {0};
     log_set_level(LOG_ERROR);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_engine.XXXXXX");
-    if (!mkdtemp(f->dir) || store_open(NULL, f->dir, &f->s, &e) != 0) {
+    if (fixture_mkdtemp(f->dir, sizeof f->dir, "test_engine") != 0 ||
+        store_open(NULL, f->dir, &f->s, &e) != 0) {
         fprintf(stderr, "store_open: %s\n", e.msg);
         return -1;
     }
@@ -65,18 +59,12 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     engine_stop(f->eng);
     store_close(f->s);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    fixture_rm_tree(f->dir);
     free(f);
     return 0;
 }
@@ -130,9 +118,9 @@ static enum task_state state_now(struct fixture *f, const char *id, struct task_
 static void wait_state(struct fixture *f, const char *id, enum task_state want, int64_t ms)
 {
     struct task_summary sum;
-    int64_t until = now_ms() + ms;
+    int64_t until = fixture_now_ms() + ms;
     while (state_now(f, id, &sum) != want) {
-        if (now_ms() > until)
+        if (fixture_now_ms() > until)
             fail_msg("task %s is %s after %lld ms, want %s (info: %s)", id,
                      task_state_name(sum.state), (long long)ms, task_state_name(want), sum.info);
         usleep(10000);
@@ -206,7 +194,7 @@ static void touch(const struct fixture *f, const char *name)
 /* Waits for a step to write its pid ("echo $$ > $W/name") and returns it. */
 static pid_t wait_pid(const struct fixture *f, const char *name)
 {
-    int64_t until = now_ms() + WAIT_MS;
+    int64_t until = fixture_now_ms() + WAIT_MS;
     for (;;) {
         char *text = slurp(f, name);
         pid_t pid = (pid_t)atoi(text);
@@ -215,7 +203,7 @@ static pid_t wait_pid(const struct fixture *f, const char *name)
         free(text);
         if (whole && pid > 0)
             return pid;
-        if (now_ms() > until)
+        if (fixture_now_ms() > until)
             fail_msg("no pid in %s", name);
         usleep(10000);
     }
@@ -224,7 +212,7 @@ static pid_t wait_pid(const struct fixture *f, const char *name)
 /* True once pid has exited (no such process, or a zombie) within ms. */
 static bool process_gone_within(pid_t pid, int64_t ms)
 {
-    int64_t until = now_ms() + ms;
+    int64_t until = fixture_now_ms() + ms;
     do {
         if (kill(pid, 0) < 0 && errno == ESRCH)
             return true;
@@ -240,7 +228,7 @@ static bool process_gone_within(pid_t pid, int64_t ms)
                 return true;
         }
         usleep(5000);
-    } while (now_ms() < until);
+    } while (fixture_now_ms() < until);
     return false;
 }
 
@@ -439,10 +427,10 @@ static void test_kill_stops_the_running_step_within_2s(void **state)
     json_array_append_new(steps, sh_step(f, "slow", "echo $$ > $W/pid; exec sleep 30", NULL, 0));
     create(f, steps, NULL, id);
     pid_t pid = wait_pid(f, "pid");
-    int64_t t0 = now_ms();
+    int64_t t0 = fixture_now_ms();
     control(f, id, VERB_KILL);
     wait_state(f, id, TASK_KILLED, 2000);
-    assert_true(process_gone_within(pid, 2000 - (now_ms() - t0)));
+    assert_true(process_gone_within(pid, 2000 - (fixture_now_ms() - t0)));
     json_t *t = get(f, id);
     assert_string_equal(step_state(t, 0), "failed");
     json_decref(t);
@@ -537,10 +525,10 @@ static void test_stop_drains_then_hands_the_task_back_for_the_next_engine(void *
                                          NULL, 0));
     create(f, steps, NULL, id);
     pid_t pid = wait_pid(f, "pid");
-    int64_t t0 = now_ms();
+    int64_t t0 = fixture_now_ms();
     engine_stop(f->eng);
     f->eng = NULL;
-    int64_t took = now_ms() - t0;
+    int64_t took = fixture_now_ms() - t0;
     if (took < 900 || took > 3000)
         fail_msg("engine_stop took %lld ms, want about drain_s (1 s) plus the kill",
                  (long long)took);

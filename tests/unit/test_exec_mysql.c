@@ -6,103 +6,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
 #include "exec/mysql_conn.h"
 
-static char g_dsn[512];
-static char g_dir[256]; /* the server's directory when this test started it, else "" */
+#include "mysql_fixture.h"
 
 /* ---- helpers ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A port on 127.0.0.1 that nothing listens on right now. */
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    socklen_t len = sizeof a;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static const char *script_path(void)
-{
-    static char path[512];
-    const char *src = getenv("ASYNCD_SRC_DIR");
-    snprintf(path, sizeof path, "%s/scripts/mariadb.sh", src ? src : ".");
-    return path;
-}
-
-static int start_server(void **state)
-{
-    (void)state;
-    const char *env = getenv("ASYNCD_TEST_MYSQL_DSN");
-    if (env && *env) {
-        snprintf(g_dsn, sizeof g_dsn, "%s", env);
-        return 0;
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/asyncd-test-mysql-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    char cmd[2048];
-    int64_t t0 = now_ms();
-    snprintf(cmd, sizeof cmd, "bash %s start %s %d", script_path(), g_dir, free_port());
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    char line[512];
-    g_dsn[0] = '\0';
-    while (fgets(line, sizeof line, p))
-        if (strncmp(line, "mysql://", 8) == 0)
-            snprintf(g_dsn, sizeof g_dsn, "%.*s", (int)strcspn(line, "\n"), line);
-    if (pclose(p) != 0 || !g_dsn[0]) {
-        fprintf(stderr, "test_exec_mysql: `%s` failed\n", cmd);
-        return -1;
-    }
-    fprintf(stderr, "test_exec_mysql: MariaDB started in %lld ms\n", (long long)(now_ms() - t0));
-    return 0;
-}
-
-static int stop_server(void **state)
-{
-    (void)state;
-    if (!g_dir[0])
-        return 0;
-    char cmd[2048];
-    int64_t t0 = now_ms();
-    snprintf(cmd, sizeof cmd, "bash %s stop %s && rm -rf %s", script_path(), g_dir, g_dir);
-    int rc = system(cmd);
-    fprintf(stderr, "test_exec_mysql: MariaDB stopped in %lld ms\n", (long long)(now_ms() - t0));
-    return rc == 0 ? 0 : -1;
-}
-
-static MYSQL *admin(void)
-{
-    MYSQL *m;
-    struct err e = {0};
-    if (mysql_conn_open(g_dsn, 10, &m, &e) < 0)
-        fail_msg("cannot connect to the test server: %s", e.msg);
-    return m;
-}
 
 static void exec_sql(MYSQL *m, const char *sql)
 {
@@ -165,7 +79,7 @@ static int run_json(const char *action_text, const char *dsn, unsigned timeout_s
 
 static void run_ok(const char *action_text, struct exec_result *res)
 {
-    assert_int_equal(run_json(action_text, g_dsn, 0, NULL, NULL, res), 0);
+    assert_int_equal(run_json(action_text, g_mysql_dsn, 0, NULL, NULL, res), 0);
     if (res->outcome != EXEC_DONE)
         fail_msg("expected done, got %d: %s", res->outcome, res->message);
 }
@@ -288,7 +202,7 @@ static void test_open_wrong_password_is_refused_without_echo(void **state)
     (void)state;
     struct mysql_dsn d;
     struct err e = {0};
-    assert_int_equal(mysql_dsn_parse(g_dsn, &d, &e), 0);
+    assert_int_equal(mysql_dsn_parse(g_mysql_dsn, &d, &e), 0);
     char dsn[512];
     snprintf(dsn, sizeof dsn, "mysql://%s:wr0ngpass@127.0.0.1:%u", d.user, d.port);
     mysql_dsn_free(&d);
@@ -380,7 +294,7 @@ static void test_tls_required_refuses_a_server_without_tls(void **state)
     char dsn[640];
     MYSQL *m = NULL;
     struct err e = {0};
-    snprintf(dsn, sizeof dsn, "%s?ssl-mode=REQUIRED", g_dsn);
+    snprintf(dsn, sizeof dsn, "%s?ssl-mode=REQUIRED", g_mysql_dsn);
     assert_int_equal(mysql_conn_open(dsn, 5, &m, &e), ERR_SERVICE_UNAVAILABLE);
     assert_null(m);
     if (!strstr(e.msg, "with ssl-mode=REQUIRED: ssl-mode=REQUIRED, but the server does not offer "
@@ -388,7 +302,7 @@ static void test_tls_required_refuses_a_server_without_tls(void **state)
         fail_msg("%s", e.msg);
     static const char *const modes[] = {"PREFERRED", "DISABLED"};
     for (size_t i = 0; i < 2; i++) {
-        snprintf(dsn, sizeof dsn, "%s?ssl-mode=%s", g_dsn, modes[i]);
+        snprintf(dsn, sizeof dsn, "%s?ssl-mode=%s", g_mysql_dsn, modes[i]);
         if (mysql_conn_open(dsn, 5, &m, &e) < 0)
             fail_msg("%s: %s", modes[i], e.msg);
         assert_null(mysql_get_ssl_cipher(m));
@@ -401,7 +315,7 @@ static void test_tls_required_refuses_a_server_without_tls(void **state)
 static void test_render_each_placeholder_kind(void **state)
 {
     (void)state;
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     expect_render(m, "SELECT {0:str}", "[\"it's \\\\ \\\"x\\\"\"]",
                   "SELECT 'it\\'s \\\\ \\\"x\\\"'");
     expect_render(m, "SELECT {0:str}", "[42]", "SELECT '42'");
@@ -433,7 +347,7 @@ static void test_render_each_placeholder_kind(void **state)
 static void test_render_refuses_what_does_not_fit(void **state)
 {
     (void)state;
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     expect_render_error(m, "USE {0:ident}", "[\"\"]", "{0:ident}: an identifier must be 1 to 64");
     expect_render_error(m, "USE {0:ident}",
                         "[\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"]",
@@ -471,7 +385,7 @@ static void test_render_refuses_what_does_not_fit(void **state)
 static void test_render_captured_value(void **state)
 {
     (void)state;
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     json_t *args = json_array();
     json_t *cap = json_pack("{s:s}", "value", "151");
     json_t *cap_null = json_pack("{s:n}", "value");
@@ -540,7 +454,7 @@ static const char *const nasty[] = {
 static void test_injection_attempts_create_exactly_the_literal_names(void **state)
 {
     (void)state;
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     exec_sql(m, "CREATE DATABASE IF NOT EXISTS canary");
     exec_sql(m, "CREATE TABLE IF NOT EXISTS canary.t (id INT)");
     char *dbs_before = rows_text(m, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
@@ -563,7 +477,7 @@ static void test_injection_attempts_create_exactly_the_literal_names(void **stat
             if (wild)
                 json_array_remove(json_object_get(json_object_get(action, "mysql"), "statements"),
                                   3);
-            struct exec_job job = {.action = action, .dsn = g_dsn};
+            struct exec_job job = {.action = action, .dsn = g_mysql_dsn};
             struct exec_result res;
             struct err e = {0};
             assert_int_equal(exec_run(&job, NULL, &res, &e), 0);
@@ -590,7 +504,7 @@ static void test_injection_attempts_create_exactly_the_literal_names(void **stat
             /* the password went in literally too: log in with it */
             MYSQL *as_user = NULL;
             struct mysql_dsn d;
-            assert_int_equal(mysql_dsn_parse(g_dsn, &d, &e), 0);
+            assert_int_equal(mysql_dsn_parse(g_mysql_dsn, &d, &e), 0);
             char dsn[1024];
             int n = snprintf(dsn, sizeof dsn, "mysql://");
             for (int part = 0; part < 2; part++) {
@@ -607,7 +521,7 @@ static void test_injection_attempts_create_exactly_the_literal_names(void **stat
             json_t *drop = json_pack("{s:{s:[s,s], s:[s,s]}}", "mysql", "statements",
                                      "DROP DATABASE {0:ident}", "DROP USER {0:str}@{1:str}", "args",
                                      nasty[i], "%");
-            struct exec_job job2 = {.action = drop, .dsn = g_dsn};
+            struct exec_job job2 = {.action = drop, .dsn = g_mysql_dsn};
             assert_int_equal(exec_run(&job2, NULL, &res, &e), 0);
             if (res.outcome != EXEC_DONE)
                 fail_msg("drop %zu: %s", i, res.message);
@@ -660,13 +574,13 @@ static void test_failing_statement_reports_mysql_errno_and_sqlstate(void **state
     assert_int_equal(run_json("{\"mysql\": {\"statements\": [\"DO 1\", "
                               "\"DROP USER {0:str}@'%'\", \"CREATE DATABASE never_made\"], "
                               "\"args\": [\"asyncd_nobody\"]}}",
-                              g_dsn, 0, NULL, NULL, &res),
+                              g_mysql_dsn, 0, NULL, NULL, &res),
                      0);
     assert_int_equal(res.outcome, EXEC_FAILED);
     assert_int_equal(res.exit_code, 1396);
     assert_string_equal(res.message, "MySQL error 1396 (HY000): Operation DROP USER failed for "
                                      "'asyncd_nobody'@'%'");
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     assert_int_equal(query_int(m, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE "
                                   "SCHEMA_NAME = 'never_made'"),
                      0);
@@ -689,7 +603,7 @@ static void test_syntax_error_message_hides_the_password(void **state)
     struct exec_result res;
     assert_int_equal(run_json("{\"mysql\": {\"sql\": \"CREATE USER {0:str} IDENTIFIED BY {1:str}, "
                               "oops {1:str}\", \"args\": [\"eve\", \"it's-s3cr3t\"]}}",
-                              g_dsn, 0, NULL, NULL, &res),
+                              g_mysql_dsn, 0, NULL, NULL, &res),
                      0);
     assert_int_equal(res.outcome, EXEC_FAILED);
     assert_int_equal(res.exit_code, 1064);
@@ -703,7 +617,7 @@ static void test_syntax_error_message_hides_the_password(void **state)
 static void test_capture_then_undo_restores_max_connections(void **state)
 {
     (void)state;
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     long long before = query_int(m, "SELECT @@GLOBAL.max_connections");
     long long target = before == 200 ? 201 : 200;
     char action[512];
@@ -725,7 +639,7 @@ static void test_capture_then_undo_restores_max_connections(void **state)
     struct exec_result undo;
     assert_int_equal(run_json("{\"mysql\": {\"sql\": \"SET GLOBAL {0:ident} = {captured:val}\", "
                               "\"args\": [\"max_connections\"]}}",
-                              g_dsn, 0, captured, NULL, &undo),
+                              g_mysql_dsn, 0, captured, NULL, &undo),
                      0);
     assert_int_equal(undo.outcome, EXEC_DONE);
     assert_string_equal(undo.message, "ran 1 statement");
@@ -735,7 +649,7 @@ static void test_capture_then_undo_restores_max_connections(void **state)
     /* an undo whose do captured nothing fails clearly instead of guessing */
     assert_int_equal(run_json("{\"mysql\": {\"sql\": \"SET GLOBAL {0:ident} = {captured:val}\", "
                               "\"args\": [\"max_connections\"]}}",
-                              g_dsn, 0, NULL, NULL, &undo),
+                              g_mysql_dsn, 0, NULL, NULL, &undo),
                      0);
     assert_int_equal(undo.outcome, EXEC_FAILED);
     assert_non_null(strstr(undo.message, "mysql.sql: {captured:val}: there is no captured value"));
@@ -747,7 +661,7 @@ static void test_capture_must_return_one_value(void **state)
     (void)state;
     struct exec_result res;
     assert_int_equal(run_json("{\"mysql\": {\"capture\": \"SELECT 1, 2\", \"sql\": \"DO 1\"}}",
-                              g_dsn, 0, NULL, NULL, &res),
+                              g_mysql_dsn, 0, NULL, NULL, &res),
                      0);
     assert_int_equal(res.outcome, EXEC_FAILED);
     assert_string_equal(res.message, "capture: expected one value, got 1 row of 2 columns");
@@ -769,7 +683,7 @@ static bool stop_after_300ms(void *ctx)
 {
     struct stopper *s = ctx;
     s->calls++;
-    return now_ms() - s->start >= 300;
+    return fixture_now_ms() - s->start >= 300;
 }
 
 static long long running_sleeps(MYSQL *m)
@@ -781,19 +695,19 @@ static long long running_sleeps(MYSQL *m)
 static void test_stop_sends_kill_query(void **state)
 {
     (void)state;
-    struct stopper s = {now_ms(), 0};
+    struct stopper s = {fixture_now_ms(), 0};
     struct exec_control ctl = {stop_after_300ms, &s, 0};
     struct exec_result res;
     assert_int_equal(run_json("{\"mysql\": {\"statements\": [\"SELECT SLEEP(30)\", "
                               "\"CREATE DATABASE not_after_stop\"]}}",
-                              g_dsn, 0, NULL, &ctl, &res),
+                              g_mysql_dsn, 0, NULL, &ctl, &res),
                      0);
-    int64_t took = now_ms() - s.start;
+    int64_t took = fixture_now_ms() - s.start;
     assert_int_equal(res.outcome, EXEC_STOPPED);
     assert_string_equal(res.message, "stopped by request");
     assert_true(took >= 300 && took < 1500);
     assert_true(s.calls >= 2);
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     assert_int_equal(running_sleeps(m), 0);
     assert_int_equal(query_int(m, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE "
                                   "SCHEMA_NAME = 'not_after_stop'"),
@@ -805,14 +719,15 @@ static void test_timeout_sends_kill_query(void **state)
 {
     (void)state;
     struct exec_result res;
-    int64_t t0 = now_ms();
+    int64_t t0 = fixture_now_ms();
     assert_int_equal(
-        run_json("{\"mysql\": {\"sql\": \"SELECT SLEEP(30)\"}}", g_dsn, 1, NULL, NULL, &res), 0);
-    int64_t took = now_ms() - t0;
+        run_json("{\"mysql\": {\"sql\": \"SELECT SLEEP(30)\"}}", g_mysql_dsn, 1, NULL, NULL, &res),
+        0);
+    int64_t took = fixture_now_ms() - t0;
     assert_int_equal(res.outcome, EXEC_TIMEOUT);
     assert_string_equal(res.message, "timed out after 1 s");
     assert_true(took >= 1000 && took < 2500);
-    MYSQL *m = admin();
+    MYSQL *m = mysql_admin();
     assert_int_equal(running_sleeps(m), 0);
     mysql_close(m);
 }
@@ -956,10 +871,7 @@ int main(void)
         cmocka_unit_test(test_validate_accepts_well_formed_actions),
         cmocka_unit_test(test_validate_names_the_bad_field),
     };
-    const char *want = getenv("ASYNCD_TEST_MYSQL"); /* make check: 0 = no server, skip */
-    if (want && strcmp(want, "0") == 0 && !getenv("ASYNCD_TEST_MYSQL_DSN")) {
-        printf("test_exec_mysql: skipped (ASYNCD_TEST_MYSQL=0)\n");
+    if (mysql_skipped("test_exec_mysql"))
         return 0;
-    }
-    return cmocka_run_group_tests(tests, start_server, stop_server);
+    return cmocka_run_group_tests(tests, mysql_group_setup, mysql_group_teardown);
 }

@@ -7,20 +7,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ftw.h>
-#include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store/store.h"
+
+#include "pg_fixture.h"
 
 #define LONG_LEASE_MS 60000
 
@@ -34,8 +30,8 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     struct err e = {0};
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_lease.XXXXXX");
-    if (!mkdtemp(f->dir) || store_open(NULL, f->dir, &f->s, &e) != 0) {
+    if (fixture_mkdtemp(f->dir, sizeof f->dir, "test_lease") != 0 ||
+        store_open(NULL, f->dir, &f->s, &e) != 0) {
         fprintf(stderr, "store_open: %s\n", e.msg);
         return -1;
     }
@@ -43,24 +39,16 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 /* ---- PostgreSQL: the same contract on a throw-away cluster that scripts/postgres.sh starts
  * (or on the server ASYNCD_TEST_PG_URL names); each test gets a database of its own. ---- */
-
-#include "pg_fixture.h"
 
 static int setup_pg_with(void **state, const char *opts)
 {
     struct fixture *f = calloc(1, sizeof *f);
     struct err e = {0};
     char *url = NULL;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_lease.XXXXXX");
-    int rc = !mkdtemp(f->dir) || pg_fresh_db(f->db, opts, &url) != 0
+    int rc = fixture_mkdtemp(f->dir, sizeof f->dir, "test_lease") != 0 ||
+                     pg_fresh_db(f->db, opts, &url) != 0
                  ? -1
                  : store_open(url, NULL, &f->s, &e);
     free(url);
@@ -79,7 +67,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->s);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    fixture_rm_tree(f->dir);
     if (f->db[0])
         pg_drop_db(f->db);
     free(f);
@@ -847,8 +835,7 @@ int main(void)
     const struct CMUnitTest pg[] = {CONTRACT(ON_PG)};
     const struct CMUnitTest pg_update[] = {CONTRACT(ON_PG_UPDATE)};
     int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
-    const char *want = getenv("ASYNCD_TEST_PG");
-    if (want && strcmp(want, "0") == 0)
+    if (pg_skipped("test_lease: the postgres groups"))
         return failed;
     /* One cluster for both PostgreSQL groups: the first group's teardown is the second's. */
     if (pg_group_setup(NULL) != 0)

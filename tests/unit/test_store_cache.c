@@ -6,15 +6,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/store.h"
 #include "store/store_cache.h"
+
+#include "fixture.h"
 
 /* ---- a fake backend: one task and one account, and a hook run inside a read ---- */
 
@@ -278,24 +278,18 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     struct err e = {0};
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_store_cache.XXXXXX");
-    if (!mkdtemp(f->dir) || store_open(NULL, f->dir, &f->s, &e) != 0)
+    if (fixture_mkdtemp(f->dir, sizeof f->dir, "test_store_cache") != 0 ||
+        store_open(NULL, f->dir, &f->s, &e) != 0)
         return -1;
     *state = f;
     return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->s);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    fixture_rm_tree(f->dir);
     free(f);
     return 0;
 }

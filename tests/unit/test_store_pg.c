@@ -8,18 +8,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ftw.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -52,13 +46,6 @@ static int teardown(void **state)
     free(f->url);
     free(f);
     return 0;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* f's database with opts ("?pool=2", "?claim=update", ...) appended; heap. */
@@ -220,10 +207,10 @@ static void test_a_dead_nodes_task_is_taken_over_after_its_lease(void **state)
     assert_int_equal(store_task_claim(a, "node-a", 200, &ca, &e), 0);
     store_close(a); /* node-a dies holding the lease */
     assert_int_equal(store_task_claim(b, "node-b", LONG_LEASE_MS, &cb, &e), ERR_NOT_FOUND);
-    int64_t deadline = mono_ms() + 5000;
+    int64_t deadline = fixture_now_ms() + 5000;
     int rc;
     while ((rc = store_task_claim(b, "node-b", LONG_LEASE_MS, &cb, &e)) == ERR_NOT_FOUND &&
-           mono_ms() < deadline)
+           fixture_now_ms() < deadline)
         usleep(20000);
     assert_int_equal(rc, 0);
     assert_string_equal(cb.id, id);
@@ -357,7 +344,7 @@ static int pg_script_run(const char *verb)
 /* Calls task_summary until it answers 0 (within ms); counts the ServiceUnavailable answers. */
 static int summary_until_ok(struct store *s, const char *id, int64_t ms, int *unavailable)
 {
-    int64_t deadline = mono_ms() + ms;
+    int64_t deadline = fixture_now_ms() + ms;
     for (;;) {
         struct task_summary sum;
         struct err e = {0};
@@ -369,7 +356,7 @@ static int summary_until_ok(struct store *s, const char *id, int64_t ms, int *un
         } else if (rc != 0) {
             fail_msg("task_summary: rc %d: %s", rc, e.msg);
         }
-        if (rc == 0 || mono_ms() >= deadline)
+        if (rc == 0 || fixture_now_ms() >= deadline)
             return rc;
         usleep(20000);
     }
@@ -395,19 +382,19 @@ static void test_calls_fail_while_the_server_is_down_and_recover_without_reopeni
     /* down for a while: answers are ServiceUnavailable at once, nothing blocks */
     assert_int_equal(pg_script_run("stop"), 0);
     struct task_claim c;
-    int64_t t0 = mono_ms();
+    int64_t t0 = fixture_now_ms();
     for (int i = 0; i < 5; i++) {
         assert_int_equal(store_task_claim(s, "node-a", LONG_LEASE_MS, &c, &e),
                          ERR_SERVICE_UNAVAILABLE);
         usleep(50000);
     }
-    assert_true(mono_ms() - t0 < 5000);
+    assert_true(fixture_now_ms() - t0 < 5000);
     assert_int_equal(pg_script_run("start"), 0);
-    t0 = mono_ms();
+    t0 = fixture_now_ms();
     unavailable = 0;
     assert_int_equal(summary_until_ok(s, id, 15000, &unavailable), 0);
     fprintf(stderr, "    (answered again %lld ms after the server came back)\n",
-            (long long)(mono_ms() - t0));
+            (long long)(fixture_now_ms() - t0));
     /* nothing was lost, and writes work again on the same store */
     assert_int_equal(store_task_claim(s, "node-a", LONG_LEASE_MS, &c, &e), 0);
     assert_string_equal(c.id, id);
@@ -430,10 +417,7 @@ int main(void)
         T(test_text_that_is_not_utf8_is_kept_with_question_marks),
         T(test_calls_fail_while_the_server_is_down_and_recover_without_reopening),
     };
-    const char *want = getenv("ASYNCD_TEST_PG"); /* make check: 0 = no server, skip */
-    if (want && strcmp(want, "0") == 0) {
-        printf("test_store_pg: skipped (ASYNCD_TEST_PG=0)\n");
+    if (pg_skipped("test_store_pg"))
         return 0;
-    }
     return cmocka_run_group_tests(tests, pg_group_setup, pg_group_teardown);
 }

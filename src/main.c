@@ -19,6 +19,7 @@
 #include "daemon/bootstrap.h"
 #include "daemon/options.h"
 #include "engine/engine.h"
+#include "exec/mysql_conn.h"
 #include "flows/flows.h"
 #include "products/cdb_params.h"
 
@@ -27,6 +28,7 @@ struct daemon_state {
     char node[128];
     struct ratelimit *limits;
     struct store *store;
+    char *store_url; /* --store, or the URL in --store-file; NULL = the embedded store */
     char *admin_token;
     int lock_fd;
     char data_abs[4096];
@@ -76,7 +78,9 @@ static int check_secret_key(struct daemon_state *d, struct err *e)
 
 static int open_store(struct daemon_state *d, struct err *e)
 {
-    int rc = bootstrap_data_dir(d->opt.data, e);
+    int rc = bootstrap_store_url(d->opt.store, d->opt.store_file, &d->store_url, e);
+    if (!rc)
+        rc = bootstrap_data_dir(d->opt.data, e);
     if (!rc && !realpath(d->opt.data, d->data_abs))
         snprintf(d->data_abs, sizeof d->data_abs, "%s", d->opt.data);
     if (!rc)
@@ -84,8 +88,11 @@ static int open_store(struct daemon_state *d, struct err *e)
     /* The key before the store: the first start already writes a sealed SecretKey. */
     if (!rc)
         rc = secretbox_load(d->opt.secret_key_file, d->opt.data, e);
+    /* Which mysql step args are passwords is the template language's rule; the store seals
+     * them from the first task on, so it gets the rule before it opens. */
+    store_set_secret_args(mysql_conn_secret_args);
     if (!rc)
-        rc = store_open(d->opt.store, d->opt.data, &d->store, e);
+        rc = store_open(d->store_url, d->opt.data, &d->store, e);
     if (!rc)
         rc = bootstrap_credentials(d->store, d->opt.data, &d->admin_token, e);
     if (!rc)
@@ -288,6 +295,7 @@ static void shut_down(struct daemon_state *d)
     admin_free(d->admin);
     cloudapi_free(d->api);
     store_close(d->store);
+    bootstrap_store_url_free(d->store_url);
     flows_free(d->flows);
     cdb_params_unload();
     ratelimit_free(d->limits);

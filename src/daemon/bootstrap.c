@@ -1,5 +1,5 @@
-/* First-start set-up: data directory, root account, credentials.json and its AdminToken's place
- * among the store's admin tokens. */
+/* Start-up set-up: the store URL, data directory and lock; root account, credentials.json and its
+ * AdminToken's place among the store's admin tokens. */
 #include "daemon/bootstrap.h"
 
 #include <errno.h>
@@ -16,8 +16,133 @@
 #include "cloudapi/sign.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/secretbox.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
+
+/* ---- the store URL ---- */
+
+#define STORE_FILE_MAX 4096 /* a URL with every libpq option fits many times over */
+
+/* Whether url carries a password: in its user-info (postgres://USER:PASSWORD@...) or as libpq's
+ * password= option in its query string. */
+static bool url_has_password(const char *url)
+{
+    size_t cap = strlen(url) + 8;
+    char *shown = xmalloc(cap);
+    secretbox_redact_dsn(url, shown, cap);
+    bool has = strcmp(shown, url) != 0;
+    free(shown);
+    const char *q = strchr(url, '?');
+    for (const char *p = q; p && !has; p = strchr(p + 1, '&'))
+        has = strncmp(p + 1, "password=", 9) == 0;
+    return has;
+}
+
+/* Reads the whole of the open file fd (at most STORE_FILE_MAX bytes) into *text (heap). */
+static int read_small(int fd, const char *path, char **text, struct err *e)
+{
+    char *buf = xmalloc(STORE_FILE_MAX + 1);
+    size_t len = 0;
+    ssize_t n = 0;
+    while (len <= STORE_FILE_MAX && (n = read(fd, buf + len, STORE_FILE_MAX + 1 - len)) > 0)
+        len += (size_t)n;
+    int rc = 0;
+    if (n < 0)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "--store-file %s: %s", path, strerror(errno));
+    else if (len > STORE_FILE_MAX)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "--store-file %s: longer than %d bytes; it holds one store URL", path,
+                     STORE_FILE_MAX);
+    buf[len > STORE_FILE_MAX ? STORE_FILE_MAX : len] = '\0';
+    if (rc) {
+        explicit_bzero(buf, STORE_FILE_MAX + 1);
+        free(buf);
+        buf = NULL;
+    }
+    *text = buf;
+    return rc;
+}
+
+/* Opens path for reading when it is a regular file that only its owner may read or write. */
+static int open_private(const char *path, int *fd, struct err *e)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--store-file %s: %s", path,
+                       strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(*fd, &st) != 0)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "--store-file %s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE, "--store-file %s: not a regular file", path);
+    else if (st.st_mode & 077)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "--store-file %s: mode %04o gives group or others access to the store's "
+                     "password; make it private (chmod 600 %s) and start again",
+                     path, (unsigned)(st.st_mode & 07777), path);
+    if (rc) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+/* The store URL in the file: surrounding blanks and line ends go, one line must remain. */
+static int read_store_file(const char *path, char **url, struct err *e)
+{
+    int fd;
+    char *text = NULL;
+    int rc = open_private(path, &fd, e);
+    if (rc == 0) {
+        rc = read_small(fd, path, &text, e);
+        close(fd);
+    }
+    if (rc)
+        return rc;
+    size_t start = strspn(text, " \t\r\n"), end = strlen(text);
+    while (end > start && strchr(" \t\r\n", text[end - 1]))
+        end--;
+    if (end == start)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "--store-file %s is empty; write the store URL in it "
+                     "(postgres://USER:PASSWORD@HOST:PORT/DB)",
+                     path);
+    else if (memchr(text + start, '\n', end - start))
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "--store-file %s: expected one line, the store URL; it has several", path);
+    else
+        *url = xasprintf("%.*s", (int)(end - start), text + start);
+    explicit_bzero(text, STORE_FILE_MAX + 1);
+    free(text);
+    return rc;
+}
+
+int bootstrap_store_url(const char *store, const char *store_file, char **url, struct err *e)
+{
+    *url = NULL;
+    if (store_file)
+        return read_store_file(store_file, url, e);
+    if (!store)
+        return 0;
+    if (url_has_password(store))
+        log_warn("the --store URL holds a password, which every local user can read (ps, "
+                 "/proc/PID/cmdline): leave it out of the URL (libpq then reads ~/.pgpass or "
+                 "PGPASSFILE) or give the URL in a private file with --store-file FILE");
+    *url = xstrdup(store);
+    return 0;
+}
+
+void bootstrap_store_url_free(char *url)
+{
+    if (!url)
+        return;
+    explicit_bzero(url, strlen(url));
+    free(url);
+}
+
+/* ---- the data directory ---- */
 
 int bootstrap_data_dir(const char *dir, struct err *e)
 {

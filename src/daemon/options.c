@@ -30,7 +30,8 @@ enum {
     OPT_MAXCONNS,
     OPT_MAXCONNS_CLIENT,
     OPT_PARAM_CATALOG,
-    OPT_SECRET_KEY
+    OPT_SECRET_KEY,
+    OPT_STORE_FILE
 };
 
 static const struct option long_opts[] = {
@@ -38,6 +39,7 @@ static const struct option long_opts[] = {
     {"admin", required_argument, NULL, OPT_ADMIN},
     {"data", required_argument, NULL, OPT_DATA},
     {"store", required_argument, NULL, OPT_STORE},
+    {"store-file", required_argument, NULL, OPT_STORE_FILE},
     {"flows", required_argument, NULL, OPT_FLOWS},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"node-id", required_argument, NULL, OPT_NODE},
@@ -69,7 +71,10 @@ void options_usage(void)
         "  --data DIR              data directory: asyncd.db, credentials.json (default ./var)\n"
         "  --store URL             store instead of DIR/asyncd.db: sqlite:/path.db, or\n"
         "                          postgres://USER@HOST:PORT/DB[?pool=N&claim=update] shared\n"
-        "                          by several nodes (see docs/multinode.md)\n"
+        "                          by several nodes (see docs/multinode.md); a password\n"
+        "                          here is visible to every local user (ps): leave it out\n"
+        "                          (libpq reads ~/.pgpass, PGPASSFILE) or use --store-file\n"
+        "  --store-file FILE       read the --store URL from FILE (mode 0600 or stricter)\n"
         "  --flows DIR             flow templates (default: the shipped flows/)\n"
         "  --param-catalog FILE    cdb parameters tenants may set, merged over the shipped\n"
         "                          DIR/cdb/params/catalog.json (see docs/flows.md)\n"
@@ -196,6 +201,9 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
     case OPT_STORE:
         o->store = v;
         return 0;
+    case OPT_STORE_FILE:
+        o->store_file = v;
+        return 0;
     case OPT_FLOWS:
         o->flows = v;
         return 0;
@@ -260,6 +268,9 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
     if (optind < argc)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unexpected argument %s; see asyncd --help",
                        argv[optind]);
+    if (o->store && o->store_file)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "--store and --store-file both name the store; give one of them");
     if (!!o->tls_cert != !!o->tls_key)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--tls-cert and --tls-key go together");
     return 0;

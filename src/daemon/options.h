@@ -12,6 +12,8 @@ struct options {
         *log_level;
     const char *param_catalog;   /* --param-catalog FILE: merged over the shipped cdb catalogue */
     const char *secret_key_file; /* --secret-key-file FILE; NULL = DATA/secret.key */
+    const char *store_file;      /* --store-file FILE: holds the store URL (not in argv, so ps
+                                  * never shows its password); NULL = --store or the default */
     unsigned workers;
     unsigned lease_s;
     unsigned idle_timeout_s;

@@ -172,16 +172,17 @@ static void run_action(struct run *r, const struct snapshot *s, int idx, const c
     snprintf(env[2], sizeof env[2], "ASYNCD_STEP_NAME=%.120s", json_str(step, "name", ""));
     snprintf(env[3], sizeof env[3], "ASYNCD_PHASE=%s", phase);
     snprintf(env[4], sizeof env[4], "ASYNCD_ATTEMPT=%d", s->attempt + 1);
-    char inst_env[3][600];
+    /* The DSN goes to the executor only as job.dsn, never into an environment string: exec
+     * makes ASYNCD_INSTANCE_DSN (without the password) and ASYNCD_INSTANCE_DSN_FILE from it. */
+    char inst_env[2][600];
     struct instance in_row;
     const char *dsn = instance_dsn(r, s, &in_row);
     snprintf(inst_env[0], sizeof inst_env[0], "ASYNCD_INSTANCE_ID=%s",
              dsn ? in_row.instance_id : "");
-    snprintf(inst_env[1], sizeof inst_env[1], "ASYNCD_INSTANCE_DSN=%s", dsn ? dsn : "");
-    snprintf(inst_env[2], sizeof inst_env[2], "ASYNCD_DATA_DIR=%s",
+    snprintf(inst_env[1], sizeof inst_env[1], "ASYNCD_DATA_DIR=%s",
              r->eng->cfg.data_dir ? r->eng->cfg.data_dir : "");
-    const char *const extra[] = {env[0],      env[1],      env[2],      env[3], env[4],
-                                 inst_env[0], inst_env[1], inst_env[2], NULL};
+    const char *const extra[] = {env[0], env[1],      env[2],      env[3],
+                                 env[4], inst_env[0], inst_env[1], NULL};
     char *in = stdin_for(s, idx, phase);
     bool undo = strcmp(phase, "undo") == 0;
     json_t *captured = undo ? json_object_get(step, "output") : NULL;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secretbox.h"
 #include "common/xalloc.h"
 #include "store/store_cache.h"
 
@@ -50,6 +51,17 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* The message shows the URL without its password: errors are logged. */
+static int refuse_url(const char *url, struct err *e)
+{
+    char shown[256];
+    secretbox_redact_dsn(url, shown, sizeof shown);
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "--store \"%s\": expected sqlite:/path/to/file.db, a path starting with / or ., "
+                   "or postgres://USER@HOST:PORT/DB",
+                   shown);
+}
+
 static int open_backend(const char *url, const char *data_dir, struct store **out, struct err *e)
 {
     *out = NULL;
@@ -72,10 +84,7 @@ static int open_backend(const char *url, const char *data_dir, struct store **ou
     }
     if (url[0] == '/' || url[0] == '.') /* a file path names the SQLite file */
         return store_sqlite_open(url, out, e);
-    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                   "--store \"%s\": expected sqlite:/path/to/file.db, a path starting with / or ., "
-                   "or postgres://USER@HOST:PORT/DB",
-                   url);
+    return refuse_url(url, e);
 }
 
 /* Every store is opened behind the cache (store_cache.h): SQLite is owned by this process, so

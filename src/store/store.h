@@ -225,13 +225,23 @@ struct store {
 };
 
 /* Opens the store named by url: NULL or a path = embedded SQLite in dir `data_dir`.
- * On success *out is an open store the caller closes with store_close. */
+ * Creates or migrates the schema, then seals (common/secretbox.h, with the key loaded by then)
+ * the SecretKeys and DSNs an older asyncd left in clear, in the same transaction, and logs how
+ * many. On success *out is an open store the caller closes with store_close. */
 int store_open(const char *url, const char *data_dir, struct store **out, struct err *e);
 int store_sqlite_open(const char *path, struct store **out, struct err *e);
 /* A postgres:// URL (with ?pool=N and ?claim=skip-locked|update, see store_pg.c) on a database
  * that several asyncd nodes share; creates or migrates the schema. ERR_SERVICE_UNAVAILABLE
  * when the server cannot be reached. */
 int store_pg_open(const char *url, struct store **out, struct err *e);
+
+/* Which args of a mysql step's template sql (n of them) are passwords: sets secret[i] for those
+ * and leaves the others alone. The store seals them at rest and erases them when the task ends;
+ * the rule belongs to the template language (exec/mysql_conn.h), which the store does not depend
+ * on, so the daemon hands it over once at start, before any store is opened. Until then every
+ * arg counts as a password (the store fails closed). */
+typedef void (*store_secret_args_fn)(const char *sql, bool *secret, size_t n);
+void store_set_secret_args(store_secret_args_fn fn);
 
 static inline void store_close(struct store *s)
 {

@@ -492,6 +492,10 @@ static int migrate_tx(struct pg_conn *c, void *ctx, struct err *e)
         rc = run_simple(c, sql, "recording the schema version", e);
         free(sql);
     }
+    /* Still under the lock, in the same transaction: nodes starting together seal each clear
+     * secret once, and none sees the store half sealed. */
+    if (rc == 0)
+        rc = pg_reseal_secrets(c, e);
     return rc;
 }
 

@@ -164,6 +164,9 @@ int store_pg_instance_update(struct store *s, const char *instance_id, const cha
                              struct err *e);
 int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                            struct err *e);
+/* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
+ * transaction, and logs how many; the schema migration calls it under its lock. */
+int pg_reseal_secrets(struct pg_conn *c, struct err *e);
 /* store_pg_tasks.c: */
 int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                          struct err *e);

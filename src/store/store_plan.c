@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/secretbox.h"
 #include "common/xalloc.h"
-#include "exec/mysql_conn.h"
 
 const char *const store_task_text_fields[STORE_TASK_N_TEXT] = {
     "AsyncRequestId", "product", "region", "uin",   "instance_id", "type",
@@ -143,6 +143,22 @@ size_t store_state_names(unsigned mask, const char *out[TASK_STATE_COUNT + 1])
 
 /* ---- step secrets ---- */
 
+/* Set once at start, before any thread runs, and only read afterwards (as secretbox's key). */
+static store_secret_args_fn secret_args_fn;
+
+void store_set_secret_args(store_secret_args_fn fn) { secret_args_fn = fn; }
+
+static void find_secret_args(const char *sql, bool *secret, size_t n)
+{
+    if (secret_args_fn) {
+        secret_args_fn(sql, secret, n);
+        return;
+    }
+    /* Nobody said which args are passwords: fail closed, every arg is one. */
+    for (size_t i = 0; i < n; i++)
+        secret[i] = true;
+}
+
 /* Calls fn on each secret arg (a string) of a step action {"mysql": {...}}; stops at an error. */
 static int secret_args_foreach(json_t *action, int (*fn)(json_t *args, size_t i, struct err *e),
                                struct err *e)
@@ -157,11 +173,11 @@ static int secret_args_foreach(json_t *action, int (*fn)(json_t *args, size_t i,
     for (i = 0; i < sizeof single / sizeof single[0]; i++) {
         const char *sql = json_string_value(json_object_get(mysql, single[i]));
         if (sql)
-            mysql_conn_secret_args(sql, secret, n);
+            find_secret_args(sql, secret, n);
     }
     json_t *v;
     json_array_foreach(json_object_get(mysql, "statements"), i, v) if (json_is_string(v))
-        mysql_conn_secret_args(json_string_value(v), secret, n);
+        find_secret_args(json_string_value(v), secret, n);
     int rc = 0;
     for (i = 0; i < n && rc == 0; i++)
         if (secret[i] && json_is_string(json_array_get(args, i)))
@@ -247,4 +263,53 @@ char *store_step_json_erased(const char *action_json)
     char *text = changed ? json_dumps(action, JSON_COMPACT) : NULL;
     json_decref(action);
     return text;
+}
+
+/* ---- secrets left in clear by an older asyncd ---- */
+
+const struct store_secret_column store_secret_columns[STORE_SECRET_COLUMNS] = {
+    {"account_keys", "secret_id", "secret_key", "SecretKeys"},
+    {"instances", "instance_id", "dsn", "instance DSNs"},
+};
+
+char *store_reseal_select_sql(const struct store_secret_column *col)
+{
+    /* substr and length mean the same in SQLite and PostgreSQL (LIKE ignores case in SQLite). */
+    return xasprintf("SELECT %s, %s FROM %s WHERE %s <> ''"
+                     " AND substr(%s, 1, length('" SECRETBOX_PREFIX "')) <> '" SECRETBOX_PREFIX
+                     "' ORDER BY %s",
+                     col->key, col->column, col->table, col->column, col->column, col->key);
+}
+
+char *store_reseal_update_sql(const struct store_secret_column *col, char mark)
+{
+    return xasprintf("UPDATE %s SET %s = %c1 WHERE %s = %c2 AND %s = %c3", col->table, col->column,
+                     mark, col->key, mark, col->column, mark);
+}
+
+int store_reseal_value(const char *clear, char **sealed, struct err *e)
+{
+    *sealed = NULL;
+    char *out = NULL;
+    int rc = secretbox_seal(clear, &out, e);
+    if (rc != 0)
+        return rc;
+    if (!secretbox_is_sealed(out)) { /* no key: secretbox_seal passed it through */
+        free(out);
+        return 0;
+    }
+    *sealed = out;
+    return 1;
+}
+
+void store_reseal_log(const size_t sealed[STORE_SECRET_COLUMNS])
+{
+    size_t total = 0;
+    for (int i = 0; i < STORE_SECRET_COLUMNS; i++)
+        total += sealed[i];
+    if (total == 0)
+        return;
+    log_info("store: sealed %zu secret%s an older asyncd had stored in clear (%s: %zu, %s: %zu)",
+             total, total == 1 ? "" : "s", store_secret_columns[0].what, sealed[0],
+             store_secret_columns[1].what, sealed[1]);
 }

@@ -66,7 +66,9 @@ size_t store_state_names(unsigned mask, const char *out[TASK_STATE_COUNT + 1]);
 /* Step secrets: the args a mysql action passes as passwords ({N:str} after IDENTIFIED BY,
  * PASSWORD( or USING in its sql, capture, done_if or statements) -- the tenant passwords of
  * CreateAccounts and ModifyAccountPassword. They are sealed (common/secretbox.h) while the task
- * can still run a step, and erased to "***" in the transaction that makes the task final. */
+ * can still run a step, and erased to "***" in the transaction that makes the task final. The
+ * rule that finds them is the template language's, handed over at start (store.h,
+ * store_set_secret_args). */
 
 /* A deep copy of steps (a new task's, as given) with every secret arg sealed, in *out (the
  * caller json_decref()s it). ERR_INTERNAL when sealing fails. */
@@ -77,5 +79,28 @@ int store_steps_open(json_t *steps, struct err *e);
 /* action_json (a stored do_json or undo_json; NULL is none) with each secret arg replaced by
  * "***": new heap text the caller frees, or NULL when there is nothing left to erase. */
 char *store_step_json_erased(const char *action_json);
+
+/* Secrets at rest written in clear by an asyncd from before sealing: each backend's store open
+ * seals them after its migrations, in the same transaction (store_sqlite_accounts.c,
+ * store_pg_accounts.c). The columns, by the key of their row; step secrets are not among them,
+ * as an older task's are erased ("***") when it ends. */
+struct store_secret_column {
+    const char *table, *key, *column;
+    const char *what; /* for the log line: "SecretKeys" */
+};
+enum { STORE_SECRET_COLUMNS = 2 };
+extern const struct store_secret_column store_secret_columns[STORE_SECRET_COLUMNS];
+
+/* SQL, heap text the caller frees. The SELECT lists (key, value) of the rows of col whose value
+ * is in clear (not "" and without the sealed prefix). The UPDATE sets the value (parameter 1) of
+ * the row with key (2) while it still holds the clear value (3), so a write another node made
+ * meanwhile is kept; mark is the backend's parameter sign, '?' (SQLite) or '$' (PostgreSQL). */
+char *store_reseal_select_sql(const struct store_secret_column *col);
+char *store_reseal_update_sql(const struct store_secret_column *col, char mark);
+/* Seals clear into *sealed (heap, the caller frees): 1 when sealed, 0 when there is nothing to
+ * do (no key loaded: unit tests of the store; *sealed is then NULL), ERR_INTERNAL on failure. */
+int store_reseal_value(const char *clear, char **sealed, struct err *e);
+/* Logs at info how many values of each column were sealed (nothing when none were). */
+void store_reseal_log(const size_t sealed[STORE_SECRET_COLUMNS]);
 
 #endif

@@ -253,9 +253,12 @@ static int conn_open(struct sq_conn *c, const char *path, bool writer, struct er
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
-    /* WAL lets readers run beside the writer; synchronous=FULL fsyncs every commit (DESIGN 6). */
+    /* WAL lets readers run beside the writer; synchronous=FULL fsyncs every commit (DESIGN 6).
+     * secure_delete zeroes what a write frees: a secret sealed over its clear value, or erased
+     * when its task ends, leaves no old bytes in the file. Debian's SQLite has it on by default;
+     * other builds have it off. */
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                   " PRAGMA foreign_keys=ON;"
+                                   " PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"
                                  : "PRAGMA foreign_keys=ON;";
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
         return sq_fail(c, e, writer ? "setting WAL mode and pragmas" : "setting pragmas");
@@ -288,7 +291,8 @@ static int schema_version(struct sq_conn *c, int *out, struct err *e)
     return 0;
 }
 
-/* Creates the schema or migrates it forward, all in one transaction. */
+/* Creates the schema or migrates it forward, then seals the secrets an older asyncd left in
+ * clear, all in one transaction. */
 static int schema_migrate(struct sq_conn *c, const char *path, struct err *e)
 {
     int rc = sq_begin_write(c, e);
@@ -330,6 +334,9 @@ static int schema_migrate(struct sq_conn *c, const char *path, struct err *e)
             goto fail;
         }
     }
+    /* In the migration's transaction: the store is never seen half sealed. */
+    if ((rc = sq_reseal_secrets(c, e)) != 0)
+        goto fail;
     return sq_commit(c, e);
 fail:
     sq_rollback(c);

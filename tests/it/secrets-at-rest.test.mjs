@@ -3,14 +3,15 @@
 // the data directory (asyncd.db, -wal, -shm), the daemon's log or, on PostgreSQL, a pg_dump of
 // its database -- searched byte for byte. The admin API shows the DSN password as ***; after a
 // restart the keys open again (the SDK works, the DSN still reaches MariaDB); a start with
-// another key file fails with a message that says so.
+// another key file fails with a message that says so. A store where an older asyncd left a
+// SecretKey and a DSN in clear has them sealed at the next start, and they still work.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { start, NO_LIMITS, REPO_ROOT, REGION, STORE, ASYNCCTL_BIN, expectCode } from './lib/asyncd.mjs';
+import { start, psql, NO_LIMITS, REPO_ROOT, REGION, STORE, ASYNCCTL_BIN, expectCode } from './lib/asyncd.mjs';
 import { useMariaDB, uniqueUser, waitFinal } from './lib/mariadb.mjs';
 
 const INST = 'cdb-secrets';
@@ -139,4 +140,43 @@ test('a start with another --secret-key-file fails and says why', async () => {
   fs.rmSync(dir, { recursive: true, force: true });
   await d.start(); // the data dir's own key still opens everything
   assert.equal((await d.adminOk('GET', '/v1/instances')).instances.length, 1);
+});
+
+/** Runs SQL on d's store beside the daemon (sqlite3 on the data dir's file, or psql). */
+function storeSql(daemon, sql) {
+  if (daemon.storeUrl) return psql(sql, { url: daemon.storeUrl });
+  return new Promise((resolve, reject) => {
+    execFile('sqlite3', [path.join(daemon.dataDir, 'asyncd.db'), sql], (err, out, stderr) =>
+      (err ? reject(new Error(`sqlite3 ${sql}: ${err.message}\n${stderr}`)) : resolve(out)));
+  });
+}
+
+test('secrets an older asyncd left in clear are sealed at the next start, and still work', async () => {
+  const old = await start({ args: [...NO_LIMITS] });
+  const dsnPw = `Dq4-clear-${Math.random().toString(36).slice(2, 10)}`;
+  const dsn = `mysql://admin:${dsnPw}@127.0.0.1:1`;
+  await old.adminOk('POST', '/v1/instances',
+    { product: 'cdb', region: REGION, uin: old.creds.Uin, instance_id: 'cdb-clear', status: 'running', dsn }, 201);
+  await old.stop({ keepData: true });
+  // As a store from before sealing holds them: the root SecretKey and the DSN in clear.
+  await storeSql(old, `UPDATE account_keys SET secret_key = '${old.creds.SecretKey}' WHERE secret_id = '${old.creds.SecretId}'`);
+  await storeSql(old, `UPDATE instances SET dsn = '${dsn}' WHERE instance_id = 'cdb-clear'`);
+  assert.ok((await storeSql(old, 'SELECT secret_key FROM account_keys')).includes(old.creds.SecretKey), 'written in clear');
+
+  await old.start();
+  assert.match(old.stderrText, /info store: sealed 2 secrets an older asyncd had stored in clear \(SecretKeys: 1, instance DSNs: 1\)/);
+  await expectCode(old.cdb().DescribeAsyncRequestInfo({ AsyncRequestId: 'f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7' }),
+    'InvalidParameter.InvalidAsyncRequestId'); // signed with the key that was in clear: it opens
+  const inst = await old.adminOk('GET', '/v1/instances/cdb-clear');
+  assert.equal(inst.dsn, 'mysql://admin:***@127.0.0.1:1');
+  await old.stop({ keepData: true });
+
+  const sources = filesUnder(old.dataDir).map((f) => ({ name: path.relative(old.dataDir, f), bytes: fs.readFileSync(f) }));
+  if (old.storeUrl) sources.push({ name: 'pg_dump', bytes: await pgDump(old.storeUrl) });
+  assert.deepEqual(hits(sources, old.creds.SecretKey), ['credentials.json'], 'the SecretKey is sealed in the store');
+  assert.deepEqual(hits(sources, dsnPw), [], 'the DSN password is sealed in the store');
+  // Sealed once: another start finds nothing left to seal.
+  await old.start();
+  assert.doesNotMatch(old.stderrText, /sealed \d+ secret/);
+  await old.stop();
 });

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/secretbox.h"
+#include "exec/mysql_conn.h"
 #include "store/store.h"
 #include "store/store_plan.h"
 
@@ -321,6 +322,7 @@ static void test_sqlite_store_seals_secret_keys_and_dsns(void **state)
 
 int main(void)
 {
+    store_set_secret_args(mysql_conn_secret_args); /* as asyncd does at start */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_seal_then_open_gives_the_plaintext_back, use_key_a,
                                         forget_key),

@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include "common/ids.h"
+#include "common/secretbox.h"
 #include "store/store.h"
+#include "store/store_plan.h"
 
 struct fixture {
     char dir[64];
@@ -411,6 +413,10 @@ static void test_schema_3_accounts_keep_their_keys(void **state)
                      " secret_key TEXT NOT NULL, is_root INTEGER NOT NULL, policy_json TEXT,"
                      " created_ms INTEGER NOT NULL);"
                      "CREATE INDEX accounts_owner ON accounts(owner_uin);"
+                     "CREATE TABLE instances (instance_id TEXT PRIMARY KEY, product TEXT NOT NULL,"
+                     " region TEXT NOT NULL, uin TEXT NOT NULL, status TEXT NOT NULL,"
+                     " dsn TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+                     " updated_ms INTEGER NOT NULL, reserved_accounts TEXT NOT NULL DEFAULT '');"
                      "INSERT INTO accounts VALUES('300000000002', '300000000002', '125', 'AKIDnew',"
                      " 'plain-new', 1, NULL, 5);"
                      "INSERT INTO accounts VALUES('300000000001', '300000000001', '125', 'AKIDold',"
@@ -905,6 +911,105 @@ static void test_reopen_keeps_data_and_counters(void **state)
     assert_true(strtoll(next, NULL, 10) > strtoll(first, NULL, 10));
 }
 
+/* Raw SQL on the fixture's database, beside the store (another connection): a statement, or
+ * the first column of the first row into out[cap]. */
+static void raw_sql(struct fixture *f, const char *sql, char *out, size_t cap)
+{
+    if (out)
+        out[0] = '\0';
+    if (f->url) {
+        PGconn *c = PQconnectdb(f->url);
+        assert_int_equal(PQstatus(c), CONNECTION_OK);
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        assert_true(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+        if (out && PQntuples(r) > 0)
+            snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        PQfinish(c);
+        return;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/asyncd.db", f->dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int rc = sqlite3_step(st);
+    assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
+    if (out && rc == SQLITE_ROW)
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static const uint8_t test_key[SECRETBOX_KEY_LEN] = {7, 7, 7, 1, 2, 3};
+
+/* A store written before sealing holds SecretKeys and DSNs in clear: the next open seals them,
+ * and they still work. */
+static void test_open_seals_secrets_an_older_store_kept_in_clear(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    secretbox_set_key(test_key);
+    struct account a = root_account("100000000001", "AKIDclear");
+    struct instance in = an_instance("cdb", "cdb-clear", "100000000001");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    assert_int_equal(store_instance_create(f->s, &in, &e), 0);
+    raw_sql(f,
+            "UPDATE account_keys SET secret_key = 'clear-secret-key' WHERE secret_id = 'AKIDclear'",
+            NULL, 0);
+    raw_sql(f, "UPDATE instances SET dsn = 'mysql://root:clear-pw@127.0.0.1:3306'", NULL, 0);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(open_in(f), 0);
+    char raw[1024];
+    raw_sql(f, "SELECT secret_key FROM account_keys WHERE secret_id = 'AKIDclear'", raw,
+            sizeof raw);
+    assert_true(secretbox_is_sealed(raw));
+    raw_sql(f, "SELECT dsn FROM instances WHERE instance_id = 'cdb-clear'", raw, sizeof raw);
+    assert_true(secretbox_is_sealed(raw));
+    struct account got = {0};
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDclear", &got, &e), 0);
+    assert_string_equal(got.secret_key, "clear-secret-key");
+    account_clear(&got);
+    struct instance got_in = {0};
+    assert_int_equal(store_instance_get(f->s, "cdb", "cdb-clear", &got_in, &e), 0);
+    assert_string_equal(got_in.dsn, "mysql://root:clear-pw@127.0.0.1:3306");
+    /* sealed once: the next open leaves the sealed values as they are */
+    raw_sql(f, "SELECT secret_key FROM account_keys WHERE secret_id = 'AKIDclear'", raw,
+            sizeof raw);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(open_in(f), 0);
+    char again[1024];
+    raw_sql(f, "SELECT secret_key FROM account_keys WHERE secret_id = 'AKIDclear'", again,
+            sizeof again);
+    assert_string_equal(again, raw);
+    secretbox_forget();
+}
+
+/* Without the template rule (store_set_secret_args), every string arg of a mysql step is taken
+ * for a password: the store seals too much rather than too little. */
+static void test_step_secrets_fail_closed_without_the_template_rule(void **state)
+{
+    (void)state;
+    secretbox_set_key(test_key);
+    json_t *steps = json_pack("[{s:s, s:{s:{s:s, s:[s, s, i]}}}]", "name", "create", "do", "mysql",
+                              "sql", "CREATE USER {0:str}@{1:str}", "args", "bob", "%", 5);
+    json_t *sealed = NULL;
+    struct err e = {0};
+    assert_int_equal(store_steps_seal(steps, &sealed, &e), 0);
+    json_t *args = json_object_get(
+        json_object_get(json_object_get(json_array_get(sealed, 0), "do"), "mysql"), "args");
+    assert_true(secretbox_is_sealed(json_string_value(json_array_get(args, 0))));
+    assert_true(secretbox_is_sealed(json_string_value(json_array_get(args, 1))));
+    assert_int_equal(json_integer_value(json_array_get(args, 2)), 5);
+    json_decref(steps);
+    json_decref(sealed);
+    secretbox_forget();
+}
+
 struct race {
     struct store *s;
     char ids[8][STORE_ID_MAX];
@@ -987,6 +1092,7 @@ static void test_summaries_run_beside_task_creation(void **state)
     X(test_task_get_json_has_the_admin_api_shape)                                                  \
     X(test_task_list_filters_pages_and_counts)                                                     \
     X(test_reopen_keeps_data_and_counters)                                                         \
+    X(test_open_seals_secrets_an_older_store_kept_in_clear)                                        \
     X(test_summaries_run_beside_task_creation)
 #define ON_SQLITE(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
 #define ON_PG(name)     cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
@@ -998,7 +1104,9 @@ int main(void)
             ON_SQLITE(test_store_open_refuses_bad_postgres_options)
                 ON_SQLITE(test_store_open_sqlite_url_uses_that_file)
                     ON_SQLITE(test_store_open_reports_unwritable_directory)
-                        ON_SQLITE(test_schema_3_accounts_keep_their_keys) CONTRACT(ON_SQLITE)};
+                        ON_SQLITE(test_schema_3_accounts_keep_their_keys)
+                            ON_SQLITE(test_step_secrets_fail_closed_without_the_template_rule)
+                                CONTRACT(ON_SQLITE)};
     const struct CMUnitTest postgres[] = {CONTRACT(ON_PG)};
     int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
     const char *pg = getenv("ASYNCD_TEST_PG");

@@ -8,12 +8,15 @@
 // through node A is refused by node B within ~1.5 s.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ASYNCCTL_BIN, NO_LIMITS, PG_URL, SIGN_MODES, SLOW, assertAdminError, expectCode, sleep, start, startNode,
+  NO_LIMITS, PG_URL, SIGN_MODES, SLOW, assertAdminError, expectCode, filesUnder, runAsyncctl,
+  sleep, start, startNode,
 } from './lib/asyncd.mjs';
+
+const ctl = runAsyncctl;
 
 const T = { timeout: 60000 * SLOW };
 const NOT_FOUND_KEY = 'AuthFailure.SecretIdNotFound';
@@ -73,21 +76,6 @@ async function freshRoot(node = d) {
   return { acc, id };
 }
 
-function ctl(node, args) {
-  const env = { ...process.env };
-  delete env.ASYNCD_TOKEN;
-  delete env.ASYNCD_ADMIN;
-  const argv = ['--admin', `http://127.0.0.1:${node.adminPort}`, '--data', node.dataDir, ...args];
-  return new Promise((resolve, reject) => {
-    const p = spawn(ASYNCCTL_BIN, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c) => { stdout += c; });
-    p.stderr.on('data', (c) => { stderr += c; });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 test('a second key pair works with the SDK beside the first; GET shows SecretIds and statuses, never a SecretKey', T, async () => {
   const { acc, id } = await freshRoot();
@@ -320,16 +308,6 @@ test('asyncctl account key create|list|disable|enable|delete and account disable
   assert.match(help.stdout, /account disable UIN/);
 });
 
-/** Every regular file under dir, recursively. */
-function filesUnder(dir) {
-  const out = [];
-  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, ent.name);
-    if (ent.isDirectory()) out.push(...filesUnder(p));
-    else if (ent.isFile()) out.push(p);
-  }
-  return out;
-}
 
 function pgDump(url) {
   return new Promise((resolve, reject) => {

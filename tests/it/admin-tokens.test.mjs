@@ -6,13 +6,16 @@
 // node's AdminToken works on the other.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  ASYNCCTL_BIN, MANUAL_STEP, NO_LIMITS, PG_URL, REGION, SLOW, assertAdminError, psql, sleep, start, startNode,
+  MANUAL_STEP, NO_LIMITS, PG_URL, REGION, SLOW, assertAdminError, psql, runAsyncctl, sleep, start,
+  startNode,
 } from './lib/asyncd.mjs';
+
+const ctl = runAsyncctl;
 
 const T = { timeout: 60000 * SLOW };
 const daemons = [];
@@ -47,25 +50,6 @@ function storeSql(d, sql) {
   });
 }
 
-function ctl(d, args) {
-  const env = { ...process.env };
-  delete env.ASYNCD_TOKEN;
-  delete env.ASYNCD_ADMIN;
-  const argv = ['--admin', `http://127.0.0.1:${d.adminPort}`, '--data', d.dataDir, ...args];
-  return new Promise((resolve, reject) => {
-    const p = spawn(ASYNCCTL_BIN, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c) => { stdout += c; });
-    p.stderr.on('data', (c) => { stderr += c; });
-    p.on('error', reject);
-    p.on('close', (code) => {
-      let json;
-      try { json = JSON.parse(stdout); } catch { json = undefined; }
-      resolve({ code, stdout, stderr, json });
-    });
-  });
-}
 
 describe('tokens on one node', T, () => {
   let d;

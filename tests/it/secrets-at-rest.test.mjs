@@ -11,7 +11,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { start, psql, NO_LIMITS, REPO_ROOT, REGION, STORE, ASYNCCTL_BIN, expectCode } from './lib/asyncd.mjs';
+import { start, psql, NO_LIMITS, REPO_ROOT, REGION, STORE, ASYNCCTL_BIN, expectCode, filesUnder } from './lib/asyncd.mjs';
 import { useMariaDB, uniqueUser, waitFinal } from './lib/mariadb.mjs';
 
 const INST = 'cdb-secrets';
@@ -37,16 +37,6 @@ after(async () => {
   if (db) await db.stop();
 });
 
-/** Every regular file under dir, recursively. */
-function filesUnder(dir) {
-  const out = [];
-  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, ent.name);
-    if (ent.isDirectory()) out.push(...filesUnder(p));
-    else if (ent.isFile()) out.push(p);
-  }
-  return out;
-}
 
 /** The files (or 'pg_dump') whose bytes contain needle. */
 function hits(sources, needle) {

@@ -782,3 +782,37 @@ export function prng(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Runs asyncctl against node d's admin API with the token from d's data dir (no ASYNCD_TOKEN or
+ * ASYNCD_ADMIN from the environment); resolves {code, stdout, stderr, json} (json when stdout
+ * parses). */
+export function runAsyncctl(d, args) {
+  const env = { ...process.env };
+  delete env.ASYNCD_TOKEN;
+  delete env.ASYNCD_ADMIN;
+  const argv = ['--admin', `http://127.0.0.1:${d.adminPort}`, '--data', d.dataDir, ...args];
+  return new Promise((resolve, reject) => {
+    const p = spawn(ASYNCCTL_BIN, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c) => { stdout += c; });
+    p.stderr.on('data', (c) => { stderr += c; });
+    p.on('error', reject);
+    p.on('close', (code) => {
+      let json;
+      try { json = JSON.parse(stdout); } catch { json = undefined; }
+      resolve({ code, stdout, stderr, json });
+    });
+  });
+}
+
+/** Every regular file under dir, recursively. */
+export function filesUnder(dir) {
+  const out = [];
+  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory()) out.push(...filesUnder(p));
+    else if (ent.isFile()) out.push(p);
+  }
+  return out;
+}

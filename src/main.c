@@ -206,7 +206,8 @@ static int start_servers(struct daemon_state *d, struct err *e)
                                                   .workers = d->opt.workers,
                                                   .lease_s = d->opt.lease_s,
                                                   .drain_s = d->opt.drain_s,
-                                                  .data_dir = d->data_abs},
+                                                  .data_dir = d->data_abs,
+                                                  .instance_parallel = d->opt.instance_parallel},
                           &d->engine, e);
     if (rc)
         return rc;

@@ -2,6 +2,7 @@
 #include "daemon/options.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ enum {
     OPT_MAXCONNS_CLIENT,
     OPT_PARAM_CATALOG,
     OPT_SECRET_KEY,
-    OPT_STORE_FILE
+    OPT_STORE_FILE,
+    OPT_INSTANCE_SERIAL
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +59,7 @@ static const struct option long_opts[] = {
     {"max-conns-per-client", required_argument, NULL, OPT_MAXCONNS_CLIENT},
     {"param-catalog", required_argument, NULL, OPT_PARAM_CATALOG},
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY},
+    {"instance-serial", required_argument, NULL, OPT_INSTANCE_SERIAL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -93,6 +96,9 @@ void options_usage(void)
         "                          mongodb:DescribeAsyncRequestInfo=20, others 20)\n"
         "  --lease-s N             task lease length in seconds (default 15), renewed every N/3\n"
         "  --drain-s N             on SIGTERM, how long running steps may finish (default 10)\n"
+        "  --instance-serial P=on|off[,P=on|off]  tasks on one instance of product P run one at\n"
+        "                          a time, in creation order (on), or may overlap (off); a\n"
+        "                          paused task holds its instance (default cdb=on,mongodb=on)\n"
         "  --max-body BYTES        largest request body accepted (default 1048576)\n"
         "  --idle-timeout S        close connections idle (or stalled) for S seconds (default 30)\n"
         "  --request-timeout S     a request's headers and body must arrive within S seconds\n"
@@ -117,6 +123,62 @@ static int parse_uint(const char *flag, const char *v, unsigned long lo, unsigne
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--%s %s: expected an integer %lu..%lu",
                        flag, v, lo, hi);
     *out = n;
+    return 0;
+}
+
+/* The products --instance-serial knows, in the order instance_parallel lists them. */
+static const char *const serial_products[] = {"cdb", "mongodb"};
+#define N_SERIAL_PRODUCTS (sizeof serial_products / sizeof serial_products[0])
+
+/* One P=on|off item of --instance-serial into off[]: which products may overlap. */
+static int serial_item(const char *item, size_t len, bool off[N_SERIAL_PRODUCTS], struct err *e)
+{
+    const char *eq = memchr(item, '=', len);
+    size_t plen = eq ? (size_t)(eq - item) : len;
+    for (size_t i = 0; eq && i < N_SERIAL_PRODUCTS; i++) {
+        if (strlen(serial_products[i]) != plen || strncmp(item, serial_products[i], plen) != 0)
+            continue;
+        size_t vlen = len - plen - 1;
+        if (vlen == 2 && strncmp(eq + 1, "on", 2) == 0)
+            off[i] = false;
+        else if (vlen == 3 && strncmp(eq + 1, "off", 3) == 0)
+            off[i] = true;
+        else
+            break;
+        return 0;
+    }
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "--instance-serial %.*s: expected PRODUCT=on or PRODUCT=off, PRODUCT being "
+                   "cdb or mongodb (e.g. cdb=on,mongodb=off)",
+                   (int)len, item);
+}
+
+/* --instance-serial cdb=on,mongodb=off; a later flag changes only the products it names. */
+static int set_instance_serial(struct options *o, const char *v, struct err *e)
+{
+    bool off[N_SERIAL_PRODUCTS] = {0};
+    for (size_t i = 0; i < N_SERIAL_PRODUCTS; i++) {
+        char want[24];
+        snprintf(want, sizeof want, ",%s,", serial_products[i]);
+        char have[sizeof o->instance_parallel + 2];
+        snprintf(have, sizeof have, ",%s,", o->instance_parallel);
+        off[i] = strstr(have, want) != NULL;
+    }
+    for (const char *p = v;;) {
+        size_t len = strcspn(p, ",");
+        int rc = serial_item(p, len, off, e);
+        if (rc)
+            return rc;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    o->instance_parallel[0] = '\0';
+    for (size_t i = 0; i < N_SERIAL_PRODUCTS; i++)
+        if (off[i])
+            snprintf(o->instance_parallel + strlen(o->instance_parallel),
+                     sizeof o->instance_parallel - strlen(o->instance_parallel), "%s%s",
+                     o->instance_parallel[0] ? "," : "", serial_products[i]);
     return 0;
 }
 
@@ -232,6 +294,8 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         o->rate_limits = xrealloc(o->rate_limits, (o->n_rate_limits + 1) * sizeof *o->rate_limits);
         o->rate_limits[o->n_rate_limits++] = v;
         return 0;
+    case OPT_INSTANCE_SERIAL:
+        return set_instance_serial(o, v, e);
     case 'h':
         o->help = 1;
         return 0;

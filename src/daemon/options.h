@@ -25,6 +25,9 @@ struct options {
     size_t max_body;
     const char **rate_limits; /* heap array of borrowed argv strings, n_rate_limits long */
     size_t n_rate_limits;
+    /* --instance-serial P=on|off,...: the products switched off, comma-separated ("" = none);
+     * their tasks on one instance may overlap, every other product's run one at a time */
+    char instance_parallel[64];
     int help;
 };
 

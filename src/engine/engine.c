@@ -32,8 +32,9 @@ static void *worker_main(void *arg)
     while (!engine_stopping(eng)) {
         struct task_claim claim;
         struct err e = {0};
-        int rc = store_task_claim(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
-                                  &claim, &e);
+        int rc =
+            store_task_claim_with(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
+                                  eng->cfg.instance_parallel, &claim, &e);
         if (rc == 0) {
             engine_run_task(eng, &claim);
         } else if (rc == ERR_NOT_FOUND) {

@@ -14,6 +14,10 @@ struct engine_config {
     unsigned lease_s;     /* lease length; renewed every lease_s/3 */
     unsigned drain_s;     /* on stop, how long running steps may go on before they are stopped */
     const char *data_dir; /* borrowed; given to exec steps as ASYNCD_DATA_DIR (e.g. for backups) */
+    /* borrowed; products whose tasks on one instance may overlap ("mongodb", comma-separated;
+     * NULL = none): every other product's run one at a time, in creation order (--instance-serial)
+     */
+    const char *instance_parallel;
 };
 
 struct engine;

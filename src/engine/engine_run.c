@@ -243,6 +243,48 @@ static void retry_later(struct run *r, const struct snapshot *s, int idx, const 
     record(r, &p);
 }
 
+/* A sleep step whose wake time is still ahead: the task goes back to the store with
+ * not_before_ms = that time, so no worker waits for it, and is claimed again when it is due.
+ * The wake time is written into the step's output the first time (one event says so), so a
+ * restart, a pause or another node wakes it at the same moment. A kill, pause or undo reaches
+ * it as any task whose lease nobody holds. True when the task was handed back. */
+static bool sleep_handed_back(struct run *r, const struct snapshot *s, int idx, const char *phase)
+{
+    json_t *step = json_array_get(s->steps, (size_t)idx);
+    bool undo = strcmp(phase, "undo") == 0;
+    const char *key = undo ? "undo_wake_ms" : "wake_ms";
+    json_t *output = json_object_get(step, "output");
+    json_t *kept = json_object_get(output, key);
+    int64_t now = time_now_ms(), wake;
+    if (json_is_integer(kept))
+        wake = json_integer_value(kept);
+    else if (!exec_sleep_wake_ms(json_object_get(step, undo ? "undo" : "do"), now, &wake))
+        return false;
+    if (wake <= now)
+        return false;
+    json_t *merged = json_is_object(output) ? json_deep_copy(output) : json_object();
+    json_object_set_new(merged, key, json_integer(wake));
+    char *text = json_dumps(merged, JSON_COMPACT);
+    json_decref(merged);
+    char at[25], msg[300];
+    time_fmt_iso_utc(wake, at);
+    snprintf(msg, sizeof msg, "step %d/%d %s%s sleeping until %s", idx + 1, s->n_steps,
+             step_name(s, idx), undo ? " (undo)" : "", at);
+    struct task_progress p = progress_of(TASK_RUNNING);
+    p.step = idx;
+    p.step_state = json_str(step, "state", "pending"); /* unchanged: only the output is new */
+    p.step_output = text;
+    p.not_before_ms = wake;
+    p.release = true;
+    if (!kept) { /* the first time only: a later early claim hands it back silently */
+        p.message = msg;
+        p.event = true;
+    }
+    record(r, &p);
+    free(text);
+    return true;
+}
+
 /* Retries spent: the task's on_failure decides. Returns true when the runner goes on (undo). */
 static bool do_step_failed(struct run *r, const struct snapshot *s, int idx,
                            const struct exec_result *res)
@@ -294,6 +336,8 @@ static bool do_phase(struct run *r, const struct snapshot *s)
         record(r, &p);
         return false;
     }
+    if (sleep_handed_back(r, s, idx, "do"))
+        return false;
     struct exec_result res;
     run_action(r, s, idx, "do", &res);
     if (res.outcome != EXEC_DONE) {
@@ -358,6 +402,8 @@ static bool undo_phase(struct run *r, const struct snapshot *s)
         record(r, &p);
         return false;
     }
+    if (sleep_handed_back(r, s, idx, "undo"))
+        return false;
     struct snapshot at = *s;
     at.step = idx;
     struct exec_result res;

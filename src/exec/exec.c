@@ -36,9 +36,8 @@ static int remote_run(const struct exec_job *job, const struct exec_control *ctl
 static const struct exec_backend remote_backend = {"remote", remote_validate, remote_run};
 
 static const struct exec_backend *const executors[] = {
-    &exec_proc_backend,
-    &exec_mysql_backend,
-    &remote_backend,
+    &exec_proc_backend, &exec_mysql_backend, &remote_backend,
+    &exec_noop_backend, &exec_sleep_backend,
 };
 
 const char *exec_json_type_name(const json_t *v)

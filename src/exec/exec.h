@@ -1,12 +1,14 @@
 /* Executors: what runs one step's action (its `do` or `undo`). An action is a JSON object whose
- * single key names the executor: {"exec": [argv...], "env": {...}, "cwd": "..."} runs a process;
- * later "mysql" and "remote". A run blocks the calling worker thread; it calls back `poll` about
+ * single key names the executor: {"exec": [argv...], "env": {...}, "cwd": "..."} runs a process,
+ * "mysql" runs SQL, "remote" is an external worker's, and the built-in "noop" and "sleep" start
+ * no child. A run blocks the calling worker thread; it calls back `poll` about
  * every 100 ms so the caller can renew its lease and ask the run to stop (kill, lost lease). */
 #ifndef ASYNCD_EXEC_H
 #define ASYNCD_EXEC_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/errors.h"
 
@@ -58,5 +60,14 @@ int exec_run(const struct exec_job *job, const struct exec_control *ctl, struct 
 
 /* Checks an action's shape without running it (used when tasks are created). */
 int exec_validate(const json_t *action, struct err *e);
+
+/* For a valid {"sleep": ...} action: true with *wake_ms its wake time in Unix ms ("until" as
+ * written; "s" counted from from_ms). False for any other action. exec_run does not wait: it
+ * finds a sleep done at once, so the caller runs one only once its wake time has come. */
+bool exec_sleep_wake_ms(const json_t *action, int64_t from_ms, int64_t *wake_ms);
+
+/* Parses an RFC 3339 time ("2026-11-23T04:00:00Z", "2026-11-23T12:00:00.5+08:00") into Unix ms;
+ * 0, or -1 when s is not one (a leap second :60 is read as :59). */
+int exec_parse_rfc3339(const char *s, int64_t *ms);
 
 #endif

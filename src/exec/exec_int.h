@@ -18,6 +18,9 @@ struct exec_backend {
 
 extern const struct exec_backend exec_proc_backend;  /* "exec": a child process (exec_proc.c) */
 extern const struct exec_backend exec_mysql_backend; /* "mysql": SQL (exec_mysql.c) */
+extern const struct exec_backend exec_noop_backend;  /* "noop": done at once (exec_builtin.c) */
+extern const struct exec_backend
+    exec_sleep_backend; /* "sleep": the engine waits (exec_builtin.c) */
 
 /* How a step child closes its descriptors above 2 between vfork and exec (exec_proc.c): through
  * close_range, else by walking fd_dir, else by closing every number below the descriptor limit.

@@ -200,9 +200,13 @@ struct store_ops {
     int (*task_control)(struct store *s, const char *id, enum task_verb verb, const char *node,
                         const char *message, struct err *e);
     /* engine: claim the oldest runnable task (initial, or running with no live lease and its
-     * retry time reached); ERR_NOT_FOUND when there is none. */
-    int (*task_claim)(struct store *s, const char *node, int64_t lease_ms, struct task_claim *out,
-                      struct err *e);
+     * retry time reached); ERR_NOT_FOUND when there is none. A task with an instance waits
+     * while a task of its product and instance created before it is unfinished (initial,
+     * running, waiting or paused): one operation at a time per instance, in creation order.
+     * `parallel` lists the products exempt from that rule, comma-separated ("mongodb",
+     * "cdb,mongodb"); NULL or "" = none. */
+    int (*task_claim)(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
+                      struct task_claim *out, struct err *e);
     int (*task_renew)(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                       struct task_lease_state *out, struct err *e);
     int (*task_progress)(struct store *s, const struct task_progress *p, struct err *e);
@@ -349,10 +353,17 @@ static inline int store_task_control(struct store *s, const char *id, enum task_
 {
     return s->ops->task_control(s, id, v, node, msg, e);
 }
+/* Every product's instances one operation at a time (the default). */
 static inline int store_task_claim(struct store *s, const char *node, int64_t lease_ms,
                                    struct task_claim *o, struct err *e)
 {
-    return s->ops->task_claim(s, node, lease_ms, o, e);
+    return s->ops->task_claim(s, node, lease_ms, NULL, o, e);
+}
+/* As store_task_claim, the products in `parallel` exempt from one-at-a-time per instance. */
+static inline int store_task_claim_with(struct store *s, const char *node, int64_t lease_ms,
+                                        const char *parallel, struct task_claim *o, struct err *e)
+{
+    return s->ops->task_claim(s, node, lease_ms, parallel, o, e);
 }
 static inline int store_task_renew(struct store *s, const char *id, int64_t lease_no,
                                    int64_t lease_ms, struct task_lease_state *o, struct err *e)

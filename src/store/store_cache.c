@@ -263,12 +263,12 @@ static int c_task_renew(struct store *s, const char *id, int64_t lease_no, int64
     return rc;
 }
 
-static int c_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *out,
-                        struct err *e)
+static int c_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
+                        struct task_claim *out, struct err *e)
 {
     struct cache_store *cs = cs_of(s);
     atomic_fetch_add(&cs->global_pending, 1);
-    int rc = store_task_claim(cs->inner, node, lease_ms, out, e);
+    int rc = store_task_claim_with(cs->inner, node, lease_ms, parallel, out, e);
     /* A failed claim changed no task (its transaction rolled back; on PostgreSQL an unknown
      * outcome could only touch a non-final task, never cached there), so only the in-flight
      * fills are turned away. Dropping every entry here instead cost 10k instructions on each of

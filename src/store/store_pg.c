@@ -88,6 +88,11 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " SELECT secret_id, uin, secret_key, 'enabled', created_ms FROM accounts;"
     "ALTER TABLE accounts DROP COLUMN secret_id, DROP COLUMN secret_key,"
     " ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
+    /* 5: one operation at a time per instance (issue 11): the claim asks whether an earlier task
+     * of the candidate's product and instance is unfinished; this index holds only unfinished
+     * tasks, so the answer costs a probe, not a walk through the instance's whole history. */
+    "CREATE INDEX tasks_instance_open ON tasks(product, instance_id, created_ms, job_id)"
+    " WHERE state IN ('initial', 'running', 'waiting', 'paused');",
 };
 
 /* ---- small helpers ---- */

@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 4
+#define PG_SCHEMA_VERSION 5
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -180,8 +180,8 @@ int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, en
 /* store_pg_lease.c: */
 int store_pg_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
                           const char *message, struct err *e);
-int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *out,
-                        struct err *e);
+int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
+                        struct task_claim *out, struct err *e);
 int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                         struct task_lease_state *out, struct err *e);
 int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);

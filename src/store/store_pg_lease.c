@@ -16,6 +16,7 @@ struct claim_ctx {
     struct store_pg *s;
     const char *node;
     int64_t lease_ms;
+    char parallel[256]; /* ",p,q,": products exempt from one-at-a-time per instance */
     struct task_claim *out;
 };
 
@@ -39,6 +40,7 @@ static int claim_skip_locked(struct pg_conn *c, const struct claim_ctx *cx, int6
 {
     struct pg_params p = {0};
     pp_int(&p, now);
+    pp_text(&p, cx->parallel);
     PGresult *r;
     int rc = pg_exec(c, PG_CLAIM_PICK, &p, &r, "looking for a runnable task", e);
     if (rc != 0)
@@ -76,6 +78,7 @@ static int claim_one_update(struct pg_conn *c, const struct claim_ctx *cx, int64
         pp_int(&p, now);
         pp_text(&p, cx->node);
         pp_int(&p, cx->lease_ms);
+        pp_text(&p, cx->parallel);
         PGresult *r;
         int rc = pg_exec(c, PG_CLAIM_UPDATE, &p, &r, "claiming a task", e);
         if (rc != 0)
@@ -115,10 +118,11 @@ static int claim_fn(struct pg_conn *c, void *ctx, struct err *e)
     return pg_event_append(c, cx->out->id, now, (int)cand.state, TASK_RUNNING, cx->node, msg, e);
 }
 
-int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, struct task_claim *out,
-                        struct err *e)
+int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
+                        struct task_claim *out, struct err *e)
 {
-    struct claim_ctx cx = {pg_of(s), node, lease_ms, out};
+    struct claim_ctx cx = {.s = pg_of(s), .node = node, .lease_ms = lease_ms, .out = out};
+    snprintf(cx.parallel, sizeof cx.parallel, ",%.250s,", parallel ? parallel : "");
     return pg_run(s, PG_TX_WRITE, claim_fn, &cx, e);
 }
 

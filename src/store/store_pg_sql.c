@@ -16,6 +16,18 @@
       " AND " t "not_before_ms <= $1::bigint"                                                      \
       " AND (" t "lease_expires_ms IS NULL OR " t "lease_expires_ms <= $1::bigint)"
 
+/* One operation at a time per instance: a task on an instance waits while an earlier task of its
+ * product and instance is unfinished (paused too: it still holds the instance), unless the list
+ * PARALLEL (",p,q,") names its product. tasks_instance_open makes it one index probe. No
+ * re-check is needed after a lock wait: what blocks a task can only finish, and every task made
+ * later is created after it. */
+#define INSTANCE_FREE(t, parallel)                                                                 \
+    "(" t "instance_id IS NULL OR strpos(" parallel ", ',' || " t "product || ',') > 0"            \
+    " OR NOT EXISTS (SELECT 1 FROM tasks o WHERE o.product = " t "product"                         \
+    " AND o.instance_id = " t "instance_id AND o.state IN ('initial', 'running', 'waiting',"       \
+    " 'paused') AND o.created_ms <= " t "created_ms AND (o.created_ms < " t "created_ms"           \
+    " OR o.job_id < " t "job_id)))"
+
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_ACCOUNT_COUNT] = "SELECT count(*) FROM accounts",
     [PG_ACCOUNT_INSERT] = "INSERT INTO accounts(uin, owner_uin, app_id, is_root, policy_json,"
@@ -95,8 +107,9 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                      " message) WHERE task_id = $1::text AND idx = $2::integer",
     /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
      * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
-    [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks WHERE " CLAIMABLE(
-        "") " ORDER BY created_ms, job_id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED",
+    [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
+        "c.") " AND " INSTANCE_FREE("c.", "$2::text") " ORDER BY created_ms, job_id LIMIT 1"
+                                                      " FOR NO KEY UPDATE OF c SKIP LOCKED",
     [PG_CLAIM_TAKE] =
         "UPDATE tasks SET state = 'running', start_ms = COALESCE(start_ms,"
         " $2::bigint), lease_node = $3::text, lease_expires_ms = $2::bigint + $4::bigint,"
@@ -110,10 +123,11 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_CLAIM_UPDATE] =
         "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
         " $1::bigint), lease_node = $2::text, lease_expires_ms = $1::bigint + $3::bigint,"
-        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks WHERE " CLAIMABLE(
-            "") " ORDER BY created_ms, job_id LIMIT 1) old"
-                " WHERE t.id = old.id AND " CLAIMABLE(
-                    "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no",
+        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks c "
+        "WHERE " CLAIMABLE("c.") " AND " INSTANCE_FREE(
+            "c.", "$4::text") " ORDER BY created_ms, job_id LIMIT 1) old"
+                              " WHERE t.id = old.id AND " CLAIMABLE(
+                                  "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no",
     [PG_RENEW] = "UPDATE tasks SET lease_expires_ms = $3::bigint WHERE id = $1::text"
                  " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
                  " RETURNING pause_requested",

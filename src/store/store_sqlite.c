@@ -81,6 +81,11 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     "DROP TABLE accounts;"
     "ALTER TABLE accounts_v4 RENAME TO accounts;"
     "CREATE INDEX accounts_owner ON accounts(owner_uin);",
+    /* 5: one operation at a time per instance (issue 11): the claim asks whether an earlier task
+     * of the candidate's product and instance is unfinished; this index holds only unfinished
+     * tasks, so the answer costs a probe, not a walk through the instance's whole history. */
+    "CREATE INDEX tasks_instance_open ON tasks(product, instance_id, created_ms)"
+    " WHERE state IN ('initial', 'running', 'waiting', 'paused');",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)

@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  4
+#define SQ_SCHEMA_VERSION  5
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {
@@ -159,7 +159,7 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, en
 int store_sqlite_task_control(struct store *s, const char *id, enum task_verb verb,
                               const char *node, const char *message, struct err *e);
 int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
-                            struct task_claim *out, struct err *e);
+                            const char *parallel, struct task_claim *out, struct err *e);
 int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                             struct task_lease_state *out, struct err *e);
 int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);

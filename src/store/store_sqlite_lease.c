@@ -22,6 +22,7 @@ static int in_write_tx(struct store *s,
 struct claim_in {
     const char *node;
     int64_t lease_ms;
+    const char *parallel; /* products exempt from one-at-a-time per instance; NULL = none */
 };
 
 struct candidate {
@@ -30,19 +31,32 @@ struct candidate {
     char old_node[128];
 };
 
-static int claim_pick(struct sq_conn *c, int64_t now, struct candidate *cand, struct err *e)
+/* The oldest runnable task. One on an instance waits while an earlier task of its product and
+ * instance is unfinished (a paused one too: it still holds the instance), unless ?2, a list
+ * ",p,q,", names its product; tasks_instance_open makes that check one index probe. */
+static int claim_pick(struct sq_conn *c, const struct claim_in *in, int64_t now,
+                      struct candidate *cand, struct err *e)
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(
         c, SQ_CLAIM_PICK,
-        "SELECT id, state, lease_node FROM tasks"
+        "SELECT id, state, lease_node FROM tasks t"
         " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
         " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
+        " AND (t.instance_id IS NULL OR instr(?2, ',' || t.product || ',') > 0"
+        " OR NOT EXISTS (SELECT 1 FROM tasks o"
+        " WHERE o.product = t.product AND o.instance_id = t.instance_id"
+        " AND o.state IN ('initial', 'running', 'waiting', 'paused')"
+        " AND o.created_ms <= t.created_ms"
+        " AND (o.created_ms < t.created_ms OR o.rowid < t.rowid)))"
         " ORDER BY created_ms, rowid LIMIT 1",
         &st, e);
     if (rc != 0)
         return rc;
+    char parallel[256];
+    snprintf(parallel, sizeof parallel, ",%.250s,", in->parallel ? in->parallel : "");
     sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, parallel, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         sq_copy(cand->id, sizeof cand->id, sqlite3_column_text(st, 0));
@@ -91,7 +105,7 @@ static int claim_tx(struct sq_conn *c, const void *inp, void *outp, struct err *
     struct task_claim *out = outp;
     int64_t now = sq_now_ms();
     struct candidate cand = {0};
-    int rc = claim_pick(c, now, &cand, e);
+    int rc = claim_pick(c, in, now, &cand, e);
     if (rc == 0)
         rc = claim_take(c, in, now, &cand, out, e);
     if (rc != 0)
@@ -109,9 +123,9 @@ static int claim_tx(struct sq_conn *c, const void *inp, void *outp, struct err *
 }
 
 int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
-                            struct task_claim *out, struct err *e)
+                            const char *parallel, struct task_claim *out, struct err *e)
 {
-    struct claim_in in = {node, lease_ms};
+    struct claim_in in = {node, lease_ms, parallel};
     return in_write_tx(s, claim_tx, &in, out, e);
 }
 

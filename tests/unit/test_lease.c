@@ -121,6 +121,27 @@ static void make_task(struct store *s, char id[STORE_ID_MAX])
     make_task_of(s, 2, false, NULL, id);
 }
 
+/* A one-step task of product on instance (NULL: none). */
+static void make_task_on(struct store *s, const char *product, const char *instance,
+                         char id[STORE_ID_MAX])
+{
+    json_t *steps = json_pack("[{s:s, s:{s:[s]}}]", "name", "step", "do", "exec", "/bin/true");
+    struct task_new t = {.product = product,
+                         .region = "ap-guangzhou",
+                         .uin = "100000000001",
+                         .instance_id = instance,
+                         .type = "CreateAccounts",
+                         .steps = steps,
+                         .node = "node-1"};
+    struct err e = {0};
+    int rc = store_task_create(s, &t, id, &e);
+    if (rc != 0)
+        fprintf(stderr, "task_create: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    json_decref(steps);
+    next_ms();
+}
+
 static json_t *get(struct store *s, const char *id)
 {
     json_t *t = NULL;
@@ -226,6 +247,55 @@ static void test_claim_takes_the_oldest_runnable_task_and_starts_it(void **state
     json_decref(t);
     claim_ok(f->s, "node-a", LONG_LEASE_MS, newer, &c);
     assert_int_equal(claim(f->s, "node-a", LONG_LEASE_MS, &c), ERR_NOT_FOUND); /* all taken */
+}
+
+/* One operation at a time per instance: a later task of the same product and instance waits
+ * while an earlier one is unfinished (running or paused); other instances, other products and
+ * tasks without an instance go on. */
+static void test_tasks_on_one_instance_are_claimed_one_at_a_time_in_order(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], other[STORE_ID_MAX], mongo[STORE_ID_MAX];
+    char none[STORE_ID_MAX];
+    make_task_on(f->s, "cdb", "cdb-1", a);
+    make_task_on(f->s, "cdb", "cdb-1", b);
+    make_task_on(f->s, "cdb", "cdb-2", other);
+    make_task_on(f->s, "mongodb", "cdb-1", mongo);
+    make_task_on(f->s, "cdb", NULL, none);
+    struct task_claim ca, c;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, a, &ca);
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, other, &c);
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, mongo, &c);
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, none, &c);
+    assert_int_equal(claim(f->s, "node-a", LONG_LEASE_MS, &c), ERR_NOT_FOUND);
+    struct task_progress p = prog(&ca, TASK_PAUSED); /* a paused task still holds its instance */
+    p.release = true;
+    assert_int_equal(progress(f->s, &p), 0);
+    assert_int_equal(claim(f->s, "node-a", LONG_LEASE_MS, &c), ERR_NOT_FOUND);
+    struct err e = {0};
+    assert_int_equal(control(f->s, a, VERB_KILL, &e), 0);
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, b, &c);
+}
+
+static void test_instance_rule_is_lifted_for_the_parallel_products(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], m1[STORE_ID_MAX], m2[STORE_ID_MAX];
+    make_task_on(f->s, "cdb", "cdb-1", a);
+    make_task_on(f->s, "cdb", "cdb-1", b);
+    make_task_on(f->s, "mongodb", "cmgo-1", m1);
+    make_task_on(f->s, "mongodb", "cmgo-1", m2);
+    struct task_claim c;
+    struct err e = {0};
+    const char *parallel = "redis,cdb";
+    assert_int_equal(store_task_claim_with(f->s, "node-a", LONG_LEASE_MS, parallel, &c, &e), 0);
+    assert_string_equal(c.id, a);
+    assert_int_equal(store_task_claim_with(f->s, "node-a", LONG_LEASE_MS, parallel, &c, &e), 0);
+    assert_string_equal(c.id, b);
+    assert_int_equal(store_task_claim_with(f->s, "node-a", LONG_LEASE_MS, parallel, &c, &e), 0);
+    assert_string_equal(c.id, m1);
+    assert_int_equal(store_task_claim_with(f->s, "node-a", LONG_LEASE_MS, parallel, &c, &e),
+                     ERR_NOT_FOUND);
 }
 
 static void test_live_lease_blocks_other_nodes_expired_lease_is_taken_over(void **state)
@@ -824,7 +894,9 @@ static void test_concurrent_claims_never_share_a_task(void **state)
     X(test_pause_now_fences_out_the_holder_whose_lease_lapsed)                                     \
     X(test_undo_during_the_undo_phase_keeps_the_step_being_undone)                                 \
     X(test_task_counts_group_by_product_and_state)                                                 \
-    X(test_concurrent_claims_never_share_a_task)
+    X(test_concurrent_claims_never_share_a_task)                                                   \
+    X(test_tasks_on_one_instance_are_claimed_one_at_a_time_in_order)                               \
+    X(test_instance_rule_is_lifted_for_the_parallel_products)
 #define ON_SQLITE(name)    cmocka_unit_test_setup_teardown(name, setup, teardown),
 #define ON_PG(name)        cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
 #define ON_PG_UPDATE(name) cmocka_unit_test_setup_teardown(name, setup_pg_update, teardown),

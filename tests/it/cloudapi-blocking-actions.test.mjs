@@ -25,11 +25,16 @@ function blackHole() {
   });
 }
 
-/** Waits until the hung server has accepted n connections in all. */
-async function waitAccepted(n) {
-  const deadline = Date.now() + 5000 * SLOW;
+/** Waits until the hung server has accepted n connections in all. calls: the hung calls, whose
+ * answers are shown if they end before reaching the server (a refusal, not a hang). On a loaded
+ * machine (CI runs the ASan build beside other work) the calls may queue for seconds first. */
+async function waitAccepted(n, calls = []) {
+  const settled = [];
+  calls.forEach((c, i) => c.then((r) => { settled[i] = r; }));
+  const deadline = Date.now() + 15000 * SLOW;
   while (accepted < n) {
-    assert.ok(Date.now() < deadline, `only ${accepted} of ${n} connections reached the hung server`);
+    assert.ok(Date.now() < deadline, `only ${accepted} of ${n} connections reached the hung server; ` +
+      `calls that ended meanwhile: ${JSON.stringify(settled.filter(Boolean))}`);
     await sleep(10);
   }
 }
@@ -60,7 +65,7 @@ test('calls to a hung instance leave every other call fast, and then fail with C
   const { id } = await d.taskInState('cdb', 'running');
   // More hung calls than the daemon has HTTP threads (2 on a 2-core machine).
   const hung = Array.from({ length: 4 }, describeAccounts);
-  await waitAccepted(4);
+  await waitAccepted(4, hung);
   for (let i = 0; i < 5; i++) {
     const t0 = Date.now();
     const r = await d.describe('cdb', id);
@@ -85,7 +90,7 @@ test('account actions on a hung instance (their live account check) leave every 
     return d.cdb().CreateAccounts({ InstanceId: INST, Accounts: [{ User: `hung${i}`, Host: '%' }], Password: 'Passw0rd-hung-1' }).then(
       (r) => ({ ok: r, ms: Date.now() - t0 }), (err) => ({ code: err.code, message: err.message, ms: Date.now() - t0 }));
   });
-  await waitAccepted(before + 4);
+  await waitAccepted(before + 4, hung);
   for (let i = 0; i < 5; i++) {
     const t0 = Date.now();
     assert.equal((await d.describe('cdb', id)).Status, 'RUNNING');

@@ -32,11 +32,12 @@ static void *worker_main(void *arg)
     while (!engine_stopping(eng)) {
         struct task_claim claim;
         struct err e = {0};
+        int64_t sent = engine_mono_ms(); /* the lease runs from no earlier than this */
         int rc =
             store_task_claim_with(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
                                   eng->cfg.instance_parallel, &claim, &e);
         if (rc == 0) {
-            engine_run_task(eng, &claim);
+            engine_run_task(eng, &claim, sent);
         } else if (rc == ERR_NOT_FOUND) {
             wait_for_work(eng, IDLE_POLL_MS);
         } else {
@@ -62,9 +63,19 @@ int engine_start(const struct engine_config *cfg, struct engine **out, struct er
         eng->cfg.lease_s = 15;
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cond, NULL);
+    /* Before this node's old leases are released (and anything is claimed): the steps its last
+     * run left running are killed first, so a step never runs beside its own re-run. */
+    engine_sweep_leftovers(cfg->store, cfg->node);
     struct err ignored;
     if (store_release_node_leases(cfg->store, cfg->node, &ignored) != 0)
         log_warn("engine: could not release this node's old leases: %s", ignored.msg);
+    if (lease_keeper_start(eng, e) != 0) {
+        lease_keeper_stop(eng);
+        pthread_cond_destroy(&eng->cond);
+        pthread_mutex_destroy(&eng->mu);
+        free(eng);
+        return ERR_INTERNAL;
+    }
     eng->threads = xcalloc(cfg->workers ? cfg->workers : 1, sizeof *eng->threads);
     for (unsigned i = 0; i < cfg->workers; i++) {
         if (pthread_create(&eng->threads[i], NULL, worker_main, eng) != 0) {
@@ -101,6 +112,7 @@ void engine_stop(struct engine *eng)
     pthread_mutex_unlock(&eng->mu);
     for (unsigned i = 0; i < eng->n_threads; i++)
         pthread_join(eng->threads[i], NULL);
+    lease_keeper_stop(eng); /* after the workers: it writes what they queued */
     free(eng->threads);
     pthread_cond_destroy(&eng->cond);
     pthread_mutex_destroy(&eng->mu);

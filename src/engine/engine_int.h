@@ -9,6 +9,28 @@
 
 #include "engine/engine.h"
 
+enum stop_reason { STOP_NONE, STOP_CHANGED, STOP_LOST, STOP_DRAIN, STOP_FENCED };
+
+/* A task a worker runs, as the lease keeper sees it (engine_lease.c). The keeper renews its lease
+ * and looks for kill/pause; the worker reads what it found without touching the store, so a
+ * store that stalls can never hold up the worker's decision to stop its step. */
+struct lease_watch {
+    /* set before lease_watch_add, read-only while registered */
+    char id[STORE_ID_MAX];
+    char product[16];
+    int64_t lease_no, lease_ms;
+    /* Monotonic ms at which the last successful renewal (or the claim) was sent: the lease runs
+     * at least lease_ms from then, by any clock. */
+    atomic_int_fast64_t last_ok_ms;
+    atomic_int stop; /* enum stop_reason the keeper found: STOP_LOST or STOP_CHANGED */
+    /* under the keeper's mutex */
+    int64_t next_renew_ms, next_check_ms;
+    bool busy; /* the keeper is in a store call for it */
+    struct lease_watch *next;
+};
+
+struct pgroup_op; /* a pending record or clear of a step's process group (engine_lease.c) */
+
 struct engine {
     struct engine_config cfg;
     pthread_t *threads;
@@ -18,12 +40,43 @@ struct engine {
     bool woken, stopping;      /* under mu */
     atomic_bool stopping_flag; /* read without mu by running tasks */
     atomic_int_fast64_t drain_deadline_ms;
+    /* the lease keeper (engine_lease.c) */
+    pthread_t keeper;
+    bool keeper_started;
+    pthread_mutex_t keeper_mu;
+    pthread_cond_t keeper_cond, keeper_idle;
+    bool keeper_stop;                  /* under keeper_mu */
+    struct lease_watch *watches;       /* under keeper_mu */
+    struct pgroup_op *ops, **ops_tail; /* under keeper_mu, FIFO */
 };
+
+/* Monotonic milliseconds: what lease ages are measured with. */
+int64_t engine_mono_ms(void);
+
+/* The lease keeper. start: 0 or ERR_INTERNAL; stop: after the workers are joined, writes the
+ * pending process-group records and joins the thread. */
+int lease_keeper_start(struct engine *eng, struct err *e);
+void lease_keeper_stop(struct engine *eng);
+/* Registers w (filled by the caller; due at once) / unregisters it, waiting while the keeper is
+ * in a store call for it. */
+void lease_watch_add(struct engine *eng, struct lease_watch *w);
+void lease_watch_remove(struct engine *eng, struct lease_watch *w);
+/* Queues a durable record (clear = false) or clear of g; written by the keeper in order. */
+void lease_keeper_pgroup(struct engine *eng, const struct step_pgroup *g, bool clear);
+
+/* engine_sweep.c: fills g's boot_id and start_ticks for our live child pid (its pgid); left
+ * empty/0 when /proc cannot tell, and the start-up sweep then never kills that group. */
+void engine_pgroup_identify(struct step_pgroup *g, int pid);
+/* Before any claim: kills (SIGKILL) the process groups this node's previous run recorded for
+ * steps that were running, if they still exist and are provably those groups, and clears the
+ * records. Failures are logged. */
+void engine_sweep_leftovers(struct store *s, const char *node);
 
 bool engine_stopping(struct engine *eng);
 /* True once stopping and the drain time is up: running steps must stop now. */
 bool engine_drain_over(struct engine *eng);
 /* Runs a claimed task until it leaves running, waits for a retry, or is no longer ours. */
-void engine_run_task(struct engine *eng, const struct task_claim *claim);
+/* claimed_ms: engine_mono_ms() when the claim was sent (the lease runs from no earlier). */
+void engine_run_task(struct engine *eng, const struct task_claim *claim, int64_t claimed_ms);
 
 #endif

@@ -1,5 +1,6 @@
 /* Running one claimed task: its steps in order, retries with backoff, on_failure (pause, undo,
- * fail), the undo phase, operator pause/kill, and lease renewal while a step runs. */
+ * fail), the undo phase, operator pause/kill, and self-fencing: a step whose lease the keeper
+ * (engine_lease.c) could not renew in time is stopped before anyone else may claim the task. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,19 +12,19 @@
 #include "engine/engine_int.h"
 #include "exec/exec.h"
 
-#define CHECK_EVERY_MS  250 /* how often a running step looks for kill/pause: kill < 1 s */
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS  60000
-
-enum stop_reason { STOP_NONE, STOP_CHANGED, STOP_LOST, STOP_DRAIN };
 
 struct run {
     struct engine *eng;
     char id[STORE_ID_MAX];
     char product[16];
     int64_t lease_no, lease_ms;
-    int64_t last_renew_ms, last_check_ms;
     enum stop_reason stop;
+    struct lease_watch watch;
+    bool watched;              /* watch is registered with the keeper */
+    struct exec_control *ctl;  /* the running step's, while one runs */
+    struct step_pgroup pgroup; /* the running exec step's process group (pgid 0: none) */
 };
 
 /* The task as last read: what the runner decides on. */
@@ -104,38 +105,61 @@ static struct task_progress progress_of(enum task_state to)
     return (struct task_progress){.to = to, .step = -1, .next_step = -2, .attempt = -1};
 }
 
-/* Called by the executor about every 100 ms: renew the lease, notice kill/pause/drain. */
+/* The lease must still be ours for at least this margin when the step is stopped: a third of it
+ * (the renewal interval), less the time the step gets to exit after SIGTERM. */
+static int64_t fence_after_ms(const struct run *r) { return r->lease_ms - r->lease_ms / 3; }
+
+static unsigned fence_grace_ms(const struct run *r)
+{
+    int64_t g = r->lease_ms / 6;
+    return (unsigned)(g > 1000 ? 1000 : g < 50 ? 50 : g);
+}
+
+/* True (with r->stop set) when the lease has gone unrenewed too long: the store stalled or is cut
+ * off, and another node may claim the task once the lease runs out by the store's clock. Judged
+ * on the monotonic clock from when the last good renewal was sent, so no clock step fools it. */
+static bool fenced(struct run *r)
+{
+    int64_t age = engine_mono_ms() - atomic_load(&r->watch.last_ok_ms);
+    if (age < fence_after_ms(r))
+        return false;
+    log_warn("engine: task %s: lease %lld not renewed for %lld ms (lease %lld ms); stopping its "
+             "step and leaving the task to whoever claims it once the lease runs out",
+             r->id, (long long)r->lease_no, (long long)age, (long long)r->lease_ms);
+    r->stop = STOP_FENCED;
+    if (r->ctl)
+        r->ctl->kill_grace_ms = fence_grace_ms(r); /* dead before the lease ends */
+    return true;
+}
+
+/* Called by the executor about every 100 ms: notice a lost lease, kill/pause, drain. Never
+ * touches the store (the keeper does), so a stalled store cannot keep a step running. */
 static bool should_stop(void *ctx)
 {
     struct run *r = ctx;
-    int64_t now = time_now_ms();
     if (engine_drain_over(r->eng)) {
         r->stop = STOP_DRAIN;
         return true;
     }
-    struct err e;
-    if (now - r->last_renew_ms >= r->lease_ms / 3) {
-        struct task_lease_state ls;
-        if (store_task_renew(r->eng->cfg.store, r->id, r->lease_no, r->lease_ms, &ls, &e) == 0) {
-            r->last_renew_ms = now;
-            if (!ls.held) {
-                r->stop = STOP_LOST;
-                return true;
-            }
-        } else {
-            log_warn("engine: renewing the lease of task %s: %s", r->id, e.msg);
-        }
+    int found = atomic_load(&r->watch.stop);
+    if (found != STOP_NONE) {
+        r->stop = (enum stop_reason)found;
+        return true;
     }
-    if (now - r->last_check_ms >= CHECK_EVERY_MS) {
-        r->last_check_ms = now;
-        struct task_summary t;
-        if (store_task_summary(r->eng->cfg.store, r->product, r->id, &t, &e) == 0 &&
-            (t.state != TASK_RUNNING || t.lease_no != r->lease_no)) {
-            r->stop = STOP_CHANGED;
-            return true;
-        }
-    }
-    return false;
+    return fenced(r);
+}
+
+/* The exec child started: record its process group durably (through the keeper, so a stalled
+ * store never delays the step's fencing), for the sweep of a restart after a crash. */
+static void step_started(void *ctx, int pid)
+{
+    struct run *r = ctx;
+    memset(&r->pgroup, 0, sizeof r->pgroup);
+    snprintf(r->pgroup.node, sizeof r->pgroup.node, "%s", r->eng->cfg.node);
+    snprintf(r->pgroup.task_id, sizeof r->pgroup.task_id, "%s", r->id);
+    r->pgroup.pgid = pid;
+    engine_pgroup_identify(&r->pgroup, pid);
+    lease_keeper_pgroup(r->eng, &r->pgroup, false);
 }
 
 /* The task as the step's stdin: everything but the event history, plus what is running. */
@@ -191,15 +215,26 @@ static void run_action(struct run *r, const struct snapshot *s, int idx, const c
                            .extra_env = extra,
                            .timeout_s = (unsigned)json_int(step, "timeout_s", 3600),
                            .dsn = dsn,
-                           .captured = json_is_object(captured) ? captured : NULL};
+                           .captured = json_is_object(captured) ? captured : NULL,
+                           .started = step_started,
+                           .started_ctx = r};
     struct exec_control ctl = {.poll = should_stop, .ctx = r, .kill_grace_ms = 1000};
     struct err e;
-    r->last_renew_ms = r->last_check_ms = time_now_ms();
-    if (exec_run(&job, &ctl, res, &e) != 0) {
+    r->ctl = &ctl;
+    r->pgroup.pgid = 0;
+    if (should_stop(r)) { /* e.g. fenced already: the step must not start */
+        memset(res, 0, sizeof *res);
+        res->outcome = EXEC_STOPPED;
+        res->exit_code = -1;
+        snprintf(res->message, sizeof res->message, "stopped by request");
+    } else if (exec_run(&job, &ctl, res, &e) != 0) {
         res->outcome = EXEC_FAILED;
         res->exit_code = -1;
         snprintf(res->message, sizeof res->message, "%s", e.msg);
     }
+    r->ctl = NULL;
+    if (r->pgroup.pgid > 0) /* exec_run returns once the group is gone */
+        lease_keeper_pgroup(r->eng, &r->pgroup, true);
     free(in);
 }
 
@@ -458,18 +493,35 @@ static void hand_back(struct run *r)
     record(r, &p);
 }
 
-void engine_run_task(struct engine *eng, const struct task_claim *claim)
+/* From the first read on (the product is known then) the keeper renews the lease. */
+static void watch_start(struct run *r)
+{
+    if (r->watched)
+        return;
+    struct lease_watch *w = &r->watch;
+    snprintf(w->id, sizeof w->id, "%s", r->id);
+    snprintf(w->product, sizeof w->product, "%s", r->product);
+    w->lease_no = r->lease_no;
+    w->lease_ms = r->lease_ms;
+    lease_watch_add(r->eng, w);
+    r->watched = true;
+}
+
+void engine_run_task(struct engine *eng, const struct task_claim *claim, int64_t claimed_ms)
 {
     struct run r = {
         .eng = eng, .lease_no = claim->lease_no, .lease_ms = (int64_t)eng->cfg.lease_s * 1000};
     snprintf(r.id, sizeof r.id, "%s", claim->id);
+    atomic_init(&r.watch.last_ok_ms, claimed_ms);
+    atomic_init(&r.watch.stop, STOP_NONE);
     bool go_on = true;
     while (go_on) {
         struct snapshot s;
         if (!load(&r, &s)) {
             json_decref(s.task);
-            return;
+            break;
         }
+        watch_start(&r);
         if (s.pause_requested) {
             pause_here(&r, &s);
             go_on = false;
@@ -481,4 +533,6 @@ void engine_run_task(struct engine *eng, const struct task_claim *claim)
         }
         json_decref(s.task);
     }
+    if (r.watched)
+        lease_watch_remove(eng, &r.watch);
 }

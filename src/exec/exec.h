@@ -33,13 +33,19 @@ struct exec_job {
      * ASYNCD_INSTANCE_DSN_FILE, removed when the step ends. */
     const char *dsn;
     const json_t *captured; /* undo only: what the step's do captured (its output), or NULL */
+    /* exec only: called once the child runs, with started_ctx and its pid (= its process group
+     * id: every process the step starts is in it, and it is killed whole when the step ends,
+     * before exec_run returns). May be NULL. */
+    void (*started)(void *ctx, int pid);
+    void *started_ctx;
 };
 
 struct exec_control {
     /* Called about every 100 ms while the action runs; true = stop it now. May be NULL. */
     bool (*poll)(void *ctx);
     void *ctx;
-    unsigned kill_grace_ms; /* SIGTERM, then SIGKILL after this long (default 1000) */
+    unsigned kill_grace_ms; /* SIGTERM, then SIGKILL after this long (default 1000); poll may
+                               lower it before it returns true */
 };
 
 struct exec_result {

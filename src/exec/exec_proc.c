@@ -785,6 +785,8 @@ static int proc_run(const struct exec_job *job, const struct exec_control *ctl,
     } else if (proc_spawn(pr, &p, &f) < 0) {
         describe_spawn_failure(&p, &f, out);
     } else {
+        if (job->started)
+            job->started(job->started_ctx, pr->pid);
         pr->in_buf = job->stdin_text ? job->stdin_text : "";
         pr->in_len = strlen(pr->in_buf);
         if (pr->in_len == 0)

@@ -124,6 +124,16 @@ struct task_lease_state {
     bool pause_requested;
 };
 
+/* An exec step's process group, recorded while the step runs so that the node's next start can
+ * kill what a crash of asyncd left behind (DESIGN.md 5). pgid is the step child's pid. */
+struct step_pgroup {
+    char node[128]; /* the --node-id that ran it: only that node acts on the record */
+    char task_id[STORE_ID_MAX];
+    int64_t pgid;
+    char boot_id[40];    /* /proc/sys/kernel/random/boot_id when the child started */
+    int64_t start_ticks; /* the child's start time, clock ticks after boot (/proc/PID/stat) */
+};
+
 /* An admin API token (DESIGN.md 7). The token itself is never stored: hash is the lower-case hex
  * SHA-256 of its text (a 32-byte random secret needs no slow hash to resist guessing). */
 struct token {
@@ -212,6 +222,13 @@ struct store_ops {
     int (*task_progress)(struct store *s, const struct task_progress *p, struct err *e);
     /* Drops the leases a previous run of this node left (it is starting, so they are stale). */
     int (*release_node_leases)(struct store *s, const char *node, struct err *e);
+    /* Step process groups: record one (replacing an earlier record of the same node and pgid),
+     * clear one, and list a node's records (*out: heap array of *n, the caller free()s it;
+     * NULL when there are none). */
+    int (*pgroup_record)(struct store *s, const struct step_pgroup *g, struct err *e);
+    int (*pgroup_clear)(struct store *s, const char *node, int64_t pgid, struct err *e);
+    int (*pgroup_list)(struct store *s, const char *node, struct step_pgroup **out, size_t *n,
+                       struct err *e);
     /* admin tokens: ERR_ALREADY_EXISTS when t's id or hash is taken (revoked ones included, so a
      * revoked hash never comes back) */
     int (*token_create)(struct store *s, const struct token *t, struct err *e);
@@ -377,6 +394,19 @@ static inline int store_task_progress(struct store *s, const struct task_progres
 static inline int store_release_node_leases(struct store *s, const char *node, struct err *e)
 {
     return s->ops->release_node_leases(s, node, e);
+}
+static inline int store_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e)
+{
+    return s->ops->pgroup_record(s, g, e);
+}
+static inline int store_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e)
+{
+    return s->ops->pgroup_clear(s, node, pgid, e);
+}
+static inline int store_pgroup_list(struct store *s, const char *node, struct step_pgroup **out,
+                                    size_t *n, struct err *e)
+{
+    return s->ops->pgroup_list(s, node, out, n, e);
 }
 static inline int store_token_create(struct store *s, const struct token *t, struct err *e)
 {

@@ -286,6 +286,23 @@ static int c_release_node_leases(struct store *s, const char *node, struct err *
     return rc;
 }
 
+/* Step process groups touch no cached row (tasks, accounts, instances): passed through. */
+static int c_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e)
+{
+    return store_pgroup_record(cs_of(s)->inner, g, e);
+}
+
+static int c_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e)
+{
+    return store_pgroup_clear(cs_of(s)->inner, node, pgid, e);
+}
+
+static int c_pgroup_list(struct store *s, const char *node, struct step_pgroup **out, size_t *n,
+                         struct err *e)
+{
+    return store_pgroup_list(cs_of(s)->inner, node, out, n, e);
+}
+
 /* --- accounts --- */
 
 static size_t account_slot(const char *secret_id) { return fnv1a(secret_id) & (ACCOUNT_SLOTS - 1); }
@@ -609,7 +626,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 32 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 35 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -641,6 +658,9 @@ static const struct store_ops cache_ops = {
     .task_renew = c_task_renew,
     .task_progress = c_task_progress,
     .release_node_leases = c_release_node_leases,
+    .pgroup_record = c_pgroup_record,
+    .pgroup_clear = c_pgroup_clear,
+    .pgroup_list = c_pgroup_list,
     .token_create = c_token_create,
     .token_list = c_token_list,
     .token_revoke = c_token_revoke,

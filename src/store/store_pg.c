@@ -93,6 +93,14 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
      * tasks, so the answer costs a probe, not a walk through the instance's whole history. */
     "CREATE INDEX tasks_instance_open ON tasks(product, instance_id, created_ms, job_id)"
     " WHERE state IN ('initial', 'running', 'waiting', 'paused');",
+    /* 6: the process group of each exec step while it runs (issue 11), so the node's next start
+     * kills what a kill -9 of asyncd left behind; boot_id and start_ticks tell the group we
+     * started from a later one that reuses its number. Rows name their node: only a node with
+     * that --node-id (on the machine that ran the step) acts on them. */
+    "CREATE TABLE step_pgroups ("
+    " node TEXT NOT NULL, pgid BIGINT NOT NULL, task_id TEXT NOT NULL,"
+    " boot_id TEXT NOT NULL, start_ticks BIGINT NOT NULL, created_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (node, pgid));",
 };
 
 /* ---- small helpers ---- */
@@ -599,6 +607,9 @@ static const struct store_ops pg_ops = {
     .task_renew = store_pg_task_renew,
     .task_progress = store_pg_task_progress,
     .release_node_leases = store_pg_release_node_leases,
+    .pgroup_record = store_pg_pgroup_record,
+    .pgroup_clear = store_pg_pgroup_clear,
+    .pgroup_list = store_pg_pgroup_list,
     .token_create = store_pg_token_create,
     .token_list = store_pg_token_list,
     .token_revoke = store_pg_token_revoke,

@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 5
+#define PG_SCHEMA_VERSION 6
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -186,6 +186,11 @@ int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64
                         struct task_lease_state *out, struct err *e);
 int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);
 int store_pg_release_node_leases(struct store *s, const char *node, struct err *e);
+/* store_pg_pgroups.c: */
+int store_pg_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
+int store_pg_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);
+int store_pg_pgroup_list(struct store *s, const char *node, struct step_pgroup **out, size_t *n,
+                         struct err *e);
 /* store_pg_query.c: */
 int store_pg_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
 int store_pg_task_counts(struct store *s, json_t **out, struct err *e);

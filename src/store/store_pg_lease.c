@@ -141,7 +141,7 @@ static int renew_fn(struct pg_conn *c, void *ctx, struct err *e)
     struct pg_params p = {0};
     pp_text(&p, rx->id);
     pp_int(&p, rx->lease_no);
-    pp_int(&p, pg_now_ms() + rx->lease_ms);
+    pp_int(&p, rx->lease_ms); /* from the database's clock (store_pg_sql.c, DB_NOW_MS) */
     PGresult *r;
     int rc = pg_exec(c, PG_RENEW, &p, &r, "renewing a lease", e);
     if (rc == 0 && PQntuples(r) == 1) {

@@ -10,11 +10,16 @@
     " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
     " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
-/* A task the engine may claim at $1: initial, or running with no live lease, retry time reached. */
+/* The database's clock in Unix ms. Leases are set and judged by it, never by a node's own clock,
+ * so a node whose clock runs ahead cannot take a lease that is still live (DESIGN.md 5). now() is
+ * the transaction's start: one value for a claim's pick and take. */
+#define DB_NOW_MS "(floor(extract(epoch FROM now()) * 1000))::bigint"
+/* A task the engine may claim: initial, or running with no live lease (by the database's clock),
+ * its retry time ($1, the node's clock, as the node that set it) reached. */
 #define CLAIMABLE(t)                                                                               \
     t "state IN ('initial', 'running') AND " t "driver = 'engine'"                                 \
       " AND " t "not_before_ms <= $1::bigint"                                                      \
-      " AND (" t "lease_expires_ms IS NULL OR " t "lease_expires_ms <= $1::bigint)"
+      " AND (" t "lease_expires_ms IS NULL OR " t "lease_expires_ms <= " DB_NOW_MS ")"
 
 /* One operation at a time per instance: a task on an instance waits while an earlier task of its
  * product and instance is unfinished (paused too: it still holds the instance), unless the list
@@ -112,7 +117,7 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                                                       " FOR NO KEY UPDATE OF c SKIP LOCKED",
     [PG_CLAIM_TAKE] =
         "UPDATE tasks SET state = 'running', start_ms = COALESCE(start_ms,"
-        " $2::bigint), lease_node = $3::text, lease_expires_ms = $2::bigint + $4::bigint,"
+        " $2::bigint), lease_node = $3::text, lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
         " lease_no = lease_no + 1 WHERE id = $1::text RETURNING lease_no",
     /* ?claim=update: the claim as one conditional statement, for PostgreSQL-compatible
      * distributed SQL (CockroachDB's SKIP LOCKED is slow and may skip unlocked rows;
@@ -122,15 +127,17 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
      * never both win: the loser updates no row and tries the next candidate. */
     [PG_CLAIM_UPDATE] =
         "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
-        " $1::bigint), lease_node = $2::text, lease_expires_ms = $1::bigint + $3::bigint,"
+        " $1::bigint), lease_node = $2::text, lease_expires_ms = " DB_NOW_MS " + $3::bigint,"
         " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks c "
         "WHERE " CLAIMABLE("c.") " AND " INSTANCE_FREE(
             "c.", "$4::text") " ORDER BY created_ms, job_id LIMIT 1) old"
                               " WHERE t.id = old.id AND " CLAIMABLE(
                                   "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no",
-    [PG_RENEW] = "UPDATE tasks SET lease_expires_ms = $3::bigint WHERE id = $1::text"
-                 " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
-                 " RETURNING pause_requested",
+    /* $3 is the lease's length: it runs from the database's now. */
+    [PG_RENEW] =
+        "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"
+        " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
+        " RETURNING pause_requested",
     [PG_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = $1::text"
                         " AND state = 'running'",
     [PG_LEASE_READ] =

@@ -86,6 +86,13 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
      * tasks, so the answer costs a probe, not a walk through the instance's whole history. */
     "CREATE INDEX tasks_instance_open ON tasks(product, instance_id, created_ms)"
     " WHERE state IN ('initial', 'running', 'waiting', 'paused');",
+    /* 6: the process group of each exec step while it runs (issue 11), so the node's next start
+     * kills what a kill -9 of asyncd left behind; boot_id and start_ticks tell the group we
+     * started from a later one that reuses its number. */
+    "CREATE TABLE step_pgroups ("
+    " node TEXT NOT NULL, pgid INTEGER NOT NULL, task_id TEXT NOT NULL,"
+    " boot_id TEXT NOT NULL, start_ticks INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (node, pgid));",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)
@@ -387,6 +394,9 @@ static const struct store_ops sqlite_ops = {
     .task_renew = store_sqlite_task_renew,
     .task_progress = store_sqlite_task_progress,
     .release_node_leases = store_sqlite_release_node_leases,
+    .pgroup_record = store_sqlite_pgroup_record,
+    .pgroup_clear = store_sqlite_pgroup_clear,
+    .pgroup_list = store_sqlite_pgroup_list,
     .token_create = store_sqlite_token_create,
     .token_list = store_sqlite_token_list,
     .token_revoke = store_sqlite_token_revoke,

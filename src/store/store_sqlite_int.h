@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  5
+#define SQ_SCHEMA_VERSION  6
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {
@@ -164,6 +164,11 @@ int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, i
                             struct task_lease_state *out, struct err *e);
 int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);
 int store_sqlite_release_node_leases(struct store *s, const char *node, struct err *e);
+/* store_sqlite_pgroups.c: */
+int store_sqlite_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
+int store_sqlite_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);
+int store_sqlite_pgroup_list(struct store *s, const char *node, struct step_pgroup **out, size_t *n,
+                             struct err *e);
 /* store_sqlite_query.c: */
 int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
 int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);

@@ -4,7 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { start, NO_LIMITS, REGION, SIGN_MODES, SLOW, sleep } from './lib/asyncd.mjs';
+import path from 'node:path';
+import { start, NO_LIMITS, REGION, REPO_ROOT, SIGN_MODES, SLOW, sleep } from './lib/asyncd.mjs';
 
 const INST = 'cdb-blackhole';
 let d;
@@ -41,7 +42,8 @@ async function waitAccepted(n, calls = []) {
 
 before(async () => {
   hole = await blackHole();
-  d = await start({ args: NO_LIMITS });
+  // The flow templates by path: an ASan binary in build-asan/bin has none beside it.
+  d = await start({ args: [...NO_LIMITS, '--flows', path.join(REPO_ROOT, 'flows')] });
   await d.adminOk('POST', '/v1/instances', {
     product: 'cdb', region: REGION, uin: d.creds.Uin, instance_id: INST, status: 'running',
     dsn: `mysql://root:pw@127.0.0.1:${hole.address().port}`,

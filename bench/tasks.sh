@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks task throughput on the SQLite store: one-step no-op tasks (exec /bin/true) from
+# Benchmarks task throughput on the SQLite store: one-step tasks (exec /bin/true, or BENCH_STEP) from
 # POST /v1/tasks to success, beside the raw SQLite insert rate at the same durability (WAL,
 # synchronous=FULL) on the same file system (bench/sqlite_insert.c).
 # Usage: bash bench/tasks.sh   (env: BENCH_TASKS=2000, BENCH_CLIENTS=8, BENCH_WORKERS=nproc,
-#        BENCH_SQLITE_SECONDS=5, BENCH_TIMEOUT=300, BENCH_PERF=0, ASYNCD_BIN=bin/asyncd)
+#        BENCH_SQLITE_SECONDS=5, BENCH_TIMEOUT=300, BENCH_PERF=0, ASYNCD_BIN=bin/asyncd,
+#        BENCH_STEP='{"noop":{}}' for the step's action as JSON; default {"exec":["/bin/true"]})
 set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
@@ -96,7 +97,7 @@ run_sqlite() {
 
 report() {
   echo
-  echo "one-step no-op tasks (exec /bin/true), SQLite store (WAL, synchronous=FULL), $(nproc) CPUs"
+  echo "one-step tasks (${BENCH_STEP:-{\"exec\":[\"/bin/true\"]}}), SQLite store (WAL, synchronous=FULL), $(nproc) CPUs"
   echo "asyncd --workers $WORKERS, $TASKS tasks, $CLIENTS keep-alive clients; SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1); load average at start $LOAD0"
   awk -v ncpu="$(nproc)" '
     $1 == "create"  { cn = $2; cs = $3; crate = $4; cp50 = $5; cp99 = $6 }

@@ -317,7 +317,9 @@ function hostile() {
     fuzz_sign: { long_headers: [`TC3-HMAC-SHA256 Credential=a/2026-01-01/b/tc3_request, SignedHeaders=${'h;'.repeat(100000)}host`,
       'POST', '/', many].join('\n') + '\n\n' + brackets },
     fuzz_mysql_render: { many_placeholders: '{0:str},'.repeat(100000) + SEP + '["x"]',
-      many_braces: '{{'.repeat(300000) + SEP + '[]' },
+      many_braces: '{{'.repeat(300000) + SEP + '[]',
+      // found by the long run: ~700 MB of SQL (20 s a run) before renders were bounded at 16 MiB
+      repeated_long_arg: 'SELECT ' + '{0:str},'.repeat(32000) + '1' + SEP + JSON.stringify(['x'.repeat(22000)]) },
     fuzz_flows: { deep_params: '\x00' + obj, many_accounts: '\x00{"InstanceId":"c","Password":"Passw0rd!x","Accounts":[' +
       Array(50000).fill('{"User":"u","Host":"h"}').join(',') + ']}' },
     fuzz_admin: { deep_body: 'POST /v1/tasks\n' + obj, many_steps: task100k() },

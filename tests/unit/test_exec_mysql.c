@@ -382,6 +382,45 @@ static void test_render_refuses_what_does_not_fit(void **state)
     mysql_close(m);
 }
 
+/* A template repeating a long value thousands of times is refused at 16 MiB, the same with and
+ * without a connection handle and for the text a person reads (the fuzzer once rendered 700 MB). */
+static void test_render_is_bounded(void **state)
+{
+    (void)state;
+    MYSQL *m = mysql_admin();
+    size_t reps = 1000, vlen = 22000;
+    char *sql = malloc(reps * 8 + 16), *args = malloc(vlen + 8);
+    strcpy(sql, "SELECT ");
+    for (size_t i = 0; i < reps; i++)
+        strcat(sql, "{0:str},");
+    strcat(sql, "1");
+    args[0] = '[';
+    args[1] = '"';
+    memset(args + 2, 'x', vlen);
+    strcpy(args + 2 + vlen, "\"]");
+    expect_render_error(m, sql, args, "would pass 16 MiB");
+    json_t *a = json_loads(args, 0, NULL);
+    struct err e = {0};
+    char *out = NULL;
+    assert_int_equal(mysql_conn_render_captured(NULL, sql, a, NULL, &out, &e),
+                     ERR_INVALID_PARAMETER_VALUE);
+    assert_null(out);
+    assert_non_null(strstr(e.msg, "would pass 16 MiB"));
+    assert_int_equal(mysql_conn_render_text(sql, a, NULL, NULL, &out, &e),
+                     ERR_INVALID_PARAMETER_VALUE);
+    assert_null(out);
+    sql[reps / 2 * 8 + 7] = '\0'; /* 500 of them, about 22 MB at most: still too much */
+    expect_render_error(m, sql, args, "would pass 16 MiB");
+    sql[100 * 8 + 7] = '\0'; /* 100, 4.4 MB at most: fine */
+    out = render(m, sql, args, &e);
+    assert_non_null(out);
+    free(out);
+    json_decref(a);
+    free(sql);
+    free(args);
+    mysql_close(m);
+}
+
 static void test_render_captured_value(void **state)
 {
     (void)state;
@@ -855,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_tls_required_refuses_a_server_without_tls),
         cmocka_unit_test(test_render_each_placeholder_kind),
         cmocka_unit_test(test_render_refuses_what_does_not_fit),
+        cmocka_unit_test(test_render_is_bounded),
         cmocka_unit_test(test_render_captured_value),
         cmocka_unit_test(test_render_text_shows_raw_args_but_hides_passwords),
         cmocka_unit_test(test_injection_attempts_create_exactly_the_literal_names),

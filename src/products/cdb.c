@@ -5,7 +5,9 @@
 
 static const char *const describe_params[] = {"AsyncRequestId", NULL};
 
-/* {"Status": "SUCCESS", "Info": "..."}; both may be null as the API documents. */
+/* {"Status": "SUCCESS", "Info": "..."}. The API documents Info as possibly null, but pollers such
+ * as terraform-provider-tencentcloud read *Info without a nil check: it is "" when nothing was
+ * said. */
 static int cdb_describe_async_request_info(struct api_call *c, json_t *resp, struct err *e)
 {
     const char *id;
@@ -16,7 +18,7 @@ static int cdb_describe_async_request_info(struct api_call *c, json_t *resp, str
     if ((rc = product_find_task(c, id, &t, e)))
         return rc;
     json_object_set_new(resp, "Status", json_string(product_status_word(c->product, t.state)));
-    json_object_set_new(resp, "Info", t.has_info ? json_string(t.info) : json_null());
+    json_object_set_new(resp, "Info", json_string(t.has_info ? t.info : ""));
     return 0;
 }
 

@@ -7,10 +7,11 @@
 
 static const char *const describe_params[] = {"AsyncRequestId", NULL};
 
-static json_t *local_time_or_null(int64_t ms)
+/* "" until it happens: clients written against the documented fields dereference both times. */
+static json_t *local_time_or_empty(int64_t ms)
 {
     if (ms <= 0)
-        return json_null();
+        return json_string("");
     char buf[20];
     time_fmt_local(ms, buf);
     return json_string(buf);
@@ -35,7 +36,7 @@ static int check_instance_status(struct api_call *c, const struct task_summary *
     return 0;
 }
 
-/* {"Status": "success", "StartTime": "...", "EndTime": "..."}; times null until they happen. */
+/* {"Status": "success", "StartTime": "...", "EndTime": "..."}; times "" until they happen. */
 static int mongodb_describe_async_request_info(struct api_call *c, json_t *resp, struct err *e)
 {
     const char *id;
@@ -46,8 +47,8 @@ static int mongodb_describe_async_request_info(struct api_call *c, json_t *resp,
     if ((rc = product_find_task(c, id, &t, e)) || (rc = check_instance_status(c, &t, e)))
         return rc;
     json_object_set_new(resp, "Status", json_string(product_status_word(c->product, t.state)));
-    json_object_set_new(resp, "StartTime", local_time_or_null(t.start_ms));
-    json_object_set_new(resp, "EndTime", local_time_or_null(t.end_ms));
+    json_object_set_new(resp, "StartTime", local_time_or_empty(t.start_ms));
+    json_object_set_new(resp, "EndTime", local_time_or_empty(t.end_ms));
     return 0;
 }
 

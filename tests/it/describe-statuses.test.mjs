@@ -45,7 +45,7 @@ for (const mode of SIGN_MODES) {
         assert.deepEqual(Object.keys(r).sort(), ['Info', 'RequestId', 'Status'], `cdb ${state}: ${JSON.stringify(r)}`);
         assert.equal(r.Status, DIALECT[state].cdb, `cdb ${state}`);
         assert.match(r.RequestId, UUID_RE);
-        assert.equal(r.Info, state === 'success' ? INFO : null, `cdb ${state} Info`);
+        assert.equal(r.Info, state === 'success' ? INFO : '', `cdb ${state} Info: always a string`);
       }
     });
 
@@ -65,7 +65,7 @@ for (const mode of SIGN_MODES) {
           assert.equal(typeof t.start_ms, 'number', `admin start_ms for ${state}`);
           assert.equal(r.StartTime, fmtTime(t.start_ms), `mongodb ${state} StartTime is start_ms in UTC`);
         } else {
-          assert.equal(r.StartTime, null, `mongodb ${state} never ran: StartTime null`);
+          assert.equal(r.StartTime, '', `mongodb ${state} never ran: StartTime ""`);
           assert.equal(t.start_ms, null, `admin start_ms for ${state}`);
         }
         if (ended) {
@@ -74,7 +74,7 @@ for (const mode of SIGN_MODES) {
           assert.equal(r.EndTime, fmtTime(t.end_ms), `mongodb ${state} EndTime is end_ms in UTC`);
           if (started) assert.ok(r.EndTime >= r.StartTime, `${state}: EndTime >= StartTime`);
         } else {
-          assert.equal(r.EndTime, null, `mongodb ${state} not final: EndTime null`);
+          assert.equal(r.EndTime, '', `mongodb ${state} not final: EndTime ""`);
           assert.equal(t.end_ms, null, `admin end_ms for ${state}`);
         }
       }
@@ -83,14 +83,14 @@ for (const mode of SIGN_MODES) {
 }
 
 describe('Info and times follow transitions', { timeout: 60000 * SLOW }, () => {
-  test('cdb Info is null until a transition carries info, then that string, also while RUNNING', async () => {
+  test('cdb Info is "" until a transition carries info, then that string, also while RUNNING', async () => {
     const c = d.cdb();
     const id = await d.createTask({ product: 'cdb' });
     let r = await c.DescribeAsyncRequestInfo({ AsyncRequestId: id });
-    assert.deepEqual([r.Status, r.Info], ['INITIAL', null]);
+    assert.deepEqual([r.Status, r.Info], ['INITIAL', '']);
     await d.transition(id, 'running');
     r = await c.DescribeAsyncRequestInfo({ AsyncRequestId: id });
-    assert.deepEqual([r.Status, r.Info], ['RUNNING', null]);
+    assert.deepEqual([r.Status, r.Info], ['RUNNING', '']);
     await d.transition(id, 'paused', { info: 'Step 1 failed: table locked.' });
     r = await c.DescribeAsyncRequestInfo({ AsyncRequestId: id });
     assert.deepEqual([r.Status, r.Info], ['PAUSED', 'Step 1 failed: table locked.']);
@@ -123,7 +123,7 @@ describe('Info and times follow transitions', { timeout: 60000 * SLOW }, () => {
     const r = await c.DescribeAsyncRequestInfo({ AsyncRequestId: id });
     assert.equal(r.Status, 'running');
     assert.equal(r.StartTime, fmtTime(first.start_ms));
-    assert.equal(r.EndTime, null);
+    assert.equal(r.EndTime, '');
     await d.transition(id, 'success', { step_done: true });
     const done = await d.getTask(id);
     const r2 = await c.DescribeAsyncRequestInfo({ AsyncRequestId: id });

@@ -150,7 +150,7 @@ static int run_action(struct cloudapi *api, const struct api_request *r, const s
     };
     if (fl)
         return product_run_flow(&call, fl, resp, e);
-    int rc = product_check_params(a, r->params, e);
+    int rc = product_check_params(&call, a, e);
     return rc ? rc : a->fn(&call, resp, e);
 }
 

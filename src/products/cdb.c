@@ -34,12 +34,15 @@ static const char *const describe_default_params_params[] = {"EngineVersion", "T
                                                              "EngineType", NULL};
 
 static const struct action cdb_actions[] = {
-    {"DescribeAsyncRequestInfo", cdb_describe_async_request_info, describe_params, false},
-    {"DescribeTasks", cdb_describe_tasks, describe_tasks_params, false},
-    {"DescribeAccounts", cdb_describe_accounts, describe_accounts_params, true},
-    {"DescribeInstanceParams", cdb_describe_instance_params, describe_instance_params_params, true},
-    {"DescribeDefaultParams", cdb_describe_default_params, describe_default_params_params, false},
-    {NULL, NULL, NULL, false},
+    {"DescribeAsyncRequestInfo", cdb_describe_async_request_info, describe_params, false, NULL},
+    {"DescribeTasks", cdb_describe_tasks, describe_tasks_params, false, NULL},
+    {"DescribeAccounts", cdb_describe_accounts, describe_accounts_params, true, NULL},
+    {"DescribeInstanceParams", cdb_describe_instance_params, describe_instance_params_params, true,
+     NULL},
+    {"DescribeDefaultParams", cdb_describe_default_params, describe_default_params_params, false,
+     NULL},
+    {"DescribeDBInstances", cdb_describe_db_instances, NULL, false, "DescribeDBInstancesRequest"},
+    {NULL, NULL, NULL, false, NULL},
 };
 
 const struct product product_cdb = {

@@ -55,9 +55,11 @@ static int mongodb_describe_async_request_info(struct api_call *c, json_t *resp,
 static const char *const backups_params[] = {"InstanceId", "BackupMethod", "Limit", "Offset", NULL};
 
 static const struct action mongodb_actions[] = {
-    {"DescribeAsyncRequestInfo", mongodb_describe_async_request_info, describe_params, false},
-    {"DescribeDBBackups", mongodb_describe_db_backups, backups_params, false},
-    {NULL, NULL, NULL, false},
+    {"DescribeAsyncRequestInfo", mongodb_describe_async_request_info, describe_params, false, NULL},
+    {"DescribeDBBackups", mongodb_describe_db_backups, backups_params, false, NULL},
+    {"DescribeDBInstances", mongodb_describe_db_instances, NULL, false,
+     "DescribeDBInstancesRequest"},
+    {NULL, NULL, NULL, false, NULL},
 };
 
 const struct product product_mongodb = {

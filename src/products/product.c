@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "products/sdk_models.h"
+
 static const struct product *const products[] = {&product_cdb, &product_mongodb};
 #define N_PRODUCTS (sizeof products / sizeof products[0])
 
@@ -45,14 +47,20 @@ static bool action_takes(const struct action *a, const char *name)
     return false;
 }
 
-int product_check_params(const struct action *a, const json_t *params, struct err *e)
+int product_check_params(const struct api_call *c, const struct action *a, struct err *e)
 {
+    const struct sdk_model *m =
+        a->request_model ? sdk_model_find(c->product->name, a->request_model) : NULL;
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)params, key, v) if (!action_takes(a, key)) return err_set(
-        e, ERR_UNKNOWN_PARAMETER, "The parameter `%s` is not recognized by %s; check its spelling",
-        key, a->name);
-    return 0;
+    json_object_foreach(c->params, key, v)
+    {
+        if (!action_takes(a, key) && !(m && sdk_model_has(m, key)))
+            return err_set(e, ERR_UNKNOWN_PARAMETER,
+                           "The parameter `%s` is not recognized by %s; check its spelling", key,
+                           a->name);
+    }
+    return m ? sdk_model_check(m, c->params, c->params_from_form, a->name, e) : 0;
 }
 
 static const char *json_kind(const json_t *v)

@@ -34,6 +34,9 @@ struct action {
     action_fn fn;
     const char *const *params; /* NULL-terminated names the action accepts */
     bool blocking; /* talks to an instance (seconds at worst): runs off the HTTP threads */
+    /* The SDK's model of the request (products/sdk_models.h), e.g. "DescribeDBInstancesRequest":
+     * its fields are accepted besides params, and checked for presence and kind. NULL = none. */
+    const char *request_model;
 };
 
 struct product {
@@ -63,6 +66,9 @@ int cdb_describe_accounts(struct api_call *c, json_t *resp, struct err *e);
  * off the HTTP threads. */
 int cdb_accounts_check_live(const struct instance *in, const json_t *accounts, struct err *e);
 int mongodb_describe_db_backups(struct api_call *c, json_t *resp, struct err *e);
+/* db_instances.c: DescribeDBInstances over the instances registered for the caller. */
+int cdb_describe_db_instances(struct api_call *c, json_t *resp, struct err *e);
+int mongodb_describe_db_instances(struct api_call *c, json_t *resp, struct err *e);
 
 extern const struct product product_cdb;
 extern const struct product product_mongodb;
@@ -74,7 +80,7 @@ const struct action *product_action(const struct product *p, const char *name);
 const char *product_status_word(const struct product *p, enum task_state s);
 
 /* ERR_UNKNOWN_PARAMETER naming the first parameter the action does not take. */
-int product_check_params(const struct action *a, const json_t *params, struct err *e);
+int product_check_params(const struct api_call *c, const struct action *a, struct err *e);
 /* Reads a string parameter: ERR_MISSING_PARAMETER when required and absent, ERR_INVALID_PARAMETER
  * "NAME: expected a string, got a number" on a wrong type. *out borrows from params. */
 int product_param_string(struct api_call *c, const char *name, bool required, const char **out,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
@@ -35,7 +36,7 @@ struct daemon_state {
     struct cloudapi *api;
     struct admin *admin;
     struct engine *engine;
-    struct flows *flows;
+    struct flows_live *flows; /* replaced whole on SIGHUP */
     struct http_server *cloud_http, *admin_http;
 };
 
@@ -113,31 +114,95 @@ static int load_param_catalog(struct daemon_state *d, const char *flows_dir, str
     return rc;
 }
 
-/* --flows DIR, else ./flows, else the flows/ beside the binary's directory (bin/../flows). */
+/* The shipped templates: ./flows, else the flows/ beside the binary's directory (bin/../flows);
+ * NULL when neither exists. */
+static const char *shipped_flows_dir(char *buf, size_t cap)
+{
+    if (access("flows", R_OK) == 0)
+        return "flows";
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    snprintf(buf, cap, "%s/../flows", dirname(exe));
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+static bool same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* The template directories in the order they load: the shipped ones, then --flows DIR over them
+ * file by file (a template there replaces the shipped one of its product and action, and adds
+ * the actions the shipped set lacks). Returns how many (0, 1 or 2). */
+static size_t flow_dirs(const struct daemon_state *d, const char *dirs[2], char *buf, size_t cap)
+{
+    size_t n = 0;
+    const char *shipped = shipped_flows_dir(buf, cap);
+    if (shipped && !(d->opt.flows && same_dir(shipped, d->opt.flows)))
+        dirs[n++] = shipped;
+    if (d->opt.flows)
+        dirs[n++] = d->opt.flows;
+    return n;
+}
+
+static void log_flows(const struct flows *f, const char *const *dirs, size_t n, const char *why)
+{
+    if (n == 2)
+        log_info("%sloaded %zu flow templates from %s and %s (%zu of %s's replaced by %s's)", why,
+                 flows_count(f), dirs[0], dirs[1], flows_replaced(f), dirs[0], dirs[1]);
+    else
+        log_info("%sloaded %zu flow templates from %s", why, flows_count(f), dirs[0]);
+}
+
+/* The templates, and the cdb parameter catalogue of the last directory that has one. */
 static int load_flows(struct daemon_state *d, struct err *e)
 {
-    char exe[4096], guess[4200];
-    const char *dir = d->opt.flows;
-    if (!dir && access("flows", R_OK) == 0)
-        dir = "flows";
-    if (!dir) {
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
-            exe[n] = '\0';
-            snprintf(guess, sizeof guess, "%s/../flows", dirname(exe));
-            if (access(guess, R_OK) == 0)
-                dir = guess;
-        }
-    }
-    if (!dir) {
+    char buf[4200];
+    const char *dirs[2];
+    size_t n = flow_dirs(d, dirs, buf, sizeof buf);
+    if (n == 0) {
         log_warn("no flow templates found (give --flows DIR): only DescribeAsyncRequestInfo and "
                  "the built-in actions are served");
         return load_param_catalog(d, NULL, e);
     }
-    int rc = flows_load(dir, &d->flows, e);
-    if (!rc)
-        log_info("loaded %zu flow templates from %s", flows_count(d->flows), dir);
-    return rc ? rc : load_param_catalog(d, dir, e);
+    struct flows *f;
+    int rc = flows_load_layers(dirs, n, &f, e);
+    if (rc)
+        return rc;
+    d->flows = flows_live_new(f);
+    log_flows(f, dirs, n, "");
+    const char *catalog = dirs[0];
+    char *path = xasprintf("%s/cdb/params/catalog.json", dirs[n - 1]);
+    if (access(path, R_OK) == 0)
+        catalog = dirs[n - 1];
+    free(path);
+    return load_param_catalog(d, catalog, e);
+}
+
+/* SIGHUP: the templates are read again; a set that does not load leaves the one in use. Requests
+ * in flight finish with the set they started with. The parameter catalogue is not reloaded. */
+static void reload_flows(struct daemon_state *d)
+{
+    char buf[4200];
+    const char *dirs[2];
+    size_t n = flow_dirs(d, dirs, buf, sizeof buf);
+    struct flows *f;
+    struct err e = {0};
+    if (n == 0 || !d->flows) {
+        log_warn("SIGHUP: no flow templates were loaded at start; nothing to reload");
+        return;
+    }
+    if (flows_load_layers(dirs, n, &f, &e) != 0) {
+        log_error("SIGHUP: keeping the flow templates in use: %s", e.msg);
+        return;
+    }
+    flows_live_swap(d->flows, f);
+    log_flows(f, dirs, n, "SIGHUP: ");
 }
 
 /* Descriptors kept back from the listeners: the engine's children and their pipes, the store,
@@ -267,14 +332,17 @@ static void announce(const struct daemon_state *d)
              http_server_port(d->admin_http));
 }
 
-static void wait_for_stop_signal(void)
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads the flow templates meanwhile. */
+static void wait_for_stop_signal(struct daemon_state *d)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload_flows(d);
     log_info("received %s; draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -297,7 +365,7 @@ static void shut_down(struct daemon_state *d)
     cloudapi_free(d->api);
     store_close(d->store);
     bootstrap_store_url_free(d->store_url);
-    flows_free(d->flows);
+    flows_live_free(d->flows);
     cdb_params_unload();
     ratelimit_free(d->limits);
     free(d->admin_token);
@@ -309,11 +377,13 @@ static void shut_down(struct daemon_state *d)
 
 int main(int argc, char **argv)
 {
-    /* Block the stop signals in every thread; the main thread takes them with sigwait. */
+    /* Block the stop signals and SIGHUP in every thread; the main thread takes them with sigwait.
+     */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -331,7 +401,7 @@ int main(int argc, char **argv)
     if (!(rc = configure(&d, &e)) && !(rc = load_flows(&d, &e)) && !(rc = open_store(&d, &e)) &&
         !(rc = start_servers(&d, &e))) {
         announce(&d);
-        wait_for_stop_signal();
+        wait_for_stop_signal(&d);
     } else {
         log_error("%s", e.msg);
     }

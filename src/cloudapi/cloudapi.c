@@ -132,8 +132,8 @@ static int authenticate(struct cloudapi *api, const struct api_request *r, struc
 
 /* A built-in action (a) or one defined by a flow template (fl). */
 static int run_action(struct cloudapi *api, const struct api_request *r, const struct product *p,
-                      const struct action *a, const struct flow *fl, const struct account *who,
-                      json_t *resp, struct err *e)
+                      const struct action *a, const struct flows *set, const struct flow *fl,
+                      const struct account *who, json_t *resp, struct err *e)
 {
     struct api_call call = {
         .product = p,
@@ -143,7 +143,7 @@ static int run_action(struct cloudapi *api, const struct api_request *r, const s
         .params_from_form = r->from_form,
         .who = who,
         .store = api->cfg.store,
-        .flows = api->cfg.flows,
+        .flows = set,
         .node = api->cfg.node,
         .wake = api->cfg.wake,
         .wake_ctx = api->cfg.wake_ctx,
@@ -169,14 +169,21 @@ static int process(struct cloudapi *api, struct api_request *r, bool on_worker, 
         return rc;
     *pp = p;
     const struct action *a = product_action(p, r->action);
-    const struct flow *fl = a ? NULL : flows_find(api->cfg.flows, p->name, r->action);
-    if (!a && !fl)
-        return err_set(e, ERR_INVALID_ACTION, "The action `%.64s` does not exist in %s %s",
-                       r->action, p->name, p->version);
-    if (!on_worker && ((a && a->blocking) || (fl && product_flow_blocking(p, fl))))
-        return PROCESS_DEFER;
-    const char *action_name = a ? a->name : r->action;
+    /* Built-in actions (DescribeAsyncRequestInfo) never touch the template set; a template
+     * action holds the set it found its template in until it has answered, across a reload. */
+    struct flows *set = a ? NULL : flows_live_get(api->cfg.flows);
+    const struct flow *fl = a ? NULL : flows_find(set, p->name, r->action);
     struct account who = {0};
+    if (!a && !fl) {
+        rc = err_set(e, ERR_INVALID_ACTION, "The action `%.64s` does not exist in %s %s", r->action,
+                     p->name, p->version);
+        goto out;
+    }
+    if (!on_worker && ((a && a->blocking) || (fl && product_flow_blocking(p, fl)))) {
+        rc = PROCESS_DEFER;
+        goto out;
+    }
+    const char *action_name = a ? a->name : r->action;
     if ((rc = authenticate(api, r, &who, e)))
         goto out;
     if (!ratelimit_take(api->cfg.limits, who.owner_uin, p->name, action_name, time_mono_ns())) {
@@ -197,9 +204,10 @@ static int process(struct cloudapi *api, struct api_request *r, bool on_worker, 
     }
     if ((rc = api_request_decode(r, e)))
         goto out;
-    rc = run_action(api, r, p, a, fl, &who, resp, e);
+    rc = run_action(api, r, p, a, set, fl, &who, resp, e);
 out:
     account_clear(&who);
+    flows_free(set);
     return rc;
 }
 

@@ -13,13 +13,13 @@
 #include "store/store.h"
 
 struct cloudapi_config {
-    struct store *store;       /* borrowed */
-    struct ratelimit *limits;  /* borrowed */
-    int64_t max_skew_s;        /* allowed client clock difference, 300 by default */
-    size_t max_body;           /* the listener's body limit, for messages */
-    const struct flows *flows; /* action templates; borrowed, may be NULL */
-    const char *node;          /* this node's id; borrowed */
-    void (*wake)(void *ctx);   /* wakes the engine after a task is created; may be NULL */
+    struct store *store;      /* borrowed */
+    struct ratelimit *limits; /* borrowed */
+    int64_t max_skew_s;       /* allowed client clock difference, 300 by default */
+    size_t max_body;          /* the listener's body limit, for messages */
+    struct flows_live *flows; /* action templates (reloaded on SIGHUP); borrowed, may be NULL */
+    const char *node;         /* this node's id; borrowed */
+    void (*wake)(void *ctx);  /* wakes the engine after a task is created; may be NULL */
     void *wake_ctx;
 };
 

@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 struct flows {
     struct flow *items;
     size_t n;
+    size_t replaced; /* templates a later directory replaced */
+    atomic_int refs; /* flows_ref / flows_free */
 };
 
 static const char *const products[] = {"cdb", "mongodb"};
@@ -59,6 +63,28 @@ static bool is_json_file(const char *name)
     return n > 5 && name[0] != '.' && strcmp(name + n - 5, ".json") == 0;
 }
 
+static void flow_clear(struct flow *fl)
+{
+    json_decref(fl->doc);
+    free(fl->param_names);
+}
+
+/* Adds fl, or replaces the template of the same product and action an earlier directory gave. */
+static void put_flow(struct flows *f, struct flow *fl)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        if (strcmp(f->items[i].product, fl->product) == 0 &&
+            strcmp(f->items[i].action, fl->action) == 0) {
+            flow_clear(&f->items[i]);
+            f->items[i] = *fl;
+            f->replaced++;
+            return;
+        }
+    }
+    f->items = xrealloc(f->items, (f->n + 1) * sizeof *f->items);
+    f->items[f->n++] = *fl;
+}
+
 static int load_product(const char *dir, const char *product, struct flows *f, struct err *e)
 {
     char *path = xasprintf("%s/%s", dir, product);
@@ -69,29 +95,36 @@ static int load_product(const char *dir, const char *product, struct flows *f, s
     struct dirent *de;
     int rc = 0;
     while (!rc && (de = readdir(d))) {
+        struct flow fl;
         if (!is_json_file(de->d_name))
             continue;
-        f->items = xrealloc(f->items, (f->n + 1) * sizeof *f->items);
-        rc = load_one(dir, product, de->d_name, &f->items[f->n], e);
-        if (!rc)
-            f->n++;
+        if (!(rc = load_one(dir, product, de->d_name, &fl, e)))
+            put_flow(f, &fl);
     }
     closedir(d);
     return rc;
 }
 
-int flows_load(const char *dir, struct flows **out, struct err *e)
+static int load_dir(const char *dir, struct flows *f, struct err *e)
 {
-    struct flows *f = xcalloc(1, sizeof *f);
     DIR *d = opendir(dir);
-    if (!d) {
-        free(f);
-        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--flows %s: %s", dir, strerror(errno));
-    }
+    if (!d)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "flow templates in %s: %s", dir,
+                       strerror(errno));
     closedir(d);
     int rc = 0;
     for (size_t i = 0; !rc && i < sizeof products / sizeof products[0]; i++)
         rc = load_product(dir, products[i], f, e);
+    return rc;
+}
+
+int flows_load_layers(const char *const *dirs, size_t n, struct flows **out, struct err *e)
+{
+    struct flows *f = xcalloc(1, sizeof *f);
+    atomic_init(&f->refs, 1);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = load_dir(dirs[i], f, e);
     if (rc) {
         flows_free(f);
         return rc;
@@ -100,16 +133,71 @@ int flows_load(const char *dir, struct flows **out, struct err *e)
     return 0;
 }
 
+int flows_load(const char *dir, struct flows **out, struct err *e)
+{
+    return flows_load_layers(&dir, 1, out, e);
+}
+
+size_t flows_replaced(const struct flows *f) { return f ? f->replaced : 0; }
+
+struct flows *flows_ref(struct flows *f)
+{
+    if (f)
+        atomic_fetch_add(&f->refs, 1);
+    return f;
+}
+
 void flows_free(struct flows *f)
 {
-    if (!f)
+    if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < f->n; i++) {
-        json_decref(f->items[i].doc);
-        free(f->items[i].param_names);
-    }
+    for (size_t i = 0; i < f->n; i++)
+        flow_clear(&f->items[i]);
     free(f->items);
     free(f);
+}
+
+/* ---- the set in use, replaced whole on reload ---- */
+
+struct flows_live {
+    pthread_mutex_t mu; /* guards cur; a request holds its own reference to the set it uses */
+    struct flows *cur;
+};
+
+struct flows_live *flows_live_new(struct flows *f)
+{
+    struct flows_live *l = xcalloc(1, sizeof *l);
+    pthread_mutex_init(&l->mu, NULL);
+    l->cur = f;
+    return l;
+}
+
+struct flows *flows_live_get(struct flows_live *l)
+{
+    if (!l)
+        return NULL;
+    pthread_mutex_lock(&l->mu);
+    struct flows *f = flows_ref(l->cur);
+    pthread_mutex_unlock(&l->mu);
+    return f;
+}
+
+void flows_live_swap(struct flows_live *l, struct flows *f)
+{
+    pthread_mutex_lock(&l->mu);
+    struct flows *old = l->cur;
+    l->cur = f;
+    pthread_mutex_unlock(&l->mu);
+    flows_free(old); /* freed once the last request using it lets go */
+}
+
+void flows_live_free(struct flows_live *l)
+{
+    if (!l)
+        return;
+    flows_free(l->cur);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
 }
 
 const struct flow *flows_find(const struct flows *f, const char *product, const char *action)

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/errors.h"
 
@@ -17,7 +18,23 @@ struct flow;
 /* Loads every DIR/<product>/<Action>.json. A malformed template fails the load with a message
  * naming the file and the field (ERR_INVALID_PARAMETER_VALUE). *out is freed with flows_free. */
 int flows_load(const char *dir, struct flows **out, struct err *e);
+/* Loads the directories in order, a template of a later one replacing the same product/action of
+ * an earlier one (the shipped templates, then the operator's --flows DIR over them). */
+int flows_load_layers(const char *const *dirs, size_t n, struct flows **out, struct err *e);
+/* How many templates a later directory replaced. */
+size_t flows_replaced(const struct flows *f);
+/* Another reference to f (NULL-safe); flows_free drops one and frees with the last. */
+struct flows *flows_ref(struct flows *f);
 void flows_free(struct flows *f);
+
+/* The set in use, which a reload (SIGHUP) replaces whole: a request takes a reference with
+ * flows_live_get (NULL-safe; NULL when l is) and drops it with flows_free, so a reload never
+ * frees a template under a request that uses it. new/swap take over the caller's reference. */
+struct flows_live;
+struct flows_live *flows_live_new(struct flows *f);
+struct flows *flows_live_get(struct flows_live *l);
+void flows_live_swap(struct flows_live *l, struct flows *f);
+void flows_live_free(struct flows_live *l);
 /* The template for product/action, or NULL. */
 const struct flow *flows_find(const struct flows *f, const char *product, const char *action);
 /* How many templates were loaded. */

@@ -196,6 +196,7 @@ class Daemon {
     this.stopping = false;
     const proc = spawn(ASYNCD_BIN, this.argv(), {
       stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: this.opts.cwd, // where ./flows (the shipped templates' first place) is looked for
       // The process zone is deliberately not UTC, so only --tz decides the time strings.
       env: { ...process.env, TZ: 'America/Los_Angeles', ...(this.opts.env || {}) },
     });

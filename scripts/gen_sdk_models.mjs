@@ -16,7 +16,7 @@ const out = path.join(repo, 'src/products/sdk_models_table.c');
 
 // The structures answers are built from, per product (the models file of each product's version).
 const PRODUCTS = {
-  cdb: { file: 'tencentcloud/services/cdb/v20170320/cdb_models.d.ts', roots: ['InstanceInfo', 'DescribeDBInstancesRequest', 'CreateAccountsRequest'] },
+  cdb: { file: 'tencentcloud/services/cdb/v20170320/cdb_models.d.ts', roots: ['InstanceInfo', 'DescribeDBInstancesRequest', 'CreateAccountsRequest', 'TaskDetail'] },
   mongodb: { file: 'tencentcloud/services/mongodb/v20190725/mongodb_models.d.ts', roots: ['InstanceDetail', 'DescribeDBInstancesRequest'] },
 };
 

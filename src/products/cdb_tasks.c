@@ -4,6 +4,7 @@
 
 #include "common/timefmt.h"
 #include "products/product.h"
+#include "products/sdk_models.h"
 
 /* TaskStatus codes of the API and the canonical states each covers. */
 static const struct {
@@ -105,10 +106,11 @@ static int time_param(struct api_call *c, const char *name, int64_t *ms, struct 
     return 0;
 }
 
+/* "" until it happens: pollers dereference every documented field. */
 static json_t *local_time(json_t *ms)
 {
     if (!json_is_integer(ms) || json_integer_value(ms) <= 0)
-        return json_null();
+        return json_string("");
     char buf[20];
     time_fmt_local(json_integer_value(ms), buf);
     return json_string(buf);
@@ -180,7 +182,13 @@ int cdb_describe_tasks(struct api_call *c, json_t *resp, struct err *e)
     json_t *items = json_array();
     size_t i;
     json_t *t;
-    json_array_foreach(list, i, t) json_array_append_new(items, task_detail(t));
+    const struct sdk_model *m = sdk_model_find("cdb", "TaskDetail");
+    json_array_foreach(list, i, t)
+    {
+        json_t *item = task_detail(t);
+        sdk_model_fill(m, item); /* TaskAttachInfo, and whatever a newer SDK documents */
+        json_array_append_new(items, item);
+    }
     json_decref(list);
     json_object_set_new(resp, "TotalCount", json_integer(total));
     json_object_set_new(resp, "Items", items);

@@ -16,6 +16,8 @@ static const struct sdk_model m_cdb_SlaveInfo;
 static const struct sdk_model m_cdb_SlaveInstanceInfo;
 static const struct sdk_model m_cdb_Tag;
 static const struct sdk_model m_cdb_TagInfoItem;
+static const struct sdk_model m_cdb_TaskAttachInfo;
+static const struct sdk_model m_cdb_TaskDetail;
 static const struct sdk_model m_cdb_UpgradeAnalysisInstanceVersionInfo;
 
 static const struct sdk_field f_cdb_Account[] = {
@@ -286,6 +288,30 @@ static const struct sdk_model m_cdb_TagInfoItem = {"cdb", "TagInfoItem", f_cdb_T
                                                    sizeof f_cdb_TagInfoItem /
                                                        sizeof f_cdb_TagInfoItem[0]};
 
+static const struct sdk_field f_cdb_TaskAttachInfo[] = {
+    {"AttachKey", SDK_STRING, SDK_ANY, NULL, false},
+    {"AttachValue", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_TaskAttachInfo = {"cdb", "TaskAttachInfo", f_cdb_TaskAttachInfo,
+                                                      sizeof f_cdb_TaskAttachInfo /
+                                                          sizeof f_cdb_TaskAttachInfo[0]};
+
+static const struct sdk_field f_cdb_TaskDetail[] = {
+    {"Code", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Message", SDK_STRING, SDK_ANY, NULL, false},
+    {"JobId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Progress", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"TaskStatus", SDK_STRING, SDK_ANY, NULL, false},
+    {"TaskType", SDK_STRING, SDK_ANY, NULL, false},
+    {"StartTime", SDK_STRING, SDK_ANY, NULL, false},
+    {"EndTime", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceIds", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"TaskAttachInfo", SDK_ARRAY, SDK_OBJECT, &m_cdb_TaskAttachInfo, false},
+};
+static const struct sdk_model m_cdb_TaskDetail = {
+    "cdb", "TaskDetail", f_cdb_TaskDetail, sizeof f_cdb_TaskDetail / sizeof f_cdb_TaskDetail[0]};
+
 static const struct sdk_field f_cdb_UpgradeAnalysisInstanceVersionInfo[] = {
     {"Vip", SDK_STRING, SDK_ANY, NULL, false},
     {"Vport", SDK_NUMBER, SDK_ANY, NULL, false},
@@ -422,6 +448,8 @@ const struct sdk_model *const sdk_models_all[] = {
     &m_cdb_SlaveInstanceInfo,
     &m_cdb_Tag,
     &m_cdb_TagInfoItem,
+    &m_cdb_TaskAttachInfo,
+    &m_cdb_TaskDetail,
     &m_cdb_UpgradeAnalysisInstanceVersionInfo,
     &m_mongodb_DBInstanceInfo,
     &m_mongodb_DescribeDBInstancesRequest,

@@ -206,7 +206,8 @@ test('TaskDetail fields', async () => {
     const task = await d.getTask(id);
     const info = await cdb.DescribeAsyncRequestInfo({ AsyncRequestId: id });
     assert.deepEqual(Object.keys(item).sort(), ['AsyncRequestId', 'Code', 'EndTime', 'InstanceIds', 'JobId', 'Message',
-      'Progress', 'StartTime', 'TaskStatus', 'TaskType'], `fields of ${JSON.stringify(item)}`);
+      'Progress', 'StartTime', 'TaskAttachInfo', 'TaskStatus', 'TaskType'], `every TaskDetail field of the SDK: ${JSON.stringify(item)}`);
+    assert.deepEqual(item.TaskAttachInfo, []);
     assert.equal(item.TaskStatus, k.expect);
     assert.equal(item.TaskType, k.type);
     assert.deepEqual(item.InstanceIds, [k.instance]);
@@ -216,7 +217,7 @@ test('TaskDetail fields', async () => {
     assert.match(item.StartTime, TIME_RE);
     assert.equal(item.StartTime, fmtTime(task.start_ms), 'StartTime in --tz UTC');
     if (k.expect === 'PAUSED') {
-      assert.equal(item.EndTime, null, 'a paused task has not ended');
+      assert.equal(item.EndTime, '', 'a paused task has not ended: "", never null');
       assert.equal(item.Code, 0);
       assert.equal(item.Progress, 0);
     } else {

@@ -32,7 +32,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_SRC = $(sort $(wildcard src/*.c src/*/*.c src/*/*.h tools/*.c tools/*.h tests/unit/*.c \
 	tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h bench/*.c))
 
-.PHONY: all run test test-unit test-it bench bench-tasks install clean deps check format format-check fuzz \
+.PHONY: all run test test-unit test-it bench bench-tasks bench-renew install clean deps check format format-check fuzz \
 	fuzz-build fuzz-smoke
 all: $(BIN)/asyncd $(BIN)/asyncctl
 
@@ -142,6 +142,16 @@ bench: all
 
 bench-tasks: all
 	bash bench/tasks.sh
+
+# One lease renewal round with 1, 100 and 10,000 leases of one node: by node and per task
+# (bench/lease_renew.c; `build/bench/lease_renew postgres://...` for PostgreSQL).
+$(BUILD)/bench/lease_renew: bench/lease_renew.c $(BUILD)/libasyncd.a
+	@mkdir -p $(@D)
+	@echo "LINK $@"
+	@$(CC) $(CFLAGS) $(DAEMON_CFLAGS) -o $@ $< $(BUILD)/libasyncd.a $(DAEMON_LDLIBS) $(LDFLAGS)
+
+bench-renew: $(BUILD)/bench/lease_renew
+	$(BUILD)/bench/lease_renew
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

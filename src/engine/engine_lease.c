@@ -1,7 +1,9 @@
-/* The lease keeper: one thread per node that renews the leases of the tasks its workers run,
- * looks for operator kill/pause, and writes the durable record of each exec step's process
+/* The lease keeper: one thread per node that renews the leases of the tasks its workers run (all
+ * of them in one store call per third of a lease: one write per node, not per task), looks for
+ * operator kill/pause, and writes the durable record of each exec step's process
  * group. Workers only read what it found, so a store that stalls (or a network cut to it) stops
  * the renewals without stopping the workers' clocks: a worker fences itself (engine_run.c). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,24 +50,118 @@ static void run_pgroup_op(struct engine *eng, struct pgroup_op *op)
                  op->clear ? "checked and dropped at the next start" : "not killed at restart");
 }
 
-/* Renews w's lease. sent: when the statement went out, the lease's earliest start. */
-static void renew(struct engine *eng, struct lease_watch *w, int64_t sent)
+/* One renewal round: every watch registered when it was sent, renewed by one store call. The
+ * ids are copies, as a watch may be removed (and its memory reused) while the call is out. */
+struct round {
+    struct lease_ref *refs;
+    struct lease_watch **who; /* who[i] held refs[i] when the round was sent */
+    size_t n;
+    int64_t lease_ms, sent;
+};
+
+static int by_pointer(const void *a, const void *b)
 {
-    struct task_lease_state ls;
-    struct err e;
-    int rc = store_task_renew(eng->cfg.store, w->id, w->lease_no, w->lease_ms, &ls, &e);
-    pthread_mutex_lock(&eng->keeper_mu);
-    if (rc == 0) {
-        atomic_store(&w->last_ok_ms, sent);
-        w->next_renew_ms = sent + w->lease_ms / 3;
-        if (!ls.held)
-            atomic_store(&w->stop, STOP_LOST);
-    } else {
-        w->next_renew_ms = engine_mono_ms() + RENEW_RETRY_MS;
+    const struct lease_watch *x = *(struct lease_watch *const *)a,
+                             *y = *(struct lease_watch *const *)b;
+    return (x > y) - (x < y);
+}
+
+static int by_lease(const void *a, const void *b)
+{
+    const struct lease_renewal *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->lease_no > y->lease_no) - (x->lease_no < y->lease_no);
+}
+
+/* Whether a renewal is due for any watch; *wake is lowered to the next due time. Under mu. */
+static bool renew_due(struct engine *eng, int64_t now, int64_t *wake)
+{
+    bool due = false;
+    for (struct lease_watch *w = eng->watches; w; w = w->next) {
+        if (w->next_renew_ms <= now)
+            due = true;
+        else if (w->next_renew_ms < *wake)
+            *wake = w->next_renew_ms;
     }
+    return due;
+}
+
+/* Takes the round's list of every registered watch, sorted by pointer for round_has. Under mu. */
+static void round_take(struct engine *eng, struct round *r, int64_t now)
+{
+    size_t n = 0;
+    for (struct lease_watch *w = eng->watches; w; w = w->next)
+        n++;
+    memset(r, 0, sizeof *r);
+    r->sent = now;
+    r->who = xcalloc(n, sizeof *r->who);
+    r->refs = xcalloc(n, sizeof *r->refs);
+    for (struct lease_watch *w = eng->watches; w; w = w->next) {
+        r->who[r->n++] = w;
+        if (w->lease_ms > r->lease_ms) /* one length for all: the longest is safe for each */
+            r->lease_ms = w->lease_ms;
+    }
+    qsort(r->who, r->n, sizeof *r->who, by_pointer);
+    for (size_t i = 0; i < r->n; i++) {
+        snprintf(r->refs[i].id, sizeof r->refs[i].id, "%s", r->who[i]->id);
+        r->refs[i].lease_no = r->who[i]->lease_no;
+    }
+}
+
+/* Whether w was registered, with this very lease, when the round was sent: a watch added while
+ * it was out is not judged by it (its claim may have come after the renewal's statement). */
+static bool round_has(const struct round *r, const struct lease_watch *w)
+{
+    struct lease_watch *const *hit = bsearch(&w, r->who, r->n, sizeof *r->who, by_pointer);
+    if (!hit)
+        return false;
+    const struct lease_ref *ref = &r->refs[hit - r->who];
+    return ref->lease_no == w->lease_no && strcmp(ref->id, w->id) == 0;
+}
+
+/* Applies the store's answer (sorted by_lease) to the watches still registered. Under mu. */
+static void round_apply(struct engine *eng, const struct round *r, int rc,
+                        const struct lease_renewal *got, size_t n_got)
+{
+    for (struct lease_watch *w = eng->watches; w; w = w->next) {
+        if (!round_has(r, w))
+            continue;
+        if (rc != 0) { /* last_ok_ms stays: the worker fences itself if this goes on */
+            w->next_renew_ms = engine_mono_ms() + RENEW_RETRY_MS;
+            continue;
+        }
+        struct lease_renewal key = {.lease_no = w->lease_no};
+        snprintf(key.id, sizeof key.id, "%s", w->id);
+        w->next_renew_ms = r->sent + w->lease_ms / 3;
+        if (n_got && bsearch(&key, got, n_got, sizeof *got, by_lease))
+            atomic_store(&w->last_ok_ms, r->sent);
+        else /* taken over, moved on by an operator, or expired by the store's clock */
+            atomic_store(&w->stop, STOP_LOST);
+    }
+}
+
+/* Renews every watched lease with one store call (one write, DESIGN.md 5), mu dropped around it.
+ * Only the watched leases are listed: a lease of this node that no worker watches any more (its
+ * worker fenced itself, or its release failed) is left to expire, never kept alive by the node. */
+static void renew_round(struct engine *eng, int64_t now)
+{
+    struct round r;
+    round_take(eng, &r, now);
     pthread_mutex_unlock(&eng->keeper_mu);
-    if (rc != 0)
-        log_warn("engine: renewing the lease of task %s: %s", w->id, e.msg);
+    struct lease_renewal *got = NULL;
+    size_t n_got = 0;
+    struct err e = {0};
+    int rc =
+        store_node_renew(eng->cfg.store, eng->cfg.node, r.lease_ms, r.refs, r.n, &got, &n_got, &e);
+    if (rc == 0 && n_got > 1)
+        qsort(got, n_got, sizeof *got, by_lease);
+    else if (rc != 0)
+        log_warn("engine: renewing the leases of %zu tasks: %s", r.n, e.msg);
+    pthread_mutex_lock(&eng->keeper_mu);
+    round_apply(eng, &r, rc, got, n_got);
+    free(got);
+    free(r.refs);
+    free(r.who);
 }
 
 /* Whether an operator (or another node) moved the task on: then its step stops. */
@@ -81,17 +177,17 @@ static void check(struct engine *eng, struct lease_watch *w)
     pthread_mutex_unlock(&eng->keeper_mu);
 }
 
-/* The first watch with work due, or NULL; *wake is lowered to the next due time. Under mu. */
-static struct lease_watch *due_watch(struct engine *eng, int64_t now, int64_t *wake)
+/* The first watch whose kill/pause check is due, or NULL; *wake is lowered to the next due
+ * time. Under mu. */
+static struct lease_watch *check_due(struct engine *eng, int64_t now, int64_t *wake)
 {
     for (struct lease_watch *w = eng->watches; w; w = w->next) {
         if (w->busy)
             continue;
-        int64_t t = w->next_renew_ms < w->next_check_ms ? w->next_renew_ms : w->next_check_ms;
-        if (t <= now)
+        if (w->next_check_ms <= now)
             return w;
-        if (t < *wake)
-            *wake = t;
+        if (w->next_check_ms < *wake)
+            *wake = w->next_check_ms;
     }
     return NULL;
 }
@@ -125,17 +221,17 @@ static bool keeper_step(struct engine *eng, int64_t *wake)
         return true;
     }
     int64_t now = engine_mono_ms();
-    struct lease_watch *w = due_watch(eng, now, wake);
+    if (renew_due(eng, now, wake)) {
+        renew_round(eng, now);
+        return true;
+    }
+    struct lease_watch *w = check_due(eng, now, wake);
     if (!w)
         return false;
     w->busy = true;
-    bool renewing = w->next_renew_ms <= now;
     rotate(eng, w);
     pthread_mutex_unlock(&eng->keeper_mu);
-    if (renewing)
-        renew(eng, w, now);
-    else
-        check(eng, w);
+    check(eng, w);
     pthread_mutex_lock(&eng->keeper_mu);
     w->busy = false;
     pthread_cond_broadcast(&eng->keeper_idle);

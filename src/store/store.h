@@ -124,6 +124,17 @@ struct task_lease_state {
     bool pause_requested;
 };
 
+/* A lease a node renews (store_node_renew), and what it learns of one it still holds. */
+struct lease_ref {
+    char id[STORE_ID_MAX];
+    int64_t lease_no;
+};
+struct lease_renewal {
+    char id[STORE_ID_MAX];
+    int64_t lease_no;
+    bool pause_requested; /* an operator asked for a pause: the holder pauses at its next step */
+};
+
 /* An exec step's process group, recorded while the step runs so that the node's next start can
  * kill what a crash of asyncd left behind (DESIGN.md 5). pgid is the step child's pid. */
 struct step_pgroup {
@@ -217,9 +228,20 @@ struct store_ops {
      * "cdb,mongodb"); NULL or "" = none. */
     int (*task_claim)(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
                       struct task_claim *out, struct err *e);
+    /* One lease, one write. The engine renews by node (node_renew); this stays for the contract
+     * tests and as the per-task baseline bench/lease_renew.c measures node_renew against. */
     int (*task_renew)(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                       struct task_lease_state *out, struct err *e);
     int (*task_progress)(struct store *s, const struct task_progress *p, struct err *e);
+    /* Renews, in one statement (one write), the live leases node holds: the task running,
+     * lease_node = node, the lease not yet expired by the store's clock; each then runs lease_ms
+     * from the store's now. only (n_only of them): just those (id, lease_no), so a lease nobody on
+     * the node watches any more is left to expire; NULL = every live lease of node. *out: the
+     * renewed ones, a heap array of *n the caller free()s (NULL when none). A lease missing from
+     * it is no longer node's: taken over (lease_no bumped), moved on by an operator, or expired. */
+    int (*node_renew)(struct store *s, const char *node, int64_t lease_ms,
+                      const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
+                      size_t *n, struct err *e);
     /* Drops the leases a previous run of this node left (it is starting, so they are stale). */
     int (*release_node_leases)(struct store *s, const char *node, struct err *e);
     /* Step process groups: record one (replacing an earlier record of the same node and pgid),
@@ -386,6 +408,12 @@ static inline int store_task_renew(struct store *s, const char *id, int64_t leas
                                    int64_t lease_ms, struct task_lease_state *o, struct err *e)
 {
     return s->ops->task_renew(s, id, lease_no, lease_ms, o, e);
+}
+static inline int store_node_renew(struct store *s, const char *node, int64_t lease_ms,
+                                   const struct lease_ref *only, size_t n_only,
+                                   struct lease_renewal **out, size_t *n, struct err *e)
+{
+    return s->ops->node_renew(s, node, lease_ms, only, n_only, out, n, e);
 }
 static inline int store_task_progress(struct store *s, const struct task_progress *p, struct err *e)
 {

@@ -263,6 +263,16 @@ static int c_task_renew(struct store *s, const char *id, int64_t lease_no, int64
     return rc;
 }
 
+/* A renewal moves only lease_expires_ms, which no cached value holds (task summaries carry the
+ * state and lease_no, both unchanged by it): passed through, so the summaries the lease keeper
+ * reads for kill/pause stay cached across its renewal rounds. */
+static int c_node_renew(struct store *s, const char *node, int64_t lease_ms,
+                        const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
+                        size_t *n, struct err *e)
+{
+    return store_node_renew(cs_of(s)->inner, node, lease_ms, only, n_only, out, n, e);
+}
+
 static int c_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
                         struct task_claim *out, struct err *e)
 {
@@ -626,7 +636,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 35 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 36 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -656,6 +666,7 @@ static const struct store_ops cache_ops = {
     .task_control = c_task_control,
     .task_claim = c_task_claim,
     .task_renew = c_task_renew,
+    .node_renew = c_node_renew,
     .task_progress = c_task_progress,
     .release_node_leases = c_release_node_leases,
     .pgroup_record = c_pgroup_record,

@@ -605,6 +605,7 @@ static const struct store_ops pg_ops = {
     .task_control = store_pg_task_control,
     .task_claim = store_pg_task_claim,
     .task_renew = store_pg_task_renew,
+    .node_renew = store_pg_node_renew,
     .task_progress = store_pg_task_progress,
     .release_node_leases = store_pg_release_node_leases,
     .pgroup_record = store_pg_pgroup_record,

@@ -53,6 +53,8 @@ enum pg_stmt {
     PG_CLAIM_TAKE,
     PG_CLAIM_UPDATE,
     PG_RENEW,
+    PG_NODE_RENEW,
+    PG_NODE_RENEW_ONLY,
     PG_RELEASE_NODE,
     PG_LEASE_READ,
     PG_STEP_SET,
@@ -186,6 +188,9 @@ int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64
                         struct task_lease_state *out, struct err *e);
 int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);
 int store_pg_release_node_leases(struct store *s, const char *node, struct err *e);
+int store_pg_node_renew(struct store *s, const char *node, int64_t lease_ms,
+                        const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
+                        size_t *n, struct err *e);
 /* store_pg_pgroups.c: */
 int store_pg_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
 int store_pg_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);

@@ -3,7 +3,10 @@
  * writer, here every read-then-write transaction first locks the task's row (FOR NO KEY UPDATE)
  * so concurrent nodes apply their changes to a task one after another. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/xalloc.h"
 
 #include "store/store_plan.h"
 #include "store/store_pg_int.h"
@@ -158,6 +161,103 @@ int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64
     memset(out, 0, sizeof *out);
     struct renew_ctx rx = {id, lease_no, lease_ms, out};
     return pg_run(s, PG_TX_NONE, renew_fn, &rx, e);
+}
+
+/* --- renewal by node --- */
+
+struct node_renew_ctx {
+    const char *node;
+    int64_t lease_ms;
+    char *ids, *nos; /* array literals of the listed leases; NULL = every live lease of node */
+    struct lease_renewal *out;
+    size_t n;
+};
+
+/* The ids as a text[] literal: each element quoted, so no id can split or end the array. */
+static char *ids_literal(const struct lease_ref *only, size_t n)
+{
+    char *buf = xcalloc(n * (2 * STORE_ID_MAX + 3) + 3, 1), *p = buf;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *q = only[i].id; *q; q++) {
+            if (*q == '"' || *q == '\\')
+                *p++ = '\\';
+            *p++ = *q;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    return buf;
+}
+
+static char *nos_literal(const struct lease_ref *only, size_t n)
+{
+    size_t size = n * 22 + 3, used = 1;
+    char *buf = xcalloc(size, 1);
+    buf[0] = '{';
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "," : "",
+                                 (long long)only[i].lease_no);
+    snprintf(buf + used, size - used, "}");
+    return buf;
+}
+
+/* One statement without BEGIN; the answer is read afresh on every run (pg_run may retry). */
+static int node_renew_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct node_renew_ctx *rx = ctx;
+    struct pg_params p = {0};
+    pp_text(&p, rx->node);
+    pp_int(&p, rx->lease_ms); /* from the database's clock (store_pg_sql.c, DB_NOW_MS) */
+    if (rx->ids) {
+        pp_text(&p, rx->ids);
+        pp_text(&p, rx->nos);
+    }
+    PGresult *r;
+    int rc = pg_exec(c, rx->ids ? PG_NODE_RENEW_ONLY : PG_NODE_RENEW, &p, &r,
+                     "renewing this node's leases", e);
+    if (rc != 0)
+        return rc;
+    free(rx->out);
+    rx->out = NULL;
+    rx->n = (size_t)PQntuples(r);
+    if (rx->n)
+        rx->out = xcalloc(rx->n, sizeof *rx->out);
+    for (size_t i = 0; i < rx->n; i++) {
+        pg_copy(rx->out[i].id, sizeof rx->out[i].id, pg_str(r, (int)i, 0));
+        rx->out[i].lease_no = pg_int(r, (int)i, 1);
+        rx->out[i].pause_requested = pg_int(r, (int)i, 2) != 0;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int store_pg_node_renew(struct store *s, const char *node, int64_t lease_ms,
+                        const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
+                        size_t *n, struct err *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (only && n_only == 0)
+        return 0; /* nothing to renew: no write */
+    struct node_renew_ctx rx = {.node = node, .lease_ms = lease_ms};
+    if (only) {
+        rx.ids = ids_literal(only, n_only);
+        rx.nos = nos_literal(only, n_only);
+    }
+    int rc = pg_run(s, PG_TX_NONE, node_renew_fn, &rx, e);
+    free(rx.ids);
+    free(rx.nos);
+    if (rc != 0) {
+        free(rx.out);
+        return rc;
+    }
+    *out = rx.out;
+    *n = rx.n;
+    return 0;
 }
 
 static int release_fn(struct pg_conn *c, void *ctx, struct err *e)

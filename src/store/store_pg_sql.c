@@ -138,6 +138,17 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"
         " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
         " RETURNING pause_requested",
+    /* Renewal by node: every live lease of $1 (tasks_lease_node finds them), or only the listed
+     * ($3 ids, $4 lease numbers, in step) -- one statement, one write, however many. */
+    [PG_NODE_RENEW] =
+        "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $2::bigint"
+        " WHERE lease_node = $1::text AND state = 'running'"
+        " AND lease_expires_ms > " DB_NOW_MS " RETURNING id, lease_no, pause_requested",
+    [PG_NODE_RENEW_ONLY] =
+        "UPDATE tasks t SET lease_expires_ms = " DB_NOW_MS " + $2::bigint"
+        " FROM unnest($3::text[], $4::bigint[]) AS w(id, no) WHERE t.id = w.id"
+        " AND t.lease_no = w.no AND t.lease_node = $1::text AND t.state = 'running'"
+        " AND t.lease_expires_ms > " DB_NOW_MS " RETURNING t.id, t.lease_no, t.pause_requested",
     [PG_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = $1::text"
                         " AND state = 'running'",
     [PG_LEASE_READ] =

@@ -217,6 +217,16 @@ int sq_end_write(struct sq_conn *c, int rc, struct err *e)
     return rc;
 }
 
+int sq_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *, void *, struct err *),
+                const void *in, void *out, struct err *e)
+{
+    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    int rc = sq_begin_write(c, e);
+    if (rc == 0)
+        rc = fn(c, in, out, e);
+    return sq_end_write(c, rc, e);
+}
+
 struct sq_conn *sq_reader_acquire(struct store_sqlite *s)
 {
     unsigned start = atomic_fetch_add_explicit(&s->next_reader, 1, memory_order_relaxed);
@@ -392,6 +402,7 @@ static const struct store_ops sqlite_ops = {
     .task_control = store_sqlite_task_control,
     .task_claim = store_sqlite_task_claim,
     .task_renew = store_sqlite_task_renew,
+    .node_renew = store_sqlite_node_renew,
     .task_progress = store_sqlite_task_progress,
     .release_node_leases = store_sqlite_release_node_leases,
     .pgroup_record = store_sqlite_pgroup_record,

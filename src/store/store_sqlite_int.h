@@ -102,6 +102,11 @@ void sq_rollback(struct sq_conn *c);
 /* Ends a write transaction begun with sq_begin_write and releases c: commits when rc is 0,
  * else rolls back. Returns rc, or the commit's error. */
 int sq_end_write(struct sq_conn *c, int rc, struct err *e);
+/* Runs fn in one BEGIN IMMEDIATE transaction on the writer: commits when it returns 0, else rolls
+ * back. Returns fn's result or the commit's error. (Minimal version; to be replaced by the group
+ * commit one.) */
+int sq_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *, void *, struct err *),
+                const void *in, void *out, struct err *e);
 
 /* Fills e from c's last SQLite error, prefixed by what we were doing; returns the ERR_* code
  * (ERR_SERVICE_UNAVAILABLE when the database stayed busy/locked, else ERR_INTERNAL). */
@@ -164,6 +169,10 @@ int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, i
                             struct task_lease_state *out, struct err *e);
 int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);
 int store_sqlite_release_node_leases(struct store *s, const char *node, struct err *e);
+/* store_sqlite_renew.c: */
+int store_sqlite_node_renew(struct store *s, const char *node, int64_t lease_ms,
+                            const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
+                            size_t *n, struct err *e);
 /* store_sqlite_pgroups.c: */
 int store_sqlite_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
 int store_sqlite_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);

@@ -389,6 +389,147 @@ static void test_renew_extends_only_the_current_lease(void **state)
     assert_false(ls.held);
 }
 
+/* ---- renewal by node ---- */
+
+static int renew_node(struct store *s, const char *node, const struct lease_ref *only,
+                      size_t n_only, struct lease_renewal **out, size_t *n)
+{
+    struct err e = {0};
+    int rc = store_node_renew(s, node, LONG_LEASE_MS, only, n_only, out, n, &e);
+    if (rc != 0)
+        fprintf(stderr, "node_renew: %s\n", e.msg);
+    return rc;
+}
+
+static const struct lease_renewal *renewal_of(const struct lease_renewal *v, size_t n,
+                                              const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].id, id) == 0)
+            return &v[i];
+    return NULL;
+}
+
+static struct lease_ref ref_of(const struct task_claim *c)
+{
+    struct lease_ref r = {.lease_no = c->lease_no};
+    snprintf(r.id, sizeof r.id, "%s", c->id);
+    return r;
+}
+
+#define MINE           12
+#define SHORT_LEASE_MS 300 /* long enough for three claims in a row, short enough to wait out */
+#define THEIRS         4
+
+static void test_node_renew_renews_every_lease_of_the_node_in_one_call(void **state)
+{
+    struct fixture *f = *state;
+    char id[MINE + THEIRS][STORE_ID_MAX];
+    struct task_claim c[MINE + THEIRS];
+    for (int i = 0; i < MINE + THEIRS; i++)
+        make_task(f->s, id[i]);
+    for (int i = 0; i < MINE + THEIRS; i++)
+        claim_ok(f->s, i < MINE ? "node-a" : "node-b", 5000, id[i], &c[i]);
+    json_t *theirs_before = get(f->s, id[MINE]);
+    int64_t before = wall_ms();
+    struct lease_renewal *got = NULL;
+    size_t n = 0;
+    assert_int_equal(renew_node(f->s, "node-a", NULL, 0, &got, &n), 0);
+    assert_int_equal(n, MINE);
+    for (int i = 0; i < MINE; i++) {
+        const struct lease_renewal *r = renewal_of(got, n, id[i]);
+        assert_non_null(r);
+        assert_int_equal(r->lease_no, c[i].lease_no);
+        assert_false(r->pause_requested);
+        json_t *t = get(f->s, id[i]);
+        assert_true(jint(t, "lease_expires_ms") >= before + LONG_LEASE_MS);
+        json_decref(t);
+    }
+    free(got);
+    /* The other node's leases are untouched. */
+    json_t *theirs_after = get(f->s, id[MINE]);
+    assert_true(json_equal(theirs_before, theirs_after));
+    json_decref(theirs_before);
+    json_decref(theirs_after);
+    /* The listed form renews just the listed leases of the node: another node's is refused. */
+    struct lease_ref only[] = {ref_of(&c[0]), ref_of(&c[1]), ref_of(&c[MINE])};
+    json_t *third_before = get(f->s, id[2]);
+    assert_int_equal(renew_node(f->s, "node-a", only, 3, &got, &n), 0);
+    assert_int_equal(n, 2);
+    assert_non_null(renewal_of(got, n, id[0]));
+    assert_non_null(renewal_of(got, n, id[1]));
+    free(got);
+    json_t *third_after = get(f->s, id[2]);
+    assert_true(json_equal(third_before, third_after));
+    json_decref(third_before);
+    json_decref(third_after);
+    /* An empty list writes nothing and answers nothing. */
+    assert_int_equal(renew_node(f->s, "node-a", only, 0, &got, &n), 0);
+    assert_null(got);
+    assert_int_equal(n, 0);
+}
+
+static void test_node_renew_leaves_out_expired_and_taken_over_leases(void **state)
+{
+    struct fixture *f = *state;
+    char lapsed[STORE_ID_MAX], taken[STORE_ID_MAX], reclaimed[STORE_ID_MAX];
+    make_task(f->s, taken); /* claims take the oldest first: lapsed is left lapsed */
+    make_task(f->s, reclaimed);
+    make_task(f->s, lapsed);
+    struct task_claim cl, ct, cr_old, cr_new, other;
+    claim_ok(f->s, "node-a", SHORT_LEASE_MS, taken, &ct);
+    claim_ok(f->s, "node-a", SHORT_LEASE_MS, reclaimed, &cr_old);
+    claim_ok(f->s, "node-a", SHORT_LEASE_MS, lapsed, &cl);
+    usleep((SHORT_LEASE_MS + 50) * 1000);
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, taken, &other);      /* another node took it over */
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, reclaimed, &cr_new); /* this node claimed it again */
+    assert_int_equal(cr_new.lease_no, cr_old.lease_no + 1);
+    json_t *lapsed_before = get(f->s, lapsed);
+    struct lease_renewal *got = NULL;
+    size_t n = 0;
+    assert_int_equal(renew_node(f->s, "node-a", NULL, 0, &got, &n), 0);
+    assert_int_equal(n, 1); /* only the live lease: the new one of the reclaimed task */
+    assert_string_equal(got[0].id, reclaimed);
+    assert_int_equal(got[0].lease_no, cr_new.lease_no);
+    free(got);
+    /* An expired lease stays expired (the task is anyone's to claim), and the lease number that
+     * was bumped is absent even when its task's new lease is renewed. */
+    json_t *lapsed_after = get(f->s, lapsed);
+    assert_true(json_equal(lapsed_before, lapsed_after));
+    json_decref(lapsed_before);
+    json_decref(lapsed_after);
+    struct lease_ref only[] = {ref_of(&cl), ref_of(&ct), ref_of(&cr_old)};
+    assert_int_equal(renew_node(f->s, "node-a", only, 3, &got, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(got);
+}
+
+static void test_node_renew_reports_a_pause_and_drops_a_killed_task(void **state)
+{
+    struct fixture *f = *state;
+    char paused[STORE_ID_MAX], killed[STORE_ID_MAX];
+    struct err e = {0};
+    make_task(f->s, paused);
+    make_task(f->s, killed);
+    struct task_claim cp, ck;
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, paused, &cp);
+    claim_ok(f->s, "node-a", LONG_LEASE_MS, killed, &ck);
+    assert_int_equal(control(f->s, paused, VERB_PAUSE, &e), 0);
+    assert_int_equal(control(f->s, killed, VERB_KILL, &e), 0);
+    struct lease_ref only[] = {ref_of(&cp), ref_of(&ck)};
+    struct lease_renewal *got = NULL;
+    size_t n = 0;
+    assert_int_equal(renew_node(f->s, "node-a", only, 2, &got, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].id, paused);
+    assert_true(got[0].pause_requested);
+    free(got);
+    assert_int_equal(renew_node(f->s, "node-a", NULL, 0, &got, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].id, paused);
+    free(got);
+}
+
 /* ---- fenced progress ---- */
 
 static void test_progress_with_a_stale_lease_is_refused_and_changes_nothing(void **state)
@@ -883,6 +1024,9 @@ static void test_concurrent_claims_never_share_a_task(void **state)
     X(test_lease_no_grows_at_every_claim)                                                          \
     X(test_release_node_leases_frees_only_that_nodes_tasks)                                        \
     X(test_renew_extends_only_the_current_lease)                                                   \
+    X(test_node_renew_renews_every_lease_of_the_node_in_one_call)                                  \
+    X(test_node_renew_leaves_out_expired_and_taken_over_leases)                                    \
+    X(test_node_renew_reports_a_pause_and_drops_a_killed_task)                                     \
     X(test_progress_with_a_stale_lease_is_refused_and_changes_nothing)                             \
     X(test_progress_after_an_operator_kill_is_refused)                                             \
     X(test_progress_to_success_ends_the_task_with_one_event)                                       \

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,8 +170,8 @@ void sq_done(sqlite3_stmt *st)
     }
 }
 
-static int run_slot(struct sq_conn *c, enum sq_slot slot, const char *sql, const char *what,
-                    struct err *e)
+int sq_exec_slot(struct sq_conn *c, enum sq_slot slot, const char *sql, const char *what,
+                 struct err *e)
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, slot, sql, &st, e);
@@ -183,19 +185,19 @@ static int run_slot(struct sq_conn *c, enum sq_slot slot, const char *sql, const
 
 int sq_begin_read(struct sq_conn *c, struct err *e)
 {
-    return run_slot(c, SQ_BEGIN_READ, "BEGIN", "starting a read transaction", e);
+    return sq_exec_slot(c, SQ_BEGIN_READ, "BEGIN", "starting a read transaction", e);
 }
 
 int sq_begin_write(struct sq_conn *c, struct err *e)
 {
-    return run_slot(c, SQ_BEGIN_WRITE, "BEGIN IMMEDIATE", "starting a write transaction", e);
+    return sq_exec_slot(c, SQ_BEGIN_WRITE, "BEGIN IMMEDIATE", "starting a write transaction", e);
 }
 
 int sq_commit(struct sq_conn *c, struct err *e)
 {
     /* With synchronous=FULL the WAL is fsynced before COMMIT returns: only then do we report
      * success, so an acknowledged task survives a crash or power loss. */
-    int rc = run_slot(c, SQ_COMMIT, "COMMIT", "committing", e);
+    int rc = sq_exec_slot(c, SQ_COMMIT, "COMMIT", "committing", e);
     if (rc != 0)
         sq_rollback(c);
     return rc;
@@ -204,27 +206,7 @@ int sq_commit(struct sq_conn *c, struct err *e)
 void sq_rollback(struct sq_conn *c)
 {
     if (!sqlite3_get_autocommit(c->db))
-        run_slot(c, SQ_ROLLBACK, "ROLLBACK", "rolling back", NULL);
-}
-
-int sq_end_write(struct sq_conn *c, int rc, struct err *e)
-{
-    if (rc == 0)
-        rc = sq_commit(c, e);
-    else
-        sq_rollback(c);
-    sq_release(c);
-    return rc;
-}
-
-int sq_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *, void *, struct err *),
-                const void *in, void *out, struct err *e)
-{
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = fn(c, in, out, e);
-    return sq_end_write(c, rc, e);
+        sq_exec_slot(c, SQ_ROLLBACK, "ROLLBACK", "rolling back", NULL);
 }
 
 struct sq_conn *sq_reader_acquire(struct store_sqlite *s)
@@ -371,6 +353,7 @@ static void sqlite_close(struct store *base)
     for (int i = 0; i < SQ_READERS; i++)
         conn_close(&s->readers[i]);
     conn_close(&s->writer); /* last: the last connection to close checkpoints the WAL */
+    sq_group_destroy(&s->group);
     free(s->path);
     free(s);
 }
@@ -430,8 +413,23 @@ static int create_private(const char *path, struct err *e)
     return 0;
 }
 
+/* Every write transaction has SQLite allocate and free a little memory: a bitmap per savepoint,
+ * and a temporary b-tree (~90 KiB of page cache) per UPDATE of a task's state, for the IN list of
+ * the tasks_instance_open index's WHERE. With glibc's default trim threshold each such free
+ * handed the top of the thread's heap back to the kernel (madvise, a TLB shoot-down on every CPU)
+ * and the next transaction faulted it in again: 12-33% of asyncd's CPU samples in the
+ * one-step-task bench (perf, issue 11). A fixed threshold keeps that memory in the heap; a fixed
+ * mmap threshold (which a fixed trim threshold also pins) keeps blocks below 4 MiB in it too. */
+static void keep_freed_memory(void)
+{
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+}
+
 int store_sqlite_open(const char *path, struct store **out, struct err *e)
 {
+    static pthread_once_t tuned = PTHREAD_ONCE_INIT;
+    pthread_once(&tuned, keep_freed_memory);
     *out = NULL;
     if (!path || !*path)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "store: empty SQLite database path");
@@ -443,6 +441,7 @@ int store_sqlite_open(const char *path, struct store **out, struct err *e)
     s->base.ops = &sqlite_ops;
     s->path = xstrdup(path);
     atomic_init(&s->next_reader, 0);
+    sq_group_init(&s->group);
     int rc = create_private(path, e);
     if (rc == 0)
         rc = conn_open(&s->writer, path, true, e);

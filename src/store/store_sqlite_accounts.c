@@ -97,16 +97,18 @@ static int account_insert(struct sq_conn *c, const struct account *a, struct err
     return rc ? rc : key_insert(c, a->uin, a->secret_id, a->secret_key, now, e);
 }
 
+static int account_create_tx(struct sq_conn *c, const void *in, void *out, struct err *e)
+{
+    (void)out;
+    return account_insert(c, in, e);
+}
+
 int store_sqlite_account_create(struct store *s, const struct account *a, struct err *e)
 {
     if (!a->uin[0] || !a->owner_uin[0] || !a->secret_id[0] || !a->secret_key[0])
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "an account needs a uin, owner_uin, SecretId and SecretKey");
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = account_insert(c, a, e);
-    return sq_end_write(c, rc, e);
+    return sq_write_tx(s, account_create_tx, a, NULL, e);
 }
 
 /* Fills out from an ACCOUNT_SELECT row; an account without a key has secret_id "". */
@@ -183,27 +185,36 @@ int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account
                           uin, "uin", out, NULL, e);
 }
 
-/* One write statement of up to three text parameters in its own transaction; *changes gets the
- * rows it touched. */
+struct write_one_in {
+    enum sq_slot slot;
+    const char *sql, *p1, *p2, *p3, *what;
+};
+
+/* One write statement of up to three text parameters; out (int) gets the rows it touched. */
+static int write_one_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
+{
+    const struct write_one_in *in = inp;
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, in->slot, in->sql, &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, in->p1);
+    sq_bind_text(st, 2, in->p2);
+    sq_bind_text(st, 3, in->p3);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, in->what);
+    else
+        *(int *)out = sqlite3_changes(c->db);
+    sq_done(st);
+    return rc;
+}
+
+/* write_one_tx in its own transaction; *changes gets the rows it touched. */
 static int write_one(struct store *s, enum sq_slot slot, const char *sql, const char *p1,
                      const char *p2, const char *p3, const char *what, int *changes, struct err *e)
 {
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    sqlite3_stmt *st = NULL;
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = sq_stmt(c, slot, sql, &st, e);
-    if (rc == 0) {
-        sq_bind_text(st, 1, p1);
-        sq_bind_text(st, 2, p2);
-        sq_bind_text(st, 3, p3);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = sq_fail(c, e, what);
-        else
-            *changes = sqlite3_changes(c->db);
-    }
-    sq_done(st);
-    return sq_end_write(c, rc, e);
+    struct write_one_in in = {slot, sql, p1, p2, p3, what};
+    return sq_write_tx(s, write_one_tx, &in, changes, e);
 }
 
 int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
@@ -248,16 +259,22 @@ static int account_key_count(struct sq_conn *c, const char *uin, bool *exists, i
     return rc;
 }
 
-int store_sqlite_account_key_create(struct store *s, const char *uin, const char *secret_id,
-                                    const char *secret_key, int max_keys, struct err *e)
+struct key_create_in {
+    const char *uin, *secret_id, *secret_key;
+    int max_keys;
+};
+
+static int key_create_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
 {
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    (void)out;
+    const struct key_create_in *in = inp;
+    const char *uin = in->uin;
+    int max_keys = in->max_keys;
     bool exists = false;
     int64_t keys = 0;
-    /* Counted and inserted under the one writer's BEGIN IMMEDIATE: two creates cannot both pass. */
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = account_key_count(c, uin, &exists, &keys, e);
+    /* Counted and inserted in one closure on the one writer, where closures run one after
+     * another (each sees the ones before it): two creates cannot both pass. */
+    int rc = account_key_count(c, uin, &exists, &keys, e);
     if (rc == 0 && !exists)
         rc = err_set(e, ERR_NOT_FOUND, "no account with uin %s", uin);
     else if (rc == 0 && keys >= max_keys)
@@ -266,8 +283,15 @@ int store_sqlite_account_key_create(struct store *s, const char *uin, const char
                      "(disable it first) before creating another",
                      uin, (long long)keys);
     if (rc == 0)
-        rc = key_insert(c, uin, secret_id, secret_key, sq_now_ms(), e);
-    return sq_end_write(c, rc, e);
+        rc = key_insert(c, uin, in->secret_id, in->secret_key, sq_now_ms(), e);
+    return rc;
+}
+
+int store_sqlite_account_key_create(struct store *s, const char *uin, const char *secret_id,
+                                    const char *secret_key, int max_keys, struct err *e)
+{
+    struct key_create_in in = {uin, secret_id, secret_key, max_keys};
+    return sq_write_tx(s, key_create_tx, &in, NULL, e);
 }
 
 int store_sqlite_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e)
@@ -341,15 +365,18 @@ static int key_status(struct sq_conn *c, const char *uin, const char *secret_id,
     return rc;
 }
 
-int store_sqlite_account_key_delete(struct store *s, const char *uin, const char *secret_id,
-                                    struct err *e)
+struct key_ref {
+    const char *uin, *secret_id;
+};
+
+static int key_delete_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
 {
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
+    (void)out;
+    const struct key_ref *in = inp;
+    const char *uin = in->uin, *secret_id = in->secret_id;
     sqlite3_stmt *st = NULL;
     char status[16] = "";
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = key_status(c, uin, secret_id, status, e);
+    int rc = key_status(c, uin, secret_id, status, e);
     if (rc == 0 && strcmp(status, "disabled") != 0)
         rc = store_key_delete_refused(uin, secret_id, e);
     if (rc == 0)
@@ -360,20 +387,28 @@ int store_sqlite_account_key_delete(struct store *s, const char *uin, const char
             rc = sq_fail(c, e, "deleting a key pair");
     }
     sq_done(st);
-    return sq_end_write(c, rc, e);
+    return rc;
 }
 
-int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e)
+int store_sqlite_account_key_delete(struct store *s, const char *uin, const char *secret_id,
+                                    struct err *e)
 {
-    char *dsn;
-    int rc = secretbox_seal(in->dsn, &dsn, e);
-    if (rc != 0)
-        return rc;
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    sqlite3_stmt *st = NULL;
-    rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = sq_stmt(c, SQ_INSTANCE_INSERT,
+    struct key_ref in = {uin, secret_id};
+    return sq_write_tx(s, key_delete_tx, &in, NULL, e);
+}
+
+struct instance_create_in {
+    const struct instance *in;
+    const char *dsn; /* sealed */
+};
+
+static int instance_create_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
+{
+    (void)out;
+    const struct instance *in = ((const struct instance_create_in *)inp)->in;
+    const char *dsn = ((const struct instance_create_in *)inp)->dsn;
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_INSTANCE_INSERT,
                      "INSERT INTO instances(" INSTANCE_COLS ", created_ms,"
                      " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)",
                      &st, e);
@@ -392,10 +427,21 @@ int store_sqlite_instance_create(struct store *s, const struct instance *in, str
             rc = err_set(e, ERR_ALREADY_EXISTS, "instance %s already exists", in->instance_id);
         else
             rc = sq_fail(c, e, "inserting an instance");
+        sq_done(st);
     }
-    sq_done(st);
+    return rc;
+}
+
+int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e)
+{
+    char *dsn;
+    int rc = secretbox_seal(in->dsn, &dsn, e);
+    if (rc != 0)
+        return rc;
+    struct instance_create_in tx = {in, dsn};
+    rc = sq_write_tx(s, instance_create_tx, &tx, NULL, e);
     free(dsn);
-    return sq_end_write(c, rc, e);
+    return rc;
 }
 
 static int instance_from_row(sqlite3_stmt *st, struct instance *out, struct err *e)
@@ -447,6 +493,37 @@ int store_sqlite_instance_get(struct store *s, const char *product, const char *
     return rc;
 }
 
+struct instance_update_in {
+    const char *instance_id, *status, *dsn, *reserved; /* dsn sealed; NULL = unchanged */
+};
+
+/* The update, then the row as it is now into out (struct instance *, may be NULL). */
+static int instance_update_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
+{
+    const struct instance_update_in *in = inp;
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_INSTANCE_UPDATE,
+                     "UPDATE instances SET status = COALESCE(?2, status),"
+                     " dsn = COALESCE(?3, dsn), updated_ms = ?4,"
+                     " reserved_accounts = COALESCE(?5, reserved_accounts) WHERE instance_id = ?1",
+                     &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, in->instance_id);
+    sq_bind_text(st, 2, in->status);
+    sq_bind_text(st, 3, in->dsn);
+    sqlite3_bind_int64(st, 4, sq_now_ms());
+    sq_bind_text(st, 5, in->reserved);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "updating an instance");
+    else if (sqlite3_changes(c->db) == 0)
+        rc = err_set(e, ERR_NOT_FOUND, "no instance %s", in->instance_id);
+    sq_done(st);
+    if (rc == 0)
+        rc = instance_read(c, NULL, in->instance_id, out, e);
+    return rc;
+}
+
 int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
                                  const char *dsn, const char *reserved, struct instance *out,
                                  struct err *e)
@@ -455,31 +532,10 @@ int store_sqlite_instance_update(struct store *s, const char *instance_id, const
     int rc = dsn ? secretbox_seal(dsn, &sealed, e) : 0;
     if (rc != 0)
         return rc;
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    sqlite3_stmt *st = NULL;
-    rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = sq_stmt(c, SQ_INSTANCE_UPDATE,
-                     "UPDATE instances SET status = COALESCE(?2, status),"
-                     " dsn = COALESCE(?3, dsn), updated_ms = ?4,"
-                     " reserved_accounts = COALESCE(?5, reserved_accounts) WHERE instance_id = ?1",
-                     &st, e);
-    if (rc == 0) {
-        sq_bind_text(st, 1, instance_id);
-        sq_bind_text(st, 2, status);
-        sq_bind_text(st, 3, sealed);
-        sqlite3_bind_int64(st, 4, sq_now_ms());
-        sq_bind_text(st, 5, reserved);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = sq_fail(c, e, "updating an instance");
-        else if (sqlite3_changes(c->db) == 0)
-            rc = err_set(e, ERR_NOT_FOUND, "no instance %s", instance_id);
-    }
-    sq_done(st);
+    struct instance_update_in in = {instance_id, status, sealed, reserved};
+    rc = sq_write_tx(s, instance_update_tx, &in, out, e);
     free(sealed);
-    if (rc == 0)
-        rc = instance_read(c, NULL, instance_id, out, e);
-    return sq_end_write(c, rc, e);
+    return rc;
 }
 
 /* The row as the admin API's instance object, its DSN opened; NULL when it does not open. */
@@ -551,19 +607,24 @@ static int oldest_root(struct sq_conn *c, char uin[24], struct err *e)
     return rc;
 }
 
+/* The oldest root account's uin into out (char[24]), inserting cand when there is none. */
+static int first_root_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
+{
+    const struct account *cand = inp;
+    char *uin = out;
+    int rc = oldest_root(c, uin, e);
+    if (rc == 0 && !uin[0]) {
+        rc = account_insert(c, cand, e);
+        snprintf(uin, 24, "%s", cand->uin);
+    }
+    return rc;
+}
+
 int store_sqlite_account_first_root(struct store *s, const struct account *cand,
                                     struct account *out, struct err *e)
 {
     char uin[24];
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = oldest_root(c, uin, e);
-    if (rc == 0 && !uin[0]) {
-        rc = account_insert(c, cand, e);
-        snprintf(uin, sizeof uin, "%s", cand->uin);
-    }
-    rc = sq_end_write(c, rc, e);
+    int rc = sq_write_tx(s, first_root_tx, cand, uin, e);
     return rc ? rc : store_sqlite_account_by_uin(s, uin, out, e);
 }
 

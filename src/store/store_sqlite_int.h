@@ -12,6 +12,7 @@
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
 #define SQ_SCHEMA_VERSION  6
+#define SQ_BATCH_MAX       256 /* closures one group commit takes at most: bounds its latency */
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {
@@ -19,6 +20,9 @@ enum sq_slot {
     SQ_BEGIN_WRITE,
     SQ_COMMIT,
     SQ_ROLLBACK,
+    SQ_SAVEPOINT,
+    SQ_RELEASE,
+    SQ_ROLLBACK_TO,
     SQ_ACCOUNT_COUNT,
     SQ_ACCOUNT_INSERT,
     SQ_ACCOUNT_BY_SECRET,
@@ -60,6 +64,11 @@ enum sq_slot {
     SQ_TOKEN_REVOKE,
     SQ_TOKEN_BY_HASH,
     SQ_TOKEN_TOUCH,
+    SQ_STEPS_SECRETS_READ,
+    SQ_STEPS_SECRETS_ERASE,
+    SQ_RELEASE_LEASES,
+    SQ_PGROUP_RECORD,
+    SQ_PGROUP_CLEAR,
     SQ_SLOT_COUNT
 };
 
@@ -70,20 +79,61 @@ struct sq_conn {
     sqlite3_stmt *stmt[SQ_SLOT_COUNT];
 };
 
+struct sq_job;
+
+/* The queue of write transactions waiting for the writer (store_sqlite_group.c). */
+#define SQ_RECENT 8 /* submitters remembered, to tell whether a lone job may get company */
+
+struct sq_group {
+    pthread_mutex_t mu;
+    pthread_cond_t grew;        /* signalled on each submission while a leader gathers */
+    struct sq_job *head, *tail; /* FIFO, linked through the jobs on their submitters' stacks */
+    bool leading;               /* a submitter is running a batch */
+    bool gathering;             /* the leader waits briefly for a second job */
+    struct {
+        pthread_t thread;
+        int64_t at_us;   /* monotonic; 0 = empty */
+    } recent[SQ_RECENT]; /* the last submitters and when they last submitted */
+    unsigned recent_next;
+    atomic_uint_fast64_t commits, txs; /* COMMITs that succeeded; closures run */
+};
+
 struct store_sqlite {
     struct store base;     /* first: a struct store * is a struct store_sqlite * */
     char *path;            /* heap */
-    struct sq_conn writer; /* every write, each one a BEGIN IMMEDIATE transaction */
+    struct sq_conn writer; /* every write, batched by group into BEGIN IMMEDIATE transactions */
+    struct sq_group group;
     struct sq_conn readers[SQ_READERS];
     atomic_uint next_reader; /* round-robin start for picking a reader */
 };
 
 static inline struct store_sqlite *sq_of(struct store *s) { return (struct store_sqlite *)s; }
 
-/* Connections: acquire locks one (a free reader if any), release unlocks it. */
+/* Connections: acquire locks one (a free reader if any), release unlocks it. Only the group
+ * commit (and the open-time migration) acquires the writer: writes go through sq_write_tx. */
 struct sq_conn *sq_reader_acquire(struct store_sqlite *s);
 struct sq_conn *sq_writer_acquire(struct store_sqlite *s);
 void sq_release(struct sq_conn *c);
+
+/* A write transaction: runs on the writer connection c inside the batch's transaction (never
+ * BEGIN, COMMIT or ROLLBACK itself), reads in and fills out, and returns 0, or an ERR_* with e
+ * filled (e may be NULL). On failure everything it wrote is undone, and out must be ignored. */
+typedef int (*sq_tx_fn)(struct sq_conn *c, const void *in, void *out, struct err *e);
+
+/* Runs fn(c, in, out, e) as one write transaction and returns its rc. Concurrent calls are
+ * committed together (group commit, store_sqlite_group.c): each runs inside its own SAVEPOINT,
+ * one after another on the one writer connection (so a count-then-insert stays serialized), and
+ * one COMMIT (one fsync) covers them all. It returns only after that COMMIT has returned: 0 means
+ * the transaction is durable; a failed COMMIT fails every closure of its batch with its error.
+ * Must not be called from inside a closure (it would wait for itself). */
+int sq_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *, void *, struct err *),
+                const void *in, void *out, struct err *e);
+void sq_group_init(struct sq_group *g);
+void sq_group_destroy(struct sq_group *g);
+/* Counters for tests and diagnostics: COMMITs that succeeded, and closures run, since open. */
+void sq_write_stats(struct store *s, uint64_t *commits, uint64_t *txs);
+/* How many submitted transactions wait for the next batch (for tests). */
+size_t sq_write_queued(struct store *s);
 
 /* Sets *out to the cached statement for slot, prepared from sql at its first use on c (a slot
  * always gets the same sql). Returns 0, or an ERR_* with e filled and *out NULL when sql does not
@@ -99,14 +149,9 @@ int sq_begin_read(struct sq_conn *c, struct err *e);
 int sq_begin_write(struct sq_conn *c, struct err *e);
 int sq_commit(struct sq_conn *c, struct err *e);
 void sq_rollback(struct sq_conn *c);
-/* Ends a write transaction begun with sq_begin_write and releases c: commits when rc is 0,
- * else rolls back. Returns rc, or the commit's error. */
-int sq_end_write(struct sq_conn *c, int rc, struct err *e);
-/* Runs fn in one BEGIN IMMEDIATE transaction on the writer: commits when it returns 0, else rolls
- * back. Returns fn's result or the commit's error. (Minimal version; to be replaced by the group
- * commit one.) */
-int sq_write_tx(struct store *s, int (*fn)(struct sq_conn *, const void *, void *, struct err *),
-                const void *in, void *out, struct err *e);
+/* Runs the cached statement slot (sql, returning no row) on c; what names it in e on failure. */
+int sq_exec_slot(struct sq_conn *c, enum sq_slot slot, const char *sql, const char *what,
+                 struct err *e);
 
 /* Fills e from c's last SQLite error, prefixed by what we were doing; returns the ERR_* code
  * (ERR_SERVICE_UNAVAILABLE when the database stayed busy/locked, else ERR_INTERNAL). */

@@ -108,10 +108,10 @@ static int steps_erased_read(struct sq_conn *c, const char *id, struct step_eras
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT idx, do_json, undo_json FROM task_steps WHERE task_id = ?1", -1,
-                           &st, NULL) != SQLITE_OK)
-        return sq_fail(c, e, "preparing the step secrets' erasure");
+    int rc = sq_stmt(c, SQ_STEPS_SECRETS_READ,
+                     "SELECT idx, do_json, undo_json FROM task_steps WHERE task_id = ?1", &st, e);
+    if (rc != 0)
+        return rc;
     sq_bind_text(st, 1, id);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -123,8 +123,9 @@ static int steps_erased_read(struct sq_conn *c, const char *id, struct step_eras
         *out = xrealloc(*out, (*n + 1) * sizeof **out);
         (*out)[(*n)++] = se;
     }
-    sqlite3_finalize(st);
-    return r == SQLITE_DONE ? 0 : sq_fail(c, e, "reading the step secrets to erase");
+    rc = r == SQLITE_DONE ? 0 : sq_fail(c, e, "reading the step secrets to erase");
+    sq_done(st);
+    return rc;
 }
 
 /* Replaces the task's step secrets by "***" in the caller's write transaction: a final task
@@ -135,12 +136,11 @@ static int steps_erase_secrets(struct sq_conn *c, const char *id, struct err *e)
     size_t n;
     int rc = steps_erased_read(c, id, &rows, &n, e);
     sqlite3_stmt *st = NULL;
-    if (rc == 0 && n > 0 &&
-        sqlite3_prepare_v2(c->db,
-                           "UPDATE task_steps SET do_json = COALESCE(?3, do_json),"
-                           " undo_json = COALESCE(?4, undo_json) WHERE task_id = ?1 AND idx = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        rc = sq_fail(c, e, "preparing the step secrets' erasure");
+    if (rc == 0 && n > 0)
+        rc = sq_stmt(c, SQ_STEPS_SECRETS_ERASE,
+                     "UPDATE task_steps SET do_json = COALESCE(?3, do_json),"
+                     " undo_json = COALESCE(?4, undo_json) WHERE task_id = ?1 AND idx = ?2",
+                     &st, e);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             sq_bind_text(st, 1, id);
@@ -149,12 +149,11 @@ static int steps_erase_secrets(struct sq_conn *c, const char *id, struct err *e)
             sq_bind_text(st, 4, rows[i].undo_json);
             if (sqlite3_step(st) != SQLITE_DONE)
                 rc = sq_fail(c, e, "erasing step secrets");
-            sqlite3_reset(st);
+            sq_done(st);
         }
         free(rows[i].do_json);
         free(rows[i].undo_json);
     }
-    sqlite3_finalize(st);
     free(rows);
     return rc;
 }
@@ -186,11 +185,18 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, en
     return rc;
 }
 
-/* The task row, its steps and its creation event, in the caller's write transaction. */
-static int task_create_tx(struct sq_conn *c, const struct task_new *t,
-                          const struct store_step_row *rows, size_t n, char id[STORE_ID_MAX],
-                          struct err *e)
+struct create_in {
+    const struct task_new *t;
+    const struct store_step_row *rows; /* the steps, their secrets sealed */
+    size_t n;
+};
+
+/* The task row, its steps and its creation event; out is the new id (char[STORE_ID_MAX]). */
+static int task_create_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
 {
+    const struct create_in *in = inp;
+    const struct task_new *t = in->t;
+    char *id = out;
     int64_t now = sq_now_ms();
     int rc = ERR_ALREADY_EXISTS;
     /* A clash is astronomically unlikely for cdb (128 random bits); for mongodb it means the
@@ -201,7 +207,7 @@ static int task_create_tx(struct sq_conn *c, const struct task_new *t,
             rc = task_insert(c, t, id, now, e);
     }
     if (rc == 0)
-        rc = steps_insert(c, id, rows, n, e);
+        rc = steps_insert(c, id, in->rows, in->n, e);
     if (rc == 0)
         rc = sq_event_append(c, id, now, -1, TASK_INITIAL, t->node, "created", e);
     return rc;
@@ -224,11 +230,8 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
         return rc;
     }
     char id[STORE_ID_MAX];
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = task_create_tx(c, t, rows, n, id, e);
-    rc = sq_end_write(c, rc, e);
+    struct create_in in = {t, rows, n};
+    rc = sq_write_tx(s, task_create_tx, &in, id, e);
     store_steps_free(rows, n);
     json_decref(sealed);
     if (rc == 0)
@@ -359,9 +362,11 @@ static int task_update_state(struct sq_conn *c, const struct task_move *m, int64
     return rc;
 }
 
-/* The whole move inside the caller's BEGIN IMMEDIATE: check, update, mark the step, log. */
-static int task_move_tx(struct sq_conn *c, const struct task_move *m, struct err *e)
+/* The whole move in one write transaction: check, update, mark the step, log. */
+static int task_move_tx(struct sq_conn *c, const void *inp, void *outp, struct err *e)
 {
+    (void)outp;
+    const struct task_move *m = inp;
     enum task_state now_state = TASK_INITIAL;
     int64_t cur_step = 0;
     int rc = task_state_read(c, m->id, &now_state, &cur_step, e);
@@ -384,9 +389,5 @@ int store_sqlite_task_move(struct store *s, const struct task_move *m, struct er
     int rc = store_move_args_check(m, e);
     if (rc != 0)
         return rc;
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = task_move_tx(c, m, e);
-    return sq_end_write(c, rc, e);
+    return sq_write_tx(s, task_move_tx, m, NULL, e);
 }

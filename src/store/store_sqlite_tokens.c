@@ -5,31 +5,35 @@
 
 #define TOKEN_COLS "id, name, scope, hash, created_ms, COALESCE(last_used_ms, 0)"
 
-int store_sqlite_token_create(struct store *s, const struct token *t, struct err *e)
+static int token_create_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
 {
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    sqlite3_stmt *st = NULL;
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = sq_stmt(c, SQ_TOKEN_INSERT,
+    (void)out;
+    const struct token *t = inp;
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_TOKEN_INSERT,
                      "INSERT INTO tokens(id, name, scope, hash, created_ms)"
                      " VALUES(?1, ?2, ?3, ?4, ?5)",
                      &st, e);
-    if (rc == 0) {
-        sq_bind_text(st, 1, t->id);
-        sq_bind_text(st, 2, t->name);
-        sq_bind_text(st, 3, t->scope);
-        sq_bind_text(st, 4, t->hash);
-        sqlite3_bind_int64(st, 5, t->created_ms);
-        if (sqlite3_step(st) == SQLITE_DONE)
-            rc = 0;
-        else if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_CONSTRAINT)
-            rc = err_set(e, ERR_ALREADY_EXISTS, "token %s (or its hash) already exists", t->id);
-        else
-            rc = sq_fail(c, e, "inserting a token");
-    }
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, t->id);
+    sq_bind_text(st, 2, t->name);
+    sq_bind_text(st, 3, t->scope);
+    sq_bind_text(st, 4, t->hash);
+    sqlite3_bind_int64(st, 5, t->created_ms);
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rc = 0;
+    else if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_CONSTRAINT)
+        rc = err_set(e, ERR_ALREADY_EXISTS, "token %s (or its hash) already exists", t->id);
+    else
+        rc = sq_fail(c, e, "inserting a token");
     sq_done(st);
-    return sq_end_write(c, rc, e);
+    return rc;
+}
+
+int store_sqlite_token_create(struct store *s, const struct token *t, struct err *e)
+{
+    return sq_write_tx(s, token_create_tx, t, NULL, e);
 }
 
 static json_t *token_row_json(sqlite3_stmt *st)
@@ -69,25 +73,36 @@ int store_sqlite_token_list(struct store *s, json_t **out, struct err *e)
     return rc;
 }
 
+struct token_update_in {
+    enum sq_slot slot;
+    const char *sql, *id;
+    int64_t ms;
+};
+
 /* Runs one "UPDATE tokens ... WHERE id = ?1" with ?2 = ms; ERR_NOT_FOUND when no row changed. */
+static int token_update_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
+{
+    (void)out;
+    const struct token_update_in *in = inp;
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, in->slot, in->sql, &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, in->id);
+    sqlite3_bind_int64(st, 2, in->ms);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "updating a token");
+    else if (sqlite3_changes(c->db) == 0)
+        rc = err_set(e, ERR_NOT_FOUND, "no token %s (or it was revoked)", in->id);
+    sq_done(st);
+    return rc;
+}
+
 static int token_update(struct store *s, enum sq_slot slot, const char *sql, const char *id,
                         int64_t ms, struct err *e)
 {
-    struct sq_conn *c = sq_writer_acquire(sq_of(s));
-    sqlite3_stmt *st = NULL;
-    int rc = sq_begin_write(c, e);
-    if (rc == 0)
-        rc = sq_stmt(c, slot, sql, &st, e);
-    if (rc == 0) {
-        sq_bind_text(st, 1, id);
-        sqlite3_bind_int64(st, 2, ms);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = sq_fail(c, e, "updating a token");
-        else if (sqlite3_changes(c->db) == 0)
-            rc = err_set(e, ERR_NOT_FOUND, "no token %s (or it was revoked)", id);
-    }
-    sq_done(st);
-    return sq_end_write(c, rc, e);
+    struct token_update_in in = {slot, sql, id, ms};
+    return sq_write_tx(s, token_update_tx, &in, NULL, e);
 }
 
 int store_sqlite_token_revoke(struct store *s, const char *id, struct err *e)

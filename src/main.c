@@ -205,9 +205,14 @@ static void reload_flows(struct daemon_state *d)
     log_flows(f, dirs, n, "SIGHUP: ");
 }
 
-/* Descriptors kept back from the listeners: the engine's children and their pipes, the store,
- * MySQL connections, flow files. */
+/* Descriptors kept back from the listeners and the engine's steps: the store, MySQL
+ * connections, flow files, the engine's own. */
 #define FD_RESERVE 256
+/* What the connections keep however many steps may run: a quarter of the descriptors, up to
+ * this many. */
+#define CONN_FD_FLOOR 4096
+/* A worker starting a step holds 4 more for a moment (the status and stdin pipes' ends). */
+#define SPAWN_FDS_PER_WORKER 4
 /* The admin listener runs a thread per connection (a long-poll blocks its thread): at most this
  * many, and at most an eighth of the descriptors. */
 #define ADMIN_MAX_CONNS 1024
@@ -217,6 +222,14 @@ static void reload_flows(struct daemon_state *d)
 
 struct conn_limits {
     unsigned cloud, admin;
+};
+
+/* How the open-file limit is shared: steps first (up to what leaves the connections their
+ * floor), then the two listeners. */
+struct fd_budget {
+    uint64_t nofile;      /* the limit in force */
+    unsigned max_running; /* --max-running, clamped to fit */
+    uint64_t step_fds;    /* kept back for the running steps */
 };
 
 /* Raises the open-file limit to the hard limit, so a flood of connections meets our limits
@@ -240,11 +253,40 @@ static uint64_t raise_nofile(void)
     return rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : (uint64_t)rl.rlim_cur;
 }
 
-/* Shares the descriptors left after FD_RESERVE between the two listeners. */
-static struct conn_limits size_connections(const struct options *o)
+/* Raises the open-file limit and keeps ENGINE_FDS_PER_STEP descriptors back for each step that
+ * may run at once, so a node running --max-running exec children never runs out of them; a
+ * --max-running the limit cannot cover is lowered, and the log says so. */
+static struct fd_budget size_steps(const struct options *o)
 {
-    uint64_t nofile = raise_nofile();
-    uint64_t budget = nofile > FD_RESERVE + 2 * MIN_CONNS ? nofile - FD_RESERVE : 2 * MIN_CONNS;
+    struct fd_budget b = {.nofile = raise_nofile(), .max_running = o->max_running};
+    if (o->workers == 0)
+        return b;
+    uint64_t budget = b.nofile > FD_RESERVE ? b.nofile - FD_RESERVE : 0;
+    uint64_t floor = budget / 4 < CONN_FD_FLOOR ? budget / 4 : CONN_FD_FLOOR;
+    if (floor < 2 * MIN_CONNS)
+        floor = 2 * MIN_CONNS;
+    uint64_t spawn = (uint64_t)o->workers * SPAWN_FDS_PER_WORKER;
+    uint64_t room = budget > floor + spawn ? budget - floor - spawn : 0;
+    uint64_t fit = room / ENGINE_FDS_PER_STEP;
+    if (fit < 1)
+        fit = 1;
+    if (b.max_running > fit) {
+        log_warn("--max-running %u: the open-file limit (%llu) leaves room for %llu steps at once "
+                 "(%d descriptors each, %llu kept for connections); running at most %llu",
+                 b.max_running, (unsigned long long)b.nofile, (unsigned long long)fit,
+                 ENGINE_FDS_PER_STEP, (unsigned long long)floor, (unsigned long long)fit);
+        b.max_running = (unsigned)fit;
+    }
+    b.step_fds = (uint64_t)b.max_running * ENGINE_FDS_PER_STEP + spawn;
+    return b;
+}
+
+/* Shares the descriptors left after FD_RESERVE and the steps' share between the two listeners. */
+static struct conn_limits size_connections(const struct options *o, const struct fd_budget *fb)
+{
+    uint64_t nofile = fb->nofile;
+    uint64_t left = nofile > fb->step_fds ? nofile - fb->step_fds : 0;
+    uint64_t budget = left > FD_RESERVE + 2 * MIN_CONNS ? left - FD_RESERVE : 2 * MIN_CONNS;
     struct conn_limits l;
     l.admin = (unsigned)(budget / 8 < ADMIN_MAX_CONNS ? budget / 8 : ADMIN_MAX_CONNS);
     l.admin = l.admin < MIN_CONNS ? MIN_CONNS : l.admin;
@@ -257,18 +299,21 @@ static struct conn_limits size_connections(const struct options *o)
                      o->max_conns, l.cloud, (unsigned long long)nofile);
         l.cloud = o->max_conns;
     }
-    log_info("open files: limit %llu, %u kept back; connections: cloudapi %u, admin %u, "
-             "per client %u%s",
-             (unsigned long long)nofile, FD_RESERVE, l.cloud, l.admin, o->max_conns_per_client,
+    log_info("open files: limit %llu, %u kept back, %llu for %u steps at once; connections: "
+             "cloudapi %u, admin %u, per client %u%s",
+             (unsigned long long)nofile, FD_RESERVE, (unsigned long long)fb->step_fds,
+             o->workers ? fb->max_running : 0, l.cloud, l.admin, o->max_conns_per_client,
              o->max_conns_per_client ? "" : " (no limit)");
     return l;
 }
 
 static int start_servers(struct daemon_state *d, struct err *e)
 {
+    struct fd_budget fb = size_steps(&d->opt);
     int rc = engine_start(&(struct engine_config){.store = d->store,
                                                   .node = d->node,
                                                   .workers = d->opt.workers,
+                                                  .max_running = fb.max_running,
                                                   .lease_s = d->opt.lease_s,
                                                   .drain_s = d->opt.drain_s,
                                                   .data_dir = d->data_abs,
@@ -291,7 +336,7 @@ static int start_servers(struct daemon_state *d, struct err *e)
                                                 .on_change_ctx = d->engine});
     /* Actions that call an instance (cdb DescribeAccounts, up to 5 s against a dead server) run
      * on 4 blocking-work threads of their own, so they never hold up the HTTP threads. */
-    struct conn_limits lim = size_connections(&d->opt);
+    struct conn_limits lim = size_connections(&d->opt, &fb);
     struct http_config cloud = {.listen = d->opt.listen,
                                 .threads = d->opt.http_threads,
                                 .blocking_threads = 4,

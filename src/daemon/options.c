@@ -17,6 +17,7 @@ enum {
     OPT_STORE,
     OPT_FLOWS,
     OPT_WORKERS,
+    OPT_MAX_RUNNING,
     OPT_NODE,
     OPT_CERT,
     OPT_KEY,
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
     {"store-file", required_argument, NULL, OPT_STORE_FILE},
     {"flows", required_argument, NULL, OPT_FLOWS},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"max-running", required_argument, NULL, OPT_MAX_RUNNING},
     {"node-id", required_argument, NULL, OPT_NODE},
     {"tls-cert", required_argument, NULL, OPT_CERT},
     {"tls-key", required_argument, NULL, OPT_KEY},
@@ -83,7 +85,11 @@ void options_usage(void)
         "  --param-catalog FILE    cdb parameters tenants may set, merged over the shipped\n"
         "                          DIR/cdb/params/catalog.json (see docs/flows.md)\n"
         "  --workers N             task worker threads (default: the core count; 0 = this\n"
-        "                          node runs no tasks, it only answers the APIs)\n"
+        "                          node runs no tasks, it only answers the APIs); a step\n"
+        "                          waiting for its exec child holds no thread\n"
+        "  --max-running N         tasks in flight on this node at once, claimed and not yet\n"
+        "                          finished (default 4096; lowered, with a log line, to what\n"
+        "                          the open-file limit covers at 3 descriptors a step)\n"
         "  --node-id NAME          this node's name in leases and events (default: hostname)\n"
         "  --tls-cert FILE --tls-key FILE   serve the Cloud API over HTTPS\n"
         "  --secret-key-file FILE  key that seals secrets at rest (64 hex digits, mode 0600;\n"
@@ -192,6 +198,7 @@ static void set_defaults(struct options *o)
     o->log_level = "info";
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o->workers = cores > 0 ? (unsigned)cores : 2;
+    o->max_running = 4096;
     o->http_threads = cores > 2 ? (unsigned)cores : 2;
     o->drain_s = 10;
     o->lease_s = 15;
@@ -215,6 +222,11 @@ static int set_number(struct options *o, int c, const char *v, struct err *e)
         if ((rc = parse_uint("workers", v, 0, 256, &n, e)))
             return rc;
         o->workers = (unsigned)n;
+        return 0;
+    case OPT_MAX_RUNNING:
+        if ((rc = parse_uint("max-running", v, 1, 1000000, &n, e)))
+            return rc;
+        o->max_running = (unsigned)n;
         return 0;
     case OPT_LEASE:
         if ((rc = parse_uint("lease-s", v, 1, 3600, &n, e)))
@@ -301,6 +313,7 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         o->help = 1;
         return 0;
     case OPT_WORKERS:
+    case OPT_MAX_RUNNING:
     case OPT_LEASE:
     case OPT_IDLE:
     case OPT_DRAIN:

@@ -14,7 +14,8 @@ struct options {
     const char *secret_key_file; /* --secret-key-file FILE; NULL = DATA/secret.key */
     const char *store_file;      /* --store-file FILE: holds the store URL (not in argv, so ps
                                   * never shows its password); NULL = --store or the default */
-    unsigned workers;
+    unsigned workers;            /* --workers: the engine's thread pool */
+    unsigned max_running;        /* --max-running: steps in flight at once on this node */
     unsigned lease_s;
     unsigned idle_timeout_s;
     unsigned request_timeout_s;    /* whole request (headers and body) must arrive within this */

@@ -1,4 +1,5 @@
-/* The engine's threads: claim, run (engine_run.c), sleep until woken or the next poll. */
+/* The engine's worker threads: resume runs whose child ended, claim while fewer than
+ * max_running are in flight, run (engine_run.c), sleep until woken or the next poll. */
 #include "engine/engine.h"
 
 #include <pthread.h>
@@ -12,6 +13,7 @@
 
 #define IDLE_POLL_MS 200 /* idle workers look again this often: retries fall due, leases expire */
 
+/* Waits up to ms for a wake-up: a task created or changed, a run to resume, a run ended. */
 static void wait_for_work(struct engine *eng, int ms)
 {
     struct timespec until;
@@ -20,32 +22,105 @@ static void wait_for_work(struct engine *eng, int ms)
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&eng->mu);
-    if (!eng->stopping && !eng->woken)
+    /* once stopping, only a run to resume or the last run's end is worth waking for */
+    bool idle = eng->stopping ? eng->in_flight > 0 && !eng->ready : !eng->woken && !eng->ready;
+    if (idle)
         pthread_cond_timedwait(&eng->cond, &eng->mu, &until);
     eng->woken = false;
     pthread_mutex_unlock(&eng->mu);
 }
 
+enum work { WORK_RESUME, WORK_CLAIM, WORK_WAIT, WORK_QUIT };
+
+/* What a worker does next: a run to resume comes first; a claim only while fewer than
+ * max_running are in flight (the slot is taken now); once stopping, it quits when no run is in
+ * flight any more, so every parked run gets its bookkeeping done. */
+static enum work next_work(struct engine *eng, struct parked **resume)
+{
+    enum work w = WORK_WAIT;
+    pthread_mutex_lock(&eng->mu);
+    if (eng->ready) {
+        *resume = eng->ready;
+        eng->ready = eng->ready->next;
+        if (!eng->ready)
+            eng->ready_tail = &eng->ready;
+        w = WORK_RESUME;
+    } else if (eng->stopping) {
+        w = eng->in_flight == 0 ? WORK_QUIT : WORK_WAIT;
+    } else if (eng->in_flight < eng->max_running) {
+        eng->in_flight++;
+        w = WORK_CLAIM;
+    }
+    pthread_mutex_unlock(&eng->mu);
+    return w;
+}
+
+/* Claims one task and runs it; false when there was none (or the store failed). */
+static bool claim_and_run(struct engine *eng)
+{
+    struct task_claim claim;
+    struct err e = {0};
+    int64_t sent = engine_mono_ms(); /* the lease runs from no earlier than this */
+    int rc = store_task_claim_with(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
+                                   eng->cfg.instance_parallel, &claim, &e);
+    if (rc == 0) {
+        engine_run_task(eng, &claim, sent); /* ends with engine_run_ended, maybe elsewhere */
+        return true;
+    }
+    engine_run_ended(eng); /* the slot taken for the claim */
+    if (rc == ERR_NOT_FOUND) {
+        wait_for_work(eng, IDLE_POLL_MS);
+    } else {
+        log_warn("engine: claiming a task: %s", e.msg);
+        wait_for_work(eng, 1000);
+    }
+    return false;
+}
+
 static void *worker_main(void *arg)
 {
     struct engine *eng = arg;
-    while (!engine_stopping(eng)) {
-        struct task_claim claim;
-        struct err e = {0};
-        int64_t sent = engine_mono_ms(); /* the lease runs from no earlier than this */
-        int rc =
-            store_task_claim_with(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
-                                  eng->cfg.instance_parallel, &claim, &e);
-        if (rc == 0) {
-            engine_run_task(eng, &claim, sent);
-        } else if (rc == ERR_NOT_FOUND) {
+    for (;;) {
+        struct parked *p = NULL;
+        switch (next_work(eng, &p)) {
+        case WORK_RESUME:
+            engine_run_resume(eng, p);
+            break;
+        case WORK_CLAIM:
+            claim_and_run(eng);
+            break;
+        case WORK_WAIT:
             wait_for_work(eng, IDLE_POLL_MS);
-        } else {
-            log_warn("engine: claiming a task: %s", e.msg);
-            wait_for_work(eng, 1000);
+            break;
+        case WORK_QUIT:
+            return NULL;
         }
     }
-    return NULL;
+}
+
+void engine_run_ended(struct engine *eng)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->in_flight--;
+    /* a worker waiting for a free slot, or (stopping) for the last run to end */
+    if (eng->stopping && eng->in_flight == 0)
+        pthread_cond_broadcast(&eng->cond);
+    else if (eng->in_flight + 1 == eng->max_running)
+        pthread_cond_signal(&eng->cond);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+void engine_resume_later(struct engine *eng, struct parked *list)
+{
+    pthread_mutex_lock(&eng->mu);
+    for (struct parked *p = list, *next; p; p = next) {
+        next = p->next;
+        p->next = NULL;
+        *eng->ready_tail = p;
+        eng->ready_tail = &p->next;
+    }
+    pthread_cond_broadcast(&eng->cond);
+    pthread_mutex_unlock(&eng->mu);
 }
 
 bool engine_stopping(struct engine *eng) { return atomic_load(&eng->stopping_flag); }
@@ -61,6 +136,8 @@ int engine_start(const struct engine_config *cfg, struct engine **out, struct er
     eng->cfg = *cfg;
     if (eng->cfg.lease_s == 0)
         eng->cfg.lease_s = 15;
+    eng->max_running = cfg->max_running ? cfg->max_running : ENGINE_MAX_RUNNING;
+    eng->ready_tail = &eng->ready;
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cond, NULL);
     /* Before this node's old leases are released (and anything is claimed): the steps its last
@@ -70,6 +147,13 @@ int engine_start(const struct engine_config *cfg, struct engine **out, struct er
     if (store_release_node_leases(cfg->store, cfg->node, &ignored) != 0)
         log_warn("engine: could not release this node's old leases: %s", ignored.msg);
     if (lease_keeper_start(eng, e) != 0) {
+        lease_keeper_stop(eng);
+        pthread_cond_destroy(&eng->cond);
+        pthread_mutex_destroy(&eng->mu);
+        free(eng);
+        return ERR_INTERNAL;
+    }
+    if (cfg->workers && step_loop_start(eng, e) != 0) {
         lease_keeper_stop(eng);
         pthread_cond_destroy(&eng->cond);
         pthread_mutex_destroy(&eng->mu);
@@ -110,8 +194,11 @@ void engine_stop(struct engine *eng)
     eng->stopping = true;
     pthread_cond_broadcast(&eng->cond);
     pthread_mutex_unlock(&eng->mu);
+    /* The workers quit once no run is in flight: the parked ones were resumed (their children
+     * ended, or were stopped when the drain time ran out) and wrote their last progress. */
     for (unsigned i = 0; i < eng->n_threads; i++)
         pthread_join(eng->threads[i], NULL);
+    step_loop_stop(eng);    /* nothing is parked any more */
     lease_keeper_stop(eng); /* after the workers: it writes what they queued */
     free(eng->threads);
     pthread_cond_destroy(&eng->cond);

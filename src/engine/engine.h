@@ -8,9 +8,12 @@
 #include "store/store.h"
 
 struct engine_config {
-    struct store *store;  /* borrowed */
-    const char *node;     /* borrowed; recorded in leases and events */
-    unsigned workers;     /* worker threads; 0 = this node runs no tasks */
+    struct store *store; /* borrowed */
+    const char *node;    /* borrowed; recorded in leases and events */
+    unsigned workers;    /* worker threads; 0 = this node runs no tasks */
+    /* tasks in flight at once (claimed, not yet finished or handed back), whatever the thread
+     * count: a step waiting for its exec child holds no thread. 0 = ENGINE_MAX_RUNNING */
+    unsigned max_running;
     unsigned lease_s;     /* lease length; renewed every lease_s/3 */
     unsigned drain_s;     /* on stop, how long running steps may go on before they are stopped */
     const char *data_dir; /* borrowed; given to exec steps as ASYNCD_DATA_DIR (e.g. for backups) */
@@ -20,14 +23,21 @@ struct engine_config {
     const char *instance_parallel;
 };
 
+#define ENGINE_MAX_RUNNING 4096 /* --max-running's default */
+/* What one running exec step holds open: its pidfd and its stdout and stderr pipes (its stdin
+ * pipe only until the task is written to it). */
+#define ENGINE_FDS_PER_STEP 3
+
 struct engine;
 
-/* Starts the workers. *out is freed by engine_stop. */
+/* Starts the workers and the step loop (one thread watching every running exec child). *out is
+ * freed by engine_stop. */
 int engine_start(const struct engine_config *cfg, struct engine **out, struct err *e);
 /* Wakes idle workers (a task was created or changed); ctx is the struct engine. NULL-safe. */
 void engine_wake(void *ctx);
 /* Stops claiming, lets running steps finish for up to drain_s, then stops them (their tasks are
- * released to run again, here or elsewhere), joins the workers and frees the engine. */
+ * released to run again, here or elsewhere), waits until every run has written its last
+ * progress, joins the step loop and the workers and frees the engine. */
 void engine_stop(struct engine *eng);
 
 #endif

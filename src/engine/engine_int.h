@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "exec/exec.h"
 
 enum stop_reason { STOP_NONE, STOP_CHANGED, STOP_LOST, STOP_DRAIN, STOP_FENCED };
 
@@ -31,6 +32,17 @@ struct lease_watch {
 
 struct pgroup_op; /* a pending record or clear of a step's process group (engine_lease.c) */
 
+/* A run parked while its exec step's child runs, as the step loop (engine_loop.c) sees it: the
+ * loop owns child from step_loop_add until it finishes it, fills res and hands the run to a
+ * worker (engine_resume_later), which continues it (engine_run_resume). */
+struct parked {
+    struct exec_child *child;
+    struct exec_result res;
+    struct parked *prev, *next; /* the loop's list; then next links the ready queue */
+};
+
+struct step_loop;
+
 struct engine {
     struct engine_config cfg;
     pthread_t *threads;
@@ -40,6 +52,10 @@ struct engine {
     bool woken, stopping;      /* under mu */
     atomic_bool stopping_flag; /* read without mu by running tasks */
     atomic_int_fast64_t drain_deadline_ms;
+    unsigned max_running;
+    unsigned in_flight;                 /* under mu: claimed runs not yet ended, parked ones too */
+    struct parked *ready, **ready_tail; /* under mu: runs whose child ended, FIFO */
+    struct step_loop *loop;             /* NULL when the node runs no tasks */
     /* the lease keeper (engine_lease.c) */
     pthread_t keeper;
     bool keeper_started;
@@ -75,8 +91,24 @@ void engine_sweep_leftovers(struct store *s, const char *node);
 bool engine_stopping(struct engine *eng);
 /* True once stopping and the drain time is up: running steps must stop now. */
 bool engine_drain_over(struct engine *eng);
-/* Runs a claimed task until it leaves running, waits for a retry, or is no longer ours. */
-/* claimed_ms: engine_mono_ms() when the claim was sent (the lease runs from no earlier). */
+/* Runs a claimed task until it leaves running, waits for a retry, or is no longer ours, or
+ * until it parks waiting for an exec child (then a worker goes on with it later, through
+ * engine_run_resume). claimed_ms: engine_mono_ms() when the claim was sent (the lease runs from
+ * no earlier). Every run ends with engine_run_ended, on whichever thread it ends. */
 void engine_run_task(struct engine *eng, const struct task_claim *claim, int64_t claimed_ms);
+/* Continues a parked run whose child was finished (p->res filled). */
+void engine_run_resume(struct engine *eng, struct parked *p);
+
+/* engine.c: a run ended (one in flight fewer). */
+void engine_run_ended(struct engine *eng);
+/* engine.c: queues the runs of list (linked by next) for the workers to resume. */
+void engine_resume_later(struct engine *eng, struct parked *list);
+
+/* The step loop (engine_loop.c). start: 0 or ERR_INTERNAL. add: the loop watches p->child from
+ * now on (called by a worker; p must not be touched by it afterwards). stop: once no run is
+ * parked (the workers are joined), ends and joins the loop's thread and frees it. */
+int step_loop_start(struct engine *eng, struct err *e);
+void step_loop_add(struct engine *eng, struct parked *p);
+void step_loop_stop(struct engine *eng);
 
 #endif

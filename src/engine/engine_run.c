@@ -1,6 +1,7 @@
 /* Running one claimed task: its steps in order, retries with backoff, on_failure (pause, undo,
  * fail), the undo phase, operator pause/kill, and self-fencing: a step whose lease the keeper
  * (engine_lease.c) could not renew in time is stopped before anyone else may claim the task. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,23 +10,12 @@
 
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "common/xalloc.h"
 #include "engine/engine_int.h"
 #include "exec/exec.h"
 
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS  60000
-
-struct run {
-    struct engine *eng;
-    char id[STORE_ID_MAX];
-    char product[16];
-    int64_t lease_no, lease_ms;
-    enum stop_reason stop;
-    struct lease_watch watch;
-    bool watched;              /* watch is registered with the keeper */
-    struct exec_control *ctl;  /* the running step's, while one runs */
-    struct step_pgroup pgroup; /* the running exec step's process group (pgid 0: none) */
-};
 
 /* The task as last read: what the runner decides on. */
 struct snapshot {
@@ -37,6 +27,31 @@ struct snapshot {
     int64_t lease_no;
     bool pause_requested;
 };
+
+/* One claimed task's run, on the heap: while its exec step's child runs it is parked (on the
+ * step loop, holding no thread) and a worker continues it when the child has ended. */
+struct run {
+    struct engine *eng;
+    char id[STORE_ID_MAX];
+    char product[16];
+    int64_t lease_no, lease_ms;
+    enum stop_reason stop;
+    struct lease_watch watch;
+    bool watched;              /* watch is registered with the keeper */
+    struct exec_control ctl;   /* the running step's */
+    bool ctl_live;             /* a step runs: fenced() may shorten ctl's grace */
+    struct step_pgroup pgroup; /* the running exec step's process group (pgid 0: none) */
+    /* the step under way: kept while parked */
+    struct snapshot snap; /* the task as read before the step */
+    int idx;              /* the step's index */
+    bool undo;            /* its undo action runs */
+    char *stdin_text;     /* owned: what the child reads */
+    struct parked park;   /* the child and, once it ended, its result */
+};
+
+/* Whether a do/undo phase's step is done with (false), goes on with the next read (true), or
+ * waits for its child (parked). */
+enum step_next { STEP_END, STEP_AGAIN, STEP_PARKED };
 
 static int64_t backoff_ms(int attempt)
 {
@@ -127,13 +142,14 @@ static bool fenced(struct run *r)
              "step and leaving the task to whoever claims it once the lease runs out",
              r->id, (long long)r->lease_no, (long long)age, (long long)r->lease_ms);
     r->stop = STOP_FENCED;
-    if (r->ctl)
-        r->ctl->kill_grace_ms = fence_grace_ms(r); /* dead before the lease ends */
+    if (r->ctl_live)
+        r->ctl.kill_grace_ms = fence_grace_ms(r); /* dead before the lease ends */
     return true;
 }
 
-/* Called by the executor about every 100 ms: notice a lost lease, kill/pause, drain. Never
- * touches the store (the keeper does), so a stalled store cannot keep a step running. */
+/* Called by the executor about every 100 ms (on the step loop's thread while the run is
+ * parked): notice a lost lease, kill/pause, drain. Never touches the store (the keeper does), so
+ * a stalled store cannot keep a step running. */
 static bool should_stop(void *ctx)
 {
     struct run *r = ctx;
@@ -184,9 +200,20 @@ static const char *instance_dsn(struct run *r, const struct snapshot *s, struct 
     return in->dsn;
 }
 
-/* Runs the step's do or undo action; the outcome and message land in *res. */
-static void run_action(struct run *r, const struct snapshot *s, int idx, const char *phase,
-                       struct exec_result *res)
+/* The step's action is over (its result in r->park.res): its process group is gone. */
+static void action_end(struct run *r)
+{
+    r->ctl_live = false;
+    if (r->pgroup.pgid > 0) /* the group is gone once the child is finished */
+        lease_keeper_pgroup(r->eng, &r->pgroup, true);
+    free(r->stdin_text);
+    r->stdin_text = NULL;
+}
+
+/* Starts the step's do or undo action. True when the run is parked: an exec child runs on the
+ * step loop and r belongs to it (not to be touched here any more). Otherwise the action is over
+ * and its outcome and message are in r->park.res (a mysql step ran here, blocking). */
+static bool action_start(struct run *r, const struct snapshot *s, int idx, const char *phase)
 {
     json_t *step = json_array_get(s->steps, (size_t)idx);
     json_t *action = json_object_get(step, strcmp(phase, "undo") == 0 ? "undo" : "do");
@@ -207,35 +234,42 @@ static void run_action(struct run *r, const struct snapshot *s, int idx, const c
              r->eng->cfg.data_dir ? r->eng->cfg.data_dir : "");
     const char *const extra[] = {env[0], env[1],      env[2],      env[3],
                                  env[4], inst_env[0], inst_env[1], NULL};
-    char *in = stdin_for(s, idx, phase);
     bool undo = strcmp(phase, "undo") == 0;
+    r->stdin_text = stdin_for(s, idx, phase);
+    r->idx = idx;
+    r->undo = undo;
     json_t *captured = undo ? json_object_get(step, "output") : NULL;
     struct exec_job job = {.action = action,
-                           .stdin_text = in,
+                           .stdin_text = r->stdin_text,
                            .extra_env = extra,
                            .timeout_s = (unsigned)json_int(step, "timeout_s", 3600),
                            .dsn = dsn,
                            .captured = json_is_object(captured) ? captured : NULL,
                            .started = step_started,
                            .started_ctx = r};
-    struct exec_control ctl = {.poll = should_stop, .ctx = r, .kill_grace_ms = 1000};
-    struct err e;
-    r->ctl = &ctl;
+    r->ctl = (struct exec_control){.poll = should_stop, .ctx = r, .kill_grace_ms = 1000};
+    r->ctl_live = true;
     r->pgroup.pgid = 0;
+    struct exec_result *res = &r->park.res;
+    struct err e;
     if (should_stop(r)) { /* e.g. fenced already: the step must not start */
         memset(res, 0, sizeof *res);
         res->outcome = EXEC_STOPPED;
         res->exit_code = -1;
         snprintf(res->message, sizeof res->message, "stopped by request");
-    } else if (exec_run(&job, &ctl, res, &e) != 0) {
+    } else if (exec_is_child(action) && r->eng->loop) {
+        r->park.child = exec_start(&job, &r->ctl, res, &e);
+        if (r->park.child) {
+            step_loop_add(r->eng, &r->park);
+            return true;
+        }
+    } else if (exec_run(&job, &r->ctl, res, &e) != 0) {
         res->outcome = EXEC_FAILED;
         res->exit_code = -1;
         snprintf(res->message, sizeof res->message, "%s", e.msg);
     }
-    r->ctl = NULL;
-    if (r->pgroup.pgid > 0) /* exec_run returns once the group is gone */
-        lease_keeper_pgroup(r->eng, &r->pgroup, true);
-    free(in);
+    action_end(r);
+    return false;
 }
 
 /* The step was stopped by us: after a kill/pause/lost lease nothing is ours to write; on drain the
@@ -360,21 +394,11 @@ static const char *last_done_message(const struct snapshot *s, int idx)
     return "";
 }
 
-/* One step of the do phase. Returns true when the runner should go on with the next step. */
-static bool do_phase(struct run *r, const struct snapshot *s)
+/* The do phase after step idx's action: its outcome recorded. True when the runner should go
+ * on with the next step. */
+static bool do_end(struct run *r, const struct snapshot *s, int idx)
 {
-    int idx = s->step;
-    if (idx >= s->n_steps) {
-        struct task_progress p = progress_of(TASK_SUCCESS);
-        p.message = "every step done";
-        p.release = true;
-        record(r, &p);
-        return false;
-    }
-    if (sleep_handed_back(r, s, idx, "do"))
-        return false;
-    struct exec_result res;
-    run_action(r, s, idx, "do", &res);
+    struct exec_result res = r->park.res;
     if (res.outcome != EXEC_DONE) {
         json_decref(res.output);
         res.output = NULL;
@@ -413,6 +437,24 @@ static bool do_phase(struct run *r, const struct snapshot *s)
     return ok && !last;
 }
 
+/* One step of the do phase, up to its action (and past it unless the run parks). */
+static enum step_next do_begin(struct run *r, const struct snapshot *s)
+{
+    int idx = s->step;
+    if (idx >= s->n_steps) {
+        struct task_progress p = progress_of(TASK_SUCCESS);
+        p.message = "every step done";
+        p.release = true;
+        record(r, &p);
+        return STEP_END;
+    }
+    if (sleep_handed_back(r, s, idx, "do"))
+        return STEP_END;
+    if (action_start(r, s, idx, "do"))
+        return STEP_PARKED;
+    return do_end(r, s, idx) ? STEP_AGAIN : STEP_END;
+}
+
 /* The next step to undo at or below idx: done, with an undo action. -1 when none is left. */
 static int next_undoable(const struct snapshot *s, int idx)
 {
@@ -425,24 +467,12 @@ static int next_undoable(const struct snapshot *s, int idx)
     return -1;
 }
 
-/* One step of the undo phase. Returns true when the runner should go on. */
-static bool undo_phase(struct run *r, const struct snapshot *s)
+/* The undo phase after step idx's undo action. True when the runner should go on. */
+static bool undo_end(struct run *r, const struct snapshot *s, int idx)
 {
-    int idx = next_undoable(s, s->step < s->n_steps ? s->step : s->n_steps - 1);
-    if (idx < 0) {
-        struct task_progress p = progress_of(TASK_UNDOED);
-        p.message = "undo complete: every done step was undone";
-        p.next_step = -1;
-        p.release = true;
-        record(r, &p);
-        return false;
-    }
-    if (sleep_handed_back(r, s, idx, "undo"))
-        return false;
     struct snapshot at = *s;
     at.step = idx;
-    struct exec_result res;
-    run_action(r, &at, idx, "undo", &res);
+    struct exec_result res = r->park.res;
     json_decref(res.output); /* an undo's output has no later use */
     res.output = NULL;
     if (res.outcome == EXEC_STOPPED) {
@@ -472,6 +502,27 @@ static bool undo_phase(struct run *r, const struct snapshot *s)
     }
     p.message = msg;
     return record(r, &p) && p.to == TASK_RUNNING;
+}
+
+/* One step of the undo phase, up to its action (and past it unless the run parks). */
+static enum step_next undo_begin(struct run *r, const struct snapshot *s)
+{
+    int idx = next_undoable(s, s->step < s->n_steps ? s->step : s->n_steps - 1);
+    if (idx < 0) {
+        struct task_progress p = progress_of(TASK_UNDOED);
+        p.message = "undo complete: every done step was undone";
+        p.next_step = -1;
+        p.release = true;
+        record(r, &p);
+        return STEP_END;
+    }
+    if (sleep_handed_back(r, s, idx, "undo"))
+        return STEP_END;
+    struct snapshot at = *s;
+    at.step = idx;
+    if (action_start(r, &at, idx, "undo"))
+        return STEP_PARKED;
+    return undo_end(r, s, idx) ? STEP_AGAIN : STEP_END;
 }
 
 /* Pause requested by an operator: the task stops here, between steps. */
@@ -507,32 +558,62 @@ static void watch_start(struct run *r)
     r->watched = true;
 }
 
+static void run_end(struct run *r)
+{
+    struct engine *eng = r->eng;
+    if (r->watched)
+        lease_watch_remove(eng, &r->watch);
+    free(r);
+    engine_run_ended(eng);
+}
+
+/* Runs r's steps from a fresh read each, until the run ends or parks (then r is the step
+ * loop's, and this thread lets go of it). */
+static void run_drive(struct run *r, enum step_next next)
+{
+    while (next == STEP_AGAIN) {
+        struct snapshot *s = &r->snap;
+        if (!load(r, s)) {
+            next = STEP_END;
+        } else {
+            watch_start(r);
+            if (s->pause_requested) {
+                pause_here(r, s);
+                next = STEP_END;
+            } else if (engine_stopping(r->eng)) {
+                hand_back(r);
+                next = STEP_END;
+            } else {
+                next = strcmp(s->phase, "undo") == 0 ? undo_begin(r, s) : do_begin(r, s);
+            }
+        }
+        if (next == STEP_PARKED)
+            return; /* the snapshot stays with the run */
+        json_decref(s->task);
+        s->task = NULL;
+    }
+    run_end(r);
+}
+
 void engine_run_task(struct engine *eng, const struct task_claim *claim, int64_t claimed_ms)
 {
-    struct run r = {
-        .eng = eng, .lease_no = claim->lease_no, .lease_ms = (int64_t)eng->cfg.lease_s * 1000};
-    snprintf(r.id, sizeof r.id, "%s", claim->id);
-    atomic_init(&r.watch.last_ok_ms, claimed_ms);
-    atomic_init(&r.watch.stop, STOP_NONE);
-    bool go_on = true;
-    while (go_on) {
-        struct snapshot s;
-        if (!load(&r, &s)) {
-            json_decref(s.task);
-            break;
-        }
-        watch_start(&r);
-        if (s.pause_requested) {
-            pause_here(&r, &s);
-            go_on = false;
-        } else if (engine_stopping(eng)) {
-            hand_back(&r);
-            go_on = false;
-        } else {
-            go_on = strcmp(s.phase, "undo") == 0 ? undo_phase(&r, &s) : do_phase(&r, &s);
-        }
-        json_decref(s.task);
-    }
-    if (r.watched)
-        lease_watch_remove(eng, &r.watch);
+    struct run *r = xcalloc(1, sizeof *r);
+    r->eng = eng;
+    r->lease_no = claim->lease_no;
+    r->lease_ms = (int64_t)eng->cfg.lease_s * 1000;
+    snprintf(r->id, sizeof r->id, "%s", claim->id);
+    atomic_init(&r->watch.last_ok_ms, claimed_ms);
+    atomic_init(&r->watch.stop, STOP_NONE);
+    run_drive(r, STEP_AGAIN);
+}
+
+void engine_run_resume(struct engine *eng, struct parked *p)
+{
+    struct run *r = (struct run *)((char *)p - offsetof(struct run, park));
+    (void)eng;
+    action_end(r);
+    bool go_on = r->undo ? undo_end(r, &r->snap, r->idx) : do_end(r, &r->snap, r->idx);
+    json_decref(r->snap.task);
+    r->snap.task = NULL;
+    run_drive(r, go_on ? STEP_AGAIN : STEP_END);
 }

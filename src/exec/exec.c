@@ -117,6 +117,35 @@ int exec_run(const struct exec_job *job, const struct exec_control *ctl, struct 
     return b->run(job, ctl, out, e);
 }
 
+bool exec_is_child(const json_t *action)
+{
+    return json_is_object(action) && json_object_get(action, "exec") != NULL;
+}
+
+struct exec_child *exec_start(const struct exec_job *job, const struct exec_control *ctl,
+                              struct exec_result *out, struct err *e)
+{
+    struct err local;
+    if (!e)
+        e = &local;
+    memset(out, 0, sizeof *out);
+    out->outcome = EXEC_FAILED;
+    out->exit_code = -1;
+    const struct exec_backend *b;
+    int rc = find_executor(job->action, &b, e);
+    if (rc == 0 && b != &exec_proc_backend)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "action: a %s action starts no child (only exec does)", b->name);
+    if (rc == 0)
+        rc = b->validate(job->action, e);
+    if (rc < 0) {
+        snprintf(out->message, sizeof out->message, "%s", e->msg);
+        exec_utf8_fix(out->message);
+        return NULL;
+    }
+    return exec_proc_start(job, ctl, out);
+}
+
 /* Length of the valid UTF-8 sequence at p (n bytes left), or 0 when it is invalid or NUL. */
 static size_t utf8_seq_len(const unsigned char *p, size_t n)
 {

@@ -1,8 +1,9 @@
 /* Executors: what runs one step's action (its `do` or `undo`). An action is a JSON object whose
  * single key names the executor: {"exec": [argv...], "env": {...}, "cwd": "..."} runs a process,
  * "mysql" runs SQL, "remote" is an external worker's, and the built-in "noop" and "sleep" start
- * no child. A run blocks the calling worker thread; it calls back `poll` about
- * every 100 ms so the caller can renew its lease and ask the run to stop (kill, lost lease). */
+ * no child. exec_run blocks the calling thread; it calls back `poll` about every 100 ms so the
+ * caller can ask the run to stop (kill, lost lease). An exec action can also run without a thread
+ * of its own: exec_start, then an event loop watches the child (exec_child_*). */
 #ifndef ASYNCD_EXEC_H
 #define ASYNCD_EXEC_H
 
@@ -75,5 +76,42 @@ bool exec_sleep_wake_ms(const json_t *action, int64_t from_ms, int64_t *wake_ms)
 /* Parses an RFC 3339 time ("2026-11-23T04:00:00Z", "2026-11-23T12:00:00.5+08:00") into Unix ms;
  * 0, or -1 when s is not one (a leap second :60 is read as :59). */
 int exec_parse_rfc3339(const char *s, int64_t *ms);
+
+/* ---- an exec child watched by the caller's event loop ---- */
+
+struct exec_child;
+
+/* Whether action is an exec action (a child process), the only kind exec_start takes. */
+bool exec_is_child(const json_t *action);
+
+/* Starts job's child and returns it (freed by exec_child_finish), or NULL with *out filled when
+ * the outcome is known at once: a child that cannot start (EXEC_FAILED, as exec_run reports it),
+ * or an action that is not a valid exec action (also e, ERR_INVALID_PARAMETER_VALUE). job->started
+ * is called before it returns. ctl and job->stdin_text are borrowed until exec_child_finish; the
+ * rest of job is not kept. */
+struct exec_child *exec_start(const struct exec_job *job, const struct exec_control *ctl,
+                              struct exec_result *out, struct err *e);
+
+/* Adds c's descriptors (its pidfd, its stdin, stdout and stderr pipes) to the epoll set epfd,
+ * level-triggered, each with data.ptr = tag; each leaves the set before c closes it. 0, or -1
+ * with errno (nothing added): c then works unwatched, read by every exec_child_tick. */
+int exec_child_attach(struct exec_child *c, int epfd, void *tag);
+
+/* One of c's descriptors is ready: reads, writes, notices the exit. Never blocks. True once c is
+ * done (call exec_child_finish). */
+bool exec_child_on_event(struct exec_child *c);
+
+/* The time passes: the timeout, SIGTERM's grace, the pipes' short drain after the exit; with
+ * poll, ctl->poll is asked whether to stop (call it every ~100 ms). Never blocks. True once c is
+ * done. */
+bool exec_child_tick(struct exec_child *c, bool poll);
+
+/* CLOCK_MONOTONIC ms by which c needs exec_child_tick even without an event or a poll
+ * (INT64_MAX: none, 0: now). */
+int64_t exec_child_due_ms(const struct exec_child *c);
+
+/* Ends c: what the pipes still hold is read, whatever is left of its process group is killed, the
+ * child is reaped, its DSN file removed, c freed; *out says how the step went. */
+void exec_child_finish(struct exec_child *c, struct exec_result *out);
 
 #endif

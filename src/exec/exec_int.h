@@ -70,4 +70,45 @@ const char *exec_json_type_name(const json_t *v);
 /* "SIGKILL" for 9 and the other common signals; NULL when we have no name for it. */
 const char *exec_signal_name(int sig);
 
+/* ---- exec_proc.c: what an exec step's child needs, and starting it ---- */
+
+/* Prepared before vfork, as the child may not allocate. */
+struct exec_plan {
+    /* array owned, strings borrowed from the action: read only until exec_spawn returns */
+    char **argv;
+    char **sh_argv; /* {"/bin/sh", <candidate>, argv[1..], NULL}: execvp's ENOEXEC fallback */
+    char **envp;    /* array and strings owned */
+    size_t envc, envcap;
+    char **paths; /* the files to try, in PATH order; array and strings owned */
+    size_t npaths;
+    const char *cwd; /* borrowed like argv, may be NULL */
+    int fd_limit;    /* descriptors are below this (the last-resort close loop's bound) */
+    struct exec_dsn_file dsn_file; /* the step's private DSN file, when the task has a DSN */
+};
+
+/* Everything the child of job (a validated exec action) needs. -1 with why when the step's DSN
+ * file cannot be made; exec_plan_free cleans up either way. */
+int exec_plan_init(struct exec_plan *p, const struct exec_job *job, char *why, size_t why_cap);
+/* Frees p and removes its DSN file: call it once the child's process group is gone. */
+void exec_plan_free(struct exec_plan *p);
+
+/* A started child: its pid (= its process group id) and our ends of its pipes (non-blocking,
+ * close-on-exec); pidfd is -1 when the kernel has no pidfd_open. */
+struct exec_spawned {
+    int pid, pidfd, in_fd, out_fd, err_fd;
+};
+
+/* Starts p's child in a process group of its own. 0, or -1 with msg[cap] saying why it could not
+ * run ("cannot run foo: No such file or directory"); then nothing is left open or unreaped. */
+int exec_spawn(const struct exec_plan *p, struct exec_spawned *s, char *msg, size_t cap);
+
+/* ---- exec_child.c: watching a running exec child ---- */
+
+/* The exec backend's blocking run: exec_start, then a poll loop until the child is done. */
+int exec_proc_run(const struct exec_job *job, const struct exec_control *ctl,
+                  struct exec_result *out, struct err *e);
+/* exec_start for a validated exec action. */
+struct exec_child *exec_proc_start(const struct exec_job *job, const struct exec_control *ctl,
+                                   struct exec_result *out);
+
 #endif

@@ -1,10 +1,10 @@
-/* The "exec" executor: runs an action as a child process in its own process group. */
+/* The "exec" executor: checks an exec action, prepares what its child needs and starts it in a
+ * process group of its own. Watching the running child is exec_child.c's. */
 #include "exec/exec_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -19,15 +19,6 @@
 #include <unistd.h>
 
 #include "common/xalloc.h"
-
-enum {
-    TICK_MS = 100,           /* how often ctl->poll is called */
-    FALLBACK_TICK_MS = 10,   /* how often we look for the child's exit without a pidfd */
-    DRAIN_MS = 50,           /* how long we read pipes a grandchild may hold after the exit */
-    DEFAULT_GRACE_MS = 1000, /* SIGTERM to SIGKILL */
-    TAIL_SIZE = 8192,        /* how much of stdout and stderr we keep */
-    READ_SIZE = 16384,
-};
 
 /* A child's PATH when asyncd has none (execvp's own default, less the current directory). */
 #define DEFAULT_PATH "/usr/bin:/bin"
@@ -109,20 +100,8 @@ static int proc_validate(const json_t *action, struct err *e)
 
 /* ---- what the child needs, prepared before fork (the child may not allocate) ---- */
 
-struct plan {
-    char **argv;    /* array owned, strings borrowed from the action */
-    char **sh_argv; /* {"/bin/sh", <candidate>, argv[1..], NULL}: execvp's ENOEXEC fallback */
-    char **envp;    /* array and strings owned */
-    size_t envc, envcap;
-    char **paths; /* the files to try, in PATH order; array and strings owned */
-    size_t npaths;
-    const char *cwd; /* borrowed, may be NULL */
-    int fd_limit;    /* descriptors are below this (the last-resort close loop's bound) */
-    struct exec_dsn_file dsn_file; /* the step's private DSN file, when the task has a DSN */
-};
-
 /* Adds "K=V" (taking ownership of kv), replacing an earlier entry for the same K. */
-static void env_put(struct plan *p, char *kv)
+static void env_put(struct exec_plan *p, char *kv)
 {
     const char *eq = strchr(kv, '=');
     size_t klen = eq ? (size_t)(eq - kv) + 1 : strlen(kv);
@@ -176,7 +155,7 @@ static bool env_allowed(const char *kv, const char *const *names)
  * with the whole DSN (both "" when the task has no instance DSN): a process's environment is
  * copied into every program it starts and kept in core dumps, a file is read only by who opens
  * it. -1 with why on failure. */
-static int plan_instance(struct plan *p, const struct exec_job *job, char *why, size_t why_cap)
+static int plan_instance(struct exec_plan *p, const struct exec_job *job, char *why, size_t why_cap)
 {
     if (!job->dsn || !job->dsn[0]) {
         env_put(p, xstrdup("ASYNCD_INSTANCE_DSN="));
@@ -195,7 +174,7 @@ static int plan_instance(struct plan *p, const struct exec_job *job, char *why, 
 /* The child's environment: the allow-listed part of ours, the engine's documented ASYNCD_*
  * variables and the instance's DSN (plan_instance), then the action's own "env" (the
  * template's choice, so it may override). -1 with why when the DSN file cannot be written. */
-static int plan_env(struct plan *p, const struct exec_job *job, char *why, size_t why_cap)
+static int plan_env(struct exec_plan *p, const struct exec_job *job, char *why, size_t why_cap)
 {
     p->envcap = 64;
     p->envp = xmalloc(p->envcap * sizeof *p->envp);
@@ -217,7 +196,7 @@ static int plan_env(struct plan *p, const struct exec_job *job, char *why, size_
 }
 
 /* The candidates execvp would try: argv0 itself when it has a '/', else each PATH entry. */
-static void plan_paths(struct plan *p)
+static void plan_paths(struct exec_plan *p)
 {
     const char *file = p->argv[0], *path = DEFAULT_PATH;
     if (strchr(file, '/')) {
@@ -240,9 +219,7 @@ static void plan_paths(struct plan *p)
     }
 }
 
-/* Everything the child needs. -1 with why when the step's DSN file cannot be made; plan_free
- * cleans up either way. */
-static int plan_init(struct plan *p, const struct exec_job *job, char *why, size_t why_cap)
+int exec_plan_init(struct exec_plan *p, const struct exec_job *job, char *why, size_t why_cap)
 {
     memset(p, 0, sizeof *p);
     const json_t *argv = json_object_get(job->action, "exec");
@@ -264,9 +241,9 @@ static int plan_init(struct plan *p, const struct exec_job *job, char *why, size
     return 0;
 }
 
-/* Called once the child and its process group are gone (proc_finish), so nothing of the step
- * still reads the DSN file when it is removed. */
-static void plan_free(struct plan *p)
+/* Called once the child and its process group are gone (exec_child_finish), so nothing of the
+ * step still reads the DSN file when it is removed. */
+void exec_plan_free(struct exec_plan *p)
 {
     exec_dsn_file_remove(&p->dsn_file);
     for (size_t i = 0; i < p->envc; i++)
@@ -406,7 +383,7 @@ static void child_close_fds(int keep, int fd_limit)
             close(fd);
 }
 
-static _Noreturn void child_main(const struct plan *p, int fds[3], int status_fd)
+static _Noreturn void child_main(const struct exec_plan *p, int fds[3], int status_fd)
 {
     setpgid(0, 0);
     /* If asyncd dies (kill -9), the step dies with it instead of running on beside the re-run
@@ -440,24 +417,7 @@ static _Noreturn void child_main(const struct plan *p, int fds[3], int status_fd
     child_fail(status_fd, STAGE_EXEC, saw_eacces ? EACCES : ENOENT);
 }
 
-/* ---- the parent's view of one running child ---- */
-
-struct tail {
-    char buf[TAIL_SIZE];
-    size_t len;
-    int cut; /* bytes were dropped from the front */
-};
-
-struct proc {
-    pid_t pid; /* also the process group id */
-    int pidfd; /* readable once the child exits; -1 when the kernel has no pidfd_open */
-    int in_fd, out_fd, err_fd; /* our pipe ends, -1 once closed */
-    const char *in_buf;
-    size_t in_len, in_off;
-    struct tail out, err;
-    int exited; /* the child is a zombie: seen with WNOWAIT, so its pid (= pgid) is not reused */
-    int status; /* waitpid status, once reaped */
-};
+/* ---- starting the child (the parent's side) ---- */
 
 static void close_fd(int *fd)
 {
@@ -496,16 +456,27 @@ static int read_spawn_status(int fd, struct spawn_failure *f)
     return r == (ssize_t)sizeof *f ? -1 : 0;
 }
 
-/* Starts the child. 0, or -1 with *f saying at which stage it failed and why; on failure
- * nothing is left open or unreaped. Pipes are close-on-exec so other threads' children never
- * inherit them. */
-static int proc_spawn(struct proc *pr, const struct plan *p, struct spawn_failure *f)
+static void describe_spawn_failure(const struct exec_plan *p, const struct spawn_failure *f,
+                                   char *msg, size_t cap)
 {
+    char buf[256];
+    const char *why = strerror_r(f->err, buf, sizeof buf);
+    if (f->stage == STAGE_CHDIR)
+        snprintf(msg, cap, "cannot chdir to %s: %s", p->cwd, why);
+    else
+        snprintf(msg, cap, "cannot run %s: %s", p->argv[0], why);
+    exec_utf8_fix(msg);
+}
+
+int exec_spawn(const struct exec_plan *p, struct exec_spawned *s, char *msg, size_t cap)
+{
+    struct spawn_failure f;
     int fds[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}}; /* stdin, stdout, stderr, status */
     for (int i = 0; i < 4; i++)
         if (pipe2(fds[i], O_CLOEXEC) < 0) {
-            *f = (struct spawn_failure){STAGE_SETUP, errno};
+            f = (struct spawn_failure){STAGE_SETUP, errno};
             close_pipes(fds, 4);
+            describe_spawn_failure(p, &f, msg, cap);
             return -1;
         }
     /* vfork, not fork: the child borrows our memory until it execs, so starting a step costs no
@@ -522,9 +493,9 @@ static int proc_spawn(struct proc *pr, const struct plan *p, struct spawn_failur
     int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
-        errno = fork_errno;
-        *f = (struct spawn_failure){STAGE_SETUP, errno};
+        f = (struct spawn_failure){STAGE_SETUP, fork_errno};
         close_pipes(fds, 4);
+        describe_spawn_failure(p, &f, msg, cap);
         return -1;
     }
     setpgid(pid, pid); /* also here, so the group exists whichever runs first */
@@ -532,280 +503,24 @@ static int proc_spawn(struct proc *pr, const struct plan *p, struct spawn_failur
     close_fd(&fds[1][1]);
     close_fd(&fds[2][1]);
     close_fd(&fds[3][1]);
-    int failed = read_spawn_status(fds[3][0], f);
+    int failed = read_spawn_status(fds[3][0], &f);
     close_fd(&fds[3][0]);
     if (failed) {
         close_pipes(fds, 3);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
+        describe_spawn_failure(p, &f, msg, cap);
         return -1;
     }
-    pr->pid = pid;
-    pr->pidfd = open_pidfd(pid);
-    pr->in_fd = fds[0][1];
-    pr->out_fd = fds[1][0];
-    pr->err_fd = fds[2][0];
-    set_nonblock(pr->in_fd);
-    set_nonblock(pr->out_fd);
-    set_nonblock(pr->err_fd);
+    s->pid = pid;
+    s->pidfd = open_pidfd(pid);
+    s->in_fd = fds[0][1];
+    s->out_fd = fds[1][0];
+    s->err_fd = fds[2][0];
+    set_nonblock(s->in_fd);
+    set_nonblock(s->out_fd);
+    set_nonblock(s->err_fd);
     return 0;
 }
 
-/* ---- I/O ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tail_add(struct tail *t, const char *p, size_t n)
-{
-    if (n >= sizeof t->buf) {
-        memcpy(t->buf, p + n - sizeof t->buf, sizeof t->buf);
-        t->len = sizeof t->buf;
-        t->cut = 1;
-        return;
-    }
-    if (t->len + n > sizeof t->buf) {
-        size_t drop = t->len + n - sizeof t->buf;
-        memmove(t->buf, t->buf + drop, t->len - drop);
-        t->len -= drop;
-        t->cut = 1;
-    }
-    memcpy(t->buf + t->len, p, n);
-    t->len += n;
-}
-
-/* One read into the tail; closes the fd at end of file or on an error. */
-static void pump_read(int *fd, struct tail *t)
-{
-    char buf[READ_SIZE];
-    ssize_t r = read(*fd, buf, sizeof buf);
-    if (r > 0)
-        tail_add(t, buf, (size_t)r);
-    else if (r == 0 || (errno != EAGAIN && errno != EINTR))
-        close_fd(fd);
-}
-
-/* write() with SIGPIPE held back for this thread: a reader that went away is EPIPE, never a
- * signal, whatever the process-wide disposition. A SIGPIPE the write raised is taken back. */
-static ssize_t write_no_sigpipe(int fd, const void *buf, size_t n)
-{
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ssize_t w = write(fd, buf, n);
-    int saved = errno;
-    if (w < 0 && saved == EPIPE && !sigismember(&old, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = saved;
-    return w;
-}
-
-/* Feeds stdin what fits; closes it when all is written or the child stopped reading. */
-static void pump_write(struct proc *pr)
-{
-    size_t n = pr->in_len - pr->in_off;
-    ssize_t w = n ? write_no_sigpipe(pr->in_fd, pr->in_buf + pr->in_off, n) : 0;
-    if (w > 0)
-        pr->in_off += (size_t)w;
-    else if (w < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (w < 0 || pr->in_off == pr->in_len)
-        close_fd(&pr->in_fd);
-}
-
-/* Whether the child has exited, leaving it a zombie so its pid and group stay ours. */
-static void check_exit(struct proc *pr)
-{
-    siginfo_t info;
-    info.si_pid = 0;
-    if (waitid(P_PID, (id_t)pr->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        info.si_pid == pr->pid)
-        pr->exited = 1;
-}
-
-/* Waits up to timeout_ms for I/O or the child's exit, and does what is ready. */
-static void proc_pump(struct proc *pr, int64_t timeout_ms)
-{
-    /* a closed fd (-1) is skipped by poll(); pfd[3] is the exit, once we still wait for it */
-    struct pollfd pfd[4] = {
-        {pr->in_fd, POLLOUT, 0},
-        {pr->out_fd, POLLIN, 0},
-        {pr->err_fd, POLLIN, 0},
-        {pr->exited ? -1 : pr->pidfd, POLLIN, 0},
-    };
-    if (pfd[3].fd < 0 && !pr->exited && timeout_ms > FALLBACK_TICK_MS)
-        timeout_ms = FALLBACK_TICK_MS;
-    if (timeout_ms < 0)
-        timeout_ms = 0;
-    if (poll(pfd, 4, (int)timeout_ms) > 0) {
-        if (pfd[0].revents)
-            pump_write(pr);
-        if (pfd[1].revents)
-            pump_read(&pr->out_fd, &pr->out);
-        if (pfd[2].revents)
-            pump_read(&pr->err_fd, &pr->err);
-    }
-    if (!pr->exited)
-        check_exit(pr);
-}
-
-/* ---- running to the end ---- */
-
-static void signal_group(const struct proc *pr, int sig)
-{
-    kill(-pr->pid, sig);
-    kill(pr->pid, sig); /* in case the child left its group */
-}
-
-/* Runs until the child exits, the timeout passes or the caller asks to stop. */
-static enum exec_outcome proc_wait(struct proc *pr, const struct exec_job *job,
-                                   const struct exec_control *ctl)
-{
-    int64_t start = now_ms(), next_poll = start + TICK_MS;
-    int64_t deadline = job->timeout_s ? start + (int64_t)job->timeout_s * 1000 : INT64_MAX;
-    int polls = ctl && ctl->poll;
-    while (!pr->exited) {
-        int64_t now = now_ms();
-        if (now >= deadline)
-            return EXEC_TIMEOUT;
-        if (polls && now >= next_poll) {
-            next_poll = now + TICK_MS;
-            if (ctl->poll(ctl->ctx))
-                return EXEC_STOPPED;
-        }
-        int64_t until = polls ? next_poll : now + TICK_MS;
-        proc_pump(pr, (until < deadline ? until : deadline) - now);
-    }
-    return EXEC_DONE;
-}
-
-/* SIGTERM to the group, then up to grace_ms for the child to exit. */
-static void proc_terminate(struct proc *pr, unsigned grace_ms)
-{
-    signal_group(pr, SIGTERM);
-    int64_t deadline = now_ms() + grace_ms;
-    for (int64_t now = now_ms(); !pr->exited && now < deadline; now = now_ms())
-        proc_pump(pr, deadline - now);
-}
-
-/* Reads what the pipes still hold for a short while, kills whatever is left of the group
- * (before reaping, while the pgid cannot name another group), reaps, closes everything. */
-static void proc_finish(struct proc *pr)
-{
-    int64_t deadline = now_ms() + DRAIN_MS;
-    for (int64_t now = now_ms();
-         pr->exited && (pr->out_fd >= 0 || pr->err_fd >= 0) && now < deadline; now = now_ms())
-        proc_pump(pr, deadline - now);
-    signal_group(pr, SIGKILL);
-    while (waitpid(pr->pid, &pr->status, 0) < 0 && errno == EINTR) {
-    }
-    close_fd(&pr->in_fd);
-    close_fd(&pr->out_fd);
-    close_fd(&pr->err_fd);
-    close_fd(&pr->pidfd);
-}
-
-/* A last line that is a JSON object is the step's output (kept for later steps and its undo);
- * its "message" member, if any, is the message. */
-static void take_output(struct exec_result *out)
-{
-    if (out->message[0] != '{')
-        return;
-    json_t *obj = json_loads(out->message, 0, NULL);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        return;
-    }
-    const char *m = json_string_value(json_object_get(obj, "message"));
-    snprintf(out->message, sizeof out->message, "%s", m ? m : "");
-    out->output = obj;
-}
-
-static void describe_exit(const struct proc *pr, struct exec_result *out)
-{
-    int st = pr->status;
-    out->outcome = EXEC_FAILED;
-    exec_last_line(pr->err.buf, pr->err.len, pr->err.cut, out->message, sizeof out->message);
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        out->outcome = EXEC_DONE;
-        out->exit_code = 0;
-        exec_last_line(pr->out.buf, pr->out.len, pr->out.cut, out->message, sizeof out->message);
-        take_output(out);
-    } else if (WIFEXITED(st)) {
-        out->exit_code = WEXITSTATUS(st);
-        if (!out->message[0])
-            snprintf(out->message, sizeof out->message, "exited with status %d", out->exit_code);
-    } else {
-        int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-        const char *name = exec_signal_name(sig);
-        out->exit_code = 128 + sig;
-        if (!out->message[0])
-            snprintf(out->message, sizeof out->message, "killed by signal %d%s%s%s", sig,
-                     name ? " (" : "", name ? name : "", name ? ")" : "");
-    }
-}
-
-static void describe_spawn_failure(const struct plan *p, const struct spawn_failure *f,
-                                   struct exec_result *out)
-{
-    char buf[256];
-    const char *why = strerror_r(f->err, buf, sizeof buf);
-    out->outcome = EXEC_FAILED;
-    out->exit_code = -1;
-    if (f->stage == STAGE_CHDIR)
-        snprintf(out->message, sizeof out->message, "cannot chdir to %s: %s", p->cwd, why);
-    else
-        snprintf(out->message, sizeof out->message, "cannot run %s: %s", p->argv[0], why);
-    exec_utf8_fix(out->message);
-}
-
-static int proc_run(const struct exec_job *job, const struct exec_control *ctl,
-                    struct exec_result *out, struct err *e)
-{
-    (void)e; /* the action was validated; everything from here on is an outcome */
-    struct plan p;
-    struct spawn_failure f;
-    struct proc *pr = xcalloc(1, sizeof *pr); /* two tails: keep them off small thread stacks */
-    char reason[512];
-    if (plan_init(&p, job, reason, sizeof reason) < 0) {
-        out->outcome = EXEC_FAILED;
-        out->exit_code = -1;
-        snprintf(out->message, sizeof out->message,
-                 "cannot give the step the instance's DSN file: %s", reason);
-        exec_utf8_fix(out->message);
-    } else if (proc_spawn(pr, &p, &f) < 0) {
-        describe_spawn_failure(&p, &f, out);
-    } else {
-        if (job->started)
-            job->started(job->started_ctx, pr->pid);
-        pr->in_buf = job->stdin_text ? job->stdin_text : "";
-        pr->in_len = strlen(pr->in_buf);
-        if (pr->in_len == 0)
-            close_fd(&pr->in_fd);
-        enum exec_outcome why = proc_wait(pr, job, ctl);
-        if (why != EXEC_DONE)
-            proc_terminate(pr, ctl && ctl->kill_grace_ms ? ctl->kill_grace_ms : DEFAULT_GRACE_MS);
-        proc_finish(pr);
-        describe_exit(pr, out);
-        if (why != EXEC_DONE)
-            out->outcome = why;
-        if (why == EXEC_TIMEOUT)
-            snprintf(out->message, sizeof out->message, "timed out after %u s", job->timeout_s);
-        else if (why == EXEC_STOPPED)
-            snprintf(out->message, sizeof out->message, "stopped by request");
-    }
-    free(pr);
-    plan_free(&p);
-    return 0;
-}
-
-const struct exec_backend exec_proc_backend = {"exec", proc_validate, proc_run};
+const struct exec_backend exec_proc_backend = {"exec", proc_validate, exec_proc_run};

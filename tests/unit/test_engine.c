@@ -589,6 +589,78 @@ static void test_worker_that_lost_its_task_writes_nothing_more(void **state)
     json_decref(after);
 }
 
+/* ---- concurrency: a waiting step holds no worker ---- */
+
+/* A step that counts the steps running beside it (itself included) into $W/counts. */
+static json_t *counting_step(const struct fixture *f, const char *sleep_s)
+{
+    char script[256];
+    snprintf(script, sizeof script,
+             "touch $W/run.$ASYNCD_TASK_ID; ls $W | grep -c '^run\\.' >> $W/counts; sleep %s;"
+             " rm -f $W/run.$ASYNCD_TASK_ID",
+             sleep_s);
+    json_t *steps = json_array();
+    json_array_append_new(steps, sh_step(f, "count", script, NULL, 0));
+    return steps;
+}
+
+/* The most steps a counting step saw running at once. */
+static int most_counted(const struct fixture *f)
+{
+    char *text = slurp(f, "counts");
+    int most = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (atoi(line) > most)
+            most = atoi(line);
+    free(text);
+    return most;
+}
+
+static void test_exec_steps_wait_without_holding_a_worker(void **state)
+{
+    struct fixture *f = *state; /* 2 workers */
+    char ids[8][STORE_ID_MAX];
+    int64_t t0 = fixture_now_ms();
+    for (int i = 0; i < 8; i++)
+        create(f, counting_step(f, "1.5"), NULL, ids[i]);
+    for (int i = 0; i < 8; i++)
+        wait_state(f, ids[i], TASK_SUCCESS, WAIT_MS);
+    int64_t took = fixture_now_ms() - t0;
+    /* one at a time per worker would take 4 x 1.5 s */
+    if (took > 4500)
+        fail_msg("8 steps of 1.5 s on 2 workers took %lld ms: they did not overlap",
+                 (long long)took);
+    int most = most_counted(f);
+    if (most <= 2)
+        fail_msg("at most %d steps ran at once on 2 workers, want more", most);
+}
+
+static void test_max_running_bounds_the_tasks_in_flight(void **state)
+{
+    struct fixture *f = *state;
+    engine_stop(f->eng);
+    struct engine_config cfg = {.store = f->s,
+                                .node = "node-1",
+                                .workers = 2,
+                                .max_running = 3,
+                                .lease_s = 2,
+                                .drain_s = 1};
+    struct err e = {0};
+    assert_int_equal(engine_start(&cfg, &f->eng, &e), 0);
+    char ids[6][STORE_ID_MAX];
+    int64_t t0 = fixture_now_ms();
+    for (int i = 0; i < 6; i++)
+        create(f, counting_step(f, "0.6"), NULL, ids[i]);
+    for (int i = 0; i < 6; i++)
+        wait_state(f, ids[i], TASK_SUCCESS, WAIT_MS);
+    int64_t took = fixture_now_ms() - t0;
+    int most = most_counted(f);
+    if (most > 3)
+        fail_msg("%d steps ran at once with max_running 3", most);
+    if (took < 1150)
+        fail_msg("6 steps of 0.6 s, 3 at a time, took only %lld ms", (long long)took);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -608,6 +680,8 @@ int main(void)
         T(test_undo_verb_during_the_undo_phase_still_undoes_every_done_step),
         T(test_stop_drains_then_hands_the_task_back_for_the_next_engine),
         T(test_worker_that_lost_its_task_writes_nothing_more),
+        T(test_exec_steps_wait_without_holding_a_worker),
+        T(test_max_running_bounds_the_tasks_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

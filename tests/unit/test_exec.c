@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -798,6 +799,154 @@ static void test_no_fd_is_left_after_200_runs(void **state)
     assert_no_children_left();
 }
 
+/* ---- an exec child on the caller's event loop (exec_start, exec_child_*) ---- */
+
+/* Runs kids[0..n) to their end on one epoll set, as the engine's step loop does: each event
+ * handled, a 100 ms tick asking ctl->poll, the due times kept. attach = false leaves them
+ * unwatched (read by every tick). res[i] gets kids[i]'s result; kids[] ends all NULL. */
+static void loop_run(struct exec_child **kids, int n, bool attach, struct exec_result *res)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(ep >= 0);
+    for (int i = 0; attach && i < n; i++)
+        assert_int_equal(exec_child_attach(kids[i], ep, &kids[i]), 0);
+    int left = n;
+    int64_t next_tick = now_ms() + 100;
+    while (left > 0) {
+        int64_t due = next_tick;
+        for (int i = 0; i < n; i++)
+            if (kids[i] && exec_child_due_ms(kids[i]) < due)
+                due = exec_child_due_ms(kids[i]);
+        int64_t wait = due - now_ms();
+        struct epoll_event ev[64];
+        int k = epoll_wait(ep, ev, 64, wait > 0 ? (int)wait : 0);
+        for (int j = 0; j < k; j++) {
+            struct exec_child **slot = ev[j].data.ptr;
+            if (*slot && exec_child_on_event(*slot)) {
+                exec_child_finish(*slot, &res[slot - kids]);
+                *slot = NULL;
+                left--;
+            }
+        }
+        int64_t now = now_ms();
+        bool tick = now >= next_tick;
+        if (tick)
+            next_tick = now + 100;
+        for (int i = 0; i < n; i++)
+            if (kids[i] && (tick || exec_child_due_ms(kids[i]) <= now) &&
+                exec_child_tick(kids[i], tick)) {
+                exec_child_finish(kids[i], &res[i]);
+                kids[i] = NULL;
+                left--;
+            }
+    }
+    close(ep);
+}
+
+static struct exec_child *start_sh(const char *script, const char *stdin_text, unsigned timeout_s,
+                                   const struct exec_control *ctl)
+{
+    json_t *action = sh_action(script);
+    struct exec_job job = {.action = action, .stdin_text = stdin_text, .timeout_s = timeout_s};
+    struct exec_result res;
+    struct err e = {0};
+    struct exec_child *c = exec_start(&job, ctl, &res, &e);
+    json_decref(action); /* exec_start keeps nothing of the action */
+    assert_non_null(c);
+    return c;
+}
+
+static void test_one_thread_runs_forty_children_at_once(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    int before = count_fds();
+    struct exec_child *kids[N];
+    struct exec_result res[N];
+    char in[N][32];
+    int64_t t0 = now_ms();
+    for (int i = 0; i < N; i++) {
+        snprintf(in[i], sizeof in[i], "hello %d\n", i);
+        kids[i] = start_sh("read x; sleep 1; echo \"got $x\"", in[i], 0, NULL);
+    }
+    loop_run(kids, N, true, res);
+    int64_t took = now_ms() - t0;
+    if (took > 3000)
+        fail_msg("40 children of 1 s on one loop took %lld ms", (long long)took);
+    for (int i = 0; i < N; i++) {
+        char want[48];
+        snprintf(want, sizeof want, "got hello %d", i);
+        assert_int_equal(res[i].outcome, EXEC_DONE);
+        assert_string_equal(res[i].message, want);
+    }
+    assert_int_equal(count_fds(), before);
+    assert_no_children_left();
+}
+
+static void test_loop_child_is_stopped_timed_out_and_killed_as_exec_run_does(void **state)
+{
+    (void)state;
+    int64_t t0 = now_ms();
+    struct exec_control stop = {stop_after_300ms, &t0, 0};
+    struct exec_control stop_fast = {stop_after_300ms, &t0, 200};
+    struct exec_child *kids[4] = {
+        start_sh("sleep 60", NULL, 0, &stop),
+        start_sh("sleep 60", NULL, 1, NULL),
+        start_sh("trap '' TERM; sleep 60; sleep 60", NULL, 0, &stop_fast),
+        start_sh("echo '{\"message\":\"captured\",\"n\":1}'", NULL, 0, &stop),
+    };
+    struct exec_result res[4];
+    loop_run(kids, 4, true, res);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(res[0].outcome, EXEC_STOPPED);
+    assert_string_equal(res[0].message, "stopped by request");
+    assert_int_equal(res[1].outcome, EXEC_TIMEOUT);
+    assert_string_equal(res[1].message, "timed out after 1 s");
+    assert_int_equal(res[2].outcome, EXEC_STOPPED);
+    assert_int_equal(res[2].exit_code, 128 + SIGKILL); /* SIGTERM ignored: killed after 200 ms */
+    assert_int_equal(res[3].outcome, EXEC_DONE);
+    assert_string_equal(res[3].message, "captured");
+    assert_non_null(res[3].output);
+    json_decref(res[3].output);
+    assert_true(took >= 950 && took < 1800);
+    assert_no_children_left();
+}
+
+static void test_unattached_child_is_read_by_the_tick(void **state)
+{
+    (void)state;
+    struct exec_child *kids[1] = {start_sh("cat; echo bad >&2; exit 3", "in\n", 0, NULL)};
+    struct exec_result res[1];
+    loop_run(kids, 1, false, res);
+    assert_int_equal(res[0].outcome, EXEC_FAILED);
+    assert_int_equal(res[0].exit_code, 3);
+    assert_string_equal(res[0].message, "bad");
+    assert_no_children_left();
+}
+
+static void test_exec_start_reports_what_cannot_start(void **state)
+{
+    (void)state;
+    struct exec_result res;
+    struct err e = {0};
+    json_t *noop = json_pack("{s:{}}", "noop");
+    struct exec_job job = {.action = noop};
+    assert_false(exec_is_child(noop));
+    assert_null(exec_start(&job, NULL, &res, &e));
+    assert_int_equal(e.code, ERR_INVALID_PARAMETER_VALUE);
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    json_decref(noop);
+    json_t *missing = json_pack("{s:[s]}", "exec", "/nonexistent/prog");
+    job.action = missing;
+    assert_true(exec_is_child(missing));
+    assert_null(exec_start(&job, NULL, &res, &e));
+    assert_int_equal(res.outcome, EXEC_FAILED);
+    assert_int_equal(res.exit_code, -1);
+    assert_non_null(strstr(res.message, "cannot run /nonexistent/prog"));
+    json_decref(missing);
+    assert_no_children_left();
+}
+
 /* ---- validation ---- */
 
 static void expect_invalid(const char *json, const char *message)
@@ -897,6 +1046,10 @@ int main(void)
         cmocka_unit_test(test_ten_megabytes_of_output_do_not_deadlock),
         cmocka_unit_test(test_eight_threads_run_at_once),
         cmocka_unit_test(test_no_fd_is_left_after_200_runs),
+        cmocka_unit_test(test_one_thread_runs_forty_children_at_once),
+        cmocka_unit_test(test_loop_child_is_stopped_timed_out_and_killed_as_exec_run_does),
+        cmocka_unit_test(test_unattached_child_is_read_by_the_tick),
+        cmocka_unit_test(test_exec_start_reports_what_cannot_start),
         cmocka_unit_test(test_validate_accepts_well_formed_actions),
         cmocka_unit_test(test_validate_names_the_bad_field),
         cmocka_unit_test(test_validate_wants_exactly_one_known_executor),

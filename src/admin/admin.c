@@ -23,8 +23,10 @@ struct route {
     unsigned scopes; /* SCOPE_* bits of the tokens that may call it */
 };
 
-/* The worker scope has no row yet: the /v1/workers/claim|heartbeat|complete|fail calls it is
- * meant for (DESIGN.md 5) get theirs, with SCOPE_WORKER alone, when they exist. */
+/* The remote-step calls (DESIGN.md 5): workers', and the admin's (to look into a stuck worker);
+ * a worker token may call nothing else. */
+#define WORKERS (SCOPE_ADMIN | SCOPE_WORKER)
+
 static const struct route routes[] = {
     {"POST", "/v1/accounts", admin_account_create, SCOPE_ADMIN},
     {"GET", "/v1/accounts/*", admin_account_show, READERS},
@@ -47,6 +49,10 @@ static const struct route routes[] = {
     {"POST", "/v1/tokens", admin_token_create, SCOPE_ADMIN},
     {"GET", "/v1/tokens", admin_token_list, SCOPE_ADMIN},
     {"DELETE", "/v1/tokens/*", admin_token_revoke, SCOPE_ADMIN},
+    {"POST", "/v1/workers/claim", admin_worker_claim, WORKERS},
+    {"POST", "/v1/workers/heartbeat", admin_worker_heartbeat, WORKERS},
+    {"POST", "/v1/workers/complete", admin_worker_complete, WORKERS},
+    {"POST", "/v1/workers/fail", admin_worker_fail, WORKERS},
 };
 
 struct admin *admin_new(const struct admin_config *cfg)

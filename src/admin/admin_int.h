@@ -64,6 +64,15 @@ int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *sta
 int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, int *status,
                           struct err *e);
+/* remote steps pulled by workers (admin_workers.c) */
+int admin_worker_claim(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e);
+int admin_worker_heartbeat(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                           struct err *e);
+int admin_worker_complete(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                          struct err *e);
+int admin_worker_fail(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                      struct err *e);
 /* tokens and who is calling (admin_tokens.c) */
 enum admin_scope {
     SCOPE_ADMIN = 1u << 0,    /* everything, tokens and accounts included */

@@ -111,4 +111,13 @@ int step_loop_start(struct engine *eng, struct err *e);
 void step_loop_add(struct engine *eng, struct parked *p);
 void step_loop_stop(struct engine *eng);
 
+/* engine_remote.c: a step whose do/undo is {"remote": {"kind": ...}} is done by a worker that
+ * pulls it. REMOTE_NOT: any other action, run it here. REMOTE_RESULT: a worker reported; *res
+ * holds its outcome, message and output (the caller json_decref()s res->output). REMOTE_HANDED:
+ * the task now waits for a worker (or is no longer ours): stop running it. */
+enum remote_step { REMOTE_NOT, REMOTE_RESULT, REMOTE_HANDED };
+enum remote_step engine_remote_step(struct engine *eng, const char *id, int64_t lease_no,
+                                    json_t *task, int idx, const char *phase,
+                                    struct exec_result *res);
+
 #endif

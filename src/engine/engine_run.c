@@ -450,7 +450,12 @@ static enum step_next do_begin(struct run *r, const struct snapshot *s)
     }
     if (sleep_handed_back(r, s, idx, "do"))
         return STEP_END;
-    if (action_start(r, s, idx, "do"))
+    /* A remote step: a worker's recorded result stands for the action, or the task goes to one. */
+    enum remote_step remote =
+        engine_remote_step(r->eng, r->id, r->lease_no, s->task, idx, "do", &r->park.res);
+    if (remote == REMOTE_HANDED)
+        return STEP_END;
+    if (remote == REMOTE_NOT && action_start(r, s, idx, "do"))
         return STEP_PARKED;
     return do_end(r, s, idx) ? STEP_AGAIN : STEP_END;
 }
@@ -520,7 +525,11 @@ static enum step_next undo_begin(struct run *r, const struct snapshot *s)
         return STEP_END;
     struct snapshot at = *s;
     at.step = idx;
-    if (action_start(r, &at, idx, "undo"))
+    enum remote_step remote =
+        engine_remote_step(r->eng, r->id, r->lease_no, s->task, idx, "undo", &r->park.res);
+    if (remote == REMOTE_HANDED)
+        return STEP_END;
+    if (remote == REMOTE_NOT && action_start(r, &at, idx, "undo"))
         return STEP_PARKED;
     return undo_end(r, s, idx) ? STEP_AGAIN : STEP_END;
 }

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A remote step is done by an external worker, which reports through the admin API (a task with
- * one is never claimed by the engine), so there is nothing to run here; its body is an object
- * the worker reads, e.g. {"queue": "backups"}. */
+/* A remote step is done by an external worker, so there is nothing to run here. With a "kind"
+ * ({"remote": {"kind": "backup", "args": {...}}}) the engine hands it to the workers that pull
+ * that kind (engine/engine_remote.c, POST /v1/workers/claim); without one (e.g. {"queue":
+ * "backups"}) the whole task is driven from outside through the admin API's transition call and
+ * the engine never claims it. */
 static int remote_validate(const json_t *action, struct err *e)
 {
     const json_t *body = json_object_get(action, "remote");
@@ -17,6 +19,14 @@ static int remote_validate(const json_t *action, struct err *e)
     if (json_object_size(action) != 1)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "action: a remote action has only the \"remote\" key");
+    const json_t *kind = json_object_get(body, "kind"), *args = json_object_get(body, "args");
+    if (kind && (!json_is_string(kind) || !*json_string_value(kind) ||
+                 strlen(json_string_value(kind)) > 64))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                       "remote.kind: expected a non-empty string of at most 64 characters");
+    if (kind && args && !json_is_object(args))
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "remote.args: expected an object, got %s",
+                       exec_json_type_name(args));
     return 0;
 }
 

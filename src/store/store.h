@@ -156,6 +156,45 @@ struct token {
     int64_t last_used_ms; /* 0 = never */
 };
 
+/* --- remote steps pulled by external workers (DESIGN.md 5; store_*_workers.c) --- */
+
+/* The engine hands a task over to workers at step `step` of `phase`: fenced by the engine's
+ * lease_no; the lease is released and the task waits for a worker of `kind` (no engine claims
+ * it while it waits). The handover is bound to the task's lease_no: an operator verb that takes
+ * the task back (it bumps lease_no) ends the wait, and the engine claims it again. */
+struct remote_handover {
+    const char *id;
+    int64_t lease_no;
+    const char *node, *kind, *phase;
+    int step;
+    const char *message; /* the event's message; NULL = no event */
+};
+
+/* A worker's claim: up to max steps of these kinds whose task waits for a worker. */
+struct worker_claim_req {
+    const char *worker;       /* the lease owner becomes "worker:<worker>" */
+    const char *const *kinds; /* n_kinds of them */
+    size_t n_kinds;
+    int max;
+    int64_t lease_ms;
+};
+
+/* What a worker's heartbeat learns. */
+struct worker_lease {
+    int64_t expires_ms;
+    bool pause_requested;
+};
+
+/* A worker's result for the step it holds under lease_no. */
+struct worker_report {
+    const char *id;
+    int64_t lease_no;
+    const char *worker;
+    bool done;               /* true: complete; false: fail */
+    const char *message;     /* may be NULL */
+    const char *output_json; /* JSON object text (complete only); NULL = none */
+};
+
 struct store;
 struct store_ops {
     const char *name;
@@ -261,6 +300,22 @@ struct store_ops {
     /* The live (not revoked) token with this hash; ERR_NOT_FOUND when none. */
     int (*token_by_hash)(struct store *s, const char *hash, struct token *out, struct err *e);
     int (*token_touch)(struct store *s, const char *id, int64_t used_ms, struct err *e);
+    /* remote steps (struct remote_handover and below). remote_handover: ERR_CONFLICT when the
+     * task is no longer the caller's. remote_take: the result a worker recorded for step/phase
+     * (*out: {"outcome":"done"|"failed","message","output","worker"}, caller json_decref()s;
+     * NULL when none), cleared in the same fenced transaction so it is used once.
+     * worker_claim: *out a JSON array of {"task","step","phase","kind","args","input","name",
+     * "attempt","lease_no","lease_expires_ms"} (maybe empty). worker_heartbeat and
+     * worker_report: ERR_CONFLICT saying why when the worker's lease is no longer current (the
+     * task was killed, paused, taken back, or its lease expired), and nothing changes. */
+    int (*remote_handover)(struct store *s, const struct remote_handover *h, struct err *e);
+    int (*remote_take)(struct store *s, const char *id, int64_t lease_no, int step,
+                       const char *phase, json_t **out, struct err *e);
+    int (*worker_claim)(struct store *s, const struct worker_claim_req *r, json_t **out,
+                        struct err *e);
+    int (*worker_heartbeat)(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                            struct worker_lease *out, struct err *e);
+    int (*worker_report)(struct store *s, const struct worker_report *r, struct err *e);
 };
 
 struct store {
@@ -463,6 +518,31 @@ static inline int store_token_touch(struct store *s, const char *id, int64_t use
  * an enabled key. */
 int store_account_refuse_unusable(struct account *a, bool key_enabled, struct err *e);
 int store_key_delete_refused(const char *uin, const char *secret_id, struct err *e);
+
+static inline int store_remote_handover(struct store *s, const struct remote_handover *h,
+                                        struct err *e)
+{
+    return s->ops->remote_handover(s, h, e);
+}
+static inline int store_remote_take(struct store *s, const char *id, int64_t lease_no, int step,
+                                    const char *phase, json_t **out, struct err *e)
+{
+    return s->ops->remote_take(s, id, lease_no, step, phase, out, e);
+}
+static inline int store_worker_claim(struct store *s, const struct worker_claim_req *r,
+                                     json_t **out, struct err *e)
+{
+    return s->ops->worker_claim(s, r, out, e);
+}
+static inline int store_worker_heartbeat(struct store *s, const char *id, int64_t lease_no,
+                                         int64_t lease_ms, struct worker_lease *out, struct err *e)
+{
+    return s->ops->worker_heartbeat(s, id, lease_no, lease_ms, out, e);
+}
+static inline int store_worker_report(struct store *s, const struct worker_report *r, struct err *e)
+{
+    return s->ops->worker_report(s, r, e);
+}
 
 static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e)
 {

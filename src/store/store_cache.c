@@ -296,6 +296,56 @@ static int c_release_node_leases(struct store *s, const char *node, struct err *
     return rc;
 }
 
+/* Remote steps (store_*_workers.c): each changes one known task's lease (a worker's claim, some
+ * unknown ones, like the engine's claim). */
+static int c_remote_handover(struct store *s, const struct remote_handover *h, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    task_write_begin(cs, h->id);
+    int rc = store_remote_handover(cs->inner, h, e);
+    task_write_end(cs, h->id);
+    return rc;
+}
+
+static int c_remote_take(struct store *s, const char *id, int64_t lease_no, int step,
+                         const char *phase, json_t **out, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    task_write_begin(cs, id);
+    int rc = store_remote_take(cs->inner, id, lease_no, step, phase, out, e);
+    task_write_end(cs, id);
+    return rc;
+}
+
+static int c_worker_claim(struct store *s, const struct worker_claim_req *r, json_t **out,
+                          struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    atomic_fetch_add(&cs->global_pending, 1);
+    int rc = store_worker_claim(cs->inner, r, out, e);
+    global_write_end(cs, rc == 0 && json_array_size(*out) > 0 ? NULL : "");
+    return rc;
+}
+
+static int c_worker_heartbeat(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                              struct worker_lease *out, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    task_write_begin(cs, id);
+    int rc = store_worker_heartbeat(cs->inner, id, lease_no, lease_ms, out, e);
+    task_write_end(cs, id);
+    return rc;
+}
+
+static int c_worker_report(struct store *s, const struct worker_report *r, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    task_write_begin(cs, r->id);
+    int rc = store_worker_report(cs->inner, r, e);
+    task_write_end(cs, r->id);
+    return rc;
+}
+
 /* Step process groups touch no cached row (tasks, accounts, instances): passed through. */
 static int c_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e)
 {
@@ -636,7 +686,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 36 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 41 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -677,6 +727,11 @@ static const struct store_ops cache_ops = {
     .token_revoke = c_token_revoke,
     .token_by_hash = c_token_by_hash,
     .token_touch = c_token_touch,
+    .remote_handover = c_remote_handover,
+    .remote_take = c_remote_take,
+    .worker_claim = c_worker_claim,
+    .worker_heartbeat = c_worker_heartbeat,
+    .worker_report = c_worker_report,
 };
 
 struct store *store_cache_wrap(struct store *inner, bool shared)

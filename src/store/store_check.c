@@ -107,14 +107,20 @@ int store_task_new_check(const struct task_new *t, struct err *e)
     return 0;
 }
 
-/* "external" when a step is run by a remote worker (which reports through the admin API): the
- * engine leaves such a task alone. "engine" otherwise. */
+/* "external" when a step is run by a remote worker that reports through the admin API's
+ * transition call (a remote action without a "kind"): the engine leaves such a task alone.
+ * "engine" otherwise -- a remote step with a kind is pulled by workers (/v1/workers/claim) while
+ * the engine drives the task. */
 const char *store_task_driver(json_t *steps)
 {
     size_t i;
     json_t *step;
-    json_array_foreach(steps, i, step) if (json_object_get(json_object_get(step, "do"),
-                                                           "remote")) return "external";
+    json_array_foreach(steps, i, step)
+    {
+        json_t *remote = json_object_get(json_object_get(step, "do"), "remote");
+        if (remote && !json_object_get(remote, "kind"))
+            return "external";
+    }
     return "engine";
 }
 

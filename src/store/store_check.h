@@ -20,8 +20,8 @@ int store_steps_parse(json_t *steps, struct store_step_row **out, size_t *n, str
 void store_steps_free(struct store_step_row *rows, size_t n);
 /* Checks a new task's product, region, uin, type and on_failure. */
 int store_task_new_check(const struct task_new *t, struct err *e);
-/* "external" when a step is done by a remote worker (the engine leaves the task alone), else
- * "engine". */
+/* "external" when a step is done by a remote worker through the transition call (a remote
+ * action without a "kind": the engine leaves the task alone), else "engine". */
 const char *store_task_driver(json_t *steps);
 /* Copies src into dst (size bytes), cutting at a UTF-8 character boundary when it must cut. */
 void store_copy_utf8(char *dst, size_t size, const char *src);

@@ -101,6 +101,15 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " node TEXT NOT NULL, pgid BIGINT NOT NULL, task_id TEXT NOT NULL,"
     " boot_id TEXT NOT NULL, start_ticks BIGINT NOT NULL, created_ms BIGINT NOT NULL,"
     " PRIMARY KEY (node, pgid));",
+    /* 7: remote steps pulled by workers (issue 11 item 9, store_pg_workers.c): the kind a task
+     * waits for, at which step and phase, bound to the lease_no of the handover (an operator
+     * verb bumps lease_no, which ends the wait), and the result a worker recorded for the engine.
+     * tasks_remote holds only waiting tasks, so a worker's claim is one index range. */
+    "ALTER TABLE tasks ADD COLUMN remote_kind TEXT, ADD COLUMN remote_step INTEGER,"
+    " ADD COLUMN remote_phase TEXT, ADD COLUMN remote_lease_no BIGINT,"
+    " ADD COLUMN remote_result TEXT;"
+    "CREATE INDEX tasks_remote ON tasks(remote_kind, created_ms, job_id)"
+    " WHERE remote_kind IS NOT NULL AND state = 'running';",
 };
 
 /* ---- small helpers ---- */
@@ -616,6 +625,11 @@ static const struct store_ops pg_ops = {
     .token_revoke = store_pg_token_revoke,
     .token_by_hash = store_pg_token_by_hash,
     .token_touch = store_pg_token_touch,
+    .remote_handover = store_pg_remote_handover,
+    .remote_take = store_pg_remote_take,
+    .worker_claim = store_pg_worker_claim,
+    .worker_heartbeat = store_pg_worker_heartbeat,
+    .worker_report = store_pg_worker_report,
 };
 
 int store_pg_open(const char *url, struct store **out, struct err *e)

@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 6
+#define PG_SCHEMA_VERSION 7
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -207,5 +207,14 @@ int store_pg_token_list(struct store *s, json_t **out, struct err *e);
 int store_pg_token_revoke(struct store *s, const char *id, struct err *e);
 int store_pg_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e);
 int store_pg_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e);
+/* store_pg_workers.c: */
+int store_pg_remote_handover(struct store *s, const struct remote_handover *h, struct err *e);
+int store_pg_remote_take(struct store *s, const char *id, int64_t lease_no, int step,
+                         const char *phase, json_t **out, struct err *e);
+int store_pg_worker_claim(struct store *s, const struct worker_claim_req *r, json_t **out,
+                          struct err *e);
+int store_pg_worker_heartbeat(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                              struct worker_lease *out, struct err *e);
+int store_pg_worker_report(struct store *s, const struct worker_report *r, struct err *e);
 
 #endif

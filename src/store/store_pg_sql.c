@@ -15,11 +15,14 @@
  * the transaction's start: one value for a claim's pick and take. */
 #define DB_NOW_MS "(floor(extract(epoch FROM now()) * 1000))::bigint"
 /* A task the engine may claim: initial, or running with no live lease (by the database's clock),
- * its retry time ($1, the node's clock, as the node that set it) reached. */
+ * its retry time ($1, the node's clock, as the node that set it) reached, and not waiting for a
+ * remote worker (store_pg_workers.c). */
 #define CLAIMABLE(t)                                                                               \
     t "state IN ('initial', 'running') AND " t "driver = 'engine'"                                 \
       " AND " t "not_before_ms <= $1::bigint"                                                      \
-      " AND (" t "lease_expires_ms IS NULL OR " t "lease_expires_ms <= " DB_NOW_MS ")"
+      " AND (" t "lease_expires_ms IS NULL OR " t "lease_expires_ms <= " DB_NOW_MS ")"             \
+      " AND NOT (" t "remote_kind IS NOT NULL AND " t "remote_lease_no = " t "lease_no"            \
+      " AND " t "pause_requested = 0)"
 
 /* One operation at a time per instance: a task on an instance waits while an earlier task of its
  * product and instance is unfinished (paused too: it still holds the instance), unless the list

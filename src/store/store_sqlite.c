@@ -95,6 +95,17 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " node TEXT NOT NULL, pgid INTEGER NOT NULL, task_id TEXT NOT NULL,"
     " boot_id TEXT NOT NULL, start_ticks INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
     " PRIMARY KEY (node, pgid));",
+    /* 7: remote steps pulled by workers (issue 11 item 9, store_sqlite_workers.c): the kind a
+     * task waits for, at which step and phase, bound to the lease_no of the handover (an operator
+     * verb bumps lease_no, which ends the wait), and the result a worker recorded for the engine.
+     * tasks_remote holds only waiting tasks, so a worker's claim is one index range. */
+    "ALTER TABLE tasks ADD COLUMN remote_kind TEXT;"
+    "ALTER TABLE tasks ADD COLUMN remote_step INTEGER;"
+    "ALTER TABLE tasks ADD COLUMN remote_phase TEXT;"
+    "ALTER TABLE tasks ADD COLUMN remote_lease_no INTEGER;"
+    "ALTER TABLE tasks ADD COLUMN remote_result TEXT;"
+    "CREATE INDEX tasks_remote ON tasks(remote_kind, created_ms)"
+    " WHERE remote_kind IS NOT NULL AND state = 'running';",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)
@@ -396,6 +407,11 @@ static const struct store_ops sqlite_ops = {
     .token_revoke = store_sqlite_token_revoke,
     .token_by_hash = store_sqlite_token_by_hash,
     .token_touch = store_sqlite_token_touch,
+    .remote_handover = store_sqlite_remote_handover,
+    .remote_take = store_sqlite_remote_take,
+    .worker_claim = store_sqlite_worker_claim,
+    .worker_heartbeat = store_sqlite_worker_heartbeat,
+    .worker_report = store_sqlite_worker_report,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

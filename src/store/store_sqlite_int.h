@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  6
+#define SQ_SCHEMA_VERSION  7
 #define SQ_BATCH_MAX       256 /* closures one group commit takes at most: bounds its latency */
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
@@ -234,5 +234,14 @@ int store_sqlite_token_list(struct store *s, json_t **out, struct err *e);
 int store_sqlite_token_revoke(struct store *s, const char *id, struct err *e);
 int store_sqlite_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e);
 int store_sqlite_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e);
+/* store_sqlite_workers.c: */
+int store_sqlite_remote_handover(struct store *s, const struct remote_handover *h, struct err *e);
+int store_sqlite_remote_take(struct store *s, const char *id, int64_t lease_no, int step,
+                             const char *phase, json_t **out, struct err *e);
+int store_sqlite_worker_claim(struct store *s, const struct worker_claim_req *r, json_t **out,
+                              struct err *e);
+int store_sqlite_worker_heartbeat(struct store *s, const char *id, int64_t lease_no,
+                                  int64_t lease_ms, struct worker_lease *out, struct err *e);
+int store_sqlite_worker_report(struct store *s, const struct worker_report *r, struct err *e);
 
 #endif

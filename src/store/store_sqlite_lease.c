@@ -35,6 +35,7 @@ static int claim_pick(struct sq_conn *c, const struct claim_in *in, int64_t now,
         c, SQ_CLAIM_PICK,
         "SELECT id, state, lease_node, lease_no FROM tasks t INDEXED BY tasks_runnable"
         " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
+        " AND NOT (remote_kind IS NOT NULL AND remote_lease_no = lease_no AND pause_requested = 0)"
         " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
         " AND (t.instance_id IS NULL OR instr(?2, ',' || t.product || ',') > 0"
         " OR NOT EXISTS (SELECT 1 FROM tasks o"

@@ -1,5 +1,5 @@
 // Several asyncd nodes on one PostgreSQL database (the acceptance): 3 nodes with distinct
-// --node-id, --lease-s 2, --workers 2; 2,000 tasks of 1-2 short exec steps created round-robin
+// --node-id, --lease-s 2, --workers 2, --max-running 2; 2,000 tasks of 1-2 short exec steps created round-robin
 // through the three admin APIs; every node's Cloud API answers DescribeAsyncRequestInfo for tasks
 // created through the others; kill -9 of node A mid-way, later of node B; node C and a restarted
 // A finish everything. Then, from each task's event history (GET /v1/tasks/{id}):
@@ -35,7 +35,10 @@ after(async () => {
   for (const d of daemons) if (d.alive()) await d.kill9();
 });
 
-const args = (node) => [...NO_LIMITS, '--workers', String(WORKERS), '--lease-s', String(LEASE_S), '--node-id', node];
+// --max-running as --workers: a parked exec step holds no worker, and with the default (4096) the
+// nodes would finish the 2,000 short tasks before the creates end, leaving nothing to take over.
+const args = (node) => [...NO_LIMITS, '--workers', String(WORKERS), '--max-running', String(WORKERS),
+  '--lease-s', String(LEASE_S), '--node-id', node];
 
 /** 1-2 steps, each appending "<taskid> <step>" to DIR/<taskid> and sleeping a few ms. */
 function taskBody(uin, dir, rand, i) {

@@ -15,7 +15,7 @@ static int remote_validate(const json_t *action, struct err *e)
     const json_t *body = json_object_get(action, "remote");
     if (!json_is_object(body))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "remote: expected an object, got %s",
-                       exec_json_type_name(body));
+                       json_kind_phrase(body));
     if (json_object_size(action) != 1)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "action: a remote action has only the \"remote\" key");
@@ -26,7 +26,7 @@ static int remote_validate(const json_t *action, struct err *e)
                        "remote.kind: expected a non-empty string of at most 64 characters");
     if (kind && args && !json_is_object(args))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "remote.args: expected an object, got %s",
-                       exec_json_type_name(args));
+                       json_kind_phrase(args));
     return 0;
 }
 
@@ -50,27 +50,6 @@ static const struct exec_backend *const executors[] = {
     &exec_noop_backend, &exec_sleep_backend,
 };
 
-const char *exec_json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "an unknown value";
-}
-
 /* The one executor key in action, or an error naming what is wrong with the keys. */
 static int find_executor(const json_t *action, const struct exec_backend **out, struct err *e)
 {
@@ -78,7 +57,7 @@ static int find_executor(const json_t *action, const struct exec_backend **out, 
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "action: missing");
     if (!json_is_object(action))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "action: expected an object, got %s",
-                       exec_json_type_name(action));
+                       json_kind_phrase(action));
     const struct exec_backend *found = NULL;
     for (size_t i = 0; i < sizeof executors / sizeof executors[0]; i++) {
         if (!json_object_get(action, executors[i]->name))

@@ -20,7 +20,7 @@ static int check_body(const json_t *action, const char *name, const char *const 
     const json_t *body = json_object_get(action, name);
     if (!json_is_object(body))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: expected an object, got %s", name,
-                       exec_json_type_name(body));
+                       json_kind_phrase(body));
     if (json_object_size(action) != 1)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "action: a %s action has only the \"%s\" key", name, name);
@@ -137,7 +137,7 @@ static int sleep_validate(const json_t *action, struct err *e)
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "sleep.s: expected a number of seconds 0..%d (one year), got %s",
                            SLEEP_MAX_S,
-                           json_is_number(s) ? "a number out of range" : exec_json_type_name(s));
+                           json_is_number(s) ? "a number out of range" : json_kind_phrase(s));
         return 0;
     }
     int64_t ms;
@@ -145,7 +145,7 @@ static int sleep_validate(const json_t *action, struct err *e)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "sleep.until: expected an RFC 3339 time such as "
                        "\"2026-11-23T04:00:00Z\" or \"2026-11-23T12:00:00+08:00\", got %s%.64s%s",
-                       json_is_string(until) ? "\"" : exec_json_type_name(until),
+                       json_is_string(until) ? "\"" : json_kind_phrase(until),
                        json_is_string(until) ? json_string_value(until) : "",
                        json_is_string(until) ? "\"" : "");
     return 0;

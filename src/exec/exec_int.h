@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "common/json_kind.h"
 #include "exec/exec.h"
 
 /* One executor, named by its action key. validate and run are NULL for an executor that is
@@ -63,9 +64,6 @@ void exec_last_line(const char *text, size_t len, int cut, char *out, size_t cap
 
 /* Replaces invalid UTF-8 (including a sequence cut short at the end) in s with '?', in place. */
 void exec_utf8_fix(char *s);
-
-/* "a string", "a number", ... for messages like "cwd: expected a string, got a number". */
-const char *exec_json_type_name(const json_t *v);
 
 /* "SIGKILL" for 9 and the other common signals; NULL when we have no name for it. */
 const char *exec_signal_name(int sig);

@@ -47,7 +47,7 @@ static int check_string(const json_t *v, const char *name, struct err *e)
 {
     if (!json_is_string(v))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: expected a string, got %s", name,
-                       exec_json_type_name(v));
+                       json_kind_phrase(v));
     if (strlen(json_string_value(v)) != json_string_length(v))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.%s: contains a NUL character", name);
     return 0;
@@ -76,7 +76,7 @@ static int check_args(const json_t *args, struct err *e)
 {
     if (!json_is_array(args))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql.args: expected an array, got %s",
-                       exec_json_type_name(args));
+                       json_kind_phrase(args));
     size_t i, j;
     const json_t *arg, *item;
     json_array_foreach(args, i, arg)
@@ -90,7 +90,7 @@ static int check_args(const json_t *args, struct err *e)
                 return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                                "mysql.%s: expected a string, an integer, an object or an array "
                                "of strings, got %s",
-                               name, exec_json_type_name(arg));
+                               name, json_kind_phrase(arg));
             int rc = check_string(arg, name, e);
             if (rc < 0)
                 return rc;
@@ -112,7 +112,7 @@ static int check_ignore_errors(const json_t *v, struct err *e)
     if (!json_is_array(v))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "mysql.ignore_errors: expected an array of MySQL error numbers, got %s",
-                       exec_json_type_name(v));
+                       json_kind_phrase(v));
     size_t i;
     const json_t *n;
     json_array_foreach(v, i, n)
@@ -121,7 +121,7 @@ static int check_ignore_errors(const json_t *v, struct err *e)
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                            "mysql.ignore_errors[%zu]: expected a MySQL error number such as "
                            "1396, got %s",
-                           i, json_is_integer(n) ? "one out of range" : exec_json_type_name(n));
+                           i, json_is_integer(n) ? "one out of range" : json_kind_phrase(n));
     }
     return 0;
 }
@@ -131,7 +131,7 @@ static int check_statements(const json_t *list, const json_t *args, struct err *
     if (!json_is_array(list) || json_array_size(list) == 0)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "mysql.statements: expected a non-empty array of strings, got %s",
-                       json_is_array(list) ? "an empty array" : exec_json_type_name(list));
+                       json_is_array(list) ? "an empty array" : json_kind_phrase(list));
     size_t i;
     const json_t *t;
     json_array_foreach(list, i, t)
@@ -153,7 +153,7 @@ static int check_keys(const json_t *action, const json_t *body, struct err *e)
 {
     if (!json_is_object(body))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "mysql: expected an object, got %s",
-                       exec_json_type_name(body));
+                       json_kind_phrase(body));
     if (json_object_size(action) != 1)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "action: a mysql action has only the \"mysql\" key");

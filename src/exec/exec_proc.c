@@ -29,7 +29,7 @@ static int check_string(const json_t *v, const char *what, const char *name, str
 {
     if (!json_is_string(v))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s%s: expected a string, got %s", what,
-                       name, exec_json_type_name(v));
+                       name, json_kind_phrase(v));
     if (strlen(json_string_value(v)) != json_string_length(v))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s%s: contains a NUL character", what,
                        name);
@@ -41,7 +41,7 @@ static int check_argv(const json_t *argv, struct err *e)
     if (!json_is_array(argv) || json_array_size(argv) == 0)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "exec: expected a non-empty array of strings, got %s",
-                       json_is_array(argv) ? "an empty array" : exec_json_type_name(argv));
+                       json_is_array(argv) ? "an empty array" : json_kind_phrase(argv));
     size_t i;
     const json_t *arg;
     json_array_foreach(argv, i, arg)
@@ -61,7 +61,7 @@ static int check_env(const json_t *env, struct err *e)
 {
     if (!json_is_object(env))
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "env: expected an object, got %s",
-                       exec_json_type_name(env));
+                       json_kind_phrase(env));
     const char *key;
     json_t *value;
     json_object_foreach((json_t *)env, key, value)

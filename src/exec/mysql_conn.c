@@ -248,7 +248,7 @@ static int string_has_nul(const json_t *v)
 static int type_error(const struct piece *pc, const char *want, const json_t *v, struct err *e)
 {
     return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: expected %s, got %s", pc->name, want,
-                   exec_json_type_name(v));
+                   json_kind_phrase(v));
 }
 
 /* A number written bare; a space first when the output ends in '-', so "-" "-1" is no comment. */

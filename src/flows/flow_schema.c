@@ -8,27 +8,8 @@
 
 #include "common/json_keys.h"
 #include "common/pattern.h"
+#include "common/json_kind.h"
 #include "flows/flow_int.h"
-
-static const char *kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
 
 static int check_node(const json_t *node, const char *where, const char *name, struct err *e)
 {
@@ -183,7 +164,8 @@ static int check_value(struct ctx *c, const json_t *node, json_t *v, json_t **ou
 static int check_string(struct ctx *c, const json_t *node, json_t *v, json_t **out, struct err *e)
 {
     if (!json_is_string(v))
-        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected a string, got %s", c->path, kind(v));
+        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected a string, got %s", c->path,
+                       json_kind_phrase(v));
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (strlen(s) != len)
@@ -239,7 +221,7 @@ static int check_integer(struct ctx *c, const json_t *node, json_t *v, json_t **
         n = x;
     } else {
         return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an integer, got %s", c->path,
-                       kind(v));
+                       json_kind_phrase(v));
     }
     json_t *mn = json_object_get(node, "min"), *mx = json_object_get(node, "max");
     if ((mn && n < json_integer_value(mn)) || (mx && n > json_integer_value(mx)))
@@ -261,13 +243,15 @@ static int check_boolean(struct ctx *c, json_t *v, json_t **out, struct err *e)
         *out = json_boolean(!strcmp(s, "true"));
         return 0;
     }
-    return err_set(e, ERR_INVALID_PARAMETER, "%s: expected a boolean, got %s", c->path, kind(v));
+    return err_set(e, ERR_INVALID_PARAMETER, "%s: expected a boolean, got %s", c->path,
+                   json_kind_phrase(v));
 }
 
 static int check_array(struct ctx *c, const json_t *node, json_t *v, json_t **out, struct err *e)
 {
     if (!json_is_array(v))
-        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an array, got %s", c->path, kind(v));
+        return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an array, got %s", c->path,
+                       json_kind_phrase(v));
     json_t *mn = json_object_get(node, "min_items"), *mx = json_object_get(node, "max_items");
     size_t n = json_array_size(v);
     if ((mn && (json_int_t)n < json_integer_value(mn)) ||
@@ -343,7 +327,7 @@ static int check_value(struct ctx *c, const json_t *node, json_t *v, json_t **ou
         return check_array(c, node, v, out, e);
     if (!json_is_object(v))
         return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an object, got %s", c->path,
-                       kind(v));
+                       json_kind_phrase(v));
     return check_fields(c, json_object_get(node, "fields"), v, out, e);
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_kind.h"
 #include "products/sdk_models.h"
 
 static const struct product *const products[] = {&product_cdb, &product_mongodb};
@@ -63,26 +64,6 @@ int product_check_params(const struct api_call *c, const struct action *a, struc
     return m ? sdk_model_check(m, c->params, c->params_from_form, a->name, e) : 0;
 }
 
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 int product_param_string(struct api_call *c, const char *name, bool required, const char **out,
                          struct err *e)
 {
@@ -96,7 +77,7 @@ int product_param_string(struct api_call *c, const char *name, bool required, co
     }
     if (!json_is_string(v))
         return err_set(e, ERR_INVALID_PARAMETER, "%s: expected a string, got %s", name,
-                       json_kind(v));
+                       json_kind_phrase(v));
     *out = json_string_value(v);
     if (required && **out == '\0')
         return err_set(e, ERR_MISSING_PARAMETER, "The parameter `%s` is empty; %s needs it", name,
@@ -140,7 +121,8 @@ static int int_of(struct api_call *c, const char *name, json_t *v, int64_t *out,
             return 0;
         }
     }
-    return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an integer, got %s", name, json_kind(v));
+    return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an integer, got %s", name,
+                   json_kind_phrase(v));
 }
 
 int product_param_int(struct api_call *c, const char *name, int64_t dflt, int64_t lo, int64_t hi,
@@ -166,7 +148,7 @@ int product_param_int_list(struct api_call *c, const char *name, int64_t *vals, 
         return 0;
     if (!json_is_array(v))
         return err_set(e, ERR_INVALID_PARAMETER, "%s: expected an array of integers, got %s", name,
-                       json_kind(v));
+                       json_kind_phrase(v));
     if (json_array_size(v) > max)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: at most %zu items", name, max);
     size_t i;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_kind.h"
+
 /* Nested structures filled in below this depth; deeper ones (none today) are left as {}. */
 #define MAX_FILL_DEPTH 4
 
@@ -106,26 +108,6 @@ static const char *kind_word(enum sdk_kind k)
     return "a value";
 }
 
-static const char *json_word(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 /* A form or query string carries every value as a string: "12", "1.5", "true" count as such. */
 static bool form_number(const char *s)
 {
@@ -165,7 +147,7 @@ static int check_value(const struct sdk_field *f, enum sdk_kind k, const json_t 
 {
     if (!kind_ok(k, v, from_form))
         return err_set(e, ERR_INVALID_PARAMETER, "%s: expected %s, got %s", name, kind_word(k),
-                       json_word(v));
+                       json_kind_phrase(v));
     if (k == SDK_OBJECT && f->model && depth < MAX_FILL_DEPTH)
         return check_model(f->model, v, from_form, name, action, depth + 1, e);
     if (k != SDK_ARRAY)

@@ -226,7 +226,7 @@ describe('one daemon with --request-timeout 2 --idle-timeout 5 --max-conns-per-c
 test('a flood of connections meets --max-conns, not the descriptor limit: existing clients go on', T, async () => {
   const d = await start({ args: [...NO_LIMITS, '--max-conns', '200', '--max-conns-per-client', '0', '--request-timeout', '10'] });
   try {
-    assert.match(d.stderrText, /open files: limit \d+, 256 kept back; connections: cloudapi 200, admin \d+/);
+    assert.match(d.stderrText, /open files: limit \d+, 256 kept back, \d+ for \d+ steps at once; connections: cloudapi 200, admin \d+/);
     await whilePolled(d, async () => {
       const cs = [];
       const pending = [];

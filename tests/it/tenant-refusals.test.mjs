@@ -175,8 +175,9 @@ test('an account holding SUPER, privileges on the mysql schema, WITH GRANT OPTIO
 test('an account that gains SUPER after the request passed is refused by the executor just before the statement', async () => {
   const late = user('gain');
   await db.sql(`CREATE USER '${late}'@'%' IDENTIFIED BY '${PW}'`);
-  // One worker, held by a sleeping step: the account action waits its turn while SUPER is granted.
-  const d1 = await start({ args: [...NO_LIMITS, '--workers', '1', '--flows', path.join(REPO_ROOT, 'flows')] });
+  // One task in flight at a time, held by a sleeping step (a parked exec step holds no worker, so
+  // --max-running is what makes the account action wait its turn while SUPER is granted).
+  const d1 = await start({ args: [...NO_LIMITS, '--workers', '1', '--max-running', '1', '--flows', path.join(REPO_ROOT, 'flows')] });
   try {
     await d1.adminOk('POST', '/v1/instances', { product: 'cdb', region: REGION, uin: d1.creds.Uin, instance_id: INST,
       status: 'running', dsn: db.dsn }, 201);

@@ -58,6 +58,7 @@ const struct product product_cdb = {
             [TASK_SUCCESS] = "SUCCESS",
             [TASK_KILLED] = "KILLED",
             [TASK_REMOVED] = "REMOVED",
+            [TASK_WAITING] = "UNDEFINED",
         },
     .id_shape_ok = ids_is_cdb_task,
     .id_shape_hint = "cdb ids look like f96e4f3c-8fc96c86-2ec79ac8-cb63a7a7",

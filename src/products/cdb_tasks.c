@@ -15,7 +15,7 @@ static const struct {
     {0, "INITIAL", 1u << TASK_INITIAL}, {1, "RUNNING", 1u << TASK_RUNNING},
     {2, "SUCCEED", 1u << TASK_SUCCESS}, {3, "FAILED", (1u << TASK_FAILED) | (1u << TASK_UNDOED)},
     {4, "KILLED", 1u << TASK_KILLED},   {5, "REMOVED", 1u << TASK_REMOVED},
-    {6, "PAUSED", 1u << TASK_PAUSED},
+    {6, "PAUSED", 1u << TASK_PAUSED},   {7, "WAITING", 1u << TASK_WAITING},
 };
 
 /* TaskTypes codes of the API, and the task types (actions) that are of each kind. */
@@ -63,7 +63,7 @@ static int status_mask(struct api_call *c, unsigned *mask, struct err *e)
             j++;
         if (j == N_OF(statuses) && codes[i] != -1)
             return err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                           "TaskStatus.%zu: %lld is not a task status (-1..6)", i,
+                           "TaskStatus.%zu: %lld is not a task status (-1..7)", i,
                            (long long)codes[i]);
         *mask |= j < N_OF(statuses) ? statuses[j].states : 0;
     }

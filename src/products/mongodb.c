@@ -75,6 +75,7 @@ const struct product product_mongodb = {
             [TASK_SUCCESS] = "success",
             [TASK_KILLED] = "failed",
             [TASK_REMOVED] = "failed",
+            [TASK_WAITING] = "running",
         },
     .id_shape_ok = ids_is_mongodb_task,
     .id_shape_hint = "mongodb ids are decimal numbers such as 4762",

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #include "common/errors.h"
-#include "engine/task_state.h"
+#include "task/task_state.h"
 #include "flows/flows.h"
 #include "store/store.h"
 

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "common/errors.h"
-#include "engine/task_state.h"
+#include "task/task_state.h"
 
 #define STORE_ID_MAX 64
 

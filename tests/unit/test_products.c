@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "engine/task_state.h"
+#include "task/task_state.h"
 #include "products/product.h"
 
 static void test_cdb_status_words_follow_the_design_table(void **state)
@@ -17,7 +17,7 @@ static void test_cdb_status_words_follow_the_design_table(void **state)
     static const char *const want[TASK_STATE_COUNT] = {
         [TASK_INITIAL] = "INITIAL", [TASK_RUNNING] = "RUNNING", [TASK_PAUSED] = "PAUSED",
         [TASK_UNDOED] = "FAILED",   [TASK_FAILED] = "FAILED",   [TASK_SUCCESS] = "SUCCESS",
-        [TASK_KILLED] = "KILLED",   [TASK_REMOVED] = "REMOVED",
+        [TASK_KILLED] = "KILLED",   [TASK_REMOVED] = "REMOVED", [TASK_WAITING] = "UNDEFINED",
     };
     for (int s = 0; s < TASK_STATE_COUNT; s++)
         assert_string_equal(product_status_word(&product_cdb, (enum task_state)s), want[s]);
@@ -29,7 +29,7 @@ static void test_mongodb_status_words_follow_the_design_table(void **state)
     static const char *const want[TASK_STATE_COUNT] = {
         [TASK_INITIAL] = "initial", [TASK_RUNNING] = "running", [TASK_PAUSED] = "paused",
         [TASK_UNDOED] = "undoed",   [TASK_FAILED] = "failed",   [TASK_SUCCESS] = "success",
-        [TASK_KILLED] = "failed",   [TASK_REMOVED] = "failed",
+        [TASK_KILLED] = "failed",   [TASK_REMOVED] = "failed",  [TASK_WAITING] = "running",
     };
     for (int s = 0; s < TASK_STATE_COUNT; s++)
         assert_string_equal(product_status_word(&product_mongodb, (enum task_state)s), want[s]);
@@ -39,7 +39,7 @@ static void test_every_documented_status_word_is_reachable(void **state)
 {
     (void)state;
     static const char *const cdb[] = {"INITIAL", "RUNNING", "SUCCESS", "FAILED",
-                                      "KILLED",  "REMOVED", "PAUSED"};
+                                      "KILLED",  "REMOVED", "PAUSED",  "UNDEFINED"};
     static const char *const mongo[] = {"initial", "running", "paused",
                                         "undoed",  "failed",  "success"};
     for (size_t i = 0; i < sizeof cdb / sizeof *cdb; i++) {
@@ -92,6 +92,10 @@ static void test_state_machine_allows_only_design_transitions(void **state)
     assert_true(task_state_can_move(TASK_RUNNING, TASK_KILLED));
     assert_true(task_state_can_move(TASK_PAUSED, TASK_RUNNING));
     assert_false(task_state_can_move(TASK_PAUSED, TASK_SUCCESS));
+    assert_true(task_state_can_move(TASK_RUNNING, TASK_WAITING));
+    assert_true(task_state_can_move(TASK_WAITING, TASK_RUNNING));
+    assert_false(task_state_can_move(TASK_WAITING, TASK_SUCCESS));
+    assert_false(task_state_can_move(TASK_INITIAL, TASK_WAITING));
     for (int s = 0; s < TASK_STATE_COUNT; s++)
         for (int t = 0; t < TASK_STATE_COUNT; t++)
             if (task_state_is_final((enum task_state)s))
@@ -108,6 +112,9 @@ static void test_verbs_refuse_with_a_reason(void **state)
     assert_int_equal(task_verb_target(VERB_REMOVE, TASK_RUNNING, &to, &why), -1);
     assert_non_null(strstr(why, "initial"));
     assert_int_equal(task_verb_target(VERB_RESUME, TASK_INITIAL, &to, &why), -1);
+    assert_int_equal(task_verb_target(VERB_PAUSE, TASK_INITIAL, &to, &why), -1);
+    assert_int_equal(task_verb_target(VERB_KILL, TASK_WAITING, &to, &why), 0);
+    assert_int_equal(to, TASK_KILLED);
     assert_int_equal(task_verb_target(VERB_KILL, TASK_PAUSED, &to, &why), 0);
     assert_int_equal(to, TASK_KILLED);
     assert_int_equal(task_verb_target(VERB_UNDO, TASK_SUCCESS, &to, &why), -1);

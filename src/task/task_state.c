@@ -1,12 +1,12 @@
 /* Canonical task states, the transition table of DESIGN.md section 4, and operator verbs. */
-#include "engine/task_state.h"
+#include "task/task_state.h"
 
 #include <string.h>
 
 static const char *const state_names[TASK_STATE_COUNT] = {
     [TASK_INITIAL] = "initial", [TASK_RUNNING] = "running", [TASK_PAUSED] = "paused",
     [TASK_UNDOED] = "undoed",   [TASK_FAILED] = "failed",   [TASK_SUCCESS] = "success",
-    [TASK_KILLED] = "killed",   [TASK_REMOVED] = "removed",
+    [TASK_KILLED] = "killed",   [TASK_REMOVED] = "removed", [TASK_WAITING] = "waiting",
 };
 
 /* allowed[from] is a bit set of the states `from` may move to. */
@@ -14,7 +14,9 @@ static const char *const state_names[TASK_STATE_COUNT] = {
 static const unsigned allowed[TASK_STATE_COUNT] = {
     [TASK_INITIAL] = BIT(TASK_RUNNING) | BIT(TASK_REMOVED),
     [TASK_RUNNING] = BIT(TASK_SUCCESS) | BIT(TASK_PAUSED) | BIT(TASK_UNDOED) | BIT(TASK_FAILED) |
-                     BIT(TASK_KILLED),
+                     BIT(TASK_KILLED) | BIT(TASK_WAITING),
+    /* running <-> waiting as a switch waits for and reaches its window; an operator may kill it */
+    [TASK_WAITING] = BIT(TASK_RUNNING) | BIT(TASK_KILLED),
     [TASK_PAUSED] = BIT(TASK_RUNNING) | BIT(TASK_UNDOED) | BIT(TASK_FAILED) | BIT(TASK_KILLED),
 };
 
@@ -70,14 +72,27 @@ struct verb_rule {
     enum task_state to;
 };
 
-/* Each verb's legal (from -> to) moves; anything else is refused with a reason. */
-static const struct verb_rule verb_rules[VERB_COUNT][2] = {
-    [VERB_PAUSE] = {{TASK_RUNNING, TASK_PAUSED}, {TASK_RUNNING, TASK_PAUSED}},
-    [VERB_RESUME] = {{TASK_PAUSED, TASK_RUNNING}, {TASK_PAUSED, TASK_RUNNING}},
-    [VERB_SKIP] = {{TASK_PAUSED, TASK_RUNNING}, {TASK_PAUSED, TASK_RUNNING}},
-    [VERB_UNDO] = {{TASK_PAUSED, TASK_RUNNING}, {TASK_RUNNING, TASK_RUNNING}},
-    [VERB_KILL] = {{TASK_RUNNING, TASK_KILLED}, {TASK_PAUSED, TASK_KILLED}},
-    [VERB_REMOVE] = {{TASK_INITIAL, TASK_REMOVED}, {TASK_INITIAL, TASK_REMOVED}},
+/* Each verb's legal (from -> to) moves, repeated to fill the row (a zero entry would read as
+ * initial -> initial); anything else is refused with a reason. */
+static const struct verb_rule verb_rules[VERB_COUNT][3] = {
+    [VERB_PAUSE] = {{TASK_RUNNING, TASK_PAUSED},
+                    {TASK_RUNNING, TASK_PAUSED},
+                    {TASK_RUNNING, TASK_PAUSED}},
+    [VERB_RESUME] = {{TASK_PAUSED, TASK_RUNNING},
+                     {TASK_PAUSED, TASK_RUNNING},
+                     {TASK_PAUSED, TASK_RUNNING}},
+    [VERB_SKIP] = {{TASK_PAUSED, TASK_RUNNING},
+                   {TASK_PAUSED, TASK_RUNNING},
+                   {TASK_PAUSED, TASK_RUNNING}},
+    [VERB_UNDO] = {{TASK_PAUSED, TASK_RUNNING},
+                   {TASK_RUNNING, TASK_RUNNING},
+                   {TASK_RUNNING, TASK_RUNNING}},
+    [VERB_KILL] = {{TASK_RUNNING, TASK_KILLED},
+                   {TASK_PAUSED, TASK_KILLED},
+                   {TASK_WAITING, TASK_KILLED}},
+    [VERB_REMOVE] = {{TASK_INITIAL, TASK_REMOVED},
+                     {TASK_INITIAL, TASK_REMOVED},
+                     {TASK_INITIAL, TASK_REMOVED}},
 };
 
 static const char *const verb_needs[VERB_COUNT] = {
@@ -85,7 +100,7 @@ static const char *const verb_needs[VERB_COUNT] = {
     [VERB_RESUME] = "resume needs a paused task",
     [VERB_SKIP] = "skip needs a paused task",
     [VERB_UNDO] = "undo needs a paused or running task",
-    [VERB_KILL] = "kill needs a running or paused task",
+    [VERB_KILL] = "kill needs a running, waiting or paused task",
     [VERB_REMOVE] = "remove needs a task that has not started (initial)",
 };
 
@@ -96,7 +111,7 @@ int task_verb_target(enum task_verb verb, enum task_state from, enum task_state 
         *why = "unknown verb";
         return -1;
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (verb_rules[verb][i].from == from) {
             *to = verb_rules[verb][i].to;
             return 0;

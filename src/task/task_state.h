@@ -1,4 +1,5 @@
-/* The canonical task states (DESIGN.md section 4) and which transitions between them are legal. */
+/* The task model shared by the store, the engine and the products: the canonical task states,
+ * which transitions between them are legal, and the operator verbs. It depends on nothing. */
 #ifndef ASYNCD_TASK_STATE_H
 #define ASYNCD_TASK_STATE_H
 #include <stdbool.h>
@@ -12,6 +13,7 @@ enum task_state {
     TASK_SUCCESS,
     TASK_KILLED,
     TASK_REMOVED,
+    TASK_WAITING, /* a switch waits for the instance's maintenance window (cdb UNDEFINED) */
     TASK_STATE_COUNT
 };
 

@@ -9,6 +9,7 @@
 #include "common/errors.h"
 #include "task/task_state.h"
 #include "flows/flows.h"
+#include "sim/sim.h"
 #include "store/store.h"
 
 /* One verified, authorised Cloud API call, as an action handler sees it. */
@@ -24,6 +25,7 @@ struct api_call {
     const char *node;          /* this node's id, for task events */
     void (*wake)(void *ctx);   /* wakes the engine after a task is created; may be NULL */
     void *wake_ctx;
+    struct sim *sim; /* progression rules and simulated tasks (sim/sim.h); may be NULL */
 };
 
 /* Fills `response` (the object inside "Response", RequestId added by the caller). */

@@ -40,6 +40,7 @@ struct instance {
     char status[16]; /* running | isolated | offline */
     char dsn[512];
     char reserved_accounts[4096]; /* cdb: JSON array of accounts tenants may not touch; "" = [] */
+    bool simulated;               /* registered with "simulated": true: no server, no dsn */
 };
 
 /* What DescribeAsyncRequestInfo needs, read on the hot path. Times are Unix ms, 0 = not yet. */

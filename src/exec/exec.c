@@ -85,25 +85,38 @@ int exec_validate(const json_t *action, struct err *e)
     return rc < 0 ? rc : b->validate(action, e);
 }
 
+/* The opening both entry points share: out reads "failed" until the step runs, and the action
+ * must name a known executor (only exec when child_only) whose validate accepts it. On a refusal
+ * out->message says why and the error code is returned. */
+static int prepare(const struct exec_job *job, bool child_only, struct exec_result *out,
+                   const struct exec_backend **b, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    out->outcome = EXEC_FAILED;
+    out->exit_code = -1;
+    int rc = find_executor(job->action, b, e);
+    if (rc == 0 && child_only && *b != &exec_proc_backend)
+        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                     "action: a %s action starts no child (only exec does)", (*b)->name);
+    if (rc == 0)
+        rc = (*b)->validate(job->action, e);
+    if (rc < 0) {
+        snprintf(out->message, sizeof out->message, "%s", e->msg);
+        exec_utf8_fix(out->message);
+        return rc;
+    }
+    return 0;
+}
+
 int exec_run(const struct exec_job *job, const struct exec_control *ctl, struct exec_result *out,
              struct err *e)
 {
     struct err local;
     if (!e)
         e = &local;
-    memset(out, 0, sizeof *out);
-    out->outcome = EXEC_FAILED;
-    out->exit_code = -1;
     const struct exec_backend *b;
-    int rc = find_executor(job->action, &b, e);
-    if (rc == 0)
-        rc = b->validate(job->action, e);
-    if (rc < 0) {
-        snprintf(out->message, sizeof out->message, "%s", e->msg);
-        exec_utf8_fix(out->message);
-        return rc;
-    }
-    return b->run(job, ctl, out, e);
+    int rc = prepare(job, false, out, &b, e);
+    return rc < 0 ? rc : b->run(job, ctl, out, e);
 }
 
 bool exec_is_child(const json_t *action)
@@ -117,21 +130,9 @@ struct exec_child *exec_start(const struct exec_job *job, const struct exec_cont
     struct err local;
     if (!e)
         e = &local;
-    memset(out, 0, sizeof *out);
-    out->outcome = EXEC_FAILED;
-    out->exit_code = -1;
     const struct exec_backend *b;
-    int rc = find_executor(job->action, &b, e);
-    if (rc == 0 && b != &exec_proc_backend)
-        rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "action: a %s action starts no child (only exec does)", b->name);
-    if (rc == 0)
-        rc = b->validate(job->action, e);
-    if (rc < 0) {
-        snprintf(out->message, sizeof out->message, "%s", e->msg);
-        exec_utf8_fix(out->message);
+    if (prepare(job, true, out, &b, e) < 0)
         return NULL;
-    }
     return exec_proc_start(job, ctl, out);
 }
 

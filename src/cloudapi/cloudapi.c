@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
+#include "products/async_actions.h"
 #include "products/product.h"
 
 #define METRIC_CODES 64
@@ -173,6 +174,8 @@ static int process(struct cloudapi *api, struct api_request *r, bool on_worker, 
      * action holds the set it found its template in until it has answered, across a reload. */
     struct flows *set = a ? NULL : flows_live_get(api->cfg.flows);
     const struct flow *fl = a ? NULL : flows_find(set, p->name, r->action);
+    if (!a && !fl) /* an async action of the SDK's models that no template defines */
+        a = async_action_route(p, r->action);
     struct account who = {0};
     if (!a && !fl) {
         rc = err_set(e, ERR_INVALID_ACTION, "The action `%.64s` does not exist in %s %s", r->action,

@@ -35,6 +35,7 @@ static const struct err_row err_table[] = {
     {ERR_RESOURCE_NOT_FOUND, "ResourceNotFound", "not_found", 404},
     {ERR_SERVICE_UNAVAILABLE, "ServiceUnavailable", "unavailable", 503},
     {ERR_INSTANCE_NOT_FOUND, "InvalidParameter.InstanceNotFound", "not_found", 404},
+    {ERR_UNSUPPORTED_OPERATION, "UnsupportedOperation", "unsupported", 400},
     {ERR_CDB_INVALID_ASYNC_REQUEST_ID, "InvalidParameter.InvalidAsyncRequestId", "not_found", 404},
     {ERR_CDB_USER_HAS_NO_STRATEGY, "OperationDenied.UserHasNoStrategy", "forbidden", 403},
     {ERR_CDB_OPERATION_DENIED, "OperationDenied", "forbidden", 403},

@@ -29,6 +29,7 @@ enum err_code {
     ERR_RESOURCE_NOT_FOUND = -21,
     ERR_SERVICE_UNAVAILABLE = -22,
     ERR_INSTANCE_NOT_FOUND = -23,
+    ERR_UNSUPPORTED_OPERATION = -29, /* an action asyncd cannot do on this (real) instance */
     /* cdb dialect */
     ERR_CDB_INVALID_ASYNC_REQUEST_ID = -30,
     ERR_CDB_USER_HAS_NO_STRATEGY = -31,

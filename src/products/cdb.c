@@ -1,5 +1,6 @@
 /* TencentDB for MySQL (cdb, 2017-03-20): status words, task ids and actions. */
 #include "common/ids.h"
+#include "products/async_actions.h"
 #include "products/cdb_params.h"
 #include "products/product.h"
 
@@ -42,6 +43,8 @@ static const struct action cdb_actions[] = {
     {"DescribeDefaultParams", cdb_describe_default_params, describe_default_params_params, false,
      NULL},
     {"DescribeDBInstances", cdb_describe_db_instances, NULL, false, "DescribeDBInstancesRequest"},
+    {"CreateDBInstanceHour", cdb_create_db_instance_hour, NULL, false,
+     "CreateDBInstanceHourRequest"},
     {NULL, NULL, NULL, false, NULL},
 };
 

@@ -18,19 +18,27 @@ static const struct {
     {6, "PAUSED", 1u << TASK_PAUSED},   {7, "WAITING", 1u << TASK_WAITING},
 };
 
-/* TaskTypes codes of the API, and the task types (actions) that are of each kind. */
+/* TaskTypes codes of the API (DescribeTasksRequest documents 1..13, 4 unused), and the task types
+ * (actions) that are of each kind. The async actions of no documented kind (OpenWanService, say)
+ * are shown by their action name, as an operator's own task types are. */
 static const struct {
     int code;
     const char *word;
-    const char *const types[6];
+    const char *const types[9];
 } kinds[] = {
     {2,
      "SQL OPERATION",
      {"CreateAccounts", "DeleteAccounts", "ModifyAccountPassword", "ModifyAccountPrivileges",
-      "ModifyAccountHost", NULL}},
+      "ModifyAccountHost", "ModifyAccountDescription", "ModifyAccountMaxUserConnections",
+      "VerifyRootAccount", NULL}},
+    {3, "IMPORT DATA", {"CreateDBImportJob", NULL}},
     {5, "MODIFY PARAM", {"ModifyInstanceParam", NULL}},
-    {12, "DROP TABLES", {"DropTables", NULL}},
     {7, "REBOOT", {"RestartDBInstances", NULL}},
+    {8, "OPEN GTID", {"OpenDBInstanceGTID", NULL}},
+    {10, "BATCH ROLLBACK", {"StartBatchRollback", NULL}},
+    {11, "UPGRADE MASTER", {"UpgradeDBInstance", "UpgradeDBInstanceEngineVersion", NULL}},
+    {12, "DROP TABLES", {"DropTables", NULL}},
+    {13, "SWITCH DR TO MASTER", {"SwitchDrInstanceToMaster", NULL}},
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

@@ -3,6 +3,7 @@
 
 #include "common/ids.h"
 #include "common/timefmt.h"
+#include "products/async_actions.h"
 #include "products/product.h"
 
 static const char *const describe_params[] = {"AsyncRequestId", NULL};
@@ -59,6 +60,8 @@ static const struct action mongodb_actions[] = {
     {"DescribeDBBackups", mongodb_describe_db_backups, backups_params, false, NULL},
     {"DescribeDBInstances", mongodb_describe_db_instances, NULL, false,
      "DescribeDBInstancesRequest"},
+    {"CreateDBInstanceHour", mongodb_create_db_instance_hour, NULL, false,
+     "CreateDBInstanceHourRequest"},
     {NULL, NULL, NULL, false, NULL},
 };
 

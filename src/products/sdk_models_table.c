@@ -2,23 +2,124 @@
 #include "products/sdk_models.h"
 
 static const struct sdk_model m_cdb_Account;
+static const struct sdk_model m_cdb_AdjustCdbProxyAddressRequest;
+static const struct sdk_model m_cdb_AdjustCdbProxyAddressResponse;
+static const struct sdk_model m_cdb_AdjustCdbProxyRequest;
+static const struct sdk_model m_cdb_AdjustCdbProxyResponse;
 static const struct sdk_model m_cdb_AnalysisNodeInfo;
+static const struct sdk_model m_cdb_AutoStrategy;
+static const struct sdk_model m_cdb_CloseSSLRequest;
+static const struct sdk_model m_cdb_CloseSSLResponse;
+static const struct sdk_model m_cdb_CloseWanServiceRequest;
+static const struct sdk_model m_cdb_CloseWanServiceResponse;
 static const struct sdk_model m_cdb_ClusterInfo;
+static const struct sdk_model m_cdb_ClusterTopology;
+static const struct sdk_model m_cdb_ColumnPrivilege;
 static const struct sdk_model m_cdb_CreateAccountsRequest;
+static const struct sdk_model m_cdb_CreateAccountsResponse;
+static const struct sdk_model m_cdb_CreateCdbProxyAddressRequest;
+static const struct sdk_model m_cdb_CreateCdbProxyAddressResponse;
+static const struct sdk_model m_cdb_CreateCdbProxyRequest;
+static const struct sdk_model m_cdb_CreateCdbProxyResponse;
+static const struct sdk_model m_cdb_CreateCloneInstanceRequest;
+static const struct sdk_model m_cdb_CreateCloneInstanceResponse;
+static const struct sdk_model m_cdb_CreateDBImportJobRequest;
+static const struct sdk_model m_cdb_CreateDBImportJobResponse;
+static const struct sdk_model m_cdb_CreateDBInstanceHourRequest;
+static const struct sdk_model m_cdb_CreateDBInstanceHourResponse;
+static const struct sdk_model m_cdb_DatabasePrivilege;
+static const struct sdk_model m_cdb_DeleteAccountsRequest;
+static const struct sdk_model m_cdb_DeleteAccountsResponse;
 static const struct sdk_model m_cdb_DescribeDBInstancesRequest;
 static const struct sdk_model m_cdb_DrInfo;
 static const struct sdk_model m_cdb_InstanceInfo;
+static const struct sdk_model m_cdb_IsolateDBInstanceRequest;
+static const struct sdk_model m_cdb_IsolateDBInstanceResponse;
 static const struct sdk_model m_cdb_MasterInfo;
+static const struct sdk_model m_cdb_ModifyAccountDescriptionRequest;
+static const struct sdk_model m_cdb_ModifyAccountDescriptionResponse;
+static const struct sdk_model m_cdb_ModifyAccountHostRequest;
+static const struct sdk_model m_cdb_ModifyAccountHostResponse;
+static const struct sdk_model m_cdb_ModifyAccountMaxUserConnectionsRequest;
+static const struct sdk_model m_cdb_ModifyAccountMaxUserConnectionsResponse;
+static const struct sdk_model m_cdb_ModifyAccountPasswordRequest;
+static const struct sdk_model m_cdb_ModifyAccountPasswordResponse;
+static const struct sdk_model m_cdb_ModifyAccountPrivilegesRequest;
+static const struct sdk_model m_cdb_ModifyAccountPrivilegesResponse;
+static const struct sdk_model m_cdb_ModifyDBInstanceModesRequest;
+static const struct sdk_model m_cdb_ModifyDBInstanceModesResponse;
+static const struct sdk_model m_cdb_ModifyDBInstanceVipVportRequest;
+static const struct sdk_model m_cdb_ModifyDBInstanceVipVportResponse;
+static const struct sdk_model m_cdb_ModifyInstanceParamRequest;
+static const struct sdk_model m_cdb_ModifyInstanceParamResponse;
+static const struct sdk_model m_cdb_ModifyInstancePasswordComplexityRequest;
+static const struct sdk_model m_cdb_ModifyInstancePasswordComplexityResponse;
+static const struct sdk_model m_cdb_ModifyRoGroupInfoRequest;
+static const struct sdk_model m_cdb_ModifyRoGroupInfoResponse;
+static const struct sdk_model m_cdb_OpenDBInstanceGTIDRequest;
+static const struct sdk_model m_cdb_OpenDBInstanceGTIDResponse;
+static const struct sdk_model m_cdb_OpenSSLRequest;
+static const struct sdk_model m_cdb_OpenSSLResponse;
+static const struct sdk_model m_cdb_OpenWanServiceRequest;
+static const struct sdk_model m_cdb_OpenWanServiceResponse;
+static const struct sdk_model m_cdb_ParamInfo;
+static const struct sdk_model m_cdb_Parameter;
+static const struct sdk_model m_cdb_PeriodStrategy;
+static const struct sdk_model m_cdb_ProxyAllocation;
+static const struct sdk_model m_cdb_ProxyInst;
+static const struct sdk_model m_cdb_ProxyNodeCustom;
+static const struct sdk_model m_cdb_ReadWriteNode;
+static const struct sdk_model m_cdb_ReadonlyNode;
+static const struct sdk_model m_cdb_RestartDBInstancesRequest;
+static const struct sdk_model m_cdb_RestartDBInstancesResponse;
 static const struct sdk_model m_cdb_RoGroup;
+static const struct sdk_model m_cdb_RoGroupAttr;
 static const struct sdk_model m_cdb_RoInstanceInfo;
 static const struct sdk_model m_cdb_RoVipInfo;
+static const struct sdk_model m_cdb_RoWeightValue;
+static const struct sdk_model m_cdb_RollbackDBName;
+static const struct sdk_model m_cdb_RollbackInstancesInfo;
+static const struct sdk_model m_cdb_RollbackTableName;
+static const struct sdk_model m_cdb_RollbackTables;
 static const struct sdk_model m_cdb_SlaveInfo;
 static const struct sdk_model m_cdb_SlaveInstanceInfo;
+static const struct sdk_model m_cdb_StartBatchRollbackRequest;
+static const struct sdk_model m_cdb_StartBatchRollbackResponse;
+static const struct sdk_model m_cdb_StartCpuExpandRequest;
+static const struct sdk_model m_cdb_StartCpuExpandResponse;
+static const struct sdk_model m_cdb_StartReplicationRequest;
+static const struct sdk_model m_cdb_StartReplicationResponse;
+static const struct sdk_model m_cdb_StopCpuExpandRequest;
+static const struct sdk_model m_cdb_StopCpuExpandResponse;
+static const struct sdk_model m_cdb_StopReplicationRequest;
+static const struct sdk_model m_cdb_StopReplicationResponse;
+static const struct sdk_model m_cdb_StopRollbackRequest;
+static const struct sdk_model m_cdb_StopRollbackResponse;
+static const struct sdk_model m_cdb_SwitchDBInstanceMasterSlaveRequest;
+static const struct sdk_model m_cdb_SwitchDBInstanceMasterSlaveResponse;
+static const struct sdk_model m_cdb_SwitchDrInstanceToMasterRequest;
+static const struct sdk_model m_cdb_SwitchDrInstanceToMasterResponse;
+static const struct sdk_model m_cdb_TImeCycle;
+static const struct sdk_model m_cdb_TablePrivilege;
 static const struct sdk_model m_cdb_Tag;
+static const struct sdk_model m_cdb_TagInfo;
 static const struct sdk_model m_cdb_TagInfoItem;
 static const struct sdk_model m_cdb_TaskAttachInfo;
 static const struct sdk_model m_cdb_TaskDetail;
+static const struct sdk_model m_cdb_TimeInterval;
+static const struct sdk_model m_cdb_TimeIntervalStrategy;
 static const struct sdk_model m_cdb_UpgradeAnalysisInstanceVersionInfo;
+static const struct sdk_model m_cdb_UpgradeCDBProxyVersionRequest;
+static const struct sdk_model m_cdb_UpgradeCDBProxyVersionResponse;
+static const struct sdk_model m_cdb_UpgradeDBInstanceEngineVersionRequest;
+static const struct sdk_model m_cdb_UpgradeDBInstanceEngineVersionResponse;
+static const struct sdk_model m_cdb_UpgradeDBInstanceRequest;
+static const struct sdk_model m_cdb_UpgradeDBInstanceResponse;
+static const struct sdk_model m_cdb_UpgradeEngineVersionParams;
+static const struct sdk_model m_cdb_UpgradeRoGroupRequest;
+static const struct sdk_model m_cdb_UpgradeRoGroupResponse;
+static const struct sdk_model m_cdb_VerifyRootAccountRequest;
+static const struct sdk_model m_cdb_VerifyRootAccountResponse;
 
 static const struct sdk_field f_cdb_Account[] = {
     {"User", SDK_STRING, SDK_ANY, NULL, true},
@@ -26,6 +127,55 @@ static const struct sdk_field f_cdb_Account[] = {
 };
 static const struct sdk_model m_cdb_Account = {"cdb", "Account", f_cdb_Account,
                                                sizeof f_cdb_Account / sizeof f_cdb_Account[0]};
+
+static const struct sdk_field f_cdb_AdjustCdbProxyAddressRequest[] = {
+    {"ProxyGroupId", SDK_STRING, SDK_ANY, NULL, true},
+    {"WeightMode", SDK_STRING, SDK_ANY, NULL, true},
+    {"IsKickOut", SDK_BOOL, SDK_ANY, NULL, true},
+    {"MinCount", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"MaxDelay", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"FailOver", SDK_BOOL, SDK_ANY, NULL, true},
+    {"AutoAddRo", SDK_BOOL, SDK_ANY, NULL, true},
+    {"ReadOnly", SDK_BOOL, SDK_ANY, NULL, true},
+    {"ProxyAddressId", SDK_STRING, SDK_ANY, NULL, true},
+    {"TransSplit", SDK_BOOL, SDK_ANY, NULL, false},
+    {"ConnectionPool", SDK_BOOL, SDK_ANY, NULL, false},
+    {"ProxyAllocation", SDK_ARRAY, SDK_OBJECT, &m_cdb_ProxyAllocation, false},
+    {"AutoLoadBalance", SDK_BOOL, SDK_ANY, NULL, false},
+    {"AccessMode", SDK_STRING, SDK_ANY, NULL, false},
+    {"ApNodeAsRoNode", SDK_BOOL, SDK_ANY, NULL, false},
+    {"ApQueryToOtherNode", SDK_BOOL, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_AdjustCdbProxyAddressRequest = {
+    "cdb", "AdjustCdbProxyAddressRequest", f_cdb_AdjustCdbProxyAddressRequest,
+    sizeof f_cdb_AdjustCdbProxyAddressRequest / sizeof f_cdb_AdjustCdbProxyAddressRequest[0]};
+
+static const struct sdk_field f_cdb_AdjustCdbProxyAddressResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_AdjustCdbProxyAddressResponse = {
+    "cdb", "AdjustCdbProxyAddressResponse", f_cdb_AdjustCdbProxyAddressResponse,
+    sizeof f_cdb_AdjustCdbProxyAddressResponse / sizeof f_cdb_AdjustCdbProxyAddressResponse[0]};
+
+static const struct sdk_field f_cdb_AdjustCdbProxyRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"ProxyGroupId", SDK_STRING, SDK_ANY, NULL, true},
+    {"ProxyNodeCustom", SDK_ARRAY, SDK_OBJECT, &m_cdb_ProxyNodeCustom, true},
+    {"ReloadBalance", SDK_STRING, SDK_ANY, NULL, true},
+    {"UpgradeTime", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_AdjustCdbProxyRequest = {
+    "cdb", "AdjustCdbProxyRequest", f_cdb_AdjustCdbProxyRequest,
+    sizeof f_cdb_AdjustCdbProxyRequest / sizeof f_cdb_AdjustCdbProxyRequest[0]};
+
+static const struct sdk_field f_cdb_AdjustCdbProxyResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_AdjustCdbProxyResponse = {
+    "cdb", "AdjustCdbProxyResponse", f_cdb_AdjustCdbProxyResponse,
+    sizeof f_cdb_AdjustCdbProxyResponse / sizeof f_cdb_AdjustCdbProxyResponse[0]};
 
 static const struct sdk_field f_cdb_AnalysisNodeInfo[] = {
     {"NodeId", SDK_STRING, SDK_ANY, NULL, false},     {"Status", SDK_STRING, SDK_ANY, NULL, false},
@@ -37,6 +187,50 @@ static const struct sdk_model m_cdb_AnalysisNodeInfo = {
     "cdb", "AnalysisNodeInfo", f_cdb_AnalysisNodeInfo,
     sizeof f_cdb_AnalysisNodeInfo / sizeof f_cdb_AnalysisNodeInfo[0]};
 
+static const struct sdk_field f_cdb_AutoStrategy[] = {
+    {"ExpandThreshold", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"ShrinkThreshold", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"ExpandPeriod", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ShrinkPeriod", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ExpandSecondPeriod", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ShrinkSecondPeriod", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_AutoStrategy = {"cdb", "AutoStrategy", f_cdb_AutoStrategy,
+                                                    sizeof f_cdb_AutoStrategy /
+                                                        sizeof f_cdb_AutoStrategy[0]};
+
+static const struct sdk_field f_cdb_CloseSSLRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RoGroupId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CloseSSLRequest = {
+    "cdb", "CloseSSLRequest", f_cdb_CloseSSLRequest,
+    sizeof f_cdb_CloseSSLRequest / sizeof f_cdb_CloseSSLRequest[0]};
+
+static const struct sdk_field f_cdb_CloseSSLResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CloseSSLResponse = {
+    "cdb", "CloseSSLResponse", f_cdb_CloseSSLResponse,
+    sizeof f_cdb_CloseSSLResponse / sizeof f_cdb_CloseSSLResponse[0]};
+
+static const struct sdk_field f_cdb_CloseWanServiceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"OpResourceId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CloseWanServiceRequest = {
+    "cdb", "CloseWanServiceRequest", f_cdb_CloseWanServiceRequest,
+    sizeof f_cdb_CloseWanServiceRequest / sizeof f_cdb_CloseWanServiceRequest[0]};
+
+static const struct sdk_field f_cdb_CloseWanServiceResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CloseWanServiceResponse = {
+    "cdb", "CloseWanServiceResponse", f_cdb_CloseWanServiceResponse,
+    sizeof f_cdb_CloseWanServiceResponse / sizeof f_cdb_CloseWanServiceResponse[0]};
+
 static const struct sdk_field f_cdb_ClusterInfo[] = {
     {"NodeId", SDK_STRING, SDK_ANY, NULL, false},
     {"Role", SDK_STRING, SDK_ANY, NULL, false},
@@ -45,6 +239,24 @@ static const struct sdk_field f_cdb_ClusterInfo[] = {
 static const struct sdk_model m_cdb_ClusterInfo = {"cdb", "ClusterInfo", f_cdb_ClusterInfo,
                                                    sizeof f_cdb_ClusterInfo /
                                                        sizeof f_cdb_ClusterInfo[0]};
+
+static const struct sdk_field f_cdb_ClusterTopology[] = {
+    {"ReadWriteNode", SDK_OBJECT, SDK_ANY, &m_cdb_ReadWriteNode, false},
+    {"ReadOnlyNodes", SDK_ARRAY, SDK_OBJECT, &m_cdb_ReadonlyNode, false},
+};
+static const struct sdk_model m_cdb_ClusterTopology = {
+    "cdb", "ClusterTopology", f_cdb_ClusterTopology,
+    sizeof f_cdb_ClusterTopology / sizeof f_cdb_ClusterTopology[0]};
+
+static const struct sdk_field f_cdb_ColumnPrivilege[] = {
+    {"Database", SDK_STRING, SDK_ANY, NULL, true},
+    {"Table", SDK_STRING, SDK_ANY, NULL, true},
+    {"Column", SDK_STRING, SDK_ANY, NULL, true},
+    {"Privileges", SDK_ARRAY, SDK_STRING, NULL, true},
+};
+static const struct sdk_model m_cdb_ColumnPrivilege = {
+    "cdb", "ColumnPrivilege", f_cdb_ColumnPrivilege,
+    sizeof f_cdb_ColumnPrivilege / sizeof f_cdb_ColumnPrivilege[0]};
 
 static const struct sdk_field f_cdb_CreateAccountsRequest[] = {
     {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
@@ -56,6 +268,215 @@ static const struct sdk_field f_cdb_CreateAccountsRequest[] = {
 static const struct sdk_model m_cdb_CreateAccountsRequest = {
     "cdb", "CreateAccountsRequest", f_cdb_CreateAccountsRequest,
     sizeof f_cdb_CreateAccountsRequest / sizeof f_cdb_CreateAccountsRequest[0]};
+
+static const struct sdk_field f_cdb_CreateAccountsResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateAccountsResponse = {
+    "cdb", "CreateAccountsResponse", f_cdb_CreateAccountsResponse,
+    sizeof f_cdb_CreateAccountsResponse / sizeof f_cdb_CreateAccountsResponse[0]};
+
+static const struct sdk_field f_cdb_CreateCdbProxyAddressRequest[] = {
+    {"ProxyGroupId", SDK_STRING, SDK_ANY, NULL, true},
+    {"WeightMode", SDK_STRING, SDK_ANY, NULL, true},
+    {"IsKickOut", SDK_BOOL, SDK_ANY, NULL, true},
+    {"MinCount", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"MaxDelay", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"FailOver", SDK_BOOL, SDK_ANY, NULL, true},
+    {"AutoAddRo", SDK_BOOL, SDK_ANY, NULL, true},
+    {"ReadOnly", SDK_BOOL, SDK_ANY, NULL, true},
+    {"TransSplit", SDK_BOOL, SDK_ANY, NULL, true},
+    {"ProxyAllocation", SDK_ARRAY, SDK_OBJECT, &m_cdb_ProxyAllocation, true},
+    {"UniqVpcId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UniqSubnetId", SDK_STRING, SDK_ANY, NULL, true},
+    {"ConnectionPool", SDK_BOOL, SDK_ANY, NULL, false},
+    {"Desc", SDK_STRING, SDK_ANY, NULL, false},
+    {"Vip", SDK_STRING, SDK_ANY, NULL, false},
+    {"VPort", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"SecurityGroup", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"ConnectionPoolType", SDK_STRING, SDK_ANY, NULL, false},
+    {"AutoLoadBalance", SDK_BOOL, SDK_ANY, NULL, false},
+    {"AccessMode", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateCdbProxyAddressRequest = {
+    "cdb", "CreateCdbProxyAddressRequest", f_cdb_CreateCdbProxyAddressRequest,
+    sizeof f_cdb_CreateCdbProxyAddressRequest / sizeof f_cdb_CreateCdbProxyAddressRequest[0]};
+
+static const struct sdk_field f_cdb_CreateCdbProxyAddressResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateCdbProxyAddressResponse = {
+    "cdb", "CreateCdbProxyAddressResponse", f_cdb_CreateCdbProxyAddressResponse,
+    sizeof f_cdb_CreateCdbProxyAddressResponse / sizeof f_cdb_CreateCdbProxyAddressResponse[0]};
+
+static const struct sdk_field f_cdb_CreateCdbProxyRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UniqVpcId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UniqSubnetId", SDK_STRING, SDK_ANY, NULL, true},
+    {"ProxyNodeCustom", SDK_ARRAY, SDK_OBJECT, &m_cdb_ProxyNodeCustom, true},
+    {"SecurityGroup", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"Desc", SDK_STRING, SDK_ANY, NULL, false},
+    {"ConnectionPoolLimit", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ProxyVersion", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateCdbProxyRequest = {
+    "cdb", "CreateCdbProxyRequest", f_cdb_CreateCdbProxyRequest,
+    sizeof f_cdb_CreateCdbProxyRequest / sizeof f_cdb_CreateCdbProxyRequest[0]};
+
+static const struct sdk_field f_cdb_CreateCdbProxyResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateCdbProxyResponse = {
+    "cdb", "CreateCdbProxyResponse", f_cdb_CreateCdbProxyResponse,
+    sizeof f_cdb_CreateCdbProxyResponse / sizeof f_cdb_CreateCdbProxyResponse[0]};
+
+static const struct sdk_field f_cdb_CreateCloneInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"SpecifiedRollbackTime", SDK_STRING, SDK_ANY, NULL, false},
+    {"SpecifiedBackupId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"UniqVpcId", SDK_STRING, SDK_ANY, NULL, false},
+    {"UniqSubnetId", SDK_STRING, SDK_ANY, NULL, false},
+    {"Memory", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Volume", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"InstanceName", SDK_STRING, SDK_ANY, NULL, false},
+    {"SecurityGroup", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"ResourceTags", SDK_ARRAY, SDK_OBJECT, &m_cdb_TagInfo, false},
+    {"Cpu", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ProtectMode", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"DeployMode", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"SlaveZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"BackupZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"DeviceType", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceNodes", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"DeployGroupId", SDK_STRING, SDK_ANY, NULL, false},
+    {"DryRun", SDK_BOOL, SDK_ANY, NULL, false},
+    {"CageId", SDK_STRING, SDK_ANY, NULL, false},
+    {"ProjectId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"PayType", SDK_STRING, SDK_ANY, NULL, false},
+    {"Period", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ClusterTopology", SDK_OBJECT, SDK_ANY, &m_cdb_ClusterTopology, false},
+    {"SrcRegion", SDK_STRING, SDK_ANY, NULL, false},
+    {"SpecifiedSubBackupId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"MasterZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"Zone", SDK_STRING, SDK_ANY, NULL, false},
+    {"FourthZone", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateCloneInstanceRequest = {
+    "cdb", "CreateCloneInstanceRequest", f_cdb_CreateCloneInstanceRequest,
+    sizeof f_cdb_CreateCloneInstanceRequest / sizeof f_cdb_CreateCloneInstanceRequest[0]};
+
+static const struct sdk_field f_cdb_CreateCloneInstanceResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateCloneInstanceResponse = {
+    "cdb", "CreateCloneInstanceResponse", f_cdb_CreateCloneInstanceResponse,
+    sizeof f_cdb_CreateCloneInstanceResponse / sizeof f_cdb_CreateCloneInstanceResponse[0]};
+
+static const struct sdk_field f_cdb_CreateDBImportJobRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true}, {"User", SDK_STRING, SDK_ANY, NULL, true},
+    {"FileName", SDK_STRING, SDK_ANY, NULL, false},  {"Password", SDK_STRING, SDK_ANY, NULL, false},
+    {"DbName", SDK_STRING, SDK_ANY, NULL, false},    {"CosUrl", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateDBImportJobRequest = {
+    "cdb", "CreateDBImportJobRequest", f_cdb_CreateDBImportJobRequest,
+    sizeof f_cdb_CreateDBImportJobRequest / sizeof f_cdb_CreateDBImportJobRequest[0]};
+
+static const struct sdk_field f_cdb_CreateDBImportJobResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateDBImportJobResponse = {
+    "cdb", "CreateDBImportJobResponse", f_cdb_CreateDBImportJobResponse,
+    sizeof f_cdb_CreateDBImportJobResponse / sizeof f_cdb_CreateDBImportJobResponse[0]};
+
+static const struct sdk_field f_cdb_CreateDBInstanceHourRequest[] = {
+    {"GoodsNum", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"Memory", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"Volume", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"EngineVersion", SDK_STRING, SDK_ANY, NULL, false},
+    {"UniqVpcId", SDK_STRING, SDK_ANY, NULL, false},
+    {"UniqSubnetId", SDK_STRING, SDK_ANY, NULL, false},
+    {"ProjectId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Zone", SDK_STRING, SDK_ANY, NULL, false},
+    {"MasterInstanceId", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceRole", SDK_STRING, SDK_ANY, NULL, false},
+    {"MasterRegion", SDK_STRING, SDK_ANY, NULL, false},
+    {"Port", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Password", SDK_STRING, SDK_ANY, NULL, false},
+    {"ParamList", SDK_ARRAY, SDK_OBJECT, &m_cdb_ParamInfo, false},
+    {"ProtectMode", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"DeployMode", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"SlaveZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"BackupZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"SecurityGroup", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"RoGroup", SDK_OBJECT, SDK_ANY, &m_cdb_RoGroup, false},
+    {"AutoRenewFlag", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"InstanceName", SDK_STRING, SDK_ANY, NULL, false},
+    {"ResourceTags", SDK_ARRAY, SDK_OBJECT, &m_cdb_TagInfo, false},
+    {"DeployGroupId", SDK_STRING, SDK_ANY, NULL, false},
+    {"ClientToken", SDK_STRING, SDK_ANY, NULL, false},
+    {"DeviceType", SDK_STRING, SDK_ANY, NULL, false},
+    {"ParamTemplateId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"AlarmPolicyList", SDK_ARRAY, SDK_NUMBER, NULL, false},
+    {"InstanceNodes", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Cpu", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"AutoSyncFlag", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"CageId", SDK_STRING, SDK_ANY, NULL, false},
+    {"ParamTemplateType", SDK_STRING, SDK_ANY, NULL, false},
+    {"AlarmPolicyIdList", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"DryRun", SDK_BOOL, SDK_ANY, NULL, false},
+    {"EngineType", SDK_STRING, SDK_ANY, NULL, false},
+    {"Vips", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"DataProtectVolume", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ClusterTopology", SDK_OBJECT, SDK_ANY, &m_cdb_ClusterTopology, false},
+    {"DiskType", SDK_STRING, SDK_ANY, NULL, false},
+    {"CdcId", SDK_STRING, SDK_ANY, NULL, false},
+    {"ClusterType", SDK_STRING, SDK_ANY, NULL, false},
+    {"DiskEncryption", SDK_STRING, SDK_ANY, NULL, false},
+    {"DestroyProtect", SDK_STRING, SDK_ANY, NULL, false},
+    {"FourthZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"AutoStrategy", SDK_OBJECT, SDK_ANY, &m_cdb_AutoStrategy, false},
+};
+static const struct sdk_model m_cdb_CreateDBInstanceHourRequest = {
+    "cdb", "CreateDBInstanceHourRequest", f_cdb_CreateDBInstanceHourRequest,
+    sizeof f_cdb_CreateDBInstanceHourRequest / sizeof f_cdb_CreateDBInstanceHourRequest[0]};
+
+static const struct sdk_field f_cdb_CreateDBInstanceHourResponse[] = {
+    {"DealIds", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"InstanceIds", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_CreateDBInstanceHourResponse = {
+    "cdb", "CreateDBInstanceHourResponse", f_cdb_CreateDBInstanceHourResponse,
+    sizeof f_cdb_CreateDBInstanceHourResponse / sizeof f_cdb_CreateDBInstanceHourResponse[0]};
+
+static const struct sdk_field f_cdb_DatabasePrivilege[] = {
+    {"Privileges", SDK_ARRAY, SDK_STRING, NULL, true},
+    {"Database", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_DatabasePrivilege = {
+    "cdb", "DatabasePrivilege", f_cdb_DatabasePrivilege,
+    sizeof f_cdb_DatabasePrivilege / sizeof f_cdb_DatabasePrivilege[0]};
+
+static const struct sdk_field f_cdb_DeleteAccountsRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Accounts", SDK_ARRAY, SDK_OBJECT, &m_cdb_Account, true},
+};
+static const struct sdk_model m_cdb_DeleteAccountsRequest = {
+    "cdb", "DeleteAccountsRequest", f_cdb_DeleteAccountsRequest,
+    sizeof f_cdb_DeleteAccountsRequest / sizeof f_cdb_DeleteAccountsRequest[0]};
+
+static const struct sdk_field f_cdb_DeleteAccountsResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_DeleteAccountsResponse = {
+    "cdb", "DeleteAccountsResponse", f_cdb_DeleteAccountsResponse,
+    sizeof f_cdb_DeleteAccountsResponse / sizeof f_cdb_DeleteAccountsResponse[0]};
 
 static const struct sdk_field f_cdb_DescribeDBInstancesRequest[] = {
     {"ProjectId", SDK_NUMBER, SDK_ANY, NULL, false},
@@ -171,6 +592,21 @@ static const struct sdk_model m_cdb_InstanceInfo = {"cdb", "InstanceInfo", f_cdb
                                                     sizeof f_cdb_InstanceInfo /
                                                         sizeof f_cdb_InstanceInfo[0]};
 
+static const struct sdk_field f_cdb_IsolateDBInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_IsolateDBInstanceRequest = {
+    "cdb", "IsolateDBInstanceRequest", f_cdb_IsolateDBInstanceRequest,
+    sizeof f_cdb_IsolateDBInstanceRequest / sizeof f_cdb_IsolateDBInstanceRequest[0]};
+
+static const struct sdk_field f_cdb_IsolateDBInstanceResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_IsolateDBInstanceResponse = {
+    "cdb", "IsolateDBInstanceResponse", f_cdb_IsolateDBInstanceResponse,
+    sizeof f_cdb_IsolateDBInstanceResponse / sizeof f_cdb_IsolateDBInstanceResponse[0]};
+
 static const struct sdk_field f_cdb_MasterInfo[] = {
     {"Region", SDK_STRING, SDK_ANY, NULL, false},
     {"RegionId", SDK_NUMBER, SDK_ANY, NULL, false},
@@ -194,6 +630,330 @@ static const struct sdk_field f_cdb_MasterInfo[] = {
 static const struct sdk_model m_cdb_MasterInfo = {
     "cdb", "MasterInfo", f_cdb_MasterInfo, sizeof f_cdb_MasterInfo / sizeof f_cdb_MasterInfo[0]};
 
+static const struct sdk_field f_cdb_ModifyAccountDescriptionRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Accounts", SDK_ARRAY, SDK_OBJECT, &m_cdb_Account, true},
+    {"Description", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountDescriptionRequest = {
+    "cdb", "ModifyAccountDescriptionRequest", f_cdb_ModifyAccountDescriptionRequest,
+    sizeof f_cdb_ModifyAccountDescriptionRequest / sizeof f_cdb_ModifyAccountDescriptionRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountDescriptionResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountDescriptionResponse = {
+    "cdb", "ModifyAccountDescriptionResponse", f_cdb_ModifyAccountDescriptionResponse,
+    sizeof f_cdb_ModifyAccountDescriptionResponse /
+        sizeof f_cdb_ModifyAccountDescriptionResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountHostRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"User", SDK_STRING, SDK_ANY, NULL, true},
+    {"Host", SDK_STRING, SDK_ANY, NULL, true},
+    {"NewHost", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_ModifyAccountHostRequest = {
+    "cdb", "ModifyAccountHostRequest", f_cdb_ModifyAccountHostRequest,
+    sizeof f_cdb_ModifyAccountHostRequest / sizeof f_cdb_ModifyAccountHostRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountHostResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountHostResponse = {
+    "cdb", "ModifyAccountHostResponse", f_cdb_ModifyAccountHostResponse,
+    sizeof f_cdb_ModifyAccountHostResponse / sizeof f_cdb_ModifyAccountHostResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountMaxUserConnectionsRequest[] = {
+    {"Accounts", SDK_ARRAY, SDK_OBJECT, &m_cdb_Account, true},
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"MaxUserConnections", SDK_NUMBER, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_ModifyAccountMaxUserConnectionsRequest = {
+    "cdb", "ModifyAccountMaxUserConnectionsRequest", f_cdb_ModifyAccountMaxUserConnectionsRequest,
+    sizeof f_cdb_ModifyAccountMaxUserConnectionsRequest /
+        sizeof f_cdb_ModifyAccountMaxUserConnectionsRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountMaxUserConnectionsResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountMaxUserConnectionsResponse = {
+    "cdb", "ModifyAccountMaxUserConnectionsResponse", f_cdb_ModifyAccountMaxUserConnectionsResponse,
+    sizeof f_cdb_ModifyAccountMaxUserConnectionsResponse /
+        sizeof f_cdb_ModifyAccountMaxUserConnectionsResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountPasswordRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"NewPassword", SDK_STRING, SDK_ANY, NULL, true},
+    {"Accounts", SDK_ARRAY, SDK_OBJECT, &m_cdb_Account, true},
+    {"SkipValidatePassword", SDK_BOOL, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountPasswordRequest = {
+    "cdb", "ModifyAccountPasswordRequest", f_cdb_ModifyAccountPasswordRequest,
+    sizeof f_cdb_ModifyAccountPasswordRequest / sizeof f_cdb_ModifyAccountPasswordRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountPasswordResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountPasswordResponse = {
+    "cdb", "ModifyAccountPasswordResponse", f_cdb_ModifyAccountPasswordResponse,
+    sizeof f_cdb_ModifyAccountPasswordResponse / sizeof f_cdb_ModifyAccountPasswordResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountPrivilegesRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Accounts", SDK_ARRAY, SDK_OBJECT, &m_cdb_Account, true},
+    {"GlobalPrivileges", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"DatabasePrivileges", SDK_ARRAY, SDK_OBJECT, &m_cdb_DatabasePrivilege, false},
+    {"TablePrivileges", SDK_ARRAY, SDK_OBJECT, &m_cdb_TablePrivilege, false},
+    {"ColumnPrivileges", SDK_ARRAY, SDK_OBJECT, &m_cdb_ColumnPrivilege, false},
+    {"ModifyAction", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountPrivilegesRequest = {
+    "cdb", "ModifyAccountPrivilegesRequest", f_cdb_ModifyAccountPrivilegesRequest,
+    sizeof f_cdb_ModifyAccountPrivilegesRequest / sizeof f_cdb_ModifyAccountPrivilegesRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyAccountPrivilegesResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyAccountPrivilegesResponse = {
+    "cdb", "ModifyAccountPrivilegesResponse", f_cdb_ModifyAccountPrivilegesResponse,
+    sizeof f_cdb_ModifyAccountPrivilegesResponse / sizeof f_cdb_ModifyAccountPrivilegesResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyDBInstanceModesRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Mode", SDK_STRING, SDK_ANY, NULL, true},
+    {"ProtectMode", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyDBInstanceModesRequest = {
+    "cdb", "ModifyDBInstanceModesRequest", f_cdb_ModifyDBInstanceModesRequest,
+    sizeof f_cdb_ModifyDBInstanceModesRequest / sizeof f_cdb_ModifyDBInstanceModesRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyDBInstanceModesResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyDBInstanceModesResponse = {
+    "cdb", "ModifyDBInstanceModesResponse", f_cdb_ModifyDBInstanceModesResponse,
+    sizeof f_cdb_ModifyDBInstanceModesResponse / sizeof f_cdb_ModifyDBInstanceModesResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyDBInstanceVipVportRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"DstIp", SDK_STRING, SDK_ANY, NULL, false},
+    {"DstPort", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"UniqVpcId", SDK_STRING, SDK_ANY, NULL, false},
+    {"UniqSubnetId", SDK_STRING, SDK_ANY, NULL, false},
+    {"ReleaseDuration", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"OpResourceId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyDBInstanceVipVportRequest = {
+    "cdb", "ModifyDBInstanceVipVportRequest", f_cdb_ModifyDBInstanceVipVportRequest,
+    sizeof f_cdb_ModifyDBInstanceVipVportRequest / sizeof f_cdb_ModifyDBInstanceVipVportRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyDBInstanceVipVportResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyDBInstanceVipVportResponse = {
+    "cdb", "ModifyDBInstanceVipVportResponse", f_cdb_ModifyDBInstanceVipVportResponse,
+    sizeof f_cdb_ModifyDBInstanceVipVportResponse /
+        sizeof f_cdb_ModifyDBInstanceVipVportResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyInstanceParamRequest[] = {
+    {"InstanceIds", SDK_ARRAY, SDK_STRING, NULL, true},
+    {"ParamList", SDK_ARRAY, SDK_OBJECT, &m_cdb_Parameter, false},
+    {"TemplateId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"WaitSwitch", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"NotSyncRo", SDK_BOOL, SDK_ANY, NULL, false},
+    {"NotSyncDr", SDK_BOOL, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyInstanceParamRequest = {
+    "cdb", "ModifyInstanceParamRequest", f_cdb_ModifyInstanceParamRequest,
+    sizeof f_cdb_ModifyInstanceParamRequest / sizeof f_cdb_ModifyInstanceParamRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyInstanceParamResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyInstanceParamResponse = {
+    "cdb", "ModifyInstanceParamResponse", f_cdb_ModifyInstanceParamResponse,
+    sizeof f_cdb_ModifyInstanceParamResponse / sizeof f_cdb_ModifyInstanceParamResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyInstancePasswordComplexityRequest[] = {
+    {"InstanceIds", SDK_ARRAY, SDK_STRING, NULL, true},
+    {"ParamList", SDK_ARRAY, SDK_OBJECT, &m_cdb_Parameter, false},
+};
+static const struct sdk_model m_cdb_ModifyInstancePasswordComplexityRequest = {
+    "cdb", "ModifyInstancePasswordComplexityRequest", f_cdb_ModifyInstancePasswordComplexityRequest,
+    sizeof f_cdb_ModifyInstancePasswordComplexityRequest /
+        sizeof f_cdb_ModifyInstancePasswordComplexityRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyInstancePasswordComplexityResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyInstancePasswordComplexityResponse = {
+    "cdb", "ModifyInstancePasswordComplexityResponse",
+    f_cdb_ModifyInstancePasswordComplexityResponse,
+    sizeof f_cdb_ModifyInstancePasswordComplexityResponse /
+        sizeof f_cdb_ModifyInstancePasswordComplexityResponse[0]};
+
+static const struct sdk_field f_cdb_ModifyRoGroupInfoRequest[] = {
+    {"RoGroupId", SDK_STRING, SDK_ANY, NULL, true},
+    {"RoGroupInfo", SDK_OBJECT, SDK_ANY, &m_cdb_RoGroupAttr, false},
+    {"RoWeightValues", SDK_ARRAY, SDK_OBJECT, &m_cdb_RoWeightValue, false},
+    {"IsBalanceRoLoad", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ReplicationDelayTime", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyRoGroupInfoRequest = {
+    "cdb", "ModifyRoGroupInfoRequest", f_cdb_ModifyRoGroupInfoRequest,
+    sizeof f_cdb_ModifyRoGroupInfoRequest / sizeof f_cdb_ModifyRoGroupInfoRequest[0]};
+
+static const struct sdk_field f_cdb_ModifyRoGroupInfoResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ModifyRoGroupInfoResponse = {
+    "cdb", "ModifyRoGroupInfoResponse", f_cdb_ModifyRoGroupInfoResponse,
+    sizeof f_cdb_ModifyRoGroupInfoResponse / sizeof f_cdb_ModifyRoGroupInfoResponse[0]};
+
+static const struct sdk_field f_cdb_OpenDBInstanceGTIDRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_OpenDBInstanceGTIDRequest = {
+    "cdb", "OpenDBInstanceGTIDRequest", f_cdb_OpenDBInstanceGTIDRequest,
+    sizeof f_cdb_OpenDBInstanceGTIDRequest / sizeof f_cdb_OpenDBInstanceGTIDRequest[0]};
+
+static const struct sdk_field f_cdb_OpenDBInstanceGTIDResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, true},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_OpenDBInstanceGTIDResponse = {
+    "cdb", "OpenDBInstanceGTIDResponse", f_cdb_OpenDBInstanceGTIDResponse,
+    sizeof f_cdb_OpenDBInstanceGTIDResponse / sizeof f_cdb_OpenDBInstanceGTIDResponse[0]};
+
+static const struct sdk_field f_cdb_OpenSSLRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RoGroupId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_OpenSSLRequest = {"cdb", "OpenSSLRequest", f_cdb_OpenSSLRequest,
+                                                      sizeof f_cdb_OpenSSLRequest /
+                                                          sizeof f_cdb_OpenSSLRequest[0]};
+
+static const struct sdk_field f_cdb_OpenSSLResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_OpenSSLResponse = {
+    "cdb", "OpenSSLResponse", f_cdb_OpenSSLResponse,
+    sizeof f_cdb_OpenSSLResponse / sizeof f_cdb_OpenSSLResponse[0]};
+
+static const struct sdk_field f_cdb_OpenWanServiceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"OpResourceId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_OpenWanServiceRequest = {
+    "cdb", "OpenWanServiceRequest", f_cdb_OpenWanServiceRequest,
+    sizeof f_cdb_OpenWanServiceRequest / sizeof f_cdb_OpenWanServiceRequest[0]};
+
+static const struct sdk_field f_cdb_OpenWanServiceResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_OpenWanServiceResponse = {
+    "cdb", "OpenWanServiceResponse", f_cdb_OpenWanServiceResponse,
+    sizeof f_cdb_OpenWanServiceResponse / sizeof f_cdb_OpenWanServiceResponse[0]};
+
+static const struct sdk_field f_cdb_ParamInfo[] = {
+    {"Name", SDK_STRING, SDK_ANY, NULL, true},
+    {"Value", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_ParamInfo = {
+    "cdb", "ParamInfo", f_cdb_ParamInfo, sizeof f_cdb_ParamInfo / sizeof f_cdb_ParamInfo[0]};
+
+static const struct sdk_field f_cdb_Parameter[] = {
+    {"Name", SDK_STRING, SDK_ANY, NULL, false},
+    {"CurrentValue", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_Parameter = {
+    "cdb", "Parameter", f_cdb_Parameter, sizeof f_cdb_Parameter / sizeof f_cdb_Parameter[0]};
+
+static const struct sdk_field f_cdb_PeriodStrategy[] = {
+    {"TimeCycle", SDK_OBJECT, SDK_ANY, &m_cdb_TImeCycle, false},
+    {"TimeInterval", SDK_OBJECT, SDK_ANY, &m_cdb_TimeInterval, false},
+};
+static const struct sdk_model m_cdb_PeriodStrategy = {"cdb", "PeriodStrategy", f_cdb_PeriodStrategy,
+                                                      sizeof f_cdb_PeriodStrategy /
+                                                          sizeof f_cdb_PeriodStrategy[0]};
+
+static const struct sdk_field f_cdb_ProxyAllocation[] = {
+    {"Region", SDK_STRING, SDK_ANY, NULL, true},
+    {"Zone", SDK_STRING, SDK_ANY, NULL, true},
+    {"ProxyInstance", SDK_ARRAY, SDK_OBJECT, &m_cdb_ProxyInst, true},
+};
+static const struct sdk_model m_cdb_ProxyAllocation = {
+    "cdb", "ProxyAllocation", f_cdb_ProxyAllocation,
+    sizeof f_cdb_ProxyAllocation / sizeof f_cdb_ProxyAllocation[0]};
+
+static const struct sdk_field f_cdb_ProxyInst[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceName", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceType", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Status", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Weight", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Region", SDK_STRING, SDK_ANY, NULL, false},
+    {"Zone", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstNodeId", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstNodeRole", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ProxyInst = {
+    "cdb", "ProxyInst", f_cdb_ProxyInst, sizeof f_cdb_ProxyInst / sizeof f_cdb_ProxyInst[0]};
+
+static const struct sdk_field f_cdb_ProxyNodeCustom[] = {
+    {"NodeCount", SDK_NUMBER, SDK_ANY, NULL, true}, {"Cpu", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"Mem", SDK_NUMBER, SDK_ANY, NULL, true},       {"Region", SDK_STRING, SDK_ANY, NULL, true},
+    {"Zone", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_ProxyNodeCustom = {
+    "cdb", "ProxyNodeCustom", f_cdb_ProxyNodeCustom,
+    sizeof f_cdb_ProxyNodeCustom / sizeof f_cdb_ProxyNodeCustom[0]};
+
+static const struct sdk_field f_cdb_ReadWriteNode[] = {
+    {"Zone", SDK_STRING, SDK_ANY, NULL, true},
+    {"NodeId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ReadWriteNode = {"cdb", "ReadWriteNode", f_cdb_ReadWriteNode,
+                                                     sizeof f_cdb_ReadWriteNode /
+                                                         sizeof f_cdb_ReadWriteNode[0]};
+
+static const struct sdk_field f_cdb_ReadonlyNode[] = {
+    {"IsRandomZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"Zone", SDK_STRING, SDK_ANY, NULL, false},
+    {"NodeId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_ReadonlyNode = {"cdb", "ReadonlyNode", f_cdb_ReadonlyNode,
+                                                    sizeof f_cdb_ReadonlyNode /
+                                                        sizeof f_cdb_ReadonlyNode[0]};
+
+static const struct sdk_field f_cdb_RestartDBInstancesRequest[] = {
+    {"InstanceIds", SDK_ARRAY, SDK_STRING, NULL, true},
+};
+static const struct sdk_model m_cdb_RestartDBInstancesRequest = {
+    "cdb", "RestartDBInstancesRequest", f_cdb_RestartDBInstancesRequest,
+    sizeof f_cdb_RestartDBInstancesRequest / sizeof f_cdb_RestartDBInstancesRequest[0]};
+
+static const struct sdk_field f_cdb_RestartDBInstancesResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_RestartDBInstancesResponse = {
+    "cdb", "RestartDBInstancesResponse", f_cdb_RestartDBInstancesResponse,
+    sizeof f_cdb_RestartDBInstancesResponse / sizeof f_cdb_RestartDBInstancesResponse[0]};
+
 static const struct sdk_field f_cdb_RoGroup[] = {
     {"RoGroupMode", SDK_STRING, SDK_ANY, NULL, true},
     {"RoGroupId", SDK_STRING, SDK_ANY, NULL, false},
@@ -215,6 +975,18 @@ static const struct sdk_field f_cdb_RoGroup[] = {
 };
 static const struct sdk_model m_cdb_RoGroup = {"cdb", "RoGroup", f_cdb_RoGroup,
                                                sizeof f_cdb_RoGroup / sizeof f_cdb_RoGroup[0]};
+
+static const struct sdk_field f_cdb_RoGroupAttr[] = {
+    {"RoGroupName", SDK_STRING, SDK_ANY, NULL, false},
+    {"RoMaxDelayTime", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RoOfflineDelay", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"MinRoInGroup", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"WeightMode", SDK_STRING, SDK_ANY, NULL, false},
+    {"ReplicationDelayTime", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_RoGroupAttr = {"cdb", "RoGroupAttr", f_cdb_RoGroupAttr,
+                                                   sizeof f_cdb_RoGroupAttr /
+                                                       sizeof f_cdb_RoGroupAttr[0]};
 
 static const struct sdk_field f_cdb_RoInstanceInfo[] = {
     {"MasterInstanceId", SDK_STRING, SDK_ANY, NULL, false},
@@ -256,6 +1028,49 @@ static const struct sdk_field f_cdb_RoVipInfo[] = {
 static const struct sdk_model m_cdb_RoVipInfo = {
     "cdb", "RoVipInfo", f_cdb_RoVipInfo, sizeof f_cdb_RoVipInfo / sizeof f_cdb_RoVipInfo[0]};
 
+static const struct sdk_field f_cdb_RoWeightValue[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Weight", SDK_NUMBER, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_RoWeightValue = {"cdb", "RoWeightValue", f_cdb_RoWeightValue,
+                                                     sizeof f_cdb_RoWeightValue /
+                                                         sizeof f_cdb_RoWeightValue[0]};
+
+static const struct sdk_field f_cdb_RollbackDBName[] = {
+    {"DatabaseName", SDK_STRING, SDK_ANY, NULL, true},
+    {"NewDatabaseName", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_RollbackDBName = {"cdb", "RollbackDBName", f_cdb_RollbackDBName,
+                                                      sizeof f_cdb_RollbackDBName /
+                                                          sizeof f_cdb_RollbackDBName[0]};
+
+static const struct sdk_field f_cdb_RollbackInstancesInfo[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Strategy", SDK_STRING, SDK_ANY, NULL, true},
+    {"RollbackTime", SDK_STRING, SDK_ANY, NULL, true},
+    {"Databases", SDK_ARRAY, SDK_OBJECT, &m_cdb_RollbackDBName, false},
+    {"Tables", SDK_ARRAY, SDK_OBJECT, &m_cdb_RollbackTables, false},
+};
+static const struct sdk_model m_cdb_RollbackInstancesInfo = {
+    "cdb", "RollbackInstancesInfo", f_cdb_RollbackInstancesInfo,
+    sizeof f_cdb_RollbackInstancesInfo / sizeof f_cdb_RollbackInstancesInfo[0]};
+
+static const struct sdk_field f_cdb_RollbackTableName[] = {
+    {"TableName", SDK_STRING, SDK_ANY, NULL, true},
+    {"NewTableName", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_RollbackTableName = {
+    "cdb", "RollbackTableName", f_cdb_RollbackTableName,
+    sizeof f_cdb_RollbackTableName / sizeof f_cdb_RollbackTableName[0]};
+
+static const struct sdk_field f_cdb_RollbackTables[] = {
+    {"Database", SDK_STRING, SDK_ANY, NULL, true},
+    {"Table", SDK_ARRAY, SDK_OBJECT, &m_cdb_RollbackTableName, true},
+};
+static const struct sdk_model m_cdb_RollbackTables = {"cdb", "RollbackTables", f_cdb_RollbackTables,
+                                                      sizeof f_cdb_RollbackTables /
+                                                          sizeof f_cdb_RollbackTables[0]};
+
 static const struct sdk_field f_cdb_SlaveInfo[] = {
     {"First", SDK_OBJECT, SDK_ANY, &m_cdb_SlaveInstanceInfo, false},
     {"Second", SDK_OBJECT, SDK_ANY, &m_cdb_SlaveInstanceInfo, false},
@@ -273,12 +1088,167 @@ static const struct sdk_model m_cdb_SlaveInstanceInfo = {
     "cdb", "SlaveInstanceInfo", f_cdb_SlaveInstanceInfo,
     sizeof f_cdb_SlaveInstanceInfo / sizeof f_cdb_SlaveInstanceInfo[0]};
 
+static const struct sdk_field f_cdb_StartBatchRollbackRequest[] = {
+    {"Instances", SDK_ARRAY, SDK_OBJECT, &m_cdb_RollbackInstancesInfo, true},
+};
+static const struct sdk_model m_cdb_StartBatchRollbackRequest = {
+    "cdb", "StartBatchRollbackRequest", f_cdb_StartBatchRollbackRequest,
+    sizeof f_cdb_StartBatchRollbackRequest / sizeof f_cdb_StartBatchRollbackRequest[0]};
+
+static const struct sdk_field f_cdb_StartBatchRollbackResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, true},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_StartBatchRollbackResponse = {
+    "cdb", "StartBatchRollbackResponse", f_cdb_StartBatchRollbackResponse,
+    sizeof f_cdb_StartBatchRollbackResponse / sizeof f_cdb_StartBatchRollbackResponse[0]};
+
+static const struct sdk_field f_cdb_StartCpuExpandRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Type", SDK_STRING, SDK_ANY, NULL, true},
+    {"ExpandCpu", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"AutoStrategy", SDK_OBJECT, SDK_ANY, &m_cdb_AutoStrategy, false},
+    {"TimeIntervalStrategy", SDK_OBJECT, SDK_ANY, &m_cdb_TimeIntervalStrategy, false},
+    {"PeriodStrategy", SDK_OBJECT, SDK_ANY, &m_cdb_PeriodStrategy, false},
+};
+static const struct sdk_model m_cdb_StartCpuExpandRequest = {
+    "cdb", "StartCpuExpandRequest", f_cdb_StartCpuExpandRequest,
+    sizeof f_cdb_StartCpuExpandRequest / sizeof f_cdb_StartCpuExpandRequest[0]};
+
+static const struct sdk_field f_cdb_StartCpuExpandResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_StartCpuExpandResponse = {
+    "cdb", "StartCpuExpandResponse", f_cdb_StartCpuExpandResponse,
+    sizeof f_cdb_StartCpuExpandResponse / sizeof f_cdb_StartCpuExpandResponse[0]};
+
+static const struct sdk_field f_cdb_StartReplicationRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_StartReplicationRequest = {
+    "cdb", "StartReplicationRequest", f_cdb_StartReplicationRequest,
+    sizeof f_cdb_StartReplicationRequest / sizeof f_cdb_StartReplicationRequest[0]};
+
+static const struct sdk_field f_cdb_StartReplicationResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_StartReplicationResponse = {
+    "cdb", "StartReplicationResponse", f_cdb_StartReplicationResponse,
+    sizeof f_cdb_StartReplicationResponse / sizeof f_cdb_StartReplicationResponse[0]};
+
+static const struct sdk_field f_cdb_StopCpuExpandRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_StopCpuExpandRequest = {
+    "cdb", "StopCpuExpandRequest", f_cdb_StopCpuExpandRequest,
+    sizeof f_cdb_StopCpuExpandRequest / sizeof f_cdb_StopCpuExpandRequest[0]};
+
+static const struct sdk_field f_cdb_StopCpuExpandResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_StopCpuExpandResponse = {
+    "cdb", "StopCpuExpandResponse", f_cdb_StopCpuExpandResponse,
+    sizeof f_cdb_StopCpuExpandResponse / sizeof f_cdb_StopCpuExpandResponse[0]};
+
+static const struct sdk_field f_cdb_StopReplicationRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_StopReplicationRequest = {
+    "cdb", "StopReplicationRequest", f_cdb_StopReplicationRequest,
+    sizeof f_cdb_StopReplicationRequest / sizeof f_cdb_StopReplicationRequest[0]};
+
+static const struct sdk_field f_cdb_StopReplicationResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_StopReplicationResponse = {
+    "cdb", "StopReplicationResponse", f_cdb_StopReplicationResponse,
+    sizeof f_cdb_StopReplicationResponse / sizeof f_cdb_StopReplicationResponse[0]};
+
+static const struct sdk_field f_cdb_StopRollbackRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_StopRollbackRequest = {
+    "cdb", "StopRollbackRequest", f_cdb_StopRollbackRequest,
+    sizeof f_cdb_StopRollbackRequest / sizeof f_cdb_StopRollbackRequest[0]};
+
+static const struct sdk_field f_cdb_StopRollbackResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_StopRollbackResponse = {
+    "cdb", "StopRollbackResponse", f_cdb_StopRollbackResponse,
+    sizeof f_cdb_StopRollbackResponse / sizeof f_cdb_StopRollbackResponse[0]};
+
+static const struct sdk_field f_cdb_SwitchDBInstanceMasterSlaveRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true}, {"DstSlave", SDK_STRING, SDK_ANY, NULL, false},
+    {"ForceSwitch", SDK_BOOL, SDK_ANY, NULL, false}, {"WaitSwitch", SDK_BOOL, SDK_ANY, NULL, false},
+    {"DstNodeId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_SwitchDBInstanceMasterSlaveRequest = {
+    "cdb", "SwitchDBInstanceMasterSlaveRequest", f_cdb_SwitchDBInstanceMasterSlaveRequest,
+    sizeof f_cdb_SwitchDBInstanceMasterSlaveRequest /
+        sizeof f_cdb_SwitchDBInstanceMasterSlaveRequest[0]};
+
+static const struct sdk_field f_cdb_SwitchDBInstanceMasterSlaveResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_SwitchDBInstanceMasterSlaveResponse = {
+    "cdb", "SwitchDBInstanceMasterSlaveResponse", f_cdb_SwitchDBInstanceMasterSlaveResponse,
+    sizeof f_cdb_SwitchDBInstanceMasterSlaveResponse /
+        sizeof f_cdb_SwitchDBInstanceMasterSlaveResponse[0]};
+
+static const struct sdk_field f_cdb_SwitchDrInstanceToMasterRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_SwitchDrInstanceToMasterRequest = {
+    "cdb", "SwitchDrInstanceToMasterRequest", f_cdb_SwitchDrInstanceToMasterRequest,
+    sizeof f_cdb_SwitchDrInstanceToMasterRequest / sizeof f_cdb_SwitchDrInstanceToMasterRequest[0]};
+
+static const struct sdk_field f_cdb_SwitchDrInstanceToMasterResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_SwitchDrInstanceToMasterResponse = {
+    "cdb", "SwitchDrInstanceToMasterResponse", f_cdb_SwitchDrInstanceToMasterResponse,
+    sizeof f_cdb_SwitchDrInstanceToMasterResponse /
+        sizeof f_cdb_SwitchDrInstanceToMasterResponse[0]};
+
+static const struct sdk_field f_cdb_TImeCycle[] = {
+    {"Monday", SDK_BOOL, SDK_ANY, NULL, false},    {"Tuesday", SDK_BOOL, SDK_ANY, NULL, false},
+    {"Wednesday", SDK_BOOL, SDK_ANY, NULL, false}, {"Thursday", SDK_BOOL, SDK_ANY, NULL, false},
+    {"Friday", SDK_BOOL, SDK_ANY, NULL, false},    {"Saturday", SDK_BOOL, SDK_ANY, NULL, false},
+    {"Sunday", SDK_BOOL, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_TImeCycle = {
+    "cdb", "TImeCycle", f_cdb_TImeCycle, sizeof f_cdb_TImeCycle / sizeof f_cdb_TImeCycle[0]};
+
+static const struct sdk_field f_cdb_TablePrivilege[] = {
+    {"Database", SDK_STRING, SDK_ANY, NULL, true},
+    {"Table", SDK_STRING, SDK_ANY, NULL, true},
+    {"Privileges", SDK_ARRAY, SDK_STRING, NULL, true},
+};
+static const struct sdk_model m_cdb_TablePrivilege = {"cdb", "TablePrivilege", f_cdb_TablePrivilege,
+                                                      sizeof f_cdb_TablePrivilege /
+                                                          sizeof f_cdb_TablePrivilege[0]};
+
 static const struct sdk_field f_cdb_Tag[] = {
     {"Key", SDK_STRING, SDK_ANY, NULL, true},
     {"Value", SDK_STRING, SDK_ANY, NULL, true},
 };
 static const struct sdk_model m_cdb_Tag = {"cdb", "Tag", f_cdb_Tag,
                                            sizeof f_cdb_Tag / sizeof f_cdb_Tag[0]};
+
+static const struct sdk_field f_cdb_TagInfo[] = {
+    {"TagKey", SDK_STRING, SDK_ANY, NULL, true},
+    {"TagValue", SDK_ARRAY, SDK_STRING, NULL, true},
+};
+static const struct sdk_model m_cdb_TagInfo = {"cdb", "TagInfo", f_cdb_TagInfo,
+                                               sizeof f_cdb_TagInfo / sizeof f_cdb_TagInfo[0]};
 
 static const struct sdk_field f_cdb_TagInfoItem[] = {
     {"TagKey", SDK_STRING, SDK_ANY, NULL, true},
@@ -312,6 +1282,22 @@ static const struct sdk_field f_cdb_TaskDetail[] = {
 static const struct sdk_model m_cdb_TaskDetail = {
     "cdb", "TaskDetail", f_cdb_TaskDetail, sizeof f_cdb_TaskDetail / sizeof f_cdb_TaskDetail[0]};
 
+static const struct sdk_field f_cdb_TimeInterval[] = {
+    {"StartTime", SDK_STRING, SDK_ANY, NULL, false},
+    {"EndTime", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_TimeInterval = {"cdb", "TimeInterval", f_cdb_TimeInterval,
+                                                    sizeof f_cdb_TimeInterval /
+                                                        sizeof f_cdb_TimeInterval[0]};
+
+static const struct sdk_field f_cdb_TimeIntervalStrategy[] = {
+    {"StartTime", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"EndTime", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_TimeIntervalStrategy = {
+    "cdb", "TimeIntervalStrategy", f_cdb_TimeIntervalStrategy,
+    sizeof f_cdb_TimeIntervalStrategy / sizeof f_cdb_TimeIntervalStrategy[0]};
+
 static const struct sdk_field f_cdb_UpgradeAnalysisInstanceVersionInfo[] = {
     {"Vip", SDK_STRING, SDK_ANY, NULL, false},
     {"Vport", SDK_NUMBER, SDK_ANY, NULL, false},
@@ -323,11 +1309,282 @@ static const struct sdk_model m_cdb_UpgradeAnalysisInstanceVersionInfo = {
     sizeof f_cdb_UpgradeAnalysisInstanceVersionInfo /
         sizeof f_cdb_UpgradeAnalysisInstanceVersionInfo[0]};
 
+static const struct sdk_field f_cdb_UpgradeCDBProxyVersionRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"ProxyGroupId", SDK_STRING, SDK_ANY, NULL, true},
+    {"SrcProxyVersion", SDK_STRING, SDK_ANY, NULL, true},
+    {"DstProxyVersion", SDK_STRING, SDK_ANY, NULL, true},
+    {"UpgradeTime", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_UpgradeCDBProxyVersionRequest = {
+    "cdb", "UpgradeCDBProxyVersionRequest", f_cdb_UpgradeCDBProxyVersionRequest,
+    sizeof f_cdb_UpgradeCDBProxyVersionRequest / sizeof f_cdb_UpgradeCDBProxyVersionRequest[0]};
+
+static const struct sdk_field f_cdb_UpgradeCDBProxyVersionResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_UpgradeCDBProxyVersionResponse = {
+    "cdb", "UpgradeCDBProxyVersionResponse", f_cdb_UpgradeCDBProxyVersionResponse,
+    sizeof f_cdb_UpgradeCDBProxyVersionResponse / sizeof f_cdb_UpgradeCDBProxyVersionResponse[0]};
+
+static const struct sdk_field f_cdb_UpgradeDBInstanceEngineVersionRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"EngineVersion", SDK_STRING, SDK_ANY, NULL, true},
+    {"WaitSwitch", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"UpgradeSubversion", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"MaxDelayTime", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"IgnoreErrKeyword", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ParamList", SDK_ARRAY, SDK_OBJECT, &m_cdb_UpgradeEngineVersionParams, false},
+};
+static const struct sdk_model m_cdb_UpgradeDBInstanceEngineVersionRequest = {
+    "cdb", "UpgradeDBInstanceEngineVersionRequest", f_cdb_UpgradeDBInstanceEngineVersionRequest,
+    sizeof f_cdb_UpgradeDBInstanceEngineVersionRequest /
+        sizeof f_cdb_UpgradeDBInstanceEngineVersionRequest[0]};
+
+static const struct sdk_field f_cdb_UpgradeDBInstanceEngineVersionResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_UpgradeDBInstanceEngineVersionResponse = {
+    "cdb", "UpgradeDBInstanceEngineVersionResponse", f_cdb_UpgradeDBInstanceEngineVersionResponse,
+    sizeof f_cdb_UpgradeDBInstanceEngineVersionResponse /
+        sizeof f_cdb_UpgradeDBInstanceEngineVersionResponse[0]};
+
+static const struct sdk_field f_cdb_UpgradeDBInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Memory", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"Volume", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"ProtectMode", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"DeployMode", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"SlaveZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"EngineVersion", SDK_STRING, SDK_ANY, NULL, false},
+    {"WaitSwitch", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"BackupZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceRole", SDK_STRING, SDK_ANY, NULL, false},
+    {"DeviceType", SDK_STRING, SDK_ANY, NULL, false},
+    {"Cpu", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"FastUpgrade", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"MaxDelayTime", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"CrossCluster", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ZoneId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RoTransType", SDK_STRING, SDK_ANY, NULL, false},
+    {"ClusterTopology", SDK_OBJECT, SDK_ANY, &m_cdb_ClusterTopology, false},
+    {"CheckFastUpgradeReboot", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"DataCheckSensitive", SDK_STRING, SDK_ANY, NULL, false},
+    {"FourthZone", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_UpgradeDBInstanceRequest = {
+    "cdb", "UpgradeDBInstanceRequest", f_cdb_UpgradeDBInstanceRequest,
+    sizeof f_cdb_UpgradeDBInstanceRequest / sizeof f_cdb_UpgradeDBInstanceRequest[0]};
+
+static const struct sdk_field f_cdb_UpgradeDBInstanceResponse[] = {
+    {"DealIds", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"JobId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_UpgradeDBInstanceResponse = {
+    "cdb", "UpgradeDBInstanceResponse", f_cdb_UpgradeDBInstanceResponse,
+    sizeof f_cdb_UpgradeDBInstanceResponse / sizeof f_cdb_UpgradeDBInstanceResponse[0]};
+
+static const struct sdk_field f_cdb_UpgradeEngineVersionParams[] = {
+    {"Name", SDK_STRING, SDK_ANY, NULL, false},
+    {"Value", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_UpgradeEngineVersionParams = {
+    "cdb", "UpgradeEngineVersionParams", f_cdb_UpgradeEngineVersionParams,
+    sizeof f_cdb_UpgradeEngineVersionParams / sizeof f_cdb_UpgradeEngineVersionParams[0]};
+
+static const struct sdk_field f_cdb_UpgradeRoGroupRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UniqRoGroupId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_UpgradeRoGroupRequest = {
+    "cdb", "UpgradeRoGroupRequest", f_cdb_UpgradeRoGroupRequest,
+    sizeof f_cdb_UpgradeRoGroupRequest / sizeof f_cdb_UpgradeRoGroupRequest[0]};
+
+static const struct sdk_field f_cdb_UpgradeRoGroupResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_UpgradeRoGroupResponse = {
+    "cdb", "UpgradeRoGroupResponse", f_cdb_UpgradeRoGroupResponse,
+    sizeof f_cdb_UpgradeRoGroupResponse / sizeof f_cdb_UpgradeRoGroupResponse[0]};
+
+static const struct sdk_field f_cdb_VerifyRootAccountRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Password", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_cdb_VerifyRootAccountRequest = {
+    "cdb", "VerifyRootAccountRequest", f_cdb_VerifyRootAccountRequest,
+    sizeof f_cdb_VerifyRootAccountRequest / sizeof f_cdb_VerifyRootAccountRequest[0]};
+
+static const struct sdk_field f_cdb_VerifyRootAccountResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, true},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_cdb_VerifyRootAccountResponse = {
+    "cdb", "VerifyRootAccountResponse", f_cdb_VerifyRootAccountResponse,
+    sizeof f_cdb_VerifyRootAccountResponse / sizeof f_cdb_VerifyRootAccountResponse[0]};
+
+static const struct sdk_model m_mongodb_Auth;
+static const struct sdk_model m_mongodb_CreateAccountUserRequest;
+static const struct sdk_model m_mongodb_CreateAccountUserResponse;
+static const struct sdk_model m_mongodb_CreateBackupDBInstanceRequest;
+static const struct sdk_model m_mongodb_CreateBackupDBInstanceResponse;
+static const struct sdk_model m_mongodb_CreateDBInstanceHourRequest;
+static const struct sdk_model m_mongodb_CreateDBInstanceHourResponse;
 static const struct sdk_model m_mongodb_DBInstanceInfo;
+static const struct sdk_model m_mongodb_DeleteAccountUserRequest;
+static const struct sdk_model m_mongodb_DeleteAccountUserResponse;
 static const struct sdk_model m_mongodb_DescribeDBInstancesRequest;
+static const struct sdk_model m_mongodb_DisableSRVConnectionUrlRequest;
+static const struct sdk_model m_mongodb_DisableSRVConnectionUrlResponse;
+static const struct sdk_model m_mongodb_EnableSRVConnectionUrlRequest;
+static const struct sdk_model m_mongodb_EnableSRVConnectionUrlResponse;
+static const struct sdk_model m_mongodb_EnableTransparentDataEncryptionRequest;
+static const struct sdk_model m_mongodb_EnableTransparentDataEncryptionResponse;
+static const struct sdk_model m_mongodb_EnableWanServiceRequest;
+static const struct sdk_model m_mongodb_EnableWanServiceResponse;
+static const struct sdk_model m_mongodb_FBKeyValue;
+static const struct sdk_model m_mongodb_FlashBackDBInstanceRequest;
+static const struct sdk_model m_mongodb_FlashBackDBInstanceResponse;
+static const struct sdk_model m_mongodb_FlashbackCollection;
+static const struct sdk_model m_mongodb_FlashbackDatabase;
 static const struct sdk_model m_mongodb_InstanceDetail;
+static const struct sdk_model m_mongodb_InstanceEnableSSLRequest;
+static const struct sdk_model m_mongodb_InstanceEnableSSLResponse;
+static const struct sdk_model m_mongodb_IsolateDBInstanceRequest;
+static const struct sdk_model m_mongodb_IsolateDBInstanceResponse;
+static const struct sdk_model m_mongodb_ModifyDBInstanceNetworkAddressRequest;
+static const struct sdk_model m_mongodb_ModifyDBInstanceNetworkAddressResponse;
+static const struct sdk_model m_mongodb_ModifyInstanceParamsRequest;
+static const struct sdk_model m_mongodb_ModifyInstanceParamsResponse;
+static const struct sdk_model m_mongodb_ModifyMongoDBParamType;
+static const struct sdk_model m_mongodb_ModifyNetworkAddress;
+static const struct sdk_model m_mongodb_ModifySRVConnectionUrlRequest;
+static const struct sdk_model m_mongodb_ModifySRVConnectionUrlResponse;
+static const struct sdk_model m_mongodb_OfflineIsolatedDBInstanceRequest;
+static const struct sdk_model m_mongodb_OfflineIsolatedDBInstanceResponse;
+static const struct sdk_model m_mongodb_PromoteDBInstanceToActiveRequest;
+static const struct sdk_model m_mongodb_PromoteDBInstanceToActiveResponse;
+static const struct sdk_model m_mongodb_ResetDBInstancePasswordRequest;
+static const struct sdk_model m_mongodb_ResetDBInstancePasswordResponse;
+static const struct sdk_model m_mongodb_RestartNodesRequest;
+static const struct sdk_model m_mongodb_RestartNodesResponse;
+static const struct sdk_model m_mongodb_RestoreCollection;
+static const struct sdk_model m_mongodb_RestoreDBInstanceRequest;
+static const struct sdk_model m_mongodb_RestoreDBInstanceResponse;
+static const struct sdk_model m_mongodb_RestoreDatabases;
+static const struct sdk_model m_mongodb_ScaleDownDBInstanceCpuRequest;
+static const struct sdk_model m_mongodb_ScaleDownDBInstanceCpuResponse;
+static const struct sdk_model m_mongodb_ScaleUpDBInstanceCpuRequest;
+static const struct sdk_model m_mongodb_ScaleUpDBInstanceCpuResponse;
+static const struct sdk_model m_mongodb_SetAccountUserPrivilegeRequest;
+static const struct sdk_model m_mongodb_SetAccountUserPrivilegeResponse;
 static const struct sdk_model m_mongodb_ShardInfo;
 static const struct sdk_model m_mongodb_TagInfo;
+static const struct sdk_model m_mongodb_UpgradeDBInstanceKernelVersionRequest;
+static const struct sdk_model m_mongodb_UpgradeDBInstanceKernelVersionResponse;
+static const struct sdk_model m_mongodb_UpgradeDbInstanceVersionRequest;
+static const struct sdk_model m_mongodb_UpgradeDbInstanceVersionResponse;
+static const struct sdk_model m_mongodb_WanServiceNodeList;
+
+static const struct sdk_field f_mongodb_Auth[] = {
+    {"Mask", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"NameSpace", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_Auth = {"mongodb", "Auth", f_mongodb_Auth,
+                                                sizeof f_mongodb_Auth / sizeof f_mongodb_Auth[0]};
+
+static const struct sdk_field f_mongodb_CreateAccountUserRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UserName", SDK_STRING, SDK_ANY, NULL, true},
+    {"Password", SDK_STRING, SDK_ANY, NULL, true},
+    {"MongoUserPassword", SDK_STRING, SDK_ANY, NULL, false},
+    {"UserDesc", SDK_STRING, SDK_ANY, NULL, false},
+    {"AuthRole", SDK_ARRAY, SDK_OBJECT, &m_mongodb_Auth, false},
+};
+static const struct sdk_model m_mongodb_CreateAccountUserRequest = {
+    "mongodb", "CreateAccountUserRequest", f_mongodb_CreateAccountUserRequest,
+    sizeof f_mongodb_CreateAccountUserRequest / sizeof f_mongodb_CreateAccountUserRequest[0]};
+
+static const struct sdk_field f_mongodb_CreateAccountUserResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_CreateAccountUserResponse = {
+    "mongodb", "CreateAccountUserResponse", f_mongodb_CreateAccountUserResponse,
+    sizeof f_mongodb_CreateAccountUserResponse / sizeof f_mongodb_CreateAccountUserResponse[0]};
+
+static const struct sdk_field f_mongodb_CreateBackupDBInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"BackupMethod", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"BackupRemark", SDK_STRING, SDK_ANY, NULL, false},
+    {"BackupRetentionDays", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_CreateBackupDBInstanceRequest = {
+    "mongodb", "CreateBackupDBInstanceRequest", f_mongodb_CreateBackupDBInstanceRequest,
+    sizeof f_mongodb_CreateBackupDBInstanceRequest /
+        sizeof f_mongodb_CreateBackupDBInstanceRequest[0]};
+
+static const struct sdk_field f_mongodb_CreateBackupDBInstanceResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_CreateBackupDBInstanceResponse = {
+    "mongodb", "CreateBackupDBInstanceResponse", f_mongodb_CreateBackupDBInstanceResponse,
+    sizeof f_mongodb_CreateBackupDBInstanceResponse /
+        sizeof f_mongodb_CreateBackupDBInstanceResponse[0]};
+
+static const struct sdk_field f_mongodb_CreateDBInstanceHourRequest[] = {
+    {"Memory", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"Volume", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"ReplicateSetNum", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"NodeNum", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"MongoVersion", SDK_STRING, SDK_ANY, NULL, true},
+    {"MachineCode", SDK_STRING, SDK_ANY, NULL, true},
+    {"GoodsNum", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"ClusterType", SDK_STRING, SDK_ANY, NULL, true},
+    {"Zone", SDK_STRING, SDK_ANY, NULL, true},
+    {"VpcId", SDK_STRING, SDK_ANY, NULL, false},
+    {"SubnetId", SDK_STRING, SDK_ANY, NULL, false},
+    {"Password", SDK_STRING, SDK_ANY, NULL, false},
+    {"ProjectId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Tags", SDK_ARRAY, SDK_OBJECT, &m_mongodb_TagInfo, false},
+    {"Clone", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"Father", SDK_STRING, SDK_ANY, NULL, false},
+    {"SecurityGroup", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"RestoreTime", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceName", SDK_STRING, SDK_ANY, NULL, false},
+    {"AvailabilityZoneList", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"MongosCpu", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"MongosMemory", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"MongosNodeNum", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ReadonlyNodeNum", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ReadonlyNodeAvailabilityZoneList", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"HiddenZone", SDK_STRING, SDK_ANY, NULL, false},
+    {"ParamTemplateId", SDK_STRING, SDK_ANY, NULL, false},
+    {"DataEncryption", SDK_STRING, SDK_ANY, NULL, false},
+    {"EncryptionKeySource", SDK_STRING, SDK_ANY, NULL, false},
+    {"KeyId", SDK_STRING, SDK_ANY, NULL, false},
+    {"KmsRegion", SDK_STRING, SDK_ANY, NULL, false},
+    {"CpuCore", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_CreateDBInstanceHourRequest = {
+    "mongodb", "CreateDBInstanceHourRequest", f_mongodb_CreateDBInstanceHourRequest,
+    sizeof f_mongodb_CreateDBInstanceHourRequest / sizeof f_mongodb_CreateDBInstanceHourRequest[0]};
+
+static const struct sdk_field f_mongodb_CreateDBInstanceHourResponse[] = {
+    {"DealId", SDK_STRING, SDK_ANY, NULL, false},
+    {"InstanceIds", SDK_ARRAY, SDK_STRING, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_CreateDBInstanceHourResponse = {
+    "mongodb", "CreateDBInstanceHourResponse", f_mongodb_CreateDBInstanceHourResponse,
+    sizeof f_mongodb_CreateDBInstanceHourResponse /
+        sizeof f_mongodb_CreateDBInstanceHourResponse[0]};
 
 static const struct sdk_field f_mongodb_DBInstanceInfo[] = {
     {"InstanceId", SDK_STRING, SDK_ANY, NULL, false},
@@ -336,6 +1593,23 @@ static const struct sdk_field f_mongodb_DBInstanceInfo[] = {
 static const struct sdk_model m_mongodb_DBInstanceInfo = {
     "mongodb", "DBInstanceInfo", f_mongodb_DBInstanceInfo,
     sizeof f_mongodb_DBInstanceInfo / sizeof f_mongodb_DBInstanceInfo[0]};
+
+static const struct sdk_field f_mongodb_DeleteAccountUserRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UserName", SDK_STRING, SDK_ANY, NULL, true},
+    {"MongoUserPassword", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_DeleteAccountUserRequest = {
+    "mongodb", "DeleteAccountUserRequest", f_mongodb_DeleteAccountUserRequest,
+    sizeof f_mongodb_DeleteAccountUserRequest / sizeof f_mongodb_DeleteAccountUserRequest[0]};
+
+static const struct sdk_field f_mongodb_DeleteAccountUserResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_DeleteAccountUserResponse = {
+    "mongodb", "DeleteAccountUserResponse", f_mongodb_DeleteAccountUserResponse,
+    sizeof f_mongodb_DeleteAccountUserResponse / sizeof f_mongodb_DeleteAccountUserResponse[0]};
 
 static const struct sdk_field f_mongodb_DescribeDBInstancesRequest[] = {
     {"InstanceIds", SDK_ARRAY, SDK_STRING, NULL, false},
@@ -356,6 +1630,122 @@ static const struct sdk_field f_mongodb_DescribeDBInstancesRequest[] = {
 static const struct sdk_model m_mongodb_DescribeDBInstancesRequest = {
     "mongodb", "DescribeDBInstancesRequest", f_mongodb_DescribeDBInstancesRequest,
     sizeof f_mongodb_DescribeDBInstancesRequest / sizeof f_mongodb_DescribeDBInstancesRequest[0]};
+
+static const struct sdk_field f_mongodb_DisableSRVConnectionUrlRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_DisableSRVConnectionUrlRequest = {
+    "mongodb", "DisableSRVConnectionUrlRequest", f_mongodb_DisableSRVConnectionUrlRequest,
+    sizeof f_mongodb_DisableSRVConnectionUrlRequest /
+        sizeof f_mongodb_DisableSRVConnectionUrlRequest[0]};
+
+static const struct sdk_field f_mongodb_DisableSRVConnectionUrlResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_DisableSRVConnectionUrlResponse = {
+    "mongodb", "DisableSRVConnectionUrlResponse", f_mongodb_DisableSRVConnectionUrlResponse,
+    sizeof f_mongodb_DisableSRVConnectionUrlResponse /
+        sizeof f_mongodb_DisableSRVConnectionUrlResponse[0]};
+
+static const struct sdk_field f_mongodb_EnableSRVConnectionUrlRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_EnableSRVConnectionUrlRequest = {
+    "mongodb", "EnableSRVConnectionUrlRequest", f_mongodb_EnableSRVConnectionUrlRequest,
+    sizeof f_mongodb_EnableSRVConnectionUrlRequest /
+        sizeof f_mongodb_EnableSRVConnectionUrlRequest[0]};
+
+static const struct sdk_field f_mongodb_EnableSRVConnectionUrlResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_EnableSRVConnectionUrlResponse = {
+    "mongodb", "EnableSRVConnectionUrlResponse", f_mongodb_EnableSRVConnectionUrlResponse,
+    sizeof f_mongodb_EnableSRVConnectionUrlResponse /
+        sizeof f_mongodb_EnableSRVConnectionUrlResponse[0]};
+
+static const struct sdk_field f_mongodb_EnableTransparentDataEncryptionRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"KmsRegion", SDK_STRING, SDK_ANY, NULL, true},
+    {"KeyId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_EnableTransparentDataEncryptionRequest = {
+    "mongodb", "EnableTransparentDataEncryptionRequest",
+    f_mongodb_EnableTransparentDataEncryptionRequest,
+    sizeof f_mongodb_EnableTransparentDataEncryptionRequest /
+        sizeof f_mongodb_EnableTransparentDataEncryptionRequest[0]};
+
+static const struct sdk_field f_mongodb_EnableTransparentDataEncryptionResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_EnableTransparentDataEncryptionResponse = {
+    "mongodb", "EnableTransparentDataEncryptionResponse",
+    f_mongodb_EnableTransparentDataEncryptionResponse,
+    sizeof f_mongodb_EnableTransparentDataEncryptionResponse /
+        sizeof f_mongodb_EnableTransparentDataEncryptionResponse[0]};
+
+static const struct sdk_field f_mongodb_EnableWanServiceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"LoadBalancerId", SDK_STRING, SDK_ANY, NULL, true},
+    {"NodeList", SDK_ARRAY, SDK_OBJECT, &m_mongodb_WanServiceNodeList, true},
+};
+static const struct sdk_model m_mongodb_EnableWanServiceRequest = {
+    "mongodb", "EnableWanServiceRequest", f_mongodb_EnableWanServiceRequest,
+    sizeof f_mongodb_EnableWanServiceRequest / sizeof f_mongodb_EnableWanServiceRequest[0]};
+
+static const struct sdk_field f_mongodb_EnableWanServiceResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_EnableWanServiceResponse = {
+    "mongodb", "EnableWanServiceResponse", f_mongodb_EnableWanServiceResponse,
+    sizeof f_mongodb_EnableWanServiceResponse / sizeof f_mongodb_EnableWanServiceResponse[0]};
+
+static const struct sdk_field f_mongodb_FBKeyValue[] = {
+    {"Key", SDK_STRING, SDK_ANY, NULL, false},
+    {"Value", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_FBKeyValue = {"mongodb", "FBKeyValue", f_mongodb_FBKeyValue,
+                                                      sizeof f_mongodb_FBKeyValue /
+                                                          sizeof f_mongodb_FBKeyValue[0]};
+
+static const struct sdk_field f_mongodb_FlashBackDBInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"TargetFlashbackTime", SDK_STRING, SDK_ANY, NULL, true},
+    {"TargetDatabases", SDK_ARRAY, SDK_OBJECT, &m_mongodb_FlashbackDatabase, true},
+    {"TargetInstanceId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_FlashBackDBInstanceRequest = {
+    "mongodb", "FlashBackDBInstanceRequest", f_mongodb_FlashBackDBInstanceRequest,
+    sizeof f_mongodb_FlashBackDBInstanceRequest / sizeof f_mongodb_FlashBackDBInstanceRequest[0]};
+
+static const struct sdk_field f_mongodb_FlashBackDBInstanceResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_FlashBackDBInstanceResponse = {
+    "mongodb", "FlashBackDBInstanceResponse", f_mongodb_FlashBackDBInstanceResponse,
+    sizeof f_mongodb_FlashBackDBInstanceResponse / sizeof f_mongodb_FlashBackDBInstanceResponse[0]};
+
+static const struct sdk_field f_mongodb_FlashbackCollection[] = {
+    {"CollectionName", SDK_STRING, SDK_ANY, NULL, true},
+    {"TargetResultCollectionName", SDK_STRING, SDK_ANY, NULL, true},
+    {"FilterKey", SDK_STRING, SDK_ANY, NULL, true},
+    {"KeyValues", SDK_ARRAY, SDK_OBJECT, &m_mongodb_FBKeyValue, false},
+};
+static const struct sdk_model m_mongodb_FlashbackCollection = {
+    "mongodb", "FlashbackCollection", f_mongodb_FlashbackCollection,
+    sizeof f_mongodb_FlashbackCollection / sizeof f_mongodb_FlashbackCollection[0]};
+
+static const struct sdk_field f_mongodb_FlashbackDatabase[] = {
+    {"DBName", SDK_STRING, SDK_ANY, NULL, true},
+    {"Collections", SDK_ARRAY, SDK_OBJECT, &m_mongodb_FlashbackCollection, true},
+};
+static const struct sdk_model m_mongodb_FlashbackDatabase = {
+    "mongodb", "FlashbackDatabase", f_mongodb_FlashbackDatabase,
+    sizeof f_mongodb_FlashbackDatabase / sizeof f_mongodb_FlashbackDatabase[0]};
 
 static const struct sdk_field f_mongodb_InstanceDetail[] = {
     {"InstanceId", SDK_STRING, SDK_ANY, NULL, false},
@@ -410,6 +1800,272 @@ static const struct sdk_model m_mongodb_InstanceDetail = {
     "mongodb", "InstanceDetail", f_mongodb_InstanceDetail,
     sizeof f_mongodb_InstanceDetail / sizeof f_mongodb_InstanceDetail[0]};
 
+static const struct sdk_field f_mongodb_InstanceEnableSSLRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"Enable", SDK_BOOL, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_InstanceEnableSSLRequest = {
+    "mongodb", "InstanceEnableSSLRequest", f_mongodb_InstanceEnableSSLRequest,
+    sizeof f_mongodb_InstanceEnableSSLRequest / sizeof f_mongodb_InstanceEnableSSLRequest[0]};
+
+static const struct sdk_field f_mongodb_InstanceEnableSSLResponse[] = {
+    {"Status", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"ExpiredTime", SDK_STRING, SDK_ANY, NULL, false},
+    {"CertUrl", SDK_STRING, SDK_ANY, NULL, false},
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_InstanceEnableSSLResponse = {
+    "mongodb", "InstanceEnableSSLResponse", f_mongodb_InstanceEnableSSLResponse,
+    sizeof f_mongodb_InstanceEnableSSLResponse / sizeof f_mongodb_InstanceEnableSSLResponse[0]};
+
+static const struct sdk_field f_mongodb_IsolateDBInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_IsolateDBInstanceRequest = {
+    "mongodb", "IsolateDBInstanceRequest", f_mongodb_IsolateDBInstanceRequest,
+    sizeof f_mongodb_IsolateDBInstanceRequest / sizeof f_mongodb_IsolateDBInstanceRequest[0]};
+
+static const struct sdk_field f_mongodb_IsolateDBInstanceResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_IsolateDBInstanceResponse = {
+    "mongodb", "IsolateDBInstanceResponse", f_mongodb_IsolateDBInstanceResponse,
+    sizeof f_mongodb_IsolateDBInstanceResponse / sizeof f_mongodb_IsolateDBInstanceResponse[0]};
+
+static const struct sdk_field f_mongodb_ModifyDBInstanceNetworkAddressRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"OldIpExpiredTime", SDK_NUMBER, SDK_ANY, NULL, true},
+    {"NewUniqVpcId", SDK_STRING, SDK_ANY, NULL, true},
+    {"NewUniqSubnetId", SDK_STRING, SDK_ANY, NULL, true},
+    {"NetworkAddresses", SDK_ARRAY, SDK_OBJECT, &m_mongodb_ModifyNetworkAddress, false},
+};
+static const struct sdk_model m_mongodb_ModifyDBInstanceNetworkAddressRequest = {
+    "mongodb", "ModifyDBInstanceNetworkAddressRequest",
+    f_mongodb_ModifyDBInstanceNetworkAddressRequest,
+    sizeof f_mongodb_ModifyDBInstanceNetworkAddressRequest /
+        sizeof f_mongodb_ModifyDBInstanceNetworkAddressRequest[0]};
+
+static const struct sdk_field f_mongodb_ModifyDBInstanceNetworkAddressResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ModifyDBInstanceNetworkAddressResponse = {
+    "mongodb", "ModifyDBInstanceNetworkAddressResponse",
+    f_mongodb_ModifyDBInstanceNetworkAddressResponse,
+    sizeof f_mongodb_ModifyDBInstanceNetworkAddressResponse /
+        sizeof f_mongodb_ModifyDBInstanceNetworkAddressResponse[0]};
+
+static const struct sdk_field f_mongodb_ModifyInstanceParamsRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"InstanceParams", SDK_ARRAY, SDK_OBJECT, &m_mongodb_ModifyMongoDBParamType, true},
+    {"ModifyType", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ModifyInstanceParamsRequest = {
+    "mongodb", "ModifyInstanceParamsRequest", f_mongodb_ModifyInstanceParamsRequest,
+    sizeof f_mongodb_ModifyInstanceParamsRequest / sizeof f_mongodb_ModifyInstanceParamsRequest[0]};
+
+static const struct sdk_field f_mongodb_ModifyInstanceParamsResponse[] = {
+    {"Changed", SDK_BOOL, SDK_ANY, NULL, false},
+    {"TaskId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ModifyInstanceParamsResponse = {
+    "mongodb", "ModifyInstanceParamsResponse", f_mongodb_ModifyInstanceParamsResponse,
+    sizeof f_mongodb_ModifyInstanceParamsResponse /
+        sizeof f_mongodb_ModifyInstanceParamsResponse[0]};
+
+static const struct sdk_field f_mongodb_ModifyMongoDBParamType[] = {
+    {"Key", SDK_STRING, SDK_ANY, NULL, true},
+    {"Value", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_ModifyMongoDBParamType = {
+    "mongodb", "ModifyMongoDBParamType", f_mongodb_ModifyMongoDBParamType,
+    sizeof f_mongodb_ModifyMongoDBParamType / sizeof f_mongodb_ModifyMongoDBParamType[0]};
+
+static const struct sdk_field f_mongodb_ModifyNetworkAddress[] = {
+    {"NewIPAddress", SDK_STRING, SDK_ANY, NULL, true},
+    {"OldIpAddress", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_ModifyNetworkAddress = {
+    "mongodb", "ModifyNetworkAddress", f_mongodb_ModifyNetworkAddress,
+    sizeof f_mongodb_ModifyNetworkAddress / sizeof f_mongodb_ModifyNetworkAddress[0]};
+
+static const struct sdk_field f_mongodb_ModifySRVConnectionUrlRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"CustomDomain", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_ModifySRVConnectionUrlRequest = {
+    "mongodb", "ModifySRVConnectionUrlRequest", f_mongodb_ModifySRVConnectionUrlRequest,
+    sizeof f_mongodb_ModifySRVConnectionUrlRequest /
+        sizeof f_mongodb_ModifySRVConnectionUrlRequest[0]};
+
+static const struct sdk_field f_mongodb_ModifySRVConnectionUrlResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ModifySRVConnectionUrlResponse = {
+    "mongodb", "ModifySRVConnectionUrlResponse", f_mongodb_ModifySRVConnectionUrlResponse,
+    sizeof f_mongodb_ModifySRVConnectionUrlResponse /
+        sizeof f_mongodb_ModifySRVConnectionUrlResponse[0]};
+
+static const struct sdk_field f_mongodb_OfflineIsolatedDBInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_OfflineIsolatedDBInstanceRequest = {
+    "mongodb", "OfflineIsolatedDBInstanceRequest", f_mongodb_OfflineIsolatedDBInstanceRequest,
+    sizeof f_mongodb_OfflineIsolatedDBInstanceRequest /
+        sizeof f_mongodb_OfflineIsolatedDBInstanceRequest[0]};
+
+static const struct sdk_field f_mongodb_OfflineIsolatedDBInstanceResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_OfflineIsolatedDBInstanceResponse = {
+    "mongodb", "OfflineIsolatedDBInstanceResponse", f_mongodb_OfflineIsolatedDBInstanceResponse,
+    sizeof f_mongodb_OfflineIsolatedDBInstanceResponse /
+        sizeof f_mongodb_OfflineIsolatedDBInstanceResponse[0]};
+
+static const struct sdk_field f_mongodb_PromoteDBInstanceToActiveRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"MasterId", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_PromoteDBInstanceToActiveRequest = {
+    "mongodb", "PromoteDBInstanceToActiveRequest", f_mongodb_PromoteDBInstanceToActiveRequest,
+    sizeof f_mongodb_PromoteDBInstanceToActiveRequest /
+        sizeof f_mongodb_PromoteDBInstanceToActiveRequest[0]};
+
+static const struct sdk_field f_mongodb_PromoteDBInstanceToActiveResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_PromoteDBInstanceToActiveResponse = {
+    "mongodb", "PromoteDBInstanceToActiveResponse", f_mongodb_PromoteDBInstanceToActiveResponse,
+    sizeof f_mongodb_PromoteDBInstanceToActiveResponse /
+        sizeof f_mongodb_PromoteDBInstanceToActiveResponse[0]};
+
+static const struct sdk_field f_mongodb_ResetDBInstancePasswordRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UserName", SDK_STRING, SDK_ANY, NULL, true},
+    {"Password", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_ResetDBInstancePasswordRequest = {
+    "mongodb", "ResetDBInstancePasswordRequest", f_mongodb_ResetDBInstancePasswordRequest,
+    sizeof f_mongodb_ResetDBInstancePasswordRequest /
+        sizeof f_mongodb_ResetDBInstancePasswordRequest[0]};
+
+static const struct sdk_field f_mongodb_ResetDBInstancePasswordResponse[] = {
+    {"AsyncRequestId", SDK_STRING, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ResetDBInstancePasswordResponse = {
+    "mongodb", "ResetDBInstancePasswordResponse", f_mongodb_ResetDBInstancePasswordResponse,
+    sizeof f_mongodb_ResetDBInstancePasswordResponse /
+        sizeof f_mongodb_ResetDBInstancePasswordResponse[0]};
+
+static const struct sdk_field f_mongodb_RestartNodesRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"NodeIds", SDK_ARRAY, SDK_STRING, NULL, true},
+};
+static const struct sdk_model m_mongodb_RestartNodesRequest = {
+    "mongodb", "RestartNodesRequest", f_mongodb_RestartNodesRequest,
+    sizeof f_mongodb_RestartNodesRequest / sizeof f_mongodb_RestartNodesRequest[0]};
+
+static const struct sdk_field f_mongodb_RestartNodesResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_RestartNodesResponse = {
+    "mongodb", "RestartNodesResponse", f_mongodb_RestartNodesResponse,
+    sizeof f_mongodb_RestartNodesResponse / sizeof f_mongodb_RestartNodesResponse[0]};
+
+static const struct sdk_field f_mongodb_RestoreCollection[] = {
+    {"OldCollection", SDK_STRING, SDK_ANY, NULL, true},
+    {"NewCollection", SDK_STRING, SDK_ANY, NULL, true},
+};
+static const struct sdk_model m_mongodb_RestoreCollection = {
+    "mongodb", "RestoreCollection", f_mongodb_RestoreCollection,
+    sizeof f_mongodb_RestoreCollection / sizeof f_mongodb_RestoreCollection[0]};
+
+static const struct sdk_field f_mongodb_RestoreDBInstanceRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"RestoreTime", SDK_STRING, SDK_ANY, NULL, true},
+    {"Databases", SDK_ARRAY, SDK_OBJECT, &m_mongodb_RestoreDatabases, true},
+};
+static const struct sdk_model m_mongodb_RestoreDBInstanceRequest = {
+    "mongodb", "RestoreDBInstanceRequest", f_mongodb_RestoreDBInstanceRequest,
+    sizeof f_mongodb_RestoreDBInstanceRequest / sizeof f_mongodb_RestoreDBInstanceRequest[0]};
+
+static const struct sdk_field f_mongodb_RestoreDBInstanceResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_RestoreDBInstanceResponse = {
+    "mongodb", "RestoreDBInstanceResponse", f_mongodb_RestoreDBInstanceResponse,
+    sizeof f_mongodb_RestoreDBInstanceResponse / sizeof f_mongodb_RestoreDBInstanceResponse[0]};
+
+static const struct sdk_field f_mongodb_RestoreDatabases[] = {
+    {"Db", SDK_STRING, SDK_ANY, NULL, true},
+    {"Collections", SDK_ARRAY, SDK_OBJECT, &m_mongodb_RestoreCollection, true},
+};
+static const struct sdk_model m_mongodb_RestoreDatabases = {
+    "mongodb", "RestoreDatabases", f_mongodb_RestoreDatabases,
+    sizeof f_mongodb_RestoreDatabases / sizeof f_mongodb_RestoreDatabases[0]};
+
+static const struct sdk_field f_mongodb_ScaleDownDBInstanceCpuRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ScaleDownDBInstanceCpuRequest = {
+    "mongodb", "ScaleDownDBInstanceCpuRequest", f_mongodb_ScaleDownDBInstanceCpuRequest,
+    sizeof f_mongodb_ScaleDownDBInstanceCpuRequest /
+        sizeof f_mongodb_ScaleDownDBInstanceCpuRequest[0]};
+
+static const struct sdk_field f_mongodb_ScaleDownDBInstanceCpuResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ScaleDownDBInstanceCpuResponse = {
+    "mongodb", "ScaleDownDBInstanceCpuResponse", f_mongodb_ScaleDownDBInstanceCpuResponse,
+    sizeof f_mongodb_ScaleDownDBInstanceCpuResponse /
+        sizeof f_mongodb_ScaleDownDBInstanceCpuResponse[0]};
+
+static const struct sdk_field f_mongodb_ScaleUpDBInstanceCpuRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, false},
+    {"ExtraCpu", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ScaleUpDBInstanceCpuRequest = {
+    "mongodb", "ScaleUpDBInstanceCpuRequest", f_mongodb_ScaleUpDBInstanceCpuRequest,
+    sizeof f_mongodb_ScaleUpDBInstanceCpuRequest / sizeof f_mongodb_ScaleUpDBInstanceCpuRequest[0]};
+
+static const struct sdk_field f_mongodb_ScaleUpDBInstanceCpuResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_ScaleUpDBInstanceCpuResponse = {
+    "mongodb", "ScaleUpDBInstanceCpuResponse", f_mongodb_ScaleUpDBInstanceCpuResponse,
+    sizeof f_mongodb_ScaleUpDBInstanceCpuResponse /
+        sizeof f_mongodb_ScaleUpDBInstanceCpuResponse[0]};
+
+static const struct sdk_field f_mongodb_SetAccountUserPrivilegeRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"UserName", SDK_STRING, SDK_ANY, NULL, true},
+    {"AuthRole", SDK_ARRAY, SDK_OBJECT, &m_mongodb_Auth, true},
+};
+static const struct sdk_model m_mongodb_SetAccountUserPrivilegeRequest = {
+    "mongodb", "SetAccountUserPrivilegeRequest", f_mongodb_SetAccountUserPrivilegeRequest,
+    sizeof f_mongodb_SetAccountUserPrivilegeRequest /
+        sizeof f_mongodb_SetAccountUserPrivilegeRequest[0]};
+
+static const struct sdk_field f_mongodb_SetAccountUserPrivilegeResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_SetAccountUserPrivilegeResponse = {
+    "mongodb", "SetAccountUserPrivilegeResponse", f_mongodb_SetAccountUserPrivilegeResponse,
+    sizeof f_mongodb_SetAccountUserPrivilegeResponse /
+        sizeof f_mongodb_SetAccountUserPrivilegeResponse[0]};
+
 static const struct sdk_field f_mongodb_ShardInfo[] = {
     {"UsedVolume", SDK_NUMBER, SDK_ANY, NULL, false},
     {"ReplicaSetId", SDK_STRING, SDK_ANY, NULL, false},
@@ -432,29 +2088,234 @@ static const struct sdk_model m_mongodb_TagInfo = {"mongodb", "TagInfo", f_mongo
                                                    sizeof f_mongodb_TagInfo /
                                                        sizeof f_mongodb_TagInfo[0]};
 
+static const struct sdk_field f_mongodb_UpgradeDBInstanceKernelVersionRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"InMaintenance", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_UpgradeDBInstanceKernelVersionRequest = {
+    "mongodb", "UpgradeDBInstanceKernelVersionRequest",
+    f_mongodb_UpgradeDBInstanceKernelVersionRequest,
+    sizeof f_mongodb_UpgradeDBInstanceKernelVersionRequest /
+        sizeof f_mongodb_UpgradeDBInstanceKernelVersionRequest[0]};
+
+static const struct sdk_field f_mongodb_UpgradeDBInstanceKernelVersionResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_UpgradeDBInstanceKernelVersionResponse = {
+    "mongodb", "UpgradeDBInstanceKernelVersionResponse",
+    f_mongodb_UpgradeDBInstanceKernelVersionResponse,
+    sizeof f_mongodb_UpgradeDBInstanceKernelVersionResponse /
+        sizeof f_mongodb_UpgradeDBInstanceKernelVersionResponse[0]};
+
+static const struct sdk_field f_mongodb_UpgradeDbInstanceVersionRequest[] = {
+    {"InstanceId", SDK_STRING, SDK_ANY, NULL, true},
+    {"MongoVersion", SDK_STRING, SDK_ANY, NULL, true},
+    {"InMaintenance", SDK_NUMBER, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_UpgradeDbInstanceVersionRequest = {
+    "mongodb", "UpgradeDbInstanceVersionRequest", f_mongodb_UpgradeDbInstanceVersionRequest,
+    sizeof f_mongodb_UpgradeDbInstanceVersionRequest /
+        sizeof f_mongodb_UpgradeDbInstanceVersionRequest[0]};
+
+static const struct sdk_field f_mongodb_UpgradeDbInstanceVersionResponse[] = {
+    {"FlowId", SDK_NUMBER, SDK_ANY, NULL, false},
+    {"RequestId", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_UpgradeDbInstanceVersionResponse = {
+    "mongodb", "UpgradeDbInstanceVersionResponse", f_mongodb_UpgradeDbInstanceVersionResponse,
+    sizeof f_mongodb_UpgradeDbInstanceVersionResponse /
+        sizeof f_mongodb_UpgradeDbInstanceVersionResponse[0]};
+
+static const struct sdk_field f_mongodb_WanServiceNodeList[] = {
+    {"VipVport", SDK_STRING, SDK_ANY, NULL, false},
+    {"ListenerPort", SDK_STRING, SDK_ANY, NULL, false},
+};
+static const struct sdk_model m_mongodb_WanServiceNodeList = {
+    "mongodb", "WanServiceNodeList", f_mongodb_WanServiceNodeList,
+    sizeof f_mongodb_WanServiceNodeList / sizeof f_mongodb_WanServiceNodeList[0]};
+
 const struct sdk_model *const sdk_models_all[] = {
     &m_cdb_Account,
+    &m_cdb_AdjustCdbProxyAddressRequest,
+    &m_cdb_AdjustCdbProxyAddressResponse,
+    &m_cdb_AdjustCdbProxyRequest,
+    &m_cdb_AdjustCdbProxyResponse,
     &m_cdb_AnalysisNodeInfo,
+    &m_cdb_AutoStrategy,
+    &m_cdb_CloseSSLRequest,
+    &m_cdb_CloseSSLResponse,
+    &m_cdb_CloseWanServiceRequest,
+    &m_cdb_CloseWanServiceResponse,
     &m_cdb_ClusterInfo,
+    &m_cdb_ClusterTopology,
+    &m_cdb_ColumnPrivilege,
     &m_cdb_CreateAccountsRequest,
+    &m_cdb_CreateAccountsResponse,
+    &m_cdb_CreateCdbProxyAddressRequest,
+    &m_cdb_CreateCdbProxyAddressResponse,
+    &m_cdb_CreateCdbProxyRequest,
+    &m_cdb_CreateCdbProxyResponse,
+    &m_cdb_CreateCloneInstanceRequest,
+    &m_cdb_CreateCloneInstanceResponse,
+    &m_cdb_CreateDBImportJobRequest,
+    &m_cdb_CreateDBImportJobResponse,
+    &m_cdb_CreateDBInstanceHourRequest,
+    &m_cdb_CreateDBInstanceHourResponse,
+    &m_cdb_DatabasePrivilege,
+    &m_cdb_DeleteAccountsRequest,
+    &m_cdb_DeleteAccountsResponse,
     &m_cdb_DescribeDBInstancesRequest,
     &m_cdb_DrInfo,
     &m_cdb_InstanceInfo,
+    &m_cdb_IsolateDBInstanceRequest,
+    &m_cdb_IsolateDBInstanceResponse,
     &m_cdb_MasterInfo,
+    &m_cdb_ModifyAccountDescriptionRequest,
+    &m_cdb_ModifyAccountDescriptionResponse,
+    &m_cdb_ModifyAccountHostRequest,
+    &m_cdb_ModifyAccountHostResponse,
+    &m_cdb_ModifyAccountMaxUserConnectionsRequest,
+    &m_cdb_ModifyAccountMaxUserConnectionsResponse,
+    &m_cdb_ModifyAccountPasswordRequest,
+    &m_cdb_ModifyAccountPasswordResponse,
+    &m_cdb_ModifyAccountPrivilegesRequest,
+    &m_cdb_ModifyAccountPrivilegesResponse,
+    &m_cdb_ModifyDBInstanceModesRequest,
+    &m_cdb_ModifyDBInstanceModesResponse,
+    &m_cdb_ModifyDBInstanceVipVportRequest,
+    &m_cdb_ModifyDBInstanceVipVportResponse,
+    &m_cdb_ModifyInstanceParamRequest,
+    &m_cdb_ModifyInstanceParamResponse,
+    &m_cdb_ModifyInstancePasswordComplexityRequest,
+    &m_cdb_ModifyInstancePasswordComplexityResponse,
+    &m_cdb_ModifyRoGroupInfoRequest,
+    &m_cdb_ModifyRoGroupInfoResponse,
+    &m_cdb_OpenDBInstanceGTIDRequest,
+    &m_cdb_OpenDBInstanceGTIDResponse,
+    &m_cdb_OpenSSLRequest,
+    &m_cdb_OpenSSLResponse,
+    &m_cdb_OpenWanServiceRequest,
+    &m_cdb_OpenWanServiceResponse,
+    &m_cdb_ParamInfo,
+    &m_cdb_Parameter,
+    &m_cdb_PeriodStrategy,
+    &m_cdb_ProxyAllocation,
+    &m_cdb_ProxyInst,
+    &m_cdb_ProxyNodeCustom,
+    &m_cdb_ReadWriteNode,
+    &m_cdb_ReadonlyNode,
+    &m_cdb_RestartDBInstancesRequest,
+    &m_cdb_RestartDBInstancesResponse,
     &m_cdb_RoGroup,
+    &m_cdb_RoGroupAttr,
     &m_cdb_RoInstanceInfo,
     &m_cdb_RoVipInfo,
+    &m_cdb_RoWeightValue,
+    &m_cdb_RollbackDBName,
+    &m_cdb_RollbackInstancesInfo,
+    &m_cdb_RollbackTableName,
+    &m_cdb_RollbackTables,
     &m_cdb_SlaveInfo,
     &m_cdb_SlaveInstanceInfo,
+    &m_cdb_StartBatchRollbackRequest,
+    &m_cdb_StartBatchRollbackResponse,
+    &m_cdb_StartCpuExpandRequest,
+    &m_cdb_StartCpuExpandResponse,
+    &m_cdb_StartReplicationRequest,
+    &m_cdb_StartReplicationResponse,
+    &m_cdb_StopCpuExpandRequest,
+    &m_cdb_StopCpuExpandResponse,
+    &m_cdb_StopReplicationRequest,
+    &m_cdb_StopReplicationResponse,
+    &m_cdb_StopRollbackRequest,
+    &m_cdb_StopRollbackResponse,
+    &m_cdb_SwitchDBInstanceMasterSlaveRequest,
+    &m_cdb_SwitchDBInstanceMasterSlaveResponse,
+    &m_cdb_SwitchDrInstanceToMasterRequest,
+    &m_cdb_SwitchDrInstanceToMasterResponse,
+    &m_cdb_TImeCycle,
+    &m_cdb_TablePrivilege,
     &m_cdb_Tag,
+    &m_cdb_TagInfo,
     &m_cdb_TagInfoItem,
     &m_cdb_TaskAttachInfo,
     &m_cdb_TaskDetail,
+    &m_cdb_TimeInterval,
+    &m_cdb_TimeIntervalStrategy,
     &m_cdb_UpgradeAnalysisInstanceVersionInfo,
+    &m_cdb_UpgradeCDBProxyVersionRequest,
+    &m_cdb_UpgradeCDBProxyVersionResponse,
+    &m_cdb_UpgradeDBInstanceEngineVersionRequest,
+    &m_cdb_UpgradeDBInstanceEngineVersionResponse,
+    &m_cdb_UpgradeDBInstanceRequest,
+    &m_cdb_UpgradeDBInstanceResponse,
+    &m_cdb_UpgradeEngineVersionParams,
+    &m_cdb_UpgradeRoGroupRequest,
+    &m_cdb_UpgradeRoGroupResponse,
+    &m_cdb_VerifyRootAccountRequest,
+    &m_cdb_VerifyRootAccountResponse,
+    &m_mongodb_Auth,
+    &m_mongodb_CreateAccountUserRequest,
+    &m_mongodb_CreateAccountUserResponse,
+    &m_mongodb_CreateBackupDBInstanceRequest,
+    &m_mongodb_CreateBackupDBInstanceResponse,
+    &m_mongodb_CreateDBInstanceHourRequest,
+    &m_mongodb_CreateDBInstanceHourResponse,
     &m_mongodb_DBInstanceInfo,
+    &m_mongodb_DeleteAccountUserRequest,
+    &m_mongodb_DeleteAccountUserResponse,
     &m_mongodb_DescribeDBInstancesRequest,
+    &m_mongodb_DisableSRVConnectionUrlRequest,
+    &m_mongodb_DisableSRVConnectionUrlResponse,
+    &m_mongodb_EnableSRVConnectionUrlRequest,
+    &m_mongodb_EnableSRVConnectionUrlResponse,
+    &m_mongodb_EnableTransparentDataEncryptionRequest,
+    &m_mongodb_EnableTransparentDataEncryptionResponse,
+    &m_mongodb_EnableWanServiceRequest,
+    &m_mongodb_EnableWanServiceResponse,
+    &m_mongodb_FBKeyValue,
+    &m_mongodb_FlashBackDBInstanceRequest,
+    &m_mongodb_FlashBackDBInstanceResponse,
+    &m_mongodb_FlashbackCollection,
+    &m_mongodb_FlashbackDatabase,
     &m_mongodb_InstanceDetail,
+    &m_mongodb_InstanceEnableSSLRequest,
+    &m_mongodb_InstanceEnableSSLResponse,
+    &m_mongodb_IsolateDBInstanceRequest,
+    &m_mongodb_IsolateDBInstanceResponse,
+    &m_mongodb_ModifyDBInstanceNetworkAddressRequest,
+    &m_mongodb_ModifyDBInstanceNetworkAddressResponse,
+    &m_mongodb_ModifyInstanceParamsRequest,
+    &m_mongodb_ModifyInstanceParamsResponse,
+    &m_mongodb_ModifyMongoDBParamType,
+    &m_mongodb_ModifyNetworkAddress,
+    &m_mongodb_ModifySRVConnectionUrlRequest,
+    &m_mongodb_ModifySRVConnectionUrlResponse,
+    &m_mongodb_OfflineIsolatedDBInstanceRequest,
+    &m_mongodb_OfflineIsolatedDBInstanceResponse,
+    &m_mongodb_PromoteDBInstanceToActiveRequest,
+    &m_mongodb_PromoteDBInstanceToActiveResponse,
+    &m_mongodb_ResetDBInstancePasswordRequest,
+    &m_mongodb_ResetDBInstancePasswordResponse,
+    &m_mongodb_RestartNodesRequest,
+    &m_mongodb_RestartNodesResponse,
+    &m_mongodb_RestoreCollection,
+    &m_mongodb_RestoreDBInstanceRequest,
+    &m_mongodb_RestoreDBInstanceResponse,
+    &m_mongodb_RestoreDatabases,
+    &m_mongodb_ScaleDownDBInstanceCpuRequest,
+    &m_mongodb_ScaleDownDBInstanceCpuResponse,
+    &m_mongodb_ScaleUpDBInstanceCpuRequest,
+    &m_mongodb_ScaleUpDBInstanceCpuResponse,
+    &m_mongodb_SetAccountUserPrivilegeRequest,
+    &m_mongodb_SetAccountUserPrivilegeResponse,
     &m_mongodb_ShardInfo,
     &m_mongodb_TagInfo,
+    &m_mongodb_UpgradeDBInstanceKernelVersionRequest,
+    &m_mongodb_UpgradeDBInstanceKernelVersionResponse,
+    &m_mongodb_UpgradeDbInstanceVersionRequest,
+    &m_mongodb_UpgradeDbInstanceVersionResponse,
+    &m_mongodb_WanServiceNodeList,
     NULL,
 };

@@ -24,7 +24,9 @@ CTL_LDLIBS := $(shell $(PKG_CONFIG) --libs $(LIBS_CTL))
 TEST_LDLIBS := $(shell $(PKG_CONFIG) --libs $(LIBS_TEST))
 
 LIB_SRC := $(sort $(filter-out src/main.c,$(wildcard src/*/*.c)))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ui_assets.o
+# The web console's files (ui/), built into libasyncd as a generated C file (src/ui/ui.h).
+UI_ASSETS := $(sort $(wildcard ui/*))
 CTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/*.c)) src/common/xalloc.c)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -49,6 +51,15 @@ $(BIN)/asyncctl: $(CTL_OBJ)
 $(BUILD)/libasyncd.a: $(LIB_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^
+
+$(BUILD)/gen/ui_assets.c: $(UI_ASSETS) scripts/embed_assets.sh
+	@mkdir -p $(@D)
+	@echo "GEN $@"
+	@bash scripts/embed_assets.sh $@ $(UI_ASSETS)
+
+$(BUILD)/gen/ui_assets.o: $(BUILD)/gen/ui_assets.c
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
@@ -76,12 +87,21 @@ FUZZ_SMOKE_S ?= 2
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wformat=2 -Isrc -MMD -MP -pthread \
 	$(FUZZ_SAN) $(DAEMON_CFLAGS)
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/gen/ui_assets.o
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 
 $(FUZZ_BUILD)/src/%.o: src/%.c
 	@mkdir -p $(@D)
+	@echo "CC(fuzz) $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/gen/ui_assets.c: $(UI_ASSETS) scripts/embed_assets.sh
+	@mkdir -p $(@D)
+	@echo "GEN $@"
+	@bash scripts/embed_assets.sh $@ $(UI_ASSETS)
+
+$(FUZZ_BUILD)/gen/ui_assets.o: $(FUZZ_BUILD)/gen/ui_assets.c
 	@echo "CC(fuzz) $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 

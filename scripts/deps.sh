@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev uuid-dev
       libcurl4-openssl-dev libcmocka-dev libmariadb-dev libpq-dev sqlite3 tzdata jq nodejs npm curl
-      ca-certificates clang libclang-rt-14-dev clang-format) # clang: the libFuzzer targets (tests/fuzz)
+      ca-certificates clang libclang-rt-14-dev clang-format # clang: the libFuzzer targets (tests/fuzz)
+      chromium fonts-liberation) # the web console's browser test (tests/it/ui-console.test.mjs, with playwright-core)
 # mariadb-server is installed by scripts/mariadb.sh, which keeps it from starting a system service.
 missing=()
 for p in "${pkgs[@]}"; do
@@ -22,7 +23,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if [ -f tests/it/package-lock.json ] && [ ! -d tests/it/node_modules/tencentcloud-sdk-nodejs ]; then
+if [ -f tests/it/package-lock.json ] && { [ ! -d tests/it/node_modules/tencentcloud-sdk-nodejs ] ||
+  [ ! -d tests/it/node_modules/playwright-core ]; }; then
   echo "deps: npm ci in tests/it"
   (cd tests/it && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -9,6 +9,7 @@
 #include "admin/admin_int.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "ui/ui.h"
 
 /* Who may call a route: the scopes of the tokens it accepts (DESIGN.md 7). A reader may only
  * look; an operator runs tasks and instances; accounts, their keys, policies and tokens are the
@@ -53,6 +54,8 @@ static const struct route routes[] = {
     {"POST", "/v1/workers/heartbeat", admin_worker_heartbeat, WORKERS},
     {"POST", "/v1/workers/complete", admin_worker_complete, WORKERS},
     {"POST", "/v1/workers/fail", admin_worker_fail, WORKERS},
+    {"GET", "/v1/whoami", admin_whoami, READERS | SCOPE_WORKER},
+    {"GET", "/v1/overview", admin_overview, READERS},
 };
 
 struct admin *admin_new(const struct admin_config *cfg)
@@ -233,7 +236,7 @@ static int dispatch(struct admin *a, const struct http_request *req, const struc
                        "token %s has scope %s; %s %s needs a token of scope %s", who->id,
                        who->scope, req->method, req->path, allowed);
     }
-    struct admin_req r = {.http = req, .arg = {caps[0], caps[1], caps[2]}};
+    struct admin_req r = {.http = req, .arg = {caps[0], caps[1], caps[2]}, .who = who};
     int rc = params_parse_form(req->query, strlen(req->query), &r.query, e);
     if (!rc)
         rc = parse_body(&r, e);
@@ -247,7 +250,7 @@ static int dispatch(struct admin *a, const struct http_request *req, const struc
 void admin_handle(void *ctx, const struct http_request *req, struct http_response *out)
 {
     struct admin *a = ctx;
-    if (serve_open_paths(a, req, out))
+    if (serve_open_paths(a, req, out) || ui_serve(req, out))
         return;
     struct err e = {0};
     struct token who;

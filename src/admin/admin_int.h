@@ -19,6 +19,7 @@ struct admin_req {
     const char *arg[3];      /* path segments matched by '*' in the route */
     json_t *body;            /* parsed JSON body (an object; {} when empty) */
     struct param_list query; /* decoded query string */
+    const struct token *who; /* the caller's token */
 };
 
 /* A handler sets *out (a new reference) and *status, or returns an ERR_* with e filled. */
@@ -73,6 +74,9 @@ int admin_worker_complete(struct admin *a, struct admin_req *r, json_t **out, in
                           struct err *e);
 int admin_worker_fail(struct admin *a, struct admin_req *r, json_t **out, int *status,
                       struct err *e);
+/* the web console's calls (admin_ui.c): GET /v1/whoami, GET /v1/overview */
+int admin_whoami(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+int admin_overview(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 /* tokens and who is calling (admin_tokens.c) */
 enum admin_scope {
     SCOPE_ADMIN = 1u << 0,    /* everything, tokens and accounts included */

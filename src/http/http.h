@@ -35,6 +35,8 @@ struct http_response {
     const char *content_type; /* static string */
     char *body;               /* heap; the server frees it after sending */
     size_t body_len;
+    /* Extra headers: static name, value, name, value, ..., NULL; may be NULL. */
+    const char *const *headers;
     /* Set by a handler that found the request needs work that may block for seconds: the rest
      * of resp is ignored, the connection is suspended, and the handler is called again with
      * req->on_worker set, on one of the server's blocking-work threads, so the threads that

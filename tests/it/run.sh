@@ -7,7 +7,7 @@ cd "$(dirname "$0")" || exit 2
 # The SDK sends through http_proxy when set; the suite must only ever talk to 127.0.0.1.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 export NO_PROXY='*' no_proxy='*'
-if [ ! -d node_modules/tencentcloud-sdk-nodejs ]; then
+if [ ! -d node_modules/tencentcloud-sdk-nodejs ] || [ ! -d node_modules/playwright-core ]; then
     npm ci --no-audit --no-fund || exit 2
 fi
 # Daemon logs (one file per start) of runs older than an hour go.

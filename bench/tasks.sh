@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Benchmarks task throughput on the SQLite store: one-step tasks (exec /bin/true, or BENCH_STEP) from
+# Benchmarks task throughput on the SQLite store: one-step tasks ({"noop":{}}, or BENCH_STEP) from
 # POST /v1/tasks to success, beside the raw SQLite insert rate at the same durability (WAL,
-# synchronous=FULL) on the same file system (bench/sqlite_insert.c).
-# Usage: bash bench/tasks.sh   (env: BENCH_TASKS=2000, BENCH_CLIENTS=8, BENCH_WORKERS=nproc,
+# synchronous=FULL) on the same file system (bench/sqlite_insert.c). Two asyncd runs:
+#  - together: the tasks are created while the engine runs them (create -> success);
+#  - backlog: the tasks are created with the engine off (--workers 0: the creates alone), then
+#    asyncd restarts with the engine on and the backlog drains (the engine alone).
+# Usage: bash bench/tasks.sh   (env: BENCH_TASKS=5000, BENCH_CLIENTS=16, BENCH_WORKERS=nproc,
 #        BENCH_SQLITE_SECONDS=5, BENCH_TIMEOUT=300, BENCH_PERF=0, ASYNCD_BIN=bin/asyncd,
-#        BENCH_STEP='{"noop":{}}' for the step's action as JSON; default {"exec":["/bin/true"]})
+#        BENCH_STEP='{"exec":["/bin/true"]}' for another step action as JSON)
 set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 cd "$(dirname "$0")/.."
 
-TASKS=${BENCH_TASKS:-2000}
-CLIENTS=${BENCH_CLIENTS:-8}
+TASKS=${BENCH_TASKS:-5000}
+CLIENTS=${BENCH_CLIENTS:-16}
+STEP=${BENCH_STEP:-'{"noop":{}}'}
+export BENCH_STEP=$STEP
 WORKERS=${BENCH_WORKERS:-$(nproc)}
 SQLITE_SECONDS=${BENCH_SQLITE_SECONDS:-5}
 TIMEOUT=${BENCH_TIMEOUT:-300}
@@ -40,10 +45,11 @@ cleanup() {
 trap cleanup EXIT
 TMP=$(mktemp -d /tmp/asyncd-bench-tasks.XXXXXX)
 
-# Starts asyncd on port 0 and reads the real ports from its "listening" line.
+# Starts asyncd on port 0 and reads the real ports from its "listening" line: DATA_DIR WORKERS.
 start_asyncd() {
-  "$ASYNCD_BIN" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$TMP/data" \
-    --workers "$WORKERS" >"$TMP/asyncd.log" 2>&1 &
+  DATA=$1
+  "$ASYNCD_BIN" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" \
+    --workers "$2" >"$TMP/asyncd.log" 2>&1 &
   PIDS+=($!)
   ASYNCD_PID=$!
   local i line
@@ -55,10 +61,35 @@ start_asyncd() {
   done
   [ -n "$line" ] || { cat "$TMP/asyncd.log" >&2; die "asyncd did not log its listening line"; }
   ADMIN=${line##* admin=}
-  say "asyncd pid $ASYNCD_PID admin=$ADMIN workers=$WORKERS"
+  say "asyncd pid $ASYNCD_PID admin=$ADMIN workers=$2 data=$DATA"
 }
 
-cred() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$TMP/data/credentials.json" "$1"; }
+stop_asyncd() {
+  kill -TERM "$ASYNCD_PID" 2>/dev/null || true
+  wait "$ASYNCD_PID" 2>/dev/null || true
+}
+
+cred() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$DATA/credentials.json" "$1"; }
+
+# The backlog run: creates with the engine off (RESULT create -> "alone"), then drains with it on
+# (RESULT e2e -> "drain", from the first claim to the last success).
+run_backlog() {
+  local token uin
+  start_asyncd "$TMP/backlog" 0
+  token=$(cred AdminToken); uin=$(cred Uin)
+  say "backlog: creating $TASKS tasks with the engine off, $CLIENTS clients"
+  BENCH_MODE=create node bench/load_client.js "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+    { cat "$TMP/client.out" >&2; tail -20 "$TMP/asyncd.log" >&2; die "load client failed"; }
+  grep '^RESULT create ' "$TMP/client.out" | sed 's/^RESULT create /alone /' >>"$TMP/results"
+  stop_asyncd
+  start_asyncd "$TMP/backlog" "$WORKERS"
+  say "backlog: draining with --workers $WORKERS"
+  BENCH_MODE=wait node bench/load_client.js "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+    { cat "$TMP/client.out" >&2; tail -20 "$TMP/asyncd.log" >&2; die "load client failed"; }
+  grep '^RESULT e2e ' "$TMP/client.out" | sed 's/^RESULT e2e /drain /' >>"$TMP/results"
+  grep '^RESULT latency ' "$TMP/client.out" | sed 's/^RESULT latency /drainlat /' >>"$TMP/results"
+  stop_asyncd
+}
 
 # utime stime cutime cstime of a process, in clock ticks (cutime/cstime: reaped children,
 # i.e. the /bin/true steps).
@@ -74,7 +105,7 @@ run_tasks() {
     PIDS+=("$perf_pid")
   fi
   before=$(cpu_ticks "$ASYNCD_PID")
-  say "creating $TASKS one-step no-op tasks with $CLIENTS clients"
+  say "together: creating $TASKS one-step tasks with $CLIENTS clients while the engine runs them"
   node bench/load_client.js "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -20 "$TMP/asyncd.log" >&2; die "load client failed"; }
   after=$(cpu_ticks "$ASYNCD_PID")
@@ -97,7 +128,7 @@ run_sqlite() {
 
 report() {
   echo
-  echo "one-step tasks (${BENCH_STEP:-{\"exec\":[\"/bin/true\"]}}), SQLite store (WAL, synchronous=FULL), $(nproc) CPUs"
+  echo "one-step tasks ($STEP), SQLite store (WAL, synchronous=FULL), $(nproc) CPUs"
   echo "asyncd --workers $WORKERS, $TASKS tasks, $CLIENTS keep-alive clients; SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1); load average at start $LOAD0"
   awk -v ncpu="$(nproc)" '
     $1 == "create"  { cn = $2; cs = $3; crate = $4; cp50 = $5; cp99 = $6 }
@@ -108,6 +139,9 @@ report() {
     $1 == "asyncdcpu" { hz = $10
       acpu = (($6 + $7) - ($2 + $3)) / hz; kcpu = (($8 + $9) - ($4 + $5)) / hz }
     $1 == "sqlite" { rate[$2] = $6; crate_s[$2] = $7 }
+    $1 == "alone"  { arate = $4 }
+    $1 == "drain"  { drate = $4 }
+    $1 == "drainlat" { dl50 = $7; dl99 = $8 }
     END {
       printf "\n%-46s %12s\n", "figure", "per second"
       printf "%-46s %12.0f\n", "asyncd tasks end-to-end (create -> success)", erate
@@ -115,15 +149,19 @@ report() {
       printf "%-46s %12.0f\n", "SQLite single-row commits, 1 connection", rate["single"]
       printf "%-46s %12.0f\n", "SQLite single-row commits, 4 connections", rate["threads"]
       printf "%-46s %12.0f\n", "SQLite rows, 100 per commit, 1 connection", rate["batch"]
-      printf "\nratio asyncd tasks/s : SQLite commits/s (1 connection) = %.3f", erate / rate["single"]
-      printf "  (1 : %.1f)\n", rate["single"] / erate
-      printf "asyncd makes 3 fsynced commits per task (create; claim; step done + success, events in\n"
-      printf "the same transactions), so the commit-bound ceiling is %.0f tasks/s; asyncd reached %.0f%% of it.\n",
-        rate["single"] / 3, 100 * erate * 3 / rate["single"]
+      printf "%-46s %12.0f\n", "backlog: creates alone (engine off)", arate
+      printf "%-46s %12.0f\n", "backlog: engine drain (first claim -> last end)", drate
+      single = rate["single"]
+      printf "\nratios to SQLite single-row commits/s (1 connection, %.0f/s), the anchor of this run:\n", single
+      printf "  tasks end-to-end, created while running   %.3f\n", erate / single
+      printf "  creates alone (POST /v1/tasks, engine off) %.3f\n", arate / single
+      printf "  backlog drained by the engine alone        %.3f  (goal >= 2.0 end-to-end)\n", drate / single
+      printf "end-to-end tasks/s : creates/s alone = %.2f (1.0 = the creates are the limit)\n", erate / arate
       printf "\nend-to-end: first created_ms to last end_ms %.3f s; client wall time to all success seen %.3f s (%.0f/s)\n", es, ws, wrate
       printf "create: %d tasks in %.3f s, POST latency p50 %.2f ms p99 %.2f ms, 503 retries %d\n", cn, cs, cp50, cp99, retries
       printf "create -> success per task (server clock, ms): p50 %d p99 %d max %d\n", l50, l99, lmax
       printf "  of which queued (create -> start) p50 %d p99 %d, running (start -> success) p50 %d p99 %d\n", w50, w99, r50, r99
+      printf "backlog drain: running (claim -> success) p50 %d p99 %d ms\n", dl50, dl99
       printf "CPU seconds during the run: asyncd %.2f, its /bin/true children %.2f, load client %.2f (wall %.2f s, %d CPUs)\n",
         acpu, kcpu, ccpu, ws, ncpu
       printf "SQLite batched run: %.0f commits/s of 100 rows each\n", crate_s["batch"]
@@ -140,11 +178,11 @@ main() {
   LOAD0=$(cut -d' ' -f1 /proc/loadavg)
   [ "${LOAD0%.*}" -lt "$(nproc)" ] || say "load average $LOAD0 on $(nproc) CPUs: other work will skew the figures"
   : >"$TMP/results"
-  start_asyncd
+  start_asyncd "$TMP/data" "$WORKERS"
   run_tasks
   # Stop asyncd before the SQLite runs so the two never share the disk or the CPUs.
-  kill -TERM "$ASYNCD_PID" 2>/dev/null || true
-  wait "$ASYNCD_PID" 2>/dev/null || true
+  stop_asyncd
+  run_backlog
   run_sqlite
   report
 }

@@ -23,19 +23,21 @@ static void wait_for_work(struct engine *eng, int ms)
     until.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&eng->mu);
     /* once stopping, only a run to resume or the last run's end is worth waking for */
-    bool idle = eng->stopping ? eng->in_flight > 0 && !eng->ready : !eng->woken && !eng->ready;
+    bool idle = !eng->ready && !eng->claimed && (eng->stopping ? eng->in_flight > 0 : !eng->woken);
     if (idle)
         pthread_cond_timedwait(&eng->cond, &eng->mu, &until);
     eng->woken = false;
     pthread_mutex_unlock(&eng->mu);
 }
 
-enum work { WORK_RESUME, WORK_CLAIM, WORK_WAIT, WORK_QUIT };
+enum work { WORK_RESUME, WORK_START, WORK_CLAIM, WORK_WAIT, WORK_QUIT };
 
-/* What a worker does next: a run to resume comes first; a claim only while fewer than
- * max_running are in flight (the slot is taken now); once stopping, it quits when no run is in
- * flight any more, so every parked run gets its bookkeeping done. */
-static enum work next_work(struct engine *eng, struct parked **resume)
+/* What a worker does next: a run to resume comes first, then a claimed run to start; a claim
+ * only while fewer than max_running are in flight (*slots are taken now: the free ones, at most
+ * a batch); once stopping, it quits when no run is in flight any more, so every parked run gets
+ * its bookkeeping done (a claimed one starts, and hands its task back). */
+static enum work next_work(struct engine *eng, struct parked **resume, struct run_link **start,
+                           size_t *slots)
 {
     enum work w = WORK_WAIT;
     pthread_mutex_lock(&eng->mu);
@@ -45,33 +47,78 @@ static enum work next_work(struct engine *eng, struct parked **resume)
         if (!eng->ready)
             eng->ready_tail = &eng->ready;
         w = WORK_RESUME;
+    } else if (eng->claimed) {
+        *start = eng->claimed;
+        eng->claimed = eng->claimed->next;
+        if (!eng->claimed)
+            eng->claimed_tail = &eng->claimed;
+        w = WORK_START;
     } else if (eng->stopping) {
         w = eng->in_flight == 0 ? WORK_QUIT : WORK_WAIT;
     } else if (eng->in_flight < eng->max_running) {
-        eng->in_flight++;
+        size_t free_slots = eng->max_running - eng->in_flight;
+        *slots = free_slots < STORE_CLAIM_BATCH_MAX ? free_slots : STORE_CLAIM_BATCH_MAX;
+        eng->in_flight += (unsigned)*slots;
         w = WORK_CLAIM;
     }
     pthread_mutex_unlock(&eng->mu);
     return w;
 }
 
-/* Claims one task and runs it; false when there was none (or the store failed). */
-static bool claim_and_run(struct engine *eng)
+/* Gives back n slots taken for a claim that found fewer tasks. */
+static void slots_release(struct engine *eng, size_t n)
 {
-    struct task_claim claim;
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&eng->mu);
+    bool was_full = eng->in_flight >= eng->max_running;
+    eng->in_flight -= (unsigned)n;
+    if ((eng->stopping && eng->in_flight == 0) || was_full)
+        pthread_cond_broadcast(&eng->cond); /* the last run's end, or a worker waiting for a slot */
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* Queues runs[1..n) for the other workers (woken) and starts runs[0] here. */
+static void share_and_run(struct engine *eng, struct run_link **runs, size_t n)
+{
+    if (n > 1) {
+        pthread_mutex_lock(&eng->mu);
+        for (size_t i = 1; i < n; i++) {
+            runs[i]->next = NULL;
+            *eng->claimed_tail = runs[i];
+            eng->claimed_tail = &runs[i]->next;
+        }
+        pthread_cond_broadcast(&eng->cond);
+        pthread_mutex_unlock(&eng->mu);
+    }
+    engine_run_go(eng, runs[0]); /* ends with engine_run_ended, maybe elsewhere */
+}
+
+/* Claims up to slots tasks in one store call and runs them; false when there was none (or the
+ * store failed). One transaction for the batch: with many queued tasks this is what keeps the
+ * claims from costing a commit each. */
+static bool claim_and_run(struct engine *eng, size_t slots)
+{
+    struct task_claim claims[STORE_CLAIM_BATCH_MAX];
+    struct run_link *runs[STORE_CLAIM_BATCH_MAX];
+    size_t n = 0;
     struct err e = {0};
-    int64_t sent = engine_mono_ms(); /* the lease runs from no earlier than this */
-    int rc = store_task_claim_with(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
-                                   eng->cfg.instance_parallel, &claim, &e);
-    if (rc == 0) {
-        engine_run_task(eng, &claim, sent); /* ends with engine_run_ended, maybe elsewhere */
+    int64_t sent = engine_mono_ms(); /* the leases run from no earlier than this */
+    int rc = store_task_claim_batch(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
+                                    eng->cfg.instance_parallel, slots, claims, &n, &e);
+    if (rc != 0)
+        n = 0;
+    slots_release(eng, slots - n);
+    if (n > 0) {
+        for (size_t i = 0; i < n; i++)
+            runs[i] = engine_run_new(eng, &claims[i], sent);
+        share_and_run(eng, runs, n);
         return true;
     }
-    engine_run_ended(eng); /* the slot taken for the claim */
-    if (rc == ERR_NOT_FOUND) {
+    if (rc == ERR_NOT_FOUND || rc == 0) {
         wait_for_work(eng, IDLE_POLL_MS);
     } else {
-        log_warn("engine: claiming a task: %s", e.msg);
+        log_warn("engine: claiming tasks: %s", e.msg);
         wait_for_work(eng, 1000);
     }
     return false;
@@ -82,12 +129,17 @@ static void *worker_main(void *arg)
     struct engine *eng = arg;
     for (;;) {
         struct parked *p = NULL;
-        switch (next_work(eng, &p)) {
+        struct run_link *start = NULL;
+        size_t slots = 0;
+        switch (next_work(eng, &p, &start, &slots)) {
         case WORK_RESUME:
             engine_run_resume(eng, p);
             break;
+        case WORK_START:
+            engine_run_go(eng, start);
+            break;
         case WORK_CLAIM:
-            claim_and_run(eng);
+            claim_and_run(eng, slots);
             break;
         case WORK_WAIT:
             wait_for_work(eng, IDLE_POLL_MS);
@@ -138,6 +190,7 @@ int engine_start(const struct engine_config *cfg, struct engine **out, struct er
         eng->cfg.lease_s = 15;
     eng->max_running = cfg->max_running ? cfg->max_running : ENGINE_MAX_RUNNING;
     eng->ready_tail = &eng->ready;
+    eng->claimed_tail = &eng->claimed;
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cond, NULL);
     /* Before this node's old leases are released (and anything is claimed): the steps its last
@@ -153,7 +206,8 @@ int engine_start(const struct engine_config *cfg, struct engine **out, struct er
         free(eng);
         return ERR_INTERNAL;
     }
-    if (cfg->workers && step_loop_start(eng, e) != 0) {
+    if (cfg->workers && (step_loop_start(eng, e) != 0 || flusher_start(eng, e) != 0)) {
+        step_loop_stop(eng);
         lease_keeper_stop(eng);
         pthread_cond_destroy(&eng->cond);
         pthread_mutex_destroy(&eng->mu);
@@ -198,6 +252,7 @@ void engine_stop(struct engine *eng)
      * ended, or were stopped when the drain time ran out) and wrote their last progress. */
     for (unsigned i = 0; i < eng->n_threads; i++)
         pthread_join(eng->threads[i], NULL);
+    flusher_stop(eng);      /* nothing is queued: every run ended */
     step_loop_stop(eng);    /* nothing is parked any more */
     lease_keeper_stop(eng); /* after the workers: it writes what they queued */
     free(eng->threads);

@@ -43,6 +43,22 @@ struct parked {
 
 struct step_loop;
 
+/* A claimed run not yet started, in engine.c's queue (engine_run.c owns the run around it). */
+struct run_link {
+    struct run_link *next;
+};
+
+/* A run's last write (one that gives the lease up: the run ends with it), handed to the flusher
+ * (engine_flush.c), which writes many in one transaction. The run keeps its lease watch and its
+ * slot until done is called with the write's outcome, after the commit. */
+struct final_write {
+    struct task_progress p; /* its strings are owned (final_write_set, final_write_clear) */
+    void (*done)(struct engine *eng, struct final_write *w, int rc);
+    struct final_write *next;
+};
+
+struct flusher;
+
 struct engine {
     struct engine_config cfg;
     pthread_t *threads;
@@ -64,6 +80,9 @@ struct engine {
     bool keeper_stop;                  /* under keeper_mu */
     struct lease_watch *watches;       /* under keeper_mu */
     struct pgroup_op *ops, **ops_tail; /* under keeper_mu, FIFO */
+    /* claimed in a batch, waiting for a worker (under mu, FIFO); their slots are taken */
+    struct run_link *claimed, **claimed_tail;
+    struct flusher *flusher; /* NULL when the node runs no tasks */
 };
 
 /* Monotonic milliseconds: what lease ages are measured with. */
@@ -91,11 +110,15 @@ void engine_sweep_leftovers(struct store *s, const char *node);
 bool engine_stopping(struct engine *eng);
 /* True once stopping and the drain time is up: running steps must stop now. */
 bool engine_drain_over(struct engine *eng);
-/* Runs a claimed task until it leaves running, waits for a retry, or is no longer ours, or
- * until it parks waiting for an exec child (then a worker goes on with it later, through
- * engine_run_resume). claimed_ms: engine_mono_ms() when the claim was sent (the lease runs from
- * no earlier). Every run ends with engine_run_ended, on whichever thread it ends. */
-void engine_run_task(struct engine *eng, const struct task_claim *claim, int64_t claimed_ms);
+/* A claimed task's run, in two halves. new makes it (its lease watched from now on when the
+ * claim names the product; claimed_ms: engine_mono_ms() when the claim was sent, the lease runs
+ * from no earlier); go runs it on the calling thread until it leaves running, waits for a retry,
+ * or is no longer ours, or until it parks waiting for an exec child (then a worker goes on with
+ * it later, through engine_run_resume). Every run ends with engine_run_ended, on whichever
+ * thread it ends (the flusher's, when its last write was handed to it). */
+struct run_link *engine_run_new(struct engine *eng, const struct task_claim *claim,
+                                int64_t claimed_ms);
+void engine_run_go(struct engine *eng, struct run_link *l);
 /* Continues a parked run whose child was finished (p->res filled). */
 void engine_run_resume(struct engine *eng, struct parked *p);
 
@@ -103,6 +126,16 @@ void engine_run_resume(struct engine *eng, struct parked *p);
 void engine_run_ended(struct engine *eng);
 /* engine.c: queues the runs of list (linked by next) for the workers to resume. */
 void engine_resume_later(struct engine *eng, struct parked *list);
+
+/* The flusher (engine_flush.c). start: 0 or ERR_INTERNAL. push: w is written soon, with others
+ * queued at the time, and w->done called on the flusher's thread. stop: once nothing is queued
+ * (the workers are joined), joins the thread. set copies p (and its strings) into w; clear frees
+ * them. */
+int flusher_start(struct engine *eng, struct err *e);
+void flusher_push(struct engine *eng, struct final_write *w);
+void flusher_stop(struct engine *eng);
+void final_write_set(struct final_write *w, const struct task_progress *p);
+void final_write_clear(struct final_write *w);
 
 /* The step loop (engine_loop.c). start: 0 or ERR_INTERNAL. add: the loop watches p->child from
  * now on (called by a worker; p must not be touched by it afterwards). stop: once no run is

@@ -42,11 +42,14 @@ struct run {
     bool ctl_live;             /* a step runs: fenced() may shorten ctl's grace */
     struct step_pgroup pgroup; /* the running exec step's process group (pgid 0: none) */
     /* the step under way: kept while parked */
-    struct snapshot snap; /* the task as read before the step */
-    int idx;              /* the step's index */
-    bool undo;            /* its undo action runs */
-    char *stdin_text;     /* owned: what the child reads */
-    struct parked park;   /* the child and, once it ended, its result */
+    struct snapshot snap;   /* the task as read before the step */
+    int idx;                /* the step's index */
+    bool undo;              /* its undo action runs */
+    char *stdin_text;       /* owned: what the child reads */
+    struct parked park;     /* the child and, once it ended, its result */
+    struct run_link link;   /* in the engine's queue of claimed runs, before it starts */
+    struct final_write fin; /* the last write, when it gives the lease up (fin_set) */
+    bool fin_set;
 };
 
 /* Whether a do/undo phase's step is done with (false), goes on with the next read (true), or
@@ -107,6 +110,14 @@ static bool record(struct run *r, struct task_progress *p)
     p->id = r->id;
     p->lease_no = r->lease_no;
     p->node = r->eng->cfg.node;
+    /* A write that gives the lease up is the run's last: the flusher writes it with others in
+     * one transaction when the run ends (run_end), and the run keeps its lease until then. No
+     * caller reads the outcome of such a write: the run ends whatever it was. */
+    if (p->release && r->eng->flusher && !r->fin_set) {
+        final_write_set(&r->fin, p);
+        r->fin_set = true;
+        return true;
+    }
     int rc = store_task_progress(r->eng->cfg.store, p, &e);
     if (rc == ERR_CONFLICT)
         log_info("engine: task %s moved on without us: %s", r->id, e.msg);
@@ -235,7 +246,8 @@ static bool action_start(struct run *r, const struct snapshot *s, int idx, const
     const char *const extra[] = {env[0], env[1],      env[2],      env[3],
                                  env[4], inst_env[0], inst_env[1], NULL};
     bool undo = strcmp(phase, "undo") == 0;
-    r->stdin_text = stdin_for(s, idx, phase);
+    /* Only a child reads it: a built-in or mysql step is spared the task's copy and dump. */
+    r->stdin_text = exec_is_child(action) ? stdin_for(s, idx, phase) : NULL;
     r->idx = idx;
     r->undo = undo;
     json_t *captured = undo ? json_object_get(step, "output") : NULL;
@@ -567,13 +579,33 @@ static void watch_start(struct run *r)
     r->watched = true;
 }
 
-static void run_end(struct run *r)
+static void run_free(struct run *r)
 {
     struct engine *eng = r->eng;
     if (r->watched)
         lease_watch_remove(eng, &r->watch);
     free(r);
     engine_run_ended(eng);
+}
+
+/* The flusher committed (or failed) the run's last write: now the run is over. */
+static void final_done(struct engine *eng, struct final_write *w, int rc)
+{
+    (void)eng;
+    (void)rc; /* logged by the flusher; a failed write leaves the lease to expire */
+    struct run *r = (struct run *)((char *)w - offsetof(struct run, fin));
+    final_write_clear(w);
+    run_free(r);
+}
+
+static void run_end(struct run *r)
+{
+    if (!r->fin_set) {
+        run_free(r);
+        return;
+    }
+    r->fin.done = final_done;
+    flusher_push(r->eng, &r->fin); /* r is the flusher's from here */
 }
 
 /* Runs r's steps from a fresh read each, until the run ends or parks (then r is the step
@@ -604,7 +636,8 @@ static void run_drive(struct run *r, enum step_next next)
     run_end(r);
 }
 
-void engine_run_task(struct engine *eng, const struct task_claim *claim, int64_t claimed_ms)
+struct run_link *engine_run_new(struct engine *eng, const struct task_claim *claim,
+                                int64_t claimed_ms)
 {
     struct run *r = xcalloc(1, sizeof *r);
     r->eng = eng;
@@ -613,7 +646,18 @@ void engine_run_task(struct engine *eng, const struct task_claim *claim, int64_t
     snprintf(r->id, sizeof r->id, "%s", claim->id);
     atomic_init(&r->watch.last_ok_ms, claimed_ms);
     atomic_init(&r->watch.stop, STOP_NONE);
-    run_drive(r, STEP_AGAIN);
+    /* Renewed from the claim on, while it waits in the queue for a worker too. */
+    if (claim->product[0]) {
+        snprintf(r->product, sizeof r->product, "%s", claim->product);
+        watch_start(r);
+    }
+    return &r->link;
+}
+
+void engine_run_go(struct engine *eng, struct run_link *l)
+{
+    (void)eng;
+    run_drive((struct run *)((char *)l - offsetof(struct run, link)), STEP_AGAIN);
 }
 
 void engine_run_resume(struct engine *eng, struct parked *p)

@@ -94,7 +94,11 @@ struct task_move {
 struct task_claim {
     char id[STORE_ID_MAX];
     int64_t lease_no;
+    char product[16]; /* filled by task_claim_batch; "" from task_claim */
 };
+
+/* The most claims one task_claim_batch call makes. */
+#define STORE_CLAIM_BATCH_MAX 64
 
 /* One fenced write by the lease holder: applies only while the task is running and its lease_no is
  * still m->lease_no (else ERR_CONFLICT: an operator or another node moved it). */
@@ -273,6 +277,19 @@ struct store_ops {
     int (*task_renew)(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                       struct task_lease_state *out, struct err *e);
     int (*task_progress)(struct store *s, const struct task_progress *p, struct err *e);
+    /* Batched engine writes (NULL in a backend without them: the wrappers below then make single
+     * calls). task_claim_batch: up to max (<= STORE_CLAIM_BATCH_MAX) claims in one transaction,
+     * each by task_claim's rules (a batch holds at most one task per instance unless its product
+     * is parallel, the oldest), in creation order, each with lease_no + 1; *n how many (0 and
+     * ERR_NOT_FOUND when none). task_progress_batch: the n fenced writes ps[] in one transaction,
+     * each judged and applied on its own as task_progress would (rcs[i] its outcome, e.g.
+     * ERR_CONFLICT, with no effect); returns nonzero only when the transaction itself failed
+     * (then every rcs[i] is that error and nothing was written). */
+    int (*task_claim_batch)(struct store *s, const char *node, int64_t lease_ms,
+                            const char *parallel, size_t max, struct task_claim *out, size_t *n,
+                            struct err *e);
+    int (*task_progress_batch)(struct store *s, const struct task_progress *ps, size_t n, int *rcs,
+                               struct err *e);
     /* Renews, in one statement (one write), the live leases node holds: the task running,
      * lease_node = node, the lease not yet expired by the store's clock; each then runs lease_ms
      * from the store's now. only (n_only of them): just those (id, lease_no), so a lease nobody on
@@ -474,6 +491,27 @@ static inline int store_node_renew(struct store *s, const char *node, int64_t le
 static inline int store_task_progress(struct store *s, const struct task_progress *p, struct err *e)
 {
     return s->ops->task_progress(s, p, e);
+}
+static inline int store_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
+                                         const char *parallel, size_t max, struct task_claim *o,
+                                         size_t *n, struct err *e)
+{
+    *n = 0;
+    if (s->ops->task_claim_batch)
+        return s->ops->task_claim_batch(s, node, lease_ms, parallel, max, o, n, e);
+    o[0].product[0] = '\0';
+    int rc = s->ops->task_claim(s, node, lease_ms, parallel, o, e);
+    *n = rc == 0 ? 1 : 0;
+    return rc;
+}
+static inline int store_task_progress_batch(struct store *s, const struct task_progress *ps,
+                                            size_t n, int *rcs, struct err *e)
+{
+    if (s->ops->task_progress_batch)
+        return s->ops->task_progress_batch(s, ps, n, rcs, e);
+    for (size_t i = 0; i < n; i++)
+        rcs[i] = s->ops->task_progress(s, &ps[i], e);
+    return 0;
 }
 static inline int store_release_node_leases(struct store *s, const char *node, struct err *e)
 {

@@ -287,6 +287,34 @@ static int c_task_claim(struct store *s, const char *node, int64_t lease_ms, con
     return rc;
 }
 
+/* As c_task_claim, for each task of the batch. */
+static int c_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
+                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
+                              struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    atomic_fetch_add(&cs->global_pending, 1);
+    int rc = store_task_claim_batch(cs->inner, node, lease_ms, parallel, max, out, n, e);
+    for (size_t i = 1; rc == 0 && i < *n; i++) {
+        atomic_fetch_add(&cs->global_pending, 1);
+        global_write_end(cs, out[i].id);
+    }
+    global_write_end(cs, rc == 0 && *n ? out[0].id : "");
+    return rc;
+}
+
+static int c_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
+                                 int *rcs, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    for (size_t i = 0; i < n; i++)
+        task_write_begin(cs, ps[i].id);
+    int rc = store_task_progress_batch(cs->inner, ps, n, rcs, e);
+    for (size_t i = 0; i < n; i++)
+        task_write_end(cs, ps[i].id);
+    return rc;
+}
+
 static int c_release_node_leases(struct store *s, const char *node, struct err *e)
 {
     struct cache_store *cs = cs_of(s);
@@ -686,7 +714,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 41 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 43 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -718,6 +746,8 @@ static const struct store_ops cache_ops = {
     .task_renew = c_task_renew,
     .node_renew = c_node_renew,
     .task_progress = c_task_progress,
+    .task_claim_batch = c_task_claim_batch,
+    .task_progress_batch = c_task_progress_batch,
     .release_node_leases = c_release_node_leases,
     .pgroup_record = c_pgroup_record,
     .pgroup_clear = c_pgroup_clear,

@@ -129,6 +129,65 @@ int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, con
     return pg_run(s, PG_TX_WRITE, claim_fn, &cx, e);
 }
 
+/* --- claims in batches --- */
+
+struct claim_batch_ctx {
+    struct store_pg *s;
+    const char *node;
+    int64_t lease_ms;
+    char parallel[256];
+    size_t max, n;
+    struct task_claim *out;
+};
+
+/* One statement (store_pg_sql.c, PG_CLAIM_BATCH): picks, takes and records up to max claims. */
+static int claim_batch_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct claim_batch_ctx *cx = ctx;
+    cx->n = 0; /* pg_run may run this again */
+    struct pg_params p = {0};
+    pp_int(&p, pg_now_ms());
+    pp_text(&p, cx->parallel);
+    pp_text(&p, cx->node);
+    pp_int(&p, cx->lease_ms);
+    pp_int(&p, (int64_t)cx->max);
+    PGresult *r;
+    int rc = pg_exec(c, PG_CLAIM_BATCH, &p, &r, "claiming tasks", e);
+    if (rc != 0)
+        return rc;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && (size_t)i < cx->max; i++) {
+        struct task_claim *t = &cx->out[cx->n++];
+        pg_copy(t->id, sizeof t->id, pg_str(r, i, 0));
+        pg_copy(t->product, sizeof t->product, pg_str(r, i, 1));
+        t->lease_no = pg_int(r, i, 2);
+    }
+    PQclear(r);
+    return cx->n ? 0 : err_set(e, ERR_NOT_FOUND, "no runnable task");
+}
+
+int store_pg_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
+                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
+                              struct err *e)
+{
+    *n = 0;
+    if (max == 0)
+        return err_set(e, ERR_INVALID_PARAMETER, "store: a claim batch of 0 tasks");
+    if (pg_of(s)->claim_mode == PG_CLAIM_ONE_UPDATE) {
+        /* ?claim=update avoids SKIP LOCKED: one claim per call, as before. */
+        out[0].product[0] = '\0';
+        int rc = store_pg_task_claim(s, node, lease_ms, parallel, out, e);
+        *n = rc == 0 ? 1 : 0;
+        return rc;
+    }
+    struct claim_batch_ctx cx = {.s = pg_of(s), .node = node, .lease_ms = lease_ms, .out = out};
+    cx.max = max > STORE_CLAIM_BATCH_MAX ? STORE_CLAIM_BATCH_MAX : max;
+    snprintf(cx.parallel, sizeof cx.parallel, ",%.250s,", parallel ? parallel : "");
+    int rc = pg_run(s, PG_TX_NONE, claim_batch_fn, &cx, e);
+    *n = rc == 0 ? cx.n : 0;
+    return rc;
+}
+
 /* --- renew, release --- */
 
 struct renew_ctx {
@@ -356,6 +415,58 @@ int store_pg_task_progress(struct store *s, const struct task_progress *p, struc
     if (rc != 0)
         return rc;
     return pg_run(s, PG_TX_WRITE, progress_fn, (void *)p, e);
+}
+
+struct progress_batch_ctx {
+    const struct task_progress *ps;
+    size_t n;
+    int *rcs;
+    const bool *ok_args; /* the writes whose arguments passed the check */
+};
+
+/* The writes of the batch one after another in one transaction, one COMMIT for them all; each
+ * still locks its row and checks its own lease_no. A refused write (its lease gone: progress_fn's
+ * row_read and store_progress_allowed) is refused before it writes anything, so it needs no
+ * savepoint (two round trips each); any other failure aborts the transaction and fails the whole
+ * batch, which the caller may then write one by one. */
+static int progress_batch_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct progress_batch_ctx *b = ctx;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->ok_args[i])
+            continue;
+        struct err ie = {0};
+        int rc = progress_fn(c, (void *)&b->ps[i], &ie);
+        b->rcs[i] = rc;
+        if (rc != 0 && rc != ERR_CONFLICT && rc != ERR_NOT_FOUND) {
+            *e = ie;
+            return rc; /* the transaction is aborted: runs again (PG_RETRY) or fails */
+        }
+    }
+    return 0;
+}
+
+int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
+                                 int *rcs, struct err *e)
+{
+    bool *ok_args = xcalloc(n ? n : 1, sizeof *ok_args);
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        struct err ae;
+        rcs[i] = store_progress_args_check(&ps[i], &ae);
+        ok_args[i] = rcs[i] == 0;
+        any = any || ok_args[i];
+    }
+    int rc = 0;
+    if (any) {
+        struct progress_batch_ctx b = {ps, n, rcs, ok_args};
+        rc = pg_run(s, PG_TX_WRITE, progress_batch_fn, &b, e);
+        for (size_t i = 0; rc != 0 && i < n; i++)
+            if (ok_args[i])
+                rcs[i] = rc; /* rolled back with the transaction */
+    }
+    free(ok_args);
+    return rc;
 }
 
 /* --- operator verbs --- */

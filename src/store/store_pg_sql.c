@@ -136,6 +136,39 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
             "c.", "$4::text") " ORDER BY created_ms, job_id LIMIT 1) old"
                               " WHERE t.id = old.id AND " CLAIMABLE(
                                   "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no",
+    /* A batch of claims in one statement: lock up to $5 of the oldest claimable rows nobody else
+     * has locked, take each (lease_no + 1, the fencing token), and write each claim's event. The
+     * instance check reads the rows as they were before this statement, so a batch holds at
+     * most one task per instance (a second one has the first, still initial, before it). */
+    [PG_CLAIM_BATCH] = "WITH picked AS (SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
+        "c.") " AND " INSTANCE_FREE("c.",
+                                    "$2::text") " ORDER BY created_ms, job_id"
+                                                " LIMIT $5::integer"
+                                                " FOR NO KEY UPDATE OF c SKIP LOCKED),"
+                                                " taken AS (UPDATE tasks t SET state = 'running', "
+                                                "start_ms = COALESCE(t.start_ms,"
+                                                " $1::bigint), lease_node = $3::text, "
+                                                "lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
+                                                " lease_no = t.lease_no + 1 FROM picked WHERE t.id "
+                                                "= picked.id RETURNING t.id,"
+                                                " t.product, t.lease_no, t.created_ms, t.job_id, "
+                                                "picked.state AS old_state,"
+                                                " picked.lease_node AS old_node),"
+                                                " ev AS (INSERT INTO task_events(task_id, seq, "
+                                                "at_ms, from_state, to_state, node, message)"
+                                                " SELECT taken.id, (SELECT COALESCE(MAX(seq), 0) + "
+                                                "1 FROM task_events x"
+                                                " WHERE x.task_id = taken.id), $1::bigint, "
+                                                "old_state, 'running', $3::text,"
+                                                " CASE WHEN old_state = 'initial' THEN 'started; "
+                                                "lease ' || lease_no"
+                                                " WHEN COALESCE(old_node, '') <> '' THEN 'lease of "
+                                                "' || left(old_node, 100)"
+                                                " || ' expired; taken over, lease ' || lease_no"
+                                                " ELSE 'claimed; lease ' || lease_no END FROM "
+                                                "taken)"
+                                                " SELECT id, product, lease_no FROM taken ORDER BY "
+                                                "created_ms, job_id",
     /* $3 is the lease's length: it runs from the database's now. */
     [PG_RENEW] =
         "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"

@@ -52,6 +52,9 @@ enum sq_slot {
     SQ_STEP_MARK,
     SQ_CLAIM_PICK,
     SQ_CLAIM_TAKE,
+    SQ_ITEM_SAVEPOINT,
+    SQ_ITEM_RELEASE,
+    SQ_ITEM_ROLLBACK_TO,
     SQ_RENEW,
     SQ_LEASE_READ,
     SQ_PROGRESS_TASK,
@@ -213,6 +216,11 @@ int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
 int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                             struct task_lease_state *out, struct err *e);
 int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);
+int store_sqlite_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
+                                  const char *parallel, size_t max, struct task_claim *out,
+                                  size_t *n, struct err *e);
+int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
+                                     int *rcs, struct err *e);
 int store_sqlite_release_node_leases(struct store *s, const char *node, struct err *e);
 /* store_sqlite_renew.c: */
 int store_sqlite_node_renew(struct store *s, const char *node, int64_t lease_ms,

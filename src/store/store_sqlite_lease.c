@@ -15,25 +15,29 @@ struct claim_in {
 
 struct candidate {
     char id[STORE_ID_MAX];
+    char product[16];
     enum task_state state;
     char old_node[128];
     int64_t lease_no; /* before the claim */
 };
 
-/* The oldest runnable task. One on an instance waits while an earlier task of its product and
- * instance is unfinished (a paused one too: it still holds the instance), unless ?2, a list
- * ",p,q,", names its product; tasks_instance_open makes that check one index probe.
- * INDEXED BY tasks_runnable: walked in created_ms order the first match ends the search. Left to
- * itself the planner takes tasks_state (state = ?), reads every queued task and sorts them in a
- * temporary b-tree for each claim: with 5,000 queued no-op tasks, 13% of asyncd's CPU samples
- * and more in the heap trims that temporary b-tree's memory caused (perf, issue 11). */
-static int claim_pick(struct sq_conn *c, const struct claim_in *in, int64_t now,
-                      struct candidate *cand, struct err *e)
+/* The oldest runnable tasks, up to max, in creation order. One on an instance waits while an
+ * earlier task of its product and instance is unfinished (a paused one too: it still holds the
+ * instance), unless ?2, a list ",p,q,", names its product; tasks_instance_open makes that check
+ * one index probe. The check reads the rows as they were before this claim, so a batch holds at
+ * most one task per instance: a second one has the first (still initial) before it.
+ * INDEXED BY tasks_runnable: walked in created_ms order the first max matches end the search.
+ * Left to itself the planner takes tasks_state (state = ?), reads every queued task and sorts
+ * them in a temporary b-tree for each claim: with 5,000 queued no-op tasks, 13% of asyncd's CPU
+ * samples and more in the heap trims that temporary b-tree's memory caused (perf, issue 11).
+ * Every candidate is read before any is taken: no UPDATE runs under an open SELECT. */
+static int claim_pick(struct sq_conn *c, const struct claim_in *in, int64_t now, size_t max,
+                      struct candidate *cands, size_t *n, struct err *e)
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(
         c, SQ_CLAIM_PICK,
-        "SELECT id, state, lease_node, lease_no FROM tasks t INDEXED BY tasks_runnable"
+        "SELECT id, state, lease_node, lease_no, product FROM tasks t INDEXED BY tasks_runnable"
         " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
         " AND NOT (remote_kind IS NOT NULL AND remote_lease_no = lease_no AND pause_requested = 0)"
         " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
@@ -43,7 +47,7 @@ static int claim_pick(struct sq_conn *c, const struct claim_in *in, int64_t now,
         " AND o.state IN ('initial', 'running', 'waiting', 'paused')"
         " AND o.created_ms <= t.created_ms"
         " AND (o.created_ms < t.created_ms OR o.rowid < t.rowid)))"
-        " ORDER BY created_ms, rowid LIMIT 1",
+        " ORDER BY created_ms, rowid LIMIT ?3",
         &st, e);
     if (rc != 0)
         return rc;
@@ -51,19 +55,22 @@ static int claim_pick(struct sq_conn *c, const struct claim_in *in, int64_t now,
     snprintf(parallel, sizeof parallel, ",%.250s,", in->parallel ? in->parallel : "");
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_text(st, 2, parallel, -1, SQLITE_TRANSIENT);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    int r = SQLITE_DONE;
+    *n = 0;
+    while (*n < max && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct candidate *cand = &cands[(*n)++];
         sq_copy(cand->id, sizeof cand->id, sqlite3_column_text(st, 0));
         const char *word = (const char *)sqlite3_column_text(st, 1);
         cand->state = word && strcmp(word, "initial") == 0 ? TASK_INITIAL : TASK_RUNNING;
         sq_copy(cand->old_node, sizeof cand->old_node, sqlite3_column_text(st, 2));
         cand->lease_no = sqlite3_column_int64(st, 3);
-    } else if (r == SQLITE_DONE) {
-        rc = ERR_NOT_FOUND;
-        err_set(e, ERR_NOT_FOUND, "no runnable task");
-    } else {
-        rc = sq_fail(c, e, "looking for a runnable task");
+        sq_copy(cand->product, sizeof cand->product, sqlite3_column_text(st, 4));
     }
+    if (*n < max && r != SQLITE_DONE)
+        rc = sq_fail(c, e, "looking for runnable tasks");
+    else if (*n == 0)
+        rc = err_set(e, ERR_NOT_FOUND, "no runnable task");
     sq_done(st);
     return rc;
 }
@@ -93,40 +100,70 @@ static int claim_take(struct sq_conn *c, const struct claim_in *in, int64_t now,
         rc = err_set(e, ERR_INTERNAL, "store: task %s vanished while being claimed", cand->id);
     } else {
         snprintf(out->id, sizeof out->id, "%s", cand->id);
+        snprintf(out->product, sizeof out->product, "%s", cand->product);
         out->lease_no = cand->lease_no + 1;
     }
     sq_done(st);
     return rc;
 }
 
-static int claim_tx(struct sq_conn *c, const void *inp, void *outp, struct err *e)
+/* Every claim is in the history with its lease number, so overlapping leases can be audited. */
+static int claim_event(struct sq_conn *c, const struct claim_in *in, int64_t now,
+                       const struct candidate *cand, const struct task_claim *out, struct err *e)
 {
-    const struct claim_in *in = inp;
-    struct task_claim *out = outp;
-    int64_t now = sq_now_ms();
-    struct candidate cand = {0};
-    int rc = claim_pick(c, in, now, &cand, e);
-    if (rc == 0)
-        rc = claim_take(c, in, now, &cand, out, e);
-    if (rc != 0)
-        return rc;
-    /* Every claim is in the history with its lease number, so overlapping leases can be audited. */
     char msg[256];
-    if (cand.state == TASK_INITIAL)
+    if (cand->state == TASK_INITIAL)
         snprintf(msg, sizeof msg, "started; lease %lld", (long long)out->lease_no);
-    else if (cand.old_node[0])
-        snprintf(msg, sizeof msg, "lease of %.100s expired; taken over, lease %lld", cand.old_node,
+    else if (cand->old_node[0])
+        snprintf(msg, sizeof msg, "lease of %.100s expired; taken over, lease %lld", cand->old_node,
                  (long long)out->lease_no);
     else
         snprintf(msg, sizeof msg, "claimed; lease %lld", (long long)out->lease_no);
-    return sq_event_append(c, out->id, now, (int)cand.state, TASK_RUNNING, in->node, msg, e);
+    return sq_event_append(c, out->id, now, (int)cand->state, TASK_RUNNING, in->node, msg, e);
 }
 
+struct claim_out {
+    struct task_claim *claims;
+    size_t max, n;
+};
+
+static int claim_tx(struct sq_conn *c, const void *inp, void *outp, struct err *e)
+{
+    const struct claim_in *in = inp;
+    struct claim_out *out = outp;
+    int64_t now = sq_now_ms();
+    struct candidate cands[STORE_CLAIM_BATCH_MAX];
+    size_t n = 0;
+    int rc = claim_pick(c, in, now, out->max, cands, &n, e);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = claim_take(c, in, now, &cands[i], &out->claims[i], e);
+        if (rc == 0)
+            rc = claim_event(c, in, now, &cands[i], &out->claims[i], e);
+    }
+    out->n = rc == 0 ? n : 0;
+    return rc;
+}
+
+int store_sqlite_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
+                                  const char *parallel, size_t max, struct task_claim *out,
+                                  size_t *n, struct err *e)
+{
+    *n = 0;
+    if (max == 0)
+        return err_set(e, ERR_INVALID_PARAMETER, "store: a claim batch of 0 tasks");
+    struct claim_in in = {node, lease_ms, parallel};
+    struct claim_out co = {out, max > STORE_CLAIM_BATCH_MAX ? STORE_CLAIM_BATCH_MAX : max, 0};
+    int rc = sq_write_tx(s, claim_tx, &in, &co, e);
+    *n = rc == 0 ? co.n : 0;
+    return rc;
+}
+
+/* A batch of one: the same transaction. */
 int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
                             const char *parallel, struct task_claim *out, struct err *e)
 {
-    struct claim_in in = {node, lease_ms, parallel};
-    return sq_write_tx(s, claim_tx, &in, out, e);
+    size_t n;
+    return store_sqlite_task_claim_batch(s, node, lease_ms, parallel, 1, out, &n, e);
 }
 
 /* --- renew --- */
@@ -317,6 +354,67 @@ int store_sqlite_task_progress(struct store *s, const struct task_progress *p, s
     if (rc != 0)
         return rc;
     return sq_write_tx(s, progress_tx, p, NULL, e);
+}
+
+struct progress_batch {
+    const struct task_progress *ps;
+    size_t n;
+    int *rcs; /* each write's outcome; -1: not tried (its arguments were refused before) */
+};
+
+/* One write of a batch inside a savepoint of its own, so a refused or failed one leaves the
+ * others' effects alone. Returns nonzero only when the transaction itself is gone. */
+static int progress_item(struct sq_conn *c, const struct task_progress *p, int *rc_out,
+                         struct err *e)
+{
+    int rc = sq_exec_slot(c, SQ_ITEM_SAVEPOINT, "SAVEPOINT item", "opening a savepoint", e);
+    if (rc != 0)
+        return rc;
+    struct err ie = {0};
+    *rc_out = progress_tx(c, p, NULL, &ie);
+    if (sqlite3_get_autocommit(c->db))
+        return err_set(e, ERR_INTERNAL, "store: a batched write ended its transaction: %s", ie.msg);
+    if (*rc_out != 0 &&
+        sq_exec_slot(c, SQ_ITEM_ROLLBACK_TO, "ROLLBACK TO item", "undoing a refused write", e) != 0)
+        return ERR_INTERNAL;
+    return sq_exec_slot(c, SQ_ITEM_RELEASE, "RELEASE item", "releasing a savepoint", e);
+}
+
+static int progress_batch_tx(struct sq_conn *c, const void *inp, void *outp, struct err *e)
+{
+    (void)outp;
+    const struct progress_batch *b = inp;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->rcs[i] != -1)
+            continue;
+        int rc = progress_item(c, &b->ps[i], &b->rcs[i], e);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
+                                     int *rcs, struct err *e)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        struct err ae;
+        rcs[i] = store_progress_args_check(&ps[i], &ae) != 0 ? ae.code : -1;
+        any = any || rcs[i] == -1;
+    }
+    if (!any)
+        return 0;
+    struct progress_batch b = {ps, n, rcs};
+    int rc = sq_write_tx(s, progress_batch_tx, &b, NULL, e);
+    for (size_t i = 0; i < n; i++) {
+        struct err ae;
+        if (rc != 0 && store_progress_args_check(&ps[i], &ae) == 0)
+            rcs[i] = rc; /* rolled back with the transaction */
+        else if (rcs[i] == -1)
+            rcs[i] = ERR_INTERNAL;
+    }
+    return rc;
 }
 
 /* --- operator verbs --- */

@@ -1017,6 +1017,245 @@ static void test_concurrent_claims_never_share_a_task(void **state)
     json_decref(counts);
 }
 
+/* ---- claims in batches, progress in batches ---- */
+
+static int claim_batch(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
+                       size_t max, struct task_claim *out, size_t *n)
+{
+    struct err e = {0};
+    int rc = store_task_claim_batch(s, node, lease_ms, parallel, max, out, n, &e);
+    if (rc != 0 && rc != ERR_NOT_FOUND)
+        fprintf(stderr, "task_claim_batch: %s\n", e.msg);
+    return rc;
+}
+
+static void test_claim_batch_takes_one_task_per_instance_in_creation_order(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], other[STORE_ID_MAX], mongo[STORE_ID_MAX];
+    char none[STORE_ID_MAX], c3[STORE_ID_MAX];
+    make_task_on(f->s, "cdb", "cdb-1", a);
+    make_task_on(f->s, "cdb", "cdb-1", b);
+    make_task_on(f->s, "cdb", "cdb-2", other);
+    make_task_on(f->s, "mongodb", "cdb-1", mongo);
+    make_task_on(f->s, "cdb", NULL, none);
+    make_task_on(f->s, "cdb", "cdb-1", c3);
+    struct task_claim got[8];
+    size_t n = 0;
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 8, got, &n), 0);
+    assert_int_equal(n, 4);
+    const char *want[] = {a, other, mongo, none};
+    const char *want_product[] = {"cdb", "cdb", "mongodb", "cdb"};
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(got[i].id, want[i]);
+        assert_string_equal(got[i].product, want_product[i]);
+        assert_int_equal(got[i].lease_no, 1);
+        json_t *t = get(f->s, got[i].id);
+        assert_string_equal(jstr(t, "state"), "running");
+        assert_string_equal(jstr(t, "lease_node"), "node-a");
+        assert_string_equal(jstr(last_event(t), "message"), "started; lease 1");
+        json_decref(t);
+    }
+    /* b and c3 wait for a; the others are held. */
+    assert_int_equal(claim_batch(f->s, "node-b", LONG_LEASE_MS, NULL, 8, got, &n), ERR_NOT_FOUND);
+    assert_int_equal(n, 0);
+    struct err e = {0};
+    assert_int_equal(control(f->s, a, VERB_KILL, &e), 0);
+    assert_int_equal(claim_batch(f->s, "node-b", LONG_LEASE_MS, NULL, 8, got, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].id, b);
+}
+
+static void test_claim_batch_lifts_the_instance_rule_for_the_parallel_products(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], m1[STORE_ID_MAX], m2[STORE_ID_MAX];
+    make_task_on(f->s, "cdb", "cdb-1", a);
+    make_task_on(f->s, "cdb", "cdb-1", b);
+    make_task_on(f->s, "mongodb", "cmgo-1", m1);
+    make_task_on(f->s, "mongodb", "cmgo-1", m2);
+    struct task_claim got[8];
+    size_t n = 0;
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, "redis,cdb", 8, got, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(got[0].id, a);
+    assert_string_equal(got[1].id, b);
+    assert_string_equal(got[2].id, m1);
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, "redis,cdb", 8, got, &n),
+                     ERR_NOT_FOUND);
+}
+
+static void test_claim_batch_stops_at_max_and_numbers_each_lease(void **state)
+{
+    struct fixture *f = *state;
+    char ids[5][STORE_ID_MAX];
+    for (int i = 0; i < 5; i++) {
+        make_task_on(f->s, "cdb", NULL, ids[i]);
+    }
+    struct task_claim got[8];
+    size_t n = 0;
+    /* 1 ms leases: the first two lapse and are taken over with the next number. */
+    assert_int_equal(claim_batch(f->s, "node-a", 1, NULL, 2, got, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(got[0].id, ids[0]);
+    assert_string_equal(got[1].id, ids[1]);
+    struct task_claim stale = got[0];
+    next_ms();
+    next_ms();
+    assert_int_equal(claim_batch(f->s, "node-b", LONG_LEASE_MS, NULL, 8, got, &n), 0);
+    assert_int_equal(n, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(got[i].id, ids[i]);
+        assert_int_equal(got[i].lease_no, i < 2 ? 2 : 1);
+    }
+    json_t *t = get(f->s, ids[0]);
+    assert_string_equal(jstr(last_event(t), "message"),
+                        "lease of node-a expired; taken over, lease 2");
+    json_decref(t);
+    /* The first holder is fenced out; the new one writes. */
+    struct task_progress p = prog(&stale, TASK_SUCCESS);
+    p.release = true;
+    assert_int_equal(progress(f->s, &p), ERR_CONFLICT);
+    p = prog(&got[0], TASK_SUCCESS);
+    p.release = true;
+    assert_int_equal(progress(f->s, &p), 0);
+}
+
+static void test_progress_batch_judges_each_write_on_its_own(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][STORE_ID_MAX];
+    for (int i = 0; i < 3; i++)
+        make_task_on(f->s, "cdb", NULL, ids[i]);
+    struct task_claim got[3];
+    size_t n = 0;
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 3, got, &n), 0);
+    assert_int_equal(n, 3);
+    struct task_progress ps[3] = {prog(&got[0], TASK_SUCCESS), prog(&got[1], TASK_SUCCESS),
+                                  prog(&got[2], TASK_PAUSED)};
+    ps[1].lease_no = got[1].lease_no + 1; /* not the holder's number */
+    for (int i = 0; i < 3; i++) {
+        ps[i].release = true;
+        ps[i].step = 0;
+        ps[i].step_state = i == 2 ? "failed" : "done";
+        ps[i].message = "batched";
+    }
+    int rcs[3] = {99, 99, 99};
+    struct err e = {0};
+    assert_int_equal(store_task_progress_batch(f->s, ps, 3, rcs, &e), 0);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], ERR_CONFLICT);
+    assert_int_equal(rcs[2], 0);
+    const char *want[] = {"success", "running", "paused"};
+    const char *want_step[] = {"done", "pending", "failed"};
+    for (int i = 0; i < 3; i++) {
+        json_t *t = get(f->s, ids[i]);
+        assert_string_equal(jstr(t, "state"), want[i]);
+        assert_string_equal(step_state(t, 0), want_step[i]);
+        json_decref(t);
+    }
+    json_t *t = get(f->s, ids[1]); /* the refused write left it as claimed */
+    assert_string_equal(jstr(t, "lease_node"), "node-a");
+    assert_string_equal(jstr(last_event(t), "message"), "started; lease 1");
+    json_decref(t);
+}
+
+#define BATCH_RACE_THREADS 4
+#define BATCH_RACE_MAX     8
+
+static void *batch_race_worker(void *arg)
+{
+    struct racer *r = arg;
+    for (;;) {
+        struct task_claim got[BATCH_RACE_MAX];
+        size_t n = 0;
+        struct err e = {0};
+        int rc =
+            store_task_claim_batch(r->s, r->node, LONG_LEASE_MS, NULL, BATCH_RACE_MAX, got, &n, &e);
+        if (rc == ERR_NOT_FOUND)
+            break;
+        if (rc != 0 || n == 0) {
+            r->errors++;
+            break;
+        }
+        struct task_progress ps[BATCH_RACE_MAX];
+        int rcs[BATCH_RACE_MAX];
+        for (size_t i = 0; i < n; i++)
+            ps[i] = (struct task_progress){.id = got[i].id,
+                                           .lease_no = got[i].lease_no,
+                                           .node = r->node,
+                                           .to = TASK_SUCCESS,
+                                           .step = -1,
+                                           .next_step = -2,
+                                           .attempt = -1,
+                                           .release = true,
+                                           .message = "done"};
+        if (store_task_progress_batch(r->s, ps, n, rcs, &e) != 0)
+            r->errors++;
+        for (size_t i = 0; i < n; i++) {
+            if (rcs[i] != 0) /* a shared claim: the loser's write */
+                r->errors++;
+            else
+                r->n_done++;
+        }
+    }
+    return NULL;
+}
+
+static void test_concurrent_claim_batches_never_share_a_task(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_MAX];
+    for (int i = 0; i < RACE_TASKS; i++)
+        make_task_of(f->s, 1, false, NULL, id);
+    struct racer r[BATCH_RACE_THREADS];
+    memset(r, 0, sizeof r);
+    pthread_t th[BATCH_RACE_THREADS];
+    for (int i = 0; i < BATCH_RACE_THREADS; i++) {
+        r[i].s = f->s;
+        snprintf(r[i].node, sizeof r[i].node, "node-%d", i);
+        assert_int_equal(pthread_create(&th[i], NULL, batch_race_worker, &r[i]), 0);
+    }
+    int n = 0;
+    for (int i = 0; i < BATCH_RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].errors, 0);
+        n += r[i].n_done;
+    }
+    assert_int_equal(n, RACE_TASKS);
+    json_t *counts = NULL;
+    struct err e = {0};
+    assert_int_equal(store_task_counts(f->s, &counts, &e), 0);
+    assert_int_equal(count_of(counts, "cdb", "success"), RACE_TASKS);
+    json_decref(counts);
+}
+
+/* ?claim=update claims one task per call, batch or not. */
+static void test_claim_batch_with_claim_update_takes_one_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX];
+    make_task_on(f->s, "cdb", NULL, a);
+    make_task_on(f->s, "cdb", NULL, b);
+    struct task_claim got[4];
+    size_t n = 0;
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 4, got, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].id, a);
+    assert_int_equal(got[0].lease_no, 1);
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 4, got, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].id, b);
+}
+
+/* Batch claims and progress: SQLite and PostgreSQL's SKIP LOCKED statement. */
+#define BATCH_CONTRACT(X)                                                                          \
+    X(test_claim_batch_takes_one_task_per_instance_in_creation_order)                              \
+    X(test_claim_batch_lifts_the_instance_rule_for_the_parallel_products)                          \
+    X(test_claim_batch_stops_at_max_and_numbers_each_lease)                                        \
+    X(test_progress_batch_judges_each_write_on_its_own)                                            \
+    X(test_concurrent_claim_batches_never_share_a_task)
+
 /* The contract: every test here runs on each backend. */
 #define CONTRACT(X)                                                                                \
     X(test_claim_takes_the_oldest_runnable_task_and_starts_it)                                     \
@@ -1047,9 +1286,10 @@ static void test_concurrent_claims_never_share_a_task(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest sqlite[] = {CONTRACT(ON_SQLITE)};
-    const struct CMUnitTest pg[] = {CONTRACT(ON_PG)};
-    const struct CMUnitTest pg_update[] = {CONTRACT(ON_PG_UPDATE)};
+    const struct CMUnitTest sqlite[] = {CONTRACT(ON_SQLITE) BATCH_CONTRACT(ON_SQLITE)};
+    const struct CMUnitTest pg[] = {CONTRACT(ON_PG) BATCH_CONTRACT(ON_PG)};
+    const struct CMUnitTest pg_update[] = {CONTRACT(ON_PG_UPDATE) ON_PG_UPDATE(
+        test_claim_batch_with_claim_update_takes_one_at_a_time)};
     int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
     if (pg_skipped("test_lease: the postgres groups"))
         return failed;

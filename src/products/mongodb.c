@@ -18,10 +18,12 @@ static json_t *local_time_or_empty(int64_t ms)
     return json_string(buf);
 }
 
-/* The task's instance must be in a status that allows operations (the API's StatusAbnormal). */
+/* An unfinished task's instance must be in a status that allows operations (the API's
+ * StatusAbnormal). A finished task answers how it ended whatever its instance became since:
+ * IsolateDBInstance's own task must read success once the instance it isolated is isolated. */
 static int check_instance_status(struct api_call *c, const struct task_summary *t, struct err *e)
 {
-    if (!t->instance_id[0])
+    if (!t->instance_id[0] || task_state_is_final(t->state))
         return 0;
     struct instance in;
     struct err se;

@@ -71,6 +71,13 @@ describe('instance status', T, () => {
     assert.equal((await d.describe('mongodb', id)).Status, 'running');
   });
 
+  test('mongodb: a finished task answers how it ended after its instance was isolated (IsolateDBInstance polls its own task)', async () => {
+    const inst = await d.createInstance({ product: 'mongodb' });
+    const { id } = await d.taskInState('mongodb', 'success', { instance_id: inst });
+    await d.setInstanceStatus(inst, 'isolated');
+    for (const mode of SIGN_MODES) assert.equal((await d.describe('mongodb', id, mode)).Status, 'success', mode.name);
+  });
+
   test('mongodb: not-found wins over StatusAbnormal for an unknown or foreign id', async () => {
     const inst = await d.createInstance({ product: 'mongodb', uin: B.Uin });
     const { id } = await d.taskInState('mongodb', 'running', { uin: B.Uin, instance_id: inst });

@@ -37,6 +37,7 @@ struct daemon_state {
     struct admin *admin;
     struct engine *engine;
     struct flows_live *flows; /* replaced whole on SIGHUP */
+    struct sim *sim;          /* simulated instances' progression rules */
     struct http_server *cloud_http, *admin_http;
 };
 
@@ -321,19 +322,24 @@ static int start_servers(struct daemon_state *d, struct err *e)
                           &d->engine, e);
     if (rc)
         return rc;
+    d->sim = sim_new(d->store, d->node);
+    if (d->opt.sim_rules && (rc = sim_rules_load_file(d->sim, d->opt.sim_rules, e)) != 0)
+        return rc;
     d->api = cloudapi_new(&(struct cloudapi_config){.store = d->store,
                                                     .limits = d->limits,
                                                     .max_body = d->opt.max_body,
                                                     .flows = d->flows,
                                                     .node = d->node,
                                                     .wake = engine_wake,
-                                                    .wake_ctx = d->engine});
+                                                    .wake_ctx = d->engine,
+                                                    .sim = d->sim});
     d->admin = admin_new(&(struct admin_config){.store = d->store,
                                                 .token = d->admin_token,
                                                 .node = d->node,
                                                 .api = d->api,
                                                 .on_change = engine_wake,
-                                                .on_change_ctx = d->engine});
+                                                .on_change_ctx = d->engine,
+                                                .sim = d->sim});
     /* Actions that call an instance (cdb DescribeAccounts, up to 5 s against a dead server) run
      * on 4 blocking-work threads of their own, so they never hold up the HTTP threads. */
     struct conn_limits lim = size_connections(&d->opt, &fb);
@@ -408,6 +414,7 @@ static void shut_down(struct daemon_state *d)
     d->engine = NULL;
     admin_free(d->admin);
     cloudapi_free(d->api);
+    sim_free(d->sim);
     store_close(d->store);
     bootstrap_store_url_free(d->store_url);
     flows_live_free(d->flows);

@@ -285,6 +285,48 @@ static int run_declared(struct ctl *c, int argc, char **argv, const struct comma
 
 /* ---------- commands that do more than one call ---------- */
 
+/* instance add: a real instance (--dsn) or a simulated one (--simulated), exactly one of them. */
+static int cmd_instance_add(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    bool dsn = false, sim = false;
+    for (int i = 0; i < argc; i++) {
+        dsn |= strcmp(argv[i], "--dsn") == 0;
+        sim |= strcmp(argv[i], "--simulated") == 0;
+    }
+    bool help = false;
+    for (int i = 0; i < argc; i++)
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    if (!help && dsn == sim)
+        return usage_error(cmd, "give --dsn DSN for a real instance or --simulated, not %s",
+                           dsn ? "both" : "neither");
+    return run_declared(c, argc, argv, cmd);
+}
+
+/* sim rule set NAME (FILE | -): the rule's JSON from a file or standard input. */
+static int cmd_sim_rule_set(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    const char *pos[2];
+    int n, rc = parse_args(c, argc, argv, NULL, cmd, pos, &n, 2, 2);
+    json_t *ans;
+    if (rc >= 0)
+        return rc;
+    json_error_t err;
+    bool in = strcmp(pos[1], "-") == 0;
+    json_t *body = in ? json_loadf(stdin, 0, &err) : json_load_file(pos[1], 0, &err);
+    if (!body)
+        return usage_error(cmd, "%s: line %d column %d: %s", in ? "<stdin>" : pos[1], err.line,
+                           err.column, err.text);
+    if ((rc = ctl_prepare(c))) {
+        json_decref(body);
+        return rc;
+    }
+    char *path = ctl_path_with_id(c, "/v1/simulation/rules/", pos[0], "");
+    rc = ctl_call(c, "PUT", path, body, &ans);
+    json_decref(body);
+    free(path);
+    return rc ? rc : show(c, ans, ctl_print_plain);
+}
+
 static int cmd_policy_set(struct ctl *c, int argc, char **argv, const struct command *cmd)
 {
     const char *pos[MAX_POS];
@@ -564,6 +606,21 @@ static const struct command commands[] = {
                 {"--status", "status", IN_BODY, F_STR, false, "running"},
                 BODY_REQ("--dsn", "dsn")}},
     {.group = "instance",
+     .verb = "add",
+     .run = cmd_instance_add,
+     .method = "POST",
+     .path = "/v1/instances",
+     .args = "--product P --region R --uin U --id ID [--status running] (--dsn DSN | --simulated)",
+     .purpose = "Register an instance: a real one with its DSN, or a simulated one (no server; "
+                "its tasks follow the progression rules, docs/simulation.md).",
+     .fields = {BODY_REQ("--product", "product"),
+                BODY_REQ("--region", "region"),
+                BODY_REQ("--uin", "uin"),
+                BODY_REQ("--id", "instance_id"),
+                {"--status", "status", IN_BODY, F_STR, false, "running"},
+                BODY("--dsn", "dsn"),
+                {"--simulated", "simulated", IN_BODY, F_FLAG, false, NULL}}},
+    {.group = "instance",
      .verb = "list",
      .args = "[--product P] [--uin U]",
      .method = "GET",
@@ -630,6 +687,37 @@ static const struct command commands[] = {
                 BODY("--info", "info"),
                 BODY("--message", "message"),
                 {"--step-done", "step_done", IN_BODY, F_FLAG, false, NULL}}},
+    {.group = "sim rule",
+     .verb = "set",
+     .args = "NAME (FILE | -)",
+     .run = cmd_sim_rule_set,
+     .purpose = "Set a progression rule for simulated tasks from a JSON file or standard input "
+                "(docs/simulation.md)."},
+    {.group = "sim rule",
+     .verb = "list",
+     .args = "",
+     .method = "GET",
+     .path = "/v1/simulation/rules",
+     .purpose = "List the progression rules."},
+    {.group = "sim rule",
+     .verb = "delete",
+     .args = "NAME",
+     .method = "DELETE",
+     .path = "/v1/simulation/rules/{}",
+     .purpose = "Delete a progression rule (tasks created later no longer follow it)."},
+    {.group = "sim",
+     .verb = "reset",
+     .args = "",
+     .method = "POST",
+     .path = "/v1/simulation/reset",
+     .purpose = "Delete every progression rule, simulated instance and simulated task."},
+    {.group = "sim",
+     .verb = "advance",
+     .args = "TASK",
+     .method = "POST",
+     .path = "/v1/tasks/{}/advance",
+     .print = ctl_print_task,
+     .purpose = "End the phase a simulated task waits in (\"until\": \"advance\")."},
     {.group = "token",
      .verb = "create",
      .args = "--scope admin|operator|reader|worker --name N",

@@ -5,6 +5,7 @@
 
 #include "cloudapi/cloudapi.h"
 #include "http/http.h"
+#include "sim/sim.h"
 #include "store/store.h"
 
 struct admin_config {
@@ -16,6 +17,7 @@ struct admin_config {
      */
     void (*on_change)(void *ctx);
     void *on_change_ctx;
+    struct sim *sim; /* simulation rules and simulated tasks; borrowed, may be NULL */
 };
 
 struct admin;

@@ -272,6 +272,7 @@ static json_t *instance_json(const struct instance *in)
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "product", in->product, "region",
                   in->region, "uin", in->uin, "instance_id", in->instance_id, "status", in->status,
                   "dsn", in->dsn, "reserved_accounts", reserved ? reserved : json_array());
+    json_object_set_new(j, "simulated", json_boolean(in->simulated));
     redact_dsn(j);
     return j;
 }
@@ -357,9 +358,17 @@ static int instance_from_body(struct admin_req *r, struct instance *in, struct e
     st = st ? st : "running";
     if (!status_word_ok(st))
         return err_set(e, ERR_BAD_REQUEST, "status: expected running, isolated or offline");
+    json_t *sim = json_object_get(r->body, "simulated");
+    if (sim && !json_is_boolean(sim))
+        return err_set(e, ERR_BAD_REQUEST, "simulated: expected true or false");
+    if (json_is_true(sim) && dsn)
+        return err_set(e, ERR_BAD_REQUEST,
+                       "dsn: a simulated instance has no server, so it takes no dsn; leave out "
+                       "either dsn or \"simulated\": true");
     if (dsn && *dsn && (rc = check_dsn(product, dsn, e)))
         return rc;
     memset(in, 0, sizeof *in);
+    in->simulated = json_is_true(sim);
     if ((rc = copy_field(in->product, sizeof in->product, "product", product, e)) ||
         (rc = copy_field(in->region, sizeof in->region, "region", region, e)) ||
         (rc = copy_field(in->uin, sizeof in->uin, "uin", uin, e)) ||
@@ -438,6 +447,13 @@ int admin_instance_show(struct admin *a, struct admin_req *r, json_t **out, int 
     if (rc)
         return rc;
     *out = instance_json(&in);
+    json_t *state = NULL;
+    struct err se;
+    /* A simulated instance shows what its tasks recorded (accounts, parameters, backups). */
+    if (in.simulated &&
+        store_instance_sim_state(a->cfg.store, in.product, in.instance_id, &state, &se) == 0 &&
+        state)
+        json_object_set_new(*out, "sim_state", state);
     return 0;
 }
 
@@ -462,6 +478,9 @@ int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int
         rc = store_instance_get(a->cfg.store, "mongodb", r->arg[0], &in, e);
     if (rc == ERR_NOT_FOUND)
         return err_set(e, ERR_NOT_FOUND, "no instance %s", r->arg[0]);
+    if (rc == 0 && dsn && in.simulated)
+        return err_set(e, ERR_BAD_REQUEST, "dsn: %s is simulated: it has no server, so no dsn",
+                       in.instance_id);
     if (rc || (dsn && *dsn && (rc = check_dsn(in.product, dsn, e))))
         return rc;
     char reserved[sizeof in.reserved_accounts];

@@ -65,6 +65,16 @@ int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *sta
 int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, int *status,
                           struct err *e);
+/* simulation: rules, reset, advancing a simulated task (admin_sim.c) */
+int admin_sim_rule_put(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e);
+int admin_sim_rule_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                        struct err *e);
+int admin_sim_rule_delete(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                          struct err *e);
+int admin_sim_reset(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+int admin_sim_advance(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                      struct err *e);
 /* remote steps pulled by workers (admin_workers.c) */
 int admin_worker_claim(struct admin *a, struct admin_req *r, json_t **out, int *status,
                        struct err *e);

@@ -399,7 +399,11 @@ int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *sta
     int rc = admin_body_string(r, "message", false, &msg, e);
     if (rc)
         return rc;
-    rc = store_task_control(a->cfg.store, r->arg[0], verb, a->cfg.node, msg, e);
+    /* A simulated task has no steps to resume or undo: the simulation moves it (sim/sim.h). */
+    bool simulated = false;
+    rc = sim_task_verb(a->cfg.sim, a->cfg.store, r->arg[0], verb, msg, &simulated, e);
+    if (!simulated)
+        rc = store_task_control(a->cfg.store, r->arg[0], verb, a->cfg.node, msg, e);
     if (rc == ERR_NOT_FOUND)
         return err_set(e, ERR_NOT_FOUND, "no task %s", r->arg[0]);
     if (rc)

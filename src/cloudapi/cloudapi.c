@@ -148,6 +148,7 @@ static int run_action(struct cloudapi *api, const struct api_request *r, const s
         .node = api->cfg.node,
         .wake = api->cfg.wake,
         .wake_ctx = api->cfg.wake_ctx,
+        .sim = api->cfg.sim,
     };
     if (fl)
         return product_run_flow(&call, fl, resp, e);

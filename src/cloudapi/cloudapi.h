@@ -10,6 +10,7 @@
 #include "cloudapi/ratelimit.h"
 #include "flows/flows.h"
 #include "http/http.h"
+#include "sim/sim.h"
 #include "store/store.h"
 
 struct cloudapi_config {
@@ -21,6 +22,7 @@ struct cloudapi_config {
     const char *node;         /* this node's id; borrowed */
     void (*wake)(void *ctx);  /* wakes the engine after a task is created; may be NULL */
     void *wake_ctx;
+    struct sim *sim; /* progression rules and simulated tasks; borrowed, may be NULL */
 };
 
 struct cloudapi;

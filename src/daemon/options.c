@@ -16,6 +16,7 @@ enum {
     OPT_DATA,
     OPT_STORE,
     OPT_FLOWS,
+    OPT_SIM_RULES,
     OPT_WORKERS,
     OPT_MAX_RUNNING,
     OPT_NODE,
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
     {"store", required_argument, NULL, OPT_STORE},
     {"store-file", required_argument, NULL, OPT_STORE_FILE},
     {"flows", required_argument, NULL, OPT_FLOWS},
+    {"sim-rules", required_argument, NULL, OPT_SIM_RULES},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"max-running", required_argument, NULL, OPT_MAX_RUNNING},
     {"node-id", required_argument, NULL, OPT_NODE},
@@ -82,6 +84,8 @@ void options_usage(void)
         "  --store-file FILE       read the --store URL from FILE (mode 0600 or stricter)\n"
         "  --flows DIR             flow templates laid over the shipped flows/ file by file\n"
         "                          (SIGHUP reloads them)\n"
+        "  --sim-rules FILE        progression rules for simulated tasks, set at start: a JSON\n"
+        "                          array of rules, each with a \"name\" (docs/simulation.md)\n"
         "  --param-catalog FILE    cdb parameters tenants may set, merged over the shipped\n"
         "                          DIR/cdb/params/catalog.json (see docs/flows.md)\n"
         "  --workers N             task worker threads (default: the core count; 0 = this\n"
@@ -281,6 +285,9 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         return 0;
     case OPT_FLOWS:
         o->flows = v;
+        return 0;
+    case OPT_SIM_RULES:
+        o->sim_rules = v;
         return 0;
     case OPT_PARAM_CATALOG:
         o->param_catalog = v;

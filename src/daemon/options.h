@@ -12,6 +12,7 @@ struct options {
         *log_level;
     const char *param_catalog;   /* --param-catalog FILE: merged over the shipped cdb catalogue */
     const char *secret_key_file; /* --secret-key-file FILE; NULL = DATA/secret.key */
+    const char *sim_rules;       /* --sim-rules FILE: progression rules set at start */
     const char *store_file;      /* --store-file FILE: holds the store URL (not in argv, so ps
                                   * never shows its password); NULL = --store or the default */
     unsigned workers;            /* --workers: the engine's thread pool */

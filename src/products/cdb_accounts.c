@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <regex.h>
 #include <strings.h>
 
 #include "common/timefmt.h"
@@ -103,6 +104,67 @@ static int max_user_connections(MYSQL *m, json_t *resp)
     return 0;
 }
 
+/* Whether text matches the POSIX extended regexp re (MySQL's REGEXP, near enough); NULL matches
+ * everything. */
+static bool re_matches(const regex_t *re, const char *text)
+{
+    return !re || regexec(re, text, 0, NULL, 0) == 0;
+}
+
+static int re_compile(const char *name, const char *pattern, regex_t *re, bool *used, struct err *e)
+{
+    *used = pattern && *pattern;
+    if (*used && regcomp(re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: not a regular expression", name);
+    return 0;
+}
+
+/* A simulated instance's accounts: what its simulated account tasks recorded (sim/sim.h). */
+static int sim_accounts(struct api_call *c, const struct instance *in,
+                        const struct accounts_query *q, json_t *resp, struct err *e)
+{
+    json_t *state = NULL;
+    struct err se;
+    if (store_instance_sim_state(c->store, "cdb", in->instance_id, &state, &se) != 0)
+        return err_set(e, ERR_INTERNAL, "reading instance %s: %s", in->instance_id, se.msg);
+    regex_t are, hre;
+    bool use_a = false, use_h = false;
+    int rc = re_compile("AccountRegexp", q->account_re, &are, &use_a, e);
+    if (rc == 0 && (rc = re_compile("HostRegexp", q->host_re, &hre, &use_h, e)) != 0 && use_a)
+        regfree(&are);
+    if (rc) {
+        json_decref(state);
+        return rc;
+    }
+    json_t *items = json_array();
+    int64_t total = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(state, "accounts"), i, a)
+    {
+        const char *user = json_string_value(json_object_get(a, "User"));
+        const char *host = json_string_value(json_object_get(a, "Host"));
+        if (!user || !host || !re_matches(use_a ? &are : NULL, user) ||
+            !re_matches(use_h ? &hre : NULL, host))
+            continue;
+        if (total++ < q->offset || (int64_t)json_array_size(items) >= q->limit)
+            continue;
+        json_t *item = json_deep_copy(a);
+        json_object_del(item, "Privileges");
+        json_object_set_new(item, "OpenCam", json_false());
+        json_array_append_new(items, item);
+    }
+    if (use_a)
+        regfree(&are);
+    if (use_h)
+        regfree(&hre);
+    json_object_set_new(resp, "TotalCount", json_integer(total));
+    json_object_set_new(resp, "Items", items);
+    json_object_set_new(resp, "MaxUserConnections", json_integer(10240));
+    json_decref(state);
+    return 0;
+}
+
 int cdb_describe_accounts(struct api_call *c, json_t *resp, struct err *e)
 {
     struct accounts_query q = {0};
@@ -119,6 +181,8 @@ int cdb_describe_accounts(struct api_call *c, json_t *resp, struct err *e)
     struct instance in;
     if ((rc = product_find_instance(c, instance_id, &in, e)))
         return rc;
+    if (sim_instance_simulated(&in))
+        return sim_accounts(c, &in, &q, resp, e);
     struct mysql_dsn dsn;
     if (mysql_dsn_parse(in.dsn, &dsn, e) != 0)
         return err_set(e, ERR_CDB_TASK_ERROR, "instance %s has no usable mysql:// DSN",

@@ -571,6 +571,48 @@ static json_t *live_values(MYSQL *m, const char *instance_id, struct err *e)
     return values;
 }
 
+/* The instance's values by name (a new object), read from its server; NULL with e set. */
+static json_t *server_values(const struct instance *in, struct err *e)
+{
+    MYSQL *m = NULL;
+    struct err ce;
+    if (mysql_conn_open(in->dsn, PARAMS_TIMEOUT_S, &m, &ce) != 0) {
+        err_set(e, ERR_CDB_TASK_ERROR, "instance %s: %s", in->instance_id, ce.msg);
+        return NULL;
+    }
+    json_t *values = live_values(m, in->instance_id, e);
+    mysql_close(m);
+    return values;
+}
+
+/* A simulated instance's values: each catalogued default, and what its simulated
+ * ModifyInstanceParam tasks set (sim/sim.h). */
+static json_t *sim_values(struct api_call *c, const struct instance *in, struct err *e)
+{
+    json_t *state = NULL;
+    struct err se;
+    if (store_instance_sim_state(c->store, "cdb", in->instance_id, &state, &se) != 0) {
+        err_set(e, ERR_INTERNAL, "reading instance %s: %s", in->instance_id, se.msg);
+        return NULL;
+    }
+    json_t *values = json_object();
+    size_t i;
+    const json_t *p;
+    json_array_foreach(catalog, i, p)
+    {
+        const char *name = json_string_value(json_object_get(p, "name"));
+        json_t *dflt = json_object_get(p, "default");
+        if (name && json_is_string(dflt))
+            json_object_set(values, name, dflt);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(state, "params"), key, v) if (json_is_string(v))
+        json_object_set(values, key, v);
+    json_decref(state);
+    return values;
+}
+
 int cdb_describe_instance_params(struct api_call *c, json_t *resp, struct err *e)
 {
     const char *instance_id;
@@ -579,12 +621,7 @@ int cdb_describe_instance_params(struct api_call *c, json_t *resp, struct err *e
     if ((rc = product_param_string(c, "InstanceId", true, &instance_id, e)) ||
         (rc = product_find_instance(c, instance_id, &in, e)))
         return rc;
-    MYSQL *m = NULL;
-    struct err ce;
-    if (mysql_conn_open(in.dsn, PARAMS_TIMEOUT_S, &m, &ce) != 0)
-        return err_set(e, ERR_CDB_TASK_ERROR, "instance %s: %s", instance_id, ce.msg);
-    json_t *values = live_values(m, instance_id, e);
-    mysql_close(m);
+    json_t *values = sim_instance_simulated(&in) ? sim_values(c, &in, e) : server_values(&in, e);
     if (!values)
         return e->code;
     /* A catalogued name the server does not have (another version) is not the instance's. */

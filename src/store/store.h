@@ -55,6 +55,7 @@ struct task_summary {
     bool has_info;
     int64_t created_ms, start_ms, end_ms;
     int64_t lease_no; /* grows at every claim and when an operator takes the task back */
+    bool simulated;   /* driven by progression rules (driver "sim", sim/sim.h), not the engine */
 };
 
 /* A new task: steps is a JSON array of step objects (kept as given, owned by the caller). */
@@ -249,6 +250,17 @@ struct store_ops {
                            struct err *e);
     int (*instance_list)(struct store *s, const char *product, const char *uin, json_t **out,
                          struct err *e); /* *out: new JSON array, caller json_decref()s */
+    /* simulated instances and tasks (sim/sim.h; store_*_sim.c). instance_sim_state: *out the
+     * recorded state of a simulated instance (a new JSON object the caller json_decref()s), NULL
+     * for a real one; ERR_NOT_FOUND when there is no such instance. instance_set_sim_state
+     * replaces it (JSON object text); ERR_NOT_FOUND when there is no such simulated instance.
+     * sim_reset deletes every simulated task (driver "sim") with its steps and events, and every
+     * simulated instance, in one transaction; *n_tasks and *n_instances say how many. */
+    int (*instance_sim_state)(struct store *s, const char *product, const char *instance_id,
+                              json_t **out, struct err *e);
+    int (*instance_set_sim_state)(struct store *s, const char *product, const char *instance_id,
+                                  const char *state_json, struct err *e);
+    int (*sim_reset)(struct store *s, int64_t *n_tasks, int64_t *n_instances, struct err *e);
     /* tasks */
     int (*task_create)(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                        struct err *e); /* mints the id in the product's format */
@@ -436,6 +448,21 @@ static inline int store_instance_list(struct store *s, const char *p, const char
                                       struct err *e)
 {
     return s->ops->instance_list(s, p, uin, o, e);
+}
+static inline int store_instance_sim_state(struct store *s, const char *p, const char *id,
+                                           json_t **o, struct err *e)
+{
+    return s->ops->instance_sim_state(s, p, id, o, e);
+}
+static inline int store_instance_set_sim_state(struct store *s, const char *p, const char *id,
+                                               const char *state_json, struct err *e)
+{
+    return s->ops->instance_set_sim_state(s, p, id, state_json, e);
+}
+static inline int store_sim_reset(struct store *s, int64_t *n_tasks, int64_t *n_instances,
+                                  struct err *e)
+{
+    return s->ops->sim_reset(s, n_tasks, n_instances, e);
 }
 static inline int store_task_create(struct store *s, const struct task_new *t,
                                     char id[STORE_ID_MAX], struct err *e)

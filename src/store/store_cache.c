@@ -650,6 +650,28 @@ static int c_instance_list(struct store *s, const char *product, const char *uin
 {
     return store_instance_list(cs_of(s)->inner, product, uin, out, e);
 }
+/* The sim state is not cached (struct instance holds only whether there is one): passed
+ * through. A reset deletes instances and tasks nobody named: every entry goes. */
+static int c_instance_sim_state(struct store *s, const char *product, const char *id, json_t **out,
+                                struct err *e)
+{
+    return store_instance_sim_state(cs_of(s)->inner, product, id, out, e);
+}
+static int c_instance_set_sim_state(struct store *s, const char *product, const char *id,
+                                    const char *state_json, struct err *e)
+{
+    return store_instance_set_sim_state(cs_of(s)->inner, product, id, state_json, e);
+}
+static int c_sim_reset(struct store *s, int64_t *n_tasks, int64_t *n_instances, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    instances_write_mark(cs, true);
+    atomic_fetch_add(&cs->global_pending, 1);
+    int rc = store_sim_reset(cs->inner, n_tasks, n_instances, e);
+    global_write_end(cs, NULL);
+    instances_write_mark(cs, false);
+    return rc;
+}
 /* A new id has no entry (misses are not cached), so a create needs no invalidation. */
 static int c_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                          struct err *e)
@@ -714,7 +736,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 43 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 46 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -735,6 +757,9 @@ static const struct store_ops cache_ops = {
     .instance_get = c_instance_get,
     .instance_update = c_instance_update,
     .instance_list = c_instance_list,
+    .instance_sim_state = c_instance_sim_state,
+    .instance_set_sim_state = c_instance_set_sim_state,
+    .sim_reset = c_sim_reset,
     .task_create = c_task_create,
     .task_summary = c_task_summary,
     .task_get_json = c_task_get_json,

@@ -107,14 +107,21 @@ int store_task_new_check(const struct task_new *t, struct err *e)
     return 0;
 }
 
-/* "external" when a step is run by a remote worker that reports through the admin API's
- * transition call (a remote action without a "kind"): the engine leaves such a task alone.
+/* "sim" when a step is simulated ({"sim": {...}}): progression rules move the task (sim/sim.h),
+ * never the engine. "external" when a step is run by a remote worker that reports through the
+ * admin API's transition call (a remote action without a "kind"): the engine leaves such a task
+ * alone.
  * "engine" otherwise -- a remote step with a kind is pulled by workers (/v1/workers/claim) while
  * the engine drives the task. */
 const char *store_task_driver(json_t *steps)
 {
     size_t i;
     json_t *step;
+    json_array_foreach(steps, i, step)
+    {
+        if (json_object_get(json_object_get(step, "do"), "sim"))
+            return "sim";
+    }
     json_array_foreach(steps, i, step)
     {
         json_t *remote = json_object_get(json_object_get(step, "do"), "remote");

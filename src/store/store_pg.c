@@ -110,6 +110,9 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " ADD COLUMN remote_result TEXT;"
     "CREATE INDEX tasks_remote ON tasks(remote_kind, created_ms, job_id)"
     " WHERE remote_kind IS NOT NULL AND state = 'running';",
+    /* 8: simulated instances (issue 12, sim/sim.h): NULL for a real instance; for a simulated
+     * one, the JSON object of its recorded state (accounts, parameters, backups). */
+    "ALTER TABLE instances ADD COLUMN sim_state TEXT;",
 };
 
 /* ---- small helpers ---- */
@@ -605,6 +608,9 @@ static const struct store_ops pg_ops = {
     .instance_get = store_pg_instance_get,
     .instance_update = store_pg_instance_update,
     .instance_list = store_pg_instance_list,
+    .instance_sim_state = store_pg_instance_sim_state,
+    .instance_set_sim_state = store_pg_instance_set_sim_state,
+    .sim_reset = store_pg_sim_reset,
     .task_create = store_pg_task_create,
     .task_summary = store_pg_task_summary,
     .task_get_json = store_pg_task_get_json,

@@ -308,6 +308,7 @@ static int instance_insert_fn(struct pg_conn *c, void *ctx, struct err *e)
     pp_text(&p, dsn);
     pp_int(&p, pg_now_ms());
     pp_text(&p, in->reserved_accounts);
+    pp_bool(&p, in->simulated);
     rc = pg_exec(c, PG_INSTANCE_INSERT, &p, NULL, "inserting an instance", e);
     free(dsn);
     if (rc == ERR_ALREADY_EXISTS)
@@ -348,6 +349,7 @@ static int instance_read(struct pg_conn *c, struct instance_op *op, struct err *
         pg_copy(out->uin, sizeof out->uin, pg_str(r, 0, 3));
         pg_copy(out->status, sizeof out->status, pg_str(r, 0, 4));
         pg_copy(out->reserved_accounts, sizeof out->reserved_accounts, pg_str(r, 0, 6));
+        out->simulated = pg_bool(r, 0, 7);
         rc = secretbox_open_into(pg_str(r, 0, 5), out->dsn, sizeof out->dsn, e);
     }
     PQclear(r);
@@ -420,6 +422,7 @@ static json_t *instance_row_json(const PGresult *r, int row, struct err *e)
     const char *reserved = pg_str(r, row, 6);
     json_t *list = reserved && *reserved ? json_loads(reserved, 0, NULL) : NULL;
     json_object_set_new(o, "reserved_accounts", list ? list : json_array());
+    json_object_set_new(o, "simulated", json_boolean(pg_bool(r, row, 7)));
     return o;
 }
 

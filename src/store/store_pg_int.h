@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 7
+#define PG_SCHEMA_VERSION 8
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -167,6 +167,12 @@ int store_pg_instance_update(struct store *s, const char *instance_id, const cha
                              struct err *e);
 int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                            struct err *e);
+/* store_pg_sim.c: simulated instances' state, and the simulation's reset */
+int store_pg_instance_sim_state(struct store *s, const char *product, const char *instance_id,
+                                json_t **out, struct err *e);
+int store_pg_instance_set_sim_state(struct store *s, const char *product, const char *instance_id,
+                                    const char *state_json, struct err *e);
+int store_pg_sim_reset(struct store *s, int64_t *n_tasks, int64_t *n_instances, struct err *e);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it under its lock. */
 int pg_reseal_secrets(struct pg_conn *c, struct err *e);

@@ -10,6 +10,8 @@
     " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
     " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
+/* What is read: the columns above, and whether the instance is simulated (column 7). */
+#define INSTANCE_READ_COLS INSTANCE_COLS ", sim_state IS NOT NULL"
 /* The database's clock in Unix ms. Leases are set and judged by it, never by a node's own clock,
  * so a node whose clock runs ahead cannot take a lease that is still live (DESIGN.md 5). now() is
  * the transaction's start: one value for a claim's pick and take. */
@@ -64,16 +66,16 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                           " AND secret_id = $2::text",
     [PG_KEY_DELETE] = "DELETE FROM account_keys WHERE secret_id = $1::text",
     [PG_INSTANCE_INSERT] =
-        "INSERT INTO instances(" INSTANCE_COLS ", created_ms, updated_ms)"
+        "INSERT INTO instances(" INSTANCE_COLS ", created_ms, updated_ms, sim_state)"
         " VALUES($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $8::text,"
-        " $7::bigint, $7::bigint)",
-    [PG_INSTANCE_GET] = "SELECT " INSTANCE_COLS " FROM instances WHERE instance_id = $1::text"
+        " $7::bigint, $7::bigint, CASE WHEN $9::boolean THEN '{}' END)",
+    [PG_INSTANCE_GET] = "SELECT " INSTANCE_READ_COLS " FROM instances WHERE instance_id = $1::text"
                         " AND ($2::text IS NULL OR product = $2::text)",
     [PG_INSTANCE_UPDATE] =
         "UPDATE instances SET status = COALESCE($2::text, status),"
         " dsn = COALESCE($3::text, dsn), updated_ms = $4::bigint,"
         " reserved_accounts = COALESCE($5::text, reserved_accounts) WHERE instance_id = $1::text",
-    [PG_INSTANCE_LIST] = "SELECT " INSTANCE_COLS " FROM instances WHERE ($1::text IS NULL OR"
+    [PG_INSTANCE_LIST] = "SELECT " INSTANCE_READ_COLS " FROM instances WHERE ($1::text IS NULL OR"
                          " product = $1::text) AND ($2::text IS NULL OR uin = $2::text)"
                          " ORDER BY created_ms, instance_id COLLATE \"C\"",
     /* The counters row is locked by the upsert until commit: one number per task, no gaps
@@ -95,9 +97,9 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state,"
         " node, message) VALUES($1::text, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events"
         " WHERE task_id = $1::text), $2::bigint, $3::text, $4::text, $5::text, $6::text)",
-    [PG_TASK_SUMMARY] =
-        "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
-        " start_ms, end_ms, lease_no FROM tasks WHERE id = $1::text AND product = $2::text",
+    [PG_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
+                        " start_ms, end_ms, lease_no, driver = 'sim' FROM tasks"
+                        " WHERE id = $1::text AND product = $2::text",
     [PG_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text",
     [PG_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state,"
                       " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",

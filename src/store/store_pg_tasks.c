@@ -220,6 +220,7 @@ static int summary_fn(struct pg_conn *c, void *ctx, struct err *e)
     out->start_ms = pg_int(r, 0, 8); /* NULL reads as 0 = not yet */
     out->end_ms = pg_int(r, 0, 9);
     out->lease_no = pg_int(r, 0, 10);
+    out->simulated = pg_bool(r, 0, 11);
 done:
     PQclear(r);
     return rc;

@@ -106,6 +106,9 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     "ALTER TABLE tasks ADD COLUMN remote_result TEXT;"
     "CREATE INDEX tasks_remote ON tasks(remote_kind, created_ms)"
     " WHERE remote_kind IS NOT NULL AND state = 'running';",
+    /* 8: simulated instances (issue 12, sim/sim.h): NULL for a real instance; for a simulated
+     * one, the JSON object of its recorded state (accounts, parameters, backups). */
+    "ALTER TABLE instances ADD COLUMN sim_state TEXT;",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)
@@ -387,6 +390,9 @@ static const struct store_ops sqlite_ops = {
     .instance_get = store_sqlite_instance_get,
     .instance_update = store_sqlite_instance_update,
     .instance_list = store_sqlite_instance_list,
+    .instance_sim_state = store_sqlite_instance_sim_state,
+    .instance_set_sim_state = store_sqlite_instance_set_sim_state,
+    .sim_reset = store_sqlite_sim_reset,
     .task_create = store_sqlite_task_create,
     .task_summary = store_sqlite_task_summary,
     .task_get_json = store_sqlite_task_get_json,

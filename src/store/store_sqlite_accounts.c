@@ -15,6 +15,8 @@
     " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
     " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
 #define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
+/* What is read: the columns above, and whether the instance is simulated (column 7). */
+#define INSTANCE_READ_COLS INSTANCE_COLS ", sim_state IS NOT NULL"
 
 static bool is_constraint(struct sq_conn *c, int extended)
 {
@@ -410,7 +412,8 @@ static int instance_create_tx(struct sq_conn *c, const void *inp, void *out, str
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_INSTANCE_INSERT,
                      "INSERT INTO instances(" INSTANCE_COLS ", created_ms,"
-                     " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)",
+                     " updated_ms, sim_state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7,"
+                     " CASE WHEN ?9 THEN '{}' END)",
                      &st, e);
     if (rc == 0) {
         sq_bind_text(st, 1, in->product);
@@ -421,6 +424,7 @@ static int instance_create_tx(struct sq_conn *c, const void *inp, void *out, str
         sq_bind_text(st, 6, dsn);
         sqlite3_bind_int64(st, 7, sq_now_ms());
         sq_bind_text(st, 8, in->reserved_accounts);
+        sqlite3_bind_int(st, 9, in->simulated);
         if (sqlite3_step(st) == SQLITE_DONE)
             rc = 0;
         else if (is_constraint(c, SQLITE_CONSTRAINT_PRIMARYKEY))
@@ -453,6 +457,7 @@ static int instance_from_row(sqlite3_stmt *st, struct instance *out, struct err 
     sq_copy(out->uin, sizeof out->uin, sqlite3_column_text(st, 3));
     sq_copy(out->status, sizeof out->status, sqlite3_column_text(st, 4));
     sq_copy(out->reserved_accounts, sizeof out->reserved_accounts, sqlite3_column_text(st, 6));
+    out->simulated = sqlite3_column_int(st, 7) != 0;
     return secretbox_open_into((const char *)sqlite3_column_text(st, 5), out->dsn, sizeof out->dsn,
                                e);
 }
@@ -463,7 +468,7 @@ static int instance_read(struct sq_conn *c, const char *product, const char *ins
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_INSTANCE_GET,
-                     "SELECT " INSTANCE_COLS " FROM instances"
+                     "SELECT " INSTANCE_READ_COLS " FROM instances"
                      " WHERE instance_id = ?1 AND (?2 IS NULL OR product = ?2)",
                      &st, e);
     if (rc != 0)
@@ -554,6 +559,7 @@ static json_t *instance_row_json(sqlite3_stmt *st, struct err *e)
     const char *reserved = (const char *)sqlite3_column_text(st, 6);
     json_t *list = reserved && *reserved ? json_loads(reserved, 0, NULL) : NULL;
     json_object_set_new(o, "reserved_accounts", list ? list : json_array());
+    json_object_set_new(o, "simulated", json_boolean(sqlite3_column_int(st, 7) != 0));
     return o;
 }
 
@@ -564,7 +570,7 @@ int store_sqlite_instance_list(struct store *s, const char *product, const char 
     struct sq_conn *c = sq_reader_acquire(sq_of(s));
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_INSTANCE_LIST,
-                     "SELECT " INSTANCE_COLS " FROM instances"
+                     "SELECT " INSTANCE_READ_COLS " FROM instances"
                      " WHERE (?1 IS NULL OR product = ?1) AND (?2 IS NULL OR uin = ?2)"
                      " ORDER BY created_ms, instance_id",
                      &st, e);

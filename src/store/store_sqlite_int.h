@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  7
+#define SQ_SCHEMA_VERSION  8
 #define SQ_BATCH_MAX       256 /* closures one group commit takes at most: bounds its latency */
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
@@ -193,6 +193,13 @@ int store_sqlite_instance_get(struct store *s, const char *product, const char *
 int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
                                  const char *dsn, const char *reserved, struct instance *out,
                                  struct err *e);
+/* store_sqlite_sim.c: simulated instances' state, and the simulation's reset */
+int store_sqlite_instance_sim_state(struct store *s, const char *product, const char *instance_id,
+                                    json_t **out, struct err *e);
+int store_sqlite_instance_set_sim_state(struct store *s, const char *product,
+                                        const char *instance_id, const char *state_json,
+                                        struct err *e);
+int store_sqlite_sim_reset(struct store *s, int64_t *n_tasks, int64_t *n_instances, struct err *e);
 int store_sqlite_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                                struct err *e);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write

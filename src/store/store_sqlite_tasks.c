@@ -258,6 +258,7 @@ static int summary_from_row(sqlite3_stmt *st, struct task_summary *out, struct e
     out->start_ms = sqlite3_column_int64(st, 8); /* NULL reads as 0 = not yet */
     out->end_ms = sqlite3_column_int64(st, 9);
     out->lease_no = sqlite3_column_int64(st, 10);
+    out->simulated = sqlite3_column_int(st, 11) != 0;
     return 0;
 }
 
@@ -268,7 +269,7 @@ int store_sqlite_task_summary(struct store *s, const char *product, const char *
     sqlite3_stmt *st;
     int rc = sq_stmt(c, SQ_TASK_SUMMARY,
                      "SELECT id, product, region, uin, instance_id, state,"
-                     " info, created_ms, start_ms, end_ms, lease_no FROM tasks"
+                     " info, created_ms, start_ms, end_ms, lease_no, driver = 'sim' FROM tasks"
                      " WHERE id = ?1 AND product = ?2",
                      &st, e);
     if (rc == 0) {

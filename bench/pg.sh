@@ -9,6 +9,7 @@ set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 cd "$(dirname "$0")/.."
+. bench/lib.sh # say, die, PIDS stopped on exit, bench_tmp, free_port
 
 TASKS=${BENCH_TASKS:-2000}
 CLIENTS=${BENCH_CLIENTS:-8}
@@ -17,25 +18,7 @@ PGB_SECONDS=${BENCH_PGBENCH_SECONDS:-10}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 ASYNCD_BIN=${ASYNCD_BIN:-bin/asyncd}
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-
-# Every asyncd we start is recorded here and stopped by PID on exit; the cluster by its script.
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "${TMP:-}" ] && [ -d "$TMP/pg" ] && bash scripts/postgres.sh stop "$TMP/pg" >/dev/null 2>&1 || true
-  [ -n "${TMP:-}" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-TMP=$(mktemp -d /tmp/asyncd-bench-pg.XXXXXX)
-chmod 0755 "$TMP" # the cluster runs as the postgres user when we are root
-
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
+bench_tmp /tmp/asyncd-bench-pg.XXXXXX
 
 start_cluster() {
   PGPORT=$(free_port)

@@ -5,15 +5,13 @@ set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 cd "$(dirname "$0")/.."
+. bench/lib.sh # say, die, PIDS stopped on exit, bench_tmp, free_port
 
 SECONDS_EACH=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-32}
 ASYNCD_BIN=${ASYNCD_BIN:-bin/asyncd}
 # wrk shares the machine with the server under test: one load thread per 4 cores, at least one.
 THREADS=${BENCH_THREADS:-$(( $(nproc) / 4 > 0 ? $(nproc) / 4 : 1 ))}
-
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
 
 need_tools() {
   local missing=()
@@ -30,21 +28,7 @@ need_tools() {
   [ -x "$ASYNCD_BIN" ] || die "$ASYNCD_BIN not built (run make all)"
 }
 
-# Every process we start is recorded here and stopped by PID on exit.
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "${TMP:-}" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-TMP=$(mktemp -d /tmp/asyncd-bench.XXXXXX)
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-    node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
+bench_tmp /tmp/asyncd-bench.XXXXXX
 
 # Starts asyncd on port 0 and reads the real ports from its "listening" line.
 start_asyncd() {

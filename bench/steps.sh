@@ -10,6 +10,7 @@ set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 cd "$(dirname "$0")/.."
+. bench/lib.sh # say, die, PIDS stopped on exit, bench_tmp, free_port
 
 STEPS=${BENCH_STEPS:-10000}
 STEP_S=${BENCH_STEP_S:-30}
@@ -19,21 +20,10 @@ TIMEOUT=${BENCH_TIMEOUT:-600}
 ASYNCD_BIN=${ASYNCD_BIN:-bin/asyncd}
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
 command -v node >/dev/null || die "node is needed"
 [ -x "$ASYNCD_BIN" ] || die "$ASYNCD_BIN not built (run make all)"
 
-# Every process we start is recorded here and stopped by PID on exit.
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "${TMP:-}" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-TMP=$(mktemp -d "$BENCH_DIR/asyncd-bench-steps.XXXXXX")
+bench_tmp "$BENCH_DIR/asyncd-bench-steps.XXXXXX"
 
 # The load client: creates the tasks, reports when all run and when all succeed. It samples
 # asyncd's RSS and CPU (from /proc) and its child count while the steps wait.

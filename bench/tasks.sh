@@ -12,6 +12,7 @@ set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 cd "$(dirname "$0")/.."
+. bench/lib.sh # say, die, PIDS stopped on exit, bench_tmp, free_port
 
 TASKS=${BENCH_TASKS:-5000}
 CLIENTS=${BENCH_CLIENTS:-16}
@@ -24,9 +25,6 @@ PERF=${BENCH_PERF:-0}
 ASYNCD_BIN=${ASYNCD_BIN:-bin/asyncd}
 CC=${CC:-cc}
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-
 need_tools() {
   local t
   for t in node python3 "$CC"; do command -v "$t" >/dev/null || die "$t is needed"; done
@@ -34,16 +32,7 @@ need_tools() {
   if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then die "BENCH_PERF=1 needs perf"; fi
 }
 
-# Every process we start is recorded here and stopped by PID on exit.
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "${TMP:-}" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-TMP=$(mktemp -d /tmp/asyncd-bench-tasks.XXXXXX)
+bench_tmp /tmp/asyncd-bench-tasks.XXXXXX
 
 # Starts asyncd on port 0 and reads the real ports from its "listening" line: DATA_DIR WORKERS.
 start_asyncd() {

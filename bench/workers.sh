@@ -9,6 +9,7 @@
 set -euo pipefail
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 cd "$(dirname "$0")/.."
+. bench/lib.sh # say, die, PIDS stopped on exit, bench_tmp, free_port
 
 TASKS=${BENCH_TASKS:-2000}
 PROCS=${BENCH_WORKER_PROCS:-4}
@@ -17,18 +18,7 @@ ENGINE_WORKERS=${BENCH_ENGINE_WORKERS:-$(nproc)}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 ASYNCD_BIN=${ASYNCD_BIN:-bin/asyncd}
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "${TMP:-}" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-TMP=$(mktemp -d /tmp/asyncd-bench-workers.XXXXXX)
+bench_tmp /tmp/asyncd-bench-workers.XXXXXX
 
 "$ASYNCD_BIN" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$TMP" --workers "$ENGINE_WORKERS" \
   --rate-limit '*=0' >"$TMP/asyncd.log" 2>&1 &

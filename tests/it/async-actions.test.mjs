@@ -61,6 +61,19 @@ async function expectCodeLike(promise, re, what) {
   assert.fail(`${what}: expected an error ${re}, got success ${JSON.stringify(res)}`);
 }
 
+/** Valid requests for the actions a flow template runs: their schemas ask more than the model's
+ * kinds (patterns, lengths, known parameter names), so generated values would not pass. */
+const ACCOUNT = [{ User: 'sim_user', Host: '%' }];
+const TEMPLATE_BODIES = {
+  CreateAccounts: (inst) => ({ InstanceId: inst, Accounts: ACCOUNT, Password: 'Sim-Passw0rd-1' }),
+  DeleteAccounts: (inst) => ({ InstanceId: inst, Accounts: ACCOUNT }),
+  ModifyAccountHost: (inst) => ({ InstanceId: inst, User: 'sim_user', Host: '%', NewHost: '10.0.0.%' }),
+  ModifyAccountPassword: (inst) => ({ InstanceId: inst, NewPassword: 'Sim-Passw0rd-2', Accounts: ACCOUNT }),
+  ModifyAccountPrivileges: (inst) => ({ InstanceId: inst, Accounts: ACCOUNT, GlobalPrivileges: ['PROCESS'] }),
+  ModifyInstanceParam: (inst) => ({ InstanceIds: [inst], ParamList: [{ Name: 'max_connections', CurrentValue: '500' }] }),
+  CreateBackupDBInstance: (inst) => ({ InstanceId: inst, BackupMethod: 0 }),
+};
+
 /** A value of another kind than the field's. */
 const wrongKind = (f) => (f.kind === 'STRING' ? 12 : 'not-of-its-kind');
 
@@ -100,10 +113,10 @@ for (const product of PRODUCTS) {
       const template = hasTemplate(product, a.name);
       const required = models[a.request].filter((f) => f.required);
 
-      test(`${a.name}: a valid request on a simulated instance answers ${a.idField} and the task reaches ${SUCCESS[product]}`,
-        { skip: template && 'runs its flow template (template flows on simulated instances are tested with them)' }, async () => {
+      test(`${a.name}: a valid request on a simulated instance answers ${a.idField} and the task reaches ${SUCCESS[product]}`, async () => {
           const inst = await simInstance(product);
-          const r = await d.client(product)[a.name](objectOf(models, a.request, inst));
+          const body = template ? TEMPLATE_BODIES[a.name](inst) : objectOf(models, a.request, inst);
+          const r = await d.client(product)[a.name](body);
           assert.deepEqual(Object.keys(r).sort(), models[a.response].map((f) => f.name).sort(),
             `${a.name}: every documented response field: ${JSON.stringify(r)}`);
           const id = checkIdShape(product, a, r);

@@ -188,6 +188,23 @@ static const char *row_str(const json_t *row, const char *key)
     return s ? s : "";
 }
 
+/* A simulated instance has no server: it answers a private address of the product's port until
+ * an action (ModifyDBInstanceVipVport, ...) recorded others, and every DescribeDBInstances field
+ * its actions changed (sim_state "instance", see sim/sim_effects.c) over the registered ones. */
+static void overlay_simulated(struct api_call *c, const json_t *row, json_t *item, int64_t port)
+{
+    if (!json_is_true(json_object_get(row, "simulated")))
+        return;
+    json_object_set_new(item, "Vip", json_string("10.0.0.10"));
+    json_object_set_new(item, "Vport", json_integer(port));
+    json_t *state = NULL;
+    struct err se;
+    const char *id = json_string_value(json_object_get(row, "instance_id"));
+    if (id && store_instance_sim_state(c->store, c->product->name, id, &state, &se) == 0 && state)
+        json_object_update(item, json_object_get(state, "instance"));
+    json_decref(state);
+}
+
 /* cdb Status: 1 running, 5 isolated; InstanceType 1 (a primary); TaskStatus 5 ("an operation is
  * executing") while a task runs on it, else 0. */
 static json_t *cdb_item(struct api_call *c, const json_t *row, int64_t *status)
@@ -197,10 +214,13 @@ static json_t *cdb_item(struct api_call *c, const json_t *row, int64_t *status)
     int64_t port;
     dsn_address(row_str(row, "dsn"), host, sizeof host, &port);
     *status = strcmp(row_str(row, "status"), "isolated") == 0 ? 5 : 1;
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I}", "InstanceId", id,
-                     "InstanceName", id, "Region", c->region, "Status", (json_int_t)*status,
-                     "TaskStatus", (json_int_t)(instance_busy(c, id) ? 5 : 0), "Vip", host, "Vport",
-                     (json_int_t)port, "InitFlag", (json_int_t)1, "InstanceType", (json_int_t)1);
+    json_t *item =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I}", "InstanceId", id, "InstanceName",
+                  id, "Region", c->region, "Status", (json_int_t)*status, "TaskStatus",
+                  (json_int_t)(instance_busy(c, id) ? 5 : 0), "Vip", host, "Vport",
+                  (json_int_t)port, "InitFlag", (json_int_t)1, "InstanceType", (json_int_t)1);
+    overlay_simulated(c, row, item, 3306);
+    return item;
 }
 
 /* mongodb Status: 2 running, 1 while a task runs on it (an operation in progress), -2 isolated. */
@@ -212,9 +232,11 @@ static json_t *mongodb_item(struct api_call *c, const json_t *row, int64_t *stat
     dsn_address(row_str(row, "dsn"), host, sizeof host, &port);
     bool isolated = strcmp(row_str(row, "status"), "isolated") == 0;
     *status = isolated ? -2 : instance_busy(c, id) ? 1 : 2;
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "InstanceId", id, "InstanceName", id,
-                     "Region", c->region, "Status", (json_int_t)*status, "Vip", host, "Vport",
-                     (json_int_t)port);
+    json_t *item =
+        json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "InstanceId", id, "InstanceName", id, "Region",
+                  c->region, "Status", (json_int_t)*status, "Vip", host, "Vport", (json_int_t)port);
+    overlay_simulated(c, row, item, 27017);
+    return item;
 }
 
 int cdb_describe_db_instances(struct api_call *c, json_t *resp, struct err *e)

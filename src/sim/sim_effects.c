@@ -1,6 +1,8 @@
 /* What a simulated task that succeeded changes on its instance, as the real product would: a
  * table keyed by product and action, each row an effect kind and the input it reads. The state
- * is a JSON object {"accounts":[...], "params":{...}, "backups":[...]} (store: sim_state). */
+ * is a JSON object {"accounts":[...], "params":{...}, "backups":[...], "instance":{...}} (store:
+ * sim_state); "instance" holds DescribeDBInstances fields an action changed (Vip, EngineVersion).
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,12 +18,13 @@ enum effect_kind {
     FX_PARAMS,
     FX_BACKUP,
     FX_STATUS,
+    FX_FIELDS, /* request parameters become DescribeDBInstances fields (state "instance") */
 };
 
 struct effect {
     const char *product, *action;
     enum effect_kind kind;
-    const char *status; /* FX_STATUS: the instance's new status */
+    const char *status; /* FX_STATUS: the instance's new status; FX_FIELDS: "Param=Field,..." */
 };
 
 static const struct effect effects[] = {
@@ -40,6 +43,16 @@ static const struct effect effects[] = {
     {"mongodb", "OfflineIsolatedDBInstance", FX_STATUS, "offline"},
     {"mongodb", "ReleaseIsolatedDBInstances", FX_STATUS, "running"},
     {"mongodb", "ReleaseIsolatedDBInstance", FX_STATUS, "running"},
+    /* network, version and size changes, as DescribeDBInstances shows them afterwards */
+    {"cdb", "ModifyDBInstanceVipVport", FX_FIELDS,
+     "DstIp=Vip,DstPort=Vport,UniqVpcId=UniqVpcId,UniqSubnetId=UniqSubnetId"},
+    {"cdb", "UpgradeDBInstanceEngineVersion", FX_FIELDS, "EngineVersion=EngineVersion"},
+    {"cdb", "UpgradeDBInstance", FX_FIELDS,
+     "Memory=Memory,Volume=Volume,Cpu=Cpu,EngineVersion=EngineVersion,DeviceType=DeviceType"},
+    {"mongodb", "ModifyDBInstanceNetworkAddress", FX_FIELDS,
+     "NewUniqVpcId=VpcId,NewUniqSubnetId=SubnetId"},
+    {"mongodb", "UpgradeDbInstanceVersion", FX_FIELDS, "MongoVersion=MongoVersion"},
+
 };
 
 static json_t *member(json_t *state, const char *key, bool array)
@@ -172,6 +185,26 @@ static bool backup_add(const json_t *input, json_t *state, const char *now)
     return true;
 }
 
+/* Copies each named request parameter the task was given into state's "instance" object under
+ * its DescribeDBInstances name (map: "Param=Field,..."); what the request left out stays. */
+static bool fields_set(const json_t *input, json_t *state, const char *map)
+{
+    json_t *fields = member(state, "instance", false);
+    bool changed = false;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", map);
+    char *save = NULL;
+    for (char *pair = strtok_r(buf, ",", &save); pair; pair = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(pair, '=');
+        json_t *v = eq ? json_object_get(input, (*eq = '\0', pair)) : NULL;
+        if (v && (json_is_string(v) || json_is_integer(v))) {
+            json_object_set(fields, eq + 1, v);
+            changed = true;
+        }
+    }
+    return changed;
+}
+
 bool sim_effect_apply(const char *product, const char *action, const json_t *input, json_t *state,
                       const char **status, int64_t now_ms)
 {
@@ -192,6 +225,8 @@ bool sim_effect_apply(const char *product, const char *action, const json_t *inp
         case FX_STATUS:
             *status = fx->status;
             return false;
+        case FX_FIELDS:
+            return fields_set(input, state, fx->status);
         default:
             return each_account(fx->kind, input, state, now);
         }

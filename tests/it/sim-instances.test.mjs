@@ -132,6 +132,30 @@ describe('DescribeDBInstances', () => {
     const mi = (await d.mongodb().DescribeDBInstances({ InstanceIds: [m] })).InstanceDetails;
     assert.deepEqual(mi.map((i) => i.InstanceId), [m]);
   });
+
+  test('network and version actions show in DescribeDBInstances once their task succeeded', async () => {
+    const c = await simInstance(d, 'cdb');
+    const before = (await d.cdb().DescribeDBInstances({ InstanceIds: [c] })).Items[0];
+    assert.deepEqual([before.Vip, before.Vport], ['10.0.0.10', 3306], 'a simulated instance has an address of its own');
+    await setRule(d, `net-${c}`, { product: 'cdb', instance_id: c, phases: [{ state: 'running', until: 'advance' }, { state: 'success' }] });
+    const t = await d.cdb().ModifyDBInstanceVipVport({ InstanceId: c, DstIp: '10.1.2.3', DstPort: 4406 });
+    const during = (await d.cdb().DescribeDBInstances({ InstanceIds: [c] })).Items[0];
+    assert.deepEqual([during.Vip, during.Vport], ['10.0.0.10', 3306], 'nothing changes before the task succeeds');
+    await d.adminOk('POST', `/v1/tasks/${t.AsyncRequestId}/advance`, {});
+    await succeed('cdb', t.AsyncRequestId);
+    const after = (await d.cdb().DescribeDBInstances({ InstanceIds: [c] })).Items[0];
+    assert.deepEqual([after.Vip, after.Vport], ['10.1.2.3', 4406]);
+    const u = await d.cdb().UpgradeDBInstanceEngineVersion({ InstanceId: c, EngineVersion: '8.0' });
+    await d.adminOk('POST', `/v1/tasks/${u.AsyncRequestId}/advance`, {});
+    await succeed('cdb', u.AsyncRequestId);
+    assert.equal((await d.cdb().DescribeDBInstances({ InstanceIds: [c] })).Items[0].EngineVersion, '8.0');
+
+    const m = await simInstance(d, 'mongodb');
+    const v = await d.mongodb().UpgradeDbInstanceVersion({ InstanceId: m, MongoVersion: 'MONGO_50_WT' });
+    await succeed('mongodb', String(v.FlowId));
+    const mi = (await d.mongodb().DescribeDBInstances({ InstanceIds: [m] })).InstanceDetails[0];
+    assert.deepEqual([mi.MongoVersion, mi.Vip, mi.Vport], ['MONGO_50_WT', '10.0.0.10', 27017]);
+  });
 });
 
 describe('asyncctl', () => {

@@ -163,6 +163,22 @@ for (const P of PRODUCTS) {
     checkHistory(task, 'success');
     await cloud(task, { info: 'finished without it' });
   });
+
+  test(`skip of the failed last step -> success whose Info is the last done step's, not the failure's (${P})`, T, async () => {
+    const id = await create(P, [
+      shStep('prepare', 'echo prepared the ground'),
+      shStep('optional', "echo 'not supported here' >&2; exit 7"),
+    ]);
+    let task = await waitState(d, id, ['paused', 'success', 'failed']);
+    assert.equal(task.state, 'paused', show(task));
+    await cloud(task, { info: /not supported here/ });
+    await d.verb(id, 'skip');
+    task = await waitState(d, id, ['success', 'paused', 'failed']);
+    assert.equal(task.state, 'success', show(task));
+    assert.deepEqual(task.steps.map((s) => s.state), ['done', 'skipped'], show(task));
+    assert.equal(task.info, 'prepared the ground', show(task));
+    await cloud(task, { info: 'prepared the ground' });
+  });
 }
 
 for (const P of PRODUCTS) {
@@ -190,8 +206,9 @@ for (const P of PRODUCTS) {
     assert.deepEqual(task.steps.map((s) => s.state), ['undone', 'done', 'undone', 'undone', 'failed'], show(task));
     assert.match(task.steps[4].message, /quota exceeded/);
     assert.ok(!task.events.some((e) => e.to === 'paused'), 'on_failure undo does not pause');
+    assert.match(task.info, /quota exceeded/, 'Info: the failure that decided the state, not an undo step');
     checkHistory(task, 'undoed');
-    await cloud(task);
+    await cloud(task, { info: /quota exceeded/ });
   });
 }
 
@@ -232,8 +249,9 @@ for (const P of PRODUCTS) {
     assert.equal(task.state, 'undoed', show(task));
     assert.deepEqual(readLines(path.join(dir, 'order')), ['do 1', 'do 2', 'undo 1']);
     assert.deepEqual(task.steps.map((s) => s.state), ['undone', 'failed'], show(task));
+    assert.match(task.info, /broken/, `Info: the failure, not "one undone": ${show(task)}`);
     checkHistory(task, 'undoed');
-    await cloud(task);
+    await cloud(task, { info: /broken/ });
   });
 }
 

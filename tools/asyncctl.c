@@ -30,7 +30,7 @@ struct field {
     const char *def; /* the value when the option is absent, or NULL */
 };
 
-#define MAX_FIELDS 8
+#define MAX_FIELDS 10
 #define MAX_POS    64
 
 struct command;
@@ -660,10 +660,14 @@ static const struct command commands[] = {
      .method = "GET",
      .path = "/v1/tasks",
      .print = ctl_print_task_list,
-     .args = "[--product P] [--status S] [--instance ID] [--uin U] [--limit N] [--offset N]",
-     .purpose = "List tasks, newest first; --status takes a canonical state.",
+     .args = "[--product P] [--status S] [--instance ID] [--uin U] [--type T] [--since TIME] "
+             "[--until TIME] [--limit N] [--offset N]",
+     .purpose = "List tasks, newest first; --status takes a canonical state or a status word "
+                "of either dialect (RUNNING, undoed); --since/--until bound the creation time "
+                "(RFC 3339 or Unix ms).",
      .fields = {QUERY("--product", "product"), QUERY("--status", "status"),
-                QUERY("--instance", "instance_id"), QUERY("--uin", "uin"),
+                QUERY("--instance", "instance_id"), QUERY("--uin", "uin"), QUERY("--type", "type"),
+                QUERY("--since", "since"), QUERY("--until", "until"),
                 QUERY_COUNT("--limit", "limit"), QUERY_COUNT("--offset", "offset")}},
     {.group = "task",
      .verb = "wait",

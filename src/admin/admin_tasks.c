@@ -336,29 +336,77 @@ static int query_int(struct admin_req *r, const char *key, int64_t dflt, int64_t
     return 0;
 }
 
+/* status=: a canonical state, or a status word of either dialect (cdb RUNNING, FAILED covering
+ * failed and undoed, UNDEFINED = waiting; mongodb running, failed covering killed and removed):
+ * the states it names, as a mask. product= narrows the dialects asked. */
+static int status_mask(const char *word, const char *product, unsigned *mask, struct err *e)
+{
+    enum task_state s;
+    if (task_state_parse(word, &s) == 0) {
+        *mask = 1u << s;
+        return 0;
+    }
+    const struct product *dialects[] = {&product_cdb, &product_mongodb};
+    *mask = 0;
+    for (size_t i = 0; i < 2; i++) {
+        if (product && strcmp(product, dialects[i]->name) != 0)
+            continue;
+        for (int st = 0; st < TASK_STATE_COUNT; st++)
+            if (strcmp(product_status_word(dialects[i], (enum task_state)st), word) == 0)
+                *mask |= 1u << st;
+    }
+    if (*mask)
+        return 0;
+    return err_set(e, ERR_BAD_REQUEST,
+                   "status: expected a canonical state (initial running paused undoed failed "
+                   "success killed removed waiting) or a status word of cdb (INITIAL RUNNING "
+                   "SUCCESS FAILED KILLED REMOVED PAUSED UNDEFINED) or mongodb, got %.32s",
+                   word);
+}
+
+/* since= / until=: an RFC 3339 time or Unix milliseconds; 0 when absent. */
+static int query_time(struct admin_req *r, const char *key, int64_t *out, struct err *e)
+{
+    const char *v = admin_query(r, key);
+    *out = 0;
+    if (!v)
+        return 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (*v && !*end && n > 0) {
+        *out = n;
+        return 0;
+    }
+    if (time_parse_rfc3339(v, out) == 0 && *out > 0)
+        return 0;
+    return err_set(e, ERR_BAD_REQUEST,
+                   "%s: expected an RFC 3339 time such as 2026-11-23T04:00:00Z or Unix "
+                   "milliseconds, got %.40s",
+                   key, v);
+}
+
 int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
 {
     (void)status;
+    const char *type = admin_query(r, "type");
+    const char *types[2] = {type, NULL};
     struct task_filter f = {.product = admin_query(r, "product"),
                             .uin = admin_query(r, "uin"),
                             .instance_id = admin_query(r, "instance_id"),
                             .region = admin_query(r, "region"),
-                            .state = -1};
+                            .state = -1,
+                            .types = type ? types : NULL};
     if (f.product && !product_by_name(f.product))
         return err_set(e, ERR_BAD_REQUEST, "product: expected cdb or mongodb, got %.32s",
                        f.product);
     const char *st = admin_query(r, "status");
-    enum task_state s;
-    if (st) {
-        if (task_state_parse(st, &s) != 0)
-            return err_set(e, ERR_BAD_REQUEST,
-                           "status: expected a canonical state (initial running paused undoed "
-                           "failed success killed removed)");
-        f.state = (int)s;
-    }
     int rc;
+    if (st && (rc = status_mask(st, f.product, &f.state_mask, e)))
+        return rc;
     if ((rc = query_int(r, "limit", 100, 1, 1000, &f.limit, e)) ||
-        (rc = query_int(r, "offset", 0, 0, INT64_MAX, &f.offset, e)))
+        (rc = query_int(r, "offset", 0, 0, INT64_MAX, &f.offset, e)) ||
+        (rc = query_time(r, "since", &f.created_from_ms, e)) ||
+        (rc = query_time(r, "until", &f.created_to_ms, e)))
         return rc;
     json_t *list = NULL;
     int64_t total = 0;

@@ -14,6 +14,9 @@ void time_fmt_iso_utc(int64_t ms, char out[25]);
 void time_fmt_utc_date(int64_t unix_s, char out[11]);
 /* Parses "YYYY-MM-DD HH:MM:SS" in the local zone (--tz) into Unix ms; 0, or -1 when malformed. */
 int time_parse_local(const char *s, int64_t *ms);
+/* Parses an RFC 3339 time ("2026-11-23T04:00:00Z", "2026-11-23T12:00:00.5+08:00") into Unix ms;
+ * 0, or -1 when s is not one (a leap second :60 is read as :59). */
+int time_parse_rfc3339(const char *s, int64_t *ms);
 /* Sets the zone used by time_fmt_local (e.g. "UTC", "Asia/Shanghai"); 0 or
  * ERR_INVALID_PARAMETER_VALUE when no such zone exists in the system's zoneinfo. Call before
  * threads start. */

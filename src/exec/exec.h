@@ -73,10 +73,6 @@ int exec_validate(const json_t *action, struct err *e);
  * finds a sleep done at once, so the caller runs one only once its wake time has come. */
 bool exec_sleep_wake_ms(const json_t *action, int64_t from_ms, int64_t *wake_ms);
 
-/* Parses an RFC 3339 time ("2026-11-23T04:00:00Z", "2026-11-23T12:00:00.5+08:00") into Unix ms;
- * 0, or -1 when s is not one (a leap second :60 is read as :59). */
-int exec_parse_rfc3339(const char *s, int64_t *ms);
-
 /* ---- an exec child watched by the caller's event loop ---- */
 
 struct exec_child;

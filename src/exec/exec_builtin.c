@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/json_keys.h"
+#include "common/timefmt.h"
 
 #define SLEEP_MAX_S 31536000 /* one year */
 
@@ -50,74 +51,6 @@ static int done_at_once(const struct exec_job *job, const struct exec_control *c
 
 const struct exec_backend exec_noop_backend = {"noop", noop_validate, done_at_once};
 
-/* Reads exactly `digits` decimal digits at *p into *out and moves *p past them. */
-static bool take_digits(const char **p, int digits, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < digits; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *p += digits;
-    *out = v;
-    return true;
-}
-
-static bool take_char(const char **p, const char *allowed)
-{
-    if (!**p || !strchr(allowed, **p))
-        return false;
-    (*p)++;
-    return true;
-}
-
-/* The zone part of an RFC 3339 time: Z, or +HH:MM / -HH:MM as seconds east of UTC. */
-static bool take_zone(const char **p, long *offset_s)
-{
-    if (take_char(p, "Zz")) {
-        *offset_s = 0;
-        return true;
-    }
-    char sign = **p;
-    int hh, mm;
-    if (!take_char(p, "+-") || !take_digits(p, 2, &hh) || !take_char(p, ":") ||
-        !take_digits(p, 2, &mm) || hh > 23 || mm > 59)
-        return false;
-    *offset_s = (sign == '-' ? -1L : 1L) * (hh * 3600L + mm * 60L);
-    return true;
-}
-
-int exec_parse_rfc3339(const char *s, int64_t *ms)
-{
-    struct tm tm = {0};
-    int Y, M, D, h, m, sec, frac_ms = 0;
-    const char *p = s;
-    if (!take_digits(&p, 4, &Y) || !take_char(&p, "-") || !take_digits(&p, 2, &M) ||
-        !take_char(&p, "-") || !take_digits(&p, 2, &D) || !take_char(&p, "Tt ") ||
-        !take_digits(&p, 2, &h) || !take_char(&p, ":") || !take_digits(&p, 2, &m) ||
-        !take_char(&p, ":") || !take_digits(&p, 2, &sec))
-        return -1;
-    if (take_char(&p, ".")) { /* fraction: milliseconds kept, finer digits read and dropped */
-        int scale = 100, n = 0;
-        for (; *p >= '0' && *p <= '9'; p++, n++, scale /= 10)
-            frac_ms += scale * (*p - '0');
-        if (n == 0)
-            return -1;
-    }
-    long offset_s;
-    if (!take_zone(&p, &offset_s) || *p || M < 1 || M > 12 || D < 1 || h > 23 || m > 59 || sec > 60)
-        return -1;
-    tm.tm_year = Y - 1900, tm.tm_mon = M - 1, tm.tm_mday = D;
-    tm.tm_hour = h, tm.tm_min = m, tm.tm_sec = sec > 59 ? 59 : sec; /* a leap second: :59 */
-    time_t t = timegm(&tm);
-    if (tm.tm_mday != D || tm.tm_mon != M - 1) /* timegm rolled 31 April over into May */
-        return -1;
-    *ms = ((int64_t)t - offset_s) * 1000 + frac_ms;
-    return 0;
-}
-
 static const char *const sleep_keys[] = {"s", "until"};
 
 static int sleep_validate(const json_t *action, struct err *e)
@@ -141,7 +74,7 @@ static int sleep_validate(const json_t *action, struct err *e)
         return 0;
     }
     int64_t ms;
-    if (!json_is_string(until) || exec_parse_rfc3339(json_string_value(until), &ms) != 0)
+    if (!json_is_string(until) || time_parse_rfc3339(json_string_value(until), &ms) != 0)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "sleep.until: expected an RFC 3339 time such as "
                        "\"2026-11-23T04:00:00Z\" or \"2026-11-23T12:00:00+08:00\", got %s%.64s%s",
@@ -161,7 +94,7 @@ bool exec_sleep_wake_ms(const json_t *action, int64_t from_ms, int64_t *wake_ms)
         return false;
     const json_t *until = json_object_get(body, "until");
     if (until)
-        return exec_parse_rfc3339(json_string_value(until), wake_ms) == 0;
+        return time_parse_rfc3339(json_string_value(until), wake_ms) == 0;
     *wake_ms = from_ms + (int64_t)(json_number_value(json_object_get(body, "s")) * 1000.0 + 0.5);
     return true;
 }

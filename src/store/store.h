@@ -70,10 +70,11 @@ struct task_filter {
     const char *product, *uin, *instance_id, *region; /* NULL = any */
     int state;                                        /* -1 = any, else enum task_state */
     int64_t limit, offset;
-    const char *id;                     /* one AsyncRequestId; NULL = any */
-    unsigned state_mask;                /* bit (1 << state) per wanted state; 0 = any */
-    const char *const *types;           /* NULL-terminated task types; NULL = any */
-    int64_t start_from_ms, start_to_ms; /* StartTime range (inclusive); 0 = open */
+    const char *id;                         /* one AsyncRequestId; NULL = any */
+    unsigned state_mask;                    /* bit (1 << state) per wanted state; 0 = any */
+    const char *const *types;               /* NULL-terminated task types; NULL = any */
+    int64_t start_from_ms, start_to_ms;     /* StartTime range (inclusive); 0 = open */
+    int64_t created_from_ms, created_to_ms; /* creation time range (inclusive); 0 = open */
     bool oldest_first;
 };
 

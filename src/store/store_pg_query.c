@@ -174,13 +174,13 @@ static void where_build(const struct task_filter *f, struct where *w, char *arrs
         where_in(w, "state", wanted, &arrs[0]);
     }
     where_in(w, "type", f->types, &arrs[1]);
-    int64_t bounds[2] = {f->start_from_ms, f->start_to_ms};
-    const char *ops[2] = {">=", "<="};
-    for (int i = 0; i < 2; i++) {
+    int64_t bounds[4] = {f->start_from_ms, f->start_to_ms, f->created_from_ms, f->created_to_ms};
+    const char *conds[4] = {"start_ms >=", "start_ms <=", "created_ms >=", "created_ms <="};
+    for (int i = 0; i < 4; i++) {
         if (!bounds[i] || w->p.n >= PG_MAX_PARAMS)
             continue;
         char cond[64];
-        snprintf(cond, sizeof cond, "start_ms %s $%d::bigint", ops[i], w->p.n + 1);
+        snprintf(cond, sizeof cond, "%s $%d::bigint", conds[i], w->p.n + 1);
         where_cond(w, cond);
         pp_int(&w->p, bounds[i]);
     }

@@ -134,9 +134,9 @@ struct where {
     char sql[2048];
     const char *vals[WHERE_MAX_VALS];
     int n;
-    int64_t ints[2]; /* start-time bounds, bound after the text values */
+    int64_t ints[4]; /* start- and creation-time bounds, bound after the text values */
     int n_ints;
-    const char *ints_sql[2];
+    const char *ints_sql[4];
 };
 
 static void where_cond(struct where *w, const char *cond)
@@ -194,6 +194,10 @@ static void where_build(const struct task_filter *f, struct where *w)
         w->ints_sql[w->n_ints] = "start_ms >= ", w->ints[w->n_ints++] = f->start_from_ms;
     if (f->start_to_ms)
         w->ints_sql[w->n_ints] = "start_ms <= ", w->ints[w->n_ints++] = f->start_to_ms;
+    if (f->created_from_ms)
+        w->ints_sql[w->n_ints] = "created_ms >= ", w->ints[w->n_ints++] = f->created_from_ms;
+    if (f->created_to_ms)
+        w->ints_sql[w->n_ints] = "created_ms <= ", w->ints[w->n_ints++] = f->created_to_ms;
     for (int i = 0; i < w->n_ints; i++) {
         char cond[64];
         snprintf(cond, sizeof cond, "%s?%d", w->ints_sql[i], w->n + i + 1);

@@ -282,7 +282,24 @@ describe('tasks', T, () => {
     assert.deepEqual([...page1.tasks, ...page2.tasks, ...page3.tasks].map((t) => t.AsyncRequestId), all.tasks.map((t) => t.AsyncRequestId));
     const none = await list('&status=paused');
     assert.deepEqual([none.total, none.tasks.length], [0, 0]);
-    for (const q of ['&status=RUNNING', '&status=bogus', '&limit=-1', '&limit=abc', '&offset=-3', '&product=redis']) {
+    // A status word of either dialect names the states it stands for, as the Cloud API says them.
+    assert.equal((await list('&status=RUNNING')).total, 3, 'cdb RUNNING = running');
+    assert.equal((await list('&status=success')).total, 5, 'mongodb success = success');
+    assert.equal((await list('&status=SUCCESS')).total, 5, 'cdb SUCCESS = success');
+    assert.equal((await list('&status=UNDEFINED')).total, 0, 'cdb UNDEFINED = waiting: none');
+    // since/until bound the creation time: RFC 3339 or Unix ms.
+    const times = all.tasks.map((t) => t.created_ms).sort((x, y) => x - y);
+    const mid = times[6];
+    assert.equal((await list(`&since=${mid}`)).total, times.filter((t) => t >= mid).length, 'since (ms)');
+    assert.equal((await list(`&until=${new Date(mid).toISOString()}`)).total, times.filter((t) => t <= mid).length, 'until (RFC 3339)');
+    assert.equal((await list(`&since=${new Date(times[11] + 1000).toISOString()}`)).total, 0, 'since after the newest');
+    // type= is a filter, not ignored.
+    const type = all.tasks[0].type;
+    const byType = await list(`&type=${encodeURIComponent(type)}`);
+    assert.ok(byType.total > 0 && byType.tasks.every((t) => t.type === type), `type=${type}`);
+    assert.equal((await list('&type=NoSuchType')).total, 0, 'an unknown type matches nothing');
+    for (const q of ['&status=Running', '&status=bogus', '&limit=-1', '&limit=abc', '&offset=-3', '&product=redis',
+      '&since=yesterday', '&until=2026-13-01T00:00:00Z']) {
       assertAdminError(await d.admin('GET', `/v1/tasks?uin=${acct.Uin}${q}`), 400, q);
     }
   });

@@ -14,6 +14,7 @@
 #include "admin/admin.h"
 #include "cloudapi/cloudapi.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "common/secretbox.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
@@ -442,11 +443,13 @@ int main(int argc, char **argv)
     struct daemon_state d = {.lock_fd = -1};
     struct err e = {0};
     int rc = options_parse(argc, argv, &d.opt, &e);
-    if (rc || d.opt.help) {
+    if (rc || d.opt.help || d.opt.version) {
         if (rc)
             fprintf(stderr, "asyncd: %s\n", e.msg);
-        else
+        else if (d.opt.help)
             options_usage();
+        else
+            printf("asyncd %s\n", ASYNCD_VERSION);
         options_free(&d.opt);
         return rc ? 2 : 0;
     }

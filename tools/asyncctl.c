@@ -1,6 +1,7 @@
 /* asyncctl: the operator CLI over the asyncd admin API (accounts, instances, tasks, tokens,
  * health). */
 #include "ctl_client.h"
+#include "common/version.h"
 #include "common/xalloc.h"
 #include "ctl_print.h"
 
@@ -804,6 +805,10 @@ static int parse_leading(struct ctl *c, int argc, char **argv)
                                      {NULL, NULL, NULL}};
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             main_help(stdout, NULL);
+            return -1 - EXIT_OK;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("asyncctl %s\n", ASYNCD_VERSION);
             return -1 - EXIT_OK;
         }
         int r = 0;

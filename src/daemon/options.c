@@ -65,6 +65,7 @@ static const struct option long_opts[] = {
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY},
     {"instance-serial", required_argument, NULL, OPT_INSTANCE_SERIAL},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
 
@@ -118,7 +119,8 @@ void options_usage(void)
         "                          the open-file limit, which asyncd raises to its hard limit)\n"
         "  --max-conns-per-client N  connections from one IP address on each listener\n"
         "                          (default 1024; 0 = no limit); more are closed at once\n"
-        "  --help                  this text\n\n"
+        "  --help                  this text\n"
+        "  --version               the release, then exit\n\n"
         "On first start with an empty store asyncd creates a root account and writes\n"
         "DIR/credentials.json (mode 0600) with AppId, Uin, SecretId, SecretKey and AdminToken.\n"
         "SIGTERM or SIGINT stops it gracefully.\n",
@@ -318,6 +320,9 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         return set_instance_serial(o, v, e);
     case 'h':
         o->help = 1;
+        return 0;
+    case 'V':
+        o->version = 1;
         return 0;
     case OPT_WORKERS:
     case OPT_MAX_RUNNING:

@@ -31,6 +31,7 @@ struct options {
      * their tasks on one instance may overlap, every other product's run one at a time */
     char instance_parallel[64];
     int help;
+    int version; /* --version: print the release and exit */
 };
 
 /* Parses argv into o (strings borrowed from argv). ERR_INVALID_PARAMETER_VALUE with a message

@@ -8,10 +8,19 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import {
-  ASYNCD_BIN, NO_LIMITS, PRODUCTS, SIGN_MODES, SLOW, assertEnvelope, expectStartFails, rawSocket, start,
+  ASYNCCTL_BIN, ASYNCD_BIN, NO_LIMITS, PRODUCTS, SIGN_MODES, SLOW, assertEnvelope, expectStartFails, rawSocket, start,
 } from './lib/asyncd.mjs';
 
 const T = { timeout: 60000 * SLOW };
+
+test('--version: asyncd and asyncctl print the same release and exit 0 without starting', () => {
+  const d = spawnSync(ASYNCD_BIN, ['--version'], { encoding: 'utf8', timeout: 10000 * SLOW });
+  assert.equal(d.status, 0, d.stderr);
+  assert.match(d.stdout, /^asyncd \d+\.\d+\.\d+\n$/);
+  const c = spawnSync(ASYNCCTL_BIN, ['--version'], { encoding: 'utf8', timeout: 10000 * SLOW });
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(c.stdout.replace('asyncctl', 'asyncd'), d.stdout, 'one release for both binaries');
+});
 
 test('--help exits 0 and documents every flag of DESIGN.md', () => {
   const r = spawnSync(ASYNCD_BIN, ['--help'], { encoding: 'utf8', timeout: 10000 * SLOW });

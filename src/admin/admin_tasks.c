@@ -228,12 +228,27 @@ static void redact_steps(json_t *task)
 }
 
 /* Adds what people read: the dialect's Status word and ISO times; hides passwords. */
+/* The store's current_step is where the runner goes next: one past the last step after success,
+ * -1 after an undo. A finished task shows the step it ended on instead (the last one, the first
+ * one undone last), so a reader never sees an index no step has. */
+static void show_ended_step(json_t *task, enum task_state s)
+{
+    json_int_t n = json_integer_value(json_object_get(task, "n_steps"));
+    json_t *cur = json_object_get(task, "current_step");
+    if (!task_state_is_final(s) || n <= 0 || !json_is_integer(cur))
+        return;
+    json_int_t at = json_integer_value(cur);
+    json_object_set_new(task, "current_step", json_integer(at < 0 ? 0 : at >= n ? n - 1 : at));
+}
+
 static void decorate(json_t *task)
 {
     redact_steps(task);
     const struct product *p = product_by_name(json_string_value(json_object_get(task, "product")));
     enum task_state s;
     const char *state = json_string_value(json_object_get(task, "state"));
+    if (state && task_state_parse(state, &s) == 0)
+        show_ended_step(task, s);
     if (p && state && task_state_parse(state, &s) == 0)
         json_object_set_new(task, "Status", json_string(product_status_word(p, s)));
     set_time(task, "created_ms", "created_at");

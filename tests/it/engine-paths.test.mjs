@@ -177,6 +177,7 @@ for (const P of PRODUCTS) {
     assert.equal(task.state, 'success', show(task));
     assert.deepEqual(task.steps.map((s) => s.state), ['done', 'skipped'], show(task));
     assert.equal(task.info, 'prepared the ground', show(task));
+    assert.equal(task.current_step, 1, 'a finished task shows the step it ended on, never one past the last');
     await cloud(task, { info: 'prepared the ground' });
   });
 }
@@ -250,6 +251,7 @@ for (const P of PRODUCTS) {
     assert.deepEqual(readLines(path.join(dir, 'order')), ['do 1', 'do 2', 'undo 1']);
     assert.deepEqual(task.steps.map((s) => s.state), ['undone', 'failed'], show(task));
     assert.match(task.info, /broken/, `Info: the failure, not "one undone": ${show(task)}`);
+    assert.equal(task.current_step, 0, 'an undone task shows the first step, undone last, never -1');
     checkHistory(task, 'undoed');
     await cloud(task, { info: /broken/ });
   });

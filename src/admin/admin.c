@@ -203,6 +203,21 @@ static char *metrics_text(struct admin *a)
     return buf;
 }
 
+/* Readiness, for load balancers: the store answers a cheap query (one row count) now. /healthz
+ * is liveness and stays 200 while the store is down, so a supervisor does not restart a node
+ * that is only waiting for its database. */
+static void answer_ready(struct admin *a, struct http_response *out)
+{
+    int64_t n;
+    struct err e = {0};
+    json_t *j = store_account_count(a->cfg.store, &n, &e) == 0
+                    ? json_pack("{s:s}", "status", "ready")
+                    : json_pack("{s:s,s:s,s:s}", "status", "unavailable", "error",
+                                "store_unavailable", "message", e.msg);
+    answer(out, json_string_value(json_object_get(j, "error")) ? 503 : 200, j);
+    json_decref(j);
+}
+
 static bool serve_open_paths(struct admin *a, const struct http_request *req,
                              struct http_response *out)
 {
@@ -212,6 +227,10 @@ static bool serve_open_paths(struct admin *a, const struct http_request *req,
         json_t *j = json_pack("{s:s}", "status", "ok");
         answer(out, 200, j);
         json_decref(j);
+        return true;
+    }
+    if (strcmp(req->path, "/readyz") == 0) {
+        answer_ready(a, out);
         return true;
     }
     if (strcmp(req->path, "/metrics") == 0) {

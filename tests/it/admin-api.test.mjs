@@ -47,10 +47,13 @@ describe('authentication', T, () => {
     }
   });
 
-  test('/healthz and /metrics need no token', async () => {
+  test('/healthz, /readyz and /metrics need no token', async () => {
     const h = await d.admin('GET', '/healthz', undefined, { token: null });
     assert.equal(h.status, 200);
     assert.deepEqual(h.json, { status: 'ok' });
+    const ready = await d.admin('GET', '/readyz', undefined, { token: null });
+    assert.equal(ready.status, 200, ready.text);
+    assert.deepEqual(ready.json, { status: 'ready' });
     await d.describe('cdb', await d.createTask({ product: 'cdb' }));
     const m = await d.admin('GET', '/metrics', undefined, { token: null });
     assert.equal(m.status, 200);

@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  FINAL_STATES, NO_LIMITS, PG_DIR, PG_URL, REPO_ROOT, SLOW, sleep, start, startNode,
+  FINAL_STATES, NO_LIMITS, httpRequest, PG_DIR, PG_URL, REPO_ROOT, SLOW, sleep, start, startNode,
 } from './lib/asyncd.mjs';
 import { checkHistory, keepAliveAdmin, q, readLines, show, tempDir } from './lib/engine.mjs';
 import { checkLeases, newLeaseStats } from './lib/leases.mjs';
@@ -119,6 +119,13 @@ test('PostgreSQL restarted under load: asyncd rides it out (no restart), every t
   const stopAt = Date.now();
   await postgresSh('stop', PG_DIR);
   const stoppedAt = Date.now();
+  // Readiness follows the store: not ready while PostgreSQL is down, though still alive.
+  for (const d of nodes) {
+    const r = await httpRequest({ port: d.adminPort, method: 'GET', path: '/readyz' });
+    assert.equal(r.status, 503, `/readyz with PostgreSQL stopped: ${r.status} ${r.text}`);
+    assert.equal(r.json?.status, 'unavailable');
+    assert.equal((await d.healthz()).status, 200, '/healthz stays 200: the node is alive');
+  }
   await sleep(OUTAGE_MS);
   const during = { ...outcomes.create };
   await postgresSh('start', PG_DIR, port);
@@ -191,6 +198,8 @@ test('PostgreSQL restarted under load: asyncd rides it out (no restart), every t
     assert.ok(d.alive(), `node ${i} is still running:\n${d.stderrTail(2000)}`);
     assert.equal(d.proc.pid, pids[i], `node ${i} is the same process (asyncd needed no restart)`);
     assert.equal((await d.healthz()).status, 200);
+    const r = await httpRequest({ port: d.adminPort, method: 'GET', path: '/readyz' });
+    assert.equal(r.status, 200, `/readyz after PostgreSQL came back: ${r.text}`);
   }
   apis.forEach((a) => a.close());
   for (const d of nodes) await d.stop();

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
+#include "common/log.h"
 #include "common/timefmt.h"
 #include "exec/exec.h"
 #include "exec/mysql_conn.h"
@@ -440,13 +441,38 @@ static int current_state(json_t *task, enum task_state *out)
     return st ? task_state_parse(st, out) : -1;
 }
 
+static const char *field_or(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v && *v ? v : "-";
+}
+
+/* One info line per operator action, beside the engine's transition lines (engine/engine_log.h):
+ * who did what to which task, and the state it is in now (a pause of a running task is only
+ * requested: the engine's line says when it took effect). */
+static void log_verb(json_t *task, const char *verb, const struct token *who, const char *node)
+{
+    json_t *events = json_object_get(task, "events");
+    const char *msg = json_string_value(
+        json_object_get(json_array_get(events, json_array_size(events) - 1), "message"));
+    char buf[512];
+    log_info("task %s product=%s type=%s instance=%s verb=%s by=%s state=%s node=%s "
+             "message=\"%s\"",
+             field_or(task, "AsyncRequestId"), field_or(task, "product"), field_or(task, "type"),
+             field_or(task, "instance_id"), verb, who && who->id[0] ? who->id : "-",
+             field_or(task, "state"), node ? node : "-", log_field(msg, buf, sizeof buf));
+}
+
 /* Applies one move and answers the task as it is afterwards. */
 static int move_and_show(struct admin *a, struct task_move *m, json_t **out, struct err *e)
 {
     int rc = store_task_move(a->cfg.store, m, e);
     if (rc)
         return rc;
-    return load_task(a, m->id, out, e);
+    rc = load_task(a, m->id, out, e);
+    if (rc == 0)
+        log_verb(*out, "transition", NULL, m->node);
+    return rc;
 }
 
 int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e)
@@ -473,7 +499,10 @@ int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *sta
         return rc;
     if (a->cfg.on_change)
         a->cfg.on_change(a->cfg.on_change_ctx);
-    return load_task(a, r->arg[0], out, e);
+    rc = load_task(a, r->arg[0], out, e);
+    if (rc == 0)
+        log_verb(*out, task_verb_name(verb), r->who, a->cfg.node);
+    return rc;
 }
 
 static int transition_from_body(struct admin_req *r, struct task_move *m, struct err *e)

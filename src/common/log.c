@@ -42,3 +42,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
 }
+
+const char *log_field(const char *text, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (const char *c = text ? text : ""; *c && n + 1 < cap; c++)
+        buf[n++] = *c == '"' ? '\'' : ((unsigned char)*c < 0x20 ? ' ' : *c);
+    buf[n] = '\0';
+    return buf;
+}

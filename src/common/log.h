@@ -10,6 +10,12 @@ void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* text made fit for one quoted field of a line: quotes become ', control characters (a step's
+ * stderr, an operator's message: newlines would forge lines) become spaces; cut to cap - 1 bytes.
+ * Returns buf. */
+#include <stddef.h>
+const char *log_field(const char *text, char *buf, size_t cap);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "engine/engine_int.h"
+#include "engine/engine_log.h"
 
 #define FLUSH_MAX 256 /* writes one transaction takes at most: bounds its latency */
 #define FLUSH_THREADS                                                                              \
@@ -85,7 +86,9 @@ static void write_batch(struct flusher *f, struct final_write **ws, size_t n)
             rcs[i] = store_task_progress(f->eng->cfg.store, &ps[i], &e);
     }
     for (size_t i = 0; i < n; i++) {
-        if (rcs[i] == ERR_CONFLICT)
+        if (rcs[i] == 0)
+            engine_log_progress(ws[i]->p.id, ws[i]->who, &ws[i]->p, ws[i]->attempt);
+        else if (rcs[i] == ERR_CONFLICT)
             log_info("engine: task %s moved on without us (lease %lld)", ws[i]->p.id,
                      (long long)ws[i]->p.lease_no);
         else if (rcs[i] != 0)

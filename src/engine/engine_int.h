@@ -53,6 +53,8 @@ struct run_link {
  * slot until done is called with the write's outcome, after the commit. */
 struct final_write {
     struct task_progress p; /* its strings are owned (final_write_set, final_write_clear) */
+    char who[192];          /* the task's product, type and instance, for the log line */
+    int attempt;            /* the task's attempt when p leaves it unchanged */
     void (*done)(struct engine *eng, struct final_write *w, int rc);
     struct final_write *next;
 };

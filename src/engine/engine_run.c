@@ -12,6 +12,7 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "engine/engine_int.h"
+#include "engine/engine_log.h"
 #include "exec/exec.h"
 
 #define BACKOFF_BASE_MS 1000
@@ -50,6 +51,7 @@ struct run {
     struct run_link link;   /* in the engine's queue of claimed runs, before it starts */
     struct final_write fin; /* the last write, when it gives the lease up (fin_set) */
     bool fin_set;
+    bool announced; /* its claim's transition is logged (at the first read) */
 };
 
 /* Whether a do/undo phase's step is done with (false), goes on with the next read (true), or
@@ -115,11 +117,14 @@ static bool record(struct run *r, struct task_progress *p)
      * caller reads the outcome of such a write: the run ends whatever it was. */
     if (p->release && r->eng->flusher && !r->fin_set) {
         final_write_set(&r->fin, p);
+        r->fin.attempt = r->snap.attempt;
         r->fin_set = true;
         return true;
     }
     int rc = store_task_progress(r->eng->cfg.store, p, &e);
-    if (rc == ERR_CONFLICT)
+    if (rc == 0)
+        engine_log_progress(r->id, r->fin.who, p, r->snap.attempt);
+    else if (rc == ERR_CONFLICT)
         log_info("engine: task %s moved on without us: %s", r->id, e.msg);
     else if (rc)
         log_warn("engine: recording progress of task %s: %s", r->id, e.msg);
@@ -619,6 +624,11 @@ static void run_drive(struct run *r, enum step_next next)
             next = STEP_END;
         } else {
             watch_start(r);
+            if (!r->announced) {
+                engine_log_who(r->fin.who, sizeof r->fin.who, s->task);
+                engine_log_claimed(r->id, r->fin.who, s->task, r->eng->cfg.node);
+                r->announced = true;
+            }
             if (s->pause_requested) {
                 pause_here(r, s);
                 next = STEP_END;

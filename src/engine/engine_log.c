@@ -1,0 +1,45 @@
+/* One info line per task transition the engine makes, so an operator reading the log sees a task
+ * start, retry, pause, fail or be taken over without asking the admin API. The line is written
+ * once the store has committed the transition, from what the run already holds: no extra read. */
+#include "engine/engine_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+
+static const char *str_or(json_t *o, const char *k, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s && *s ? s : dflt;
+}
+
+void engine_log_who(char *out, size_t cap, json_t *task)
+{
+    snprintf(out, cap, "product=%s type=%s instance=%s", str_or(task, "product", "-"),
+             str_or(task, "type", "-"), str_or(task, "instance_id", "-"));
+}
+
+void engine_log_claimed(const char *id, const char *who, json_t *task, const char *node)
+{
+    json_t *events = json_object_get(task, "events");
+    json_t *last = json_array_get(events, json_array_size(events) - 1);
+    /* attempt: the one about to run, counted from 1 as the steps' messages count them */
+    long long attempt = (long long)json_integer_value(json_object_get(task, "attempt")) + 1;
+    char buf[512];
+    log_info("task %s %s from=%s to=running node=%s attempt=%lld message=\"%s\"", id, who,
+             str_or(last, "from", "initial"), node, attempt,
+             log_field(str_or(last, "message", ""), buf, sizeof buf));
+}
+
+void engine_log_progress(const char *id, const char *who, const struct task_progress *p,
+                         int attempt)
+{
+    if (p->to == TASK_RUNNING && !p->event)
+        return; /* a step's progress, not a transition of the task */
+    const char *msg = p->event_message ? p->event_message : p->message;
+    char buf[512];
+    log_info("task %s %s from=running to=%s node=%s attempt=%d message=\"%s\"", id, who,
+             task_state_name(p->to), p->node ? p->node : "-", attempt + 1,
+             log_field(msg, buf, sizeof buf));
+}

@@ -568,6 +568,10 @@ static void hand_back(struct run *r)
 {
     struct task_progress p = progress_of(TASK_RUNNING);
     p.release = true;
+    /* Drain names what it gives up: the task stays running with no lease, and the next claim
+     * (another node, or this one's next start) goes on from its current step. */
+    log_info("task %s %s handed back by draining node %s at step %d", r->id, r->fin.who,
+             r->eng->cfg.node, r->snap.step + 1);
     record(r, &p);
 }
 

@@ -53,6 +53,9 @@ test('SIGTERM with --drain-s 1 while a 30 s step runs: exit 0 within ~3 s, child
   await waitUntil(() => procState(pid) !== 'alive' && procState(child) !== 'alive', 1000 * SLOW,
     `the step (${pid}: ${procState(pid)}) and its child (${child}: ${procState(child)}) are gone`);
   assert.deepEqual(readLines(path.join(dir, 'runs')), ['before', 'long 1']);
+  const said = (d.stderrText || '').split('\n').filter((l) => l.includes(`task ${id} `));
+  assert.ok(said.some((l) => / info task \S+ product=mongodb .*(stopping|handed back)/.test(l)),
+    `the drain's log names the task it gives back:\n${said.join('\n')}`);
 
   d = await daemon(dataDir, ['--drain-s', '1']);
   const task = await waitState(d, id, ['success', 'paused', 'failed']);

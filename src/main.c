@@ -47,6 +47,9 @@ static int configure(struct daemon_state *d, struct err *e)
     if (log_set_level_name(d->opt.log_level) != 0)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "--log-level %s: expected error, warn, info or debug", d->opt.log_level);
+    if (log_set_format_name(d->opt.log_format) != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--log-format %s: expected text or json",
+                       d->opt.log_format);
     char why[256];
     if (time_set_zone(d->opt.tz, why, sizeof why) != 0)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s", why);

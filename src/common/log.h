@@ -6,6 +6,9 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* "error", "warn", "info" or "debug"; -1 for another word. */
 int log_set_level_name(const char *name);
+/* "text" (default: "TIME LEVEL message") or "json" (one object per line: ts, level, msg, and
+ * each key=value word of msg as a field of its own); -1 for another word. */
+int log_set_format_name(const char *name);
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

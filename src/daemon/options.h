@@ -9,7 +9,7 @@
 
 struct options {
     const char *listen, *admin, *data, *store, *flows, *node_id, *tls_cert, *tls_key, *tz,
-        *log_level;
+        *log_level, *log_format;
     const char *param_catalog;   /* --param-catalog FILE: merged over the shipped cdb catalogue */
     const char *secret_key_file; /* --secret-key-file FILE; NULL = DATA/secret.key */
     const char *sim_rules;       /* --sim-rules FILE: progression rules set at start */

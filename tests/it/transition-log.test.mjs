@@ -53,3 +53,31 @@ test('a killed running task: the verb names its token, the end names the state',
   assert.ok(end.some((l) => /to=killed|state=killed/.test(l)), `a line says the task ended killed:\n${end.join('\n')}`);
   assert.ok(d.alive());
 });
+
+test('--log-format json: every line is one JSON object; a transition line carries its fields', T, async () => {
+  const j = await start({ args: [...NO_LIMITS, '--node-id', 'json-1', '--log-format', 'json'] });
+  try {
+    const id = await j.createTask({ product: 'cdb', type: 'LogJsonIt', steps: [shStep('say', 'echo "a \\"quoted\\" word"')] });
+    const task = await waitState(j, id, ['success', 'paused', 'failed']);
+    assert.equal(task.state, 'success', show(task));
+    let lines = [];
+    for (const until = Date.now() + 5000 * SLOW; Date.now() < until; await sleep(50)) {
+      lines = (j.stderrText || '').split('\n').filter((l) => l.trim());
+      if (lines.some((l) => l.includes('"to":"success"'))) break;
+    }
+    const objs = lines.map((l) => {
+      try { return JSON.parse(l); } catch { assert.fail(`not one JSON object: ${l}`); }
+    });
+    for (const o of objs) assert.ok(o.ts && o.level && typeof o.msg === 'string', JSON.stringify(o));
+    assert.ok(objs.some((o) => /listening cloudapi=/.test(o.msg)), 'the listening line is there, in msg');
+    const end = objs.find((o) => o.task === id && o.to === 'success');
+    assert.ok(end, `a transition object for the task:\n${lines.join('\n')}`);
+    assert.equal(end.product, 'cdb');
+    assert.equal(end.type, 'LogJsonIt');
+    assert.equal(end.from, 'running');
+    assert.equal(end.node, 'json-1');
+    assert.match(end.message, /a 'quoted' word/);
+  } finally {
+    await j.stop();
+  }
+});

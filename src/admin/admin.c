@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "admin/admin_ready.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "ui/ui.h"
@@ -206,11 +207,13 @@ static char *metrics_text(struct admin *a)
 /* Readiness, for load balancers: the store answers a cheap query (one row count) now. /healthz
  * is liveness and stays 200 while the store is down, so a supervisor does not restart a node
  * that is only waiting for its database. */
+/* Long enough for a store under load, short enough for a load balancer's check (often 5 s). */
+#define READY_TIMEOUT_MS 2000
+
 static void answer_ready(struct admin *a, struct http_response *out)
 {
-    int64_t n;
     struct err e = {0};
-    json_t *j = store_account_count(a->cfg.store, &n, &e) == 0
+    json_t *j = admin_ready_probe(a->cfg.store, READY_TIMEOUT_MS, &e) == 0
                     ? json_pack("{s:s}", "status", "ready")
                     : json_pack("{s:s,s:s,s:s}", "status", "unavailable", "error",
                                 "store_unavailable", "message", e.msg);

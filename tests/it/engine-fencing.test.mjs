@@ -104,6 +104,16 @@ test('a worker whose store stalls past its lease stops its step; the task runs a
     let stoppedIn;
     try {
       stoppedIn = await waitUntil(() => procState(sleeper) !== 'alive', LEASE_S * 1000, 'the step is stopped while the store is frozen');
+      // Readiness is bounded in time: a frozen store reads as not ready within ~2 s, and a
+      // second check while the first probe still hangs answers at once.
+      for (const [what, within] of [['first', 3500], ['second', 1000]]) {
+        const asked = Date.now();
+        const r = await d.admin('GET', '/readyz');
+        const took = Date.now() - asked;
+        assert.equal(r.status, 503, `${what} /readyz on a frozen store: ${r.status} ${r.text}`);
+        assert.equal(r.json?.error, 'store_unavailable');
+        assert.ok(took < within * SLOW, `${what} /readyz answered in ${took} ms`);
+      }
       const left = 2 * LEASE_S * 1000 - (Date.now() - frozenAt);
       if (left > 0) await sleep(left);
     } finally {
@@ -120,6 +130,7 @@ test('a worker whose store stalls past its lease stops its step; the task runs a
     assert.ok(termAt < resumedAt, 'stopped while the store was still frozen');
 
     const task = await waitTask(d, id, (x) => x.state === 'success', { timeoutMs: 30000, what: 'success' });
+    assert.equal((await d.admin('GET', '/readyz')).status, 200, 'ready again once the store answers');
     const lines = readLines(M);
     assert.deepEqual(lines.filter((l) => l.startsWith('overlap')), [], `never two runs at once: ${lines}`);
     assert.equal(starts(lines).length, 2, `ran again once: ${lines}\n${show(task)}`);

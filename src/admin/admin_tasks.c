@@ -10,6 +10,7 @@
 #include "exec/exec.h"
 #include "exec/mysql_conn.h"
 #include "products/product.h"
+#include "task/task_view.h"
 
 #define MAX_STEPS 100
 
@@ -441,37 +442,31 @@ static int current_state(json_t *task, enum task_state *out)
     return st ? task_state_parse(st, out) : -1;
 }
 
-static const char *field_or(json_t *o, const char *k)
-{
-    const char *v = json_string_value(json_object_get(o, k));
-    return v && *v ? v : "-";
-}
-
 /* One info line per operator action, beside the engine's transition lines (engine/engine_log.h):
  * who did what to which task, and the state it is in now (a pause of a running task is only
  * requested: the engine's line says when it took effect). */
 static void log_verb(json_t *task, const char *verb, const struct token *who, const char *node)
 {
-    json_t *events = json_object_get(task, "events");
-    const char *msg = json_string_value(
-        json_object_get(json_array_get(events, json_array_size(events) - 1), "message"));
+    const char *msg = task_view_str(task_view_last_event(task), "message", "");
     char buf[512];
     log_info("task %s product=%s type=%s instance=%s verb=%s by=%s state=%s node=%s "
              "message=\"%s\"",
-             field_or(task, "AsyncRequestId"), field_or(task, "product"), field_or(task, "type"),
-             field_or(task, "instance_id"), verb, who && who->id[0] ? who->id : "-",
-             field_or(task, "state"), node ? node : "-", log_field(msg, buf, sizeof buf));
+             task_view_str(task, "AsyncRequestId", "-"), task_view_str(task, "product", "-"),
+             task_view_str(task, "type", "-"), task_view_str(task, "instance_id", "-"), verb,
+             who && who->id[0] ? who->id : "-", task_view_str(task, "state", "-"),
+             node ? node : "-", log_field(msg, buf, sizeof buf));
 }
 
 /* Applies one move and answers the task as it is afterwards. */
-static int move_and_show(struct admin *a, struct task_move *m, json_t **out, struct err *e)
+static int move_and_show(struct admin *a, struct admin_req *r, struct task_move *m, json_t **out,
+                         struct err *e)
 {
     int rc = store_task_move(a->cfg.store, m, e);
     if (rc)
         return rc;
     rc = load_task(a, m->id, out, e);
     if (rc == 0)
-        log_verb(*out, "transition", NULL, m->node);
+        log_verb(*out, "transition", r->who, m->node);
     return rc;
 }
 
@@ -542,5 +537,5 @@ int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, in
         return err_set(e, ERR_CONFLICT, "task %s is %s; %s -> %s is not a move tasks can make",
                        r->arg[0], task_state_name(m.expect), task_state_name(m.expect),
                        task_state_name(m.to));
-    return move_and_show(a, &m, out, e);
+    return move_and_show(a, r, &m, out, e);
 }

@@ -7,29 +7,23 @@
 #include <string.h>
 
 #include "common/log.h"
-
-static const char *str_or(json_t *o, const char *k, const char *dflt)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s && *s ? s : dflt;
-}
+#include "task/task_view.h"
 
 void engine_log_who(char *out, size_t cap, json_t *task)
 {
-    snprintf(out, cap, "product=%s type=%s instance=%s", str_or(task, "product", "-"),
-             str_or(task, "type", "-"), str_or(task, "instance_id", "-"));
+    snprintf(out, cap, "product=%s type=%s instance=%s", task_view_str(task, "product", "-"),
+             task_view_str(task, "type", "-"), task_view_str(task, "instance_id", "-"));
 }
 
 void engine_log_claimed(const char *id, const char *who, json_t *task, const char *node)
 {
-    json_t *events = json_object_get(task, "events");
-    json_t *last = json_array_get(events, json_array_size(events) - 1);
+    json_t *last = task_view_last_event(task);
     /* attempt: the one about to run, counted from 1 as the steps' messages count them */
     long long attempt = (long long)json_integer_value(json_object_get(task, "attempt")) + 1;
     char buf[512];
     log_info("task %s %s from=%s to=running node=%s attempt=%lld message=\"%s\"", id, who,
-             str_or(last, "from", "initial"), node, attempt,
-             log_field(str_or(last, "message", ""), buf, sizeof buf));
+             task_view_str(last, "from", "initial"), node, attempt,
+             log_field(task_view_str(last, "message", ""), buf, sizeof buf));
 }
 
 void engine_log_progress(const char *id, const char *who, const struct task_progress *p,

@@ -81,3 +81,13 @@ test('--log-format json: every line is one JSON object; a transition line carrie
     await j.stop();
   }
 });
+
+test('a reported transition names the token that reported it', T, async () => {
+  const id = await d.createTask({ product: 'cdb', type: 'LogMoveIt', steps: [{ name: 'ext', do: { remote: {} } }] });
+  const r = await d.admin('POST', `/v1/tasks/${id}/transition`, { to: 'running', message: 'worker picked it up' });
+  assert.equal(r.status, 200, r.text);
+  const lines = await linesOf(id, /verb=transition/);
+  assert.ok(lines.some((l) => / product=cdb type=LogMoveIt .*verb=transition by=(?!-)\S+ state=running .*worker picked it up/.test(l)),
+    `a line names the reporting token and the state now:\n${lines.join('\n')}`);
+  assert.ok(d.alive());
+});

@@ -301,6 +301,29 @@ describe('console in headless Chromium', { skip: NO_BROWSER && 'ASYNCD_TEST_NO_B
     noProblems();
   });
 
+  test('a task page follows a change made elsewhere through a long-poll, not the next tick', async () => {
+    // A step no engine runs: only the transition call below moves the task.
+    const id = await makeTask([{ name: 'ext', do: { remote: {} } }]);
+    await openTaskById(id);
+    await page.locator('#task-state', { hasText: 'INITIAL (initial)' }).waitFor();
+    const answered = page.waitForResponse(async (r) => {
+      if (!/[?&]wait=/.test(r.url()) || !r.url().includes(encodeURIComponent(id))) return false;
+      try { return (await r.json()).state === 'running'; } catch { return false; }
+    }, { timeout: 15000 * SLOW });
+    await sleep(300); // the long-poll is out before the change
+    const movedAt = Date.now();
+    await d.adminOk('POST', `/v1/tasks/${id}/transition`, { to: 'running', message: 'moved by the test' });
+    await answered;
+    await page.locator('#task-state', { hasText: 'RUNNING (running)' }).waitFor();
+    const took = Date.now() - movedAt;
+    await page.locator('#events td', { hasText: 'moved by the test' }).waitFor();
+    assert.match(await page.locator('#status-line').textContent(), /following this task/);
+    assert.ok(took < 1500 * SLOW, `on screen ${took} ms after the change`);
+    await d.verb(id, 'kill');
+    await page.locator('#task-state', { hasText: 'KILLED (killed)' }).waitFor();
+    noProblems();
+  });
+
   test('a verb refused by the API (409) shows its reason', async () => {
     const id = await makeTask([SLEEP_STEP]);
     await waitState(id, ['running']);

@@ -173,9 +173,29 @@ $(BUILD)/bench/lease_renew: bench/lease_renew.c $(BUILD)/libasyncd.a
 bench-renew: $(BUILD)/bench/lease_renew
 	$(BUILD)/bench/lease_renew
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 bin/asyncd bin/asyncctl $(DESTDIR)$(PREFIX)/bin/
+# `make install DESTDIR=... PREFIX=...`: the two binaries, the shipped templates, the systemd
+# unit (its ExecStart names these paths), an example config (kept if one is there already) and
+# the man pages. NOBUILD=1 installs the binaries already in $(BIN) without building.
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+FLOWSDIR := $(DATADIR)/asyncd/flows
+CONFFILE := $(SYSCONFDIR)/asyncd/asyncd.conf
+
+install: $(if $(NOBUILD),,all)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(FLOWSDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/asyncd $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(BIN)/asyncd $(BIN)/asyncctl $(DESTDIR)$(BINDIR)/
+	cd flows && find . -type d -exec install -d $(DESTDIR)$(FLOWSDIR)/{} \; && \
+		find . -type f -exec install -m 0644 {} $(DESTDIR)$(FLOWSDIR)/{} \;
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@CONFFILE@|$(CONFFILE)|g' \
+		-e 's|@FLOWSDIR@|$(FLOWSDIR)|g' packaging/asyncd.service.in > $(DESTDIR)$(UNITDIR)/asyncd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/asyncd.service
+	[ -e $(DESTDIR)$(CONFFILE) ] || install -m 0644 packaging/asyncd.conf $(DESTDIR)$(CONFFILE)
+	install -m 0644 man/asyncd.8 $(DESTDIR)$(MANDIR)/man8/asyncd.8
+	install -m 0644 man/asyncctl.1 $(DESTDIR)$(MANDIR)/man1/asyncctl.1
 
 clean:
 	rm -rf build build-asan build-fuzz bin

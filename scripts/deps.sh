@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev uuid-dev
       libcurl4-openssl-dev libcmocka-dev libmariadb-dev libpq-dev sqlite3 tzdata jq nodejs npm curl
       ca-certificates clang libclang-rt-14-dev clang-format # clang: the libFuzzer targets (tests/fuzz)
-      chromium fonts-liberation) # the web console's browser test (tests/it/ui-console.test.mjs, with playwright-core)
+      chromium fonts-liberation # the web console's browser test (tests/it/ui-console.test.mjs, with playwright-core)
+      python3 man-db groff-base) # tests/it/packaging.test.mjs: its sd_notify receiver, man -l of both pages
 # mariadb-server is installed by scripts/mariadb.sh, which keeps it from starting a system service.
 missing=()
 for p in "${pkgs[@]}"; do

@@ -19,6 +19,7 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "daemon/bootstrap.h"
+#include "daemon/notify.h"
 #include "daemon/options.h"
 #include "engine/engine.h"
 #include "exec/mysql_conn.h"
@@ -26,7 +27,11 @@
 #include "products/cdb_params.h"
 
 struct daemon_state {
-    struct options opt;
+    struct options opt; /* as at start: what the running listeners, store and engine use */
+    int argc;           /* the command line, parsed again over the --config file on SIGHUP */
+    char **argv;
+    struct options *live; /* the last --config read on SIGHUP (NULL = none yet): its log-level
+                           * and flows are in force */
     char node[128];
     struct ratelimit *limits;
     struct store *store;
@@ -119,8 +124,9 @@ static int load_param_catalog(struct daemon_state *d, const char *flows_dir, str
     return rc;
 }
 
-/* The shipped templates: ./flows, else the flows/ beside the binary's directory (bin/../flows);
- * NULL when neither exists. */
+/* The shipped templates: ./flows, else the flows/ beside the binary's directory (bin/../flows,
+ * a source tree), else an installed set (bin/../share/asyncd/flows, `make install`); NULL when
+ * none exists. */
 static const char *shipped_flows_dir(char *buf, size_t cap)
 {
     if (access("flows", R_OK) == 0)
@@ -130,8 +136,14 @@ static const char *shipped_flows_dir(char *buf, size_t cap)
     if (n <= 0)
         return NULL;
     exe[n] = '\0';
-    snprintf(buf, cap, "%s/../flows", dirname(exe));
-    return access(buf, R_OK) == 0 ? buf : NULL;
+    const char *bindir = dirname(exe);
+    static const char *const beside[] = {"../flows", "../share/asyncd/flows"};
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+        snprintf(buf, cap, "%s/%s", bindir, beside[i]);
+        if (access(buf, R_OK) == 0)
+            return buf;
+    }
+    return NULL;
 }
 
 static bool same_dir(const char *a, const char *b)
@@ -147,11 +159,12 @@ static bool same_dir(const char *a, const char *b)
 static size_t flow_dirs(const struct daemon_state *d, const char *dirs[2], char *buf, size_t cap)
 {
     size_t n = 0;
+    const char *flows = d->live ? d->live->flows : d->opt.flows;
     const char *shipped = shipped_flows_dir(buf, cap);
-    if (shipped && !(d->opt.flows && same_dir(shipped, d->opt.flows)))
+    if (shipped && !(flows && same_dir(shipped, flows)))
         dirs[n++] = shipped;
-    if (d->opt.flows)
-        dirs[n++] = d->opt.flows;
+    if (flows)
+        dirs[n++] = flows;
     return n;
 }
 
@@ -385,9 +398,42 @@ static void announce(const struct daemon_state *d)
     log_info("listening cloudapi=%s%s%s:%u admin=%s%s%s:%u", open, host, close,
              http_server_port(d->cloud_http), aopen, ahost, aclose,
              http_server_port(d->admin_http));
+    /* Both listeners accept by now, so a unit ordered After=asyncd.service finds them. */
+    if (notify_send("READY=1") != 0)
+        log_warn("cannot tell the supervisor (NOTIFY_SOCKET) that asyncd is ready");
 }
 
-/* Serves until SIGTERM or SIGINT; SIGHUP reloads the flow templates meanwhile. */
+/* SIGHUP with --config: the file is read again under the same command line (which still wins).
+ * What can change under running threads is applied: the log level (atomic in log.c) and the
+ * --flows directory (the templates reload next). Everything else the listeners, store and
+ * engine were built with stays until a restart, and the log line says which flags those are.
+ * A file that no longer parses changes nothing. */
+static void reload_config(struct daemon_state *d)
+{
+    if (!d->opt.config)
+        return;
+    struct options *now = xcalloc(1, sizeof *now);
+    struct err e = {0};
+    if (options_parse(d->argc, d->argv, now, &e) != 0) {
+        log_error("SIGHUP: keeping the configuration in use: %s", e.msg);
+        options_free(now);
+        free(now);
+        return;
+    }
+    char live[512], restart[512], unused[512];
+    options_diff(d->live ? d->live : &d->opt, now, live, unused, sizeof live);
+    options_diff(&d->opt, now, unused, restart, sizeof restart);
+    log_set_level_name(now->log_level); /* parsed, so a known name */
+    if (d->live) {
+        options_free(d->live);
+        free(d->live);
+    }
+    d->live = now;
+    log_info("SIGHUP: read %s: applied: %s; needs a restart: %s", d->opt.config,
+             live[0] ? live : "nothing changed", restart[0] ? restart : "nothing");
+}
+
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads the config file and the flow templates. */
 static void wait_for_stop_signal(struct daemon_state *d)
 {
     sigset_t set;
@@ -396,9 +442,13 @@ static void wait_for_stop_signal(struct daemon_state *d)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        reload_config(d);
         reload_flows(d);
+    }
     log_info("received %s; draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (notify_send("STOPPING=1") != 0)
+        log_warn("cannot tell the supervisor (NOTIFY_SOCKET) that asyncd is stopping");
 }
 
 static void shut_down(struct daemon_state *d)
@@ -426,6 +476,10 @@ static void shut_down(struct daemon_state *d)
     ratelimit_free(d->limits);
     free(d->admin_token);
     options_free(&d->opt);
+    if (d->live) {
+        options_free(d->live);
+        free(d->live);
+    }
     secretbox_forget();
     if (d->lock_fd >= 0)
         close(d->lock_fd);
@@ -443,7 +497,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct daemon_state d = {.lock_fd = -1};
+    struct daemon_state d = {.lock_fd = -1, .argc = argc, .argv = argv};
     struct err e = {0};
     int rc = options_parse(argc, argv, &d.opt, &e);
     if (rc || d.opt.help || d.opt.version) {

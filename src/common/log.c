@@ -8,18 +8,26 @@
 
 #include "common/timefmt.h"
 
-static enum log_level current = LOG_INFO;
+/* _Atomic: SIGHUP changes the level while every thread logs (main.c, reload). */
+static _Atomic int current = LOG_INFO;
 static int json_lines; /* --log-format json */
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
-int log_set_level_name(const char *name)
+int log_level_parse(const char *name)
 {
     for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0) {
-            current = (enum log_level)i;
-            return 0;
-        }
+        if (strcmp(name, names[i]) == 0)
+            return i;
     return -1;
+}
+
+int log_set_level_name(const char *name)
+{
+    int level = log_level_parse(name);
+    if (level < 0)
+        return -1;
+    current = level;
+    return 0;
 }
 
 int log_set_format_name(const char *name)
@@ -30,8 +38,8 @@ int log_set_format_name(const char *name)
     return 0;
 }
 
-void log_set_level(enum log_level level) { current = level; }
-int log_enabled(enum log_level level) { return level <= current; }
+void log_set_level(enum log_level level) { current = (int)level; }
+int log_enabled(enum log_level level) { return (int)level <= current; }
 
 /* Appends s[0..n) as JSON string content (quotes, backslashes, control characters escaped). */
 static size_t json_escape(char *out, size_t at, size_t cap, const char *s, size_t n)
@@ -107,7 +115,7 @@ static size_t json_line(char *out, size_t cap, const char *ts, const char *level
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    if (level > current)
+    if ((int)level > current)
         return;
     char msg[2048], line[6144];
     char ts[25];

@@ -4,7 +4,9 @@
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* "error", "warn", "info" or "debug"; -1 for another word. */
+/* The enum log_level of "error", "warn", "info" or "debug"; -1 for another word. */
+int log_level_parse(const char *name);
+/* "error", "warn", "info" or "debug"; -1 for another word. Safe while other threads log. */
 int log_set_level_name(const char *name);
 /* "text" (default: "TIME LEVEL message") or "json" (one object per line: ts, level, msg, and
  * each key=value word of msg as a field of its own); -1 for another word. */

@@ -2,13 +2,16 @@
 #include "daemon/options.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/xalloc.h"
+#include "daemon/config_file.h"
 
 enum {
     OPT_LISTEN = 256,
@@ -36,7 +39,8 @@ enum {
     OPT_SECRET_KEY,
     OPT_STORE_FILE,
     OPT_INSTANCE_SERIAL,
-    OPT_LOG_FORMAT
+    OPT_LOG_FORMAT,
+    OPT_CONFIG
 };
 
 static const struct option long_opts[] = {
@@ -66,6 +70,7 @@ static const struct option long_opts[] = {
     {"param-catalog", required_argument, NULL, OPT_PARAM_CATALOG},
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY},
     {"instance-serial", required_argument, NULL, OPT_INSTANCE_SERIAL},
+    {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -126,6 +131,10 @@ void options_usage(void)
         "                          the open-file limit, which asyncd raises to its hard limit)\n"
         "  --max-conns-per-client N  connections from one IP address on each listener\n"
         "                          (default 1024; 0 = no limit); more are closed at once\n"
+        "  --config FILE           every flag above, one a line: `name = value` or `name value`\n"
+        "                          (no --; '#' starts a comment line); flags on the command\n"
+        "                          line win; SIGHUP reads it again and applies --log-level\n"
+        "                          and --flows at once (the rest at the next restart)\n"
         "  --help                  this text\n"
         "  --version               the release, then exit\n\n"
         "On first start with an empty store asyncd creates a root account and writes\n"
@@ -318,10 +327,19 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         o->tz = v;
         return 0;
     case OPT_LOG:
+        if (log_level_parse(v) < 0)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                           "--log-level %s: expected error, warn, info or debug", v);
         o->log_level = v;
         return 0;
     case OPT_LOG_FORMAT:
+        if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "--log-format %s: expected text or json",
+                           v);
         o->log_format = v;
+        return 0;
+    case OPT_CONFIG:
+        o->config = v;
         return 0;
     case OPT_RATE:
         o->rate_limits = xrealloc(o->rate_limits, (o->n_rate_limits + 1) * sizeof *o->rate_limits);
@@ -350,9 +368,16 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
     }
 }
 
-int options_parse(int argc, char **argv, struct options *o, struct err *e)
+/* One flag of the command line, kept until the config file (if any) has been applied. */
+struct cli_flag {
+    int c;
+    const char *v;
+};
+
+/* Collects the command line's flags in order; --config is taken at once, the rest wait. */
+static int scan_argv(int argc, char **argv, struct options *o, struct cli_flag **out, size_t *n,
+                     struct err *e)
 {
-    set_defaults(o);
     optind = 1;
     opterr = 0;
     int c;
@@ -362,13 +387,22 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
                            "%s: unknown option or missing value; "
                            "see asyncd --help",
                            argv[optind - 1]);
-        int rc = set_option(o, c, optarg, e);
-        if (rc)
-            return rc;
+        if (c == OPT_CONFIG) {
+            o->config = optarg;
+            continue;
+        }
+        *out = xrealloc(*out, (*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (struct cli_flag){c, optarg};
     }
     if (optind < argc)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unexpected argument %s; see asyncd --help",
                        argv[optind]);
+    return 0;
+}
+
+/* Flags given once that contradict each other, wherever they came from. */
+static int check_pairs(const struct options *o, struct err *e)
+{
     if (o->store && o->store_file)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "--store and --store-file both name the store; give one of them");
@@ -377,8 +411,137 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
     return 0;
 }
 
+/* A flag without a value: on as a bare name or "name = true", left off by "name = false". */
+static int set_switch(struct options *o, int c, const char *name, const char *value, struct err *e)
+{
+    if (value && strcmp(value, "false") == 0)
+        return 0;
+    if (value && strcmp(value, "true") != 0)
+        return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s %s: expected true, false or no value",
+                       name, value);
+    return set_option(o, c, NULL, e);
+}
+
+/* The config file's flags, through the same table and set_option as the command line's. */
+static int apply_config_flag(void *ctx, const char *name, const char *value, struct err *e)
+{
+    struct options *o = ctx;
+    for (const struct option *opt = long_opts; opt->name; opt++) {
+        if (strcmp(opt->name, name) != 0)
+            continue;
+        if (opt->val == OPT_CONFIG || opt->val == 'h' || opt->val == 'V')
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s: not a flag for a config file",
+                           name);
+        if (opt->has_arg == no_argument)
+            return set_switch(o, opt->val, name, value, e);
+        if (!value)
+            return err_set(e, ERR_INVALID_PARAMETER_VALUE, "%s needs a value (%s = VALUE)", name,
+                           name);
+        return set_option(o, opt->val, value, e);
+    }
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown flag %s; see asyncd --help", name);
+}
+
+int options_parse(int argc, char **argv, struct options *o, struct err *e)
+{
+    set_defaults(o);
+    struct cli_flag *flags = NULL;
+    size_t n = 0;
+    int rc = scan_argv(argc, argv, o, &flags, &n, e);
+    /* The file first, then the command line over it: the command line wins whatever the order. */
+    if (!rc && o->config)
+        rc = config_file_read(o->config, apply_config_flag, o, &o->config_text, e);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = set_option(o, flags[i].c, flags[i].v, e);
+    free(flags);
+    return rc ? rc : check_pairs(o, e);
+}
+
 void options_free(struct options *o)
 {
     free(o->rate_limits);
     o->rate_limits = NULL;
+    free(o->config_text);
+    o->config_text = NULL;
+}
+
+/* The flags options_diff compares: where each lives in struct options, and whether SIGHUP can
+ * apply it to a running daemon (main.c) or only a restart can. */
+enum diff_kind { DIFF_STR, DIFF_UINT, DIFF_SIZE };
+static const struct {
+    const char *name;
+    size_t off;
+    enum diff_kind kind;
+    bool live;
+} diff_fields[] = {
+    {"log-level", offsetof(struct options, log_level), DIFF_STR, true},
+    {"flows", offsetof(struct options, flows), DIFF_STR, true},
+    {"listen", offsetof(struct options, listen), DIFF_STR, false},
+    {"admin", offsetof(struct options, admin), DIFF_STR, false},
+    {"data", offsetof(struct options, data), DIFF_STR, false},
+    {"store", offsetof(struct options, store), DIFF_STR, false},
+    {"store-file", offsetof(struct options, store_file), DIFF_STR, false},
+    {"sim-rules", offsetof(struct options, sim_rules), DIFF_STR, false},
+    {"param-catalog", offsetof(struct options, param_catalog), DIFF_STR, false},
+    {"secret-key-file", offsetof(struct options, secret_key_file), DIFF_STR, false},
+    {"node-id", offsetof(struct options, node_id), DIFF_STR, false},
+    {"tls-cert", offsetof(struct options, tls_cert), DIFF_STR, false},
+    {"tls-key", offsetof(struct options, tls_key), DIFF_STR, false},
+    {"tz", offsetof(struct options, tz), DIFF_STR, false},
+    {"log-format", offsetof(struct options, log_format), DIFF_STR, false},
+    {"workers", offsetof(struct options, workers), DIFF_UINT, false},
+    {"max-running", offsetof(struct options, max_running), DIFF_UINT, false},
+    {"lease-s", offsetof(struct options, lease_s), DIFF_UINT, false},
+    {"drain-s", offsetof(struct options, drain_s), DIFF_UINT, false},
+    {"idle-timeout", offsetof(struct options, idle_timeout_s), DIFF_UINT, false},
+    {"request-timeout", offsetof(struct options, request_timeout_s), DIFF_UINT, false},
+    {"max-conns", offsetof(struct options, max_conns), DIFF_UINT, false},
+    {"max-conns-per-client", offsetof(struct options, max_conns_per_client), DIFF_UINT, false},
+    {"max-body", offsetof(struct options, max_body), DIFF_SIZE, false},
+};
+
+static bool field_differs(const struct options *a, const struct options *b, size_t i)
+{
+    const char *pa = (const char *)a + diff_fields[i].off,
+               *pb = (const char *)b + diff_fields[i].off;
+    switch (diff_fields[i].kind) {
+    case DIFF_STR: {
+        const char *sa = *(const char *const *)(const void *)pa;
+        const char *sb = *(const char *const *)(const void *)pb;
+        return (!sa || !sb) ? sa != sb : strcmp(sa, sb) != 0;
+    }
+    case DIFF_UINT:
+        return *(const unsigned *)(const void *)pa != *(const unsigned *)(const void *)pb;
+    default:
+        return *(const size_t *)(const void *)pa != *(const size_t *)(const void *)pb;
+    }
+}
+
+static bool rate_limits_differ(const struct options *a, const struct options *b)
+{
+    if (a->n_rate_limits != b->n_rate_limits)
+        return true;
+    for (size_t i = 0; i < a->n_rate_limits; i++)
+        if (strcmp(a->rate_limits[i], b->rate_limits[i]) != 0)
+            return true;
+    return false;
+}
+
+static void append_name(char *buf, size_t cap, const char *name)
+{
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "%s%s", n ? " " : "", name);
+}
+
+void options_diff(const struct options *was, const struct options *now, char *live, char *restart,
+                  size_t cap)
+{
+    live[0] = restart[0] = '\0';
+    for (size_t i = 0; i < sizeof diff_fields / sizeof diff_fields[0]; i++)
+        if (field_differs(was, now, i))
+            append_name(diff_fields[i].live ? live : restart, cap, diff_fields[i].name);
+    if (rate_limits_differ(was, now))
+        append_name(restart, cap, "rate-limit");
+    if (strcmp(was->instance_parallel, now->instance_parallel) != 0)
+        append_name(restart, cap, "instance-serial");
 }

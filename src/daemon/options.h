@@ -30,14 +30,22 @@ struct options {
     /* --instance-serial P=on|off,...: the products switched off, comma-separated ("" = none);
      * their tasks on one instance may overlap, every other product's run one at a time */
     char instance_parallel[64];
+    const char *config; /* --config FILE: flags read before the command line's, which win */
+    char *config_text;  /* the file's text, which the strings from it point into; heap */
     int help;
     int version; /* --version: print the release and exit */
 };
 
-/* Parses argv into o (strings borrowed from argv). ERR_INVALID_PARAMETER_VALUE with a message
- * naming the flag on bad input. Free with options_free. */
+/* Parses argv, and the --config file it names first, into o (strings borrowed from argv or held
+ * in o->config_text). ERR_INVALID_PARAMETER_VALUE with a message naming the flag on bad input
+ * ("FILE:LINE: ..." for a line of the config file). Free with options_free, also on failure. */
 int options_parse(int argc, char **argv, struct options *o, struct err *e);
 void options_free(struct options *o);
+/* The flags whose values differ between was and now, as space-separated names without "--":
+ * into live those SIGHUP applies to a running daemon (log-level, flows), into restart the rest.
+ * Each buffer is cap bytes; names that do not fit are cut. */
+void options_diff(const struct options *was, const struct options *now, char *live, char *restart,
+                  size_t cap);
 /* Writes the --help text to stdout. */
 void options_usage(void);
 

@@ -190,11 +190,12 @@ class Daemon {
     const name = path.basename(process.argv[1] || 'it').replace(/\.test\.mjs$/, '');
     this.logPath = path.join(LOG_DIR, `${name}-${process.pid}-${++logSeq}.log`);
     const log = fs.openSync(this.logPath, 'w');
-    fs.writeSync(log, `# ${ASYNCD_BIN} ${this.argv().join(' ')}\n`);
+    const bin = this.opts.bin || ASYNCD_BIN; // opts.bin: another asyncd (an installed copy)
+    fs.writeSync(log, `# ${bin} ${this.argv().join(' ')}\n`);
     this.stderrText = '';
     this.exitInfo = null;
     this.stopping = false;
-    const proc = spawn(ASYNCD_BIN, this.argv(), {
+    const proc = spawn(bin, this.argv(), {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: this.opts.cwd, // where ./flows (the shipped templates' first place) is looked for
       // The process zone is deliberately not UTC, so only --tz decides the time strings.
@@ -236,7 +237,7 @@ class Daemon {
         this.adminPort = Number(m[4]);
         break;
       }
-      if (this.spawnError) throw new Error(`cannot spawn ${ASYNCD_BIN}: ${this.spawnError.message}`);
+      if (this.spawnError) throw new Error(`cannot spawn ${bin}: ${this.spawnError.message}`);
       if (this.exitInfo) {
         throw new Error(`asyncd exited (${JSON.stringify(this.exitInfo)}) before listening:\n${this.stderrTail()}`);
       }
@@ -475,7 +476,7 @@ class Daemon {
   }
 }
 
-/** Starts asyncd: {args, dataDir, tz, env, store}. store: unset = the suite's store (SQLite, or
+/** Starts asyncd: {args, dataDir, tz, env, store, cwd, bin}. store: unset = the suite's store (SQLite, or
  * a fresh PostgreSQL database per data dir when ASYNCD_TEST_PG_URL is set), 'sqlite' = always
  * the embedded store, a postgres:// URL = that database. Resolves once it logged its listening line. */
 export async function start(opts = {}) {

@@ -21,6 +21,7 @@
 #include "daemon/bootstrap.h"
 #include "daemon/notify.h"
 #include "daemon/options.h"
+#include "daemon/retention.h"
 #include "engine/engine.h"
 #include "exec/mysql_conn.h"
 #include "flows/flows.h"
@@ -42,8 +43,9 @@ struct daemon_state {
     struct cloudapi *api;
     struct admin *admin;
     struct engine *engine;
-    struct flows_live *flows; /* replaced whole on SIGHUP */
-    struct sim *sim;          /* simulated instances' progression rules */
+    struct retention *retention; /* the sweeper of finished tasks and expired keys */
+    struct flows_live *flows;    /* replaced whole on SIGHUP */
+    struct sim *sim;             /* simulated instances' progression rules */
     struct http_server *cloud_http, *admin_http;
 };
 
@@ -339,6 +341,12 @@ static int start_servers(struct daemon_state *d, struct err *e)
                           &d->engine, e);
     if (rc)
         return rc;
+    rc = retention_start(&(struct retention_config){.store = d->store,
+                                                    .retention_ms = d->opt.retention_ms,
+                                                    .every_ms = d->opt.retention_every_ms},
+                         &d->retention, e);
+    if (rc)
+        return rc;
     d->sim = sim_new(d->store, d->node);
     if (d->opt.sim_rules && (rc = sim_rules_load_file(d->sim, d->opt.sim_rules, e)) != 0)
         return rc;
@@ -466,6 +474,8 @@ static void shut_down(struct daemon_state *d)
      * closes; their leases go back so the tasks run on after a restart or on another node. */
     engine_stop(d->engine);
     d->engine = NULL;
+    retention_stop(d->retention);
+    d->retention = NULL;
     admin_free(d->admin);
     cloudapi_free(d->api);
     sim_free(d->sim);

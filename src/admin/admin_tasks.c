@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
+#include "cloudapi/sign.h"
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "exec/exec.h"
@@ -12,7 +13,9 @@
 #include "products/product.h"
 #include "task/task_view.h"
 
-#define MAX_STEPS 100
+#define MAX_STEPS       100
+#define IDEM_KEY_MAX    255                  /* bytes of an Idempotency-Key */
+#define IDEM_KEY_TTL_MS (24LL * 3600 * 1000) /* how long a key holds (DESIGN.md 7) */
 
 static int query_int(struct admin_req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi,
                      int64_t *out, struct err *e);
@@ -163,23 +166,56 @@ static int task_from_body(struct admin_req *r, struct task_new *t, struct err *e
     return 0;
 }
 
+/* The request's Idempotency-Key, if any, into k (hash: its body's). The key is the caller's
+ * token's: two tokens never share one. The body is hashed in canonical form (keys sorted, no
+ * spaces), so the same request sent with its fields in another order is the same request. */
+static int idem_from_request(struct admin_req *r, struct task_idem *k, char hash[65], bool *has,
+                             struct err *e)
+{
+    const char *key = http_header(r->http, "Idempotency-Key");
+    *has = key != NULL;
+    if (!key)
+        return 0;
+    size_t n = strlen(key);
+    bool printable = n > 0 && n <= IDEM_KEY_MAX;
+    for (size_t i = 0; printable && i < n; i++)
+        printable = key[i] >= 0x20 && key[i] < 0x7f;
+    if (!printable)
+        return err_set(e, ERR_BAD_REQUEST,
+                       "Idempotency-Key: expected 1..%d printable ASCII characters, got %zu bytes",
+                       IDEM_KEY_MAX, n);
+    char *canon = json_dumps(r->body, JSON_SORT_KEYS | JSON_COMPACT);
+    sign_sha256_hex(canon, strlen(canon), hash);
+    free(canon);
+    *k = (struct task_idem){
+        .scope = r->who->id, .key = key, .body_hash = hash, .ttl_ms = IDEM_KEY_TTL_MS};
+    return 0;
+}
+
+/* 201 with the new task's id; with an Idempotency-Key seen before with the same body, 200 with
+ * the first task's id and nothing created. */
 int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
                       struct err *e)
 {
     struct task_new t = {.node = a->cfg.node};
-    int rc = task_from_body(r, &t, e);
-    if (rc || (rc = check_task_refs(a, &t, e)) ||
+    struct task_idem idem;
+    char hash[65];
+    bool has_key;
+    int rc = idem_from_request(r, &idem, hash, &has_key, e);
+    if (rc || (rc = task_from_body(r, &t, e)) || (rc = check_task_refs(a, &t, e)) ||
         (rc = normalise_steps(json_object_get(r->body, "steps"), &t.steps, e)))
         return rc;
+    t.idem = has_key ? &idem : NULL;
     char id[STORE_ID_MAX];
     rc = store_task_create(a->cfg.store, &t, id, e);
     json_decref(t.steps);
     if (rc)
         return rc;
-    if (a->cfg.on_change)
+    bool replayed = has_key && idem.replayed;
+    if (!replayed && a->cfg.on_change)
         a->cfg.on_change(a->cfg.on_change_ctx);
     *out = json_pack("{s:s}", "AsyncRequestId", id);
-    *status = 201;
+    *status = replayed ? 200 : 201;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Command-line flags of asyncd, with their defaults and --help. */
 #include "daemon/options.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -40,7 +41,9 @@ enum {
     OPT_STORE_FILE,
     OPT_INSTANCE_SERIAL,
     OPT_LOG_FORMAT,
-    OPT_CONFIG
+    OPT_CONFIG,
+    OPT_RETENTION,
+    OPT_RETENTION_EVERY
 };
 
 static const struct option long_opts[] = {
@@ -71,6 +74,9 @@ static const struct option long_opts[] = {
     {"secret-key-file", required_argument, NULL, OPT_SECRET_KEY},
     {"instance-serial", required_argument, NULL, OPT_INSTANCE_SERIAL},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"retention", required_argument, NULL, OPT_RETENTION},
+    /* Hidden (not in --help): the tests' short sweep interval. */
+    {"retention-sweep-ms", required_argument, NULL, OPT_RETENTION_EVERY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -120,6 +126,9 @@ void options_usage(void)
         "                          mongodb:DescribeAsyncRequestInfo=20, others 20)\n"
         "  --lease-s N             task lease length in seconds (default 15), renewed every N/3\n"
         "  --drain-s N             on SIGTERM, how long running steps may finish (default 10)\n"
+        "  --retention DURATION    finished tasks are removed with their steps and events\n"
+        "                          this long after they ended, e.g. 30d, 12h, 90m, 45s\n"
+        "                          (default 30d; 0 or off = keep them forever)\n"
         "  --instance-serial P=on|off[,P=on|off]  tasks on one instance of product P run one at\n"
         "                          a time, in creation order (on), or may overlap (off); a\n"
         "                          paused task holds its instance (default cdb=on,mongodb=on)\n"
@@ -211,6 +220,32 @@ static int set_instance_serial(struct options *o, const char *v, struct err *e)
     return 0;
 }
 
+/* A duration: digits and one unit of s, m, h or d ("30d", "90s"); "0" or "off" is 0. Into ms. */
+static int parse_duration_ms(const char *flag, const char *v, long long *out, struct err *e)
+{
+    static const struct {
+        char unit;
+        long long ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    char *end = (char *)v;
+    errno = 0;
+    long long n = v[0] >= '0' && v[0] <= '9' ? strtoll(v, &end, 10) : -1;
+    for (size_t i = 0; n >= 0 && errno == 0 && i < sizeof units / sizeof units[0]; i++)
+        if (end[0] == units[i].unit && end[1] == '\0' &&
+            n <= 100LL * 365 * 86400000 / units[i].ms) {
+            *out = n * units[i].ms;
+            return 0;
+        }
+    return err_set(e, ERR_INVALID_PARAMETER_VALUE,
+                   "--%s %s: expected a number and a unit s, m, h or d (e.g. 30d, 12h, 90s), "
+                   "at most 100 years, or 0 / off",
+                   flag, v);
+}
+
 static void set_defaults(struct options *o)
 {
     memset(o, 0, sizeof *o);
@@ -225,6 +260,7 @@ static void set_defaults(struct options *o)
     o->http_threads = cores > 2 ? (unsigned)cores : 2;
     o->drain_s = 10;
     o->lease_s = 15;
+    o->retention_ms = 30LL * 86400000;
     o->max_body = 1 << 20;
     o->idle_timeout_s = 30;
     o->request_timeout_s = 30;
@@ -347,6 +383,14 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
         return 0;
     case OPT_INSTANCE_SERIAL:
         return set_instance_serial(o, v, e);
+    case OPT_RETENTION:
+        return parse_duration_ms("retention", v, &o->retention_ms, e);
+    case OPT_RETENTION_EVERY: {
+        unsigned long n;
+        int rc = parse_uint("retention-sweep-ms", v, 10, 3600000, &n, e);
+        o->retention_every_ms = rc ? 0 : (long long)n;
+        return rc;
+    }
     case 'h':
         o->help = 1;
         return 0;
@@ -467,7 +511,7 @@ void options_free(struct options *o)
 
 /* The flags options_diff compares: where each lives in struct options, and whether SIGHUP can
  * apply it to a running daemon (main.c) or only a restart can. */
-enum diff_kind { DIFF_STR, DIFF_UINT, DIFF_SIZE };
+enum diff_kind { DIFF_STR, DIFF_UINT, DIFF_SIZE, DIFF_LL };
 static const struct {
     const char *name;
     size_t off;
@@ -498,6 +542,7 @@ static const struct {
     {"max-conns", offsetof(struct options, max_conns), DIFF_UINT, false},
     {"max-conns-per-client", offsetof(struct options, max_conns_per_client), DIFF_UINT, false},
     {"max-body", offsetof(struct options, max_body), DIFF_SIZE, false},
+    {"retention", offsetof(struct options, retention_ms), DIFF_LL, false},
 };
 
 static bool field_differs(const struct options *a, const struct options *b, size_t i)
@@ -512,6 +557,8 @@ static bool field_differs(const struct options *a, const struct options *b, size
     }
     case DIFF_UINT:
         return *(const unsigned *)(const void *)pa != *(const unsigned *)(const void *)pb;
+    case DIFF_LL:
+        return *(const long long *)(const void *)pa != *(const long long *)(const void *)pb;
     default:
         return *(const size_t *)(const void *)pa != *(const size_t *)(const void *)pb;
     }

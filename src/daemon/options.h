@@ -23,6 +23,8 @@ struct options {
     unsigned max_conns;            /* Cloud API connections at once; 0 = sized from RLIMIT_NOFILE */
     unsigned max_conns_per_client; /* connections from one IP address, per listener; 0 = any */
     unsigned drain_s;
+    long long retention_ms;       /* --retention DURATION; 0 = keep finished tasks forever */
+    long long retention_every_ms; /* --retention-sweep-ms (hidden, for tests); 0 = derived */
     unsigned http_threads;
     size_t max_body;
     const char **rate_limits; /* heap array of borrowed argv strings, n_rate_limits long */

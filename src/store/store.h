@@ -58,12 +58,26 @@ struct task_summary {
     bool simulated;   /* driven by progression rules (driver "sim", sim/sim.h), not the engine */
 };
 
+/* An Idempotency-Key on a task creation (DESIGN.md 7). The key is taken in the creation's own
+ * transaction: the first creation with (scope, key) makes the task and records body_hash; a later
+ * one within ttl_ms with the same body_hash makes nothing and answers the first task's id (with
+ * replayed set); with another body_hash it fails ERR_CONFLICT naming the key. A key older than
+ * ttl_ms counts as absent and is replaced. Concurrent creations with one key make one task. */
+struct task_idem {
+    const char *scope;     /* whose key: the caller's token id */
+    const char *key;       /* 1..255 bytes */
+    const char *body_hash; /* lower-case hex SHA-256 of the canonical body */
+    int64_t ttl_ms;
+    bool replayed; /* out */
+};
+
 /* A new task: steps is a JSON array of step objects (kept as given, owned by the caller). */
 struct task_new {
     const char *product, *region, *uin, *instance_id /* may be NULL */, *type, *on_failure;
     json_t *steps;
-    const char *node; /* node id for the creation event */
-    json_t *input;    /* the request's checked parameters (secrets left out); may be NULL */
+    const char *node;       /* node id for the creation event */
+    json_t *input;          /* the request's checked parameters (secrets left out); may be NULL */
+    struct task_idem *idem; /* NULL = no Idempotency-Key */
 };
 
 struct task_filter {
@@ -200,6 +214,22 @@ struct worker_report {
     bool done;               /* true: complete; false: fail */
     const char *message;     /* may be NULL */
     const char *output_json; /* JSON object text (complete only); NULL = none */
+};
+
+/* --- retention (store_purge; daemon/retention.h) --- */
+
+/* One batch of retention. Tasks in a final state whose end_ms is before tasks_before_ms go,
+ * oldest end first, with their steps, events and process-group records; so do idempotency keys
+ * created before keys_before_ms (0 = none). At most max of each. */
+struct purge_req {
+    int64_t tasks_before_ms, keys_before_ms;
+    size_t max;
+};
+struct purge_result {
+    char (*ids)[STORE_ID_MAX]; /* the purged tasks (heap, n_tasks of them; NULL when none): the
+                                  caller free()s it */
+    size_t n_tasks;
+    int64_t n_keys;
 };
 
 struct store;
@@ -347,6 +377,11 @@ struct store_ops {
     int (*worker_heartbeat)(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                             struct worker_lease *out, struct err *e);
     int (*worker_report)(struct store *s, const struct worker_report *r, struct err *e);
+    /* One retention batch (struct purge_req) in one transaction; on PostgreSQL the rows another
+     * node is purging at the same moment are skipped. *out is filled on success (zeroed on
+     * failure). */
+    int (*purge)(struct store *s, const struct purge_req *r, struct purge_result *out,
+                 struct err *e);
 };
 
 struct store {
@@ -609,6 +644,12 @@ static inline int store_worker_heartbeat(struct store *s, const char *id, int64_
 static inline int store_worker_report(struct store *s, const struct worker_report *r, struct err *e)
 {
     return s->ops->worker_report(s, r, e);
+}
+
+static inline int store_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
+                              struct err *e)
+{
+    return s->ops->purge(s, r, out, e);
 }
 
 static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e)

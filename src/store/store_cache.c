@@ -58,6 +58,9 @@ struct cache_store {
     /* Writes that may touch tasks not known in advance (a claim, releasing a node's leases). */
     atomic_uint global_pending;
     atomic_ullong global_epoch;
+    /* --retention in ms (0 = forever): a final entry that ended longer ago is a miss, since
+     * another node may have purged it (store_cache_set_retention) */
+    atomic_llong retention_ms;
     struct gate accounts_gate;
     struct account_entry *accounts[ACCOUNT_SLOTS];
     struct gate instances_gate;
@@ -80,6 +83,13 @@ static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -130,6 +140,14 @@ static void task_drop_locked(struct cache_store *cs, size_t slot, const char *id
     }
 }
 
+/* A finished task past the retention may be gone from the store at any moment (purged here, or
+ * by another node of a shared store): the store decides, never the cache. */
+static bool task_expired(struct cache_store *cs, const struct task_summary *t)
+{
+    int64_t keep = atomic_load(&cs->retention_ms);
+    return keep > 0 && task_state_is_final(t->state) && t->end_ms < wall_ms() - keep;
+}
+
 static bool task_lookup(struct cache_store *cs, const char *product, const char *id,
                         struct task_summary *out)
 {
@@ -137,7 +155,8 @@ static bool task_lookup(struct cache_store *cs, const char *product, const char 
     struct gate *g = task_gate(cs, slot);
     pthread_rwlock_rdlock(&g->lock);
     const struct task_summary *t = cs->tasks[slot];
-    bool hit = t && strcmp(t->id, id) == 0 && strcmp(t->product, product) == 0;
+    bool hit =
+        t && strcmp(t->id, id) == 0 && strcmp(t->product, product) == 0 && !task_expired(cs, t);
     if (hit)
         *out = *t;
     pthread_rwlock_unlock(&g->lock);
@@ -159,7 +178,9 @@ static void task_fill(struct cache_store *cs, struct ticket tk, const struct tas
     size_t slot = task_slot(t->id);
     struct gate *g = task_gate(cs, slot);
     pthread_rwlock_wrlock(&g->lock);
-    if (gate_still_open(cs, g, tk) && task_may_replace(cs->tasks[slot], t)) {
+    if (task_expired(cs, t))
+        task_drop_locked(cs, slot, t->id);
+    else if (gate_still_open(cs, g, tk) && task_may_replace(cs->tasks[slot], t)) {
         if (!cs->tasks[slot])
             cs->tasks[slot] = xmalloc(sizeof *t);
         *cs->tasks[slot] = *t;
@@ -371,6 +392,25 @@ static int c_worker_report(struct store *s, const struct worker_report *r, struc
     task_write_begin(cs, r->id);
     int rc = store_worker_report(cs->inner, r, e);
     task_write_end(cs, r->id);
+    return rc;
+}
+
+/* A purge deletes tasks nobody named in advance: a global write, whose end drops the entries of
+ * the tasks it removed (a fill that began before it is refused by the global epoch). */
+static int c_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
+                   struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    atomic_fetch_add(&cs->global_pending, 1);
+    int rc = store_purge(cs->inner, r, out, e);
+    for (size_t i = 0; rc == 0 && i < out->n_tasks; i++) {
+        size_t slot = task_slot(out->ids[i]);
+        struct gate *g = task_gate(cs, slot);
+        pthread_rwlock_wrlock(&g->lock);
+        task_drop_locked(cs, slot, out->ids[i]);
+        pthread_rwlock_unlock(&g->lock);
+    }
+    global_write_end(cs, "");
     return rc;
 }
 
@@ -736,7 +776,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 46 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 47 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -787,6 +827,7 @@ static const struct store_ops cache_ops = {
     .worker_claim = c_worker_claim,
     .worker_heartbeat = c_worker_heartbeat,
     .worker_report = c_worker_report,
+    .purge = c_purge,
 };
 
 struct store *store_cache_wrap(struct store *inner, bool shared)
@@ -801,6 +842,7 @@ struct store *store_cache_wrap(struct store *inner, bool shared)
     gate_init(&cs->instances_gate);
     atomic_init(&cs->global_pending, 0);
     atomic_init(&cs->global_epoch, 0);
+    atomic_init(&cs->retention_ms, 0);
     return &cs->base;
 }
 
@@ -818,4 +860,10 @@ void store_cache_stats(struct store *s, struct store_cache_stats *out)
     out->account_misses = atomic_load(&cs->accounts_gate.misses);
     out->instance_hits = atomic_load(&cs->instances_gate.hits);
     out->instance_misses = atomic_load(&cs->instances_gate.misses);
+}
+
+void store_cache_set_retention(struct store *s, int64_t retention_ms)
+{
+    if (s && s->ops == &cache_ops)
+        atomic_store(&cs_of(s)->retention_ms, retention_ms > 0 ? retention_ms : 0);
 }

@@ -19,6 +19,7 @@
 #define ASYNCD_STORE_CACHE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -34,5 +35,10 @@ struct store_cache_stats {
     unsigned long long instance_hits, instance_misses;
 };
 void store_cache_stats(struct store *s, struct store_cache_stats *out);
+
+/* Tells the cache the --retention (ms; 0 = forever): a cached task that ended longer ago counts
+ * as a miss, so a node never answers a task another node purged (a purge through this node
+ * drops its entries at once). No effect on a store not wrapped. */
+void store_cache_set_retention(struct store *s, int64_t retention_ms);
 
 #endif

@@ -143,3 +143,18 @@ void store_copy_utf8(char *dst, size_t size, const char *src)
     memcpy(dst, src, n);
     dst[n] = '\0';
 }
+
+int store_idem_decide(struct task_idem *k, bool found, const char *body_hash, int64_t created_ms,
+                      int64_t now, struct err *e)
+{
+    k->replayed = false;
+    if (!found || created_ms < now - k->ttl_ms)
+        return STORE_IDEM_NEW;
+    if (strcmp(body_hash, k->body_hash) != 0)
+        return err_set(e, ERR_CONFLICT,
+                       "Idempotency-Key \"%s\" was used with another request body; send the "
+                       "first body again, or use a new key for a new task",
+                       k->key);
+    k->replayed = true;
+    return STORE_IDEM_REPLAY;
+}

@@ -3,7 +3,9 @@
 #define ASYNCD_STORE_CHECK_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -23,6 +25,13 @@ int store_task_new_check(const struct task_new *t, struct err *e);
 /* "external" when a step is done by a remote worker through the transition call (a remote
  * action without a "kind": the engine leaves the task alone), else "engine". */
 const char *store_task_driver(json_t *steps);
+/* What a stored Idempotency-Key (found: its body_hash, task_id, created_ms) means for a
+ * creation with k at now: STORE_IDEM_NEW (none, or expired: create and record the key),
+ * STORE_IDEM_REPLAY (same body within the TTL: answer task_id, create nothing; k->replayed is
+ * set), or ERR_CONFLICT naming the key (another body). */
+enum { STORE_IDEM_NEW = 0, STORE_IDEM_REPLAY = 1 };
+int store_idem_decide(struct task_idem *k, bool found, const char *body_hash, int64_t created_ms,
+                      int64_t now, struct err *e);
 /* Copies src into dst (size bytes), cutting at a UTF-8 character boundary when it must cut. */
 void store_copy_utf8(char *dst, size_t size, const char *src);
 

@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 8
+#define PG_SCHEMA_VERSION 9
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -228,5 +228,8 @@ int store_pg_worker_claim(struct store *s, const struct worker_claim_req *r, jso
 int store_pg_worker_heartbeat(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
                               struct worker_lease *out, struct err *e);
 int store_pg_worker_report(struct store *s, const struct worker_report *r, struct err *e);
+/* store_pg_purge.c: */
+int store_pg_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
+                   struct err *e);
 
 #endif

@@ -136,12 +136,65 @@ int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, en
     return rc;
 }
 
+/* The caller's Idempotency-Key in the creation's transaction. Creations with one key queue on a
+ * transaction-scoped advisory lock named by its hash, so the second of two concurrent ones reads
+ * the key (READ COMMITTED: a fresh snapshot per statement) only after the first committed or
+ * rolled back. STORE_IDEM_REPLAY with cx->id set, STORE_IDEM_NEW, or ERR_CONFLICT. */
+static int idem_check(struct pg_conn *c, struct create_ctx *cx, int64_t now, struct err *e)
+{
+    struct task_idem *k = cx->t->idem;
+    struct pg_params p = {0};
+    pp_text(&p, k->scope);
+    pp_text(&p, k->key);
+    int rc = pg_exec_sql(c,
+                         "SELECT pg_advisory_xact_lock(hashtextextended($1::text || ' ' ||"
+                         " $2::text, 13))",
+                         &p, NULL, "locking an idempotency key", e);
+    PGresult *r = NULL;
+    if (rc == 0)
+        rc = pg_exec_sql(c,
+                         "SELECT body_hash, task_id, created_ms FROM idempotency_keys"
+                         " WHERE scope = $1::text AND idem_key = $2::text",
+                         &p, &r, "reading an idempotency key", e);
+    if (rc != 0)
+        return rc;
+    bool found = PQntuples(r) > 0;
+    rc = store_idem_decide(k, found, found ? pg_str(r, 0, 0) : NULL, found ? pg_int(r, 0, 2) : 0,
+                           now, e);
+    if (rc == STORE_IDEM_REPLAY)
+        pg_copy(cx->id, sizeof cx->id, pg_str(r, 0, 1));
+    PQclear(r);
+    return rc;
+}
+
+/* Records the key for the new task, replacing an expired one (the lock above is held). */
+static int idem_put(struct pg_conn *c, const struct create_ctx *cx, int64_t now, struct err *e)
+{
+    const struct task_idem *k = cx->t->idem;
+    struct pg_params p = {0};
+    pp_text(&p, k->scope);
+    pp_text(&p, k->key);
+    pp_text(&p, k->body_hash);
+    pp_text(&p, cx->id);
+    pp_int(&p, now);
+    return pg_exec_sql(c,
+                       "INSERT INTO idempotency_keys(scope, idem_key, body_hash, task_id,"
+                       " created_ms) VALUES($1::text, $2::text, $3::text, $4::text, $5::bigint)"
+                       " ON CONFLICT (scope, idem_key) DO UPDATE SET"
+                       " body_hash = EXCLUDED.body_hash, task_id = EXCLUDED.task_id,"
+                       " created_ms = EXCLUDED.created_ms",
+                       &p, NULL, "recording an idempotency key", e);
+}
+
 /* The task row, its steps and its creation event, in one transaction. */
 static int create_fn(struct pg_conn *c, void *ctx, struct err *e)
 {
     struct create_ctx *cx = ctx;
     int64_t now = pg_now_ms();
-    int rc = ERR_ALREADY_EXISTS;
+    int rc = cx->t->idem ? idem_check(c, cx, now, e) : STORE_IDEM_NEW;
+    if (rc != STORE_IDEM_NEW)
+        return rc == STORE_IDEM_REPLAY ? 0 : rc;
+    rc = ERR_ALREADY_EXISTS;
     /* A clash is astronomically unlikely for cdb (128 random bits); for mongodb it means the
      * counter was reset under existing tasks, and the next numbers are tried. */
     for (int attempt = 0; attempt < MINT_ATTEMPTS && rc == ERR_ALREADY_EXISTS; attempt++) {
@@ -153,6 +206,8 @@ static int create_fn(struct pg_conn *c, void *ctx, struct err *e)
         rc = steps_insert(c, cx, e);
     if (rc == 0)
         rc = pg_event_append(c, cx->id, now, -1, TASK_INITIAL, cx->t->node, "created", e);
+    if (rc == 0 && cx->t->idem)
+        rc = idem_put(c, cx, now, e);
     return rc;
 }
 

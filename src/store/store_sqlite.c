@@ -109,6 +109,18 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     /* 8: simulated instances (issue 12, sim/sim.h): NULL for a real instance; for a simulated
      * one, the JSON object of its recorded state (accounts, parameters, backups). */
     "ALTER TABLE instances ADD COLUMN sim_state TEXT;",
+    /* 9: retention and idempotent submits (issue 13 items 3 and 4). tasks_finished holds only
+     * finished tasks, by end, so a retention batch (store_sqlite_purge.c) is one index range.
+     * idempotency_keys: the first task made with a caller's Idempotency-Key and the SHA-256 of
+     * its body; a key goes with its task, and after 24 h. */
+    "CREATE INDEX tasks_finished ON tasks(end_ms)"
+    " WHERE state IN ('undoed', 'failed', 'success', 'killed', 'removed');"
+    "CREATE TABLE idempotency_keys ("
+    " scope TEXT NOT NULL, idem_key TEXT NOT NULL, body_hash TEXT NOT NULL,"
+    " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+    " created_ms INTEGER NOT NULL, PRIMARY KEY (scope, idem_key));"
+    "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ms);"
+    "CREATE INDEX idempotency_keys_task ON idempotency_keys(task_id);",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)
@@ -420,6 +432,7 @@ static const struct store_ops sqlite_ops = {
     .worker_claim = store_sqlite_worker_claim,
     .worker_heartbeat = store_sqlite_worker_heartbeat,
     .worker_report = store_sqlite_worker_report,
+    .purge = store_sqlite_purge,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

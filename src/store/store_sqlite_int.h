@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  8
+#define SQ_SCHEMA_VERSION  9
 #define SQ_BATCH_MAX       256 /* closures one group commit takes at most: bounds its latency */
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
@@ -72,6 +72,8 @@ enum sq_slot {
     SQ_RELEASE_LEASES,
     SQ_PGROUP_RECORD,
     SQ_PGROUP_CLEAR,
+    SQ_IDEM_READ,
+    SQ_IDEM_PUT,
     SQ_SLOT_COUNT
 };
 
@@ -258,5 +260,8 @@ int store_sqlite_worker_claim(struct store *s, const struct worker_claim_req *r,
 int store_sqlite_worker_heartbeat(struct store *s, const char *id, int64_t lease_no,
                                   int64_t lease_ms, struct worker_lease *out, struct err *e);
 int store_sqlite_worker_report(struct store *s, const struct worker_report *r, struct err *e);
+/* store_sqlite_purge.c: */
+int store_sqlite_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
+                       struct err *e);
 
 #endif

@@ -185,6 +185,60 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, en
     return rc;
 }
 
+/* The caller's Idempotency-Key in the creation's transaction (the one writer serializes it with
+ * every other creation): STORE_IDEM_REPLAY with id set to the first task, STORE_IDEM_NEW, or
+ * ERR_CONFLICT (store_idem_decide). */
+static int idem_check(struct sq_conn *c, struct task_idem *k, char id[STORE_ID_MAX], int64_t now,
+                      struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_IDEM_READ,
+                     "SELECT body_hash, task_id, created_ms FROM idempotency_keys"
+                     " WHERE scope = ?1 AND idem_key = ?2",
+                     &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, k->scope);
+    sq_bind_text(st, 2, k->key);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *hash = (const char *)sqlite3_column_text(st, 0);
+        rc = store_idem_decide(k, true, hash ? hash : "", sqlite3_column_int64(st, 2), now, e);
+        if (rc == STORE_IDEM_REPLAY)
+            sq_copy(id, STORE_ID_MAX, sqlite3_column_text(st, 1));
+    } else if (step == SQLITE_DONE) {
+        rc = store_idem_decide(k, false, NULL, 0, now, e);
+    } else {
+        rc = sq_fail(c, e, "reading an idempotency key");
+    }
+    sq_done(st);
+    return rc;
+}
+
+/* Records the key for the new task id, replacing an expired one. */
+static int idem_put(struct sq_conn *c, const struct task_idem *k, const char *id, int64_t now,
+                    struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_IDEM_PUT,
+                     "INSERT INTO idempotency_keys(scope, idem_key, body_hash, task_id, created_ms)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(scope, idem_key) DO UPDATE SET"
+                     " body_hash = excluded.body_hash, task_id = excluded.task_id,"
+                     " created_ms = excluded.created_ms",
+                     &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, k->scope);
+    sq_bind_text(st, 2, k->key);
+    sq_bind_text(st, 3, k->body_hash);
+    sq_bind_text(st, 4, id);
+    sqlite3_bind_int64(st, 5, now);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_fail(c, e, "recording an idempotency key");
+    sq_done(st);
+    return rc;
+}
+
 struct create_in {
     const struct task_new *t;
     const struct store_step_row *rows; /* the steps, their secrets sealed */
@@ -198,7 +252,10 @@ static int task_create_tx(struct sq_conn *c, const void *inp, void *out, struct 
     const struct task_new *t = in->t;
     char *id = out;
     int64_t now = sq_now_ms();
-    int rc = ERR_ALREADY_EXISTS;
+    int rc = t->idem ? idem_check(c, t->idem, id, now, e) : STORE_IDEM_NEW;
+    if (rc != STORE_IDEM_NEW)
+        return rc == STORE_IDEM_REPLAY ? 0 : rc;
+    rc = ERR_ALREADY_EXISTS;
     /* A clash is astronomically unlikely for cdb (128 random bits); for mongodb it means the
      * counter was reset under existing tasks, and the next numbers are tried. */
     for (int attempt = 0; attempt < MINT_ATTEMPTS && rc == ERR_ALREADY_EXISTS; attempt++) {
@@ -210,6 +267,8 @@ static int task_create_tx(struct sq_conn *c, const void *inp, void *out, struct 
         rc = steps_insert(c, id, in->rows, in->n, e);
     if (rc == 0)
         rc = sq_event_append(c, id, now, -1, TASK_INITIAL, t->node, "created", e);
+    if (rc == 0 && t->idem)
+        rc = idem_put(c, t->idem, id, now, e);
     return rc;
 }
 

@@ -27,7 +27,7 @@ test('--help exits 0 and documents every flag of DESIGN.md', () => {
   assert.equal(r.status, 0, r.stderr);
   const text = r.stdout + r.stderr;
   for (const flag of ['--listen', '--admin', '--data', '--store', '--flows', '--workers', '--node-id', '--tls-cert',
-    '--tls-key', '--tz', '--log-level', '--rate-limit', '--lease-s']) {
+    '--tls-key', '--tz', '--log-level', '--rate-limit', '--lease-s', '--retention']) {
     assert.ok(text.includes(flag), `--help mentions ${flag}`);
   }
 });

@@ -155,7 +155,7 @@ static void test_open_records_schema_version(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "8");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "9");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -417,9 +417,10 @@ static void test_schema_3_accounts_keep_their_keys(void **state)
                      " region TEXT NOT NULL, uin TEXT NOT NULL, status TEXT NOT NULL,"
                      " dsn TEXT NOT NULL, created_ms INTEGER NOT NULL,"
                      " updated_ms INTEGER NOT NULL, reserved_accounts TEXT NOT NULL DEFAULT '');"
-                     /* only the columns later migrations (5: an index) touch */
+                     /* only the columns later migrations (5 and 9: indexes) touch */
                      "CREATE TABLE tasks (id TEXT PRIMARY KEY, product TEXT NOT NULL,"
-                     " instance_id TEXT, state TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+                     " instance_id TEXT, state TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+                     " end_ms INTEGER);"
                      "INSERT INTO accounts VALUES('300000000002', '300000000002', '125', 'AKIDnew',"
                      " 'plain-new', 1, NULL, 5);"
                      "INSERT INTO accounts VALUES('300000000001', '300000000001', '125', 'AKIDold',"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -101,6 +102,22 @@ static int fake_instance_update(struct store *s, const char *id, const char *sta
     return 0;
 }
 
+/* The fake's purge removes its one task if it is final, and names it. */
+static int fake_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
+                      struct err *e)
+{
+    (void)r, (void)e;
+    struct fake *f = fake_of(s);
+    memset(out, 0, sizeof *out);
+    if (f->task.id[0] && task_state_is_final(f->task.state)) {
+        out->ids = calloc(1, sizeof *out->ids);
+        snprintf(out->ids[0], STORE_ID_MAX, "%s", f->task.id);
+        out->n_tasks = 1;
+        f->task.id[0] = '\0';
+    }
+    return 0;
+}
+
 static void fake_close(struct store *s) { free(s); }
 
 static const struct store_ops fake_ops = {
@@ -112,6 +129,7 @@ static const struct store_ops fake_ops = {
     .account_set_policy = fake_set_policy,
     .instance_get = fake_instance_get,
     .instance_update = fake_instance_update,
+    .purge = fake_purge,
 };
 
 static struct fake *fake_new(bool shared, enum task_state state)
@@ -359,6 +377,72 @@ static void test_sqlite_policy_change_is_seen_at_once(void **state)
     account_clear(&got);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int read_rc(struct fake *f, const char *id)
+{
+    struct task_summary t;
+    struct err e = {0};
+    return store_task_summary(f->outer, "cdb", id, &t, &e);
+}
+
+static void test_a_purge_drops_the_entries_of_the_tasks_it_removed(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(false, TASK_SUCCESS);
+    f->task.end_ms = wall_ms();
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", f->task.id);
+    assert_int_equal(read_rc(f, id), 0);
+    assert_int_equal(read_rc(f, id), 0);
+    assert_int_equal(f->summary_reads, 1); /* cached */
+    struct purge_req r = {.tasks_before_ms = wall_ms() + 1, .max = 10};
+    struct purge_result out;
+    struct err e = {0};
+    assert_int_equal(store_purge(f->outer, &r, &out, &e), 0);
+    assert_int_equal(out.n_tasks, 1);
+    free(out.ids);
+    assert_int_equal(read_rc(f, id), ERR_NOT_FOUND);
+    assert_int_equal(f->summary_reads, 2);
+    store_close(f->outer);
+}
+
+/* Another node purged the task: this node's cache was never told, but an entry that ended longer
+ * ago than the retention is a miss, so the store's answer (no such task) is what it says. */
+static void test_shared_final_entry_past_the_retention_asks_the_store(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(true, TASK_SUCCESS);
+    f->task.end_ms = wall_ms() - 10000;
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", f->task.id);
+    assert_int_equal(read_rc(f, id), 0);
+    assert_int_equal(read_rc(f, id), 0);
+    assert_int_equal(f->summary_reads, 1); /* no retention yet: cached */
+    store_cache_set_retention(f->outer, 5000);
+    f->task.id[0] = '\0'; /* purged through another node */
+    assert_int_equal(read_rc(f, id), ERR_NOT_FOUND);
+    assert_int_equal(f->summary_reads, 2);
+    store_close(f->outer);
+}
+
+static void test_final_entry_within_the_retention_stays_cached(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(true, TASK_FAILED);
+    f->task.end_ms = wall_ms();
+    store_cache_set_retention(f->outer, 60000);
+    assert_int_equal(read_rc(f, f->task.id), 0);
+    assert_int_equal(read_rc(f, f->task.id), 0);
+    assert_int_equal(f->summary_reads, 1);
+    store_close(f->outer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +453,9 @@ int main(void)
         cmocka_unit_test(test_account_key_rotation_and_removal_are_seen_at_once),
         cmocka_unit_test(test_shared_accounts_expire_within_the_bound),
         cmocka_unit_test(test_instance_status_change_is_seen_at_once),
+        cmocka_unit_test(test_a_purge_drops_the_entries_of_the_tasks_it_removed),
+        cmocka_unit_test(test_shared_final_entry_past_the_retention_asks_the_store),
+        cmocka_unit_test(test_final_entry_within_the_retention_stays_cached),
         cmocka_unit_test_setup_teardown(test_sqlite_state_changes_are_seen_at_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_policy_change_is_seen_at_once, setup, teardown),

@@ -348,12 +348,15 @@ static int cmd_policy_set(struct ctl *c, int argc, char **argv, const struct com
 
 static int cmd_task_create(struct ctl *c, int argc, char **argv, const struct command *cmd)
 {
-    const char *file = NULL, *pos[1];
-    const struct opt own[] = {{"--file", &file, NULL}, {NULL, NULL, NULL}};
+    const char *file = NULL, *key = NULL, *pos[1];
+    const struct opt own[] = {
+        {"--file", &file, NULL}, {"--idempotency-key", &key, NULL}, {NULL, NULL, NULL}};
     int n, rc = parse_args(c, argc, argv, own, cmd, pos, &n, 0, 1);
     json_t *ans;
     if (rc >= 0)
         return rc;
+    if (key && (!*key || strlen(key) > 255))
+        return usage_error(cmd, "--idempotency-key takes 1 to 255 characters");
     if (n == 1 && (strcmp(pos[0], "-") != 0 || file))
         return usage_error(cmd, "give --file F or -, once");
     if (n == 1)
@@ -366,7 +369,11 @@ static int cmd_task_create(struct ctl *c, int argc, char **argv, const struct co
     if (!body)
         return usage_error(cmd, "%s: line %d column %d: %s", in ? "<stdin>" : file, err.line,
                            err.column, err.text);
+    /* With a key, running the same command again (after a timeout, say) answers the task the
+     * first run made instead of making a second one. */
+    c->idem_key = key;
     rc = ctl_call(c, "POST", "/v1/tasks", body, &ans);
+    c->idem_key = NULL;
     json_decref(body);
     return rc ? rc : show(c, ans, ctl_print_task_id);
 }
@@ -645,10 +652,11 @@ static const struct command commands[] = {
      .fields = {BODY("--status", "status"), BODY("--dsn", "dsn")}},
     {.group = "task",
      .verb = "create",
-     .args = "(--file F | -)",
+     .args = "(--file F | -) [--idempotency-key K]",
      .run = cmd_task_create,
-     .purpose =
-         "Create a task from a JSON body (docs/admin-api.md, POST /v1/tasks); prints its id."},
+     .purpose = "Create a task from a JSON body (docs/admin-api.md, POST /v1/tasks); prints its "
+                "id. With --idempotency-key K, the same command run again prints the first "
+                "task's id and makes no second task."},
     {.group = "task",
      .verb = "show",
      .args = "ID",

@@ -106,6 +106,11 @@ int ctl_request(struct ctl *c, const char *method, const char *path, const char 
     }
     if (body)
         h = curl_slist_append(h, "Content-Type: application/json");
+    char idem[320];
+    if (c->idem_key) {
+        snprintf(idem, sizeof idem, "Idempotency-Key: %s", c->idem_key);
+        h = curl_slist_append(h, idem);
+    }
     h = curl_slist_append(h, "Expect:");
     CURL *k = c->curl;
     curl_easy_reset(k);

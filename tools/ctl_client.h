@@ -23,6 +23,7 @@ struct ctl {
     bool ready;            /* admin/token resolved, curl handle made */
     char *admin;           /* base URL, no trailing '/', owned */
     char *token_owned;     /* token read from credentials.json, owned */
+    const char *idem_key;  /* sent as Idempotency-Key with every request while set, or NULL */
     CURL *curl;
 };
 

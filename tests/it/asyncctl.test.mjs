@@ -250,6 +250,21 @@ describe('asyncctl tasks', T, () => {
     assert.match(human.stdout, /^events:\nseq +at +from +to +node +message$/m);
   });
 
+  test('task create --idempotency-key: run again, the same task; another body, refused', async () => {
+    const key = `ctl-${Date.now()}`;
+    const body = JSON.stringify(taskBody('cdb'));
+    const first = await ctl(['task', 'create', '-', '--idempotency-key', key, '--json'], { input: body });
+    assert.equal(first.code, 0, first.stderr);
+    const again = await ctl(['task', 'create', '-', '--idempotency-key', key, '--json'], { input: body });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.json.AsyncRequestId, first.json.AsyncRequestId, 'the first task, not a second');
+    const other = await ctl(['task', 'create', '-', '--idempotency-key', key], { input: JSON.stringify(taskBody('mongodb')) });
+    assert.equal(other.code, 1, `another body with the key is an API error: ${other.stdout}${other.stderr}`);
+    assert.match(other.stderr, /409/);
+    const bad = await ctl(['task', 'create', '-', '--idempotency-key', ''], { input: body });
+    assert.equal(bad.code, 2, bad.stderr);
+  });
+
   test('task list filters by product and status, pages with --limit/--offset, prints a table', async () => {
     const a = await newTask('cdb');
     const b = await newTask('cdb');

@@ -6,7 +6,7 @@ SANITIZER ?=
 BUILD ?= build
 BIN ?= bin
 
-LIBS_DAEMON := libmicrohttpd jansson sqlite3 libcrypto uuid libmariadb libpq
+LIBS_DAEMON := libmicrohttpd jansson sqlite3 libcrypto uuid libmariadb libpq libcurl
 LIBS_CTL := libcurl jansson
 LIBS_TEST := cmocka
 

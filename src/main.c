@@ -22,6 +22,7 @@
 #include "daemon/notify.h"
 #include "daemon/options.h"
 #include "daemon/retention.h"
+#include "daemon/webhooks.h"
 #include "engine/engine.h"
 #include "exec/mysql_conn.h"
 #include "flows/flows.h"
@@ -46,6 +47,7 @@ struct daemon_state {
     struct retention *retention; /* the sweeper of finished tasks and expired keys */
     struct flows_live *flows;    /* replaced whole on SIGHUP */
     struct sim *sim;             /* simulated instances' progression rules */
+    struct webhooks *webhooks;   /* the outbox's dispatcher */
     struct http_server *cloud_http, *admin_http;
 };
 
@@ -347,6 +349,15 @@ static int start_servers(struct daemon_state *d, struct err *e)
                          &d->retention, e);
     if (rc)
         return rc;
+    rc = webhooks_start(&(struct webhooks_config){.store = d->store,
+                                                  .node = d->node,
+                                                  .backoff_ms = d->opt.webhook_backoff_ms,
+                                                  .max_attempts = (int)d->opt.webhook_attempts,
+                                                  .per_webhook = WEBHOOKS_PER_WEBHOOK,
+                                                  .timeout_ms = WEBHOOKS_TIMEOUT_MS},
+                        &d->webhooks, e);
+    if (rc)
+        return rc;
     d->sim = sim_new(d->store, d->node);
     if (d->opt.sim_rules && (rc = sim_rules_load_file(d->sim, d->opt.sim_rules, e)) != 0)
         return rc;
@@ -476,6 +487,10 @@ static void shut_down(struct daemon_state *d)
     d->engine = NULL;
     retention_stop(d->retention);
     d->retention = NULL;
+    /* After the engine: its last transitions' deliveries are in the outbox for the next start
+     * or another node; the ones in flight go back there too. */
+    webhooks_stop(d->webhooks);
+    d->webhooks = NULL;
     admin_free(d->admin);
     cloudapi_free(d->api);
     sim_free(d->sim);

@@ -1,5 +1,5 @@
 /* asyncctl: the operator CLI over the asyncd admin API (accounts, instances, tasks, tokens,
- * health). */
+ * webhooks, health). */
 #include "ctl_client.h"
 #include "common/version.h"
 #include "common/xalloc.h"
@@ -378,6 +378,55 @@ static int cmd_task_create(struct ctl *c, int argc, char **argv, const struct co
     return rc ? rc : show(c, ans, ctl_print_task_id);
 }
 
+/* The first line of file (the secret, kept out of argv and so out of ps), into out[cap]. */
+static int read_secret_file(const struct command *cmd, const char *file, char *out, size_t cap)
+{
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (!f)
+        return usage_error(cmd, "%s: %s", file, strerror(errno));
+    bool got = fgets(out, (int)cap, f) != NULL;
+    if (f != stdin)
+        fclose(f);
+    out[got ? strcspn(out, "\r\n") : 0] = '\0';
+    if (!out[0])
+        return usage_error(cmd, "%s: no secret on its first line", file);
+    return -1;
+}
+
+/* webhook create: the secret from --secret-file F (or - for standard input), or --secret S. */
+static int cmd_webhook_create(struct ctl *c, int argc, char **argv, const struct command *cmd)
+{
+    const char *url = NULL, *secret = NULL, *file = NULL, *events = "final", *product = NULL,
+               *uin = NULL, *pos[1];
+    const struct opt own[] = {
+        {"--url", &url, NULL},       {"--secret", &secret, NULL},   {"--secret-file", &file, NULL},
+        {"--events", &events, NULL}, {"--product", &product, NULL}, {"--uin", &uin, NULL},
+        {NULL, NULL, NULL}};
+    int n, rc = parse_args(c, argc, argv, own, cmd, pos, &n, 0, 0);
+    if (rc >= 0)
+        return rc;
+    if (!url)
+        return usage_error(cmd, "--url is required");
+    if (!!secret == !!file)
+        return usage_error(cmd, "give the secret with --secret-file F (or -) or --secret S, once");
+    char buf[512];
+    if (file && (rc = read_secret_file(cmd, file, buf, sizeof buf)) >= 0)
+        return rc;
+    if ((rc = ctl_prepare(c)))
+        return rc;
+    json_t *body =
+        json_pack("{s:s, s:s, s:[s]}", "url", url, "secret", file ? buf : secret, "events", events);
+    memset(buf, 0, sizeof buf);
+    if (product)
+        json_object_set_new(body, "product", json_string(product));
+    if (uin)
+        json_object_set_new(body, "uin", json_string(uin));
+    json_t *ans;
+    rc = ctl_call(c, "POST", "/v1/webhooks", body, &ans);
+    json_decref(body);
+    return rc ? rc : show(c, ans, ctl_print_plain);
+}
+
 static bool is_final(const char *state)
 {
     static const char *const finals[] = {"success", "failed", "undoed", "killed", "removed", NULL};
@@ -752,6 +801,41 @@ static const struct command commands[] = {
      .method = "DELETE",
      .path = "/v1/tokens/{}",
      .purpose = "Revoke a token on every node."},
+    {.group = "webhook",
+     .verb = "create",
+     .args = "--url URL (--secret-file F | --secret S) [--events final|transition] [--product P] "
+             "[--uin U]",
+     .run = cmd_webhook_create,
+     .purpose = "Subscribe URL to tasks' final states (default) or every transition, of one "
+                "product or account if given; deliveries are signed with the secret "
+                "(docs/webhooks.md)."},
+    {.group = "webhook",
+     .verb = "list",
+     .args = "",
+     .method = "GET",
+     .path = "/v1/webhooks",
+     .print = ctl_print_webhooks,
+     .purpose = "List the webhook subscriptions (never their secrets)."},
+    {.group = "webhook",
+     .verb = "show",
+     .args = "ID",
+     .method = "GET",
+     .path = "/v1/webhooks/{}",
+     .purpose = "Show a subscription with its deliveries counted by state."},
+    {.group = "webhook",
+     .verb = "delete",
+     .args = "ID",
+     .method = "DELETE",
+     .path = "/v1/webhooks/{}",
+     .purpose = "Delete a subscription and its deliveries, sent or not."},
+    {.group = "webhook",
+     .verb = "deliveries",
+     .args = "ID [--task TASK] [--limit N]",
+     .method = "GET",
+     .path = "/v1/webhooks/{}/deliveries",
+     .print = ctl_print_deliveries,
+     .purpose = "List a subscription's deliveries, newest first, with their attempts.",
+     .fields = {QUERY("--task", "task"), QUERY_COUNT("--limit", "limit")}},
     {.group = "health",
      .args = "",
      .method = "GET",

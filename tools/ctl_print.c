@@ -209,3 +209,25 @@ void ctl_print_account(json_t *ans)
         print_table(keys, key_cols);
     }
 }
+
+void ctl_print_webhooks(json_t *ans)
+{
+    static const char *const cols[] = {"id", "events", "product", "uin", "url", "created", NULL};
+    json_t *hooks = json_object_get(ans, "webhooks");
+    if (json_array_size(hooks) == 0)
+        printf("(no webhooks: subscribe with asyncctl webhook create --url URL --secret-file F)\n");
+    else
+        print_table(hooks, cols);
+}
+
+void ctl_print_deliveries(json_t *ans)
+{
+    static const char *const cols[] = {"id",           "task",        "task_state", "state",
+                                       "attempts",     "last_status", "last_error", "time",
+                                       "next_attempt", NULL};
+    json_t *ds = json_object_get(ans, "deliveries");
+    if (json_array_size(ds) == 0)
+        printf("(no deliveries yet)\n");
+    else
+        print_table(ds, cols);
+}

@@ -87,6 +87,17 @@ int admin_worker_fail(struct admin *a, struct admin_req *r, json_t **out, int *s
 /* the web console's calls (admin_ui.c): GET /v1/whoami, GET /v1/overview */
 int admin_whoami(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_overview(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
+/* webhook subscriptions and their deliveries (admin_webhooks.c) */
+int admin_webhook_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                         struct err *e);
+int admin_webhook_list(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e);
+int admin_webhook_show(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                       struct err *e);
+int admin_webhook_delete(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                         struct err *e);
+int admin_webhook_deliveries(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                             struct err *e);
 /* tokens and who is calling (admin_tokens.c) */
 enum admin_scope {
     SCOPE_ADMIN = 1u << 0,    /* everything, tokens and accounts included */

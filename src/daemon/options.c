@@ -43,7 +43,9 @@ enum {
     OPT_LOG_FORMAT,
     OPT_CONFIG,
     OPT_RETENTION,
-    OPT_RETENTION_EVERY
+    OPT_RETENTION_EVERY,
+    OPT_WEBHOOK_BACKOFF,
+    OPT_WEBHOOK_ATTEMPTS
 };
 
 static const struct option long_opts[] = {
@@ -77,6 +79,8 @@ static const struct option long_opts[] = {
     {"retention", required_argument, NULL, OPT_RETENTION},
     /* Hidden (not in --help): the tests' short sweep interval. */
     {"retention-sweep-ms", required_argument, NULL, OPT_RETENTION_EVERY},
+    {"webhook-backoff-ms", required_argument, NULL, OPT_WEBHOOK_BACKOFF},
+    {"webhook-attempts", required_argument, NULL, OPT_WEBHOOK_ATTEMPTS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -144,6 +148,9 @@ void options_usage(void)
         "                          (no --; '#' starts a comment line); flags on the command\n"
         "                          line win; SIGHUP reads it again and applies --log-level\n"
         "                          and --flows at once (the rest at the next restart)\n"
+        "  --webhook-backoff-ms N  first webhook retry after N ms, doubling up to an hour\n"
+        "                          (default 1000); --webhook-attempts N before a delivery\n"
+        "                          fails (default 15); see docs/webhooks.md\n"
         "  --help                  this text\n"
         "  --version               the release, then exit\n\n"
         "On first start with an empty store asyncd creates a root account and writes\n"
@@ -265,6 +272,8 @@ static void set_defaults(struct options *o)
     o->idle_timeout_s = 30;
     o->request_timeout_s = 30;
     o->max_conns_per_client = 1024;
+    o->webhook_backoff_ms = 1000;
+    o->webhook_attempts = 15;
 }
 
 static int set_number(struct options *o, int c, const char *v, struct err *e)
@@ -311,6 +320,16 @@ static int set_number(struct options *o, int c, const char *v, struct err *e)
         if ((rc = parse_uint("max-conns-per-client", v, 0, 1000000, &n, e)))
             return rc;
         o->max_conns_per_client = (unsigned)n;
+        return 0;
+    case OPT_WEBHOOK_BACKOFF:
+        if ((rc = parse_uint("webhook-backoff-ms", v, 1, 3600000, &n, e)))
+            return rc;
+        o->webhook_backoff_ms = (unsigned)n;
+        return 0;
+    case OPT_WEBHOOK_ATTEMPTS:
+        if ((rc = parse_uint("webhook-attempts", v, 1, 1000, &n, e)))
+            return rc;
+        o->webhook_attempts = (unsigned)n;
         return 0;
     default:
         if ((rc = parse_uint("max-body", v, 1024, 1ul << 30, &n, e)))
@@ -406,6 +425,8 @@ static int set_option(struct options *o, int c, const char *v, struct err *e)
     case OPT_MAXCONNS:
     case OPT_MAXCONNS_CLIENT:
     case OPT_MAXBODY:
+    case OPT_WEBHOOK_BACKOFF:
+    case OPT_WEBHOOK_ATTEMPTS:
         return set_number(o, c, v, e);
     default:
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "unknown option; see asyncd --help");
@@ -543,6 +564,8 @@ static const struct {
     {"max-conns-per-client", offsetof(struct options, max_conns_per_client), DIFF_UINT, false},
     {"max-body", offsetof(struct options, max_body), DIFF_SIZE, false},
     {"retention", offsetof(struct options, retention_ms), DIFF_LL, false},
+    {"webhook-backoff-ms", offsetof(struct options, webhook_backoff_ms), DIFF_UINT, false},
+    {"webhook-attempts", offsetof(struct options, webhook_attempts), DIFF_UINT, false},
 };
 
 static bool field_differs(const struct options *a, const struct options *b, size_t i)

@@ -26,6 +26,8 @@ struct options {
     long long retention_ms;       /* --retention DURATION; 0 = keep finished tasks forever */
     long long retention_every_ms; /* --retention-sweep-ms (hidden, for tests); 0 = derived */
     unsigned http_threads;
+    unsigned webhook_backoff_ms; /* --webhook-backoff-ms: first retry delay of a delivery */
+    unsigned webhook_attempts;   /* --webhook-attempts: attempts before a delivery fails */
     size_t max_body;
     const char **rate_limits; /* heap array of borrowed argv strings, n_rate_limits long */
     size_t n_rate_limits;

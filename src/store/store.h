@@ -232,6 +232,65 @@ struct purge_result {
     int64_t n_keys;
 };
 
+/* --- webhooks: subscriptions and their durable outbox (DESIGN.md 7; store_*_webhooks.c) ---
+ * Every event a task's transaction appends also enqueues, in that transaction, one delivery per
+ * subscription it matches: a state change (from != to, the creation included) for "transition"
+ * subscriptions, the entry to a final state for "final" ones, filtered by product and uin. */
+
+#define WEBHOOK_URL_MAX    1024
+#define WEBHOOK_SECRET_MAX 256
+
+struct webhook {
+    char id[STORE_ID_MAX]; /* "wh-" and 16 hex digits */
+    char url[WEBHOOK_URL_MAX];
+    char secret[WEBHOOK_SECRET_MAX]; /* in clear in memory; sealed at rest (common/secretbox.h) */
+    char events[16];                 /* "final" | "transition" */
+    char product[16];                /* "" = every product */
+    char uin[24];                    /* "" = every root account */
+    int64_t created_ms;
+};
+
+/* A delivery a dispatcher now holds: with its subscription's url and secret (opened) and what
+ * the payload says. attempt is the attempt this claim makes (1 for the first); it is also the
+ * fencing token of delivery_finish. */
+struct webhook_delivery {
+    int64_t id;
+    char webhook_id[STORE_ID_MAX];
+    char url[WEBHOOK_URL_MAX];
+    char secret[WEBHOOK_SECRET_MAX];
+    char event[16]; /* "final" | "transition" */
+    char task_id[STORE_ID_MAX];
+    char product[16];
+    char uin[24];
+    enum task_state state; /* the state the task entered */
+    char info[1024];       /* the task's Info at that moment */
+    int64_t at_ms;         /* when the task entered it */
+    int attempt;
+};
+
+/* Claims up to max due deliveries for node: pending ones whose next_ms has come, and delivering
+ * ones whose lease expired (a node died or stopped mid-delivery); each gets a lease of lease_ms
+ * and attempt + 1. A delivery waits while an earlier one of its subscription and task is not
+ * yet delivered or failed (so a receiver sees a task's events in order), and a subscription has
+ * at most per_webhook deliveries in flight (live leases) across all nodes. */
+struct delivery_claim_req {
+    const char *node;
+    int64_t now_ms, lease_ms;
+    int max, per_webhook;
+};
+
+/* The outcome of one attempt: delivered, or retried at next_ms, or given up (failed). Applies
+ * only while the delivery is still leased to node at that attempt (else ERR_CONFLICT). */
+struct delivery_result {
+    int64_t id;
+    const char *node;
+    int attempt;
+    bool delivered, give_up;
+    int http_status;   /* 0 = no answer */
+    const char *error; /* what went wrong ("" when delivered) */
+    int64_t now_ms, next_ms, took_ms;
+};
+
 struct store;
 struct store_ops {
     const char *name;
@@ -382,6 +441,27 @@ struct store_ops {
      * failure). */
     int (*purge)(struct store *s, const struct purge_req *r, struct purge_result *out,
                  struct err *e);
+    /* webhooks (struct webhook and below). webhook_create: ERR_ALREADY_EXISTS for a taken id.
+     * webhook_list: *out [{"id","url","events","product","uin","created_ms"}] oldest first, never
+     * the secret; webhook_get: one such object with counts of its deliveries by state
+     * ("deliveries": {"pending": n, ...}); ERR_NOT_FOUND for no such id. webhook_delete removes
+     * it and its deliveries. webhook_deliveries: *out [{"id","event","task","task_state","info",
+     * "at_ms","state","attempts","next_ms","last_status","last_error","created_ms",
+     * "delivered_ms","attempt_log":[{"at_ms","status","error","took_ms"}]}] of subscription id
+     * (and of task only, unless NULL), newest first, at most limit; ERR_NOT_FOUND for no such
+     * subscription. state is pending | delivering | delivered | failed. delivery_claim: *out a heap
+     * array of *n the caller free()s (NULL when none). delivery_release_node: gives back the leases
+     * node holds (it is starting or stopping). */
+    int (*webhook_create)(struct store *s, const struct webhook *w, struct err *e);
+    int (*webhook_list)(struct store *s, json_t **out, struct err *e);
+    int (*webhook_get)(struct store *s, const char *id, json_t **out, struct err *e);
+    int (*webhook_delete)(struct store *s, const char *id, struct err *e);
+    int (*webhook_deliveries)(struct store *s, const char *id, const char *task, int64_t limit,
+                              json_t **out, struct err *e);
+    int (*delivery_claim)(struct store *s, const struct delivery_claim_req *r,
+                          struct webhook_delivery **out, size_t *n, struct err *e);
+    int (*delivery_finish)(struct store *s, const struct delivery_result *r, struct err *e);
+    int (*delivery_release_node)(struct store *s, const char *node, struct err *e);
 };
 
 struct store {
@@ -650,6 +730,41 @@ static inline int store_purge(struct store *s, const struct purge_req *r, struct
                               struct err *e)
 {
     return s->ops->purge(s, r, out, e);
+}
+static inline int store_webhook_create(struct store *s, const struct webhook *w, struct err *e)
+{
+    return s->ops->webhook_create(s, w, e);
+}
+static inline int store_webhook_list(struct store *s, json_t **out, struct err *e)
+{
+    return s->ops->webhook_list(s, out, e);
+}
+static inline int store_webhook_get(struct store *s, const char *id, json_t **out, struct err *e)
+{
+    return s->ops->webhook_get(s, id, out, e);
+}
+static inline int store_webhook_delete(struct store *s, const char *id, struct err *e)
+{
+    return s->ops->webhook_delete(s, id, e);
+}
+static inline int store_webhook_deliveries(struct store *s, const char *id, const char *task,
+                                           int64_t limit, json_t **out, struct err *e)
+{
+    return s->ops->webhook_deliveries(s, id, task, limit, out, e);
+}
+static inline int store_delivery_claim(struct store *s, const struct delivery_claim_req *r,
+                                       struct webhook_delivery **out, size_t *n, struct err *e)
+{
+    return s->ops->delivery_claim(s, r, out, n, e);
+}
+static inline int store_delivery_finish(struct store *s, const struct delivery_result *r,
+                                        struct err *e)
+{
+    return s->ops->delivery_finish(s, r, e);
+}
+static inline int store_delivery_release_node(struct store *s, const char *node, struct err *e)
+{
+    return s->ops->delivery_release_node(s, node, e);
 }
 
 static inline int store_task_move(struct store *s, const struct task_move *m, struct err *e)

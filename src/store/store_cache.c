@@ -757,6 +757,43 @@ static int c_token_touch(struct store *s, const char *id, int64_t used_ms, struc
     return store_token_touch(cs_of(s)->inner, id, used_ms, e);
 }
 
+/* Webhooks are not cached: subscriptions and deliveries are read by operators and the
+ * dispatcher, never on the Cloud API's hot path, and touch no cached task summary. */
+static int c_webhook_create(struct store *s, const struct webhook *w, struct err *e)
+{
+    return store_webhook_create(cs_of(s)->inner, w, e);
+}
+static int c_webhook_list(struct store *s, json_t **out, struct err *e)
+{
+    return store_webhook_list(cs_of(s)->inner, out, e);
+}
+static int c_webhook_get(struct store *s, const char *id, json_t **out, struct err *e)
+{
+    return store_webhook_get(cs_of(s)->inner, id, out, e);
+}
+static int c_webhook_delete(struct store *s, const char *id, struct err *e)
+{
+    return store_webhook_delete(cs_of(s)->inner, id, e);
+}
+static int c_webhook_deliveries(struct store *s, const char *id, const char *task, int64_t limit,
+                                json_t **out, struct err *e)
+{
+    return store_webhook_deliveries(cs_of(s)->inner, id, task, limit, out, e);
+}
+static int c_delivery_claim(struct store *s, const struct delivery_claim_req *r,
+                            struct webhook_delivery **out, size_t *n, struct err *e)
+{
+    return store_delivery_claim(cs_of(s)->inner, r, out, n, e);
+}
+static int c_delivery_finish(struct store *s, const struct delivery_result *r, struct err *e)
+{
+    return store_delivery_finish(cs_of(s)->inner, r, e);
+}
+static int c_delivery_release_node(struct store *s, const char *node, struct err *e)
+{
+    return store_delivery_release_node(cs_of(s)->inner, node, e);
+}
+
 static void c_close(struct store *s)
 {
     struct cache_store *cs = cs_of(s);
@@ -776,7 +813,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 47 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 55 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -828,6 +865,14 @@ static const struct store_ops cache_ops = {
     .worker_heartbeat = c_worker_heartbeat,
     .worker_report = c_worker_report,
     .purge = c_purge,
+    .webhook_create = c_webhook_create,
+    .webhook_list = c_webhook_list,
+    .webhook_get = c_webhook_get,
+    .webhook_delete = c_webhook_delete,
+    .webhook_deliveries = c_webhook_deliveries,
+    .delivery_claim = c_delivery_claim,
+    .delivery_finish = c_delivery_finish,
+    .delivery_release_node = c_delivery_release_node,
 };
 
 struct store *store_cache_wrap(struct store *inner, bool shared)

@@ -125,6 +125,28 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " created_ms BIGINT NOT NULL, PRIMARY KEY (scope, idem_key));"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ms);"
     "CREATE INDEX idempotency_keys_task ON idempotency_keys(task_id);",
+    /* 10: webhooks (issue 13 item 2, store_pg_webhooks.c): subscriptions (the secret sealed)
+     * and the outbox of their deliveries, each row written in the transaction of the event it
+     * tells of. webhook_deliveries_open holds only unfinished rows: the claim's due scan and its
+     * per-(subscription, task) order check are index ranges over it. */
+    "CREATE TABLE webhooks ("
+    " id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,"
+    " events TEXT NOT NULL CHECK (events IN ('final', 'transition')), product TEXT, uin TEXT,"
+    " created_ms BIGINT NOT NULL);"
+    "CREATE TABLE webhook_deliveries ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+    " task_id TEXT NOT NULL, seq BIGINT NOT NULL, event TEXT NOT NULL, product TEXT NOT NULL,"
+    " uin TEXT NOT NULL, to_state TEXT NOT NULL, info TEXT, at_ms BIGINT NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivering',"
+    " 'delivered', 'failed')), attempts INTEGER NOT NULL DEFAULT 0, next_ms BIGINT NOT NULL,"
+    " lease_node TEXT, lease_until_ms BIGINT, last_status INTEGER, last_error TEXT,"
+    " attempt_log TEXT NOT NULL DEFAULT '[]', created_ms BIGINT NOT NULL, delivered_ms BIGINT);"
+    "CREATE INDEX webhook_deliveries_open ON webhook_deliveries(webhook_id, task_id, id)"
+    " WHERE status IN ('pending', 'delivering');"
+    "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id);"
+    /* retention removes a purged task's deliveries by task (store_*_purge.c) */
+    "CREATE INDEX webhook_deliveries_task ON webhook_deliveries(task_id);",
 };
 
 /* ---- small helpers ---- */
@@ -651,6 +673,14 @@ static const struct store_ops pg_ops = {
     .worker_heartbeat = store_pg_worker_heartbeat,
     .worker_report = store_pg_worker_report,
     .purge = store_pg_purge,
+    .webhook_create = store_pg_webhook_create,
+    .webhook_list = store_pg_webhook_list,
+    .webhook_get = store_pg_webhook_get,
+    .webhook_delete = store_pg_webhook_delete,
+    .webhook_deliveries = store_pg_webhook_deliveries,
+    .delivery_claim = store_pg_delivery_claim,
+    .delivery_finish = store_pg_delivery_finish,
+    .delivery_release_node = store_pg_delivery_release_node,
 };
 
 int store_pg_open(const char *url, struct store **out, struct err *e)

@@ -12,7 +12,7 @@
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
-#define PG_SCHEMA_VERSION 9
+#define PG_SCHEMA_VERSION 10
 #define PG_TX_ATTEMPTS    5   /* runs of a transaction that hit a serialization failure */
 #define PG_BACKOFF_MIN_MS 100 /* reconnect backoff: 100 ms doubling to 5 s */
 #define PG_BACKOFF_MAX_MS 5000
@@ -62,6 +62,7 @@ enum pg_stmt {
     PG_PROGRESS_TASK,
     PG_CONTROL_TASK,
     PG_TASK_COUNTS,
+    PG_WEBHOOK_ENQUEUE,
     PG_STMT_COUNT
 };
 
@@ -231,5 +232,21 @@ int store_pg_worker_report(struct store *s, const struct worker_report *r, struc
 /* store_pg_purge.c: */
 int store_pg_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
                    struct err *e);
+
+/* store_pg_webhooks.c: */
+/* Enqueues, in the caller's write transaction, one delivery per subscription the task's event
+ * (its latest, entering `to`) matches; called by pg_event_append for every state change. */
+int pg_webhook_enqueue(struct pg_conn *c, const char *id, int64_t now, enum task_state to,
+                       struct err *e);
+int store_pg_webhook_create(struct store *s, const struct webhook *w, struct err *e);
+int store_pg_webhook_list(struct store *s, json_t **out, struct err *e);
+int store_pg_webhook_get(struct store *s, const char *id, json_t **out, struct err *e);
+int store_pg_webhook_delete(struct store *s, const char *id, struct err *e);
+int store_pg_webhook_deliveries(struct store *s, const char *id, const char *task, int64_t limit,
+                                json_t **out, struct err *e);
+int store_pg_delivery_claim(struct store *s, const struct delivery_claim_req *r,
+                            struct webhook_delivery **out, size_t *n, struct err *e);
+int store_pg_delivery_finish(struct store *s, const struct delivery_result *r, struct err *e);
+int store_pg_delivery_release_node(struct store *s, const char *node, struct err *e);
 
 #endif

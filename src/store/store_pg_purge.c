@@ -20,6 +20,7 @@ static const char *const delete_sql[] = {
     "DELETE FROM task_events WHERE task_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
     "DELETE FROM step_pgroups WHERE task_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
     "DELETE FROM idempotency_keys WHERE task_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    "DELETE FROM webhook_deliveries WHERE task_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
     "DELETE FROM tasks WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
 };
 

@@ -153,7 +153,8 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                                                 "lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
                                                 " lease_no = t.lease_no + 1 FROM picked WHERE t.id "
                                                 "= picked.id RETURNING t.id,"
-                                                " t.product, t.lease_no, t.created_ms, t.job_id, "
+                                                " t.product, t.uin, t.info, t.lease_no, "
+                                                "t.created_ms, t.job_id, "
                                                 "picked.state AS old_state,"
                                                 " picked.lease_node AS old_node),"
                                                 " ev AS (INSERT INTO task_events(task_id, seq, "
@@ -168,7 +169,21 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                                                 "' || left(old_node, 100)"
                                                 " || ' expired; taken over, lease ' || lease_no"
                                                 " ELSE 'claimed; lease ' || lease_no END FROM "
-                                                "taken)"
+                                                "taken RETURNING task_id, seq, from_state),"
+                                                /* initial -> running is a transition: its
+                                                 * webhook deliveries, in this statement. */
+                                                " wh AS (INSERT INTO webhook_deliveries("
+                                                "webhook_id, task_id, seq, event, product, uin,"
+                                                " to_state, info, at_ms, next_ms, created_ms)"
+                                                " SELECT w.id, ev.task_id, ev.seq, 'transition',"
+                                                " taken.product, taken.uin, 'running',"
+                                                " taken.info, $1::bigint, $1::bigint,"
+                                                " $1::bigint FROM ev JOIN taken ON taken.id ="
+                                                " ev.task_id JOIN webhooks w ON (w.product IS"
+                                                " NULL OR w.product = taken.product) AND (w.uin"
+                                                " IS NULL OR w.uin = taken.uin) WHERE"
+                                                " ev.from_state <> 'running' AND w.events ="
+                                                " 'transition')"
                                                 " SELECT id, product, lease_no FROM taken ORDER BY "
                                                 "created_ms, job_id",
     /* $3 is the lease's length: it runs from the database's now. */
@@ -219,6 +234,14 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " lease_node = CASE WHEN $8::boolean THEN NULL ELSE lease_node END,"
         " lease_expires_ms = CASE WHEN $8::boolean THEN NULL ELSE lease_expires_ms END,"
         " pause_requested = $9::integer, lease_no = lease_no + $10::integer WHERE id = $1::text",
+    /* One delivery per subscription the task's latest event matches (store_pg_webhooks.c). */
+    [PG_WEBHOOK_ENQUEUE] =
+        "INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin, to_state,"
+        " info, at_ms, next_ms, created_ms) SELECT w.id, t.id, (SELECT MAX(seq) FROM task_events"
+        " x WHERE x.task_id = t.id), CASE WHEN $3::boolean THEN 'final' ELSE 'transition' END,"
+        " t.product, t.uin, $4::text, t.info, $2::bigint, $2::bigint, $2::bigint FROM tasks t"
+        " JOIN webhooks w ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL"
+        " OR w.uin = t.uin) WHERE t.id = $1::text AND (w.events = 'transition' OR $3::boolean)",
     [PG_TASK_COUNTS] = "SELECT product, state, COUNT(*) FROM tasks GROUP BY product, state"
                        " ORDER BY product COLLATE \"C\", state COLLATE \"C\"",
 };

@@ -133,6 +133,9 @@ int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, en
     int rc = pg_exec(c, PG_EVENT_INSERT, &p, NULL, "appending a task event", e);
     if (rc == 0 && task_state_is_final(to))
         rc = steps_erase_secrets(c, id, e);
+    /* The outbox row commits with the event it tells of, or neither does. */
+    if (rc == 0 && (from < 0 || (enum task_state)from != to))
+        rc = pg_webhook_enqueue(c, id, now, to, e);
     return rc;
 }
 

@@ -121,6 +121,28 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " created_ms INTEGER NOT NULL, PRIMARY KEY (scope, idem_key));"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ms);"
     "CREATE INDEX idempotency_keys_task ON idempotency_keys(task_id);",
+    /* 10: webhooks (issue 13 item 2, store_sqlite_webhooks.c): subscriptions (the secret sealed)
+     * and the outbox of their deliveries, each row written in the transaction of the event it
+     * tells of. webhook_deliveries_open holds only unfinished rows: the claim's due scan and its
+     * per-(subscription, task) order check are index ranges over it. */
+    "CREATE TABLE webhooks ("
+    " id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,"
+    " events TEXT NOT NULL CHECK (events IN ('final', 'transition')), product TEXT, uin TEXT,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE webhook_deliveries ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+    " task_id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL, product TEXT NOT NULL,"
+    " uin TEXT NOT NULL, to_state TEXT NOT NULL, info TEXT, at_ms INTEGER NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivering',"
+    " 'delivered', 'failed')), attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,"
+    " lease_node TEXT, lease_until_ms INTEGER, last_status INTEGER, last_error TEXT,"
+    " attempt_log TEXT NOT NULL DEFAULT '[]', created_ms INTEGER NOT NULL, delivered_ms INTEGER);"
+    "CREATE INDEX webhook_deliveries_open ON webhook_deliveries(webhook_id, task_id, id)"
+    " WHERE status IN ('pending', 'delivering');"
+    "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id);"
+    /* retention removes a purged task's deliveries by task (store_*_purge.c) */
+    "CREATE INDEX webhook_deliveries_task ON webhook_deliveries(task_id);",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)
@@ -433,6 +455,14 @@ static const struct store_ops sqlite_ops = {
     .worker_heartbeat = store_sqlite_worker_heartbeat,
     .worker_report = store_sqlite_worker_report,
     .purge = store_sqlite_purge,
+    .webhook_create = store_sqlite_webhook_create,
+    .webhook_list = store_sqlite_webhook_list,
+    .webhook_get = store_sqlite_webhook_get,
+    .webhook_delete = store_sqlite_webhook_delete,
+    .webhook_deliveries = store_sqlite_webhook_deliveries,
+    .delivery_claim = store_sqlite_delivery_claim,
+    .delivery_finish = store_sqlite_delivery_finish,
+    .delivery_release_node = store_sqlite_delivery_release_node,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

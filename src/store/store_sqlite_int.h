@@ -11,7 +11,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  9
+#define SQ_SCHEMA_VERSION  10
 #define SQ_BATCH_MAX       256 /* closures one group commit takes at most: bounds its latency */
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
@@ -74,6 +74,19 @@ enum sq_slot {
     SQ_PGROUP_CLEAR,
     SQ_IDEM_READ,
     SQ_IDEM_PUT,
+    SQ_WEBHOOK_ENQUEUE,
+    SQ_WEBHOOK_INSERT,
+    SQ_WEBHOOK_LIST,
+    SQ_WEBHOOK_GET,
+    SQ_WEBHOOK_COUNTS,
+    SQ_WEBHOOK_DELETE,
+    SQ_WEBHOOK_DELIVERIES,
+    SQ_DELIVERY_DUE,
+    SQ_DELIVERY_PICK,
+    SQ_DELIVERY_TAKE,
+    SQ_DELIVERY_READ,
+    SQ_DELIVERY_FINISH,
+    SQ_DELIVERY_RELEASE,
     SQ_SLOT_COUNT
 };
 
@@ -263,5 +276,21 @@ int store_sqlite_worker_report(struct store *s, const struct worker_report *r, s
 /* store_sqlite_purge.c: */
 int store_sqlite_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
                        struct err *e);
+
+/* store_sqlite_webhooks.c: */
+/* Enqueues, in the caller's write transaction, one delivery per subscription the task's event
+ * (its latest, entering `to`) matches; called by sq_event_append for every state change. */
+int sq_webhook_enqueue(struct sq_conn *c, const char *id, int64_t now, enum task_state to,
+                       struct err *e);
+int store_sqlite_webhook_create(struct store *s, const struct webhook *w, struct err *e);
+int store_sqlite_webhook_list(struct store *s, json_t **out, struct err *e);
+int store_sqlite_webhook_get(struct store *s, const char *id, json_t **out, struct err *e);
+int store_sqlite_webhook_delete(struct store *s, const char *id, struct err *e);
+int store_sqlite_webhook_deliveries(struct store *s, const char *id, const char *task,
+                                    int64_t limit, json_t **out, struct err *e);
+int store_sqlite_delivery_claim(struct store *s, const struct delivery_claim_req *r,
+                                struct webhook_delivery **out, size_t *n, struct err *e);
+int store_sqlite_delivery_finish(struct store *s, const struct delivery_result *r, struct err *e);
+int store_sqlite_delivery_release_node(struct store *s, const char *node, struct err *e);
 
 #endif

@@ -22,6 +22,7 @@ static const char *const delete_sql[] = {
     "DELETE FROM task_events WHERE task_id IN (SELECT value FROM json_each(?1))",
     "DELETE FROM step_pgroups WHERE task_id IN (SELECT value FROM json_each(?1))",
     "DELETE FROM idempotency_keys WHERE task_id IN (SELECT value FROM json_each(?1))",
+    "DELETE FROM webhook_deliveries WHERE task_id IN (SELECT value FROM json_each(?1))",
     "DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?1))",
 };
 

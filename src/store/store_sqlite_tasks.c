@@ -182,6 +182,9 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, en
     sq_done(st);
     if (rc == 0 && task_state_is_final(to))
         rc = steps_erase_secrets(c, id, e);
+    /* The outbox row commits with the event it tells of, or neither does. */
+    if (rc == 0 && (from < 0 || (enum task_state)from != to))
+        rc = sq_webhook_enqueue(c, id, now, to, e);
     return rc;
 }
 

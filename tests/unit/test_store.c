@@ -155,7 +155,7 @@ static void test_open_records_schema_version(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "9");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "10");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }

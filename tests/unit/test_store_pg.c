@@ -267,7 +267,7 @@ static void test_three_nodes_opening_an_empty_database_at_once_make_one_schema(v
             fail_msg("opener %d: %s", i, o[i].msg);
     }
     assert_int_equal(query_num(f->url, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(query_num(f->url, "SELECT version FROM schema_version"), 9);
+    assert_int_equal(query_num(f->url, "SELECT version FROM schema_version"), 10);
     assert_int_equal(query_num(f->url, "SELECT count(*) FROM pg_tables WHERE tablename = "
                                        "'tasks'"),
                      1);

@@ -9,6 +9,8 @@
 #include "admin/admin_int.h"
 #include "admin/admin_ready.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "ui/ui.h"
 
@@ -180,7 +182,8 @@ static void answer_error(struct http_response *out, int code, const struct err *
     json_decref(j);
 }
 
-/* Prometheus text: the Cloud API's counters and the tasks by product and state. */
+/* Prometheus text (docs/metrics.md): the Cloud API's answers by product and code, this node's
+ * counters and histograms, and the store-wide gauges, labelled scope="cluster". */
 static char *metrics_text(struct admin *a)
 {
     char *api = a->cfg.api ? cloudapi_metrics_text(a->cfg.api) : xstrdup("");
@@ -189,19 +192,11 @@ static char *metrics_text(struct admin *a)
     FILE *f = open_memstream(&buf, &len);
     fputs(api, f);
     free(api);
-    fputs("# HELP asyncd_tasks Tasks in the store, by product and canonical state.\n"
-          "# TYPE asyncd_tasks gauge\n",
-          f);
+    metrics_render(f, a->cfg.node);
     json_t *counts = NULL;
     struct err e;
     if (store_task_counts(a->cfg.store, &counts, &e) == 0) {
-        size_t i;
-        json_t *row;
-        json_array_foreach(counts, i, row)
-            fprintf(f, "asyncd_tasks{product=\"%s\",state=\"%s\"} %lld\n",
-                    json_string_value(json_object_get(row, "product")),
-                    json_string_value(json_object_get(row, "state")),
-                    (long long)json_integer_value(json_object_get(row, "count")));
+        metrics_render_store(f, counts, time_now_ms());
         json_decref(counts);
     }
     fprintf(f, "# HELP asyncd_up 1 while this node serves.\n# TYPE asyncd_up gauge\nasyncd_up 1\n");

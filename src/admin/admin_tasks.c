@@ -7,6 +7,7 @@
 #include "admin/admin_int.h"
 #include "cloudapi/sign.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/timefmt.h"
 #include "exec/exec.h"
 #include "exec/mysql_conn.h"
@@ -531,8 +532,10 @@ int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *sta
     if (a->cfg.on_change)
         a->cfg.on_change(a->cfg.on_change_ctx);
     rc = load_task(a, r->arg[0], out, e);
-    if (rc == 0)
+    if (rc == 0) {
         log_verb(*out, task_verb_name(verb), r->who, a->cfg.node);
+        metrics_operator_verb(json_string_value(json_object_get(*out, "product")), verb);
+    }
     return rc;
 }
 

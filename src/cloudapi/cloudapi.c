@@ -13,6 +13,7 @@
 #include "cloudapi/request.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "products/async_actions.h"
@@ -163,7 +164,7 @@ static int run_action(struct cloudapi *api, const struct api_request *r, const s
  * counts. Nothing is decoded into JSON before the signature and the rate limit pass: until then a
  * stranger's request costs what its size costs, never more. */
 static int process(struct cloudapi *api, struct api_request *r, bool on_worker, json_t *resp,
-                   const struct product **pp, struct err *e)
+                   const struct product **pp, int *metric, struct err *e)
 {
     const struct product *p = NULL;
     int rc = route(r, &p, e);
@@ -177,6 +178,9 @@ static int process(struct cloudapi *api, struct api_request *r, bool on_worker, 
     const struct flow *fl = a ? NULL : flows_find(set, p->name, r->action);
     if (!a && !fl) /* an async action of the SDK's models that no template defines */
         a = async_action_route(p, r->action);
+    /* Only an action the product knows gets a label of its own: a stranger's made-up names all
+     * count as "other". */
+    *metric = metrics_cloudapi_action(p->name, a ? a->name : fl ? r->action : NULL);
     struct account who = {0};
     if (!a && !fl) {
         rc = err_set(e, ERR_INVALID_ACTION, "The action `%.64s` does not exist in %s %s", r->action,
@@ -379,6 +383,7 @@ void cloudapi_handle(void *ctx, const struct http_request *req, struct http_resp
     ids_uuid(request_id);
     json_t *resp = json_object();
     const struct product *p = NULL;
+    int metric = metrics_cloudapi_action(NULL, NULL); /* until the action is known */
     struct err e = {0};
     struct api_request r;
     int rc;
@@ -396,7 +401,7 @@ void cloudapi_handle(void *ctx, const struct http_request *req, struct http_resp
         rc = err_set(&e, ERR_UNSUPPORTED_PROTOCOL,
                      "HTTP method %.16s is not supported; use POST (or GET)", req->method);
     else if (!(rc = api_request_parse(req, &r, &e)))
-        rc = process(api, &r, req->on_worker, resp, &p, &e);
+        rc = process(api, &r, req->on_worker, resp, &p, &metric, &e);
     if (rc == PROCESS_DEFER) {
         out->defer = true;
         goto done;
@@ -407,6 +412,7 @@ void cloudapi_handle(void *ctx, const struct http_request *req, struct http_resp
     if (rc == ERR_INTERNAL)
         log_error("cloudapi %s: %s", request_id, e.msg);
     count(api, p, rc);
+    metrics_cloudapi_request(metric, rc);
     envelope(out, resp, rc, &e, request_id);
 done:
     json_decref(resp);

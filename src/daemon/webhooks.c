@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/timefmt.h"
 #include "common/version.h"
 #include "common/xalloc.h"
@@ -181,6 +182,8 @@ static void transfer_done(struct webhooks *w, struct transfer *t, CURLcode rc)
                                 .now_ms = now,
                                 .next_ms = ok || give_up ? now : now + jittered(w, t->d.attempt),
                                 .took_ms = now - t->started_ms};
+    /* Counted per attempt, whatever the store then says: the receiver was called either way. */
+    metrics_webhook_delivery(ok ? "delivered" : give_up ? "failed" : "retry");
     struct err e = {0};
     if (store_delivery_finish(w->cfg.store, &r, &e) != 0)
         log_warn("webhook delivery %lld: %s", (long long)t->d.id, e.msg);

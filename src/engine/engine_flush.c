@@ -87,7 +87,7 @@ static void write_batch(struct flusher *f, struct final_write **ws, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         if (rcs[i] == 0)
-            engine_log_progress(ws[i]->p.id, ws[i]->who, &ws[i]->p, ws[i]->attempt);
+            engine_log_progress(ws[i]->p.id, ws[i]->who, ws[i]->product, &ws[i]->p, ws[i]->attempt);
         else if (rcs[i] == ERR_CONFLICT)
             log_info("engine: task %s moved on without us (lease %lld)", ws[i]->p.id,
                      (long long)ws[i]->p.lease_no);

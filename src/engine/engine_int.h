@@ -54,6 +54,7 @@ struct run_link {
 struct final_write {
     struct task_progress p; /* its strings are owned (final_write_set, final_write_clear) */
     char who[192];          /* the task's product, type and instance, for the log line */
+    char product[16];       /* the task's product, for the metrics */
     int attempt;            /* the task's attempt when p leaves it unchanged */
     void (*done)(struct engine *eng, struct final_write *w, int rc);
     struct final_write *next;

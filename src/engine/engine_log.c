@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "task/task_view.h"
 
 void engine_log_who(char *out, size_t cap, json_t *task)
@@ -26,9 +27,21 @@ void engine_log_claimed(const char *id, const char *who, json_t *task, const cha
              log_field(task_view_str(last, "message", ""), buf, sizeof buf));
 }
 
-void engine_log_progress(const char *id, const char *who, const struct task_progress *p,
-                         int attempt)
+/* The same points count in the metrics: a move out of running is a transition; staying running
+ * with the attempt count raised (retry_later sets it, every other write resets or keeps it) is a
+ * retry. */
+static void count_progress(const char *product, const struct task_progress *p)
 {
+    if (p->to != TASK_RUNNING)
+        metrics_transition(product, p->to);
+    else if (p->attempt > 0)
+        metrics_retry(product);
+}
+
+void engine_log_progress(const char *id, const char *who, const char *product,
+                         const struct task_progress *p, int attempt)
+{
+    count_progress(product, p);
     if (p->to == TASK_RUNNING && !p->event)
         return; /* a step's progress, not a transition of the task */
     const char *msg = p->event_message ? p->event_message : p->message;

@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "engine/engine_int.h"
@@ -51,7 +52,13 @@ struct run {
     struct run_link link;   /* in the engine's queue of claimed runs, before it starts */
     struct final_write fin; /* the last write, when it gives the lease up (fin_set) */
     bool fin_set;
-    bool announced; /* its claim's transition is logged (at the first read) */
+    bool announced;             /* its claim's transition is logged (at the first read) */
+    enum task_state claim_from; /* the claim's, for the metrics at the first read */
+    bool taken_over;
+    /* the running step's action, for the step duration histogram; t0 0 = none runs */
+    int64_t step_t0_ns;
+    int step_type;
+    enum metrics_executor step_ex;
 };
 
 /* Whether a do/undo phase's step is done with (false), goes on with the next read (true), or
@@ -117,13 +124,14 @@ static bool record(struct run *r, struct task_progress *p)
      * caller reads the outcome of such a write: the run ends whatever it was. */
     if (p->release && r->eng->flusher && !r->fin_set) {
         final_write_set(&r->fin, p);
+        snprintf(r->fin.product, sizeof r->fin.product, "%s", r->product);
         r->fin.attempt = r->snap.attempt;
         r->fin_set = true;
         return true;
     }
     int rc = store_task_progress(r->eng->cfg.store, p, &e);
     if (rc == 0)
-        engine_log_progress(r->id, r->fin.who, p, r->snap.attempt);
+        engine_log_progress(r->id, r->fin.who, r->product, p, r->snap.attempt);
     else if (rc == ERR_CONFLICT)
         log_info("engine: task %s moved on without us: %s", r->id, e.msg);
     else if (rc)
@@ -219,11 +227,29 @@ static const char *instance_dsn(struct run *r, const struct snapshot *s, struct 
 /* The step's action is over (its result in r->park.res): its process group is gone. */
 static void action_end(struct run *r)
 {
+    if (r->step_t0_ns) {
+        metrics_step_observe(r->step_type, r->step_ex, time_mono_ns() - r->step_t0_ns);
+        r->step_t0_ns = 0;
+    }
     r->ctl_live = false;
     if (r->pgroup.pgid > 0) /* the group is gone once the child is finished */
         lease_keeper_pgroup(r->eng, &r->pgroup, true);
     free(r->stdin_text);
     r->stdin_text = NULL;
+}
+
+/* The executor an action names: its key that is one (executors may add keys beside it). */
+static enum metrics_executor step_executor(json_t *action)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(action, key, v)
+    {
+        enum metrics_executor ex = metrics_executor_of(key);
+        if (ex != METRICS_EXEC_OTHER)
+            return ex;
+    }
+    return METRICS_EXEC_OTHER;
 }
 
 /* Starts the step's do or undo action. True when the run is parked: an exec child runs on the
@@ -269,8 +295,12 @@ static bool action_start(struct run *r, const struct snapshot *s, int idx, const
     r->pgroup.pgid = 0;
     struct exec_result *res = &r->park.res;
     struct err e;
+    r->step_type = metrics_task_type(r->product, json_str(s->task, "type", ""));
+    r->step_ex = step_executor(action);
+    r->step_t0_ns = time_mono_ns();
     if (should_stop(r)) { /* e.g. fenced already: the step must not start */
         memset(res, 0, sizeof *res);
+        r->step_t0_ns = 0; /* not run: not timed */
         res->outcome = EXEC_STOPPED;
         res->exit_code = -1;
         snprintf(res->message, sizeof res->message, "stopped by request");
@@ -592,6 +622,7 @@ static void watch_start(struct run *r)
 static void run_free(struct run *r)
 {
     struct engine *eng = r->eng;
+    metrics_running_add(-1);
     if (r->watched)
         lease_watch_remove(eng, &r->watch);
     free(r);
@@ -618,6 +649,25 @@ static void run_end(struct run *r)
     flusher_push(r->eng, &r->fin); /* r is the flusher's from here */
 }
 
+/* The claim's metrics, at the first read (the task's product and type known then): a first claim
+ * is the task's move to running and ends its wait in the queue, timed by the store's clock from
+ * its creation to the claim's event; a takeover is counted as one. */
+static void claim_counted(struct run *r, const struct snapshot *s)
+{
+    if (r->taken_over)
+        metrics_lease_takeover(r->product);
+    if (r->claim_from != TASK_INITIAL)
+        return;
+    metrics_transition(r->product, TASK_RUNNING);
+    json_t *events = json_object_get(s->task, "events");
+    json_t *claim = json_array_get(events, json_array_size(events) - 1);
+    json_t *at = json_object_get(claim, "at_ms");
+    int64_t claimed_ms = json_is_integer(at) ? json_integer_value(at) : time_now_ms();
+    int64_t created_ms = json_integer_value(json_object_get(s->task, "created_ms"));
+    metrics_queue_wait_observe(metrics_task_type(r->product, json_str(s->task, "type", "")),
+                               claimed_ms - created_ms);
+}
+
 /* Runs r's steps from a fresh read each, until the run ends or parks (then r is the step
  * loop's, and this thread lets go of it). */
 static void run_drive(struct run *r, enum step_next next)
@@ -631,6 +681,7 @@ static void run_drive(struct run *r, enum step_next next)
             if (!r->announced) {
                 engine_log_who(r->fin.who, sizeof r->fin.who, s->task);
                 engine_log_claimed(r->id, r->fin.who, s->task, r->eng->cfg.node);
+                claim_counted(r, s);
                 r->announced = true;
             }
             if (s->pause_requested) {
@@ -659,6 +710,9 @@ struct run_link *engine_run_new(struct engine *eng, const struct task_claim *cla
     r->lease_no = claim->lease_no;
     r->lease_ms = (int64_t)eng->cfg.lease_s * 1000;
     snprintf(r->id, sizeof r->id, "%s", claim->id);
+    r->claim_from = claim->from;
+    r->taken_over = claim->taken_over;
+    metrics_running_add(1);
     atomic_init(&r->watch.last_ok_ms, claimed_ms);
     atomic_init(&r->watch.stop, STOP_NONE);
     /* Renewed from the claim on, while it waits in the queue for a worker too. */

@@ -110,7 +110,9 @@ struct task_move {
 struct task_claim {
     char id[STORE_ID_MAX];
     int64_t lease_no;
-    char product[16]; /* filled by task_claim_batch; "" from task_claim */
+    char product[16];     /* filled by task_claim_batch; "" from task_claim */
+    enum task_state from; /* before the claim: TASK_INITIAL (its first) or TASK_RUNNING */
+    bool taken_over;      /* running under another lease that expired (a node died or stalled) */
 };
 
 /* The most claims one task_claim_batch call makes. */
@@ -360,7 +362,8 @@ struct store_ops {
     int (*task_list_json)(struct store *s, const struct task_filter *f, json_t **out,
                           int64_t *total, struct err *e);
     int (*task_move)(struct store *s, const struct task_move *m, struct err *e);
-    /* [{"product","state","count"}] over every task, for /metrics. */
+    /* [{"product","state","count","oldest_created_ms"}] over every task, for /metrics
+     * (oldest_created_ms: the earliest created_ms of the group). */
     int (*task_counts)(struct store *s, json_t **out, struct err *e);
     /* Operator verbs, decided and applied in one transaction (ERR_CONFLICT with the reason when
      * the verb is not allowed from the task's state). */

@@ -108,6 +108,8 @@ static int claim_fn(struct pg_conn *c, void *ctx, struct err *e)
                                                       : claim_skip_locked(c, cx, now, &cand, e);
     if (rc != 0)
         return rc;
+    cx->out->from = cand.state;
+    cx->out->taken_over = cand.state == TASK_RUNNING && cand.old_node[0];
     /* Every claim is in the history with its lease number, so overlapping leases can be audited. */
     char msg[256];
     long long no = (long long)cx->out->lease_no;
@@ -161,6 +163,9 @@ static int claim_batch_fn(struct pg_conn *c, void *ctx, struct err *e)
         pg_copy(t->id, sizeof t->id, pg_str(r, i, 0));
         pg_copy(t->product, sizeof t->product, pg_str(r, i, 1));
         t->lease_no = pg_int(r, i, 2);
+        const char *from = pg_str(r, i, 3);
+        t->from = from && strcmp(from, "initial") == 0 ? TASK_INITIAL : TASK_RUNNING;
+        t->taken_over = t->from == TASK_RUNNING && pg_int(r, i, 4) != 0;
     }
     PQclear(r);
     return cx->n ? 0 : err_set(e, ERR_NOT_FOUND, "no runnable task");

@@ -257,9 +257,10 @@ static int counts_fn(struct pg_conn *c, void *ctx, struct err *e)
         return rc;
     json_t *arr = json_array();
     for (int row = 0; row < PQntuples(r); row++)
-        json_array_append_new(arr, json_pack("{s:o, s:o, s:o}", "product", pg_json_text(r, row, 0),
-                                             "state", pg_json_text(r, row, 1), "count",
-                                             pg_json_int(r, row, 2)));
+        json_array_append_new(
+            arr, json_pack("{s:o, s:o, s:o, s:o}", "product", pg_json_text(r, row, 0), "state",
+                           pg_json_text(r, row, 1), "count", pg_json_int(r, row, 2),
+                           "oldest_created_ms", pg_json_int(r, row, 3)));
     PQclear(r);
     *(json_t **)ctx = arr;
     return 0;

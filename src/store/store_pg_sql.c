@@ -184,8 +184,9 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                                                 " IS NULL OR w.uin = taken.uin) WHERE"
                                                 " ev.from_state <> 'running' AND w.events ="
                                                 " 'transition')"
-                                                " SELECT id, product, lease_no FROM taken ORDER BY "
-                                                "created_ms, job_id",
+                                                " SELECT id, product, lease_no, old_state,"
+                                                " (COALESCE(old_node, '') <> '')::integer"
+                                                " FROM taken ORDER BY created_ms, job_id",
     /* $3 is the lease's length: it runs from the database's now. */
     [PG_RENEW] =
         "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"
@@ -242,6 +243,7 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " t.product, t.uin, $4::text, t.info, $2::bigint, $2::bigint, $2::bigint FROM tasks t"
         " JOIN webhooks w ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL"
         " OR w.uin = t.uin) WHERE t.id = $1::text AND (w.events = 'transition' OR $3::boolean)",
-    [PG_TASK_COUNTS] = "SELECT product, state, COUNT(*) FROM tasks GROUP BY product, state"
+    [PG_TASK_COUNTS] = "SELECT product, state, COUNT(*), MIN(created_ms) FROM tasks"
+                       " GROUP BY product, state"
                        " ORDER BY product COLLATE \"C\", state COLLATE \"C\"",
 };

@@ -102,6 +102,8 @@ static int claim_take(struct sq_conn *c, const struct claim_in *in, int64_t now,
         snprintf(out->id, sizeof out->id, "%s", cand->id);
         snprintf(out->product, sizeof out->product, "%s", cand->product);
         out->lease_no = cand->lease_no + 1;
+        out->from = cand->state;
+        out->taken_over = cand->state == TASK_RUNNING && cand->old_node[0];
     }
     sq_done(st);
     return rc;

@@ -297,15 +297,16 @@ int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e)
     sqlite3_stmt *st = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(c->db,
-                           "SELECT product, state, COUNT(*) FROM tasks"
+                           "SELECT product, state, COUNT(*), MIN(created_ms) FROM tasks"
                            " GROUP BY product, state ORDER BY product, state",
                            -1, &st, NULL) != SQLITE_OK)
         rc = sq_fail(c, e, "preparing the task counts");
     int r;
     while (rc == 0 && (r = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(*out, json_pack("{s:o, s:o, s:o}", "product", sq_col_json_text(st, 0),
-                                              "state", sq_col_json_text(st, 1), "count",
-                                              sq_col_json_int(st, 2)));
+        json_array_append_new(
+            *out, json_pack("{s:o, s:o, s:o, s:o}", "product", sq_col_json_text(st, 0), "state",
+                            sq_col_json_text(st, 1), "count", sq_col_json_int(st, 2),
+                            "oldest_created_ms", sq_col_json_int(st, 3)));
     if (rc == 0 && r != SQLITE_DONE)
         rc = sq_fail(c, e, "counting tasks");
     sqlite3_finalize(st);

@@ -134,6 +134,12 @@ test('final-state deliveries: signed, retried after refusals, filtered by produc
   assert.ok(retried.delivered);
   const one = await d.adminOk('GET', `/v1/webhooks/${w.id}`);
   assert.deepEqual(one.deliveries, { pending: 0, delivering: 0, delivered: 2, failed: 0 });
+  // Each attempt is counted in /metrics by its result: this node made all of them.
+  const m = (await d.admin('GET', '/metrics')).text;
+  const count = (result) => Number((new RegExp(`^asyncd_webhook_deliveries_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(m) || [])[1]);
+  assert.equal(count('delivered'), 2, `delivered attempts in /metrics:\n${m}`);
+  assert.equal(count('retry'), attempts - 2, 'refused attempts are counted as retries');
+  assert.equal(count('failed'), 0);
 
   if (d.store === 'sqlite') {
     for (const f of ['asyncd.db', 'asyncd.db-wal']) {

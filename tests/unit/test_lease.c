@@ -233,6 +233,8 @@ static void test_claim_takes_the_oldest_runnable_task_and_starts_it(void **state
     int64_t before = wall_ms();
     claim_ok(f->s, "node-a", LONG_LEASE_MS, older, &c);
     assert_int_equal(c.lease_no, 1);
+    assert_int_equal(c.from, TASK_INITIAL); /* its first claim, not a takeover */
+    assert_false(c.taken_over);
     json_t *t = get(f->s, older);
     assert_string_equal(jstr(t, "state"), "running");
     assert_string_equal(jstr(t, "lease_node"), "node-a");
@@ -313,6 +315,8 @@ static void test_live_lease_blocks_other_nodes_expired_lease_is_taken_over(void 
     assert_int_equal(a.lease_no, 1);
     claim_ok(f->s, "node-b", LONG_LEASE_MS, id2, &b);
     assert_int_equal(b.lease_no, 2);
+    assert_int_equal(b.from, TASK_RUNNING);
+    assert_true(b.taken_over);
     json_t *t = get(f->s, id2);
     assert_string_equal(jstr(t, "lease_node"), "node-b");
     assert_string_equal(jstr(last_event(t), "from"), "running");
@@ -942,6 +946,11 @@ static void test_task_counts_group_by_product_and_state(void **state)
     assert_int_equal(count_of(counts, "cdb", "initial"), 2);
     assert_int_equal(count_of(counts, "cdb", "removed"), 1);
     assert_int_equal(count_of(counts, "mongodb", "initial"), 2);
+    size_t i;
+    json_t *row;
+    json_array_foreach(counts, i, row) /* the earliest creation of each group, for /metrics */
+        assert_true(jint(row, "oldest_created_ms") > 0 &&
+                    jint(row, "oldest_created_ms") <= wall_ms());
     json_decref(counts);
 }
 
@@ -1107,6 +1116,8 @@ static void test_claim_batch_stops_at_max_and_numbers_each_lease(void **state)
     for (int i = 0; i < 5; i++) {
         assert_string_equal(got[i].id, ids[i]);
         assert_int_equal(got[i].lease_no, i < 2 ? 2 : 1);
+        assert_int_equal(got[i].from, i < 2 ? TASK_RUNNING : TASK_INITIAL);
+        assert_int_equal(got[i].taken_over, i < 2);
     }
     json_t *t = get(f->s, ids[0]);
     assert_string_equal(jstr(last_event(t), "message"),

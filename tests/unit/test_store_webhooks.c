@@ -17,50 +17,20 @@
 #include "common/timefmt.h"
 #include "store/store.h"
 
-#include "pg_fixture.h"
+#include "store_fixture.h"
 
 #define UIN      "100000000001"
 #define LEASE_MS 30000
 
-struct fixture {
-    char dir[64];
-    struct store *s;
-    char db[32];
-};
-
 static int setup_with(void **state, bool pg, const char *opts)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    struct err e = {0};
-    char *url = NULL;
-    int rc = fixture_mkdtemp(f->dir, sizeof f->dir, "test_store_webhooks");
-    if (rc == 0 && pg)
-        rc = pg_fresh_db(f->db, opts, &url);
-    if (rc == 0)
-        rc = store_open(url, pg ? NULL : f->dir, &f->s, &e);
-    free(url);
-    if (rc != 0) {
-        fprintf(stderr, "store_open: %s\n", e.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fixture_open(state, "test_store_webhooks", pg, opts);
 }
 
 static int setup(void **state) { return setup_with(state, false, NULL); }
 static int setup_pg(void **state) { return setup_with(state, true, ""); }
 static int setup_pg_update(void **state) { return setup_with(state, true, "?claim=update"); }
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->s);
-    fixture_rm_tree(f->dir);
-    if (f->db[0])
-        pg_drop_db(f->db);
-    free(f);
-    return 0;
-}
+static int teardown(void **state) { return store_fixture_close(state); }
 
 static void subscribe(struct store *s, const char *id, const char *events, const char *product)
 {
@@ -143,7 +113,7 @@ static const struct webhook_delivery *find(const struct webhook_delivery *ds, si
 
 static void test_state_changes_enqueue_for_matching_subscriptions_in_order(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     subscribe(f->s, "wh-final-cdb", "final", "cdb");
     subscribe(f->s, "wh-all", "transition", "");
     char a[STORE_ID_MAX], m[STORE_ID_MAX];
@@ -198,7 +168,7 @@ static void test_state_changes_enqueue_for_matching_subscriptions_in_order(void 
 
 static void test_engine_claims_enqueue_the_start(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     subscribe(f->s, "wh-all", "transition", "");
     char a[STORE_ID_MAX];
     make_task(f->s, "cdb", a);
@@ -219,7 +189,7 @@ static void test_engine_claims_enqueue_the_start(void **state)
 
 static void test_in_flight_is_bounded_per_subscription_across_nodes(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     subscribe(f->s, "wh-final", "final", "");
     char ids[6][STORE_ID_MAX];
     for (int i = 0; i < 6; i++) {
@@ -237,7 +207,7 @@ static void test_in_flight_is_bounded_per_subscription_across_nodes(void **state
 
 static void test_attempts_are_fenced_by_their_lease(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     subscribe(f->s, "wh-final", "final", "");
     char a[STORE_ID_MAX];
     make_task(f->s, "cdb", a);
@@ -281,7 +251,7 @@ static void test_attempts_are_fenced_by_their_lease(void **state)
 
 static void test_an_expired_lease_is_taken_over_and_fences_out_its_owner(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     subscribe(f->s, "wh-final", "final", "");
     char a[STORE_ID_MAX];
     make_task(f->s, "cdb", a);

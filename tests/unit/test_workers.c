@@ -16,49 +16,19 @@
 
 #include "store/store.h"
 
-#include "pg_fixture.h"
+#include "store_fixture.h"
 
 #define LEASE_MS 60000
 
-struct fixture {
-    char dir[64];
-    struct store *s;
-    char db[32];
-};
-
 static int setup_with(void **state, bool pg, const char *opts)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    struct err e = {0};
-    char *url = NULL;
-    int rc = fixture_mkdtemp(f->dir, sizeof f->dir, "test_workers");
-    if (rc == 0 && pg)
-        rc = pg_fresh_db(f->db, opts, &url);
-    if (rc == 0)
-        rc = store_open(url, pg ? NULL : f->dir, &f->s, &e);
-    free(url);
-    if (rc != 0) {
-        fprintf(stderr, "store_open: %s\n", e.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fixture_open(state, "test_workers", pg, opts);
 }
 
 static int setup(void **state) { return setup_with(state, false, NULL); }
 static int setup_pg(void **state) { return setup_with(state, true, ""); }
 static int setup_pg_update(void **state) { return setup_with(state, true, "?claim=update"); }
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->s);
-    fixture_rm_tree(f->dir);
-    if (f->db[0])
-        pg_drop_db(f->db);
-    free(f);
-    return 0;
-}
+static int teardown(void **state) { return store_fixture_close(state); }
 
 /* A running task at its remote step of kind, handed over by the engine; *lease_no is the
  * engine's lease. */
@@ -111,7 +81,7 @@ static int64_t claimed_lease(json_t *steps, size_t i)
 
 static void test_handed_over_task_goes_to_workers_of_its_kind_only(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     int64_t engine_lease;
     make_waiting_task(f->s, "backup", id, &engine_lease);
@@ -137,7 +107,7 @@ static void test_handed_over_task_goes_to_workers_of_its_kind_only(void **state)
 
 static void test_report_is_taken_by_the_engine_once(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     int64_t engine_lease;
     make_waiting_task(f->s, "backup", id, &engine_lease);
@@ -172,7 +142,7 @@ static void test_report_is_taken_by_the_engine_once(void **state)
 
 static void test_expired_lease_is_claimed_again_and_the_old_token_is_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     int64_t engine_lease;
     make_waiting_task(f->s, "backup", id, &engine_lease);
@@ -199,7 +169,7 @@ static void test_expired_lease_is_claimed_again_and_the_old_token_is_refused(voi
 
 static void test_kill_fences_out_the_worker(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     int64_t engine_lease;
     make_waiting_task(f->s, "backup", id, &engine_lease);
@@ -220,7 +190,7 @@ static void test_kill_fences_out_the_worker(void **state)
 
 static void test_pause_of_a_waiting_task_hands_it_back_to_the_engine(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     int64_t engine_lease;
     make_waiting_task(f->s, "backup", id, &engine_lease);

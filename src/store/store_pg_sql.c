@@ -89,6 +89,27 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " on_failure, state, created_ms, driver, input) VALUES($1::text, $2::text, $3::text,"
         " $4::text, $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::text, $11::text)"
         " ON CONFLICT (id) DO NOTHING RETURNING job_id",
+    /* A whole creation in one statement, so one round trip and one commit (autocommit): the
+     * task row, its steps ($12, a JSON array), its "created" event and the deliveries of the
+     * "transition" subscriptions it matches, the same rows PG_TASK_INSERT, PG_STEP_INSERT,
+     * PG_EVENT_INSERT and PG_WEBHOOK_ENQUEUE write one by one. No row when the id is taken. */
+    [PG_TASK_CREATE] =
+        "WITH t AS (INSERT INTO tasks(id, product, region, uin, instance_id, type, on_failure,"
+        " state, created_ms, driver, input) VALUES($1::text, $2::text, $3::text, $4::text,"
+        " $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::text, $11::text)"
+        " ON CONFLICT (id) DO NOTHING RETURNING id, product, uin, info),"
+        " s AS (INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries, timeout_s)"
+        " SELECT t.id, x.idx, x.name, x.do_json, x.undo_json, x.retries, x.timeout_s FROM t,"
+        " json_to_recordset($12::json) AS x(idx integer, name text, do_json text,"
+        " undo_json text, retries bigint, timeout_s bigint)),"
+        " ev AS (INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state, node, message)"
+        " SELECT t.id, 1, $9::bigint, NULL, $8::text, $13::text, 'created' FROM t),"
+        " wh AS (INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin,"
+        " to_state, info, at_ms, next_ms, created_ms) SELECT w.id, t.id, 1, 'transition',"
+        " t.product, t.uin, $8::text, t.info, $9::bigint, $9::bigint, $9::bigint FROM t"
+        " JOIN webhooks w ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL"
+        " OR w.uin = t.uin) WHERE w.events = 'transition')"
+        " SELECT id FROM t",
     [PG_STEP_INSERT] =
         "INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries,"
         " timeout_s) VALUES($1::text, $2::integer, $3::text, $4::text, $5::text, $6::bigint,"

@@ -179,8 +179,11 @@ describe('upgrade: a store from before tokens', T, () => {
     const d = await up();
     await d.stop({ keepData: true });
     // Back to schema 2, as an asyncd without tokens left it (schema 4's account_keys undone too:
-    // one key per account row; schema 5's index, schema 6's table, schema 7's and 8's columns dropped).
-    const later = 'DROP INDEX tasks_instance_open; DROP TABLE step_pgroups; DROP INDEX tasks_remote; '
+    // one key per account row; schema 5's index, schema 6's table, schema 7's and 8's columns,
+    // schema 9's index and table and schema 10's tables dropped).
+    const later = 'DROP TABLE webhook_deliveries; DROP TABLE webhooks; '
+      + 'DROP TABLE idempotency_keys; DROP INDEX tasks_finished; '
+      + 'DROP INDEX tasks_instance_open; DROP TABLE step_pgroups; DROP INDEX tasks_remote; '
       + 'ALTER TABLE instances DROP COLUMN sim_state; '
       + ['remote_kind', 'remote_step', 'remote_phase', 'remote_lease_no', 'remote_result']
         .map((c) => `ALTER TABLE tasks DROP COLUMN ${c}; `).join('');

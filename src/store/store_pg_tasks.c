@@ -260,7 +260,8 @@ static int task_create_one(struct pg_conn *c, const struct create_ctx *cx, const
 /* A creation without an Idempotency-Key: one statement in autocommit, which is atomic and, once
  * it returns, durable; a mongodb id costs one more (the counter), and a number a failed creation
  * took is skipped, as a rolled-back transaction would not have. It replaces six round trips:
- * BEGIN, task, steps, event, outbox, COMMIT. */
+ * BEGIN, task, steps, event, outbox, COMMIT; bench/pgboss.sh (2 CPUs, 5000 noop tasks): creates
+ * 574/s -> 625/s, end to end 480/s -> 515/s, 0.66x -> 0.71x pg-boss in the same runs. */
 static int create_fast_fn(struct pg_conn *c, void *ctx, struct err *e)
 {
     struct create_ctx *cx = ctx;

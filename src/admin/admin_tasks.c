@@ -502,8 +502,12 @@ static int move_and_show(struct admin *a, struct admin_req *r, struct task_move 
     if (rc)
         return rc;
     rc = load_task(a, m->id, out, e);
-    if (rc == 0)
+    if (rc == 0) {
         log_verb(*out, "transition", r->who, m->node);
+        /* An external driver's move is a transition like the engine's, when it moves at all. */
+        if (m->to != m->expect)
+            metrics_transition(json_string_value(json_object_get(*out, "product")), m->to);
+    }
     return rc;
 }
 

@@ -158,6 +158,17 @@ test('Cloud API: an error counts under its action and code; an unknown action ad
   assert.ok(pick(s, name).every((x) => x.labels.action && x.labels.code), 'every series has action and code');
 });
 
+test('a state change an external driver reports counts as a transition', T, async () => {
+  const id = await d.createTask({ product: 'mongodb', type: 'MetReported', steps: [{ name: 'ext', do: { remote: {} } }] });
+  const count = (s, to) => value(s, 'asyncd_task_transitions_total', { product: 'mongodb', to });
+  const before = await scrape();
+  await d.adminOk('POST', `/v1/tasks/${id}/transition`, { to: 'running', message: 'picked up' });
+  await d.adminOk('POST', `/v1/tasks/${id}/transition`, { to: 'success', message: 'done' });
+  const s = await scrape();
+  assert.equal(count(s, 'running') - count(before, 'running'), 1, 'initial -> running');
+  assert.equal(count(s, 'success') - count(before, 'success'), 1);
+});
+
 test('a restart under another node id takes the dead node\'s lease over and counts it', T, async () => {
   const id = await d.createTask({ product: 'cdb', type: 'MetTakeover', steps: [shStep('long', 'sleep 4; echo done')] });
   await waitState(d, id, ['running']);

@@ -39,6 +39,11 @@ struct conn_slot {
     int fd;
     bool cut;                 /* shut down by the watchdog; MHD closes it next */
     _Atomic int64_t deadline; /* monotonic ms by which the request must be in; 0 = none */
+    /* For the line that says why a connection was cut (monotonic ms; 0 = not yet). */
+    int64_t opened_ms;
+    _Atomic int64_t line_ms;  /* the current request's line arrived */
+    atomic_uint answered;     /* requests answered on this connection */
+    _Atomic size_t body_seen; /* bytes of the current request's body received */
 };
 
 struct http_server {
@@ -123,9 +128,11 @@ static void deadline_begin(struct http_server *s, struct MHD_Connection *conn)
     struct conn_slot *c = slot_of(conn);
     if (!c)
         return;
-    int64_t at = mono_ms() + s->request_ms, cur = atomic_load(&c->deadline);
+    int64_t now = mono_ms(), at = now + s->request_ms, cur = atomic_load(&c->deadline);
     if (cur == 0 || at < cur)
         atomic_store(&c->deadline, at);
+    atomic_store(&c->line_ms, now);
+    atomic_store(&c->body_seen, 0);
 }
 
 static bool overdue(struct MHD_Connection *conn)
@@ -148,7 +155,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         c = xcalloc(1, sizeof *c);
         c->fd = ci ? ci->connect_fd : -1;
         c->cut = c->fd < 0;
-        atomic_store(&c->deadline, mono_ms() + s->request_ms);
+        c->opened_ms = mono_ms();
+        atomic_store(&c->deadline, c->opened_ms + s->request_ms);
         pthread_mutex_lock(&s->conns_mu);
         c->next = s->conns;
         if (s->conns)
@@ -174,16 +182,33 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
+/* What a cut connection was doing, so a request cut in a test (or in production) says whether
+ * its client sent nothing, stopped in the headers or in the body, or idled after an answer. */
+static void describe_cut(struct conn_slot *c, int64_t now, char *out, size_t cap)
+{
+    int64_t line = atomic_load(&c->line_ms);
+    unsigned answered = atomic_load(&c->answered);
+    if (!line)
+        snprintf(out, cap, "open %lld ms, %u answered, no request line since",
+                 (long long)(now - c->opened_ms), answered);
+    else
+        snprintf(out, cap, "open %lld ms, %u answered, request line %lld ms ago, %zu body bytes",
+                 (long long)(now - c->opened_ms), answered, (long long)(now - line),
+                 atomic_load(&c->body_seen));
+}
+
 /* Shuts down the sockets of requests past their deadline; MHD sees the stream end and closes
  * the connection in its own thread. The lock is held across shutdown() and MHD's close
  * notification takes it before MHD closes the socket, so the descriptor cut is always this
  * connection's, never a number the kernel has handed out again. */
-static unsigned cut_overdue(struct http_server *s, int64_t now)
+static unsigned cut_overdue(struct http_server *s, int64_t now, char *first, size_t cap)
 {
     unsigned n = 0;
     for (struct conn_slot *c = s->conns; c; c = c->next) {
         int64_t at = atomic_load(&c->deadline);
         if (at && now >= at && !c->cut) {
+            if (n == 0)
+                describe_cut(c, now, first, cap);
             shutdown(c->fd, SHUT_RDWR);
             c->cut = true;
             n++;
@@ -197,10 +222,12 @@ static void *watchdog_main(void *arg)
     struct http_server *s = arg;
     pthread_mutex_lock(&s->conns_mu);
     while (!s->stopping) {
-        unsigned n = cut_overdue(s, mono_ms());
+        char first[160];
+        unsigned n = cut_overdue(s, mono_ms(), first, sizeof first);
         if (n)
-            log_debug("http: closed %u connection(s) whose request passed its %lld ms deadline", n,
-                      (long long)s->request_ms);
+            log_info("http: closed %u connection(s) whose request passed its %lld ms deadline"
+                     " (the first: %s)",
+                     n, (long long)s->request_ms, first);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
@@ -256,6 +283,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct http_server *s = cls;
     /* Keep-alive: the next request may wait the idle timeout, then must arrive in request_ms. */
     deadline_set(conn, mono_ms() + s->idle_ms + s->request_ms);
+    struct conn_slot *slot = slot_of(conn);
+    if (slot) {
+        atomic_fetch_add(&slot->answered, 1);
+        atomic_store(&slot->line_ms, 0);
+    }
     struct req_ctx *rc = *req_cls;
     if (!rc)
         return;
@@ -440,6 +472,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (overdue(conn)) /* a trickled body: close now rather than at the watchdog's tick */
             return MHD_NO;
         body_append(rc, upload_data, *upload_data_size, s->max_body);
+        struct conn_slot *slot = slot_of(conn);
+        if (slot)
+            atomic_fetch_add(&slot->body_seen, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }

@@ -139,6 +139,8 @@ describe('one daemon with --request-timeout 2 --idle-timeout 5 --max-conns-per-c
       assert.ok(c.closedAt >= (REQUEST_TIMEOUT_S - 0.5) * 1000, `not before the deadline: ${c.closedAt} ms`);
       assert.ok(c.closedAt < (REQUEST_TIMEOUT_S + 2) * 1000 * SLOW, `cut within ~2 s: ${c.closedAt} ms`);
     }
+    // The log says what a cut connection was doing, for a cut nobody expected.
+    assert.match(d.stderrTail(50000), new RegExp(`http: closed \\d+ connection\\(s\\) whose request passed its ${REQUEST_TIMEOUT_S * 1000} ms deadline \\(the first: open \\d+ ms, 0 answered, (no request line since|request line \\d+ ms ago, \\d+ body bytes)\\)`));
   });
 
   test('abandoned connections (nothing sent, half a request) are closed at the request deadline', T, async () => {

@@ -61,6 +61,7 @@ static atomic_uint_fast64_t verbs[M_PRODUCTS][VERB_COUNT];
 static atomic_uint_fast64_t retries[M_PRODUCTS];
 static atomic_uint_fast64_t takeovers[M_PRODUCTS];
 static atomic_uint_fast64_t webhook[M_WEBHOOK];
+static atomic_uint_fast64_t purged_tasks, purged_keys; /* retention (daemon/retention.c) */
 static atomic_int_fast64_t running;
 
 static void add(atomic_uint_fast64_t *c, uint64_t n)
@@ -236,6 +237,12 @@ void metrics_webhook_delivery(const char *result)
             add(&webhook[i], 1);
 }
 
+void metrics_retention_purged(uint64_t tasks, uint64_t keys)
+{
+    add(&purged_tasks, tasks);
+    add(&purged_keys, keys);
+}
+
 /* --- rendering --- */
 
 /* A label value as the text format wants it: backslash, quote and newline escaped. */
@@ -378,6 +385,13 @@ static void render_engine_counters(FILE *f, const char *node)
     for (int i = 0; i < M_WEBHOOK; i++)
         fprintf(f, "asyncd_webhook_deliveries_total{result=\"%s\"} %llu\n", webhook_results[i],
                 (unsigned long long)get(&webhook[i]));
+    head(f, "asyncd_retention_purged_total", "counter",
+         "Rows this node's retention sweeps removed: finished tasks (with their steps and "
+         "events) and expired idempotency keys.");
+    fprintf(f, "asyncd_retention_purged_total{what=\"tasks\"} %llu\n",
+            (unsigned long long)get(&purged_tasks));
+    fprintf(f, "asyncd_retention_purged_total{what=\"keys\"} %llu\n",
+            (unsigned long long)get(&purged_keys));
     head(f, "asyncd_tasks_running", "gauge",
          "Tasks this node has claimed and runs now (a step running, waiting for a worker thread "
          "or for its last write).");
@@ -462,5 +476,7 @@ void metrics_reset(void)
     memset(retries, 0, sizeof retries);
     memset(takeovers, 0, sizeof takeovers);
     memset(webhook, 0, sizeof webhook);
+    atomic_store(&purged_tasks, 0);
+    atomic_store(&purged_keys, 0);
     atomic_store(&running, 0);
 }

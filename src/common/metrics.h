@@ -60,6 +60,8 @@ void metrics_running_add(int delta);
 /* One webhook delivery attempt's result: "delivered" (a 2xx), "retry" (failed, will be tried
  * again) or "failed" (given up). Another word is ignored. */
 void metrics_webhook_delivery(const char *result);
+/* What one retention batch removed (daemon/retention.c). */
+void metrics_retention_purged(uint64_t tasks, uint64_t keys);
 
 /* Writes every family above in Prometheus text format (0.0.4); node labels the node's gauges. */
 void metrics_render(FILE *f, const char *node);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xalloc.h"
 #include "store/store_cache.h"
 
@@ -70,6 +71,7 @@ static void sweep(struct retention *r)
             break;
         }
         free(res.ids);
+        metrics_retention_purged(res.n_tasks, (uint64_t)res.n_keys);
         tasks += res.n_tasks;
         keys += res.n_keys;
         if ((res.n_tasks < req.max && (size_t)res.n_keys < req.max) ||

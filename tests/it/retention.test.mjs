@@ -50,6 +50,11 @@ for (const p of PRODUCTS) {
     await d.transition(running.id, 'failed', { message: 'gave up' });
     assert.equal(await waitGone(d, running.id), 404, `${p} task that failed later is purged`);
     assert.match(d.stderrText, /retention: purged \d+ finished tasks/);
+    // This node's sweeps are counted: at least the three purged here (the other product's test
+    // shares the daemon).
+    const m = (await d.admin('GET', '/metrics')).text;
+    const purged = Number((/^asyncd_retention_purged_total\{what="tasks"\} (\d+)$/m.exec(m) || [])[1]);
+    assert.ok(purged >= 3, `asyncd_retention_purged_total{what="tasks"} = ${purged}`);
     assert.ok(d.alive());
   });
 }

@@ -40,21 +40,27 @@ static int mint_id(struct pg_conn *c, const char *product, char id[STORE_ID_MAX]
 }
 
 /* Inserts the task row; ERR_ALREADY_EXISTS when the id is taken. */
-static int task_insert(struct pg_conn *c, const struct create_ctx *cx, int64_t now, struct err *e)
+/* The task row's columns, $1..$11 of PG_TASK_INSERT and PG_TASK_CREATE. */
+static void task_row_params(struct pg_params *p, const struct create_ctx *cx, int64_t now)
 {
     const struct task_new *t = cx->t;
+    pp_text(p, cx->id);
+    pp_text(p, t->product);
+    pp_text(p, t->region);
+    pp_text(p, t->uin);
+    pp_text(p, t->instance_id && *t->instance_id ? t->instance_id : NULL);
+    pp_text(p, t->type);
+    pp_text(p, t->on_failure ? t->on_failure : "pause");
+    pp_text(p, task_state_name(TASK_INITIAL));
+    pp_int(p, now);
+    pp_text(p, store_task_driver(t->steps));
+    pp_text(p, cx->input);
+}
+
+static int task_insert(struct pg_conn *c, const struct create_ctx *cx, int64_t now, struct err *e)
+{
     struct pg_params p = {0};
-    pp_text(&p, cx->id);
-    pp_text(&p, t->product);
-    pp_text(&p, t->region);
-    pp_text(&p, t->uin);
-    pp_text(&p, t->instance_id && *t->instance_id ? t->instance_id : NULL);
-    pp_text(&p, t->type);
-    pp_text(&p, t->on_failure ? t->on_failure : "pause");
-    pp_text(&p, task_state_name(TASK_INITIAL));
-    pp_int(&p, now);
-    pp_text(&p, store_task_driver(t->steps));
-    pp_text(&p, cx->input);
+    task_row_params(&p, cx, now);
     PGresult *r;
     int rc = pg_exec(c, PG_TASK_INSERT, &p, &r, "inserting a task", e);
     if (rc == 0 && PQntuples(r) == 0)
@@ -234,21 +240,10 @@ static char *steps_json(const struct create_ctx *cx)
 static int task_create_one(struct pg_conn *c, const struct create_ctx *cx, const char *steps,
                            int64_t now, struct err *e)
 {
-    const struct task_new *t = cx->t;
     struct pg_params p = {0};
-    pp_text(&p, cx->id);
-    pp_text(&p, t->product);
-    pp_text(&p, t->region);
-    pp_text(&p, t->uin);
-    pp_text(&p, t->instance_id && *t->instance_id ? t->instance_id : NULL);
-    pp_text(&p, t->type);
-    pp_text(&p, t->on_failure ? t->on_failure : "pause");
-    pp_text(&p, task_state_name(TASK_INITIAL));
-    pp_int(&p, now);
-    pp_text(&p, store_task_driver(t->steps));
-    pp_text(&p, cx->input);
+    task_row_params(&p, cx, now);
     pp_text(&p, steps);
-    pp_text(&p, t->node ? t->node : "");
+    pp_text(&p, cx->t->node ? cx->t->node : "");
     PGresult *r;
     int rc = pg_exec(c, PG_TASK_CREATE, &p, &r, "creating a task", e);
     if (rc == 0 && PQntuples(r) == 0)

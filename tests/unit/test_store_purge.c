@@ -6,71 +6,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store/store.h"
 
-#include "pg_fixture.h"
+#include "store_fixture.h"
 
-struct fixture {
-    char dir[64];
-    struct store *s;
-    char *url; /* PostgreSQL: the test's own database; NULL = SQLite in dir */
-    char db[32];
-};
-
-static int open_store_in(struct fixture *f)
-{
-    struct err e = {0};
-    int rc = store_open(f->url, f->dir, &f->s, &e);
-    if (rc != 0)
-        fprintf(stderr, "store_open: %s\n", e.msg);
-    return rc;
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_purge.XXXXXX");
-    if (!mkdtemp(f->dir) || open_store_in(f) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int setup_pg(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_purge.XXXXXX");
-    if (!mkdtemp(f->dir) || pg_fresh_db(f->db, "", &f->url) != 0 || open_store_in(f) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->s);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    if (f->url)
-        pg_drop_db(f->db);
-    free(f->url);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return store_fixture_open(state, "test_purge", false, NULL); }
+static int setup_pg(void **state) { return store_fixture_open(state, "test_purge", true, ""); }
+static int teardown(void **state) { return store_fixture_close(state); }
 
 static int64_t now_ms(void)
 {
@@ -148,7 +96,7 @@ static bool listed(const struct purge_result *r, const char *id)
 
 static void test_purge_removes_finished_tasks_and_keeps_unfinished_ones(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char done[STORE_ID_MAX], failed[STORE_ID_MAX], running[STORE_ID_MAX], fresh[STORE_ID_MAX];
     make_task(f->s, "cdb", done);
     make_task(f->s, "mongodb", failed);
@@ -184,7 +132,7 @@ static void test_purge_removes_finished_tasks_and_keeps_unfinished_ones(void **s
 
 static void test_purge_keeps_tasks_that_ended_after_the_cutoff(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     int64_t before = now_ms();
     make_task(f->s, "cdb", id);
@@ -197,7 +145,7 @@ static void test_purge_keeps_tasks_that_ended_after_the_cutoff(void **state)
 
 static void test_purge_takes_at_most_max_oldest_end_first(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char ids[3][STORE_ID_MAX];
     for (int i = 0; i < 3; i++) {
         make_task(f->s, "cdb", ids[i]);
@@ -222,7 +170,7 @@ static struct task_idem key(const char *k, const char *hash, int64_t ttl_ms)
 
 static void test_idempotency_key_replays_refuses_and_expires(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char first[STORE_ID_MAX], again[STORE_ID_MAX], later[STORE_ID_MAX], other[STORE_ID_MAX];
     struct task_idem k = key("k1", "aaaa", 3600000);
     assert_int_equal(create(f->s, "mongodb", &k, first), 0);
@@ -251,7 +199,7 @@ static void test_idempotency_key_replays_refuses_and_expires(void **state)
 
 static void test_purge_removes_expired_keys_and_the_keys_of_purged_tasks(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char a[STORE_ID_MAX], b[STORE_ID_MAX], again[STORE_ID_MAX];
     struct task_idem ka = key("ka", "aaaa", 3600000), kb = key("kb", "bbbb", 3600000);
     assert_int_equal(create(f->s, "cdb", &ka, a), 0);

@@ -40,18 +40,23 @@ after(async () => {
 const args = (node) => [...NO_LIMITS, '--workers', String(WORKERS), '--max-running', String(WORKERS),
   '--lease-s', String(LEASE_S), '--node-id', node];
 
-/** 1-2 steps, each appending "<taskid> <step>" to DIR/<taskid> and sleeping a few ms. */
+/** 1-2 steps, each appending "<taskid> <step>" to DIR/<taskid> and sleeping a few ms; one task
+ * in 50 (type LONG_TYPE) sleeps 0.6 s in its first step, so a kill can be timed to catch one in
+ * flight (a few-ms task seen held may have ended by the time the kill lands). */
+const LONG_TYPE = 'MultiNodeItLong';
 function taskBody(uin, dir, rand, i) {
   const nSteps = rand() < 0.5 ? 1 : 2;
+  const long = rand() < 0.02;
   const steps = [];
   for (let s = 0; s < nSteps; s++) {
     const ms = 2 + Math.floor(rand() * 8);
+    const nap = long && s === 0 ? '0.6' : `0.00${ms}`;
     steps.push({
       name: `append-${s}`,
-      do: { exec: ['/bin/sh', '-c', `echo "$ASYNCD_TASK_ID $ASYNCD_STEP_INDEX" >> ${q(dir)}/"$ASYNCD_TASK_ID"; sleep 0.00${ms}`] },
+      do: { exec: ['/bin/sh', '-c', `echo "$ASYNCD_TASK_ID $ASYNCD_STEP_INDEX" >> ${q(dir)}/"$ASYNCD_TASK_ID"; sleep ${nap}`] },
     });
   }
-  return { product: i % 2 ? 'mongodb' : 'cdb', region: 'ap-guangzhou', uin, type: 'MultiNodeIt', steps };
+  return { product: i % 2 ? 'mongodb' : 'cdb', region: 'ap-guangzhou', uin, type: long ? LONG_TYPE : 'MultiNodeIt', steps };
 }
 
 async function total(api, status) {
@@ -76,16 +81,20 @@ async function waitKillMoment(api, target, node, n) {
     await sleep(50);
     done = await finalCount(api);
   }
+  // The moment: the node holds a live lease of a long task (else, after 10 s, of any task).
   let held = 0;
-  const until = Date.now() + 3000;
+  let heldLong = 0;
+  const until = Date.now() + 10000 * SLOW;
   do {
     const r = await api.ok('GET', '/v1/tasks?status=running&limit=1000');
     const now = Date.now();
-    held = r.tasks.filter((t) => t.lease_node === node && t.lease_expires_ms > now).length;
-    if (held > 0) break;
+    const mine = r.tasks.filter((t) => t.lease_node === node && t.lease_expires_ms > now);
+    held = mine.length;
+    heldLong = mine.filter((t) => t.type === LONG_TYPE).length;
+    if (heldLong > 0) break;
     await sleep(5);
   } while (Date.now() < until);
-  return { done, held };
+  return { done, held, heldLong };
 }
 
 /** Some tasks created through one node, described through each of the others (SDK, TC3):
@@ -150,7 +159,7 @@ test(`3 nodes on one PostgreSQL database, ${N} tasks, kill -9 of two nodes: ever
       killed[node] = { killAt: Date.now() };
       await d.kill9();
       killed[node].deadAt = Date.now();
-      t.diagnostic(`kill -9 ${node} with ${seen.done} of ${N} final, ${seen.held} live lease(s) held by ${node}`);
+      t.diagnostic(`kill -9 ${node} with ${seen.done} of ${N} final, ${seen.held} live lease(s) held by ${node} (${seen.heldLong} of a long task)`);
       assert.ok(seen.done < N, 'tasks were still in flight at the kill');
     }
 

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
-#include "cloudapi/sign.h"
+#include "common/sha256.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/timefmt.h"
@@ -186,7 +186,7 @@ static int idem_from_request(struct admin_req *r, struct task_idem *k, char hash
                        "Idempotency-Key: expected 1..%d printable ASCII characters, got %zu bytes",
                        IDEM_KEY_MAX, n);
     char *canon = json_dumps(r->body, JSON_SORT_KEYS | JSON_COMPACT);
-    sign_sha256_hex(canon, strlen(canon), hash);
+    sha256_hex(canon, strlen(canon), hash);
     free(canon);
     *k = (struct task_idem){
         .scope = r->who->id, .key = key, .body_hash = hash, .ttl_ms = IDEM_KEY_TTL_MS};

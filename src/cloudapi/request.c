@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "cloudapi/keycache.h"
+#include "common/sha256.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 
@@ -277,7 +278,7 @@ static bool tc3_matches(const struct api_request *r, const unsigned char key[32]
     char sig[65];
     sign_tc3_signature(key, ts, r->tc3.date, r->tc3.service, canonical, sig);
     free(canonical);
-    return sign_equal(sig, r->tc3.signature);
+    return ct_streq(sig, r->tc3.signature);
 }
 
 /* The SDK signs the host without its port; other clients may sign it with the port: accept both. */
@@ -290,7 +291,7 @@ static int verify_tc3(const struct api_request *r, const char *secret_key, struc
     char bare[256];
     host_without_port(r->host, bare, sizeof bare);
     char body_hash[65]; /* hashed once for both hosts: one pass over the body, signed or not */
-    sign_sha256_hex(r->http->body ? r->http->body : "", r->http->body_len, body_hash);
+    sha256_hex(r->http->body ? r->http->body : "", r->http->body_len, body_hash);
     if (tc3_matches(r, key, bare, ts, body_hash) ||
         (r->host && strcmp(r->host, bare) != 0 && tc3_matches(r, key, r->host, ts, body_hash)))
         return 0;
@@ -308,7 +309,7 @@ static bool v1_matches(const struct api_request *r, const struct param_list *sor
     struct err ignored;
     bool ok = sign_v1_signature(r->signature_method ? r->signature_method : "HmacSHA1", secret_key,
                                 sts, sig, &ignored) == 0 &&
-              sign_equal(sig, r->signature);
+              ct_streq(sig, r->signature);
     free(sts);
     return ok;
 }

@@ -40,9 +40,6 @@ struct tc3_request {
     const char *body_sha256; /* when not NULL, the body's lower-case hex SHA-256, already known */
 };
 
-/* out gets the lower-case hex SHA-256 of data[0..len) and a NUL. */
-void sign_sha256_hex(const void *data, size_t len, char out[65]);
-
 /* Builds the canonical request (PROTOCOL.md). Returns a heap string the caller frees, or NULL
  * with e filled when a signed header is missing. Header values are trimmed; names lower-cased. */
 char *sign_tc3_canonical_request(const struct tc3_request *r, struct err *e);
@@ -66,8 +63,5 @@ char *sign_v1_string_to_sign(const char *method, const char *host, const char *p
  * out needs 64 bytes. Returns 0, or ERR_INVALID_PARAMETER_VALUE for another method name. */
 int sign_v1_signature(const char *signature_method, const char *secret_key,
                       const char *string_to_sign, char out[64], struct err *e);
-
-/* Constant-time comparison of two NUL-terminated strings (signatures, tokens). */
-int sign_equal(const char *a, const char *b);
 
 #endif

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
-#include "cloudapi/sign.h"
+#include "common/sha256.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/secretbox.h"
@@ -226,7 +226,7 @@ static int register_admin_token(struct store *s, const char *admin_token, struct
     ids_hex(t.id + 4, 8);
     snprintf(t.name, sizeof t.name, "credentials.json AdminToken");
     snprintf(t.scope, sizeof t.scope, "admin");
-    sign_sha256_hex(admin_token, strlen(admin_token), t.hash);
+    sha256_hex(admin_token, strlen(admin_token), t.hash);
     int rc = store_token_create(s, &t, e);
     if (rc == 0)
         log_info("the AdminToken of credentials.json is admin token %s", t.id);

@@ -4,8 +4,6 @@
 #include "daemon/webhooks.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/sha256.h"
 #include "common/timefmt.h"
 #include "common/version.h"
 #include "common/xalloc.h"
@@ -51,15 +50,12 @@ void webhooks_signature(const char *secret, int64_t t, const char *body, size_t 
                         size_t cap)
 {
     char *msg = xasprintf("%lld.%.*s", (long long)t, (int)body_len, body);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg, strlen(msg),
-              mac, &mac_len))
-        mac_len = 0;
+    unsigned char mac[32];
+    char hex[65];
+    hmac_sha256(secret, strlen(secret), msg, mac);
     free(msg);
-    int n = snprintf(out, cap, "t=%lld,v1=", (long long)t);
-    for (unsigned int i = 0; i < mac_len && n > 0 && (size_t)n + 2 < cap; i++)
-        n += snprintf(out + n, cap - (size_t)n, "%02x", mac[i]);
+    hex_encode(mac, sizeof mac, hex);
+    snprintf(out, cap, "t=%lld,v1=%s", (long long)t, hex);
 }
 
 char *webhooks_payload(const struct webhook_delivery *d)

@@ -11,6 +11,7 @@
 
 #include "cloudapi/params.h"
 #include "cloudapi/sign.h"
+#include "common/sha256.h"
 #include "common/xalloc.h"
 #include "sign_vectors.h"
 
@@ -126,7 +127,7 @@ static void test_tc3_wrong_key_mismatches(void **state)
     struct tc3_request r = vector_request(v);
     char sig[65];
     signature_of(&r, v, "Gu5t9xGARNpq86cd98joQYCN3EXAMPLF", sig);
-    assert_false(sign_equal(sig, v->signature));
+    assert_false(ct_streq(sig, v->signature));
 }
 
 static void test_tc3_tampered_body_mismatches(void **state)
@@ -139,7 +140,7 @@ static void test_tc3_tampered_body_mismatches(void **state)
     r.body = body;
     char sig[65];
     signature_of(&r, v, v->secret_key, sig);
-    assert_false(sign_equal(sig, v->signature));
+    assert_false(ct_streq(sig, v->signature));
     free(body);
 }
 
@@ -151,7 +152,7 @@ static void test_tc3_tampered_query_mismatches(void **state)
     r.query = "AsyncRequestId=4763";
     char sig[65];
     signature_of(&r, v, v->secret_key, sig);
-    assert_false(sign_equal(sig, v->signature));
+    assert_false(ct_streq(sig, v->signature));
 }
 
 static void test_tc3_header_values_are_trimmed(void **state)
@@ -325,7 +326,7 @@ static void test_v1_matches_sdk(void **state)
         assert_string_equal(sig, v->signature);
         const struct param *sent = params_find(&l, "Signature");
         assert_non_null(sent);
-        assert_true(sign_equal(sig, sent->value));
+        assert_true(ct_streq(sig, sent->value));
         free(sts);
         params_free(&l);
     }
@@ -339,11 +340,11 @@ static void test_v1_wrong_key_or_tampered_param_mismatches(void **state)
     char sig[64];
     assert_int_equal(
         sign_v1_signature(v->signature_method, "wrong-key", v->string_to_sign, sig, &e), 0);
-    assert_false(sign_equal(sig, v->signature));
+    assert_false(ct_streq(sig, v->signature));
     char *tampered = strdup(v->string_to_sign);
     strstr(tampered, "Nonce=")[6] = '1';
     assert_int_equal(sign_v1_signature(v->signature_method, v->secret_key, tampered, sig, &e), 0);
-    assert_false(sign_equal(sig, v->signature));
+    assert_false(ct_streq(sig, v->signature));
     free(tampered);
 }
 
@@ -371,13 +372,13 @@ static void test_v1_string_to_sign_skips_signature_and_keeps_raw_values(void **s
     params_free(&l);
 }
 
-static void test_sign_equal_compares_whole_strings(void **state)
+static void test_ct_streq_compares_whole_strings(void **state)
 {
     (void)state;
-    assert_true(sign_equal("abc", "abc"));
-    assert_false(sign_equal("abc", "abd"));
-    assert_false(sign_equal("abc", "abcd"));
-    assert_true(sign_equal("", ""));
+    assert_true(ct_streq("abc", "abc"));
+    assert_false(ct_streq("abc", "abd"));
+    assert_false(ct_streq("abc", "abcd"));
+    assert_true(ct_streq("", ""));
 }
 
 int main(void)
@@ -400,7 +401,7 @@ int main(void)
         cmocka_unit_test(test_v1_wrong_key_or_tampered_param_mismatches),
         cmocka_unit_test(test_v1_rejects_unknown_signature_method),
         cmocka_unit_test(test_v1_string_to_sign_skips_signature_and_keeps_raw_values),
-        cmocka_unit_test(test_sign_equal_compares_whole_strings),
+        cmocka_unit_test(test_ct_streq_compares_whole_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,13 +93,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* conn: the Idempotency-Key header's value, or NULL. */
 static const char *header(void *conn, const char *name)
 {
-    (void)conn;
-    return strcasecmp(name, "Authorization") == 0 ? "Bearer " TOKEN : NULL;
+    if (strcasecmp(name, "Authorization") == 0)
+        return "Bearer " TOKEN;
+    return strcasecmp(name, "Idempotency-Key") == 0 ? conn : NULL;
 }
 
-/* Input: "METHOD PATH[?QUERY]\n" then the body (to the end, any bytes). */
+#define IDEM_LINE "Idempotency-Key: "
+
+/* Input: "METHOD PATH[?QUERY]\n", optionally "Idempotency-Key: VALUE\n", then the body (to the
+ * end, any bytes). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > FUZZ_MAX_INPUT)
@@ -116,7 +121,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *q = strchr(path, '?');
     if (q)
         *q++ = '\0';
-    if (q && strstr(q, "wait")) { /* a long-poll would sleep up to 120 s */
+    char *idem = NULL;
+    if (strncmp(body, IDEM_LINE, strlen(IDEM_LINE)) == 0 && strchr(body, '\n')) {
+        idem = body + strlen(IDEM_LINE);
+        body = strchr(body, '\n');
+        *body++ = '\0';
+    }
+    /* A long-poll would sleep up to 120 s: in a task's query or a worker's claim body. */
+    if ((q && strstr(q, "wait")) || (strstr(path, "/workers/") && strstr(body, "wait"))) {
         free(buf);
         return -1;
     }
@@ -129,7 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                .query = q ? q : "",
                                .body = body,
                                .body_len = size - (size_t)(body - buf),
-                               .header_fn = header};
+                               .header_fn = header,
+                               .conn = idem};
     struct http_response resp = {0};
     admin_handle(admin, &req, &resp);
     if (!resp.body || resp.status < 200 || resp.status > 599)

@@ -195,7 +195,7 @@ function seeds() {
   // fuzz_mysql_render: every SQL statement of the templates with plausible args, and broken ones.
   s.fuzz_mysql_render = [];
   for (const dir of ['flows/cdb', 'flows/mongodb']) {
-    for (const f of fs.readdirSync(path.join(root, dir))) {
+    for (const f of fs.readdirSync(path.join(root, dir)).filter((n) => n.endsWith('.json'))) {
       const doc = JSON.parse(fs.readFileSync(path.join(root, dir, f), 'utf8'));
       for (const step of doc.steps) {
         for (const act of [step.do, step.undo]) {
@@ -244,7 +244,7 @@ function seeds() {
     '\x00{"InstanceId":"cdb-1","Nope":1}', '\x05{"InstanceIds":["a","b"],"ParamList":[]}',
     '\x40MaxUserConnections=99999999999999999999&InstanceId=x', '\x04{"InstanceId":"cdb-1","Accounts":[{"User":"u","Host":"%"}],"GlobalPrivileges":["DROP DATABASE X"]}');
   for (const dir of ['flows/cdb', 'tests/it/flows-test/cdb']) {
-    for (const f of fs.readdirSync(path.join(root, dir))) {
+    for (const f of fs.readdirSync(path.join(root, dir)).filter((n) => n.endsWith('.json'))) {
       const doc = fs.readFileSync(path.join(root, dir, f), 'utf8');
       const name = f.replace('.json', '');
       s.fuzz_flows.push('\x80' + doc + SEP + JSON.stringify(P[name] || {}));
@@ -291,7 +291,21 @@ function seeds() {
     'GET /v1/instances?product=cdb\n', 'GET /v1/tasks/none\n', 'POST /v1/tasks/none/kill\n{"message":"m"}',
     'POST /v1/tasks/none/transition\n{"to":"running","step_done":true}', 'POST /v1/tasks/none/explode\n{}',
     'GET /metrics\n', 'GET /healthz\n', 'DELETE /v1/tasks\n', 'GET /v1/tasks/' + 'x'.repeat(200) + '\n',
-    'POST /v1/tasks//kill\n{}', 'GET /v1/tasks?x=%zz\n'];
+    'POST /v1/tasks//kill\n{}', 'GET /v1/tasks?x=%zz\n',
+    // Idempotent creates (the optional header line), webhooks, tokens, simulation rules, workers.
+    `POST /v1/tasks\nIdempotency-Key: k-1\n${JSON.stringify(good)}`, 'POST /v1/tasks\nIdempotency-Key: \n{}',
+    `POST /v1/tasks\nIdempotency-Key: ${'k'.repeat(300)}\n${JSON.stringify(good)}`,
+    `POST /v1/webhooks\n${JSON.stringify({ url: 'http://127.0.0.1:9/hook', secret: 's', product: 'cdb', uin: U, events: ['final'] })}`,
+    `POST /v1/webhooks\n${JSON.stringify({ url: 'ftp://x', events: ['nope'] })}`, 'GET /v1/webhooks\n',
+    'GET /v1/webhooks/1/deliveries?state=pending\n', 'DELETE /v1/webhooks/1\n', 'GET /v1/webhooks/x\n',
+    `POST /v1/tokens\n${JSON.stringify({ name: 'ci', scope: 'reader' })}`, 'GET /v1/tokens\n', 'DELETE /v1/tokens/none\n',
+    `PUT /v1/simulation/rules/r1\n${JSON.stringify({ product: 'cdb', action: 'CreateAccounts',
+      phases: [{ state: 'running', polls: 2 }, { state: 'success', info: 'Created.' }] })}`,
+    'GET /v1/simulation/rules\n', 'DELETE /v1/simulation/rules/r1\n', 'POST /v1/simulation/reset\n{}',
+    `POST /v1/workers/claim\n${JSON.stringify({ worker: 'w1', kinds: ['backup'], max: 4, lease_s: 30 })}`,
+    'POST /v1/workers/heartbeat\n{"worker":"w1","steps":[{"id":"x","lease_no":1}]}',
+    'POST /v1/workers/complete\n{"id":"x","lease_no":1,"output":{}}', 'POST /v1/workers/fail\n{"id":"x","lease_no":0,"message":"m"}',
+    'GET /v1/whoami\n', 'GET /v1/overview\n'];
   return s;
 }
 

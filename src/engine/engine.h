@@ -12,7 +12,8 @@ struct engine_config {
     const char *node;    /* borrowed; recorded in leases and events */
     unsigned workers;    /* worker threads; 0 = this node runs no tasks */
     /* tasks in flight at once (claimed, not yet finished or handed back), whatever the thread
-     * count: a step waiting for its exec child holds no thread. 0 = ENGINE_MAX_RUNNING */
+     * count: a step waiting for its exec child or its MySQL statements holds no thread.
+     * 0 = ENGINE_MAX_RUNNING */
     unsigned max_running;
     unsigned lease_s;     /* lease length; renewed every lease_s/3 */
     unsigned drain_s;     /* on stop, how long running steps may go on before they are stopped */
@@ -25,7 +26,8 @@ struct engine_config {
 
 #define ENGINE_MAX_RUNNING 4096 /* --max-running's default */
 /* What one running exec step holds open: its pidfd and its stdout and stderr pipes (its stdin
- * pipe only until the task is written to it). */
+ * pipe only until the task is written to it). A mysql step holds fewer: its connection's socket,
+ * and a second one while it sends KILL QUERY. */
 #define ENGINE_FDS_PER_STEP 3
 
 struct engine;

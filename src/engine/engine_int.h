@@ -32,7 +32,7 @@ struct lease_watch {
 
 struct pgroup_op; /* a pending record or clear of a step's process group (engine_lease.c) */
 
-/* A run parked while its exec step's child runs, as the step loop (engine_loop.c) sees it: the
+/* A run parked while its exec or mysql step runs, as the step loop (engine_loop.c) sees it: the
  * loop owns child from step_loop_add until it finishes it, fills res and hands the run to a
  * worker (engine_resume_later), which continues it (engine_run_resume). */
 struct parked {

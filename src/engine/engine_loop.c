@@ -1,6 +1,7 @@
-/* The step loop: one thread watching every running exec child of this node through epoll (its
- * pidfd, its pipes), with a tick every 100 ms asking each run's should_stop, so a step waiting
- * for its child holds no worker thread. A finished child's run goes back to a worker. */
+/* The step loop: one thread watching every running exec child (its pidfd, its pipes) and mysql
+ * session (its sockets) of this node through epoll, with a tick every 100 ms asking each run's
+ * should_stop, so a step waiting for its child or its statements holds no worker thread. A
+ * finished step's run goes back to a worker. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>

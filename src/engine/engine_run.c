@@ -252,9 +252,9 @@ static enum metrics_executor step_executor(json_t *action)
     return METRICS_EXEC_OTHER;
 }
 
-/* Starts the step's do or undo action. True when the run is parked: an exec child runs on the
- * step loop and r belongs to it (not to be touched here any more). Otherwise the action is over
- * and its outcome and message are in r->park.res (a mysql step ran here, blocking). */
+/* Starts the step's do or undo action. True when the run is parked: an exec child or a mysql
+ * session runs on the step loop and r belongs to it (not to be touched here any more). Otherwise
+ * the action is over and its outcome and message are in r->park.res. */
 static bool action_start(struct run *r, const struct snapshot *s, int idx, const char *phase)
 {
     json_t *step = json_array_get(s->steps, (size_t)idx);
@@ -304,7 +304,7 @@ static bool action_start(struct run *r, const struct snapshot *s, int idx, const
         res->outcome = EXEC_STOPPED;
         res->exit_code = -1;
         snprintf(res->message, sizeof res->message, "stopped by request");
-    } else if (exec_is_child(action) && r->eng->loop) {
+    } else if (exec_is_async(action) && r->eng->loop) {
         r->park.child = exec_start(&job, &r->ctl, res, &e);
         if (r->park.child) {
             step_loop_add(r->eng, &r->park);

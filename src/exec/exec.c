@@ -43,7 +43,7 @@ static int remote_run(const struct exec_job *job, const struct exec_control *ctl
     return 0;
 }
 
-static const struct exec_backend remote_backend = {"remote", remote_validate, remote_run};
+static const struct exec_backend remote_backend = {"remote", remote_validate, remote_run, NULL};
 
 static const struct exec_backend *const executors[] = {
     &exec_proc_backend, &exec_mysql_backend, &remote_backend,
@@ -86,18 +86,19 @@ int exec_validate(const json_t *action, struct err *e)
 }
 
 /* The opening both entry points share: out reads "failed" until the step runs, and the action
- * must name a known executor (only exec when child_only) whose validate accepts it. On a refusal
- * out->message says why and the error code is returned. */
-static int prepare(const struct exec_job *job, bool child_only, struct exec_result *out,
+ * must name a known executor (only one that can start, when to_start) whose validate accepts it.
+ * On a refusal out->message says why and the error code is returned. */
+static int prepare(const struct exec_job *job, bool to_start, struct exec_result *out,
                    const struct exec_backend **b, struct err *e)
 {
     memset(out, 0, sizeof *out);
     out->outcome = EXEC_FAILED;
     out->exit_code = -1;
     int rc = find_executor(job->action, b, e);
-    if (rc == 0 && child_only && *b != &exec_proc_backend)
+    if (rc == 0 && to_start && !(*b)->start)
         rc = err_set(e, ERR_INVALID_PARAMETER_VALUE,
-                     "action: a %s action starts no child (only exec does)", (*b)->name);
+                     "action: a %s action does not run on an event loop (only exec and mysql do)",
+                     (*b)->name);
     if (rc == 0)
         rc = (*b)->validate(job->action, e);
     if (rc < 0) {
@@ -124,6 +125,12 @@ bool exec_is_child(const json_t *action)
     return json_is_object(action) && json_object_get(action, "exec") != NULL;
 }
 
+bool exec_is_async(const json_t *action)
+{
+    return json_is_object(action) &&
+           (json_object_get(action, "exec") || json_object_get(action, "mysql"));
+}
+
 struct exec_child *exec_start(const struct exec_job *job, const struct exec_control *ctl,
                               struct exec_result *out, struct err *e)
 {
@@ -133,8 +140,21 @@ struct exec_child *exec_start(const struct exec_job *job, const struct exec_cont
     const struct exec_backend *b;
     if (prepare(job, true, out, &b, e) < 0)
         return NULL;
-    return exec_proc_start(job, ctl, out);
+    return b->start(job, ctl, out);
 }
+
+int exec_child_attach(struct exec_child *c, int epfd, void *tag)
+{
+    return c->ops->attach(c, epfd, tag);
+}
+
+bool exec_child_on_event(struct exec_child *c) { return c->ops->on_event(c); }
+
+bool exec_child_tick(struct exec_child *c, bool poll) { return c->ops->tick(c, poll); }
+
+int64_t exec_child_due_ms(const struct exec_child *c) { return c->ops->due_ms(c); }
+
+void exec_child_finish(struct exec_child *c, struct exec_result *out) { c->ops->finish(c, out); }
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), or 0 when it is invalid or NUL. */
 static size_t utf8_seq_len(const unsigned char *p, size_t n)

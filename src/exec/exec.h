@@ -2,8 +2,10 @@
  * single key names the executor: {"exec": [argv...], "env": {...}, "cwd": "..."} runs a process,
  * "mysql" runs SQL, "remote" is an external worker's, and the built-in "noop" and "sleep" start
  * no child. exec_run blocks the calling thread; it calls back `poll` about every 100 ms so the
- * caller can ask the run to stop (kill, lost lease). An exec action can also run without a thread
- * of its own: exec_start, then an event loop watches the child (exec_child_*). */
+ * caller can ask the run to stop (kill, lost lease). An exec or mysql action can also run
+ * without a thread of its own: exec_start, then an event loop watches its descriptors and timers
+ * (exec_child_*): an exec child's pidfd and pipes, a mysql step's sockets (libmariadb's
+ * non-blocking API). */
 #ifndef ASYNCD_EXEC_H
 #define ASYNCD_EXEC_H
 
@@ -73,31 +75,38 @@ int exec_validate(const json_t *action, struct err *e);
  * finds a sleep done at once, so the caller runs one only once its wake time has come. */
 bool exec_sleep_wake_ms(const json_t *action, int64_t from_ms, int64_t *wake_ms);
 
-/* ---- an exec child watched by the caller's event loop ---- */
+/* ---- a step watched by the caller's event loop: an exec child or a mysql session ---- */
 
 struct exec_child;
 
-/* Whether action is an exec action (a child process), the only kind exec_start takes. */
+/* Whether action is an exec action (a child process, which reads the task on its stdin). */
 bool exec_is_child(const json_t *action);
 
-/* Starts job's child and returns it (freed by exec_child_finish), or NULL with *out filled when
- * the outcome is known at once: a child that cannot start (EXEC_FAILED, as exec_run reports it),
- * or an action that is not a valid exec action (also e, ERR_INVALID_PARAMETER_VALUE). job->started
- * is called before it returns. ctl and job->stdin_text are borrowed until exec_child_finish; the
- * rest of job is not kept. */
+/* Whether action runs through exec_start: an exec or a mysql action. */
+bool exec_is_async(const json_t *action);
+
+/* Starts job's child (or mysql session: it connects without waiting) and returns it (freed by
+ * exec_child_finish), or NULL with *out filled when the outcome is known at once: a child that
+ * cannot start, a mysql step without a mysql:// DSN (EXEC_FAILED, as exec_run reports it), or an
+ * action that is neither (also e, ERR_INVALID_PARAMETER_VALUE). job->started is called (exec)
+ * before it returns. ctl and job->stdin_text are borrowed until exec_child_finish; the rest of
+ * job is not kept. */
 struct exec_child *exec_start(const struct exec_job *job, const struct exec_control *ctl,
                               struct exec_result *out, struct err *e);
 
-/* Adds c's descriptors (its pidfd, its stdin, stdout and stderr pipes) to the epoll set epfd,
- * level-triggered, each with data.ptr = tag; each leaves the set before c closes it. 0, or -1
- * with errno (nothing added): c then works unwatched, read by every exec_child_tick. */
+/* Adds c's descriptors (its pidfd, its stdin, stdout and stderr pipes; a mysql step's socket,
+ * and its KILL connection's while it runs) to the epoll set epfd, level-triggered, each with
+ * data.ptr = tag; each leaves the set before c closes it. A mysql step changes what it watches
+ * in the set as the library asks (call every exec_child_* on the loop's thread). 0, or -1 with
+ * errno (nothing added): c then works unwatched, read by every exec_child_tick. */
 int exec_child_attach(struct exec_child *c, int epfd, void *tag);
 
 /* One of c's descriptors is ready: reads, writes, notices the exit. Never blocks. True once c is
  * done (call exec_child_finish). */
 bool exec_child_on_event(struct exec_child *c);
 
-/* The time passes: the timeout, SIGTERM's grace, the pipes' short drain after the exit; with
+/* The time passes: the timeout, SIGTERM's grace (KILL QUERY's drain), the pipes' short drain
+ * after the exit, the library's own timeouts; with
  * poll, ctl->poll is asked whether to stop (call it every ~100 ms). Never blocks. True once c is
  * done. */
 bool exec_child_tick(struct exec_child *c, bool poll);
@@ -107,7 +116,8 @@ bool exec_child_tick(struct exec_child *c, bool poll);
 int64_t exec_child_due_ms(const struct exec_child *c);
 
 /* Ends c: what the pipes still hold is read, whatever is left of its process group is killed, the
- * child is reaped, its DSN file removed, c freed; *out says how the step went. */
+ * child is reaped, its DSN file removed (a mysql session not done yet is stopped as a kill
+ * stops it, here, and closed), c freed; *out says how the step went. */
 void exec_child_finish(struct exec_child *c, struct exec_result *out);
 
 #endif

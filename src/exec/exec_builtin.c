@@ -49,7 +49,7 @@ static int done_at_once(const struct exec_job *job, const struct exec_control *c
     return 0;
 }
 
-const struct exec_backend exec_noop_backend = {"noop", noop_validate, done_at_once};
+const struct exec_backend exec_noop_backend = {"noop", noop_validate, done_at_once, NULL};
 
 static const char *const sleep_keys[] = {"s", "until"};
 
@@ -84,7 +84,7 @@ static int sleep_validate(const json_t *action, struct err *e)
     return 0;
 }
 
-const struct exec_backend exec_sleep_backend = {"sleep", sleep_validate, done_at_once};
+const struct exec_backend exec_sleep_backend = {"sleep", sleep_validate, done_at_once, NULL};
 
 bool exec_sleep_wake_ms(const json_t *action, int64_t from_ms, int64_t *wake_ms)
 {

@@ -40,7 +40,8 @@ enum child_state {
     CHILD_DONE,
 };
 
-struct exec_child {
+struct proc_child {
+    struct exec_child base; /* first: exec_child_* dispatch through it */
     struct exec_plan plan;
     int pid;   /* also the process group id */
     int pidfd; /* readable once the child exits; -1 without pidfd_open or once the exit is seen */
@@ -67,7 +68,7 @@ static int64_t now_ms(void)
 }
 
 /* Out of the epoll set first: once closed, the number may name another child's pipe. */
-static void child_close(struct exec_child *c, int *fd)
+static void child_close(struct proc_child *c, int *fd)
 {
     if (*fd < 0)
         return;
@@ -100,7 +101,7 @@ static void tail_add(struct tail *t, const char *p, size_t n)
 }
 
 /* One read into the tail; closes the fd at end of file or on an error. */
-static void pump_read(struct exec_child *c, int *fd, struct tail *t)
+static void pump_read(struct proc_child *c, int *fd, struct tail *t)
 {
     char buf[READ_SIZE];
     ssize_t r = read(*fd, buf, sizeof buf);
@@ -131,7 +132,7 @@ static ssize_t write_no_sigpipe(int fd, const void *buf, size_t n)
 }
 
 /* Feeds stdin what fits; closes it when all is written or the child stopped reading. */
-static void pump_write(struct exec_child *c)
+static void pump_write(struct proc_child *c)
 {
     size_t n = c->in_len - c->in_off;
     ssize_t w = n ? write_no_sigpipe(c->in_fd, c->in_buf + c->in_off, n) : 0;
@@ -145,7 +146,7 @@ static void pump_write(struct exec_child *c)
 
 /* Whether the child has exited, leaving it a zombie so its pid and group stay ours. The pidfd
  * has said all it can then: closed, so a level-triggered loop does not see it again. */
-static void check_exit(struct exec_child *c)
+static void check_exit(struct proc_child *c)
 {
     siginfo_t info;
     info.si_pid = 0;
@@ -157,7 +158,7 @@ static void check_exit(struct exec_child *c)
 }
 
 /* Waits up to timeout_ms (0: not at all) for I/O or the exit, and does what is ready. */
-static void child_pump(struct exec_child *c, int64_t timeout_ms)
+static void child_pump(struct proc_child *c, int64_t timeout_ms)
 {
     /* a closed fd (-1) is skipped by poll() */
     struct pollfd pfd[4] = {
@@ -184,13 +185,13 @@ static void child_pump(struct exec_child *c, int64_t timeout_ms)
 
 /* ---- the state machine ---- */
 
-static void signal_group(const struct exec_child *c, int sig)
+static void signal_group(const struct proc_child *c, int sig)
 {
     kill(-c->pid, sig);
     kill(c->pid, sig); /* in case the child left its group */
 }
 
-static void terminate(struct exec_child *c, enum exec_outcome why, int64_t now)
+static void terminate(struct proc_child *c, enum exec_outcome why, int64_t now)
 {
     c->why = why;
     unsigned grace = c->ctl && c->ctl->kill_grace_ms ? c->ctl->kill_grace_ms : DEFAULT_GRACE_MS;
@@ -200,14 +201,14 @@ static void terminate(struct exec_child *c, enum exec_outcome why, int64_t now)
 }
 
 /* The child exited: a grandchild may still hold the pipes, so we read them a little longer. */
-static void start_drain(struct exec_child *c, int64_t now)
+static void start_drain(struct proc_child *c, int64_t now)
 {
     c->state = CHILD_DRAINING;
     c->until_ms = now + DRAIN_MS;
 }
 
 /* Moves c on as far as the clock and what it has seen allow. True once done. */
-static bool child_advance(struct exec_child *c, bool poll)
+static bool child_advance(struct proc_child *c, bool poll)
 {
     int64_t now = now_ms();
     if (!c->exited && c->pidfd < 0)
@@ -242,7 +243,7 @@ static bool child_advance(struct exec_child *c, bool poll)
     return c->state == CHILD_DONE;
 }
 
-int64_t exec_child_due_ms(const struct exec_child *c)
+static int64_t proc_due_ms(const struct proc_child *c)
 {
     switch (c->state) {
     case CHILD_RUNNING:
@@ -258,10 +259,12 @@ int64_t exec_child_due_ms(const struct exec_child *c)
     return 0;
 }
 
+static const struct exec_child_ops proc_ops;
+
 struct exec_child *exec_proc_start(const struct exec_job *job, const struct exec_control *ctl,
                                    struct exec_result *out)
 {
-    struct exec_child *c = xcalloc(1, sizeof *c);
+    struct proc_child *c = xcalloc(1, sizeof *c);
     char why[512];
     struct exec_spawned s;
     c->epfd = -1;
@@ -285,7 +288,8 @@ struct exec_child *exec_proc_start(const struct exec_job *job, const struct exec
         c->in_len = strlen(c->in_buf);
         if (c->in_len == 0)
             child_close(c, &c->in_fd);
-        return c;
+        c->base.ops = &proc_ops;
+        return &c->base;
     }
     out->outcome = EXEC_FAILED;
     out->exit_code = -1;
@@ -296,7 +300,7 @@ struct exec_child *exec_proc_start(const struct exec_job *job, const struct exec
 
 /* ---- an event loop's child ---- */
 
-int exec_child_attach(struct exec_child *c, int epfd, void *tag)
+static int proc_attach(struct proc_child *c, int epfd, void *tag)
 {
     int *fds[4] = {&c->pidfd, &c->in_fd, &c->out_fd, &c->err_fd};
     for (int i = 0; i < 4; i++) {
@@ -316,13 +320,13 @@ int exec_child_attach(struct exec_child *c, int epfd, void *tag)
     return 0;
 }
 
-bool exec_child_on_event(struct exec_child *c)
+static bool proc_on_event(struct proc_child *c)
 {
     child_pump(c, 0);
     return child_advance(c, false);
 }
 
-bool exec_child_tick(struct exec_child *c, bool poll)
+static bool proc_tick(struct proc_child *c, bool poll)
 {
     if (c->epfd < 0) /* nobody tells us of its I/O: look now */
         child_pump(c, 0);
@@ -347,7 +351,7 @@ static void take_output(struct exec_result *out)
     out->output = obj;
 }
 
-static void describe_exit(const struct exec_child *c, struct exec_result *out)
+static void describe_exit(const struct proc_child *c, struct exec_result *out)
 {
     int st = c->status;
     out->outcome = EXEC_FAILED;
@@ -373,7 +377,7 @@ static void describe_exit(const struct exec_child *c, struct exec_result *out)
     }
 }
 
-void exec_child_finish(struct exec_child *c, struct exec_result *out)
+static void proc_finish(struct proc_child *c, struct exec_result *out)
 {
     memset(out, 0, sizeof *out);
     if (c->exited && (c->out_fd >= 0 || c->err_fd >= 0))
@@ -404,19 +408,47 @@ void exec_child_finish(struct exec_child *c, struct exec_result *out)
     free(c);
 }
 
+/* ---- what exec_child_* call ---- */
+
+static int ops_attach(struct exec_child *c, int epfd, void *tag)
+{
+    return proc_attach((struct proc_child *)c, epfd, tag);
+}
+
+static bool ops_on_event(struct exec_child *c) { return proc_on_event((struct proc_child *)c); }
+
+static bool ops_tick(struct exec_child *c, bool poll)
+{
+    return proc_tick((struct proc_child *)c, poll);
+}
+
+static int64_t ops_due_ms(const struct exec_child *c)
+{
+    return proc_due_ms((const struct proc_child *)c);
+}
+
+static void ops_finish(struct exec_child *c, struct exec_result *out)
+{
+    proc_finish((struct proc_child *)c, out);
+}
+
+static const struct exec_child_ops proc_ops = {ops_attach, ops_on_event, ops_tick, ops_due_ms,
+                                               ops_finish};
+
 /* ---- exec_run's blocking loop ---- */
 
 int exec_proc_run(const struct exec_job *job, const struct exec_control *ctl,
                   struct exec_result *out, struct err *e)
 {
     (void)e; /* the action was validated; everything from here on is an outcome */
-    struct exec_child *c = exec_proc_start(job, ctl, out);
-    if (!c)
+    struct exec_child *started = exec_proc_start(job, ctl, out);
+    if (!started)
         return 0;
+    struct proc_child *c = (struct proc_child *)started;
     bool polls = ctl && ctl->poll;
     int64_t next_poll = now_ms() + TICK_MS;
     for (bool done = false; !done;) {
-        int64_t now = now_ms(), until = exec_child_due_ms(c);
+        int64_t now = now_ms(), until = proc_due_ms(c);
         int64_t wake = polls ? next_poll : now + TICK_MS;
         child_pump(c, (until < wake ? until : wake) - now);
         now = now_ms();
@@ -425,6 +457,6 @@ int exec_proc_run(const struct exec_job *job, const struct exec_control *ctl,
             next_poll = now + TICK_MS;
         done = child_advance(c, poll);
     }
-    exec_child_finish(c, out);
+    proc_finish(c, out);
     return 0;
 }

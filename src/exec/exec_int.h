@@ -8,13 +8,30 @@
 #include "exec/exec.h"
 
 /* One executor, named by its action key. validate and run are NULL for an executor that is
- * planned but not built yet (the action is then refused as "not available yet"). run is only
- * called on an action its validate accepted. */
+ * planned but not built yet (the action is then refused as "not available yet"). run and start
+ * are only called on an action its validate accepted. start is NULL for an executor whose run
+ * never waits (the built-ins, remote); otherwise it is exec_start for its actions. */
 struct exec_backend {
     const char *name;
     int (*validate)(const json_t *action, struct err *e);
     int (*run)(const struct exec_job *job, const struct exec_control *ctl, struct exec_result *out,
                struct err *e);
+    struct exec_child *(*start)(const struct exec_job *job, const struct exec_control *ctl,
+                                struct exec_result *out);
+};
+
+/* What an event loop's step is, behind the exec_child_* calls of exec.h: a child process
+ * (exec_child.c) or a MySQL session (exec_mysql_step.c). Each backend's struct puts this first. */
+struct exec_child_ops {
+    int (*attach)(struct exec_child *c, int epfd, void *tag);
+    bool (*on_event)(struct exec_child *c);
+    bool (*tick)(struct exec_child *c, bool poll);
+    int64_t (*due_ms)(const struct exec_child *c);
+    void (*finish)(struct exec_child *c, struct exec_result *out);
+};
+
+struct exec_child {
+    const struct exec_child_ops *ops;
 };
 
 extern const struct exec_backend exec_proc_backend;  /* "exec": a child process (exec_proc.c) */
@@ -108,5 +125,16 @@ int exec_proc_run(const struct exec_job *job, const struct exec_control *ctl,
 /* exec_start for a validated exec action. */
 struct exec_child *exec_proc_start(const struct exec_job *job, const struct exec_control *ctl,
                                    struct exec_result *out);
+
+/* ---- exec_mysql_step.c: a mysql action as a state machine on the non-blocking API ---- */
+
+/* exec_start for a validated mysql action: connects (without waiting) and returns the session,
+ * or NULL with *out filled when it fails at once (no mysql:// DSN, a malformed one). job's
+ * action, captured and dsn are copied; ctl is borrowed until exec_child_finish. */
+struct exec_child *exec_mysql_start(const struct exec_job *job, const struct exec_control *ctl,
+                                    struct exec_result *out);
+/* The mysql backend's blocking run: exec_mysql_start, then a poll loop until the session ends. */
+int exec_mysql_run(const struct exec_job *job, const struct exec_control *ctl,
+                   struct exec_result *out, struct err *e);
 
 #endif

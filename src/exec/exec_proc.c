@@ -523,4 +523,5 @@ int exec_spawn(const struct exec_plan *p, struct exec_spawned *s, char *msg, siz
     return 0;
 }
 
-const struct exec_backend exec_proc_backend = {"exec", proc_validate, exec_proc_run};
+const struct exec_backend exec_proc_backend = {"exec", proc_validate, exec_proc_run,
+                                               exec_proc_start};

@@ -28,13 +28,8 @@ static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 /* mysql_init() would do this on first use, but not safely from two threads at once. */
 static void library_init(void) { mysql_library_init(0, NULL, NULL); }
 
-int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err *e)
+MYSQL *mysql_conn_prepare(const struct mysql_dsn *d, unsigned timeout_s)
 {
-    struct mysql_dsn d;
-    *out = NULL;
-    int rc = mysql_dsn_parse(dsn, &d, e);
-    if (rc < 0)
-        return rc;
     pthread_once(&library_once, library_init);
     MYSQL *m = mysql_init(NULL);
     if (!m) {
@@ -51,24 +46,43 @@ int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err
     mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &off);
     mysql_options(m, MYSQL_OPT_PROTOCOL, &protocol);
-    mysql_options(m, MYSQL_OPT_NONBLOCK, NULL); /* the blocking calls keep working too */
-    mysql_dsn_tls_apply(m, &d);
+    mysql_optionsv(m, MYSQL_OPT_NONBLOCK, NULL); /* the blocking calls keep working too */
+    mysql_dsn_tls_apply(m, d);
+    return m;
+}
+
+int mysql_conn_connected(MYSQL *m, bool connected, const struct mysql_dsn *d, struct err *e)
+{
     char why[512] = "";
-    if (!mysql_real_connect(m, d.host, d.user, d.password ? d.password : "", d.db, d.port, NULL, 0))
+    if (!connected)
         snprintf(why, sizeof why, "%s", mysql_error(m));
     else
-        mysql_dsn_tls_check(m, &d, why, sizeof why); /* before any statement is sent */
-    if (why[0]) {
-        int v6 = strchr(d.host, ':') != NULL;
-        rc = err_set(e, ERR_SERVICE_UNAVAILABLE, "cannot connect to MySQL at %s%s%s:%u%s%s: %s",
-                     v6 ? "[" : "", d.host, v6 ? "]" : "", d.port,
-                     d.ssl_mode > MYSQL_DSN_SSL_DISABLED ? " with ssl-mode=" : "",
-                     d.ssl_mode > MYSQL_DSN_SSL_DISABLED ? mysql_dsn_ssl_mode_name(d.ssl_mode) : "",
-                     why);
+        mysql_dsn_tls_check(m, d, why, sizeof why); /* before any statement is sent */
+    if (!why[0])
+        return 0;
+    int v6 = strchr(d->host, ':') != NULL;
+    return err_set(e, ERR_SERVICE_UNAVAILABLE, "cannot connect to MySQL at %s%s%s:%u%s%s: %s",
+                   v6 ? "[" : "", d->host, v6 ? "]" : "", d->port,
+                   d->ssl_mode > MYSQL_DSN_SSL_DISABLED ? " with ssl-mode=" : "",
+                   d->ssl_mode > MYSQL_DSN_SSL_DISABLED ? mysql_dsn_ssl_mode_name(d->ssl_mode) : "",
+                   why);
+}
+
+int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err *e)
+{
+    struct mysql_dsn d;
+    *out = NULL;
+    int rc = mysql_dsn_parse(dsn, &d, e);
+    if (rc < 0)
+        return rc;
+    MYSQL *m = mysql_conn_prepare(&d, timeout_s);
+    bool ok = mysql_real_connect(m, d.host, d.user, d.password ? d.password : "", d.db, d.port,
+                                 NULL, 0) != NULL;
+    rc = mysql_conn_connected(m, ok, &d, e);
+    if (rc < 0)
         mysql_close(m);
-    } else {
+    else
         *out = m;
-    }
     mysql_dsn_free(&d);
     return rc;
 }

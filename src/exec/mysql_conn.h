@@ -83,6 +83,14 @@ int mysql_dsn_tls_check(MYSQL *m, const struct mysql_dsn *d, char *why, size_t c
  * chain"). */
 int mysql_conn_open(const char *dsn, unsigned timeout_s, MYSQL **out, struct err *e);
 
+/* mysql_conn_open in two halves, for a caller that connects with mysql_real_connect_start/_cont
+ * (d's host, user, password and db must then live until the connect ends). prepare: a new
+ * connection (the caller mysql_close()s it) with the options above, not connected yet.
+ * connected: after the connect, with whether it returned the connection: 0, or the error
+ * mysql_conn_open would give (the caller then closes m). */
+MYSQL *mysql_conn_prepare(const struct mysql_dsn *d, unsigned timeout_s);
+int mysql_conn_connected(MYSQL *m, bool connected, const struct mysql_dsn *d, struct err *e);
+
 /* Renders template sql with args into *out (a NUL-terminated heap string the caller frees).
  * String literals are escaped by m, so they are right for its character set and sql_mode (render
  * just before running). {captured} is an error here; see mysql_conn_render_captured. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
@@ -771,6 +772,131 @@ static void test_timeout_sends_kill_query(void **state)
     mysql_close(m);
 }
 
+/* ---- a mysql step on the caller's event loop (exec_start, exec_child_*) ---- */
+
+/* Runs steps[0..n) to their end on one epoll set, as the engine's step loop does: each event
+ * handled, a 100 ms tick asking ctl->poll, the due times kept. attach = false leaves them
+ * unwatched (read by every tick). res[i] gets steps[i]'s result. */
+static void loop_run(struct exec_child **steps, int n, bool attach, struct exec_result *res)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(ep >= 0);
+    for (int i = 0; attach && i < n; i++)
+        assert_int_equal(exec_child_attach(steps[i], ep, &steps[i]), 0);
+    int left = n;
+    int64_t next_tick = fixture_now_ms() + 100;
+    while (left > 0) {
+        int64_t due = next_tick;
+        for (int i = 0; i < n; i++)
+            if (steps[i] && exec_child_due_ms(steps[i]) < due)
+                due = exec_child_due_ms(steps[i]);
+        int64_t wait = due - fixture_now_ms();
+        struct epoll_event ev[64];
+        int k = epoll_wait(ep, ev, 64, wait > 0 ? (int)wait : 0);
+        for (int j = 0; j < k; j++) {
+            struct exec_child **slot = ev[j].data.ptr;
+            if (*slot && exec_child_on_event(*slot)) {
+                exec_child_finish(*slot, &res[slot - steps]);
+                *slot = NULL;
+                left--;
+            }
+        }
+        int64_t now = fixture_now_ms();
+        bool tick = now >= next_tick;
+        if (tick)
+            next_tick = now + 100;
+        for (int i = 0; i < n; i++)
+            if (steps[i] && (tick || exec_child_due_ms(steps[i]) <= now) &&
+                exec_child_tick(steps[i], tick)) {
+                exec_child_finish(steps[i], &res[i]);
+                steps[i] = NULL;
+                left--;
+            }
+    }
+    close(ep);
+}
+
+static struct exec_child *start_json(const char *action_text, unsigned timeout_s,
+                                     const struct exec_control *ctl)
+{
+    json_t *action = json_loads(action_text, 0, NULL);
+    assert_non_null(action);
+    struct exec_job job = {.action = action, .timeout_s = timeout_s, .dsn = g_mysql_dsn};
+    struct exec_result res;
+    struct err e = {0};
+    struct exec_child *c = exec_start(&job, ctl, &res, &e);
+    json_decref(action); /* exec_start keeps nothing of the job */
+    if (!c)
+        fail_msg("exec_start: %s", res.message);
+    return c;
+}
+
+static void test_one_thread_runs_mysql_steps_at_once(void **state)
+{
+    (void)state;
+    enum { SLEEPERS = 6, N = SLEEPERS + 4 };
+    struct stopper stop = {fixture_now_ms(), 0};
+    struct exec_control ctl = {stop_after_300ms, &stop, 0};
+    struct exec_child *steps[N];
+    struct exec_result res[N];
+    int64_t t0 = fixture_now_ms();
+    for (int i = 0; i < SLEEPERS; i++)
+        steps[i] = start_json("{\"mysql\": {\"sql\": \"SELECT SLEEP(1)\", \"message\": \"slept\"}}",
+                              0, NULL);
+    steps[SLEEPERS] = start_json("{\"mysql\": {\"capture\": \"SELECT 41 + 1\", \"sql\": \"DO 1\", "
+                                 "\"message\": \"got {captured}\"}}",
+                                 0, NULL);
+    steps[SLEEPERS + 1] = start_json(
+        "{\"mysql\": {\"sql\": \"DROP USER {0:str}@'%'\", \"args\": [\"asyncd_nobody\"]}}", 0,
+        NULL);
+    steps[SLEEPERS + 2] = start_json("{\"mysql\": {\"statements\": [\"SELECT SLEEP(30)\", "
+                                     "\"CREATE DATABASE not_after_loop_stop\"]}}",
+                                     0, &ctl);
+    steps[SLEEPERS + 3] = start_json("{\"mysql\": {\"sql\": \"SELECT SLEEP(30)\"}}", 1, NULL);
+    loop_run(steps, N, true, res);
+    int64_t took = fixture_now_ms() - t0;
+    if (took < 1000 || took > 2500)
+        fail_msg("%d steps of 1 s on one loop took %lld ms", N, (long long)took);
+    for (int i = 0; i < SLEEPERS; i++) {
+        assert_int_equal(res[i].outcome, EXEC_DONE);
+        assert_string_equal(res[i].message, "slept");
+    }
+    assert_int_equal(res[SLEEPERS].outcome, EXEC_DONE);
+    assert_string_equal(res[SLEEPERS].message, "got 42");
+    assert_string_equal(json_string_value(json_object_get(res[SLEEPERS].output, "value")), "42");
+    json_decref(res[SLEEPERS].output);
+    assert_int_equal(res[SLEEPERS + 1].outcome, EXEC_FAILED);
+    assert_int_equal(res[SLEEPERS + 1].exit_code, 1396);
+    assert_int_equal(res[SLEEPERS + 2].outcome, EXEC_STOPPED);
+    assert_string_equal(res[SLEEPERS + 2].message, "stopped by request");
+    assert_int_equal(res[SLEEPERS + 3].outcome, EXEC_TIMEOUT);
+    assert_string_equal(res[SLEEPERS + 3].message, "timed out after 1 s");
+    MYSQL *m = mysql_admin();
+    assert_int_equal(running_sleeps(m), 0);
+    assert_int_equal(query_int(m, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE "
+                                  "SCHEMA_NAME = 'not_after_loop_stop'"),
+                     0);
+    mysql_close(m);
+}
+
+static void test_unattached_mysql_step_is_moved_on_by_the_tick(void **state)
+{
+    (void)state;
+    struct exec_child *steps[2] = {
+        start_json("{\"mysql\": {\"statements\": [\"DO 1\", \"SELECT 1 UNION SELECT 2\"]}}", 0,
+                   NULL),
+        start_json("{\"mysql\": {\"sql\": \"SELECT SLEEP(30)\"}}", 1, NULL),
+    };
+    struct exec_result res[2];
+    loop_run(steps, 2, false, res);
+    assert_int_equal(res[0].outcome, EXEC_DONE);
+    assert_string_equal(res[0].message, "ran 2 statements");
+    assert_int_equal(res[1].outcome, EXEC_TIMEOUT);
+    MYSQL *m = mysql_admin();
+    assert_int_equal(running_sleeps(m), 0);
+    mysql_close(m);
+}
+
 static void test_missing_or_foreign_dsn_fails(void **state)
 {
     (void)state;
@@ -906,6 +1032,8 @@ int main(void)
         cmocka_unit_test(test_capture_must_return_one_value),
         cmocka_unit_test(test_stop_sends_kill_query),
         cmocka_unit_test(test_timeout_sends_kill_query),
+        cmocka_unit_test(test_one_thread_runs_mysql_steps_at_once),
+        cmocka_unit_test(test_unattached_mysql_step_is_moved_on_by_the_tick),
         cmocka_unit_test(test_missing_or_foreign_dsn_fails),
         cmocka_unit_test(test_unreachable_server_fails_with_a_clear_message),
         cmocka_unit_test(test_validate_accepts_well_formed_actions),

@@ -179,7 +179,7 @@ struct token {
     int64_t last_used_ms; /* 0 = never */
 };
 
-/* --- remote steps pulled by external workers (DESIGN.md 5; store_*_workers.c) --- */
+/* --- remote steps pulled by external workers (DESIGN.md 5; store_workers.c) --- */
 
 /* The engine hands a task over to workers at step `step` of `phase`: fenced by the engine's
  * lease_no; the lease is released and the task waits for a worker of `kind` (no engine claims
@@ -234,7 +234,7 @@ struct purge_result {
     int64_t n_keys;
 };
 
-/* --- webhooks: subscriptions and their durable outbox (DESIGN.md 7; store_*_webhooks.c) ---
+/* --- webhooks: subscriptions and their durable outbox (DESIGN.md 7; store_webhooks.c) ---
  * Every event a task's transaction appends also enqueues, in that transaction, one delivery per
  * subscription it matches: a state change (from != to, the creation included) for "transition"
  * subscriptions, the entry to a final state for "final" ones, filtered by product and uin. */
@@ -342,7 +342,7 @@ struct store_ops {
                            struct err *e);
     int (*instance_list)(struct store *s, const char *product, const char *uin, json_t **out,
                          struct err *e); /* *out: new JSON array, caller json_decref()s */
-    /* simulated instances and tasks (sim/sim.h; store_*_sim.c). instance_sim_state: *out the
+    /* simulated instances and tasks (sim/sim.h; store_sim.c). instance_sim_state: *out the
      * recorded state of a simulated instance (a new JSON object the caller json_decref()s), NULL
      * for a real one; ERR_NOT_FOUND when there is no such instance. instance_set_sim_state
      * replaces it (JSON object text); ERR_NOT_FOUND when there is no such simulated instance.
@@ -467,8 +467,13 @@ struct store_ops {
     int (*delivery_release_node)(struct store *s, const char *node, struct err *e);
 };
 
+struct db_ops;
+
 struct store {
     const struct store_ops *ops;
+    /* The backend's primitives (store_db.h) that the shared transactions run on; NULL in a
+     * wrapper (store_cache.c), which passes every op through to its inner store. */
+    const struct db_ops *db;
 };
 
 /* Opens the store named by url: NULL or a path = embedded SQLite in dir `data_dir`.

@@ -345,7 +345,7 @@ static int c_release_node_leases(struct store *s, const char *node, struct err *
     return rc;
 }
 
-/* Remote steps (store_*_workers.c): each changes one known task's lease (a worker's claim, some
+/* Remote steps (store_workers.c): each changes one known task's lease (a worker's claim, some
  * unknown ones, like the engine's claim). */
 static int c_remote_handover(struct store *s, const struct remote_handover *h, struct err *e)
 {

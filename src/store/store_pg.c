@@ -101,7 +101,7 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " node TEXT NOT NULL, pgid BIGINT NOT NULL, task_id TEXT NOT NULL,"
     " boot_id TEXT NOT NULL, start_ticks BIGINT NOT NULL, created_ms BIGINT NOT NULL,"
     " PRIMARY KEY (node, pgid));",
-    /* 7: remote steps pulled by workers (issue 11 item 9, store_pg_workers.c): the kind a task
+    /* 7: remote steps pulled by workers (issue 11 item 9, store_workers.c): the kind a task
      * waits for, at which step and phase, bound to the lease_no of the handover (an operator
      * verb bumps lease_no, which ends the wait), and the result a worker recorded for the engine.
      * tasks_remote holds only waiting tasks, so a worker's claim is one index range. */
@@ -114,7 +114,7 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
      * one, the JSON object of its recorded state (accounts, parameters, backups). */
     "ALTER TABLE instances ADD COLUMN sim_state TEXT;",
     /* 9: retention and idempotent submits (issue 13 items 3 and 4). tasks_finished holds only
-     * finished tasks, by end, so a retention batch (store_pg_purge.c) is one index range.
+     * finished tasks, by end, so a retention batch (store_purge.c) is one index range.
      * idempotency_keys: the first task made with a caller's Idempotency-Key and the SHA-256 of
      * its body; a key goes with its task, and after 24 h. */
     "CREATE INDEX tasks_finished ON tasks(end_ms)"
@@ -125,7 +125,7 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " created_ms BIGINT NOT NULL, PRIMARY KEY (scope, idem_key));"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ms);"
     "CREATE INDEX idempotency_keys_task ON idempotency_keys(task_id);",
-    /* 10: webhooks (issue 13 item 2, store_pg_webhooks.c): subscriptions (the secret sealed)
+    /* 10: webhooks (issue 13 item 2, store_webhooks.c): subscriptions (the secret sealed)
      * and the outbox of their deliveries, each row written in the transaction of the event it
      * tells of. webhook_deliveries_open holds only unfinished rows: the claim's due scan and its
      * per-(subscription, task) order check are index ranges over it. */
@@ -145,7 +145,7 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     "CREATE INDEX webhook_deliveries_open ON webhook_deliveries(webhook_id, task_id, id)"
     " WHERE status IN ('pending', 'delivering');"
     "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id);"
-    /* retention removes a purged task's deliveries by task (store_*_purge.c) */
+    /* retention removes a purged task's deliveries by task (store_purge.c) */
     "CREATE INDEX webhook_deliveries_task ON webhook_deliveries(task_id);",
 };
 
@@ -320,24 +320,24 @@ static int finish(struct pg_conn *c, PGresult *r, PGresult **out, const char *wh
     return classify(c, r, what, e);
 }
 
-/* Prepares statement stmt on c at its first use there (each connection once). */
-static int prepare(struct pg_conn *c, int stmt, const char *name, struct err *e)
+/* Prepares sql as name on c at its first use there (each connection once). */
+static int prepare(struct pg_conn *c, const char *name, const char *sql, bool *prepared,
+                   struct err *e)
 {
-    if (c->prepared[stmt])
+    if (*prepared)
         return 0;
-    int rc = finish(c, PQprepare(c->conn, name, pg_stmt_sql[stmt], 0, NULL), NULL,
-                    "preparing a statement", e);
-    c->prepared[stmt] = rc == 0;
+    int rc = finish(c, PQprepare(c->conn, name, sql, 0, NULL), NULL, "preparing a statement", e);
+    *prepared = rc == 0;
     return rc;
 }
 
-/* Runs sql (prepared name stmt when stmt >= 0) with p's values made valid UTF-8. */
-static int exec_any(struct pg_conn *c, int stmt, const char *sql, const struct pg_params *p,
-                    PGresult **out, const char *what, struct err *e)
+/* Runs sql (prepared as name when name is not NULL) with p's values made valid UTF-8. */
+static int exec_any(struct pg_conn *c, const char *name, const char *sql, bool *prepared,
+                    const struct pg_params *p, PGresult **out, const char *what, struct err *e)
 {
     if (out)
         *out = NULL;
-    const char *vals[PG_MAX_PARAMS];
+    const char *vals[PG_MAX_PARAMS] = {0};
     char *fixed[PG_MAX_PARAMS] = {0};
     int n = p ? p->n : 0;
     for (int i = 0; i < n; i++) {
@@ -345,35 +345,33 @@ static int exec_any(struct pg_conn *c, int stmt, const char *sql, const struct p
         vals[i] = fixed[i] ? fixed[i] : p->v[i];
     }
     PGresult *r = NULL;
-    if (stmt >= 0) {
-        char name[16];
-        snprintf(name, sizeof name, "a%d", stmt);
-        int rc = prepare(c, stmt, name, e);
-        if (rc == 0)
-            r = PQexecPrepared(c->conn, name, n, vals, NULL, NULL, 0);
-        if (rc != 0) {
-            for (int i = 0; i < n; i++)
-                free(fixed[i]);
-            return rc;
-        }
-    } else {
-        r = PQexecParams(c->conn, sql, n, NULL, vals, NULL, NULL, 0);
-    }
+    int rc = name ? prepare(c, name, sql, prepared, e) : 0;
+    if (rc == 0)
+        r = name ? PQexecPrepared(c->conn, name, n, vals, NULL, NULL, 0)
+                 : PQexecParams(c->conn, sql, n, NULL, vals, NULL, NULL, 0);
     for (int i = 0; i < n; i++)
         free(fixed[i]);
-    return finish(c, r, out, what, e);
+    return rc != 0 ? rc : finish(c, r, out, what, e);
 }
 
 int pg_exec(struct pg_conn *c, enum pg_stmt st, const struct pg_params *p, PGresult **out,
             const char *what, struct err *e)
 {
-    return exec_any(c, (int)st, NULL, p, out, what, e);
+    char name[16];
+    snprintf(name, sizeof name, "a%d", (int)st);
+    return exec_any(c, name, pg_stmt_sql[st], &c->prepared[st], p, out, what, e);
+}
+
+int pg_exec_prepared(struct pg_conn *c, const char *name, const char *sql, bool *prepared,
+                     const struct pg_params *p, PGresult **out, const char *what, struct err *e)
+{
+    return exec_any(c, name, sql, prepared, p, out, what, e);
 }
 
 int pg_exec_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **out,
                 const char *what, struct err *e)
 {
-    return exec_any(c, -1, sql, p, out, what, e);
+    return exec_any(c, NULL, sql, NULL, p, out, what, e);
 }
 
 /* A simple-protocol command (BEGIN, COMMIT, the migrations: several statements at once). */
@@ -420,6 +418,7 @@ static int conn_ready(struct store_pg *s, struct pg_conn *c, struct err *e)
     } else {
         c->broken = false;
         memset(c->prepared, 0, sizeof c->prepared); /* a new session has none */
+        memset(c->db_prepared, 0, sizeof c->db_prepared);
     }
     if (rc == 0) {
         if (c->backoff_ms)
@@ -642,10 +641,8 @@ static const struct store_ops pg_ops = {
     .instance_get = store_pg_instance_get,
     .instance_update = store_pg_instance_update,
     .instance_list = store_pg_instance_list,
-    .instance_sim_state = store_pg_instance_sim_state,
-    .instance_set_sim_state = store_pg_instance_set_sim_state,
-    .sim_reset = store_pg_sim_reset,
-    .task_create = store_pg_task_create,
+    STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
+        .task_create = store_pg_task_create,
     .task_summary = store_pg_task_summary,
     .task_get_json = store_pg_task_get_json,
     .task_list_json = store_pg_task_list_json,
@@ -659,28 +656,6 @@ static const struct store_ops pg_ops = {
     .task_claim_batch = store_pg_task_claim_batch,
     .task_progress_batch = store_pg_task_progress_batch,
     .release_node_leases = store_pg_release_node_leases,
-    .pgroup_record = store_pg_pgroup_record,
-    .pgroup_clear = store_pg_pgroup_clear,
-    .pgroup_list = store_pg_pgroup_list,
-    .token_create = store_pg_token_create,
-    .token_list = store_pg_token_list,
-    .token_revoke = store_pg_token_revoke,
-    .token_by_hash = store_pg_token_by_hash,
-    .token_touch = store_pg_token_touch,
-    .remote_handover = store_pg_remote_handover,
-    .remote_take = store_pg_remote_take,
-    .worker_claim = store_pg_worker_claim,
-    .worker_heartbeat = store_pg_worker_heartbeat,
-    .worker_report = store_pg_worker_report,
-    .purge = store_pg_purge,
-    .webhook_create = store_pg_webhook_create,
-    .webhook_list = store_pg_webhook_list,
-    .webhook_get = store_pg_webhook_get,
-    .webhook_delete = store_pg_webhook_delete,
-    .webhook_deliveries = store_pg_webhook_deliveries,
-    .delivery_claim = store_pg_delivery_claim,
-    .delivery_finish = store_pg_delivery_finish,
-    .delivery_release_node = store_pg_delivery_release_node,
 };
 
 int store_pg_open(const char *url, struct store **out, struct err *e)
@@ -692,6 +667,7 @@ int store_pg_open(const char *url, struct store **out, struct err *e)
                        "asyncd needs it");
     struct store_pg *s = xcalloc(1, sizeof *s);
     s->base.ops = &pg_ops;
+    s->base.db = &pg_db_ops;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
     int rc = parse_url(s, url, e);

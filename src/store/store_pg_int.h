@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "store/store_db.h"
 
 #define PG_POOL_DEFAULT   8
 #define PG_POOL_MAX       64
@@ -67,19 +68,21 @@ enum pg_stmt {
     PG_STMT_COUNT
 };
 
-/* The SQL of each slot (store_pg_sql.c). */
+/* The SQL of each slot (store_pg_sql.c), and of each shared statement (store_db.h). */
 extern const char *const pg_stmt_sql[PG_STMT_COUNT];
+extern const char *const pg_db_sql[DB_STMT_COUNT];
 
 /* A pooled connection. Only the caller that took it (busy) touches it. */
 struct pg_conn {
     PGconn *conn; /* NULL until the first use, and after a failed reconnect */
     bool busy;
-    bool broken;                  /* the server went away: reconnect at the next use */
-    int backoff_ms;               /* 0 = try at once; else the wait after the last failed try */
-    int64_t next_try_ms;          /* monotonic ms before which no reconnect is tried */
-    char last_error[256];         /* why it is down, for the ServiceUnavailable message */
-    char violated[64];            /* the constraint of the last unique violation */
-    bool prepared[PG_STMT_COUNT]; /* statements prepared on this session (at first use) */
+    bool broken;                     /* the server went away: reconnect at the next use */
+    int backoff_ms;                  /* 0 = try at once; else the wait after the last failed try */
+    int64_t next_try_ms;             /* monotonic ms before which no reconnect is tried */
+    char last_error[256];            /* why it is down, for the ServiceUnavailable message */
+    char violated[64];               /* the constraint of the last unique violation */
+    bool prepared[PG_STMT_COUNT];    /* statements prepared on this session (at first use) */
+    bool db_prepared[DB_STMT_COUNT]; /* the same for the shared statements */
 };
 
 enum pg_claim_mode {
@@ -117,6 +120,9 @@ void pp_bool(struct pg_params *p, bool v);
  * (c->violated names the constraint), else ERR_INTERNAL. */
 int pg_exec(struct pg_conn *c, enum pg_stmt st, const struct pg_params *p, PGresult **out,
             const char *what, struct err *e);
+/* The same for sql prepared as name on c at its first use there (*prepared says it is). */
+int pg_exec_prepared(struct pg_conn *c, const char *name, const char *sql, bool *prepared,
+                     const struct pg_params *p, PGresult **out, const char *what, struct err *e);
 /* The same for SQL built at run time (task lists): not prepared. */
 int pg_exec_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **out,
                 const char *what, struct err *e);
@@ -169,12 +175,6 @@ int store_pg_instance_update(struct store *s, const char *instance_id, const cha
                              struct err *e);
 int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                            struct err *e);
-/* store_pg_sim.c: simulated instances' state, and the simulation's reset */
-int store_pg_instance_sim_state(struct store *s, const char *product, const char *instance_id,
-                                json_t **out, struct err *e);
-int store_pg_instance_set_sim_state(struct store *s, const char *product, const char *instance_id,
-                                    const char *state_json, struct err *e);
-int store_pg_sim_reset(struct store *s, int64_t *n_tasks, int64_t *n_instances, struct err *e);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it under its lock. */
 int pg_reseal_secrets(struct pg_conn *c, struct err *e);
@@ -205,49 +205,16 @@ int store_pg_release_node_leases(struct store *s, const char *node, struct err *
 int store_pg_node_renew(struct store *s, const char *node, int64_t lease_ms,
                         const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
                         size_t *n, struct err *e);
-/* store_pg_pgroups.c: */
-int store_pg_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
-int store_pg_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);
-int store_pg_pgroup_list(struct store *s, const char *node, struct step_pgroup **out, size_t *n,
-                         struct err *e);
 /* store_pg_query.c: */
 int store_pg_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
 int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
 int store_pg_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
                             int64_t *total, struct err *e);
-/* store_pg_tokens.c: */
-int store_pg_token_create(struct store *s, const struct token *t, struct err *e);
-int store_pg_token_list(struct store *s, json_t **out, struct err *e);
-int store_pg_token_revoke(struct store *s, const char *id, struct err *e);
-int store_pg_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e);
-int store_pg_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e);
-/* store_pg_workers.c: */
-int store_pg_remote_handover(struct store *s, const struct remote_handover *h, struct err *e);
-int store_pg_remote_take(struct store *s, const char *id, int64_t lease_no, int step,
-                         const char *phase, json_t **out, struct err *e);
-int store_pg_worker_claim(struct store *s, const struct worker_claim_req *r, json_t **out,
-                          struct err *e);
-int store_pg_worker_heartbeat(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
-                              struct worker_lease *out, struct err *e);
-int store_pg_worker_report(struct store *s, const struct worker_report *r, struct err *e);
-/* store_pg_purge.c: */
-int store_pg_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
-                   struct err *e);
 
 /* store_pg_webhooks.c: */
 /* Enqueues, in the caller's write transaction, one delivery per subscription the task's event
  * (its latest, entering `to`) matches; called by pg_event_append for every state change. */
 int pg_webhook_enqueue(struct pg_conn *c, const char *id, int64_t now, enum task_state to,
                        struct err *e);
-int store_pg_webhook_create(struct store *s, const struct webhook *w, struct err *e);
-int store_pg_webhook_list(struct store *s, json_t **out, struct err *e);
-int store_pg_webhook_get(struct store *s, const char *id, json_t **out, struct err *e);
-int store_pg_webhook_delete(struct store *s, const char *id, struct err *e);
-int store_pg_webhook_deliveries(struct store *s, const char *id, const char *task, int64_t limit,
-                                json_t **out, struct err *e);
-int store_pg_delivery_claim(struct store *s, const struct delivery_claim_req *r,
-                            struct webhook_delivery **out, size_t *n, struct err *e);
-int store_pg_delivery_finish(struct store *s, const struct delivery_result *r, struct err *e);
-int store_pg_delivery_release_node(struct store *s, const char *node, struct err *e);
 
 #endif

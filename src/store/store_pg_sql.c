@@ -1,5 +1,6 @@
 /* The PostgreSQL store's SQL: one statement per slot, prepared once per connection. Every
  * parameter is cast, so PostgreSQL never has to guess a type ($n IS NULL alone names none). */
+#include "store/store_db_sql.h"
 #include "store/store_pg_int.h"
 #include "store/store_plan.h"
 
@@ -18,7 +19,7 @@
 #define DB_NOW_MS "(floor(extract(epoch FROM now()) * 1000))::bigint"
 /* A task the engine may claim: initial, or running with no live lease (by the database's clock),
  * its retry time ($1, the node's clock, as the node that set it) reached, and not waiting for a
- * remote worker (store_pg_workers.c). */
+ * remote worker (store_workers.c). */
 #define CLAIMABLE(t)                                                                               \
     t "state IN ('initial', 'running') AND " t "driver = 'engine'"                                 \
       " AND " t "not_before_ms <= $1::bigint"                                                      \
@@ -267,4 +268,133 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_TASK_COUNTS] = "SELECT product, state, COUNT(*), MIN(created_ms) FROM tasks"
                        " GROUP BY product, state"
                        " ORDER BY product COLLATE \"C\", state COLLATE \"C\"",
+};
+
+/* The shared statements (store_db.h), in the order of enum db_stmt; a list of ids comes as one
+ * JSON array. */
+#define IN_IDS " IN (SELECT jsonb_array_elements_text($1::jsonb))"
+/* Any constant both nodes agree on: the key of the webhook claims' advisory lock. */
+#define CLAIM_LOCK_KEY "7243917201"
+
+const char *const pg_db_sql[DB_STMT_COUNT] = {
+    /* The IN list matches the partial index tasks_finished word for word (migration 9). Every
+     * node purges: SKIP LOCKED lets two batches at once take different tasks instead of waiting
+     * for each other. */
+    [DB_PURGE_PICK] = "SELECT id FROM tasks WHERE state IN ('undoed', 'failed', 'success',"
+                      " 'killed', 'removed') AND end_ms < $1::bigint ORDER BY end_ms"
+                      " LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
+    DB_SQL_PURGE_BY_IDS(IN_IDS),
+    [DB_PURGE_KEYS_BEFORE] = "DELETE FROM idempotency_keys WHERE (scope, idem_key) IN (SELECT"
+                             " scope, idem_key FROM idempotency_keys WHERE created_ms < $1::bigint"
+                             " LIMIT $2::bigint FOR UPDATE SKIP LOCKED)",
+
+    [DB_PGROUP_RECORD] = "INSERT INTO step_pgroups(node, pgid, task_id, boot_id, start_ticks,"
+                         " created_ms) VALUES($1::text, $2::bigint, $3::text, $4::text,"
+                         " $5::bigint, $6::bigint) ON CONFLICT (node, pgid) DO UPDATE SET"
+                         " task_id = excluded.task_id, boot_id = excluded.boot_id,"
+                         " start_ticks = excluded.start_ticks, created_ms = excluded.created_ms",
+    [DB_PGROUP_CLEAR] = "DELETE FROM step_pgroups WHERE node = $1::text AND pgid = $2::bigint",
+    [DB_PGROUP_LIST] = "SELECT pgid, task_id, boot_id, start_ticks FROM step_pgroups"
+                       " WHERE node = $1::text ORDER BY created_ms",
+
+    [DB_SIM_STATE_GET] = "SELECT sim_state FROM instances WHERE instance_id = $1::text"
+                         " AND product = $2::text",
+    [DB_SIM_STATE_SET] = "UPDATE instances SET sim_state = $3::text, updated_ms = $4::bigint"
+                         " WHERE instance_id = $1::text AND product = $2::text"
+                         " AND sim_state IS NOT NULL",
+    [DB_SIM_RESET_STEPS] = DB_SQL_SIM_RESET_STEPS,
+    [DB_SIM_RESET_EVENTS] = DB_SQL_SIM_RESET_EVENTS,
+    [DB_SIM_RESET_TASKS] = DB_SQL_SIM_RESET_TASKS,
+    [DB_SIM_RESET_INSTANCES] = DB_SQL_SIM_RESET_INSTANCES,
+
+    [DB_TOKEN_INSERT] = "INSERT INTO tokens(id, name, scope, hash, created_ms)"
+                        " VALUES($1::text, $2::text, $3::text, $4::text, $5::bigint)",
+    [DB_TOKEN_LIST] = DB_SQL_TOKEN_LIST,
+    [DB_TOKEN_REVOKE] = "UPDATE tokens SET revoked_ms = $2::bigint WHERE id = $1::text"
+                        " AND revoked_ms IS NULL",
+    [DB_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = $2::bigint WHERE id = $1::text"
+                       " AND revoked_ms IS NULL",
+    [DB_TOKEN_BY_HASH] = "SELECT " DB_SQL_TOKEN_COLS " FROM tokens WHERE hash = $1::text"
+                         " AND revoked_ms IS NULL",
+
+    /* Several nodes: every read-then-write locks the task's row first, a worker's claim skips
+     * rows others hold, and leases are set and judged by the database's clock (the node's now,
+     * passed last, is left out). */
+    [DB_WORKER_LEASE_ROW] = "SELECT state, lease_no, COALESCE(lease_expires_ms, 0),"
+                            " COALESCE(lease_node, ''), COALESCE(remote_step, 0),"
+                            " COALESCE(remote_phase, 'do'), " DB_NOW_MS " FROM tasks"
+                            " WHERE id = $1::text FOR NO KEY UPDATE",
+    [DB_WORKER_HANDOVER] = "UPDATE tasks SET remote_kind = $2::text, remote_step = $3::integer,"
+                           " remote_phase = $4::text, remote_lease_no = lease_no,"
+                           " remote_result = NULL, lease_node = NULL, lease_expires_ms = NULL,"
+                           " not_before_ms = 0 WHERE id = $1::text",
+    [DB_WORKER_RESULT_READ] = "SELECT remote_result FROM tasks WHERE id = $1::text"
+                              " AND lease_no = $2::bigint AND state = 'running'"
+                              " FOR NO KEY UPDATE",
+    [DB_WORKER_RESULT_CLEAR] = "UPDATE tasks SET remote_result = NULL, remote_kind = NULL"
+                               " WHERE id = $1::text",
+    [DB_WORKER_PICK] = "SELECT id FROM tasks WHERE remote_kind IN"
+                       " (SELECT jsonb_array_elements_text($1::jsonb)) AND " DB_SQL_WAITING
+                       " AND not_before_ms <= $2::bigint AND (lease_expires_ms IS NULL"
+                       " OR lease_expires_ms <= " DB_NOW_MS ") ORDER BY created_ms, job_id"
+                       " LIMIT $3::integer FOR NO KEY UPDATE SKIP LOCKED",
+    [DB_WORKER_TAKE] =
+        "UPDATE tasks t SET lease_node = $2::text, lease_expires_ms = " DB_NOW_MS " + $3::bigint,"
+        " lease_no = t.lease_no + 1, remote_lease_no = t.lease_no + 1 WHERE t.id = $1::text"
+        " RETURNING t.lease_no, t.remote_step, t.remote_phase, t.attempt, t.input,"
+        " t.lease_expires_ms, (SELECT name FROM task_steps s WHERE s.task_id = t.id"
+        " AND s.idx = t.remote_step), (SELECT CASE WHEN t.remote_phase = 'undo' THEN undo_json"
+        " ELSE do_json END FROM task_steps s WHERE s.task_id = t.id AND s.idx = t.remote_step)",
+    [DB_WORKER_BEAT] = "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $2::bigint"
+                       " WHERE id = $1::text RETURNING pause_requested, lease_expires_ms",
+    [DB_WORKER_REPORT] = "UPDATE tasks SET remote_result = $2::text, remote_kind = NULL,"
+                         " lease_node = NULL, lease_expires_ms = NULL WHERE id = $1::text",
+
+    [DB_WEBHOOK_INSERT] = "INSERT INTO webhooks(id, url, secret, events, product, uin, created_ms)"
+                          " VALUES($1::text, $2::text, $3::text, $4::text, NULLIF($5::text, ''),"
+                          " NULLIF($6::text, ''), $7::bigint)",
+    [DB_WEBHOOK_LIST] = DB_SQL_WEBHOOK_LIST,
+    [DB_WEBHOOK_GET] = "SELECT " DB_SQL_WEBHOOK_COLS " FROM webhooks WHERE id = $1::text",
+    [DB_WEBHOOK_COUNTS] = "SELECT status, count(*) FROM webhook_deliveries"
+                          " WHERE webhook_id = $1::text GROUP BY status",
+    [DB_WEBHOOK_DELETE] = "DELETE FROM webhooks WHERE id = $1::text",
+    [DB_WEBHOOK_DELIVERIES] = "SELECT " DB_SQL_DELIVERY_COLS " FROM webhook_deliveries"
+                              " WHERE webhook_id = $1::text AND ($2::text IS NULL"
+                              " OR task_id = $2::text) ORDER BY id DESC LIMIT $3::bigint",
+    [DB_DELIVERY_DUE] = "SELECT 1 FROM webhook_deliveries WHERE status IN ('pending',"
+                        " 'delivering') AND ((status = 'pending' AND next_ms <= $1::bigint) OR"
+                        " (status = 'delivering' AND lease_until_ms <= $1::bigint)) LIMIT 1",
+    /* Claims from all nodes take one transaction-scoped advisory lock, so the per-subscription
+     * bound on deliveries in flight holds across the cluster; a claim is a few rows a second at
+     * most, so the lock costs nothing that matters. Then pick and take in one statement. */
+    [DB_DELIVERY_LOCK] = "SELECT pg_advisory_xact_lock(" CLAIM_LOCK_KEY ")",
+    [DB_DELIVERY_CLAIM] =
+        "WITH inflight AS (SELECT webhook_id, count(*) AS n FROM webhook_deliveries"
+        " WHERE status = 'delivering' AND lease_until_ms > $1::bigint GROUP BY webhook_id),"
+        " cand AS (SELECT d.id, d.webhook_id, row_number() OVER (PARTITION BY d.webhook_id"
+        " ORDER BY d.id) AS rn FROM webhook_deliveries d WHERE d.status IN ('pending',"
+        " 'delivering') AND ((d.status = 'pending' AND d.next_ms <= $1::bigint) OR (d.status ="
+        " 'delivering' AND d.lease_until_ms <= $1::bigint)) AND NOT EXISTS (SELECT 1 FROM"
+        " webhook_deliveries o WHERE o.webhook_id = d.webhook_id AND o.task_id = d.task_id"
+        " AND o.id < d.id AND o.status IN ('pending', 'delivering'))),"
+        " picked AS (SELECT cand.id FROM cand LEFT JOIN inflight ON inflight.webhook_id ="
+        " cand.webhook_id WHERE cand.rn + COALESCE(inflight.n, 0) <= $2::bigint"
+        " ORDER BY cand.id LIMIT $3::bigint)"
+        " UPDATE webhook_deliveries d SET status = 'delivering', lease_node = $4::text,"
+        " lease_until_ms = $5::bigint, attempts = d.attempts + 1 FROM picked, webhooks w"
+        " WHERE d.id = picked.id AND w.id = d.webhook_id RETURNING d.id, d.webhook_id, w.url,"
+        " w.secret, d.event, d.task_id, d.product, d.uin, d.to_state, COALESCE(d.info, ''),"
+        " d.at_ms, d.attempts",
+    [DB_DELIVERY_FINISH] =
+        "UPDATE webhook_deliveries SET status = CASE WHEN $4::integer <> 0 THEN 'delivered' WHEN"
+        " $5::integer <> 0 THEN 'failed' ELSE 'pending' END, next_ms = $6::bigint,"
+        " lease_node = NULL, lease_until_ms = NULL, last_status = NULLIF($7::integer, 0),"
+        " last_error = NULLIF($8::text, ''), delivered_ms = CASE WHEN $4::integer <> 0 THEN"
+        " $9::bigint END, attempt_log = (attempt_log::jsonb || jsonb_build_array("
+        "jsonb_build_object('at_ms', $9::bigint, 'status', NULLIF($7::integer, 0), 'error',"
+        " NULLIF($8::text, ''), 'took_ms', $10::bigint)))::text WHERE id = $1::bigint"
+        " AND status = 'delivering' AND lease_node = $2::text AND attempts = $3::integer",
+    [DB_DELIVERY_RELEASE] = "UPDATE webhook_deliveries SET status = 'pending', lease_node = NULL,"
+                            " lease_until_ms = NULL WHERE status = 'delivering'"
+                            " AND lease_node = $1::text",
 };

@@ -95,7 +95,7 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " node TEXT NOT NULL, pgid INTEGER NOT NULL, task_id TEXT NOT NULL,"
     " boot_id TEXT NOT NULL, start_ticks INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
     " PRIMARY KEY (node, pgid));",
-    /* 7: remote steps pulled by workers (issue 11 item 9, store_sqlite_workers.c): the kind a
+    /* 7: remote steps pulled by workers (issue 11 item 9, store_workers.c): the kind a
      * task waits for, at which step and phase, bound to the lease_no of the handover (an operator
      * verb bumps lease_no, which ends the wait), and the result a worker recorded for the engine.
      * tasks_remote holds only waiting tasks, so a worker's claim is one index range. */
@@ -110,7 +110,7 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
      * one, the JSON object of its recorded state (accounts, parameters, backups). */
     "ALTER TABLE instances ADD COLUMN sim_state TEXT;",
     /* 9: retention and idempotent submits (issue 13 items 3 and 4). tasks_finished holds only
-     * finished tasks, by end, so a retention batch (store_sqlite_purge.c) is one index range.
+     * finished tasks, by end, so a retention batch (store_purge.c) is one index range.
      * idempotency_keys: the first task made with a caller's Idempotency-Key and the SHA-256 of
      * its body; a key goes with its task, and after 24 h. */
     "CREATE INDEX tasks_finished ON tasks(end_ms)"
@@ -121,7 +121,7 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     " created_ms INTEGER NOT NULL, PRIMARY KEY (scope, idem_key));"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ms);"
     "CREATE INDEX idempotency_keys_task ON idempotency_keys(task_id);",
-    /* 10: webhooks (issue 13 item 2, store_sqlite_webhooks.c): subscriptions (the secret sealed)
+    /* 10: webhooks (issue 13 item 2, store_webhooks.c): subscriptions (the secret sealed)
      * and the outbox of their deliveries, each row written in the transaction of the event it
      * tells of. webhook_deliveries_open holds only unfinished rows: the claim's due scan and its
      * per-(subscription, task) order check are index ranges over it. */
@@ -141,7 +141,7 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     "CREATE INDEX webhook_deliveries_open ON webhook_deliveries(webhook_id, task_id, id)"
     " WHERE status IN ('pending', 'delivering');"
     "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id);"
-    /* retention removes a purged task's deliveries by task (store_*_purge.c) */
+    /* retention removes a purged task's deliveries by task (store_purge.c) */
     "CREATE INDEX webhook_deliveries_task ON webhook_deliveries(task_id);",
 };
 
@@ -173,20 +173,7 @@ int sq_bind_text(sqlite3_stmt *st, int i, const char *s)
 
 json_t *sq_col_json_text(sqlite3_stmt *st, int col)
 {
-    const char *s = (const char *)sqlite3_column_text(st, col);
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    /* Not UTF-8 (a message copied from some program's output): keep the ASCII, mark the rest. */
-    char *copy = xstrdup(s);
-    for (char *p = copy; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
+    return db_json_string((const char *)sqlite3_column_text(st, col));
 }
 
 json_t *sq_col_json_int(sqlite3_stmt *st, int col)
@@ -283,6 +270,9 @@ static void conn_close(struct sq_conn *c)
     for (int i = 0; i < SQ_SLOT_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
     memset(c->stmt, 0, sizeof c->stmt);
+    for (int i = 0; i < DB_STMT_COUNT; i++)
+        sqlite3_finalize(c->db_stmt[i]);
+    memset(c->db_stmt, 0, sizeof c->db_stmt);
     if (c->db)
         sqlite3_close(c->db);
     c->db = NULL;
@@ -424,10 +414,8 @@ static const struct store_ops sqlite_ops = {
     .instance_get = store_sqlite_instance_get,
     .instance_update = store_sqlite_instance_update,
     .instance_list = store_sqlite_instance_list,
-    .instance_sim_state = store_sqlite_instance_sim_state,
-    .instance_set_sim_state = store_sqlite_instance_set_sim_state,
-    .sim_reset = store_sqlite_sim_reset,
-    .task_create = store_sqlite_task_create,
+    STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
+        .task_create = store_sqlite_task_create,
     .task_summary = store_sqlite_task_summary,
     .task_get_json = store_sqlite_task_get_json,
     .task_list_json = store_sqlite_task_list_json,
@@ -441,28 +429,6 @@ static const struct store_ops sqlite_ops = {
     .task_claim_batch = store_sqlite_task_claim_batch,
     .task_progress_batch = store_sqlite_task_progress_batch,
     .release_node_leases = store_sqlite_release_node_leases,
-    .pgroup_record = store_sqlite_pgroup_record,
-    .pgroup_clear = store_sqlite_pgroup_clear,
-    .pgroup_list = store_sqlite_pgroup_list,
-    .token_create = store_sqlite_token_create,
-    .token_list = store_sqlite_token_list,
-    .token_revoke = store_sqlite_token_revoke,
-    .token_by_hash = store_sqlite_token_by_hash,
-    .token_touch = store_sqlite_token_touch,
-    .remote_handover = store_sqlite_remote_handover,
-    .remote_take = store_sqlite_remote_take,
-    .worker_claim = store_sqlite_worker_claim,
-    .worker_heartbeat = store_sqlite_worker_heartbeat,
-    .worker_report = store_sqlite_worker_report,
-    .purge = store_sqlite_purge,
-    .webhook_create = store_sqlite_webhook_create,
-    .webhook_list = store_sqlite_webhook_list,
-    .webhook_get = store_sqlite_webhook_get,
-    .webhook_delete = store_sqlite_webhook_delete,
-    .webhook_deliveries = store_sqlite_webhook_deliveries,
-    .delivery_claim = store_sqlite_delivery_claim,
-    .delivery_finish = store_sqlite_delivery_finish,
-    .delivery_release_node = store_sqlite_delivery_release_node,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,
@@ -506,6 +472,7 @@ int store_sqlite_open(const char *path, struct store **out, struct err *e)
                        "support (SQLITE_THREADSAFE=0); asyncd needs it");
     struct store_sqlite *s = xcalloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
+    s->base.db = &sq_db_ops;
     s->path = xstrdup(path);
     atomic_init(&s->next_reader, 0);
     sq_group_init(&s->group);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "store/store_db.h"
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
@@ -90,11 +91,15 @@ enum sq_slot {
     SQ_SLOT_COUNT
 };
 
+/* The SQL of each shared statement (store_db.h), in SQLite's dialect (store_sqlite_sql.c). */
+extern const char *const sq_db_sql[DB_STMT_COUNT];
+
 /* A connection and its statements; mu is held by whoever uses it, for the whole call. */
 struct sq_conn {
     sqlite3 *db;
     pthread_mutex_t mu;
     sqlite3_stmt *stmt[SQ_SLOT_COUNT];
+    sqlite3_stmt *db_stmt[DB_STMT_COUNT]; /* the shared statements (store_db.h), same lifetime */
 };
 
 struct sq_job;
@@ -208,13 +213,6 @@ int store_sqlite_instance_get(struct store *s, const char *product, const char *
 int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
                                  const char *dsn, const char *reserved, struct instance *out,
                                  struct err *e);
-/* store_sqlite_sim.c: simulated instances' state, and the simulation's reset */
-int store_sqlite_instance_sim_state(struct store *s, const char *product, const char *instance_id,
-                                    json_t **out, struct err *e);
-int store_sqlite_instance_set_sim_state(struct store *s, const char *product,
-                                        const char *instance_id, const char *state_json,
-                                        struct err *e);
-int store_sqlite_sim_reset(struct store *s, int64_t *n_tasks, int64_t *n_instances, struct err *e);
 int store_sqlite_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
                                struct err *e);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
@@ -248,49 +246,16 @@ int store_sqlite_release_node_leases(struct store *s, const char *node, struct e
 int store_sqlite_node_renew(struct store *s, const char *node, int64_t lease_ms,
                             const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
                             size_t *n, struct err *e);
-/* store_sqlite_pgroups.c: */
-int store_sqlite_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
-int store_sqlite_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);
-int store_sqlite_pgroup_list(struct store *s, const char *node, struct step_pgroup **out, size_t *n,
-                             struct err *e);
 /* store_sqlite_query.c: */
 int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
 int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
 int store_sqlite_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
                                 int64_t *total, struct err *e);
-/* store_sqlite_tokens.c: */
-int store_sqlite_token_create(struct store *s, const struct token *t, struct err *e);
-int store_sqlite_token_list(struct store *s, json_t **out, struct err *e);
-int store_sqlite_token_revoke(struct store *s, const char *id, struct err *e);
-int store_sqlite_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e);
-int store_sqlite_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e);
-/* store_sqlite_workers.c: */
-int store_sqlite_remote_handover(struct store *s, const struct remote_handover *h, struct err *e);
-int store_sqlite_remote_take(struct store *s, const char *id, int64_t lease_no, int step,
-                             const char *phase, json_t **out, struct err *e);
-int store_sqlite_worker_claim(struct store *s, const struct worker_claim_req *r, json_t **out,
-                              struct err *e);
-int store_sqlite_worker_heartbeat(struct store *s, const char *id, int64_t lease_no,
-                                  int64_t lease_ms, struct worker_lease *out, struct err *e);
-int store_sqlite_worker_report(struct store *s, const struct worker_report *r, struct err *e);
-/* store_sqlite_purge.c: */
-int store_sqlite_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
-                       struct err *e);
 
 /* store_sqlite_webhooks.c: */
 /* Enqueues, in the caller's write transaction, one delivery per subscription the task's event
  * (its latest, entering `to`) matches; called by sq_event_append for every state change. */
 int sq_webhook_enqueue(struct sq_conn *c, const char *id, int64_t now, enum task_state to,
                        struct err *e);
-int store_sqlite_webhook_create(struct store *s, const struct webhook *w, struct err *e);
-int store_sqlite_webhook_list(struct store *s, json_t **out, struct err *e);
-int store_sqlite_webhook_get(struct store *s, const char *id, json_t **out, struct err *e);
-int store_sqlite_webhook_delete(struct store *s, const char *id, struct err *e);
-int store_sqlite_webhook_deliveries(struct store *s, const char *id, const char *task,
-                                    int64_t limit, json_t **out, struct err *e);
-int store_sqlite_delivery_claim(struct store *s, const struct delivery_claim_req *r,
-                                struct webhook_delivery **out, size_t *n, struct err *e);
-int store_sqlite_delivery_finish(struct store *s, const struct delivery_result *r, struct err *e);
-int store_sqlite_delivery_release_node(struct store *s, const char *node, struct err *e);
 
 #endif

@@ -1,9 +1,14 @@
-/* Remote steps: the rules both backends share (store_workers.h). */
+/* Remote steps (store.h, struct remote_handover and below): the rules (store_workers.h) and the
+ * transactions, once for both dialects. The engine hands a task over to workers, workers claim
+ * its step under a lease, heartbeat and report; the engine takes the result. */
 #include "store/store_workers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/xalloc.h"
+#include "store/store_db.h"
 
 int store_worker_lease_check(const char *id, int64_t lease_no, const struct worker_row *row,
                              int64_t now, struct err *e)
@@ -96,4 +101,291 @@ int store_worker_claim_check(const struct worker_claim_req *r, struct err *e)
     if (r->max < 1 || r->lease_ms < 1)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "worker_claim: max and lease must be > 0");
     return 0;
+}
+
+/* ---- the transactions, once for both dialects (store_db.h). Every write is fenced by lease_no
+ * in one write transaction; on PostgreSQL the rows are locked before they are checked and the
+ * leases judged by the database's clock (the dialect's SQL, store_pg_sql.c). ---- */
+
+/* The task's state and lease (its row locked where the dialect locks), and the lease clock. */
+static int lease_row(struct db_tx *t, const char *id, struct worker_row *row, int64_t *now,
+                     struct err *e)
+{
+    const char *what = "reading a task's lease";
+    memset(row, 0, sizeof *row);
+    *now = db_now_ms();
+    int rc = db_exec(t, DB_WORKER_LEASE_ROW, DB_ARGS(DB_TEXT(id), DB_INT(*now)), what, e);
+    if (rc == 0)
+        rc = db_next(t, what, e);
+    if (rc != 1)
+        return rc;
+    row->found = true;
+    const char *word = db_text(t, 0);
+    if (!word || task_state_parse(word, &row->state) != 0)
+        row->state = TASK_FAILED;
+    row->lease_no = db_int(t, 1);
+    row->lease_expires_ms = db_int(t, 2);
+    db_copy(t, 3, row->owner, sizeof row->owner);
+    row->held_by_worker =
+        strncmp(row->owner, STORE_WORKER_PREFIX, strlen(STORE_WORKER_PREFIX)) == 0;
+    row->remote_step = (int)db_int(t, 4);
+    db_copy(t, 5, row->remote_phase, sizeof row->remote_phase);
+    *now = db_int(t, 6);
+    return 0;
+}
+
+static int not_ours(const char *id, int64_t lease_no, struct err *e)
+{
+    return err_set(e, ERR_CONFLICT, "task %s is no longer ours (lease %lld)", id,
+                   (long long)lease_no);
+}
+
+/* --- the engine's side --- */
+
+static int handover_fn(struct db_tx *t, void *ctx, struct err *e)
+{
+    const struct remote_handover *h = ctx;
+    struct worker_row row;
+    int64_t now;
+    int rc = lease_row(t, h->id, &row, &now, e);
+    if (rc != 0)
+        return rc;
+    if (!row.found || row.state != TASK_RUNNING || row.lease_no != h->lease_no)
+        return not_ours(h->id, h->lease_no, e);
+    rc = db_exec(t, DB_WORKER_HANDOVER,
+                 DB_ARGS(DB_TEXT(h->id), DB_TEXT(h->kind), DB_INT(h->step), DB_TEXT(h->phase)),
+                 "handing a task over to workers", e);
+    if (rc == 0 && h->message)
+        rc = db_event_append(t, h->id, db_now_ms(), TASK_RUNNING, TASK_RUNNING, h->node, h->message,
+                             e);
+    return rc;
+}
+
+int store_db_remote_handover(struct store *s, const struct remote_handover *h, struct err *e)
+{
+    return db_run(s, DB_WRITE, handover_fn, (void *)h, e);
+}
+
+struct take_ctx {
+    const char *id, *phase;
+    int64_t lease_no;
+    int step;
+    json_t *out;
+};
+
+static int take_fn(struct db_tx *t, void *ctx, struct err *e)
+{
+    struct take_ctx *tk = ctx;
+    const char *what = "reading a remote step's result";
+    json_decref(tk->out); /* a run again after a serialization failure starts afresh */
+    tk->out = NULL;
+    int rc =
+        db_exec(t, DB_WORKER_RESULT_READ, DB_ARGS(DB_TEXT(tk->id), DB_INT(tk->lease_no)), what, e);
+    if (rc == 0)
+        rc = db_next(t, what, e);
+    if (rc == 0)
+        return not_ours(tk->id, tk->lease_no, e);
+    if (rc != 1)
+        return rc;
+    const char *result = db_text(t, 0);
+    if (!result)
+        return 0;
+    store_worker_result_parse(result, tk->step, tk->phase, &tk->out);
+    /* Used once: a retry, a resume or the undo phase asks a worker again. */
+    return db_exec(t, DB_WORKER_RESULT_CLEAR, DB_ARGS(DB_TEXT(tk->id)),
+                   "clearing a remote step's result", e);
+}
+
+int store_db_remote_take(struct store *s, const char *id, int64_t lease_no, int step,
+                         const char *phase, json_t **out, struct err *e)
+{
+    struct take_ctx tk = {id, phase, lease_no, step, NULL};
+    int rc = db_run(s, DB_WRITE, take_fn, &tk, e);
+    if (rc != 0) {
+        json_decref(tk.out);
+        tk.out = NULL;
+    }
+    *out = tk.out;
+    return rc;
+}
+
+/* --- the workers' side --- */
+
+struct claim_ctx {
+    const struct worker_claim_req *r;
+    int max;
+    char *kinds_json;
+    char owner[160];
+    char (*ids)[STORE_ID_MAX]; /* r->max of them */
+    int n;
+    json_t *steps;
+};
+
+/* The ids of up to cx->max waiting tasks of the kinds, oldest first (locked, skipping the rows
+ * others hold, where the dialect locks). */
+static int claim_pick(struct db_tx *t, struct claim_ctx *cx, struct err *e)
+{
+    const char *what = "looking for remote steps";
+    cx->n = 0;
+    int rc =
+        db_exec(t, DB_WORKER_PICK,
+                DB_ARGS(DB_TEXT(cx->kinds_json), DB_INT(db_now_ms()), DB_INT(cx->max)), what, e);
+    while (rc == 0 && (rc = db_next(t, what, e)) == 1) {
+        if (cx->n < cx->max)
+            db_copy(t, 0, cx->ids[cx->n++], STORE_ID_MAX);
+        rc = 0;
+    }
+    return rc;
+}
+
+/* Leases one picked task to the worker and appends its step to cx->steps. */
+static int claim_take(struct db_tx *t, struct claim_ctx *cx, const char *id, struct err *e)
+{
+    const char *what = "leasing a remote step to a worker";
+    int64_t now = db_now_ms();
+    int rc = db_exec(t, DB_WORKER_TAKE,
+                     DB_ARGS(DB_TEXT(id), DB_TEXT(cx->owner), DB_INT(cx->r->lease_ms), DB_INT(now)),
+                     what, e);
+    if (rc == 0)
+        rc = db_next(t, what, e);
+    if (rc == 0)
+        return err_set(e, ERR_INTERNAL, "store: leasing task %s: its picked row is gone", id);
+    if (rc != 1)
+        return rc;
+    int64_t lease_no = db_int(t, 0);
+    int step = (int)db_int(t, 1);
+    const char *phase = db_text(t, 2);
+    json_array_append_new(cx->steps,
+                          store_worker_step_json(id, step, phase ? phase : "do", db_text(t, 6),
+                                                 db_text(t, 7), db_text(t, 4), (int)db_int(t, 3),
+                                                 lease_no, db_int(t, 5)));
+    char msg[300];
+    snprintf(msg, sizeof msg, "step %d claimed by worker %.128s; lease %lld", step + 1,
+             cx->r->worker, (long long)lease_no);
+    return db_event_append(t, id, now, TASK_RUNNING, TASK_RUNNING, cx->owner, msg, e);
+}
+
+static int claim_fn(struct db_tx *t, void *ctx, struct err *e)
+{
+    struct claim_ctx *cx = ctx;
+    json_array_clear(cx->steps); /* a run again after a serialization failure starts afresh */
+    int rc = claim_pick(t, cx, e);
+    for (int i = 0; i < cx->n && rc == 0; i++)
+        rc = claim_take(t, cx, cx->ids[i], e);
+    return rc;
+}
+
+static int probe_fn(struct db_tx *t, void *ctx, struct err *e) { return claim_pick(t, ctx, e); }
+
+/* Whether the claim may find anything. With one writer for all (SQLite), an idle long-poll asks
+ * every 100 ms and must not take the writer (and its lock) from the engine each time: a read
+ * looks first. PostgreSQL's claim skips locked rows and blocks no one: it goes straight in. */
+static int claim_worth_it(struct store *s, struct claim_ctx *cx, bool *any, struct err *e)
+{
+    *any = true;
+    if (!db_store_has(s, DB_CAP_ONE_WRITER))
+        return 0;
+    struct claim_ctx one = *cx;
+    one.max = 1;
+    int rc = db_run(s, DB_READ, probe_fn, &one, e);
+    *any = rc == 0 && one.n > 0;
+    return rc;
+}
+
+int store_db_worker_claim(struct store *s, const struct worker_claim_req *r, json_t **out,
+                          struct err *e)
+{
+    *out = NULL;
+    int rc = store_worker_claim_check(r, e);
+    if (rc != 0)
+        return rc;
+    json_t *kinds = json_array();
+    for (size_t i = 0; i < r->n_kinds; i++)
+        json_array_append_new(kinds, json_string(r->kinds[i]));
+    struct claim_ctx cx = {.r = r, .max = r->max, .kinds_json = json_dumps(kinds, JSON_COMPACT)};
+    json_decref(kinds);
+    snprintf(cx.owner, sizeof cx.owner, STORE_WORKER_PREFIX "%.128s", r->worker);
+    cx.ids = xcalloc((size_t)r->max, STORE_ID_MAX);
+    cx.steps = json_array();
+    bool any;
+    rc = claim_worth_it(s, &cx, &any, e);
+    if (rc == 0 && any)
+        rc = db_run(s, DB_WRITE, claim_fn, &cx, e);
+    free(cx.kinds_json);
+    free(cx.ids);
+    if (rc != 0)
+        json_decref(cx.steps);
+    else
+        *out = cx.steps;
+    return rc;
+}
+
+struct beat_ctx {
+    const char *id;
+    int64_t lease_no, lease_ms;
+    struct worker_lease *out;
+};
+
+static int beat_fn(struct db_tx *t, void *ctx, struct err *e)
+{
+    struct beat_ctx *b = ctx;
+    const char *what = "extending a worker's lease";
+    struct worker_row row;
+    int64_t now;
+    int rc = lease_row(t, b->id, &row, &now, e);
+    if (rc == 0)
+        rc = store_worker_lease_check(b->id, b->lease_no, &row, now, e);
+    if (rc == 0)
+        rc = db_exec(t, DB_WORKER_BEAT, DB_ARGS(DB_TEXT(b->id), DB_INT(b->lease_ms), DB_INT(now)),
+                     what, e);
+    if (rc == 0)
+        rc = db_next(t, what, e);
+    if (rc == 0)
+        return err_set(e, ERR_INTERNAL, "store: %s: task %s is gone", what, b->id);
+    if (rc != 1)
+        return rc;
+    b->out->pause_requested = db_int(t, 0) != 0;
+    b->out->expires_ms = db_int(t, 1);
+    return 0;
+}
+
+int store_db_worker_heartbeat(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                              struct worker_lease *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    struct beat_ctx b = {id, lease_no, lease_ms, out};
+    return db_run(s, DB_WRITE, beat_fn, &b, e);
+}
+
+static int report_fn(struct db_tx *t, void *ctx, struct err *e)
+{
+    const struct worker_report *r = ctx;
+    struct worker_row row;
+    int64_t now;
+    int rc = lease_row(t, r->id, &row, &now, e);
+    if (rc == 0)
+        rc = store_worker_lease_check(r->id, r->lease_no, &row, now, e);
+    if (rc != 0)
+        return rc;
+    int step = row.remote_step;
+    const char *phase = row.remote_phase;
+    struct worker_report named = *r; /* the result names the worker that held the lease */
+    named.worker = row.owner + strlen(STORE_WORKER_PREFIX);
+    char *result = store_worker_result_text(&named, step, phase);
+    /* The engine claims the task next (remote_kind cleared) and goes on from this result. */
+    rc = db_exec(t, DB_WORKER_REPORT, DB_ARGS(DB_TEXT(r->id), DB_TEXT(result)),
+                 "recording a worker's result", e);
+    free(result);
+    char msg[1400];
+    snprintf(msg, sizeof msg, "worker %.128s reported step %d%s %s%s%s", named.worker, step + 1,
+             strcmp(phase, "undo") == 0 ? " (undo)" : "", r->done ? "done" : "failed",
+             r->message && *r->message ? ": " : "", r->message ? r->message : "");
+    if (rc == 0)
+        rc = db_event_append(t, r->id, db_now_ms(), TASK_RUNNING, TASK_RUNNING, row.owner, msg, e);
+    return rc;
+}
+
+int store_db_worker_report(struct store *s, const struct worker_report *r, struct err *e)
+{
+    return db_run(s, DB_WRITE, report_fn, (void *)r, e);
 }

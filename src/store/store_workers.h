@@ -1,6 +1,6 @@
-/* The rules both backends apply to remote steps (store_sqlite_workers.c, store_pg_workers.c):
- * why a worker's lease is no longer current, what a claimed step looks like, and the result a
- * worker records. The backends only read rows and write SQL. */
+/* The rules of remote steps (store_workers.c, whose transactions store_db.h declares): why a
+ * worker's lease is no longer current, what a claimed step looks like, and the result a worker
+ * records. The dialects only hold the SQL (store_sqlite_sql.c, store_pg_sql.c). */
 #ifndef ASYNCD_STORE_WORKERS_H
 #define ASYNCD_STORE_WORKERS_H
 

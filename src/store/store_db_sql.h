@@ -1,0 +1,39 @@
+/* SQL text both dialects' tables of shared statements (store_sqlite_sql.c, store_pg_sql.c) use
+ * word for word: column lists, conditions, and the statements that take no parameter. */
+#ifndef ASYNCD_STORE_DB_SQL_H
+#define ASYNCD_STORE_DB_SQL_H
+
+#define DB_SQL_TOKEN_COLS "id, name, scope, hash, created_ms, COALESCE(last_used_ms, 0)"
+#define DB_SQL_TOKEN_LIST                                                                          \
+    "SELECT " DB_SQL_TOKEN_COLS " FROM tokens WHERE revoked_ms IS NULL ORDER BY created_ms, id"
+#define DB_SQL_WEBHOOK_COLS "id, url, events, COALESCE(product, ''), COALESCE(uin, ''), created_ms"
+#define DB_SQL_WEBHOOK_LIST "SELECT " DB_SQL_WEBHOOK_COLS " FROM webhooks ORDER BY created_ms, id"
+#define DB_SQL_DELIVERY_COLS                                                                       \
+    "id, event, task_id, to_state, info, at_ms, status, attempts, next_ms, last_status,"           \
+    " last_error, created_ms, delivered_ms, attempt_log"
+/* A task waits for a worker: a handover of the current lease (an operator verb bumps lease_no,
+ * which ends the wait) and no pause requested. The engine's claim skips exactly these. */
+#define DB_SQL_WAITING                                                                             \
+    "state = 'running' AND remote_kind IS NOT NULL AND remote_lease_no = lease_no"                 \
+    " AND pause_requested = 0"
+/* The simulation's reset (store_sim.c). Steps and events go first: the foreign keys cascade,
+ * but saying so costs nothing. */
+#define DB_SQL_SIM_RESET_STEPS                                                                     \
+    "DELETE FROM task_steps WHERE task_id IN (SELECT id FROM tasks WHERE driver = 'sim')"
+#define DB_SQL_SIM_RESET_EVENTS                                                                    \
+    "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE driver = 'sim')"
+#define DB_SQL_SIM_RESET_TASKS     "DELETE FROM tasks WHERE driver = 'sim'"
+#define DB_SQL_SIM_RESET_INSTANCES "DELETE FROM instances WHERE sim_state IS NOT NULL"
+/* Retention (store_purge.c): the rows of the purged tasks, by their ids as the dialect's
+ * "IN (the JSON array's elements)" (in_ids). Steps, events and keys would go by their foreign
+ * keys' cascade too; saying so costs nothing and does not depend on SQLite's PRAGMA
+ * foreign_keys. step_pgroups has no foreign key. */
+#define DB_SQL_PURGE_BY_IDS(in_ids)                                                                \
+    [DB_PURGE_STEPS] = "DELETE FROM task_steps WHERE task_id" in_ids,                              \
+    [DB_PURGE_EVENTS] = "DELETE FROM task_events WHERE task_id" in_ids,                            \
+    [DB_PURGE_PGROUPS] = "DELETE FROM step_pgroups WHERE task_id" in_ids,                          \
+    [DB_PURGE_KEYS_OF] = "DELETE FROM idempotency_keys WHERE task_id" in_ids,                      \
+    [DB_PURGE_DELIVERIES] = "DELETE FROM webhook_deliveries WHERE task_id" in_ids,                 \
+    [DB_PURGE_TASKS] = "DELETE FROM tasks WHERE id" in_ids
+
+#endif

@@ -1,0 +1,116 @@
+/* The SQLite store's SQL for the shared statements (store_db.h): one statement a slot, in the
+ * order of enum db_stmt, prepared once per connection. A list of ids comes as one JSON array. */
+#include "store/store_db_sql.h"
+#include "store/store_sqlite_int.h"
+
+#define IN_IDS " IN (SELECT value FROM json_each(?1))"
+
+const char *const sq_db_sql[DB_STMT_COUNT] = {
+    /* The IN list matches the partial index tasks_finished word for word (migration 9), so the
+     * pick is one index range in end order. INDEXED BY: without statistics the planner prefers
+     * tasks_state (every finished task, then a sort; EXPLAIN QUERY PLAN on an empty store). One
+     * writer: nothing to lock. */
+    [DB_PURGE_PICK] = "SELECT id FROM tasks INDEXED BY tasks_finished WHERE state IN "
+                      "('undoed', 'failed', 'success', 'killed', 'removed')"
+                      " AND end_ms < ?1 ORDER BY end_ms LIMIT ?2",
+    DB_SQL_PURGE_BY_IDS(IN_IDS),
+    [DB_PURGE_KEYS_BEFORE] = "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM"
+                             " idempotency_keys WHERE created_ms < ?1 LIMIT ?2)",
+
+    [DB_PGROUP_RECORD] = "INSERT OR REPLACE INTO step_pgroups(node, pgid, task_id, boot_id,"
+                         " start_ticks, created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [DB_PGROUP_CLEAR] = "DELETE FROM step_pgroups WHERE node = ?1 AND pgid = ?2",
+    [DB_PGROUP_LIST] = "SELECT pgid, task_id, boot_id, start_ticks FROM step_pgroups"
+                       " WHERE node = ?1 ORDER BY created_ms",
+
+    [DB_SIM_STATE_GET] = "SELECT sim_state FROM instances WHERE instance_id = ?1 AND product = ?2",
+    [DB_SIM_STATE_SET] = "UPDATE instances SET sim_state = ?3, updated_ms = ?4"
+                         " WHERE instance_id = ?1 AND product = ?2 AND sim_state IS NOT NULL",
+    [DB_SIM_RESET_STEPS] = DB_SQL_SIM_RESET_STEPS,
+    [DB_SIM_RESET_EVENTS] = DB_SQL_SIM_RESET_EVENTS,
+    [DB_SIM_RESET_TASKS] = DB_SQL_SIM_RESET_TASKS,
+    [DB_SIM_RESET_INSTANCES] = DB_SQL_SIM_RESET_INSTANCES,
+
+    [DB_TOKEN_INSERT] = "INSERT INTO tokens(id, name, scope, hash, created_ms)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [DB_TOKEN_LIST] = DB_SQL_TOKEN_LIST,
+    [DB_TOKEN_REVOKE] = "UPDATE tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+    [DB_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+    [DB_TOKEN_BY_HASH] =
+        "SELECT " DB_SQL_TOKEN_COLS " FROM tokens WHERE hash = ?1 AND revoked_ms IS NULL",
+
+    /* One process: leases are judged by the node's clock, the now passed last. */
+    [DB_WORKER_LEASE_ROW] = "SELECT state, lease_no, COALESCE(lease_expires_ms, 0),"
+                            " COALESCE(lease_node, ''), COALESCE(remote_step, 0),"
+                            " COALESCE(remote_phase, 'do'), ?2 FROM tasks WHERE id = ?1",
+    [DB_WORKER_HANDOVER] = "UPDATE tasks SET remote_kind = ?2, remote_step = ?3, remote_phase = ?4,"
+                           " remote_lease_no = lease_no, remote_result = NULL, lease_node = NULL,"
+                           " lease_expires_ms = NULL, not_before_ms = 0 WHERE id = ?1",
+    [DB_WORKER_RESULT_READ] = "SELECT remote_result FROM tasks WHERE id = ?1 AND lease_no = ?2"
+                              " AND state = 'running'",
+    [DB_WORKER_RESULT_CLEAR] =
+        "UPDATE tasks SET remote_result = NULL, remote_kind = NULL WHERE id = ?1",
+    /* INDEXED BY: without statistics the planner prefers tasks_state, a walk through every
+     * running task. */
+    [DB_WORKER_PICK] = "SELECT id FROM tasks INDEXED BY tasks_remote"
+                       " WHERE remote_kind IN (SELECT value FROM json_each(?1))"
+                       " AND " DB_SQL_WAITING " AND not_before_ms <= ?2"
+                       " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?2)"
+                       " ORDER BY created_ms, rowid LIMIT ?3",
+    [DB_WORKER_TAKE] = "UPDATE tasks SET lease_node = ?2, lease_expires_ms = ?4 + ?3,"
+                       " lease_no = lease_no + 1, remote_lease_no = lease_no + 1 WHERE id = ?1"
+                       " RETURNING lease_no, remote_step, remote_phase, attempt, input,"
+                       " lease_expires_ms,"
+                       " (SELECT name FROM task_steps WHERE task_id = ?1 AND idx = remote_step),"
+                       " (SELECT CASE WHEN remote_phase = 'undo' THEN undo_json ELSE do_json END"
+                       " FROM task_steps WHERE task_id = ?1 AND idx = remote_step)",
+    [DB_WORKER_BEAT] = "UPDATE tasks SET lease_expires_ms = ?3 + ?2 WHERE id = ?1"
+                       " RETURNING pause_requested, lease_expires_ms",
+    [DB_WORKER_REPORT] = "UPDATE tasks SET remote_result = ?2, remote_kind = NULL,"
+                         " lease_node = NULL, lease_expires_ms = NULL WHERE id = ?1",
+
+    [DB_WEBHOOK_INSERT] = "INSERT INTO webhooks(id, url, secret, events, product, uin, created_ms)"
+                          " VALUES(?1, ?2, ?3, ?4, NULLIF(?5, ''), NULLIF(?6, ''), ?7)",
+    [DB_WEBHOOK_LIST] = DB_SQL_WEBHOOK_LIST,
+    [DB_WEBHOOK_GET] = "SELECT " DB_SQL_WEBHOOK_COLS " FROM webhooks WHERE id = ?1",
+    [DB_WEBHOOK_COUNTS] = "SELECT status, count(*) FROM webhook_deliveries WHERE webhook_id = ?1"
+                          " GROUP BY status",
+    [DB_WEBHOOK_DELETE] = "DELETE FROM webhooks WHERE id = ?1",
+    [DB_WEBHOOK_DELIVERIES] = "SELECT " DB_SQL_DELIVERY_COLS " FROM webhook_deliveries"
+                              " WHERE webhook_id = ?1 AND (?2 IS NULL OR task_id = ?2)"
+                              " ORDER BY id DESC LIMIT ?3",
+    [DB_DELIVERY_DUE] = "SELECT 1 FROM webhook_deliveries WHERE status IN ('pending', 'delivering')"
+                        " AND ((status = 'pending' AND next_ms <= ?1) OR (status = 'delivering'"
+                        " AND lease_until_ms <= ?1)) LIMIT 1",
+    /* Due deliveries in id order, each behind no unfinished earlier one of its subscription and
+     * task, and no more per subscription than per_webhook less its live leases. The one writer
+     * serializes claims: no lock to take. */
+    [DB_DELIVERY_PICK] =
+        "WITH inflight AS (SELECT webhook_id, count(*) AS n FROM webhook_deliveries"
+        " WHERE status = 'delivering' AND lease_until_ms > ?1 GROUP BY webhook_id),"
+        " cand AS (SELECT d.id, d.webhook_id, row_number() OVER (PARTITION BY d.webhook_id"
+        " ORDER BY d.id) AS rn FROM webhook_deliveries d WHERE d.status IN ('pending',"
+        " 'delivering') AND ((d.status = 'pending' AND d.next_ms <= ?1) OR (d.status ="
+        " 'delivering' AND d.lease_until_ms <= ?1)) AND NOT EXISTS (SELECT 1 FROM"
+        " webhook_deliveries o WHERE o.webhook_id = d.webhook_id AND o.task_id = d.task_id"
+        " AND o.id < d.id AND o.status IN ('pending', 'delivering')))"
+        " SELECT cand.id FROM cand LEFT JOIN inflight ON inflight.webhook_id = cand.webhook_id"
+        " WHERE cand.rn + COALESCE(inflight.n, 0) <= ?2 ORDER BY cand.id LIMIT ?3",
+    [DB_DELIVERY_TAKE] = "UPDATE webhook_deliveries SET status = 'delivering', lease_node = ?2,"
+                         " lease_until_ms = ?3, attempts = attempts + 1 WHERE id = ?1",
+    [DB_DELIVERY_READ] =
+        "SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.task_id, d.product, d.uin,"
+        " d.to_state, COALESCE(d.info, ''), d.at_ms, d.attempts"
+        " FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = ?1",
+    [DB_DELIVERY_FINISH] =
+        "UPDATE webhook_deliveries SET status = CASE WHEN ?4 THEN 'delivered' WHEN ?5 THEN"
+        " 'failed' ELSE 'pending' END, next_ms = ?6, lease_node = NULL, lease_until_ms = NULL,"
+        " last_status = NULLIF(?7, 0), last_error = NULLIF(?8, ''),"
+        " delivered_ms = CASE WHEN ?4 THEN ?9 END, attempt_log = json_insert(attempt_log,"
+        " '$[#]', json_object('at_ms', ?9, 'status', NULLIF(?7, 0), 'error', NULLIF(?8, ''),"
+        " 'took_ms', ?10)) WHERE id = ?1 AND status = 'delivering' AND lease_node = ?2"
+        " AND attempts = ?3",
+    [DB_DELIVERY_RELEASE] = "UPDATE webhook_deliveries SET status = 'pending', lease_node = NULL,"
+                            " lease_until_ms = NULL WHERE status = 'delivering'"
+                            " AND lease_node = ?1",
+};

@@ -43,7 +43,8 @@ const fail = (msg) => { console.error('client: ' + msg); process.exit(1); };
 
 async function main() {
   const task = { product: 'cdb', region: 'ap-guangzhou', uin, type: 'Bench',
-    steps: [{ name: 'noop', do: process.env.BENCH_STEP ? JSON.parse(process.env.BENCH_STEP) : { exec: ['/bin/true'] } }] };
+    steps: Array.from({ length: Number(process.env.BENCH_N_STEPS || 1) }, (_, i) => (
+      { name: `step${i}`, do: process.env.BENCH_STEP ? JSON.parse(process.env.BENCH_STEP) : { exec: ['/bin/true'] } })) };
   // Tasks already in the store (none on the fresh stores the benches use) are not ours to wait for.
   const base = await call(nodes[0], 'GET', '/v1/tasks?status=success&limit=1');
   if (base.status !== 200) fail(`GET /v1/tasks answered ${base.status}: ${base.text}`);

@@ -7,7 +7,8 @@
 #    asyncd restarts with the engine on and the backlog drains (the engine alone).
 # Usage: bash bench/tasks.sh   (env: BENCH_TASKS=5000, BENCH_CLIENTS=16, BENCH_WORKERS=nproc,
 #        BENCH_SQLITE_SECONDS=5, BENCH_TIMEOUT=300, BENCH_PERF=0, ASYNCD_BIN=bin/asyncd,
-#        BENCH_STEP='{"exec":["/bin/true"]}' for another step action as JSON)
+#        BENCH_STEP='{"exec":["/bin/true"]}' for another step action as JSON, BENCH_N_STEPS=1 steps
+#        of it per task)
 set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
@@ -73,8 +74,12 @@ run_backlog() {
   stop_asyncd
   start_asyncd "$TMP/backlog" "$WORKERS"
   say "backlog: draining with --workers $WORKERS"
+  local before after
+  before=$(cpu_ticks "$ASYNCD_PID")
   BENCH_MODE=wait node bench/load_client.js "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -20 "$TMP/asyncd.log" >&2; die "load client failed"; }
+  after=$(cpu_ticks "$ASYNCD_PID")
+  echo "draincpu $before $after $(getconf CLK_TCK)" >>"$TMP/results"
   grep '^RESULT e2e ' "$TMP/client.out" | sed 's/^RESULT e2e /drain /' >>"$TMP/results"
   grep '^RESULT latency ' "$TMP/client.out" | sed 's/^RESULT latency /drainlat /' >>"$TMP/results"
   stop_asyncd
@@ -131,6 +136,7 @@ report() {
     $1 == "alone"  { arate = $4 }
     $1 == "drain"  { drate = $4 }
     $1 == "drainlat" { dl50 = $7; dl99 = $8 }
+    $1 == "draincpu" { dcpu = (($6 + $7) - ($2 + $3)) / $10 }
     END {
       printf "\n%-46s %12s\n", "figure", "per second"
       printf "%-46s %12.0f\n", "asyncd tasks end-to-end (create -> success)", erate
@@ -153,6 +159,7 @@ report() {
       printf "backlog drain: running (claim -> success) p50 %d p99 %d ms\n", dl50, dl99
       printf "CPU seconds during the run: asyncd %.2f, its /bin/true children %.2f, load client %.2f (wall %.2f s, %d CPUs)\n",
         acpu, kcpu, ccpu, ws, ncpu
+      printf "backlog drain CPU: asyncd %.2f s, %.1f us per task (the engine alone, the wait polls included)\n", dcpu, dcpu * 1e6 / cn
       printf "SQLite batched run: %.0f commits/s of 100 rows each\n", crate_s["batch"]
     }' "$TMP/results"
   if [ -s "$TMP/perf.txt" ]; then

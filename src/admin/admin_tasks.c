@@ -12,7 +12,7 @@
 #include "exec/exec.h"
 #include "exec/mysql_conn.h"
 #include "products/product.h"
-#include "task/task_view.h"
+#include "task/task_json.h"
 
 #define MAX_STEPS       100
 #define IDEM_KEY_MAX    255                  /* bytes of an Idempotency-Key */
@@ -220,18 +220,6 @@ int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *s
     return 0;
 }
 
-static void set_time(json_t *obj, const char *ms_key, const char *str_key)
-{
-    json_t *v = json_object_get(obj, ms_key);
-    if (!json_is_integer(v)) {
-        json_object_set_new(obj, str_key, json_null());
-        return;
-    }
-    char buf[25];
-    time_fmt_iso_utc(json_integer_value(v), buf);
-    json_object_set_new(obj, str_key, json_string(buf));
-}
-
 /* Passwords a mysql action sets (the argument after IDENTIFIED BY, ...) are kept with the task so
  * a crash can re-run the step, but the admin view shows "***" in their place. */
 static void redact_action(json_t *action)
@@ -255,57 +243,29 @@ static void redact_action(json_t *action)
             json_array_set_new(args, i, json_string("***"));
 }
 
-static void redact_steps(json_t *task)
+/* The admin view (docs/admin-api.md): the dialect's Status word, ISO times, passwords hidden
+ * (task/task_json.h makes it). */
+static json_t *task_view(const struct task *t)
 {
-    size_t i;
-    json_t *step;
-    json_array_foreach(json_object_get(task, "steps"), i, step)
-    {
-        redact_action(json_object_get(step, "do"));
-        redact_action(json_object_get(step, "undo"));
-    }
+    const struct product *p = product_by_name(t->product);
+    struct task_json_opts o = {.view = true,
+                               .status_word = p ? product_status_word(p, t->state) : NULL,
+                               .redact = redact_action};
+    return task_json(t, &o);
 }
 
-/* Adds what people read: the dialect's Status word and ISO times; hides passwords. */
-/* The store's current_step is where the runner goes next: one past the last step after success,
- * -1 after an undo. A finished task shows the step it ended on instead (the last one, the first
- * one undone last), so a reader never sees an index no step has. */
-static void show_ended_step(json_t *task, enum task_state s)
+static int read_task(struct admin *a, const char *id, unsigned what, struct task **out,
+                     struct err *e)
 {
-    json_int_t n = json_integer_value(json_object_get(task, "n_steps"));
-    json_t *cur = json_object_get(task, "current_step");
-    if (!task_state_is_final(s) || n <= 0 || !json_is_integer(cur))
-        return;
-    json_int_t at = json_integer_value(cur);
-    json_object_set_new(task, "current_step", json_integer(at < 0 ? 0 : at >= n ? n - 1 : at));
-}
-
-static void decorate(json_t *task)
-{
-    redact_steps(task);
-    const struct product *p = product_by_name(json_string_value(json_object_get(task, "product")));
-    enum task_state s;
-    const char *state = json_string_value(json_object_get(task, "state"));
-    if (state && task_state_parse(state, &s) == 0)
-        show_ended_step(task, s);
-    if (p && state && task_state_parse(state, &s) == 0)
-        json_object_set_new(task, "Status", json_string(product_status_word(p, s)));
-    set_time(task, "created_ms", "created_at");
-    set_time(task, "start_ms", "start_time");
-    set_time(task, "end_ms", "end_time");
-    size_t i;
-    json_t *ev;
-    json_array_foreach(json_object_get(task, "events"), i, ev) set_time(ev, "at_ms", "at");
-}
-
-static int load_task(struct admin *a, const char *id, json_t **out, struct err *e)
-{
-    int rc = store_task_get_json(a->cfg.store, id, out, e);
+    int rc = store_task_get(a->cfg.store, id, what, out, e);
     if (rc == ERR_NOT_FOUND)
         return err_set(e, ERR_NOT_FOUND, "no task %s", id);
-    if (rc == 0)
-        decorate(*out);
     return rc;
+}
+
+static int load_task(struct admin *a, const char *id, struct task **out, struct err *e)
+{
+    return read_task(a, id, TASK_READ_ALL, out, e);
 }
 
 /* "30s", "500ms", "2m" or plain seconds, at most 120 s. */
@@ -324,34 +284,27 @@ static int parse_wait(const char *v, int64_t *ms, struct err *e)
     return 0;
 }
 
-static int64_t last_seq(json_t *task)
+static int64_t last_seq(const struct task *t)
 {
-    json_t *events = json_object_get(task, "events");
-    json_t *last = json_array_get(events, json_array_size(events) - 1);
-    return json_integer_value(json_object_get(last, "seq"));
+    const struct task_event *last = task_last_event(t);
+    return last ? last->seq : 0;
 }
 
 /* Long-poll: answers once the task's state differs from the one seen on arrival (or, with
  * since_seq=N, once it has an event after N), when it is final, or when the wait is over. The
  * store is polled, so changes made by any node are seen. */
 static int wait_for_change(struct admin *a, const char *id, int64_t wait_ms, int64_t since,
-                           json_t **task, struct err *e)
+                           struct task **task, struct err *e)
 {
-    const char *first = json_string_value(json_object_get(*task, "state"));
-    char state0[32];
-    snprintf(state0, sizeof state0, "%s", first ? first : "");
+    enum task_state state0 = (*task)->state;
     int64_t deadline = time_now_ms() + wait_ms;
     for (;;) {
-        enum task_state st = TASK_INITIAL;
-        task_state_parse(json_string_value(json_object_get(*task, "state")), &st);
-        bool changed = since >= 0
-                           ? last_seq(*task) > since
-                           : strcmp(state0, json_string_value(json_object_get(*task, "state")));
-        if (changed || task_state_is_final(st) || time_now_ms() >= deadline)
+        bool changed = since >= 0 ? last_seq(*task) > since : (*task)->state != state0;
+        if (changed || task_state_is_final((*task)->state) || time_now_ms() >= deadline)
             return 0;
         struct timespec nap = {0, 100 * 1000000L};
         nanosleep(&nap, NULL);
-        json_decref(*task);
+        task_free(*task);
         *task = NULL;
         int rc = load_task(a, id, task, e);
         if (rc)
@@ -364,13 +317,17 @@ int admin_task_show(struct admin *a, struct admin_req *r, json_t **out, int *sta
     (void)status;
     int64_t wait_ms = 0, since = -1;
     const char *w = admin_query(r, "wait"), *s = admin_query(r, "since_seq");
+    struct task *t = NULL;
     int rc = w ? parse_wait(w, &wait_ms, e) : 0;
     if (!rc && s)
         rc = query_int(r, "since_seq", -1, 0, INT64_MAX, &since, e);
     if (!rc)
-        rc = load_task(a, r->arg[0], out, e);
+        rc = load_task(a, r->arg[0], &t, e);
     if (!rc && wait_ms > 0)
-        rc = wait_for_change(a, r->arg[0], wait_ms, since, out, e);
+        rc = wait_for_change(a, r->arg[0], wait_ms, since, &t, e);
+    if (!rc)
+        *out = task_view(t);
+    task_free(t);
     return rc;
 }
 
@@ -462,36 +419,45 @@ int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *sta
         (rc = query_time(r, "since", &f.created_from_ms, e)) ||
         (rc = query_time(r, "until", &f.created_to_ms, e)))
         return rc;
-    json_t *list = NULL;
+    struct task_list list = {0};
     int64_t total = 0;
-    if ((rc = store_task_list_json(a->cfg.store, &f, &list, &total, e)))
+    if ((rc = store_task_list(a->cfg.store, &f, &list, &total, e)))
         return rc;
-    size_t i;
-    json_t *t;
-    json_array_foreach(list, i, t) decorate(t);
-    *out = json_pack("{s:o, s:I}", "tasks", list, "total", (json_int_t)total);
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < list.n; i++)
+        json_array_append_new(tasks, task_view(list.items[i]));
+    task_list_clear(&list);
+    *out = json_pack("{s:o, s:I}", "tasks", tasks, "total", (json_int_t)total);
     return 0;
-}
-
-static int current_state(json_t *task, enum task_state *out)
-{
-    const char *st = json_string_value(json_object_get(task, "state"));
-    return st ? task_state_parse(st, out) : -1;
 }
 
 /* One info line per operator action, beside the engine's transition lines (engine/engine_log.h):
  * who did what to which task, and the state it is in now (a pause of a running task is only
  * requested: the engine's line says when it took effect). */
-static void log_verb(json_t *task, const char *verb, const struct token *who, const char *node)
+static void log_verb(const struct task *t, const char *verb, const struct token *who,
+                     const char *node)
 {
-    const char *msg = task_view_str(task_view_last_event(task), "message", "");
+    const struct task_event *last = task_last_event(t);
+    const char *msg = last && last->message ? last->message : "";
     char buf[512];
     log_info("task %s product=%s type=%s instance=%s verb=%s by=%s state=%s node=%s "
              "message=\"%s\"",
-             task_view_str(task, "AsyncRequestId", "-"), task_view_str(task, "product", "-"),
-             task_view_str(task, "type", "-"), task_view_str(task, "instance_id", "-"), verb,
-             who && who->id[0] ? who->id : "-", task_view_str(task, "state", "-"),
-             node ? node : "-", log_field(msg, buf, sizeof buf));
+             task_text_or(t->id, "-"), task_text_or(t->product, "-"), task_text_or(t->type, "-"),
+             task_text_or(t->instance_id, "-"), verb, who && who->id[0] ? who->id : "-",
+             task_state_name(t->state), node ? node : "-", log_field(msg, buf, sizeof buf));
+}
+
+/* Answers the task as it is after an operator's change, and logs the change. *t: the task read
+ * (the caller task_free()s it, also on failure). */
+static int show_changed(struct admin *a, const char *id, const char *verb, const struct token *who,
+                        const char *node, struct task **t, json_t **out, struct err *e)
+{
+    int rc = load_task(a, id, t, e);
+    if (rc)
+        return rc;
+    log_verb(*t, verb, who, node);
+    *out = task_view(*t);
+    return 0;
 }
 
 /* Applies one move and answers the task as it is afterwards. */
@@ -501,13 +467,12 @@ static int move_and_show(struct admin *a, struct admin_req *r, struct task_move 
     int rc = store_task_move(a->cfg.store, m, e);
     if (rc)
         return rc;
-    rc = load_task(a, m->id, out, e);
-    if (rc == 0) {
-        log_verb(*out, "transition", r->who, m->node);
-        /* An external driver's move is a transition like the engine's, when it moves at all. */
-        if (m->to != m->expect)
-            metrics_transition(json_string_value(json_object_get(*out, "product")), m->to);
-    }
+    struct task *t = NULL;
+    rc = show_changed(a, m->id, "transition", r->who, m->node, &t, out, e);
+    /* An external driver's move is a transition like the engine's, when it moves at all. */
+    if (rc == 0 && m->to != m->expect)
+        metrics_transition(t->product, m->to);
+    task_free(t);
     return rc;
 }
 
@@ -535,11 +500,11 @@ int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *sta
         return rc;
     if (a->cfg.on_change)
         a->cfg.on_change(a->cfg.on_change_ctx);
-    rc = load_task(a, r->arg[0], out, e);
-    if (rc == 0) {
-        log_verb(*out, task_verb_name(verb), r->who, a->cfg.node);
-        metrics_operator_verb(json_string_value(json_object_get(*out, "product")), verb);
-    }
+    struct task *t = NULL;
+    rc = show_changed(a, r->arg[0], task_verb_name(verb), r->who, a->cfg.node, &t, out, e);
+    if (rc == 0)
+        metrics_operator_verb(t->product, verb);
+    task_free(t);
     return rc;
 }
 
@@ -570,12 +535,12 @@ int admin_task_transition(struct admin *a, struct admin_req *r, json_t **out, in
 {
     (void)status;
     struct task_move m = {.id = r->arg[0], .node = a->cfg.node};
-    json_t *task = NULL;
+    struct task *task = NULL;
     int rc = transition_from_body(r, &m, e);
-    if (rc || (rc = load_task(a, r->arg[0], &task, e)))
+    if (rc || (rc = read_task(a, r->arg[0], 0, &task, e)))
         return rc;
-    current_state(task, &m.expect);
-    json_decref(task);
+    m.expect = task->state; /* the row alone: no steps or events needed */
+    task_free(task);
     if (!task_state_can_move(m.expect, m.to))
         return err_set(e, ERR_CONFLICT, "task %s is %s; %s -> %s is not a move tasks can make",
                        r->arg[0], task_state_name(m.expect), task_state_name(m.expect),

@@ -153,7 +153,7 @@ void step_loop_stop(struct engine *eng);
  * the task now waits for a worker (or is no longer ours): stop running it. */
 enum remote_step { REMOTE_NOT, REMOTE_RESULT, REMOTE_HANDED };
 enum remote_step engine_remote_step(struct engine *eng, const char *id, int64_t lease_no,
-                                    json_t *task, int idx, const char *phase,
+                                    const struct task *task, int idx, const char *phase,
                                     struct exec_result *res);
 
 #endif

@@ -8,23 +8,25 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
-#include "task/task_view.h"
+#include "task/task_model.h"
 
-void engine_log_who(char *out, size_t cap, json_t *task)
+void engine_log_who(char *out, size_t cap, const struct task *task)
 {
-    snprintf(out, cap, "product=%s type=%s instance=%s", task_view_str(task, "product", "-"),
-             task_view_str(task, "type", "-"), task_view_str(task, "instance_id", "-"));
+    snprintf(out, cap, "product=%s type=%s instance=%s", task_text_or(task->product, "-"),
+             task_text_or(task->type, "-"), task_text_or(task->instance_id, "-"));
 }
 
-void engine_log_claimed(const char *id, const char *who, json_t *task, const char *node)
+void engine_log_claimed(const char *id, const char *who, const struct task *task, const char *node)
 {
-    json_t *last = task_view_last_event(task);
+    const struct task_event *last = task_last_event(task);
     /* attempt: the one about to run, counted from 1 as the steps' messages count them */
-    long long attempt = (long long)json_integer_value(json_object_get(task, "attempt")) + 1;
+    long long attempt = (long long)task->attempt + 1;
+    const char *from =
+        last && last->from >= 0 ? task_state_name((enum task_state)last->from) : "initial";
     char buf[512];
-    log_info("task %s %s from=%s to=running node=%s attempt=%lld message=\"%s\"", id, who,
-             task_view_str(last, "from", "initial"), node, attempt,
-             log_field(task_view_str(last, "message", ""), buf, sizeof buf));
+    log_info("task %s %s from=%s to=running node=%s attempt=%lld message=\"%s\"", id, who, from,
+             node, attempt,
+             log_field(last ? task_text_or(last->message, "") : "", buf, sizeof buf));
 }
 
 /* The same points count in the metrics: a move out of running is a transition; staying running

@@ -9,9 +9,9 @@
 #include "store/store.h"
 
 /* "product=P type=T instance=I" of a task as the admin view reads it, for every line of a run. */
-void engine_log_who(char *out, size_t cap, json_t *task);
+void engine_log_who(char *out, size_t cap, const struct task *task);
 /* A run's first read after its claim: the claim's transition (from initial, or a takeover). */
-void engine_log_claimed(const char *id, const char *who, json_t *task, const char *node);
+void engine_log_claimed(const char *id, const char *who, const struct task *task, const char *node);
 /* A committed progress write, when it moves the task or records an event (a retry); attempt:
  * the task's attempt count before the write (the line says attempt + 1, the one that ran). Also
  * counts it in the metrics (common/metrics.h) of product: a transition, or a retry. */

@@ -12,9 +12,9 @@
 #include "engine/engine_int.h"
 
 /* The kind of a remote step handed to workers, or NULL for any other action. */
-static const char *remote_kind(json_t *step, const char *phase)
+static const char *remote_kind(const struct task_step *step, const char *phase)
 {
-    json_t *action = json_object_get(step, strcmp(phase, "undo") == 0 ? "undo" : "do");
+    json_t *action = strcmp(phase, "undo") == 0 ? step->undo_action : step->do_action;
     return json_string_value(json_object_get(json_object_get(action, "remote"), "kind"));
 }
 
@@ -34,14 +34,13 @@ static void result_of(json_t *result, struct exec_result *res)
     res->output = done && json_is_object(output) ? json_incref(output) : NULL;
 }
 
-static void hand_over(struct engine *eng, const char *id, int64_t lease_no, json_t *task, int idx,
-                      const char *phase, const char *kind)
+static void hand_over(struct engine *eng, const char *id, int64_t lease_no, const struct task *task,
+                      int idx, const char *phase, const char *kind)
 {
-    json_t *step = json_array_get(json_object_get(task, "steps"), (size_t)idx);
-    const char *name = json_string_value(json_object_get(step, "name"));
+    const char *name = task->steps[idx].name;
     char msg[400];
-    snprintf(msg, sizeof msg, "step %d/%zu %.120s%s waiting for a remote worker of kind %s",
-             idx + 1, json_array_size(json_object_get(task, "steps")), name ? name : "?",
+    snprintf(msg, sizeof msg, "step %d/%lld %.120s%s waiting for a remote worker of kind %s",
+             idx + 1, (long long)task->n_steps, name ? name : "?",
              strcmp(phase, "undo") == 0 ? " (undo)" : "", kind);
     struct remote_handover h = {.id = id,
                                 .lease_no = lease_no,
@@ -61,11 +60,10 @@ static void hand_over(struct engine *eng, const char *id, int64_t lease_no, json
 }
 
 enum remote_step engine_remote_step(struct engine *eng, const char *id, int64_t lease_no,
-                                    json_t *task, int idx, const char *phase,
+                                    const struct task *task, int idx, const char *phase,
                                     struct exec_result *res)
 {
-    json_t *step = json_array_get(json_object_get(task, "steps"), (size_t)idx);
-    const char *kind = remote_kind(step, phase);
+    const char *kind = remote_kind(&task->steps[idx], phase);
     if (!kind)
         return REMOTE_NOT;
     json_t *result = NULL;

@@ -15,16 +15,17 @@
 #include "engine/engine_int.h"
 #include "engine/engine_log.h"
 #include "exec/exec.h"
+#include "task/task_json.h"
 
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS  60000
 
-/* The task as last read: what the runner decides on. */
+/* The task as last read (its row and steps): what the runner decides on. */
 struct snapshot {
-    json_t *task;  /* owned */
-    json_t *steps; /* borrowed from task */
+    struct task *task; /* owned */
     enum task_state state;
-    const char *phase, *on_failure;
+    enum task_phase phase;
+    enum task_on_failure on_failure;
     int step, n_steps, attempt;
     int64_t lease_no;
     bool pause_requested;
@@ -77,37 +78,36 @@ static int64_t backoff_ms(int attempt)
     return base / 2 + (int64_t)(r % (uint32_t)(base / 2 + 1)); /* "equal jitter" */
 }
 
-static int json_int(json_t *o, const char *k, int dflt)
+/* Step idx of the snapshot; an index the task has no step at (never expected) reads as a step
+ * with nothing set, as a missing JSON step once did. */
+static const struct task_step *step_of(const struct snapshot *s, int idx)
 {
-    json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? (int)json_integer_value(v) : dflt;
+    static const struct task_step none = {.timeout_s = 3600};
+    const struct task_step *step = task_step_at(s->task, idx);
+    return step ? step : &none;
 }
 
-static const char *json_str(json_t *o, const char *k, const char *dflt)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : dflt;
-}
-
+/* Reads the task's row and steps; the first read after the claim also its latest event (the
+ * claim's, for the log line and the queue-wait metric). No read needs the event history. */
 static bool load(struct run *r, struct snapshot *s)
 {
     struct err e;
     memset(s, 0, sizeof *s);
-    if (store_task_get_json(r->eng->cfg.store, r->id, &s->task, &e) != 0) {
+    unsigned what = TASK_READ_STEPS | (r->announced ? 0 : TASK_READ_LAST_EVENT);
+    if (store_task_get(r->eng->cfg.store, r->id, what, &s->task, &e) != 0) {
         log_warn("engine: reading task %s: %s", r->id, e.msg);
         return false;
     }
-    s->steps = json_object_get(s->task, "steps");
-    s->n_steps = (int)json_array_size(s->steps);
-    if (task_state_parse(json_str(s->task, "state", ""), &s->state) != 0)
-        s->state = TASK_FAILED;
-    s->phase = json_str(s->task, "phase", "do");
-    s->on_failure = json_str(s->task, "on_failure", "pause");
-    s->step = json_int(s->task, "current_step", 0);
-    s->attempt = json_int(s->task, "attempt", 0);
-    s->lease_no = json_integer_value(json_object_get(s->task, "lease_no"));
-    s->pause_requested = json_int(s->task, "pause_requested", 0) != 0;
-    snprintf(r->product, sizeof r->product, "%s", json_str(s->task, "product", ""));
+    const struct task *t = s->task;
+    s->n_steps = (int)t->n_steps;
+    s->state = t->state;
+    s->phase = t->phase;
+    s->on_failure = t->on_failure;
+    s->step = (int)t->current_step;
+    s->attempt = (int)t->attempt;
+    s->lease_no = t->lease_no;
+    s->pause_requested = t->pause_requested != 0;
+    snprintf(r->product, sizeof r->product, "%s", t->product ? t->product : "");
     return s->state == TASK_RUNNING && s->lease_no == r->lease_no;
 }
 
@@ -205,8 +205,8 @@ static void step_started(void *ctx, int pid)
 /* The task as the step's stdin: everything but the event history, plus what is running. */
 static char *stdin_for(const struct snapshot *s, int step, const char *phase)
 {
-    json_t *t = json_deep_copy(s->task);
-    json_object_del(t, "events");
+    struct task_json_opts o = {.no_events = true};
+    json_t *t = task_json(s->task, &o);
     json_object_set_new(t, "running_step", json_integer(step));
     json_object_set_new(t, "running_phase", json_string(phase));
     char *text = json_dumps(t, JSON_COMPACT);
@@ -217,7 +217,7 @@ static char *stdin_for(const struct snapshot *s, int step, const char *phase)
 /* The DSN of the task's instance (looked up at run time, so a changed DSN applies), or NULL. */
 static const char *instance_dsn(struct run *r, const struct snapshot *s, struct instance *in)
 {
-    const char *id = json_str(s->task, "instance_id", NULL);
+    const char *id = s->task->instance_id;
     struct err e;
     if (!id || store_instance_get(r->eng->cfg.store, r->product, id, in, &e) != 0 || !in->dsn[0])
         return NULL;
@@ -257,12 +257,12 @@ static enum metrics_executor step_executor(json_t *action)
  * the action is over and its outcome and message are in r->park.res. */
 static bool action_start(struct run *r, const struct snapshot *s, int idx, const char *phase)
 {
-    json_t *step = json_array_get(s->steps, (size_t)idx);
-    json_t *action = json_object_get(step, strcmp(phase, "undo") == 0 ? "undo" : "do");
+    const struct task_step *step = step_of(s, idx);
+    json_t *action = strcmp(phase, "undo") == 0 ? step->undo_action : step->do_action;
     char env[5][160];
     snprintf(env[0], sizeof env[0], "ASYNCD_TASK_ID=%s", r->id);
     snprintf(env[1], sizeof env[1], "ASYNCD_STEP_INDEX=%d", idx);
-    snprintf(env[2], sizeof env[2], "ASYNCD_STEP_NAME=%.120s", json_str(step, "name", ""));
+    snprintf(env[2], sizeof env[2], "ASYNCD_STEP_NAME=%.120s", step->name ? step->name : "");
     snprintf(env[3], sizeof env[3], "ASYNCD_PHASE=%s", phase);
     snprintf(env[4], sizeof env[4], "ASYNCD_ATTEMPT=%d", s->attempt + 1);
     /* The DSN goes to the executor only as job.dsn, never into an environment string: exec
@@ -281,11 +281,11 @@ static bool action_start(struct run *r, const struct snapshot *s, int idx, const
     r->stdin_text = exec_is_child(action) ? stdin_for(s, idx, phase) : NULL;
     r->idx = idx;
     r->undo = undo;
-    json_t *captured = undo ? json_object_get(step, "output") : NULL;
+    json_t *captured = undo ? step->output : NULL;
     struct exec_job job = {.action = action,
                            .stdin_text = r->stdin_text,
                            .extra_env = extra,
-                           .timeout_s = (unsigned)json_int(step, "timeout_s", 3600),
+                           .timeout_s = (unsigned)step->timeout_s,
                            .dsn = dsn,
                            .captured = json_is_object(captured) ? captured : NULL,
                            .started = step_started,
@@ -295,7 +295,7 @@ static bool action_start(struct run *r, const struct snapshot *s, int idx, const
     r->pgroup.pgid = 0;
     struct exec_result *res = &r->park.res;
     struct err e;
-    r->step_type = metrics_task_type(r->product, json_str(s->task, "type", ""));
+    r->step_type = metrics_task_type(r->product, s->task->type ? s->task->type : "");
     r->step_ex = step_executor(action);
     r->step_t0_ns = time_mono_ns();
     if (should_stop(r)) { /* e.g. fenced already: the step must not start */
@@ -337,7 +337,8 @@ static void stopped(struct run *r, int idx)
 
 static const char *step_name(const struct snapshot *s, int idx)
 {
-    return json_str(json_array_get(s->steps, (size_t)idx), "name", "?");
+    const char *name = step_of(s, idx)->name;
+    return name ? name : "?";
 }
 
 /* A failed attempt with retries left: hand the lease back and come again after the backoff. */
@@ -345,7 +346,7 @@ static void retry_later(struct run *r, const struct snapshot *s, int idx, const 
                         const struct exec_result *res)
 {
     int64_t delay = backoff_ms(s->attempt);
-    int retries = json_int(json_array_get(s->steps, (size_t)idx), "retries", 0);
+    int retries = (int)step_of(s, idx)->retries;
     char msg[1400];
     snprintf(msg, sizeof msg, "step %d/%d %s%s failed (attempt %d of %d): %s; retrying in %lld ms",
              idx + 1, s->n_steps, step_name(s, idx), strcmp(phase, "undo") == 0 ? " (undo)" : "",
@@ -366,15 +367,15 @@ static void retry_later(struct run *r, const struct snapshot *s, int idx, const 
  * it as any task whose lease nobody holds. True when the task was handed back. */
 static bool sleep_handed_back(struct run *r, const struct snapshot *s, int idx, const char *phase)
 {
-    json_t *step = json_array_get(s->steps, (size_t)idx);
+    const struct task_step *step = step_of(s, idx);
     bool undo = strcmp(phase, "undo") == 0;
     const char *key = undo ? "undo_wake_ms" : "wake_ms";
-    json_t *output = json_object_get(step, "output");
+    json_t *output = step->output;
     json_t *kept = json_object_get(output, key);
     int64_t now = time_now_ms(), wake;
     if (json_is_integer(kept))
         wake = json_integer_value(kept);
-    else if (!exec_sleep_wake_ms(json_object_get(step, undo ? "undo" : "do"), now, &wake))
+    else if (!exec_sleep_wake_ms(undo ? step->undo_action : step->do_action, now, &wake))
         return false;
     if (wake <= now)
         return false;
@@ -388,7 +389,7 @@ static bool sleep_handed_back(struct run *r, const struct snapshot *s, int idx, 
              step_name(s, idx), undo ? " (undo)" : "", at);
     struct task_progress p = progress_of(TASK_RUNNING);
     p.step = idx;
-    p.step_state = json_str(step, "state", "pending"); /* unchanged: only the output is new */
+    p.step_state = task_step_state_name(step->state); /* unchanged: only the output is new */
     p.step_output = text;
     p.not_before_ms = wake;
     p.release = true;
@@ -414,9 +415,9 @@ static bool do_step_failed(struct run *r, const struct snapshot *s, int idx,
     p.message = msg;
     p.info = msg;
     p.release = true;
-    if (strcmp(s->on_failure, "fail") == 0) {
+    if (s->on_failure == ON_FAILURE_FAIL) {
         p.to = TASK_FAILED;
-    } else if (strcmp(s->on_failure, "undo") == 0) {
+    } else if (s->on_failure == ON_FAILURE_UNDO) {
         p.to = TASK_RUNNING;
         p.phase = "undo";
         p.next_step = idx - 1;
@@ -433,10 +434,9 @@ static bool do_step_failed(struct run *r, const struct snapshot *s, int idx,
 static const char *last_done_message(const struct snapshot *s, int idx)
 {
     for (int i = idx - 1; i >= 0; i--) {
-        json_t *step = json_array_get(s->steps, (size_t)i);
-        const char *m = json_str(step, "message", NULL);
-        if (strcmp(json_str(step, "state", ""), "done") == 0 && m && *m)
-            return m;
+        const struct task_step *step = step_of(s, i);
+        if (step->state == STEP_DONE && step->message && *step->message)
+            return step->message;
     }
     return "";
 }
@@ -455,7 +455,7 @@ static bool do_end(struct run *r, const struct snapshot *s, int idx)
         return false;
     }
     if (res.outcome != EXEC_DONE) {
-        if (s->attempt < json_int(json_array_get(s->steps, (size_t)idx), "retries", 0)) {
+        if (s->attempt < step_of(s, idx)->retries) {
             retry_later(r, s, idx, "do", &res);
             return false;
         }
@@ -512,9 +512,8 @@ static enum step_next do_begin(struct run *r, const struct snapshot *s)
 static int next_undoable(const struct snapshot *s, int idx)
 {
     for (; idx >= 0; idx--) {
-        json_t *step = json_array_get(s->steps, (size_t)idx);
-        if (strcmp(json_str(step, "state", ""), "done") == 0 &&
-            json_is_object(json_object_get(step, "undo")))
+        const struct task_step *step = step_of(s, idx);
+        if (step->state == STEP_DONE && json_is_object(step->undo_action))
             return idx;
     }
     return -1;
@@ -542,7 +541,7 @@ static bool undo_end(struct run *r, const struct snapshot *s, int idx)
         p.next_step = idx - 1;
         p.attempt = 0;
         p.event = true;
-    } else if (s->attempt < json_int(json_array_get(s->steps, (size_t)idx), "retries", 0)) {
+    } else if (s->attempt < step_of(s, idx)->retries) {
         retry_later(r, &at, idx, "undo", &res);
         return false;
     } else {
@@ -659,13 +658,10 @@ static void claim_counted(struct run *r, const struct snapshot *s)
     if (r->claim_from != TASK_INITIAL)
         return;
     metrics_transition(r->product, TASK_RUNNING);
-    json_t *events = json_object_get(s->task, "events");
-    json_t *claim = json_array_get(events, json_array_size(events) - 1);
-    json_t *at = json_object_get(claim, "at_ms");
-    int64_t claimed_ms = json_is_integer(at) ? json_integer_value(at) : time_now_ms();
-    int64_t created_ms = json_integer_value(json_object_get(s->task, "created_ms"));
-    metrics_queue_wait_observe(metrics_task_type(r->product, json_str(s->task, "type", "")),
-                               claimed_ms - created_ms);
+    const struct task_event *claim = task_last_event(s->task);
+    int64_t claimed_ms = claim ? claim->at_ms : time_now_ms();
+    metrics_queue_wait_observe(metrics_task_type(r->product, task_text_or(s->task->type, "")),
+                               claimed_ms - s->task->created_ms);
 }
 
 /* Runs r's steps from a fresh read each, until the run ends or parks (then r is the step
@@ -691,12 +687,12 @@ static void run_drive(struct run *r, enum step_next next)
                 hand_back(r);
                 next = STEP_END;
             } else {
-                next = strcmp(s->phase, "undo") == 0 ? undo_begin(r, s) : do_begin(r, s);
+                next = s->phase == PHASE_UNDO ? undo_begin(r, s) : do_begin(r, s);
             }
         }
         if (next == STEP_PARKED)
             return; /* the snapshot stays with the run */
-        json_decref(s->task);
+        task_free(s->task);
         s->task = NULL;
     }
     run_end(r);
@@ -735,7 +731,7 @@ void engine_run_resume(struct engine *eng, struct parked *p)
     (void)eng;
     action_end(r);
     bool go_on = r->undo ? undo_end(r, &r->snap, r->idx) : do_end(r, &r->snap, r->idx);
-    json_decref(r->snap.task);
+    task_free(r->snap.task);
     r->snap.task = NULL;
     run_drive(r, go_on ? STEP_AGAIN : STEP_END);
 }

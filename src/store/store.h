@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include "common/errors.h"
+#include "task/task_json.h"
+#include "task/task_model.h"
 #include "task/task_state.h"
 
 #define STORE_ID_MAX 64
@@ -79,6 +81,12 @@ struct task_new {
     json_t *input;          /* the request's checked parameters (secrets left out); may be NULL */
     struct task_idem *idem; /* NULL = no Idempotency-Key */
 };
+
+/* What a task read returns beside the task's row (store_task_get). */
+#define TASK_READ_STEPS      1u /* its steps, secrets opened */
+#define TASK_READ_EVENTS     2u /* its whole event history */
+#define TASK_READ_LAST_EVENT 4u /* its latest event only (with TASK_READ_EVENTS: all of them) */
+#define TASK_READ_ALL        (TASK_READ_STEPS | TASK_READ_EVENTS)
 
 struct task_filter {
     const char *product, *uin, *instance_id, *region; /* NULL = any */
@@ -358,9 +366,15 @@ struct store_ops {
                        struct err *e); /* mints the id in the product's format */
     int (*task_summary)(struct store *s, const char *product, const char *id,
                         struct task_summary *out, struct err *e);
-    int (*task_get_json)(struct store *s, const char *id, json_t **out, struct err *e);
-    int (*task_list_json)(struct store *s, const struct task_filter *f, json_t **out,
-                          int64_t *total, struct err *e);
+    /* One task as the typed task (task/task_model.h), its row and what `what` (TASK_READ_*)
+     * asks for, from one snapshot; *out: the caller task_free()s it. ERR_NOT_FOUND when none. */
+    int (*task_get)(struct store *s, const char *id, unsigned what, struct task **out,
+                    struct err *e);
+    /* A page of task rows (no steps or events; job_id set), newest first unless oldest_first,
+     * and the filter's total, from one snapshot. *out is filled (the caller task_list_clear()s
+     * it; left empty on failure). */
+    int (*task_list)(struct store *s, const struct task_filter *f, struct task_list *out,
+                     int64_t *total, struct err *e);
     int (*task_move)(struct store *s, const struct task_move *m, struct err *e);
     /* [{"product","state","count","oldest_created_ms"}] over every task, for /metrics
      * (oldest_created_ms: the earliest created_ms of the group). */
@@ -598,14 +612,36 @@ static inline int store_task_summary(struct store *s, const char *p, const char 
 {
     return s->ops->task_summary(s, p, id, o, e);
 }
+static inline int store_task_get(struct store *s, const char *id, unsigned what, struct task **o,
+                                 struct err *e)
+{
+    return s->ops->task_get(s, id, what, o, e);
+}
+static inline int store_task_list(struct store *s, const struct task_filter *f, struct task_list *o,
+                                  int64_t *total, struct err *e)
+{
+    return s->ops->task_list(s, f, o, total, e);
+}
+/* The same reads as the raw JSON of task/task_json.h (with steps and events; a list as a JSON
+ * array): *o the caller json_decref()s, NULL on failure. */
 static inline int store_task_get_json(struct store *s, const char *id, json_t **o, struct err *e)
 {
-    return s->ops->task_get_json(s, id, o, e);
+    struct task *t = NULL;
+    int rc = store_task_get(s, id, TASK_READ_ALL, &t, e);
+    *o = rc == 0 ? task_json(t, NULL) : NULL;
+    task_free(t);
+    return rc;
 }
 static inline int store_task_list_json(struct store *s, const struct task_filter *f, json_t **o,
                                        int64_t *total, struct err *e)
 {
-    return s->ops->task_list_json(s, f, o, total, e);
+    struct task_list l = {0};
+    int rc = store_task_list(s, f, &l, total, e);
+    *o = rc == 0 ? json_array() : NULL;
+    for (size_t i = 0; rc == 0 && i < l.n; i++)
+        json_array_append_new(*o, task_json(l.items[i], NULL));
+    task_list_clear(&l);
+    return rc;
 }
 static inline int store_task_counts(struct store *s, json_t **o, struct err *e)
 {

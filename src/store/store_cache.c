@@ -718,14 +718,15 @@ static int c_task_create(struct store *s, const struct task_new *t, char id_out[
 {
     return store_task_create(cs_of(s)->inner, t, id_out, e);
 }
-static int c_task_get_json(struct store *s, const char *id, json_t **out, struct err *e)
+static int c_task_get(struct store *s, const char *id, unsigned what, struct task **out,
+                      struct err *e)
 {
-    return store_task_get_json(cs_of(s)->inner, id, out, e);
+    return store_task_get(cs_of(s)->inner, id, what, out, e);
 }
-static int c_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
-                            int64_t *total, struct err *e)
+static int c_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
+                       int64_t *total, struct err *e)
 {
-    return store_task_list_json(cs_of(s)->inner, f, out, total, e);
+    return store_task_list(cs_of(s)->inner, f, out, total, e);
 }
 static int c_task_counts(struct store *s, json_t **out, struct err *e)
 {
@@ -839,8 +840,8 @@ static const struct store_ops cache_ops = {
     .sim_reset = c_sim_reset,
     .task_create = c_task_create,
     .task_summary = c_task_summary,
-    .task_get_json = c_task_get_json,
-    .task_list_json = c_task_list_json,
+    .task_get = c_task_get,
+    .task_list = c_task_list,
     .task_move = c_task_move,
     .task_counts = c_task_counts,
     .task_control = c_task_control,

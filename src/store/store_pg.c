@@ -644,8 +644,8 @@ static const struct store_ops pg_ops = {
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
         .task_create = store_pg_task_create,
     .task_summary = store_pg_task_summary,
-    .task_get_json = store_pg_task_get_json,
-    .task_list_json = store_pg_task_list_json,
+    .task_get = store_pg_task_get,
+    .task_list = store_pg_task_list,
     .task_counts = store_pg_task_counts,
     .task_move = store_pg_task_move,
     .task_control = store_pg_task_control,

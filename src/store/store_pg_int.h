@@ -48,6 +48,7 @@ enum pg_stmt {
     PG_TASK_ROW,
     PG_TASK_STEPS,
     PG_TASK_EVENTS,
+    PG_TASK_LAST_EVENT,
     PG_TASK_STATE,
     PG_TASK_UPDATE_STATE,
     PG_STEP_MARK,
@@ -206,10 +207,11 @@ int store_pg_node_renew(struct store *s, const char *node, int64_t lease_ms,
                         const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
                         size_t *n, struct err *e);
 /* store_pg_query.c: */
-int store_pg_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
+int store_pg_task_get(struct store *s, const char *id, unsigned what, struct task **out,
+                      struct err *e);
 int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
-int store_pg_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
-                            int64_t *total, struct err *e);
+int store_pg_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
+                       int64_t *total, struct err *e);
 
 /* store_pg_webhooks.c: */
 /* Enqueues, in the caller's write transaction, one delivery per subscription the task's event

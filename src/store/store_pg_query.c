@@ -1,5 +1,6 @@
-/* The PostgreSQL store's task reads for the admin API: one task as JSON, filtered and paged lists,
- * counts. The JSON is store_sqlite_query.c's, key for key. */
+/* The PostgreSQL store's task reads: one task as the typed task (task/task_model.h), filtered and
+ * paged lists of task rows, counts. The rows become structs as store_sqlite_query.c's do
+ * (store_task_rows.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,103 +8,116 @@
 #include "common/xalloc.h"
 #include "store/store_plan.h"
 #include "store/store_pg_int.h"
+#include "store/store_task_rows.h"
 
 #define LIST_DEFAULT_LIMIT 100
 
-/* The task object of docs/admin-api.md without steps, events and the formatted time fields. */
-static json_t *task_row_json(const PGresult *r, int row)
+static const char *col_text(const struct store_cols *c, int col)
 {
-    json_t *o = json_object();
-    int col = 0;
-    for (size_t i = 0; i < STORE_TASK_N_TEXT; i++)
-        json_object_set_new(o, store_task_text_fields[i], pg_json_text(r, row, col++));
-    for (size_t i = 0; i < STORE_TASK_N_INT; i++)
-        json_object_set_new(o, store_task_int_fields[i], pg_json_int(r, row, col++));
-    json_object_set_new(o, "input", pg_json_value(r, row, col++));
-    return o;
+    return pg_str((const PGresult *)c->res, c->row, col);
+}
+static bool col_is_null(const struct store_cols *c, int col)
+{
+    return PQgetisnull((const PGresult *)c->res, c->row, col);
+}
+static int64_t col_int(const struct store_cols *c, int col)
+{
+    return pg_int((const PGresult *)c->res, c->row, col);
+}
+static struct store_cols cols_of(const PGresult *r, int row)
+{
+    return (struct store_cols){
+        .res = r, .row = row, .text = col_text, .is_null = col_is_null, .integer = col_int};
 }
 
-static json_t *step_row_json(const PGresult *r, int row)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "index", pg_json_int(r, row, 0));
-    json_object_set_new(o, "name", pg_json_text(r, row, 1));
-    json_object_set_new(o, "do", pg_json_value(r, row, 2));
-    json_object_set_new(o, "undo", pg_json_value(r, row, 3));
-    json_object_set_new(o, "retries", pg_json_int(r, row, 4));
-    json_object_set_new(o, "timeout_s", pg_json_int(r, row, 5));
-    json_object_set_new(o, "state", pg_json_text(r, row, 6));
-    json_object_set_new(o, "message", pg_json_text(r, row, 7));
-    json_object_set_new(o, "output", pg_json_value(r, row, 8));
-    return o;
-}
-
-static json_t *event_row_json(const PGresult *r, int row)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", pg_json_int(r, row, 0));
-    json_object_set_new(o, "at_ms", pg_json_int(r, row, 1));
-    json_object_set_new(o, "from", pg_json_text(r, row, 2));
-    json_object_set_new(o, "to", pg_json_text(r, row, 3));
-    json_object_set_new(o, "node", pg_json_text(r, row, 4));
-    json_object_set_new(o, "message", pg_json_text(r, row, 5));
-    return o;
-}
-
-/* Runs statement st (bound to id) and collects every row through row_json. */
-static int rows_json(struct pg_conn *c, enum pg_stmt st, const char *id,
-                     json_t *(*row_json)(const PGresult *, int), json_t **out, struct err *e)
+/* Runs statement st bound to id; *out the result the caller PQclear()s. */
+static int rows_exec(struct pg_conn *c, enum pg_stmt st, const char *id, PGresult **out,
+                     struct err *e)
 {
     struct pg_params p = {0};
     pp_text(&p, id);
+    return pg_exec(c, st, &p, out, "reading a task", e);
+}
+
+static int task_row_read(struct pg_conn *c, const char *id, struct task *t, struct err *e)
+{
     PGresult *r;
-    int rc = pg_exec(c, st, &p, &r, "reading a task", e);
+    int rc = rows_exec(c, PG_TASK_ROW, id, &r, e);
     if (rc != 0)
         return rc;
-    json_t *arr = json_array();
-    for (int row = 0; row < PQntuples(r); row++)
-        json_array_append_new(arr, row_json(r, row));
+    if (PQntuples(r) == 0) {
+        rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
+    } else {
+        struct store_cols cols = cols_of(r, 0);
+        store_task_from_cols(&cols, t);
+    }
     PQclear(r);
-    *out = arr;
+    return rc;
+}
+
+static int steps_read(struct pg_conn *c, const char *id, struct task *t, struct err *e)
+{
+    PGresult *r;
+    int rc = rows_exec(c, PG_TASK_STEPS, id, &r, e);
+    if (rc != 0)
+        return rc;
+    task_alloc_steps(t, (size_t)PQntuples(r));
+    for (int row = 0; row < PQntuples(r); row++) {
+        struct store_cols cols = cols_of(r, row);
+        store_step_from_cols(&cols, &t->steps[row]);
+    }
+    PQclear(r);
+    /* the step secrets are sealed at rest (store_plan.h) */
+    return store_task_open_steps(t, e);
+}
+
+static int events_read(struct pg_conn *c, const char *id, bool last_only, struct task *t,
+                       struct err *e)
+{
+    PGresult *r;
+    int rc = rows_exec(c, last_only ? PG_TASK_LAST_EVENT : PG_TASK_EVENTS, id, &r, e);
+    if (rc != 0)
+        return rc;
+    task_alloc_events(t, (size_t)PQntuples(r));
+    for (int row = 0; row < PQntuples(r); row++) {
+        struct store_cols cols = cols_of(r, row);
+        store_event_from_cols(&cols, &t->events[row]);
+    }
+    PQclear(r);
     return 0;
 }
 
 struct get_ctx {
     const char *id;
-    json_t **out;
+    unsigned what;
+    struct task *t;
 };
 
-/* The task, its steps and events from one snapshot. */
+/* The task and what g->what asks for from one snapshot. */
 static int get_fn(struct pg_conn *c, void *ctx, struct err *e)
 {
     struct get_ctx *g = ctx;
-    json_t *task = NULL, *steps = NULL, *events = NULL;
-    int rc = rows_json(c, PG_TASK_ROW, g->id, task_row_json, &task, e);
-    if (rc == 0 && json_array_size(task) == 0)
-        rc = err_set(e, ERR_NOT_FOUND, "no task %s", g->id);
-    if (rc == 0)
-        rc = rows_json(c, PG_TASK_STEPS, g->id, step_row_json, &steps, e);
-    if (rc == 0) /* the step secrets are sealed at rest (store_plan.h) */
-        rc = store_steps_open(steps, e);
-    if (rc == 0)
-        rc = rows_json(c, PG_TASK_EVENTS, g->id, event_row_json, &events, e);
-    if (rc == 0) {
-        *g->out = json_incref(json_array_get(task, 0));
-        json_object_set_new(*g->out, "steps", steps);
-        json_object_set_new(*g->out, "events", events);
-        steps = events = NULL;
-    }
-    json_decref(task);
-    json_decref(steps);
-    json_decref(events);
+    task_free(g->t); /* a retried transaction reads afresh */
+    g->t = task_new();
+    int rc = task_row_read(c, g->id, g->t, e);
+    if (rc == 0 && (g->what & TASK_READ_STEPS))
+        rc = steps_read(c, g->id, g->t, e);
+    if (rc == 0 && (g->what & (TASK_READ_EVENTS | TASK_READ_LAST_EVENT)))
+        rc = events_read(c, g->id, !(g->what & TASK_READ_EVENTS), g->t, e);
     return rc;
 }
 
-int store_pg_task_get_json(struct store *s, const char *id, json_t **out, struct err *e)
+int store_pg_task_get(struct store *s, const char *id, unsigned what, struct task **out,
+                      struct err *e)
 {
-    *out = NULL;
-    struct get_ctx g = {id, out};
-    return pg_run(s, PG_TX_SNAPSHOT, get_fn, &g, e);
+    struct get_ctx g = {.id = id, .what = what};
+    int rc = pg_run(s, PG_TX_SNAPSHOT, get_fn, &g, e);
+    if (rc != 0) {
+        task_free(g.t);
+        g.t = NULL;
+    }
+    *out = g.t;
+    return rc;
 }
 
 /* The filter as SQL: " WHERE col = $1 AND ..." (or ""), with its values in bind order. */
@@ -190,7 +204,7 @@ struct list_ctx {
     const struct task_filter *f;
     const struct where *w;
     int64_t limit, offset, total;
-    json_t **out;
+    struct task_list *out;
 };
 
 /* The total and the page from one snapshot. */
@@ -214,22 +228,24 @@ static int list_fn(struct pg_conn *c, void *ctx, struct err *e)
     free(sql);
     if (rc != 0)
         return rc;
-    json_t *arr = json_array();
+    task_list_clear(l->out); /* a retried transaction reads afresh */
     int job_col = PQnfields(r) - 1;
     for (int row = 0; row < PQntuples(r); row++) {
-        json_t *t = task_row_json(r, row);
-        json_object_set_new(t, "job_id", json_integer(pg_int(r, row, job_col)));
-        json_array_append_new(arr, t);
+        struct task *t = task_new();
+        struct store_cols cols = cols_of(r, row);
+        store_task_from_cols(&cols, t);
+        t->job_id = pg_int(r, row, job_col);
+        t->has_job_id = true;
+        task_list_push(l->out, t);
     }
     PQclear(r);
-    *l->out = arr;
     return 0;
 }
 
-int store_pg_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
-                            int64_t *total, struct err *e)
+int store_pg_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
+                       int64_t *total, struct err *e)
 {
-    *out = NULL;
+    memset(out, 0, sizeof *out);
     if (f->state < -1 || f->state >= TASK_STATE_COUNT)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "state filter %d names no task state",
                        f->state);
@@ -244,6 +260,8 @@ int store_pg_task_list_json(struct store *s, const struct task_filter *f, json_t
     int rc = pg_run(s, PG_TX_SNAPSHOT, list_fn, &l, e);
     free(arrs[0]);
     free(arrs[1]);
+    if (rc != 0)
+        task_list_clear(out);
     if (rc == 0 && total)
         *total = l.total;
     return rc;

@@ -127,6 +127,8 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                       " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",
     [PG_TASK_EVENTS] = "SELECT seq, at_ms, from_state, to_state, node, message FROM task_events"
                        " WHERE task_id = $1::text ORDER BY seq",
+    [PG_TASK_LAST_EVENT] = "SELECT seq, at_ms, from_state, to_state, node, message"
+                           " FROM task_events WHERE task_id = $1::text ORDER BY seq DESC LIMIT 1",
     [PG_TASK_STATE] = "SELECT state, current_step FROM tasks WHERE id = $1::text"
                       " FOR NO KEY UPDATE",
     [PG_TASK_UPDATE_STATE] =

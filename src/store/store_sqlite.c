@@ -417,8 +417,8 @@ static const struct store_ops sqlite_ops = {
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
         .task_create = store_sqlite_task_create,
     .task_summary = store_sqlite_task_summary,
-    .task_get_json = store_sqlite_task_get_json,
-    .task_list_json = store_sqlite_task_list_json,
+    .task_get = store_sqlite_task_get,
+    .task_list = store_sqlite_task_list,
     .task_counts = store_sqlite_task_counts,
     .task_move = store_sqlite_task_move,
     .task_control = store_sqlite_task_control,

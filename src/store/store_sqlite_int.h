@@ -48,6 +48,7 @@ enum sq_slot {
     SQ_TASK_ROW,
     SQ_TASK_STEPS,
     SQ_TASK_EVENTS,
+    SQ_TASK_LAST_EVENT,
     SQ_TASK_STATE,
     SQ_TASK_UPDATE_STATE,
     SQ_STEP_MARK,
@@ -247,10 +248,11 @@ int store_sqlite_node_renew(struct store *s, const char *node, int64_t lease_ms,
                             const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
                             size_t *n, struct err *e);
 /* store_sqlite_query.c: */
-int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, struct err *e);
+int store_sqlite_task_get(struct store *s, const char *id, unsigned what, struct task **out,
+                          struct err *e);
 int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
-int store_sqlite_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
-                                int64_t *total, struct err *e);
+int store_sqlite_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
+                           int64_t *total, struct err *e);
 
 /* store_sqlite_webhooks.c: */
 /* Enqueues, in the caller's write transaction, one delivery per subscription the task's event

@@ -1,4 +1,5 @@
-/* The SQLite store's task reads for the admin API: one task as JSON, and filtered, paged lists. */
+/* The SQLite store's task reads: one task as the typed task (task/task_model.h), and filtered,
+ * paged lists of task rows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,124 +7,156 @@
 #include "common/xalloc.h"
 #include "store/store_plan.h"
 #include "store/store_sqlite_int.h"
+#include "store/store_task_rows.h"
 
 #define LIST_DEFAULT_LIMIT 100
 
-static json_t *col_json_value(sqlite3_stmt *st, int col);
-
-/* The task object of docs/admin-api.md without steps, events and the formatted time fields. */
-static json_t *task_row_json(sqlite3_stmt *st)
+static const char *col_text(const struct store_cols *c, int col)
 {
-    json_t *o = json_object();
-    int col = 0;
-    for (size_t i = 0; i < STORE_TASK_N_TEXT; i++)
-        json_object_set_new(o, store_task_text_fields[i], sq_col_json_text(st, col++));
-    for (size_t i = 0; i < STORE_TASK_N_INT; i++)
-        json_object_set_new(o, store_task_int_fields[i], sq_col_json_int(st, col++));
-    json_object_set_new(o, "input", col_json_value(st, col++));
-    return o;
+    return (const char *)sqlite3_column_text((sqlite3_stmt *)c->res, col);
+}
+static bool col_is_null(const struct store_cols *c, int col)
+{
+    return sqlite3_column_type((sqlite3_stmt *)c->res, col) == SQLITE_NULL;
+}
+static int64_t col_int(const struct store_cols *c, int col)
+{
+    return sqlite3_column_int64((sqlite3_stmt *)c->res, col);
+}
+static struct store_cols cols_of(sqlite3_stmt *st)
+{
+    return (struct store_cols){
+        .res = st, .text = col_text, .is_null = col_is_null, .integer = col_int};
 }
 
-/* A stored JSON text column as a value; null when NULL (or, never expected, unparsable). */
-static json_t *col_json_value(sqlite3_stmt *st, int col)
+/* What rows_read does with each row of a task's step or event query. */
+struct rows_sink {
+    struct task *t;
+    size_t n, cap;
+    void (*grow)(struct task *t, size_t n);
+    void (*fill)(const struct store_cols *c, struct task *t, size_t i);
+};
+
+static void steps_grow(struct task *t, size_t n)
 {
-    const char *s = (const char *)sqlite3_column_text(st, col);
-    json_t *v = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
-    return v ? v : json_null();
+    t->steps = xrealloc(t->steps, n * sizeof *t->steps);
+}
+static void step_fill(const struct store_cols *c, struct task *t, size_t i)
+{
+    t->steps[i] = (struct task_step){
+        .do_action = json_null(), .undo_action = json_null(), .output = json_null()};
+    store_step_from_cols(c, &t->steps[i]);
+    t->n_steps = (int64_t)i + 1;
+}
+static void events_grow(struct task *t, size_t n)
+{
+    t->events = xrealloc(t->events, n * sizeof *t->events);
+}
+static void event_fill(const struct store_cols *c, struct task *t, size_t i)
+{
+    store_event_from_cols(c, &t->events[i]);
+    t->n_events = i + 1;
 }
 
-static json_t *step_row_json(sqlite3_stmt *st)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "index", sq_col_json_int(st, 0));
-    json_object_set_new(o, "name", sq_col_json_text(st, 1));
-    json_object_set_new(o, "do", col_json_value(st, 2));
-    json_object_set_new(o, "undo", col_json_value(st, 3));
-    json_object_set_new(o, "retries", sq_col_json_int(st, 4));
-    json_object_set_new(o, "timeout_s", sq_col_json_int(st, 5));
-    json_object_set_new(o, "state", sq_col_json_text(st, 6));
-    json_object_set_new(o, "message", sq_col_json_text(st, 7));
-    json_object_set_new(o, "output", col_json_value(st, 8));
-    return o;
-}
-
-static json_t *event_row_json(sqlite3_stmt *st)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", sq_col_json_int(st, 0));
-    json_object_set_new(o, "at_ms", sq_col_json_int(st, 1));
-    json_object_set_new(o, "from", sq_col_json_text(st, 2));
-    json_object_set_new(o, "to", sq_col_json_text(st, 3));
-    json_object_set_new(o, "node", sq_col_json_text(st, 4));
-    json_object_set_new(o, "message", sq_col_json_text(st, 5));
-    return o;
-}
-
-/* Runs the cached statement (bound to id) and collects every row through row_json. */
-static int rows_json(struct sq_conn *c, enum sq_slot slot, const char *sql, const char *id,
-                     json_t *(*row_json)(sqlite3_stmt *), json_t **out, struct err *e)
+/* Runs the cached statement (bound to id) and hands every row to k. */
+static int rows_read(struct sq_conn *c, enum sq_slot slot, const char *sql, const char *id,
+                     struct rows_sink *k, struct err *e)
 {
     sqlite3_stmt *st;
     int rc = sq_stmt(c, slot, sql, &st, e);
     if (rc != 0)
         return rc;
     sq_bind_text(st, 1, id);
-    json_t *arr = json_array();
+    struct store_cols cols = cols_of(st);
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, row_json(st));
-    if (step != SQLITE_DONE) {
-        json_decref(arr);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k->n == k->cap)
+            k->grow(k->t, k->cap = k->cap ? 2 * k->cap : 8);
+        k->fill(&cols, k->t, k->n++);
+    }
+    if (step != SQLITE_DONE)
         rc = sq_fail(c, e, "reading a task");
+    sq_done(st);
+    return rc;
+}
+
+static int task_row_read(struct sq_conn *c, const char *id, struct task *t, struct err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sq_stmt(c, SQ_TASK_ROW, "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = ?1", &st, e);
+    if (rc != 0)
+        return rc;
+    sq_bind_text(st, 1, id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        struct store_cols cols = cols_of(st);
+        store_task_from_cols(&cols, t);
+    } else if (step == SQLITE_DONE) {
+        rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
     } else {
-        *out = arr;
+        rc = sq_fail(c, e, "reading a task");
     }
     sq_done(st);
     return rc;
 }
 
-/* Reads the task, its steps and events in the caller's read transaction (one snapshot). */
-static int task_json_tx(struct sq_conn *c, const char *id, json_t **out, struct err *e)
+static int steps_read(struct sq_conn *c, const char *id, struct task *t, struct err *e)
 {
-    json_t *task = NULL, *steps = NULL, *events = NULL;
-    int rc = rows_json(c, SQ_TASK_ROW, "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = ?1", id,
-                       task_row_json, &task, e);
-    if (rc == 0 && json_array_size(task) == 0)
-        rc = err_set(e, ERR_NOT_FOUND, "no task %s", id);
-    if (rc == 0)
-        rc = rows_json(c, SQ_TASK_STEPS,
+    t->has_steps = true;
+    t->n_steps = 0;
+    struct rows_sink k = {.t = t, .grow = steps_grow, .fill = step_fill};
+    int rc = rows_read(c, SQ_TASK_STEPS,
                        "SELECT idx, name, do_json, undo_json, retries,"
                        " timeout_s, state, message, output FROM task_steps WHERE task_id = ?1"
                        " ORDER BY idx",
-                       id, step_row_json, &steps, e);
-    if (rc == 0) /* the step secrets are sealed at rest (store_plan.h) */
-        rc = store_steps_open(steps, e);
-    if (rc == 0)
-        rc = rows_json(c, SQ_TASK_EVENTS,
-                       "SELECT seq, at_ms, from_state, to_state, node,"
-                       " message FROM task_events WHERE task_id = ?1 ORDER BY seq",
-                       id, event_row_json, &events, e);
-    if (rc == 0) {
-        *out = json_incref(json_array_get(task, 0));
-        json_object_set_new(*out, "steps", steps);
-        json_object_set_new(*out, "events", events);
-        steps = events = NULL;
-    }
-    json_decref(task);
-    json_decref(steps);
-    json_decref(events);
+                       id, &k, e);
+    /* the step secrets are sealed at rest (store_plan.h) */
+    return rc == 0 ? store_task_open_steps(t, e) : rc;
+}
+
+static int events_read(struct sq_conn *c, const char *id, bool last_only, struct task *t,
+                       struct err *e)
+{
+    t->has_events = true;
+    struct rows_sink k = {.t = t, .grow = events_grow, .fill = event_fill};
+    if (last_only)
+        return rows_read(c, SQ_TASK_LAST_EVENT,
+                         "SELECT seq, at_ms, from_state, to_state, node,"
+                         " message FROM task_events WHERE task_id = ?1 ORDER BY seq DESC LIMIT 1",
+                         id, &k, e);
+    return rows_read(c, SQ_TASK_EVENTS,
+                     "SELECT seq, at_ms, from_state, to_state, node,"
+                     " message FROM task_events WHERE task_id = ?1 ORDER BY seq",
+                     id, &k, e);
+}
+
+/* Reads the task and what `what` asks for in the caller's read transaction (one snapshot). */
+static int task_read_tx(struct sq_conn *c, const char *id, unsigned what, struct task *t,
+                        struct err *e)
+{
+    int rc = task_row_read(c, id, t, e);
+    if (rc == 0 && (what & TASK_READ_STEPS))
+        rc = steps_read(c, id, t, e);
+    if (rc == 0 && (what & (TASK_READ_EVENTS | TASK_READ_LAST_EVENT)))
+        rc = events_read(c, id, !(what & TASK_READ_EVENTS), t, e);
     return rc;
 }
 
-int store_sqlite_task_get_json(struct store *s, const char *id, json_t **out, struct err *e)
+int store_sqlite_task_get(struct store *s, const char *id, unsigned what, struct task **out,
+                          struct err *e)
 {
-    *out = NULL;
+    struct task *t = task_new();
     struct sq_conn *c = sq_reader_acquire(sq_of(s));
     int rc = sq_begin_read(c, e);
     if (rc == 0)
-        rc = task_json_tx(c, id, out, e);
+        rc = task_read_tx(c, id, what, t, e);
     sq_rollback(c); /* ends the read transaction; nothing was written */
     sq_release(c);
+    if (rc != 0) {
+        task_free(t);
+        t = NULL;
+    }
+    *out = t;
     return rc;
 }
 
@@ -235,7 +268,7 @@ static int list_total(struct sq_conn *c, const struct where *w, int64_t *total, 
 }
 
 static int list_page(struct sq_conn *c, const struct where *w, int64_t limit, int64_t offset,
-                     bool oldest_first, json_t **out, struct err *e)
+                     bool oldest_first, struct task_list *out, struct err *e)
 {
     char *sql =
         xasprintf("SELECT " STORE_TASK_COLS ", rowid FROM tasks%s ORDER BY created_ms %s, rowid %s"
@@ -245,18 +278,17 @@ static int list_page(struct sq_conn *c, const struct where *w, int64_t limit, in
     sqlite3_stmt *st = NULL;
     int rc = list_prepare(c, sql, w, &st, e);
     if (rc == 0) {
-        json_t *arr = json_array();
+        struct store_cols cols = cols_of(st);
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            json_t *t = task_row_json(st);
-            json_object_set_new(
-                t, "job_id", json_integer(sqlite3_column_int64(st, sqlite3_column_count(st) - 1)));
-            json_array_append_new(arr, t);
+            struct task *t = task_new();
+            store_task_from_cols(&cols, t);
+            t->job_id = sqlite3_column_int64(st, sqlite3_column_count(st) - 1);
+            t->has_job_id = true;
+            task_list_push(out, t);
         }
-        if (step == SQLITE_DONE) {
-            *out = arr;
-        } else {
-            json_decref(arr);
+        if (step != SQLITE_DONE) {
+            task_list_clear(out);
             rc = sq_fail(c, e, "listing tasks");
         }
     }
@@ -265,10 +297,10 @@ static int list_page(struct sq_conn *c, const struct where *w, int64_t limit, in
     return rc;
 }
 
-int store_sqlite_task_list_json(struct store *s, const struct task_filter *f, json_t **out,
-                                int64_t *total, struct err *e)
+int store_sqlite_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
+                           int64_t *total, struct err *e)
 {
-    *out = NULL;
+    memset(out, 0, sizeof *out);
     if (f->state < -1 || f->state >= TASK_STATE_COUNT)
         return err_set(e, ERR_INVALID_PARAMETER_VALUE, "state filter %d names no task state",
                        f->state);

@@ -34,7 +34,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_SRC = $(sort $(wildcard src/*.c src/*/*.c src/*/*.h tools/*.c tools/*.h tests/unit/*.c \
 	tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h bench/*.c))
 
-.PHONY: all run test test-unit test-it bench bench-tasks bench-renew install clean deps check format format-check fuzz \
+.PHONY: all run test test-unit test-it bench bench-tasks bench-client bench-renew install clean deps check format format-check fuzz \
 	fuzz-build fuzz-smoke
 all: $(BIN)/asyncd $(BIN)/asyncctl
 
@@ -160,7 +160,7 @@ test: deps
 bench: all
 	bash bench/run.sh
 
-bench-tasks: all
+bench-tasks: all $(BUILD)/bench/load_client
 	bash bench/tasks.sh
 
 # One lease renewal round with 1, 100 and 10,000 leases of one node: by node and per task
@@ -169,6 +169,15 @@ $(BUILD)/bench/lease_renew: bench/lease_renew.c $(BUILD)/libasyncd.a
 	@mkdir -p $(@D)
 	@echo "LINK $@"
 	@$(CC) $(CFLAGS) $(DAEMON_CFLAGS) -o $@ $< $(BUILD)/libasyncd.a $(DAEMON_LDLIBS) $(LDFLAGS)
+
+# The C load client of bench/tasks.sh, pg.sh and pgboss.sh (bench/load_client.c).
+$(BUILD)/bench/load_client: bench/load_client.c
+	@mkdir -p $(@D)
+	@echo "LINK $@"
+	@$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags jansson) -o $@ $< \
+		$(shell $(PKG_CONFIG) --libs jansson) -lm $(LDFLAGS)
+
+bench-client: $(BUILD)/bench/load_client
 
 bench-renew: $(BUILD)/bench/lease_renew
 	$(BUILD)/bench/lease_renew

@@ -30,3 +30,10 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
     node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
+
+# The C load client (bench/load_client.c): built here by make when it is missing or older than
+# its source, so every script runs the current one. Sets LOAD_CLIENT.
+load_client_build() {
+  LOAD_CLIENT=${BUILD:-build}/bench/load_client
+  make --no-print-directory -s "$LOAD_CLIENT" >&2 || die "cannot build $LOAD_CLIENT (needs libjansson-dev)"
+}

@@ -81,7 +81,7 @@ run_asyncd() {
   # nothing else writes to the cluster meanwhile.
   local x0 w0
   x0=$(psql_db postgres "SELECT txid_current()"); w0=$(psql_db postgres "SELECT pg_current_wal_lsn()")
-  node bench/load_client.js "$admins" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+  "$LOAD_CLIENT" "$admins" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -n 20 "$TMP"/n*/asyncd.log >&2; die "load client failed ($label)"; }
   grep '^RESULT ' "$TMP/client.out" | sed "s/^RESULT /$label /" >>"$TMP/results"
   echo "$label pgstat $(psql_db postgres "SELECT txid_current() - $x0 - 1, pg_wal_lsn_diff(pg_current_wal_lsn(), '$w0')" | tr '|' ' ')" >>"$TMP/results"
@@ -162,9 +162,9 @@ report() {
 }
 
 main() {
-  command -v node >/dev/null || die "node is needed"
   command -v python3 >/dev/null || die "python3 is needed"
   [ -x "$ASYNCD_BIN" ] || die "$ASYNCD_BIN not built (run make all)"
+  load_client_build
   LOAD0=$(cut -d' ' -f1 /proc/loadavg)
   [ "${LOAD0%.*}" -lt "$(nproc)" ] || say "load average $LOAD0 on $(nproc) CPUs: other work will skew the figures"
   : >"$TMP/results"

@@ -6,7 +6,9 @@
 # pg-boss (npm, bench/package.json) is installed into bench/node_modules at the first run.
 # Usage: bash bench/pgboss.sh   (env: BENCH_TASKS=5000, BENCH_CLIENTS=16 (asyncd's HTTP clients and
 #        pg-boss's producers), BENCH_WORKERS=nproc (asyncd --workers), BENCH_PGBOSS_WORKERS=8,
-#        BENCH_PGBOSS_BATCH=50, BENCH_PGBOSS_POLL_S=0.5, BENCH_TIMEOUT=300, ASYNCD_BIN=bin/asyncd)
+#        BENCH_PGBOSS_BATCH=50, BENCH_PGBOSS_POLL_S=0.5, BENCH_TIMEOUT=300, ASYNCD_BIN=bin/asyncd,
+#        BENCH_ASYNCD_POOL=N: asyncd's store URL gets ?pool=N, its PostgreSQL connections; by
+#        default asyncd's own default, 8)
 set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
@@ -21,6 +23,7 @@ PGBOSS_BATCH=${BENCH_PGBOSS_BATCH:-50}
 PGBOSS_POLL_S=${BENCH_PGBOSS_POLL_S:-0.5}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 ASYNCD_BIN=${ASYNCD_BIN:-bin/asyncd}
+ASYNCD_POOL=${BENCH_ASYNCD_POOL:-}
 export BENCH_STEP='{"noop":{}}'
 
 bench_tmp /tmp/asyncd-bench-pgboss.XXXXXX
@@ -43,6 +46,7 @@ cred() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.arg
 run_asyncd() {
   local url line i pid token uin
   url=$(bash scripts/postgres.sh createdb "$TMP/pg" bench_asyncd)
+  [ -n "$ASYNCD_POOL" ] && url="$url?pool=$ASYNCD_POOL"
   mkdir -p "$TMP/asyncd"
   "$ASYNCD_BIN" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$TMP/asyncd" --store "$url" \
     --workers "$WORKERS" >"$TMP/asyncd.log" 2>&1 &
@@ -57,7 +61,7 @@ run_asyncd() {
   [ -n "$line" ] || { cat "$TMP/asyncd.log" >&2; die "asyncd did not log its listening line"; }
   token=$(cred AdminToken); uin=$(cred Uin)
   say "asyncd: $TASKS noop tasks, $CLIENTS HTTP clients, --workers $WORKERS"
-  node bench/load_client.js "${line##* admin=}" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+  "$LOAD_CLIENT" "${line##* admin=}" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -n 20 "$TMP/asyncd.log" >&2; die "load client failed"; }
   grep '^RESULT ' "$TMP/client.out" | sed 's/^RESULT /asyncd /' >>"$TMP/results"
   kill -TERM "$pid" 2>/dev/null || true
@@ -76,7 +80,7 @@ run_pgboss() {
 report() {
   echo
   echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') (defaults: fsync on, synchronous_commit on), $(nproc) CPUs, load average at start $LOAD0"
-  echo "asyncd: $TASKS one-step noop tasks, $CLIENTS keep-alive HTTP clients, --workers $WORKERS"
+  echo "asyncd: $TASKS one-step noop tasks, $CLIENTS keep-alive HTTP clients, --workers $WORKERS, store pool ${ASYNCD_POOL:-default}"
   echo "pg-boss $(node -p 'require("./bench/node_modules/pg-boss/package.json").version'): $TASKS jobs of 1 ms, $CLIENTS producers (one send() each at a time), $PGBOSS_WORKERS work() workers, batchSize $PGBOSS_BATCH, pollingIntervalSeconds $PGBOSS_POLL_S"
   awk '
     $2 == "create" { crate[$1] = $5 }
@@ -98,6 +102,7 @@ main() {
   command -v python3 >/dev/null || die "python3 is needed"
   [ -x "$ASYNCD_BIN" ] || die "$ASYNCD_BIN not built (run make all)"
   install_pgboss
+  load_client_build
   LOAD0=$(cut -d' ' -f1 /proc/loadavg)
   [ "${LOAD0%.*}" -lt "$(nproc)" ] || say "load average $LOAD0 on $(nproc) CPUs: other work will skew the figures"
   : >"$TMP/results"

@@ -28,8 +28,9 @@ CC=${CC:-cc}
 
 need_tools() {
   local t
-  for t in node python3 "$CC"; do command -v "$t" >/dev/null || die "$t is needed"; done
+  for t in python3 "$CC"; do command -v "$t" >/dev/null || die "$t is needed"; done
   [ -x "$ASYNCD_BIN" ] || die "$ASYNCD_BIN not built (run make all)"
+  load_client_build
   if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then die "BENCH_PERF=1 needs perf"; fi
 }
 
@@ -68,7 +69,7 @@ run_backlog() {
   start_asyncd "$TMP/backlog" 0
   token=$(cred AdminToken); uin=$(cred Uin)
   say "backlog: creating $TASKS tasks with the engine off, $CLIENTS clients"
-  BENCH_MODE=create node bench/load_client.js "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+  BENCH_MODE=create "$LOAD_CLIENT" "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -20 "$TMP/asyncd.log" >&2; die "load client failed"; }
   grep '^RESULT create ' "$TMP/client.out" | sed 's/^RESULT create /alone /' >>"$TMP/results"
   stop_asyncd
@@ -76,7 +77,7 @@ run_backlog() {
   say "backlog: draining with --workers $WORKERS"
   local before after
   before=$(cpu_ticks "$ASYNCD_PID")
-  BENCH_MODE=wait node bench/load_client.js "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+  BENCH_MODE=wait "$LOAD_CLIENT" "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -20 "$TMP/asyncd.log" >&2; die "load client failed"; }
   after=$(cpu_ticks "$ASYNCD_PID")
   echo "draincpu $before $after $(getconf CLK_TCK)" >>"$TMP/results"
@@ -100,7 +101,7 @@ run_tasks() {
   fi
   before=$(cpu_ticks "$ASYNCD_PID")
   say "together: creating $TASKS one-step tasks with $CLIENTS clients while the engine runs them"
-  node bench/load_client.js "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
+  "$LOAD_CLIENT" "$ADMIN" "$token" "$uin" "$TASKS" "$CLIENTS" "$TIMEOUT" >"$TMP/client.out" ||
     { cat "$TMP/client.out" >&2; tail -20 "$TMP/asyncd.log" >&2; die "load client failed"; }
   after=$(cpu_ticks "$ASYNCD_PID")
   if [ -n "$perf_pid" ]; then

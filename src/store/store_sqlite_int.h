@@ -106,14 +106,17 @@ struct sq_conn {
 struct sq_job;
 
 /* The queue of write transactions waiting for the writer (store_sqlite_group.c). */
-#define SQ_RECENT 8 /* submitters remembered, to tell whether a lone job may get company */
+#define SQ_RECENT 32 /* submitters remembered, to tell how much company a batch may get */
 
 struct sq_group {
     pthread_mutex_t mu;
     pthread_cond_t grew;        /* signalled on each submission while a leader gathers */
     struct sq_job *head, *tail; /* FIFO, linked through the jobs on their submitters' stacks */
     bool leading;               /* a submitter is running a batch */
-    bool gathering;             /* the leader waits briefly for a second job */
+    bool gathering;             /* the leader waits briefly for more jobs */
+    unsigned queued;            /* jobs in the queue */
+    unsigned gather_want;       /* while gathering: the queue length that ends the wait */
+    int64_t commit_us;          /* how long the last batch's COMMIT took; under mu */
     struct {
         pthread_t thread;
         int64_t at_us;   /* monotonic; 0 = empty */

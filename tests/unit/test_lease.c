@@ -16,63 +16,18 @@
 
 #include "store/store.h"
 
-#include "pg_fixture.h"
+#include "store_fixture.h"
 
 #define LONG_LEASE_MS 60000
 
-struct fixture {
-    char dir[64];
-    struct store *s;
-    char db[32]; /* PostgreSQL: the test's own database; "" = SQLite in dir */
-};
-
-static int setup(void **state)
+static int setup(void **state) { return store_fixture_open(state, "test_lease", false, NULL); }
+/* PostgreSQL: the same contract, each test on a database of its own, with each claim statement. */
+static int setup_pg(void **state) { return store_fixture_open(state, "test_lease", true, ""); }
+static int setup_pg_update(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    struct err e = {0};
-    if (fixture_mkdtemp(f->dir, sizeof f->dir, "test_lease") != 0 ||
-        store_open(NULL, f->dir, &f->s, &e) != 0) {
-        fprintf(stderr, "store_open: %s\n", e.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fixture_open(state, "test_lease", true, "?claim=update");
 }
-
-/* ---- PostgreSQL: the same contract on a throw-away cluster that scripts/postgres.sh starts
- * (or on the server ASYNCD_TEST_PG_URL names); each test gets a database of its own. ---- */
-
-static int setup_pg_with(void **state, const char *opts)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    struct err e = {0};
-    char *url = NULL;
-    int rc = fixture_mkdtemp(f->dir, sizeof f->dir, "test_lease") != 0 ||
-                     pg_fresh_db(f->db, opts, &url) != 0
-                 ? -1
-                 : store_open(url, NULL, &f->s, &e);
-    free(url);
-    if (rc != 0) {
-        fprintf(stderr, "store_open: %s\n", e.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int setup_pg(void **state) { return setup_pg_with(state, ""); }
-static int setup_pg_update(void **state) { return setup_pg_with(state, "?claim=update"); }
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_close(f->s);
-    fixture_rm_tree(f->dir);
-    if (f->db[0])
-        pg_drop_db(f->db);
-    free(f);
-    return 0;
-}
+static int teardown(void **state) { return store_fixture_close(state); }
 
 /* ---- helpers ---- */
 
@@ -219,7 +174,7 @@ static int control(struct store *s, const char *id, enum task_verb v, struct err
 
 static void test_claim_takes_the_oldest_runnable_task_and_starts_it(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char removed[STORE_ID_MAX], older[STORE_ID_MAX], newer[STORE_ID_MAX];
     struct err e = {0};
     struct task_claim c;
@@ -256,7 +211,7 @@ static void test_claim_takes_the_oldest_runnable_task_and_starts_it(void **state
  * tasks without an instance go on. */
 static void test_tasks_on_one_instance_are_claimed_one_at_a_time_in_order(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char a[STORE_ID_MAX], b[STORE_ID_MAX], other[STORE_ID_MAX], mongo[STORE_ID_MAX];
     char none[STORE_ID_MAX];
     make_task_on(f->s, "cdb", "cdb-1", a);
@@ -281,7 +236,7 @@ static void test_tasks_on_one_instance_are_claimed_one_at_a_time_in_order(void *
 
 static void test_instance_rule_is_lifted_for_the_parallel_products(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char a[STORE_ID_MAX], b[STORE_ID_MAX], m1[STORE_ID_MAX], m2[STORE_ID_MAX];
     make_task_on(f->s, "cdb", "cdb-1", a);
     make_task_on(f->s, "cdb", "cdb-1", b);
@@ -302,7 +257,7 @@ static void test_instance_rule_is_lifted_for_the_parallel_products(void **state)
 
 static void test_live_lease_blocks_other_nodes_expired_lease_is_taken_over(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     make_task(f->s, id);
     struct task_claim a, b;
@@ -327,7 +282,7 @@ static void test_live_lease_blocks_other_nodes_expired_lease_is_taken_over(void 
 
 static void test_lease_no_grows_at_every_claim(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, id);
@@ -345,7 +300,7 @@ static void test_lease_no_grows_at_every_claim(void **state)
 
 static void test_release_node_leases_frees_only_that_nodes_tasks(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char mine[STORE_ID_MAX], theirs[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, mine);
@@ -365,7 +320,7 @@ static void test_release_node_leases_frees_only_that_nodes_tasks(void **state)
 
 static void test_renew_extends_only_the_current_lease(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, id);
@@ -427,7 +382,7 @@ static struct lease_ref ref_of(const struct task_claim *c)
 
 static void test_node_renew_renews_every_lease_of_the_node_in_one_call(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[MINE + THEIRS][STORE_ID_MAX];
     struct task_claim c[MINE + THEIRS];
     for (int i = 0; i < MINE + THEIRS; i++)
@@ -475,7 +430,7 @@ static void test_node_renew_renews_every_lease_of_the_node_in_one_call(void **st
 
 static void test_node_renew_leaves_out_expired_and_taken_over_leases(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char lapsed[STORE_ID_MAX], taken[STORE_ID_MAX], reclaimed[STORE_ID_MAX];
     make_task(f->s, taken); /* claims take the oldest first: lapsed is left lapsed */
     make_task(f->s, reclaimed);
@@ -510,7 +465,7 @@ static void test_node_renew_leaves_out_expired_and_taken_over_leases(void **stat
 
 static void test_node_renew_reports_a_pause_and_drops_a_killed_task(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char paused[STORE_ID_MAX], killed[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, paused);
@@ -538,7 +493,7 @@ static void test_node_renew_reports_a_pause_and_drops_a_killed_task(void **state
 
 static void test_progress_with_a_stale_lease_is_refused_and_changes_nothing(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, id);
@@ -561,7 +516,7 @@ static void test_progress_with_a_stale_lease_is_refused_and_changes_nothing(void
 
 static void test_progress_after_an_operator_kill_is_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, id);
@@ -585,7 +540,7 @@ static void test_progress_after_an_operator_kill_is_refused(void **state)
 
 static void test_progress_to_success_ends_the_task_with_one_event(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     make_task(f->s, id);
     struct task_claim c;
@@ -622,7 +577,7 @@ static void test_progress_to_success_ends_the_task_with_one_event(void **state)
 
 static void test_released_task_with_a_retry_time_waits_for_it(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     make_task(f->s, id);
     struct task_claim c;
@@ -752,7 +707,7 @@ static void check_applied(enum task_verb v, enum setup at, json_t *before, json_
 
 static void test_every_verb_from_every_state(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     for (int v = 0; v < VERB_COUNT; v++) {
         for (int at = 0; at < AT_COUNT; at++) {
             char id[STORE_ID_MAX];
@@ -788,7 +743,7 @@ static void test_every_verb_from_every_state(void **state)
 
 static void test_pause_with_a_live_lease_is_requested_and_seen_at_renew(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, id);
@@ -811,7 +766,7 @@ static void test_pause_with_a_live_lease_is_requested_and_seen_at_renew(void **s
 
 static void test_undo_takes_the_task_from_its_worker_for_the_undo_phase(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, id);
@@ -837,7 +792,7 @@ static void test_undo_takes_the_task_from_its_worker_for_the_undo_phase(void **s
 
 static void test_external_tasks_are_never_claimed_and_undo_records_undoed(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char running[STORE_ID_MAX], initial[STORE_ID_MAX];
     struct err e = {0};
     struct task_claim c;
@@ -859,7 +814,7 @@ static void test_external_tasks_are_never_claimed_and_undo_records_undoed(void *
 
 static void test_pause_now_fences_out_the_holder_whose_lease_lapsed(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task(f->s, id);
@@ -879,7 +834,7 @@ static void test_pause_now_fences_out_the_holder_whose_lease_lapsed(void **state
 
 static void test_undo_during_the_undo_phase_keeps_the_step_being_undone(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     struct err e = {0};
     make_task_of(f->s, 3, false, "undo", id);
@@ -928,7 +883,7 @@ static int64_t count_of(json_t *counts, const char *product, const char *st)
 
 static void test_task_counts_group_by_product_and_state(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct err e = {0};
     char id[STORE_ID_MAX];
     for (int i = 0; i < 3; i++)
@@ -997,7 +952,7 @@ static void *race_worker(void *arg)
 
 static void test_concurrent_claims_never_share_a_task(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     for (int i = 0; i < RACE_TASKS; i++)
         make_task_of(f->s, 1, false, NULL, id);
@@ -1040,7 +995,7 @@ static int claim_batch(struct store *s, const char *node, int64_t lease_ms, cons
 
 static void test_claim_batch_takes_one_task_per_instance_in_creation_order(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char a[STORE_ID_MAX], b[STORE_ID_MAX], other[STORE_ID_MAX], mongo[STORE_ID_MAX];
     char none[STORE_ID_MAX], c3[STORE_ID_MAX];
     make_task_on(f->s, "cdb", "cdb-1", a);
@@ -1077,7 +1032,7 @@ static void test_claim_batch_takes_one_task_per_instance_in_creation_order(void 
 
 static void test_claim_batch_lifts_the_instance_rule_for_the_parallel_products(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char a[STORE_ID_MAX], b[STORE_ID_MAX], m1[STORE_ID_MAX], m2[STORE_ID_MAX];
     make_task_on(f->s, "cdb", "cdb-1", a);
     make_task_on(f->s, "cdb", "cdb-1", b);
@@ -1096,7 +1051,7 @@ static void test_claim_batch_lifts_the_instance_rule_for_the_parallel_products(v
 
 static void test_claim_batch_stops_at_max_and_numbers_each_lease(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char ids[5][STORE_ID_MAX];
     for (int i = 0; i < 5; i++) {
         make_task_on(f->s, "cdb", NULL, ids[i]);
@@ -1134,7 +1089,7 @@ static void test_claim_batch_stops_at_max_and_numbers_each_lease(void **state)
 
 static void test_progress_batch_judges_each_write_on_its_own(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char ids[3][STORE_ID_MAX];
     for (int i = 0; i < 3; i++)
         make_task_on(f->s, "cdb", NULL, ids[i]);
@@ -1215,7 +1170,7 @@ static void *batch_race_worker(void *arg)
 
 static void test_concurrent_claim_batches_never_share_a_task(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char id[STORE_ID_MAX];
     for (int i = 0; i < RACE_TASKS; i++)
         make_task_of(f->s, 1, false, NULL, id);
@@ -1244,7 +1199,7 @@ static void test_concurrent_claim_batches_never_share_a_task(void **state)
 /* ?claim=update claims one task per call, batch or not. */
 static void test_claim_batch_with_claim_update_takes_one_at_a_time(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char a[STORE_ID_MAX], b[STORE_ID_MAX];
     make_task_on(f->s, "cdb", NULL, a);
     make_task_on(f->s, "cdb", NULL, b);
@@ -1301,14 +1256,5 @@ int main(void)
     const struct CMUnitTest pg[] = {CONTRACT(ON_PG) BATCH_CONTRACT(ON_PG)};
     const struct CMUnitTest pg_update[] = {CONTRACT(ON_PG_UPDATE) ON_PG_UPDATE(
         test_claim_batch_with_claim_update_takes_one_at_a_time)};
-    int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
-    if (pg_skipped("test_lease: the postgres groups"))
-        return failed;
-    /* One cluster for both PostgreSQL groups: the first group's teardown is the second's. */
-    if (pg_group_setup(NULL) != 0)
-        return failed + 1;
-    failed += cmocka_run_group_tests_name("postgres (claim=skip-locked)", pg, NULL, NULL);
-    failed += cmocka_run_group_tests_name("postgres (claim=update)", pg_update, NULL, NULL);
-    pg_group_teardown(NULL);
-    return failed;
+    return STORE_FIXTURE_RUN_CLAIMS("test_lease: the postgres groups", sqlite, pg, pg_update);
 }

@@ -297,10 +297,5 @@ int main(void)
         cmocka_unit_test(test_db_run_refuses_a_store_without_a_backend),
         CONTRACT(ON_SQLITE) PRIMITIVES(ON_SQLITE_RAW)};
     const struct CMUnitTest postgres[] = {CONTRACT(ON_PG) PRIMITIVES(ON_PG_RAW)};
-    int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
-    const char *pg = getenv("ASYNCD_TEST_PG");
-    if (!pg || strcmp(pg, "0") != 0)
-        failed +=
-            cmocka_run_group_tests_name("postgres", postgres, pg_group_setup, pg_group_teardown);
-    return failed;
+    return STORE_FIXTURE_RUN("test_store_db: the postgres group", sqlite, postgres);
 }

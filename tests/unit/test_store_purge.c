@@ -234,10 +234,5 @@ int main(void)
 {
     const struct CMUnitTest sqlite[] = {CONTRACT(ON_SQLITE)};
     const struct CMUnitTest postgres[] = {CONTRACT(ON_PG)};
-    int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
-    const char *pg = getenv("ASYNCD_TEST_PG");
-    if (!pg || strcmp(pg, "0") != 0)
-        failed +=
-            cmocka_run_group_tests_name("postgres", postgres, pg_group_setup, pg_group_teardown);
-    return failed;
+    return STORE_FIXTURE_RUN("test_store_purge: the postgres group", sqlite, postgres);
 }

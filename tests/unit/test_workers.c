@@ -226,13 +226,5 @@ int main(void)
     const struct CMUnitTest sqlite[] = {CONTRACT(ON_SQLITE)};
     const struct CMUnitTest pg[] = {CONTRACT(ON_PG)};
     const struct CMUnitTest pg_update[] = {CONTRACT(ON_PG_UPDATE)};
-    int failed = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
-    if (pg_skipped("test_workers: the postgres groups"))
-        return failed;
-    if (pg_group_setup(NULL) != 0)
-        return failed + 1;
-    failed += cmocka_run_group_tests_name("postgres (claim=skip-locked)", pg, NULL, NULL);
-    failed += cmocka_run_group_tests_name("postgres (claim=update)", pg_update, NULL, NULL);
-    pg_group_teardown(NULL);
-    return failed;
+    return STORE_FIXTURE_RUN_CLAIMS("test_workers: the postgres groups", sqlite, pg, pg_update);
 }

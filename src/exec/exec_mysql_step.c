@@ -381,6 +381,18 @@ static void template_done(struct mysql_step *s)
     go_on(s);
 }
 
+/* Frees a guard check's result set; when the check denied the account (its verdict already in
+ * s->res), ends the run and returns true. The row a verdict quoted lives in the set, so the set is
+ * freed only after the verdict was written. */
+static bool check_result_drop(struct mysql_step *s, bool denied)
+{
+    mysql_free_result(s->kept);
+    s->kept = NULL;
+    if (denied)
+        run_end(s);
+    return denied;
+}
+
 /* An account with SUPER, FILE, GRANT OPTION, any privilege on a system schema... was not made
  * by a tenant; nor was one holding a MariaDB role. */
 static void privileges_checked(struct mysql_step *s, int rc)
@@ -400,12 +412,8 @@ static void privileges_checked(struct mysql_step *s, int rc)
                  row[3] && strcmp(row[3], "YES") == 0 ? " WITH GRANT OPTION" : "");
         exec_mysql_denied(&s->res, user, host, what);
     }
-    mysql_free_result(s->kept);
-    s->kept = NULL;
-    if (row) {
-        run_end(s);
+    if (check_result_drop(s, row != NULL))
         return;
-    }
     char *sql = mysql_conn_roles_query(m, user, host);
     if (sql) {
         issue(s, Q_ROLES, sql);
@@ -429,12 +437,8 @@ static void roles_checked(struct mysql_step *s, int rc)
         snprintf(what, sizeof what, "holds the role %.64s", row[0] ? row[0] : "");
         exec_mysql_denied(&s->res, user, host, what);
     }
-    mysql_free_result(s->kept);
-    s->kept = NULL;
-    if (row) {
-        run_end(s);
+    if (check_result_drop(s, row != NULL))
         return;
-    }
     s->account++;
     guard_next(s);
 }

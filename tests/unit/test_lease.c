@@ -1126,6 +1126,123 @@ static void test_progress_batch_judges_each_write_on_its_own(void **state)
     json_decref(t);
 }
 
+/* The task as a comparable value: its own id and the times of day left out (only whether each
+ * is set stays). */
+static json_t *task_shape(struct store *s, const char *id)
+{
+    json_t *t = get(s, id);
+    const char *drop[] = {"AsyncRequestId", "created_ms", "job_id", "created_at"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        json_object_del(t, drop[i]);
+    const char *times[] = {"start_ms", "end_ms", "lease_expires_ms", "start_time", "end_time"};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+        json_object_set_new(t, times[i], json_boolean(!json_is_null(json_object_get(t, times[i]))));
+    size_t k;
+    json_t *ev;
+    json_array_foreach(json_object_get(t, "events"), k, ev)
+    {
+        json_object_del(ev, "at_ms");
+        json_object_del(ev, "at");
+    }
+    return t;
+}
+
+#define KINDS 5
+
+/* Write kind k of progress_batch_matches_writes_one_by_one to the task claimed as c. */
+static struct task_progress write_of_kind(const struct task_claim *c, int k)
+{
+    static const enum task_state to[KINDS] = {TASK_SUCCESS, TASK_RUNNING, TASK_PAUSED, TASK_RUNNING,
+                                              TASK_FAILED};
+    struct task_progress p = prog(c, to[k]);
+    p.step = 0;
+    switch (k) {
+    case 0: /* the last step done */
+        p.step_state = "done";
+        p.message = "made it";
+        p.event_message = "step 1/1 done: made it";
+        p.step_output = "{\"k\":1}";
+        p.info = "made it";
+        p.next_step = 1;
+        p.attempt = 0;
+        p.release = p.event = true;
+        break;
+    case 1: /* a retry later */
+        p.step = -1;
+        p.message = "retrying";
+        p.attempt = 1;
+        p.not_before_ms = 4102444800000; /* 2100 */
+        p.release = p.event = true;
+        break;
+    case 2: /* paused on a failure */
+        p.step_state = "failed";
+        p.message = p.info = "it broke";
+        p.release = true;
+        break;
+    case 3: /* output kept, no event */
+        p.step_state = "running";
+        p.step_output = "{\"wake_ms\":5}";
+        break;
+    default: /* failed, Info cleared */
+        p.step_state = "failed";
+        p.message = "";
+        p.info = "";
+        p.release = true;
+        break;
+    }
+    return p;
+}
+
+/* A batch writes what the same writes one by one write: steps, Info, events and leases; two
+ * writes to one task in a batch both apply, in order. */
+static void test_progress_batch_matches_writes_one_by_one(void **state)
+{
+    struct store_fixture *f = *state;
+    char ids[2 * KINDS][STORE_ID_MAX];
+    for (int i = 0; i < 2 * KINDS; i++)
+        make_task_on(f->s, "cdb", NULL, ids[i]);
+    struct task_claim got[2 * KINDS];
+    size_t n = 0;
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 2 * KINDS, got, &n), 0);
+    assert_int_equal(n, 2 * KINDS);
+    struct task_progress ps[KINDS];
+    int rcs[KINDS];
+    struct err e = {0};
+    for (int k = 0; k < KINDS; k++) {
+        struct task_progress p = write_of_kind(&got[k], k);
+        assert_int_equal(progress(f->s, &p), 0);
+        ps[k] = write_of_kind(&got[KINDS + k], k);
+    }
+    assert_int_equal(store_task_progress_batch(f->s, ps, KINDS, rcs, &e), 0);
+    for (int k = 0; k < KINDS; k++) {
+        assert_int_equal(rcs[k], 0);
+        json_t *one = task_shape(f->s, got[k].id), *batched = task_shape(f->s, got[KINDS + k].id);
+        char *a = json_dumps(one, JSON_SORT_KEYS), *b = json_dumps(batched, JSON_SORT_KEYS);
+        assert_string_equal(b, a);
+        free(a);
+        free(b);
+        json_decref(one);
+        json_decref(batched);
+    }
+    /* got[3] still runs under its lease: a step event, then its end, in one batch */
+    struct task_progress twice[2] = {prog(&got[3], TASK_RUNNING), prog(&got[3], TASK_SUCCESS)};
+    twice[0].message = "halfway";
+    twice[0].event = true;
+    twice[1].message = "all done";
+    twice[1].release = true;
+    assert_int_equal(store_task_progress_batch(f->s, twice, 2, rcs, &e), 0);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], 0);
+    json_t *t = get(f->s, got[3].id);
+    assert_string_equal(jstr(t, "state"), "success");
+    json_t *evs = json_object_get(t, "events");
+    size_t ne = json_array_size(evs);
+    assert_true(ne >= 3);
+    assert_string_equal(jstr(json_array_get(evs, ne - 2), "message"), "halfway");
+    assert_string_equal(jstr(json_array_get(evs, ne - 1), "message"), "all done");
+    json_decref(t);
+}
+
 #define BATCH_RACE_THREADS 4
 #define BATCH_RACE_MAX     8
 
@@ -1220,6 +1337,7 @@ static void test_claim_batch_with_claim_update_takes_one_at_a_time(void **state)
     X(test_claim_batch_lifts_the_instance_rule_for_the_parallel_products)                          \
     X(test_claim_batch_stops_at_max_and_numbers_each_lease)                                        \
     X(test_progress_batch_judges_each_write_on_its_own)                                            \
+    X(test_progress_batch_matches_writes_one_by_one)                                               \
     X(test_concurrent_claim_batches_never_share_a_task)
 
 /* The contract: every test here runs on each backend. */

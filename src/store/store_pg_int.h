@@ -49,6 +49,7 @@ enum pg_stmt {
     PG_TASK_STEPS,
     PG_TASK_EVENTS,
     PG_TASK_LAST_EVENT,
+    PG_TASK_LOAD,
     PG_TASK_STATE,
     PG_TASK_UPDATE_STATE,
     PG_STEP_MARK,

@@ -129,6 +129,16 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                        " WHERE task_id = $1::text ORDER BY seq",
     [PG_TASK_LAST_EVENT] = "SELECT seq, at_ms, from_state, to_state, node, message"
                            " FROM task_events WHERE task_id = $1::text ORDER BY seq DESC LIMIT 1",
+    /* The task (STORE_TASK_COLS, columns 0-22), each of its steps ($2; 23-31, one row each) and
+     * its latest event ($3; 32-37) in one statement (store_pg_query.c, load_rows). */
+    [PG_TASK_LOAD] =
+        "SELECT k.*, s.idx, s.name, s.do_json, s.undo_json, s.retries, s.timeout_s, s.state,"
+        " s.message, s.output, ev.seq, ev.at_ms, ev.from_state, ev.to_state, ev.node, ev.message"
+        " FROM (SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text) k"
+        " LEFT JOIN task_steps s ON s.task_id = k.id AND $2::boolean"
+        " LEFT JOIN LATERAL (SELECT seq, at_ms, from_state, to_state, node, message"
+        " FROM task_events x WHERE x.task_id = k.id ORDER BY seq DESC LIMIT 1) ev ON $3::boolean"
+        " ORDER BY s.idx",
     [PG_TASK_STATE] = "SELECT state, current_step FROM tasks WHERE id = $1::text"
                       " FOR NO KEY UPDATE",
     [PG_TASK_UPDATE_STATE] =

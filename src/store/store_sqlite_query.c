@@ -13,15 +13,15 @@
 
 static const char *col_text(const struct store_cols *c, int col)
 {
-    return (const char *)sqlite3_column_text((sqlite3_stmt *)c->res, col);
+    return (const char *)sqlite3_column_text((sqlite3_stmt *)c->res, c->base + col);
 }
 static bool col_is_null(const struct store_cols *c, int col)
 {
-    return sqlite3_column_type((sqlite3_stmt *)c->res, col) == SQLITE_NULL;
+    return sqlite3_column_type((sqlite3_stmt *)c->res, c->base + col) == SQLITE_NULL;
 }
 static int64_t col_int(const struct store_cols *c, int col)
 {
-    return sqlite3_column_int64((sqlite3_stmt *)c->res, col);
+    return sqlite3_column_int64((sqlite3_stmt *)c->res, c->base + col);
 }
 static struct store_cols cols_of(sqlite3_stmt *st)
 {

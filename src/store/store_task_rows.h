@@ -13,6 +13,7 @@
 struct store_cols {
     const void *res; /* the backend's statement or result */
     int row;
+    int base; /* added to every col: a row that joins several kinds of rows (task, step, event) */
     const char *(*text)(const struct store_cols *c, int col); /* NULL for SQL NULL */
     bool (*is_null)(const struct store_cols *c, int col);
     int64_t (*integer)(const struct store_cols *c, int col);

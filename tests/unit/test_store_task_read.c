@@ -62,6 +62,13 @@ static void test_a_row_read_has_no_steps_or_events(void **state)
     assert_null(task_step_at(t, 0));
     assert_null(task_last_event(t));
     task_free(t);
+    assert_int_equal(store_task_get(f->s, id, TASK_READ_STEPS, &t, &e), 0); /* steps alone */
+    assert_true(t->has_steps);
+    assert_int_equal(t->n_steps, 2);
+    assert_string_equal(task_step_at(t, 1)->name, "second");
+    assert_false(t->has_events);
+    assert_null(task_last_event(t));
+    task_free(t);
 }
 
 static void test_steps_and_the_last_event_are_read_as_structs(void **state)

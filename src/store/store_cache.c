@@ -25,6 +25,7 @@
 #define TASK_SHARDS    64   /* one lock per TASK_SLOTS / TASK_SHARDS slots */
 #define ACCOUNT_SLOTS  256
 #define INSTANCE_SLOTS 256
+#define TOKEN_SLOTS    64
 
 /* What a write in progress or just finished means to a fill that began before it. */
 struct gate {
@@ -62,7 +63,10 @@ struct cache_store {
      * another node may have purged it (store_cache_set_retention) */
     atomic_llong retention_ms;
     struct gate accounts_gate;
-    struct account_entry *accounts[ACCOUNT_SLOTS];
+    struct account_entry *accounts[ACCOUNT_SLOTS];     /* by SecretId */
+    struct account_entry *accounts_uin[ACCOUNT_SLOTS]; /* by Uin; under accounts_gate too */
+    struct gate tokens_gate; /* exclusive mode only (see the tokens below) */
+    struct token *tokens[TOKEN_SLOTS];
     struct gate instances_gate;
     struct instance_entry *instances[INSTANCE_SLOTS];
 };
@@ -450,12 +454,20 @@ static void account_copy(struct account *dst, const struct account *src)
     dst->policy_json = src->policy_json ? xstrdup(src->policy_json) : NULL;
 }
 
-static bool account_lookup(struct cache_store *cs, const char *secret_id, struct account *out)
+/* The key an account is found by in one of the two tables: its SecretId or its Uin. */
+static const char *account_key(const struct cache_store *cs, struct account_entry *const *table,
+                               const struct account *a)
+{
+    return table == cs->accounts ? a->secret_id : a->uin;
+}
+
+static bool account_lookup(struct cache_store *cs, struct account_entry **table, const char *key,
+                           struct account *out)
 {
     struct gate *g = &cs->accounts_gate;
     pthread_rwlock_rdlock(&g->lock);
-    const struct account_entry *a = cs->accounts[account_slot(secret_id)];
-    bool hit = a && strcmp(a->a.secret_id, secret_id) == 0 &&
+    const struct account_entry *a = table[account_slot(key)];
+    bool hit = a && strcmp(account_key(cs, table, &a->a), key) == 0 &&
                (!cs->shared || mono_ms() - a->filled_ms < STORE_CACHE_SHARED_TTL_MS);
     if (hit)
         account_copy(out, &a->a);
@@ -464,17 +476,18 @@ static bool account_lookup(struct cache_store *cs, const char *secret_id, struct
     return hit;
 }
 
-static void account_fill(struct cache_store *cs, struct ticket tk, const struct account *a)
+static void account_fill(struct cache_store *cs, struct account_entry **table, struct ticket tk,
+                         const struct account *a)
 {
     struct gate *g = &cs->accounts_gate;
-    size_t slot = account_slot(a->secret_id);
+    size_t slot = account_slot(account_key(cs, table, a));
     struct account_entry *fresh = xcalloc(1, sizeof *fresh);
     account_copy(&fresh->a, a);
     fresh->filled_ms = mono_ms();
     pthread_rwlock_wrlock(&g->lock);
     if (gate_still_open(cs, g, tk)) {
-        account_entry_free(cs->accounts[slot]);
-        cs->accounts[slot] = fresh;
+        account_entry_free(table[slot]);
+        table[slot] = fresh;
         fresh = NULL;
     }
     pthread_rwlock_unlock(&g->lock);
@@ -495,7 +508,8 @@ static void accounts_write_mark(struct cache_store *cs, bool begin)
     }
     for (size_t i = 0; i < ACCOUNT_SLOTS; i++) {
         account_entry_free(cs->accounts[i]);
-        cs->accounts[i] = NULL;
+        account_entry_free(cs->accounts_uin[i]);
+        cs->accounts[i] = cs->accounts_uin[i] = NULL;
     }
     pthread_rwlock_unlock(&g->lock);
 }
@@ -504,12 +518,27 @@ static int c_account_by_secret_id(struct store *s, const char *secret_id, struct
                                   struct err *e)
 {
     struct cache_store *cs = cs_of(s);
-    if (account_lookup(cs, secret_id, out))
+    if (account_lookup(cs, cs->accounts, secret_id, out))
         return 0;
     struct ticket tk = gate_ticket(cs, &cs->accounts_gate);
     int rc = store_account_by_secret_id(cs->inner, secret_id, out, e);
     if (rc == 0 && strcmp(out->secret_id, secret_id) == 0)
-        account_fill(cs, tk, out);
+        account_fill(cs, cs->accounts, tk, out);
+    return rc;
+}
+
+/* Every task creation checks its owner by Uin: on SQLite that read was 12% of the create path's
+ * CPU (perf, bench/tasks.sh creates alone), the reader's page cache being dropped by each write
+ * before it. Cached under the same rules as by SecretId (every account write drops both). */
+static int c_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e)
+{
+    struct cache_store *cs = cs_of(s);
+    if (account_lookup(cs, cs->accounts_uin, uin, out))
+        return 0;
+    struct ticket tk = gate_ticket(cs, &cs->accounts_gate);
+    int rc = store_account_by_uin(cs->inner, uin, out, e);
+    if (rc == 0 && strcmp(out->uin, uin) == 0)
+        account_fill(cs, cs->accounts_uin, tk, out);
     return rc;
 }
 
@@ -677,10 +706,6 @@ static int c_account_count(struct store *s, int64_t *out, struct err *e)
 {
     return store_account_count(cs_of(s)->inner, out, e);
 }
-static int c_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e)
-{
-    return store_account_by_uin(cs_of(s)->inner, uin, out, e);
-}
 static int c_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e)
 {
     return store_account_key_list(cs_of(s)->inner, uin, out, e);
@@ -732,14 +757,68 @@ static int c_task_counts(struct store *s, json_t **out, struct err *e)
 {
     return store_task_counts(cs_of(s)->inner, out, e);
 }
-/* Tokens are not cached: a lookup is one indexed read per admin request. Measured (sequential
- * keep-alive requests, 2-core VM; a bad token's 401 against /healthz): SQLite ~15 us, PostgreSQL
- * on loopback ~170 us, where GET /v1/tasks?limit=1 takes ~740 us in all. Admin calls come at
- * operator rates, and uncached a revocation holds on every node at its next request instead of
- * within a TTL; the writes then have nothing to invalidate. */
+/* --- admin tokens ---
+ * Cached in exclusive mode only, kept exact by write-through invalidation like the accounts: a
+ * revocation holds at the next request. Uncached, the lookup was one indexed read per admin
+ * request, ~15 us sequentially but 6.5% of the create path's CPU under concurrent creates on
+ * SQLite (perf, bench/tasks.sh creates alone: each write drops the reader's page cache). In
+ * shared mode another node may revoke a token, and a revocation must hold on every node at
+ * its next request, not within a TTL: there every lookup goes to the store. */
+
+static size_t token_slot(const char *hash) { return fnv1a(hash) & (TOKEN_SLOTS - 1); }
+
+static void tokens_write_mark(struct cache_store *cs, bool begin)
+{
+    struct gate *g = &cs->tokens_gate;
+    pthread_rwlock_wrlock(&g->lock);
+    if (begin) {
+        g->pending++;
+    } else {
+        g->pending--;
+        g->epoch++;
+    }
+    for (size_t i = 0; i < TOKEN_SLOTS; i++) {
+        free(cs->tokens[i]);
+        cs->tokens[i] = NULL;
+    }
+    pthread_rwlock_unlock(&g->lock);
+}
+
+static bool token_lookup(struct cache_store *cs, const char *hash, struct token *out)
+{
+    struct gate *g = &cs->tokens_gate;
+    pthread_rwlock_rdlock(&g->lock);
+    const struct token *t = cs->tokens[token_slot(hash)];
+    bool hit = t && strcmp(t->hash, hash) == 0;
+    if (hit)
+        *out = *t;
+    pthread_rwlock_unlock(&g->lock);
+    return hit;
+}
+
+static void token_fill(struct cache_store *cs, struct ticket tk, const struct token *t)
+{
+    struct gate *g = &cs->tokens_gate;
+    size_t slot = token_slot(t->hash);
+    struct token *fresh = xmalloc(sizeof *fresh);
+    *fresh = *t;
+    pthread_rwlock_wrlock(&g->lock);
+    if (gate_still_open(cs, g, tk)) {
+        free(cs->tokens[slot]);
+        cs->tokens[slot] = fresh;
+        fresh = NULL;
+    }
+    pthread_rwlock_unlock(&g->lock);
+    free(fresh);
+}
+
 static int c_token_create(struct store *s, const struct token *t, struct err *e)
 {
-    return store_token_create(cs_of(s)->inner, t, e);
+    struct cache_store *cs = cs_of(s);
+    tokens_write_mark(cs, true);
+    int rc = store_token_create(cs->inner, t, e);
+    tokens_write_mark(cs, false);
+    return rc;
 }
 static int c_token_list(struct store *s, json_t **out, struct err *e)
 {
@@ -747,15 +826,34 @@ static int c_token_list(struct store *s, json_t **out, struct err *e)
 }
 static int c_token_revoke(struct store *s, const char *id, struct err *e)
 {
-    return store_token_revoke(cs_of(s)->inner, id, e);
+    struct cache_store *cs = cs_of(s);
+    tokens_write_mark(cs, true);
+    int rc = store_token_revoke(cs->inner, id, e);
+    tokens_write_mark(cs, false);
+    return rc;
 }
 static int c_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e)
 {
-    return store_token_by_hash(cs_of(s)->inner, hash, out, e);
+    struct cache_store *cs = cs_of(s);
+    if (cs->shared)
+        return store_token_by_hash(cs->inner, hash, out, e);
+    if (token_lookup(cs, hash, out))
+        return 0;
+    struct ticket tk = gate_ticket(cs, &cs->tokens_gate);
+    int rc = store_token_by_hash(cs->inner, hash, out, e);
+    if (rc == 0 && strcmp(out->hash, hash) == 0)
+        token_fill(cs, tk, out);
+    return rc;
 }
+/* Drops the cached tokens too: the next lookup reads last_used_ms afresh, so a token is
+ * touched once per TOKEN_TOUCH_EVERY_MS (admin_tokens.c), not at every request. */
 static int c_token_touch(struct store *s, const char *id, int64_t used_ms, struct err *e)
 {
-    return store_token_touch(cs_of(s)->inner, id, used_ms, e);
+    struct cache_store *cs = cs_of(s);
+    tokens_write_mark(cs, true);
+    int rc = store_token_touch(cs->inner, id, used_ms, e);
+    tokens_write_mark(cs, false);
+    return rc;
 }
 
 /* Webhooks are not cached: subscriptions and deliveries are read by operators and the
@@ -801,13 +899,18 @@ static void c_close(struct store *s)
     store_close(cs->inner);
     for (size_t i = 0; i < TASK_SLOTS; i++)
         free(cs->tasks[i]);
-    for (size_t i = 0; i < ACCOUNT_SLOTS; i++)
+    for (size_t i = 0; i < ACCOUNT_SLOTS; i++) {
         account_entry_free(cs->accounts[i]);
+        account_entry_free(cs->accounts_uin[i]);
+    }
+    for (size_t i = 0; i < TOKEN_SLOTS; i++)
+        free(cs->tokens[i]);
     for (size_t i = 0; i < INSTANCE_SLOTS; i++)
         free(cs->instances[i]);
     for (size_t i = 0; i < TASK_SHARDS; i++)
         pthread_rwlock_destroy(&cs->shards[i].lock);
     pthread_rwlock_destroy(&cs->accounts_gate.lock);
+    pthread_rwlock_destroy(&cs->tokens_gate.lock);
     pthread_rwlock_destroy(&cs->instances_gate.lock);
     free(cs);
 }
@@ -885,6 +988,7 @@ struct store *store_cache_wrap(struct store *inner, bool shared)
     for (size_t i = 0; i < TASK_SHARDS; i++)
         gate_init(&cs->shards[i]);
     gate_init(&cs->accounts_gate);
+    gate_init(&cs->tokens_gate);
     gate_init(&cs->instances_gate);
     atomic_init(&cs->global_pending, 0);
     atomic_init(&cs->global_epoch, 0);

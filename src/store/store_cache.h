@@ -1,7 +1,8 @@
-/* store_cache: a store that answers the hot reads (account by SecretId, task summary, instance)
- * from memory and passes everything else to the backend it wraps. Every write op of struct
- * store_ops goes through it and invalidates what it may change, before and after the backend
- * runs it, so a reader that starts after a write returns never sees the state before it.
+/* store_cache: a store that answers the hot reads (account by SecretId or Uin, task summary,
+ * instance, and in exclusive mode admin token) from memory and passes everything else to the
+ * backend it wraps. Every write op of struct store_ops goes through it and invalidates what it may
+ * change, before and after the backend runs it, so a reader that starts after a write returns never
+ * sees the state before it.
  *
  * Modes (chosen by store_open from the backend):
  * - exclusive (SQLite: one process owns the file): every task summary, account and instance is
@@ -9,8 +10,9 @@
  * - shared (PostgreSQL: several nodes write one database): only task summaries in a final state
  *   are cached (final states never change, DESIGN.md 4); a non-final state is always read from
  *   the store, so no node ever answers an older state than the store holds and a final state is
- *   seen as soon as the store has it (staleness bound 0). Accounts and instances are cached
- *   for STORE_CACHE_SHARED_TTL_MS: a policy, key or instance status change made through
+ *   seen as soon as the store has it (staleness bound 0). Admin tokens are not cached: a
+ *   revocation through another node holds here at the next request. Accounts and instances are
+ * cached for STORE_CACHE_SHARED_TTL_MS: a policy, key or instance status change made through
  *   another node is honoured here within that bound (at once for writes through this node);
  *   so is a key pair or an account disabled or deleted there. A refused lookup (unknown,
  *   disabled or deleted SecretId) is never cached, in either mode.

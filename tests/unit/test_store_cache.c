@@ -24,7 +24,8 @@ struct fake {
     struct task_summary task;
     struct account account;
     struct instance instance;
-    int summary_reads, account_reads, instance_reads;
+    struct token token;
+    int summary_reads, account_reads, instance_reads, token_reads;
     struct store *outer;                 /* the cache wrapping this fake */
     void (*during_read)(struct fake *f); /* run once, mid-read, after the row was "read" */
 };
@@ -118,6 +119,16 @@ static int fake_purge(struct store *s, const struct purge_req *r, struct purge_r
     return 0;
 }
 
+static int fake_token_by_hash(struct store *s, const char *hash, struct token *out, struct err *e)
+{
+    struct fake *f = fake_of(s);
+    f->token_reads++;
+    if (strcmp(hash, f->token.hash) != 0)
+        return err_set(e, ERR_NOT_FOUND, "no such token");
+    *out = f->token;
+    return 0;
+}
+
 static void fake_close(struct store *s) { free(s); }
 
 static const struct store_ops fake_ops = {
@@ -130,6 +141,7 @@ static const struct store_ops fake_ops = {
     .instance_get = fake_instance_get,
     .instance_update = fake_instance_update,
     .purge = fake_purge,
+    .token_by_hash = fake_token_by_hash,
 };
 
 static struct fake *fake_new(bool shared, enum task_state state)
@@ -145,6 +157,8 @@ static struct fake *fake_new(bool shared, enum task_state state)
     snprintf(f->instance.product, sizeof f->instance.product, "mongodb");
     snprintf(f->instance.instance_id, sizeof f->instance.instance_id, "cmgo-1");
     snprintf(f->instance.status, sizeof f->instance.status, "running");
+    snprintf(f->token.id, sizeof f->token.id, "tok-1");
+    snprintf(f->token.hash, sizeof f->token.hash, "%064d", 1);
     f->outer = store_cache_wrap(&f->base, shared);
     return f;
 }
@@ -285,6 +299,21 @@ static void test_instance_status_change_is_seen_at_once(void **state)
     store_close(f->outer);
 }
 
+/* Another node may revoke a token: in shared mode every lookup asks the store, so the
+ * revocation holds at the next request here too. */
+static void test_shared_tokens_always_ask_the_store(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(true, TASK_INITIAL);
+    struct token t;
+    struct err e = {0};
+    assert_int_equal(store_token_by_hash(f->outer, f->token.hash, &t, &e), 0);
+    f->token.hash[0] = '\0'; /* revoked through another node */
+    assert_int_equal(store_token_by_hash(f->outer, t.hash, &t, &e), ERR_NOT_FOUND);
+    assert_int_equal(f->token_reads, 2);
+    store_close(f->outer);
+}
+
 /* ---- the real SQLite store, opened as asyncd opens it ---- */
 
 struct fixture {
@@ -377,6 +406,65 @@ static void test_sqlite_policy_change_is_seen_at_once(void **state)
     account_clear(&got);
 }
 
+static void test_sqlite_token_revocation_holds_at_the_next_lookup(void **state)
+{
+    struct fixture *f = *state;
+    struct token t = {.created_ms = 1}, got;
+    struct err e = {0};
+    snprintf(t.id, sizeof t.id, "tok-0123456789abcdef");
+    snprintf(t.name, sizeof t.name, "ci");
+    snprintf(t.scope, sizeof t.scope, "operator");
+    snprintf(t.hash, sizeof t.hash, "%064d", 7);
+    assert_int_equal(store_token_create(f->s, &t, &e), 0);
+    for (int i = 0; i < 2; i++) { /* the second from memory */
+        assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), 0);
+        assert_string_equal(got.id, t.id);
+    }
+    assert_int_equal(store_token_touch(f->s, t.id, 5000, &e), 0);
+    assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), 0);
+    assert_int_equal(got.last_used_ms, 5000);
+    assert_int_equal(store_token_revoke(f->s, t.id, &e), 0);
+    assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), ERR_NOT_FOUND);
+}
+
+static void create_root(struct store *s, const char *uin, const char *secret_id)
+{
+    struct account a = {.is_root = true};
+    struct err e = {0};
+    snprintf(a.uin, sizeof a.uin, "%s", uin);
+    snprintf(a.owner_uin, sizeof a.owner_uin, "%s", uin);
+    snprintf(a.app_id, sizeof a.app_id, "1250000000");
+    snprintf(a.secret_id, sizeof a.secret_id, "%s", secret_id);
+    snprintf(a.secret_key, sizeof a.secret_key, "k");
+    assert_int_equal(store_account_create(s, &a, &e), 0);
+}
+
+static void by_uin(struct store *s, const char *uin, struct account *out)
+{
+    struct err e = {0};
+    assert_int_equal(store_account_by_uin(s, uin, out, &e), 0);
+    account_clear(out);
+}
+
+static void test_sqlite_account_by_uin_sees_writes_at_once(void **state)
+{
+    struct fixture *f = *state;
+    struct account got = {0};
+    struct err e = {0};
+    create_root(f->s, "200", "AKIDfirst");
+    by_uin(f->s, "200", &got);
+    by_uin(f->s, "200", &got); /* from memory */
+    assert_string_equal(got.secret_id, "AKIDfirst");
+    assert_false(got.disabled);
+    assert_int_equal(store_account_set_disabled(f->s, "200", true, &e), 0);
+    by_uin(f->s, "200", &got);
+    assert_true(got.disabled);
+    assert_int_equal(store_account_key_create(f->s, "200", "AKIDsecond", "k2", 5, &e), 0);
+    assert_int_equal(store_account_key_set_enabled(f->s, "200", "AKIDfirst", false, &e), 0);
+    by_uin(f->s, "200", &got);
+    assert_string_equal(got.secret_id, "AKIDsecond"); /* its first enabled key now */
+}
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -456,6 +544,11 @@ int main(void)
         cmocka_unit_test(test_a_purge_drops_the_entries_of_the_tasks_it_removed),
         cmocka_unit_test(test_shared_final_entry_past_the_retention_asks_the_store),
         cmocka_unit_test(test_final_entry_within_the_retention_stays_cached),
+        cmocka_unit_test(test_shared_tokens_always_ask_the_store),
+        cmocka_unit_test_setup_teardown(test_sqlite_token_revocation_holds_at_the_next_lookup,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_account_by_uin_sees_writes_at_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_state_changes_are_seen_at_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_policy_change_is_seen_at_once, setup, teardown),

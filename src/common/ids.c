@@ -3,9 +3,11 @@
 
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Random bytes come from a per-thread pool refilled by one RAND_bytes call. Why: every RAND_bytes
  * call costs a getpid(2) (OpenSSL's fork check), one of only five syscalls left on the
@@ -87,10 +89,24 @@ void ids_uuid(char out[IDS_UUID_LEN + 1])
     *o = '\0';
 }
 
+/* Time-ordered, as UUIDv7 is: the first 12 hex digits are the milliseconds since the epoch (48
+ * bits, good until the year 10889), the other 20 are random (80 bits). Why: the stores key the
+ * task row's id index, its steps and its events by this id, and random ids put every new task on
+ * a page of its own in each of those b-trees. Ids that grow with time append to the same few
+ * pages instead: on SQLite (bench/tasks.sh, 5,000 one-step tasks created while they run, strace
+ * -c) page writes per task fell from 16.5 to 5.6 and page reads from 7.5 to 3.4, and the tasks ran
+ * 35% faster at 19% less CPU each (3,000 -> 4,100 tasks/s, 356 -> 288 us). The shape is
+ * unchanged (four groups of eight lower-case hex digits) and ids are as unguessable as a
+ * random 80-bit number; the time they show is the task's CreateTime, which callers see anyway. */
 void ids_cdb_task(char out[IDS_CDB_TASK_LEN + 1])
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     char hex[33];
-    ids_hex(hex, 16);
+    for (int i = 11; i >= 0; i--, ms >>= 4)
+        hex[i] = "0123456789abcdef"[ms & 15];
+    ids_hex(hex + 12, 10);
     snprintf(out, IDS_CDB_TASK_LEN + 1, "%.8s-%.8s-%.8s-%.8s", hex, hex + 8, hex + 16, hex + 24);
 }
 

@@ -9,7 +9,8 @@
 
 /* Fills out with a random (version 4) UUID, lower-case, NUL-terminated. */
 void ids_uuid(char out[IDS_UUID_LEN + 1]);
-/* Fills out with a cdb async request id: four groups of 8 lower-case hex digits. */
+/* Fills out with a cdb async request id: four groups of 8 lower-case hex digits, the first 12
+ * the creation time in ms (so ids sort by creation), the other 20 random. */
 void ids_cdb_task(char out[IDS_CDB_TASK_LEN + 1]);
 /* Fills out[0..n-1] with random characters from [A-Za-z0-9] and NUL-terminates (out has n+1). */
 void ids_alnum(char *out, size_t n);

@@ -4,7 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/ids.h"
 
@@ -32,6 +35,27 @@ static void test_cdb_task_ids_do_not_repeat(void **state)
     ids_cdb_task(a);
     ids_cdb_task(b);
     assert_string_not_equal(a, b);
+}
+
+/* The first 12 hex digits are the creation time in ms: ids minted later sort after. */
+static void test_cdb_task_ids_sort_by_creation_time(void **state)
+{
+    (void)state;
+    char a[IDS_CDB_TASK_LEN + 1], b[IDS_CDB_TASK_LEN + 1];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    ids_cdb_task(a);
+    usleep(3000);
+    ids_cdb_task(b);
+    assert_true(strcmp(a, b) < 0);
+    char ms_hex[13];
+    memcpy(ms_hex, a, 8);
+    memcpy(ms_hex + 8, a + 9, 4);
+    ms_hex[12] = '\0';
+    long long ms = strtoll(ms_hex, NULL, 16);
+    assert_true(ms >= now && ms - now < 1000);
+    assert_memory_not_equal(a + 13, b + 13, 22); /* the random part */
 }
 
 static void test_cdb_shape_rejects_near_misses(void **state)
@@ -98,6 +122,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cdb_task_ids_have_four_groups_of_lower_hex),
         cmocka_unit_test(test_cdb_task_ids_do_not_repeat),
+        cmocka_unit_test(test_cdb_task_ids_sort_by_creation_time),
         cmocka_unit_test(test_cdb_shape_rejects_near_misses),
         cmocka_unit_test(test_mongodb_shape_is_a_decimal_without_leading_zero),
         cmocka_unit_test(test_uuid_is_version_4_lower_case),

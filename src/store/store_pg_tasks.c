@@ -204,8 +204,9 @@ static int create_fn(struct pg_conn *c, void *ctx, struct err *e)
     if (rc != STORE_IDEM_NEW)
         return rc == STORE_IDEM_REPLAY ? 0 : rc;
     rc = ERR_ALREADY_EXISTS;
-    /* A clash is astronomically unlikely for cdb (128 random bits); for mongodb it means the
-     * counter was reset under existing tasks, and the next numbers are tried. */
+    /* A clash is astronomically unlikely for cdb (80 random bits within a millisecond); for
+     * mongodb it means the counter was reset under existing tasks, and the next numbers are
+     * tried. */
     for (int attempt = 0; attempt < MINT_ATTEMPTS && rc == ERR_ALREADY_EXISTS; attempt++) {
         rc = mint_id(c, cx->t->product, cx->id, e);
         if (rc == 0)

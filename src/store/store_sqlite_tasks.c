@@ -259,8 +259,9 @@ static int task_create_tx(struct sq_conn *c, const void *inp, void *out, struct 
     if (rc != STORE_IDEM_NEW)
         return rc == STORE_IDEM_REPLAY ? 0 : rc;
     rc = ERR_ALREADY_EXISTS;
-    /* A clash is astronomically unlikely for cdb (128 random bits); for mongodb it means the
-     * counter was reset under existing tasks, and the next numbers are tried. */
+    /* A clash is astronomically unlikely for cdb (80 random bits within a millisecond); for
+     * mongodb it means the counter was reset under existing tasks, and the next numbers are
+     * tried. */
     for (int attempt = 0; attempt < MINT_ATTEMPTS && rc == ERR_ALREADY_EXISTS; attempt++) {
         rc = mint_id(c, t->product, id, e);
         if (rc == 0)

@@ -12,8 +12,16 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  10
-#define SQ_BATCH_MAX       256 /* closures one group commit takes at most: bounds its latency */
+#define SQ_SCHEMA_VERSION  11
+
+/* The WHERE terms of the partial indexes tasks_instance_open and tasks_finished (migration 11),
+ * for the queries that must repeat them word for word to use those indexes. */
+#define SQ_STATES_OPEN                                                                             \
+    "(state = 'initial' OR state = 'running' OR state = 'waiting' OR state = 'paused')"
+#define SQ_STATES_FINISHED                                                                         \
+    "(state = 'undoed' OR state = 'failed' OR state = 'success' OR state = 'killed'"               \
+    " OR state = 'removed')"
+#define SQ_BATCH_MAX 256 /* closures one group commit takes at most: bounds its latency */
 
 /* One slot per statement prepared once per connection (lazily, at its first use). */
 enum sq_slot {

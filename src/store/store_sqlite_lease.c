@@ -24,8 +24,9 @@ struct candidate {
 /* The oldest runnable tasks, up to max, in creation order. One on an instance waits while an
  * earlier task of its product and instance is unfinished (a paused one too: it still holds the
  * instance), unless ?2, a list ",p,q,", names its product; tasks_instance_open makes that check
- * one index probe. The check reads the rows as they were before this claim, so a batch holds at
- * most one task per instance: a second one has the first (still initial) before it.
+ * one index probe (INDEXED BY: a query that stops matching its WHERE fails to prepare instead
+ * of walking the instance's history). The check reads the rows as they were before this claim, so a
+ * batch holds at most one task per instance: a second one has the first (still initial) before it.
  * INDEXED BY tasks_runnable: walked in created_ms order the first max matches end the search.
  * Left to itself the planner takes tasks_state (state = ?), reads every queued task and sorts
  * them in a temporary b-tree for each claim: with 5,000 queued no-op tasks, 13% of asyncd's CPU
@@ -42,9 +43,9 @@ static int claim_pick(struct sq_conn *c, const struct claim_in *in, int64_t now,
         " AND NOT (remote_kind IS NOT NULL AND remote_lease_no = lease_no AND pause_requested = 0)"
         " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
         " AND (t.instance_id IS NULL OR instr(?2, ',' || t.product || ',') > 0"
-        " OR NOT EXISTS (SELECT 1 FROM tasks o"
+        " OR NOT EXISTS (SELECT 1 FROM tasks o INDEXED BY tasks_instance_open"
         " WHERE o.product = t.product AND o.instance_id = t.instance_id"
-        " AND o.state IN ('initial', 'running', 'waiting', 'paused')"
+        " AND " SQ_STATES_OPEN /* unqualified: o's, the innermost */
         " AND o.created_ms <= t.created_ms"
         " AND (o.created_ms < t.created_ms OR o.rowid < t.rowid)))"
         " ORDER BY created_ms, rowid LIMIT ?3",

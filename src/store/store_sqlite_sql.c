@@ -6,12 +6,11 @@
 #define IN_IDS " IN (SELECT value FROM json_each(?1))"
 
 const char *const sq_db_sql[DB_STMT_COUNT] = {
-    /* The IN list matches the partial index tasks_finished word for word (migration 9), so the
+    /* The OR chain matches the partial index tasks_finished word for word (migration 11), so the
      * pick is one index range in end order. INDEXED BY: without statistics the planner prefers
      * tasks_state (every finished task, then a sort; EXPLAIN QUERY PLAN on an empty store). One
      * writer: nothing to lock. */
-    [DB_PURGE_PICK] = "SELECT id FROM tasks INDEXED BY tasks_finished WHERE state IN "
-                      "('undoed', 'failed', 'success', 'killed', 'removed')"
+    [DB_PURGE_PICK] = "SELECT id FROM tasks INDEXED BY tasks_finished WHERE " SQ_STATES_FINISHED
                       " AND end_ms < ?1 ORDER BY end_ms LIMIT ?2",
     DB_SQL_PURGE_BY_IDS(IN_IDS),
     [DB_PURGE_KEYS_BEFORE] = "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM"

@@ -155,8 +155,41 @@ static void test_open_records_schema_version(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "10");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "11");
     sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* How many temporary b-trees SQLite's program for sql opens (EXPLAIN's OpenEphemeral). */
+static int ephemeral_opens(sqlite3 *db, const char *sql)
+{
+    char explain[512];
+    snprintf(explain, sizeof explain, "EXPLAIN %s", sql);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, explain, -1, &st, NULL), SQLITE_OK);
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        n += strcmp((const char *)sqlite3_column_text(st, 1), "OpenEphemeral") == 0;
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Migration 11: no partial index of tasks makes a task's creation or a change of its state
+ * build a temporary b-tree (an IN list of three or more states did, ten per one-step task). */
+static void test_task_writes_build_no_temporary_btree(void **state)
+{
+    struct fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/asyncd.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(ephemeral_opens(db, "UPDATE tasks SET state = 'success', end_ms = 1"
+                                         " WHERE id = 'x'"),
+                     0);
+    assert_int_equal(ephemeral_opens(db, "INSERT INTO tasks(id, product, region, uin, type,"
+                                         " on_failure, state, created_ms) VALUES('x', 'cdb',"
+                                         " 'r', '1', 't', 'pause', 'initial', 1)"),
+                     0);
     sqlite3_close(db);
 }
 
@@ -1104,7 +1137,8 @@ static void test_summaries_run_beside_task_creation(void **state)
 int main(void)
 {
     const struct CMUnitTest sqlite[] = {
-        ON_SQLITE(test_open_records_schema_version) ON_SQLITE(test_database_files_are_private)
+        ON_SQLITE(test_open_records_schema_version) ON_SQLITE(
+            test_task_writes_build_no_temporary_btree) ON_SQLITE(test_database_files_are_private)
             ON_SQLITE(test_store_open_refuses_bad_postgres_options)
                 ON_SQLITE(test_store_open_sqlite_url_uses_that_file)
                     ON_SQLITE(test_store_open_reports_unwritable_directory)

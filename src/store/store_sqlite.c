@@ -156,6 +156,22 @@ static const char *const migrations[SQ_SCHEMA_VERSION] = {
     "WHERE " SQ_STATES_OPEN ";"
     "DROP INDEX tasks_finished;"
     "CREATE INDEX tasks_finished ON tasks(end_ms) WHERE " SQ_STATES_FINISHED ";",
+    /* 12: the same for task_steps' CHECK on its state (eight words: a temporary b-tree at every
+     * step written, two per one-step task). SQLite cannot alter a CHECK, so the table is built
+     * anew beside the old one, filled, and renamed over it, in the migration's transaction. */
+    "CREATE TABLE task_steps_v12 ("
+    " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
+    " name TEXT NOT NULL, do_json TEXT NOT NULL, undo_json TEXT,"
+    " retries INTEGER NOT NULL DEFAULT 0, timeout_s INTEGER NOT NULL DEFAULT 3600,"
+    " state TEXT NOT NULL DEFAULT 'pending' CHECK (state = 'pending' OR state = 'running'"
+    " OR state = 'done' OR state = 'failed' OR state = 'skipped' OR state = 'undoing'"
+    " OR state = 'undone' OR state = 'undo_failed'), output TEXT,"
+    " message TEXT, PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
+    "INSERT INTO task_steps_v12(task_id, idx, name, do_json, undo_json, retries, timeout_s,"
+    " state, output, message) SELECT task_id, idx, name, do_json, undo_json, retries,"
+    " timeout_s, state, output, message FROM task_steps;"
+    "DROP TABLE task_steps;"
+    "ALTER TABLE task_steps_v12 RENAME TO task_steps;",
 };
 
 int sq_fail(struct sq_conn *c, struct err *e, const char *what)

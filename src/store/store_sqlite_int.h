@@ -12,7 +12,7 @@
 
 #define SQ_READERS         4 /* read-only connections; reads run beside the one writer (WAL) */
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_SCHEMA_VERSION  11
+#define SQ_SCHEMA_VERSION  12
 
 /* The WHERE terms of the partial indexes tasks_instance_open and tasks_finished (migration 11),
  * for the queries that must repeat them word for word to use those indexes. */

@@ -155,7 +155,7 @@ static void test_open_records_schema_version(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "11");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "12");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -174,8 +174,9 @@ static int ephemeral_opens(sqlite3 *db, const char *sql)
     return n;
 }
 
-/* Migration 11: no partial index of tasks makes a task's creation or a change of its state
- * build a temporary b-tree (an IN list of three or more states did, ten per one-step task). */
+/* Migrations 11 and 12: no partial index or CHECK makes the creation of a task or a step, or a
+ * change of its state, build a temporary b-tree (an IN list of three or more states did, twelve
+ * per one-step task). */
 static void test_task_writes_build_no_temporary_btree(void **state)
 {
     struct fixture *f = *state;
@@ -189,6 +190,12 @@ static void test_task_writes_build_no_temporary_btree(void **state)
     assert_int_equal(ephemeral_opens(db, "INSERT INTO tasks(id, product, region, uin, type,"
                                          " on_failure, state, created_ms) VALUES('x', 'cdb',"
                                          " 'r', '1', 't', 'pause', 'initial', 1)"),
+                     0);
+    assert_int_equal(ephemeral_opens(db, "INSERT INTO task_steps(task_id, idx, name, do_json)"
+                                         " VALUES('x', 0, 'n', '{}')"),
+                     0);
+    assert_int_equal(ephemeral_opens(db, "UPDATE task_steps SET state = 'done'"
+                                         " WHERE task_id = 'x' AND idx = 0"),
                      0);
     sqlite3_close(db);
 }
@@ -454,6 +461,20 @@ static void test_schema_3_accounts_keep_their_keys(void **state)
                      "CREATE TABLE tasks (id TEXT PRIMARY KEY, product TEXT NOT NULL,"
                      " instance_id TEXT, state TEXT NOT NULL, created_ms INTEGER NOT NULL,"
                      " end_ms INTEGER);"
+                     /* as version 1 made it: migration 12 builds it anew */
+                     "CREATE TABLE task_steps ("
+                     " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+                     " idx INTEGER NOT NULL, name TEXT NOT NULL, do_json TEXT NOT NULL,"
+                     " undo_json TEXT, retries INTEGER NOT NULL DEFAULT 0,"
+                     " timeout_s INTEGER NOT NULL DEFAULT 3600,"
+                     " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending',"
+                     " 'running', 'done', 'failed', 'skipped', 'undoing', 'undone',"
+                     " 'undo_failed')), output TEXT, message TEXT,"
+                     " PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
+                     "INSERT INTO tasks VALUES('t-1', 'cdb', NULL, 'running', 5, NULL);"
+                     "INSERT INTO task_steps(task_id, idx, name, do_json, state, message)"
+                     " VALUES('t-1', 0, 'a', '{\"noop\":{}}', 'done', 'first'),"
+                     " ('t-1', 1, 'b', '{\"noop\":{}}', 'running', NULL);"
                      "INSERT INTO accounts VALUES('300000000002', '300000000002', '125', 'AKIDnew',"
                      " 'plain-new', 1, NULL, 5);"
                      "INSERT INTO accounts VALUES('300000000001', '300000000001', '125', 'AKIDold',"
@@ -485,6 +506,20 @@ static void test_schema_3_accounts_keep_their_keys(void **state)
     account_clear(&got);
     assert_int_equal(store_account_key_create(s, "300000000001", "AKIDold2", "k", 2, &e), 0);
     store_close(s);
+    /* the steps came through migration 12's rebuild, and its CHECK still holds */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT group_concat(idx || name || state || "
+                                        "COALESCE(message, '-'), ',') FROM task_steps",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "0adonefirst,1brunning-");
+    sqlite3_finalize(st);
+    assert_int_not_equal(
+        sqlite3_exec(db, "UPDATE task_steps SET state = 'bogus'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
 }
 
 static struct token a_token(const char *id, const char *scope, char hash_digit)

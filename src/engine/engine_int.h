@@ -81,6 +81,7 @@ struct engine {
     pthread_mutex_t keeper_mu;
     pthread_cond_t keeper_cond, keeper_idle;
     bool keeper_stop;                  /* under keeper_mu */
+    int64_t keeper_sleep_until_ms;     /* under keeper_mu: 0 while the keeper is awake */
     struct lease_watch *watches;       /* under keeper_mu */
     struct pgroup_op *ops, **ops_tail; /* under keeper_mu, FIFO */
     /* claimed in a batch, waiting for a worker (under mu, FIFO); their slots are taken */
@@ -95,8 +96,9 @@ int64_t engine_mono_ms(void);
  * pending process-group records and joins the thread. */
 int lease_keeper_start(struct engine *eng, struct err *e);
 void lease_keeper_stop(struct engine *eng);
-/* Registers w (filled by the caller; due at once) / unregisters it, waiting while the keeper is
- * in a store call for it. */
+/* Registers w (filled by the caller; its first renewal due lease/3 after its last good one, its
+ * first check CHECK_EVERY_MS from now) / unregisters it, waiting while the keeper is in a store
+ * call for it. Neither wakes the keeper unless it must act sooner than it planned to. */
 void lease_watch_add(struct engine *eng, struct lease_watch *w);
 void lease_watch_remove(struct engine *eng, struct lease_watch *w);
 /* Queues a durable record (clear = false) or clear of g; written by the keeper in order. */

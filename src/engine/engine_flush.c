@@ -133,9 +133,15 @@ void flusher_push(struct engine *eng, struct final_write *w)
     struct flusher *f = eng->flusher;
     w->next = NULL;
     pthread_mutex_lock(&f->mu);
+    bool was_empty = !f->head;
     *f->tail = w;
     f->tail = &w->next;
-    pthread_cond_signal(&f->cond);
+    /* Only the first write into an empty queue wakes a flusher: it takes everything queued by
+     * the time it runs. A queue that is not empty has a flusher woken for it already, or one
+     * busy writing that takes the rest when it returns. A wake-up per write woke every idle
+     * flusher in turn for a batch of one or two each. */
+    if (was_empty)
+        pthread_cond_signal(&f->cond);
     pthread_mutex_unlock(&f->mu);
 }
 

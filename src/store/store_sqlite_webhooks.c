@@ -2,6 +2,9 @@
  * transaction that appends it (sq_event_append). The rest of the webhooks is store_webhooks.c. */
 #include "store/store_sqlite_int.h"
 
+/* Every event runs this. CROSS JOIN keeps the subscriptions the outer loop (SQLite's planner
+ * put the task's lookup by id first): with none, as on most stores, the statement ends at once
+ * without reading the task's row. */
 int sq_webhook_enqueue(struct sq_conn *c, const char *id, int64_t now, enum task_state to,
                        struct err *e)
 {
@@ -11,7 +14,7 @@ int sq_webhook_enqueue(struct sq_conn *c, const char *id, int64_t now, enum task
                      " to_state, info, at_ms, next_ms, created_ms)"
                      " SELECT w.id, t.id, (SELECT MAX(seq) FROM task_events x WHERE x.task_id ="
                      " t.id), CASE WHEN ?3 THEN 'final' ELSE 'transition' END, t.product, t.uin,"
-                     " ?4, t.info, ?2, ?2, ?2 FROM tasks t JOIN webhooks w"
+                     " ?4, t.info, ?2, ?2, ?2 FROM webhooks w CROSS JOIN tasks t"
                      " ON (w.product IS NULL OR w.product = t.product)"
                      " AND (w.uin IS NULL OR w.uin = t.uin)"
                      " WHERE t.id = ?1 AND (w.events = 'transition' OR ?3)",

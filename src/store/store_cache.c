@@ -118,6 +118,18 @@ static struct ticket gate_ticket(struct cache_store *cs, struct gate *g)
     return t;
 }
 
+/* With g's write lock held: a write on g begins (begin) or ends. A fill whose ticket saw
+ * neither is refused (gate_still_open). */
+static void gate_mark_locked(struct gate *g, bool begin)
+{
+    if (begin) {
+        g->pending++;
+    } else {
+        g->pending--;
+        g->epoch++;
+    }
+}
+
 /* With g's write lock held: may a value read under ticket t be stored now? */
 static bool gate_still_open(struct cache_store *cs, const struct gate *g, struct ticket t)
 {
@@ -500,12 +512,7 @@ static void accounts_write_mark(struct cache_store *cs, bool begin)
 {
     struct gate *g = &cs->accounts_gate;
     pthread_rwlock_wrlock(&g->lock);
-    if (begin) {
-        g->pending++;
-    } else {
-        g->pending--;
-        g->epoch++;
-    }
+    gate_mark_locked(g, begin);
     for (size_t i = 0; i < ACCOUNT_SLOTS; i++) {
         account_entry_free(cs->accounts[i]);
         account_entry_free(cs->accounts_uin[i]);
@@ -655,12 +662,7 @@ static void instances_write_mark(struct cache_store *cs, bool begin)
 {
     struct gate *g = &cs->instances_gate;
     pthread_rwlock_wrlock(&g->lock);
-    if (begin) {
-        g->pending++;
-    } else {
-        g->pending--;
-        g->epoch++;
-    }
+    gate_mark_locked(g, begin);
     for (size_t i = 0; i < INSTANCE_SLOTS; i++) {
         free(cs->instances[i]); /* a DSN password: not zeroed, as the backend's copies are not */
         cs->instances[i] = NULL;
@@ -771,12 +773,7 @@ static void tokens_write_mark(struct cache_store *cs, bool begin)
 {
     struct gate *g = &cs->tokens_gate;
     pthread_rwlock_wrlock(&g->lock);
-    if (begin) {
-        g->pending++;
-    } else {
-        g->pending--;
-        g->epoch++;
-    }
+    gate_mark_locked(g, begin);
     for (size_t i = 0; i < TOKEN_SLOTS; i++) {
         free(cs->tokens[i]);
         cs->tokens[i] = NULL;

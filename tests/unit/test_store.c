@@ -141,23 +141,27 @@ static int move(struct store *s, const char *id, enum task_state expect, enum ta
     return store_task_move(s, &m, e);
 }
 
-static void test_open_records_schema_version(void **state)
+/* The text of the first column of sql's first row, read from the SQLite file at path. */
+static void sqlite_scalar(const char *path, const char *sql, char *out, size_t size)
 {
-    struct fixture *f = *state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/asyncd.db", f->dir);
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT value FROM meta WHERE key = "
-                                        "'schema_version'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "12");
+    snprintf(out, size, "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+static void test_open_records_schema_version(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], version[16];
+    snprintf(path, sizeof path, "%s/asyncd.db", f->dir);
+    sqlite_scalar(path, "SELECT value FROM meta WHERE key = 'schema_version'", version,
+                  sizeof version);
+    assert_string_equal(version, "12");
 }
 
 /* How many temporary b-trees SQLite's program for sql opens (EXPLAIN's OpenEphemeral). */
@@ -507,16 +511,13 @@ static void test_schema_3_accounts_keep_their_keys(void **state)
     assert_int_equal(store_account_key_create(s, "300000000001", "AKIDold2", "k", 2, &e), 0);
     store_close(s);
     /* the steps came through migration 12's rebuild, and its CHECK still holds */
+    char steps[64];
+    sqlite_scalar(path,
+                  "SELECT group_concat(idx || name || state || COALESCE(message, '-'), ',')"
+                  " FROM task_steps",
+                  steps, sizeof steps);
+    assert_string_equal(steps, "0adonefirst,1brunning-");
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT group_concat(idx || name || state || "
-                                        "COALESCE(message, '-'), ',') FROM task_steps",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "0adonefirst,1brunning-");
-    sqlite3_finalize(st);
     assert_int_not_equal(
         sqlite3_exec(db, "UPDATE task_steps SET state = 'bogus'", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);

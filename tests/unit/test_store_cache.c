@@ -383,17 +383,24 @@ static void test_sqlite_state_changes_are_seen_at_once(void **state)
     assert_int_equal(sqlite_state(f->s, id), TASK_KILLED);
 }
 
+static void create_root(struct store *s, const char *uin, const char *secret_id)
+{
+    struct account a = {.is_root = true};
+    struct err e = {0};
+    snprintf(a.uin, sizeof a.uin, "%s", uin);
+    snprintf(a.owner_uin, sizeof a.owner_uin, "%s", uin);
+    snprintf(a.app_id, sizeof a.app_id, "1250000000");
+    snprintf(a.secret_id, sizeof a.secret_id, "%s", secret_id);
+    snprintf(a.secret_key, sizeof a.secret_key, "k");
+    assert_int_equal(store_account_create(s, &a, &e), 0);
+}
+
 static void test_sqlite_policy_change_is_seen_at_once(void **state)
 {
     struct fixture *f = *state;
-    struct account a = {.is_root = true}, got = {0};
+    struct account got = {0};
     struct err e = {0};
-    snprintf(a.uin, sizeof a.uin, "100");
-    snprintf(a.owner_uin, sizeof a.owner_uin, "100");
-    snprintf(a.app_id, sizeof a.app_id, "1250000000");
-    snprintf(a.secret_id, sizeof a.secret_id, "AKIDsqlite");
-    snprintf(a.secret_key, sizeof a.secret_key, "k");
-    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    create_root(f->s, "100", "AKIDsqlite");
     for (int i = 0; i < 2; i++) {
         assert_int_equal(store_account_by_secret_id(f->s, "AKIDsqlite", &got, &e), 0);
         assert_null(got.policy_json);
@@ -425,18 +432,6 @@ static void test_sqlite_token_revocation_holds_at_the_next_lookup(void **state)
     assert_int_equal(got.last_used_ms, 5000);
     assert_int_equal(store_token_revoke(f->s, t.id, &e), 0);
     assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), ERR_NOT_FOUND);
-}
-
-static void create_root(struct store *s, const char *uin, const char *secret_id)
-{
-    struct account a = {.is_root = true};
-    struct err e = {0};
-    snprintf(a.uin, sizeof a.uin, "%s", uin);
-    snprintf(a.owner_uin, sizeof a.owner_uin, "%s", uin);
-    snprintf(a.app_id, sizeof a.app_id, "1250000000");
-    snprintf(a.secret_id, sizeof a.secret_id, "%s", secret_id);
-    snprintf(a.secret_key, sizeof a.secret_key, "k");
-    assert_int_equal(store_account_create(s, &a, &e), 0);
 }
 
 static void by_uin(struct store *s, const char *uin, struct account *out)

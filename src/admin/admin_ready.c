@@ -42,6 +42,7 @@ static void probe_release(struct probe *p)
 static void *probe_run(void *arg)
 {
     struct probe *p = arg;
+    pthread_setname_np(pthread_self(), "ready-probe");
     int64_t n;
     struct err e = {0};
     int rc = store_account_count(p->store, &n, &e);

@@ -42,6 +42,7 @@ static struct job *next_job(struct workq *q)
 static void *worker(void *arg)
 {
     struct workq *q = arg;
+    pthread_setname_np(pthread_self(), "workq");
     struct job *j;
     while ((j = next_job(q))) {
         j->fn(j->arg);

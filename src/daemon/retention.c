@@ -86,6 +86,7 @@ static void sweep(struct retention *r)
 static void *retention_main(void *arg)
 {
     struct retention *r = arg;
+    pthread_setname_np(pthread_self(), "retention");
     do
         sweep(r);
     while (!pause_ms(r, r->cfg.every_ms));

@@ -263,6 +263,7 @@ static void reap_finished(struct webhooks *w)
 static void *dispatch_loop(void *arg)
 {
     struct webhooks *w = arg;
+    pthread_setname_np(pthread_self(), "webhooks");
     int64_t next_claim = 0;
     while (!atomic_load(&w->stop)) {
         int64_t now = time_now_ms();

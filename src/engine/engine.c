@@ -127,6 +127,7 @@ static bool claim_and_run(struct engine *eng, size_t slots)
 static void *worker_main(void *arg)
 {
     struct engine *eng = arg;
+    pthread_setname_np(pthread_self(), "engine-worker");
     for (;;) {
         struct parked *p = NULL;
         struct run_link *start = NULL;

@@ -100,6 +100,7 @@ static void write_batch(struct flusher *f, struct final_write **ws, size_t n)
 static void *flusher_main(void *arg)
 {
     struct flusher *f = arg;
+    pthread_setname_np(pthread_self(), "engine-flush");
     struct final_write *ws[FLUSH_MAX];
     bool stop = false;
     while (!stop) {

@@ -241,6 +241,7 @@ static bool keeper_step(struct engine *eng, int64_t *wake)
 static void *keeper_main(void *arg)
 {
     struct engine *eng = arg;
+    pthread_setname_np(pthread_self(), "lease-keeper");
     pthread_mutex_lock(&eng->keeper_mu);
     for (;;) {
         int64_t wake = engine_mono_ms() + KEEPER_TICK_MS;

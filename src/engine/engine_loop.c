@@ -102,6 +102,7 @@ static int64_t tick_children(struct step_loop *l, int64_t now, bool tick)
 static void *loop_main(void *arg)
 {
     struct step_loop *l = arg;
+    pthread_setname_np(pthread_self(), "step-loop");
     struct epoll_event evs[LOOP_EVENTS];
     int64_t next_tick = engine_mono_ms() + LOOP_TICK_MS, next_due = INT64_MAX;
     bool stop = false;

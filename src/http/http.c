@@ -220,6 +220,7 @@ static unsigned cut_overdue(struct http_server *s, int64_t now, char *first, siz
 static void *watchdog_main(void *arg)
 {
     struct http_server *s = arg;
+    pthread_setname_np(pthread_self(), "http-watchdog");
     pthread_mutex_lock(&s->conns_mu);
     while (!s->stopping) {
         char first[160];
@@ -666,6 +667,7 @@ static void accept_ready(struct http_server *s)
 static void *acceptor_main(void *arg)
 {
     struct http_server *s = arg;
+    pthread_setname_np(pthread_self(), "http-accept");
     struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN},
                           {.fd = s->acceptor_wake[0], .events = POLLIN}};
     for (;;) {

@@ -651,6 +651,7 @@ int sim_reset(struct sim *sim, json_t **out, struct err *e)
 static void *timer_main(void *arg)
 {
     struct sim *sim = arg;
+    pthread_setname_np(pthread_self(), "sim-timer");
     pthread_mutex_lock(&sim->mu);
     while (!sim->stop) {
         struct timespec ts;

@@ -481,8 +481,9 @@ static int create_private(const char *path, struct err *e)
 }
 
 /* Every write transaction has SQLite allocate and free a little memory: a bitmap per savepoint,
- * and a temporary b-tree (~90 KiB of page cache) per UPDATE of a task's state, for the IN list of
- * the tasks_instance_open index's WHERE. With glibc's default trim threshold each such free
+ * and (until migration 11) a temporary b-tree (~90 KiB of page cache) per UPDATE of a task's
+ * state, for the IN list of the tasks_instance_open index's WHERE; other statements still build
+ * one (a webhook delivery's CHECK). With glibc's default trim threshold each such free
  * handed the top of the thread's heap back to the kernel (madvise, a TLB shoot-down on every CPU)
  * and the next transaction faulted it in again: 12-33% of asyncd's CPU samples in the
  * one-step-task bench (perf, issue 11). A fixed threshold keeps that memory in the heap; a fixed

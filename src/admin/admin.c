@@ -46,6 +46,7 @@ static const struct route routes[] = {
     {"GET", "/v1/instances/*", admin_instance_show, READERS},
     {"PATCH", "/v1/instances/*", admin_instance_patch, RUNNERS},
     {"POST", "/v1/tasks", admin_task_create, RUNNERS},
+    {"POST", "/v1/tasks/batch", admin_task_create_batch, RUNNERS},
     {"GET", "/v1/tasks", admin_task_list, READERS},
     {"GET", "/v1/tasks/*", admin_task_show, READERS},
     {"POST", "/v1/tasks/*/transition", admin_task_transition, RUNNERS},
@@ -89,7 +90,12 @@ const char *admin_query(const struct admin_req *r, const char *key)
 int admin_body_string(const struct admin_req *r, const char *key, bool required, const char **out,
                       struct err *e)
 {
-    json_t *v = json_object_get(r->body, key);
+    return admin_obj_string(r->body, key, required, out, e);
+}
+
+int admin_obj_string(json_t *obj, const char *key, bool required, const char **out, struct err *e)
+{
+    json_t *v = json_object_get(obj, key);
     *out = NULL;
     if (!v || json_is_null(v)) {
         if (required)

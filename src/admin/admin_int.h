@@ -31,6 +31,8 @@ const char *admin_query(const struct admin_req *r, const char *key);
 /* Body fields: ERR_BAD_REQUEST "field: expected ..." on a wrong type or a missing required one. */
 int admin_body_string(const struct admin_req *r, const char *key, bool required, const char **out,
                       struct err *e);
+/* The same of a field of obj, any JSON object of the body. */
+int admin_obj_string(json_t *obj, const char *key, bool required, const char **out, struct err *e);
 
 /* accounts, their key pairs, and instances (admin_accounts.c) */
 int admin_account_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
@@ -60,6 +62,8 @@ int admin_instance_patch(struct admin *a, struct admin_req *r, json_t **out, int
 /* tasks (admin_tasks.c) */
 int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *status,
                       struct err *e);
+int admin_task_create_batch(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                            struct err *e);
 int admin_task_show(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_task_list(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);
 int admin_task_verb(struct admin *a, struct admin_req *r, json_t **out, int *status, struct err *e);

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/timefmt.h"
+#include "common/xalloc.h"
 #include "exec/exec.h"
 #include "exec/mysql_conn.h"
 #include "products/product.h"
@@ -143,15 +144,16 @@ static int check_task_refs(struct admin *a, const struct task_new *t, struct err
     return 0;
 }
 
-static int task_from_body(struct admin_req *r, struct task_new *t, struct err *e)
+/* A task's fields from obj (the body, or an item of a batch's "tasks"). */
+static int task_from_obj(json_t *obj, struct task_new *t, struct err *e)
 {
     int rc;
-    if ((rc = admin_body_string(r, "product", true, &t->product, e)) ||
-        (rc = admin_body_string(r, "region", true, &t->region, e)) ||
-        (rc = admin_body_string(r, "uin", true, &t->uin, e)) ||
-        (rc = admin_body_string(r, "instance_id", false, &t->instance_id, e)) ||
-        (rc = admin_body_string(r, "type", true, &t->type, e)) ||
-        (rc = admin_body_string(r, "on_failure", false, &t->on_failure, e)))
+    if ((rc = admin_obj_string(obj, "product", true, &t->product, e)) ||
+        (rc = admin_obj_string(obj, "region", true, &t->region, e)) ||
+        (rc = admin_obj_string(obj, "uin", true, &t->uin, e)) ||
+        (rc = admin_obj_string(obj, "instance_id", false, &t->instance_id, e)) ||
+        (rc = admin_obj_string(obj, "type", true, &t->type, e)) ||
+        (rc = admin_obj_string(obj, "on_failure", false, &t->on_failure, e)))
         return rc;
     if (!product_by_name(t->product))
         return err_set(e, ERR_BAD_REQUEST, "product: expected cdb or mongodb, got %.32s",
@@ -203,7 +205,7 @@ int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *s
     char hash[65];
     bool has_key;
     int rc = idem_from_request(r, &idem, hash, &has_key, e);
-    if (rc || (rc = task_from_body(r, &t, e)) || (rc = check_task_refs(a, &t, e)) ||
+    if (rc || (rc = task_from_obj(r->body, &t, e)) || (rc = check_task_refs(a, &t, e)) ||
         (rc = normalise_steps(json_object_get(r->body, "steps"), &t.steps, e)))
         return rc;
     t.idem = has_key ? &idem : NULL;
@@ -218,6 +220,113 @@ int admin_task_create(struct admin *a, struct admin_req *r, json_t **out, int *s
     *out = json_pack("{s:s}", "AsyncRequestId", id);
     *status = replayed ? 200 : 201;
     return 0;
+}
+
+/* A batch's tasks at most: its creation holds SQLite's one writer for about 20 us a task, so
+ * a full batch delays the other writes by some 20 ms, no more. */
+#define BATCH_MAX 1000
+
+/* One task of a batch, checked as POST /v1/tasks checks its body. */
+struct batch_item {
+    struct task_new t;
+    struct task_idem idem;
+    char key[IDEM_KEY_MAX + 8]; /* the batch's key, 0x1f, the item's index */
+};
+
+static int batch_item_from(struct admin *a, json_t *obj, size_t i, struct batch_item *it,
+                           struct err *e)
+{
+    struct err ie = {0};
+    int rc = json_is_object(obj) ? 0 : err_set(&ie, ERR_BAD_REQUEST, "expected an object");
+    if (rc == 0 && (rc = task_from_obj(obj, &it->t, &ie)) == 0 &&
+        (rc = check_task_refs(a, &it->t, &ie)) == 0)
+        rc = normalise_steps(json_object_get(obj, "steps"), &it->t.steps, &ie);
+    if (rc != 0)
+        err_set(e, rc, "tasks[%zu]: %s", i, ie.msg);
+    return rc;
+}
+
+/* Each item's key: the batch's key with its index after a byte no header can carry (0x1f), so
+ * no single create's key is ever an item's, and the batch's body hash, so a retry of the same
+ * batch replays every item and another batch under the key conflicts at its first. */
+static void batch_item_key(struct batch_item *it, const struct task_idem *batch, size_t i)
+{
+    snprintf(it->key, sizeof it->key, "%s\x1f%zu", batch->key, i);
+    it->idem = *batch;
+    it->idem.key = it->key;
+    it->t.idem = &it->idem;
+}
+
+static int batch_tasks(json_t *body, size_t *n, struct err *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) if (strcmp(key, "tasks") != 0) return err_set(
+        e, ERR_BAD_REQUEST, "unknown field \"%.64s\" (a batch has only \"tasks\")", key);
+    json_t *tasks = json_object_get(body, "tasks");
+    *n = json_array_size(tasks);
+    if (!json_is_array(tasks) || *n == 0 || *n > BATCH_MAX)
+        return err_set(e, ERR_BAD_REQUEST, "tasks: an array of 1..%d tasks is required", BATCH_MAX);
+    return 0;
+}
+
+static json_t *batch_answer(const struct batch_item *items, const char (*ids)[STORE_ID_MAX],
+                            size_t n, bool *replayed)
+{
+    json_t *arr = json_array();
+    *replayed = true;
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, json_string(ids[i]));
+        *replayed = *replayed && items[i].t.idem && items[i].idem.replayed;
+    }
+    return json_pack("{s:o}", "AsyncRequestIds", arr);
+}
+
+/* 201 with the new tasks' ids, in the order given, all created in one transaction; with an
+ * Idempotency-Key seen before with the same body, 200 with the first request's ids. Any item
+ * refused refuses the batch: nothing is created and the message names the item. */
+int admin_task_create_batch(struct admin *a, struct admin_req *r, json_t **out, int *status,
+                            struct err *e)
+{
+    struct task_idem idem;
+    char hash[65];
+    bool has_key;
+    size_t n = 0;
+    int rc = idem_from_request(r, &idem, hash, &has_key, e);
+    if (rc || (rc = batch_tasks(r->body, &n, e)))
+        return rc;
+    struct batch_item *items = xcalloc(n, sizeof *items);
+    json_t *tasks = json_object_get(r->body, "tasks");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        items[i].t.node = a->cfg.node;
+        rc = batch_item_from(a, json_array_get(tasks, i), i, &items[i], e);
+        if (rc == 0 && has_key)
+            batch_item_key(&items[i], &idem, i);
+    }
+    struct task_new *ts = xcalloc(n, sizeof *ts);
+    char(*ids)[STORE_ID_MAX] = xcalloc(n, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ts[i] = items[i].t;
+    if (rc == 0)
+        rc = store_task_create_batch(a->cfg.store, ts, n, ids, e);
+    if (rc == ERR_CONFLICT && has_key) /* the store names the item's key: name the caller's */
+        err_set(e, rc,
+                "Idempotency-Key \"%s\" was used with another request body; send the first batch "
+                "again, or use a new key for a new batch",
+                idem.key);
+    bool replayed = false;
+    if (rc == 0) {
+        *out = batch_answer(items, (const char(*)[STORE_ID_MAX])ids, n, &replayed);
+        *status = replayed ? 200 : 201;
+    }
+    if (rc == 0 && !replayed && a->cfg.on_change)
+        a->cfg.on_change(a->cfg.on_change_ctx);
+    for (size_t i = 0; i < n; i++)
+        json_decref(items[i].t.steps);
+    free(ids);
+    free(ts);
+    free(items);
+    return rc;
 }
 
 /* Passwords a mysql action sets (the argument after IDENTIFIED BY, ...) are kept with the task so

@@ -364,6 +364,11 @@ struct store_ops {
     /* tasks */
     int (*task_create)(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                        struct err *e); /* mints the id in the product's format */
+    /* n tasks in one transaction: every one is created, or none is. ids_out[i] is the i-th
+     * task's id (or, with an Idempotency-Key seen before, the first task's: its idem->replayed
+     * is set). On a failure e's message starts with "tasks[i]: " naming the item. */
+    int (*task_create_batch)(struct store *s, const struct task_new *ts, size_t n,
+                             char (*ids_out)[STORE_ID_MAX], struct err *e);
     int (*task_summary)(struct store *s, const char *product, const char *id,
                         struct task_summary *out, struct err *e);
     /* One task as the typed task (task/task_model.h), its row and what `what` (TASK_READ_*)
@@ -606,6 +611,11 @@ static inline int store_task_create(struct store *s, const struct task_new *t,
                                     char id[STORE_ID_MAX], struct err *e)
 {
     return s->ops->task_create(s, t, id, e);
+}
+static inline int store_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
+                                          char (*ids_out)[STORE_ID_MAX], struct err *e)
+{
+    return s->ops->task_create_batch(s, ts, n, ids_out, e);
 }
 static inline int store_task_summary(struct store *s, const char *p, const char *id,
                                      struct task_summary *o, struct err *e)

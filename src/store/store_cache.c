@@ -745,6 +745,11 @@ static int c_task_create(struct store *s, const struct task_new *t, char id_out[
 {
     return store_task_create(cs_of(s)->inner, t, id_out, e);
 }
+static int c_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
+                               char (*ids_out)[STORE_ID_MAX], struct err *e)
+{
+    return store_task_create_batch(cs_of(s)->inner, ts, n, ids_out, e);
+}
 static int c_task_get(struct store *s, const char *id, unsigned what, struct task **out,
                       struct err *e)
 {
@@ -914,7 +919,7 @@ static void c_close(struct store *s)
 
 /* A new op in struct store_ops must be sorted into "writes" (invalidate) or "reads" here: this
  * fails to compile until the table below is updated with it. */
-_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 55 * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct store_ops) == sizeof(const char *) + 56 * sizeof(void (*)(void)),
                "store_ops changed: teach store_cache.c what the new op reads or writes");
 
 static const struct store_ops cache_ops = {
@@ -939,6 +944,7 @@ static const struct store_ops cache_ops = {
     .instance_set_sim_state = c_instance_set_sim_state,
     .sim_reset = c_sim_reset,
     .task_create = c_task_create,
+    .task_create_batch = c_task_create_batch,
     .task_summary = c_task_summary,
     .task_get = c_task_get,
     .task_list = c_task_list,

@@ -2,10 +2,12 @@
  * task's driver, UTF-8-safe copies. */
 #include "store/store_check.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "store/store_plan.h"
 
 void store_steps_free(struct store_step_row *rows, size_t n)
 {
@@ -105,6 +107,36 @@ int store_task_new_check(const struct task_new *t, struct err *e)
                        "\"undo\" or \"fail\", got \"%s\"",
                        of);
     return 0;
+}
+
+int store_task_prep(const struct task_new *t, struct store_task_prep *p, struct err *e)
+{
+    *p = (struct store_task_prep){0};
+    int rc = store_task_new_check(t, e);
+    if (rc == 0)
+        rc = store_steps_seal(t->steps, &p->sealed, e);
+    if (rc == 0)
+        rc = store_steps_parse(p->sealed, &p->rows, &p->n, e);
+    if (rc != 0)
+        store_task_prep_free(p);
+    return rc;
+}
+
+void store_task_prep_free(struct store_task_prep *p)
+{
+    store_steps_free(p->rows, p->n);
+    json_decref(p->sealed);
+    *p = (struct store_task_prep){0};
+}
+
+int store_batch_item_err(struct err *e, size_t i, int rc)
+{
+    if (e) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        err_set(e, rc, "tasks[%zu]: %s", i, msg);
+    }
+    return rc;
 }
 
 /* "sim" when a step is simulated ({"sim": {...}}): progression rules move the task (sim/sim.h),

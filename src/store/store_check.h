@@ -22,6 +22,18 @@ int store_steps_parse(json_t *steps, struct store_step_row **out, size_t *n, str
 void store_steps_free(struct store_step_row *rows, size_t n);
 /* Checks a new task's product, region, uin, type and on_failure. */
 int store_task_new_check(const struct task_new *t, struct err *e);
+/* A new task made ready for its INSERTs: checked (store_task_new_check), its steps' secrets
+ * sealed (sealed, which rows borrow from) and each step serialised (rows[0..n)). */
+struct store_task_prep {
+    json_t *sealed;
+    struct store_step_row *rows;
+    size_t n;
+};
+int store_task_prep(const struct task_new *t, struct store_task_prep *p, struct err *e);
+void store_task_prep_free(struct store_task_prep *p);
+/* Item i of a batch failed with rc: e's message becomes "tasks[i]: " and what it said; returns
+ * rc. */
+int store_batch_item_err(struct err *e, size_t i, int rc);
 /* "external" when a step is done by a remote worker through the transition call (a remote
  * action without a "kind": the engine leaves the task alone), else "engine". */
 const char *store_task_driver(json_t *steps);

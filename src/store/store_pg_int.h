@@ -184,6 +184,8 @@ int pg_reseal_secrets(struct pg_conn *c, struct err *e);
 /* store_pg_tasks.c: */
 int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                          struct err *e);
+int store_pg_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
+                               char (*ids_out)[STORE_ID_MAX], struct err *e);
 int store_pg_task_summary(struct store *s, const char *product, const char *id,
                           struct task_summary *out, struct err *e);
 int store_pg_task_move(struct store *s, const struct task_move *m, struct err *e);

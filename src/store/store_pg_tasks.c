@@ -277,25 +277,67 @@ int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[
                          struct err *e)
 {
     id_out[0] = '\0';
-    struct create_ctx cx = {.t = t};
-    int rc = store_task_new_check(t, e);
-    json_t *sealed = NULL; /* the steps with their secrets sealed; the rows borrow from it */
-    if (rc == 0)
-        rc = store_steps_seal(t->steps, &sealed, e);
-    if (rc == 0)
-        rc = store_steps_parse(sealed, &cx.rows, &cx.n, e);
-    if (rc != 0) {
-        json_decref(sealed);
+    struct store_task_prep p;
+    int rc = store_task_prep(t, &p, e);
+    if (rc != 0)
         return rc;
-    }
+    struct create_ctx cx = {.t = t, .rows = p.rows, .n = p.n};
     cx.input = t->input ? json_dumps(t->input, JSON_COMPACT) : NULL;
     rc = t->idem ? pg_run(s, PG_TX_WRITE, create_fn, &cx, e)
                  : pg_run(s, PG_TX_NONE, create_fast_fn, &cx, e);
     free(cx.input);
-    store_steps_free(cx.rows, cx.n);
-    json_decref(sealed);
+    store_task_prep_free(&p);
     if (rc == 0)
         snprintf(id_out, STORE_ID_MAX, "%s", cx.id);
+    return rc;
+}
+
+struct create_batch {
+    struct create_ctx *items;
+    size_t n;
+};
+
+/* Every task of a batch in one transaction: one PG_TASK_CREATE round trip each (its own
+ * statement's CTE), the multi-statement creation where an Idempotency-Key is to be checked. */
+static int create_batch_fn(struct pg_conn *c, void *ctx, struct err *e)
+{
+    struct create_batch *b = ctx;
+    for (size_t i = 0; i < b->n; i++) {
+        struct create_ctx *cx = &b->items[i];
+        cx->id[0] = '\0';
+        int rc = cx->t->idem ? create_fn(c, cx, e) : create_fast_fn(c, cx, e);
+        if (rc != 0)
+            return store_batch_item_err(e, i, rc);
+    }
+    return 0;
+}
+
+int store_pg_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
+                               char (*ids_out)[STORE_ID_MAX], struct err *e)
+{
+    struct store_task_prep *p = xcalloc(n ? n : 1, sizeof *p);
+    struct create_ctx *items = xcalloc(n ? n : 1, sizeof *items);
+    int rc = 0;
+    size_t ready = 0;
+    for (; ready < n && rc == 0; ready++) {
+        rc = store_task_prep(&ts[ready], &p[ready], e);
+        if (rc != 0)
+            rc = store_batch_item_err(e, ready, rc);
+        items[ready] = (struct create_ctx){.t = &ts[ready], .rows = p[ready].rows, .n = p[ready].n};
+        items[ready].input = ts[ready].input ? json_dumps(ts[ready].input, JSON_COMPACT) : NULL;
+    }
+    if (rc == 0) {
+        struct create_batch b = {items, n};
+        rc = pg_run(s, PG_TX_WRITE, create_batch_fn, &b, e);
+    }
+    for (size_t i = 0; i < n; i++)
+        snprintf(ids_out[i], STORE_ID_MAX, "%s", rc == 0 ? items[i].id : "");
+    for (size_t i = 0; i < ready; i++) {
+        free(items[i].input);
+        store_task_prep_free(&p[i]);
+    }
+    free(items);
+    free(p);
     return rc;
 }
 

@@ -233,6 +233,8 @@ int sq_reseal_secrets(struct sq_conn *c, struct err *e);
 /* store_sqlite_tasks.c: */
 int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                              struct err *e);
+int store_sqlite_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
+                                   char (*ids_out)[STORE_ID_MAX], struct err *e);
 int store_sqlite_task_summary(struct store *s, const char *product, const char *id,
                               struct task_summary *out, struct err *e);
 int store_sqlite_task_move(struct store *s, const struct task_move *m, struct err *e);

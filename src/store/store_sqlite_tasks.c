@@ -280,25 +280,61 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
                              struct err *e)
 {
     id_out[0] = '\0';
-    struct store_step_row *rows;
-    size_t n;
-    int rc = store_task_new_check(t, e);
-    json_t *sealed = NULL; /* the steps with their secrets sealed; the rows borrow from it */
-    if (rc == 0)
-        rc = store_steps_seal(t->steps, &sealed, e);
-    if (rc == 0)
-        rc = store_steps_parse(sealed, &rows, &n, e);
-    if (rc != 0) {
-        json_decref(sealed);
+    struct store_task_prep p;
+    int rc = store_task_prep(t, &p, e);
+    if (rc != 0)
         return rc;
-    }
     char id[STORE_ID_MAX];
-    struct create_in in = {t, rows, n};
+    struct create_in in = {t, p.rows, p.n};
     rc = sq_write_tx(s, task_create_tx, &in, id, e);
-    store_steps_free(rows, n);
-    json_decref(sealed);
+    store_task_prep_free(&p);
     if (rc == 0)
         snprintf(id_out, STORE_ID_MAX, "%s", id);
+    return rc;
+}
+
+struct create_batch_in {
+    const struct create_in *items;
+    size_t n;
+};
+
+/* Every task of a batch in the one closure, so in one savepoint: all are created or none. */
+static int task_create_batch_tx(struct sq_conn *c, const void *inp, void *out, struct err *e)
+{
+    const struct create_batch_in *b = inp;
+    char(*ids)[STORE_ID_MAX] = out;
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = task_create_tx(c, &b->items[i], ids[i], e);
+        if (rc != 0)
+            return store_batch_item_err(e, i, rc);
+    }
+    return 0;
+}
+
+int store_sqlite_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
+                                   char (*ids_out)[STORE_ID_MAX], struct err *e)
+{
+    struct store_task_prep *p = xcalloc(n ? n : 1, sizeof *p);
+    struct create_in *items = xcalloc(n ? n : 1, sizeof *items);
+    int rc = 0;
+    size_t ready = 0;
+    for (; ready < n && rc == 0; ready++) {
+        rc = store_task_prep(&ts[ready], &p[ready], e);
+        if (rc != 0)
+            rc = store_batch_item_err(e, ready, rc);
+        items[ready] = (struct create_in){&ts[ready], p[ready].rows, p[ready].n};
+    }
+    if (rc == 0) {
+        struct create_batch_in in = {items, n};
+        rc = sq_write_tx(s, task_create_batch_tx, &in, ids_out, e);
+    }
+    for (size_t i = 0; i < ready; i++)
+        store_task_prep_free(&p[i]);
+    free(items);
+    free(p);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++)
+            ids_out[i][0] = '\0';
     return rc;
 }
 

@@ -12,6 +12,8 @@
  *   RESULT clientcpu CPU_SECONDS
  * BENCH_MODE=create: only create (RESULT create); BENCH_MODE=wait: create nothing, wait for TASKS
  * tasks to succeed, e2e = TASKS / (last end_ms - first start_ms).
+ * BENCH_BATCH=K (default 1): K tasks a request, through POST /v1/tasks/batch (TASKS a multiple
+ * of K); the create latencies are then per request.
  * Build: make build/bench/load_client (links jansson for the list answers). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -305,8 +307,9 @@ static double pct(const double *sorted, size_t n, double p)
 }
 
 struct creates {
-    long n, next, done, retries;
-    const char *body;
+    long n, next, done, retries; /* requests */
+    long batch;                  /* tasks a request */
+    const char *body, *path;
     double *ms; /* each create's latency */
 };
 
@@ -333,7 +336,7 @@ static void create_next(struct conn *c, struct creates *cr, double now)
 
 static void create_answered(struct conn *c, struct creates *cr, const struct answer *a, double now)
 {
-    if (a->status == 201) {
+    if (a->status == 201) { /* 200 would be a replay: nothing new was created */
         cr->ms[cr->done++] = (now - c->sent_at) * 1000;
         create_next(c, cr, now);
         return;
@@ -355,7 +358,7 @@ static void create_all(struct conn *conns, size_t nc, struct creates *cr, double
     double now = now_s();
     for (size_t i = 0; i < nc; i++) {
         free(conns[i].out);
-        conns[i].out = request_build(conns[i].ep, "POST", "/v1/tasks", cr->body, &conns[i].out_len);
+        conns[i].out = request_build(conns[i].ep, "POST", cr->path, cr->body, &conns[i].out_len);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = &conns[i]};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) != 0)
             fail("epoll_ctl: %s", strerror(errno));
@@ -502,12 +505,14 @@ static double cpu_s(void)
 static void print_create(const struct creates *cr, double secs)
 {
     qsort(cr->ms, (size_t)cr->done, sizeof(double), cmp_double);
-    printf("RESULT create %ld %.3f %.1f %.2f %.2f\n", cr->n, secs, (double)cr->n / secs,
+    long tasks = cr->n * cr->batch;
+    printf("RESULT create %ld %.3f %.1f %.2f %.2f\n", tasks, secs, (double)tasks / secs,
            pct(cr->ms, (size_t)cr->done, 50), pct(cr->ms, (size_t)cr->done, 99));
 }
 
-/* The task every create sends: BENCH_N_STEPS (default 1) steps of action BENCH_STEP. */
-static char *task_body(const char *uin)
+/* The task every create sends: BENCH_N_STEPS (default 1) steps of action BENCH_STEP; batch > 1:
+ * {"tasks": [batch of them]}. */
+static char *task_body(const char *uin, long batch)
 {
     const char *step = getenv("BENCH_STEP");
     if (!step || !*step)
@@ -528,6 +533,13 @@ static char *task_body(const char *uin)
     json_decref(action);
     json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:o}", "product", "cdb", "region",
                              "ap-guangzhou", "uin", uin, "type", "Bench", "steps", steps);
+    if (batch > 1) {
+        json_t *tasks = json_array();
+        for (long i = 0; i < batch; i++)
+            json_array_append(tasks, task);
+        json_decref(task);
+        task = json_pack("{s:o}", "tasks", tasks);
+    }
     char *body = json_dumps(task, JSON_COMPACT);
     json_decref(task);
     return body;
@@ -557,7 +569,13 @@ int main(int argc, char **argv)
     ctl.fd = connect_to(ctl.ep);
     long long already = only_wait ? 0 : total_of(&ctl, "success");
 
-    struct creates cr = {.n = only_wait ? 0 : n, .body = task_body(argv[3])};
+    long batch = getenv("BENCH_BATCH") ? atol(getenv("BENCH_BATCH")) : 1;
+    if (batch < 1 || n % batch != 0)
+        fail("BENCH_BATCH must be at least 1 and divide TASKS");
+    struct creates cr = {.n = only_wait ? 0 : n / batch,
+                         .batch = batch,
+                         .body = task_body(argv[3], batch),
+                         .path = batch > 1 ? "/v1/tasks/batch" : "/v1/tasks"};
     cr.ms = calloc((size_t)n, sizeof(double));
     double t0 = now_s();
     if (!only_wait)

@@ -8,7 +8,8 @@
 # Usage: bash bench/tasks.sh   (env: BENCH_TASKS=5000, BENCH_CLIENTS=16, BENCH_WORKERS=nproc,
 #        BENCH_SQLITE_SECONDS=5, BENCH_TIMEOUT=300, BENCH_PERF=0, ASYNCD_BIN=bin/asyncd,
 #        BENCH_STEP='{"exec":["/bin/true"]}' for another step action as JSON, BENCH_N_STEPS=1 steps
-#        of it per task)
+#        of it per task, BENCH_BATCH=1 tasks a create request: K > 1 creates through
+#        POST /v1/tasks/batch, K tasks in one request and one transaction)
 set -euo pipefail
 # Only loopback traffic here: never through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
@@ -124,7 +125,7 @@ run_sqlite() {
 report() {
   echo
   echo "one-step tasks ($STEP), SQLite store (WAL, synchronous=FULL), $(nproc) CPUs"
-  echo "asyncd --workers $WORKERS, $TASKS tasks, $CLIENTS keep-alive clients; SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1); load average at start $LOAD0"
+  echo "asyncd --workers $WORKERS, $TASKS tasks, $CLIENTS keep-alive clients, ${BENCH_BATCH:-1} task(s) a create request; SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1); load average at start $LOAD0"
   awk -v ncpu="$(nproc)" '
     $1 == "create"  { cn = $2; cs = $3; crate = $4; cp50 = $5; cp99 = $6 }
     $1 == "e2e"     { es = $3; erate = $4 }

@@ -371,11 +371,16 @@ static int cmd_task_create(struct ctl *c, int argc, char **argv, const struct co
                            err.column, err.text);
     /* With a key, running the same command again (after a timeout, say) answers the task the
      * first run made instead of making a second one. */
+    /* An array is a batch: POST /v1/tasks/batch makes all its tasks in one transaction or none
+     * (the refused one named), so a script never has to clean up half a batch. */
+    bool batch = json_is_array(body);
+    if (batch)
+        body = json_pack("{s:o}", "tasks", body);
     c->idem_key = key;
-    rc = ctl_call(c, "POST", "/v1/tasks", body, &ans);
+    rc = ctl_call(c, "POST", batch ? "/v1/tasks/batch" : "/v1/tasks", body, &ans);
     c->idem_key = NULL;
     json_decref(body);
-    return rc ? rc : show(c, ans, ctl_print_task_id);
+    return rc ? rc : show(c, ans, batch ? ctl_print_task_ids : ctl_print_task_id);
 }
 
 /* The first line of file (the secret, kept out of argv and so out of ps), into out[cap]. */
@@ -704,8 +709,10 @@ static const struct command commands[] = {
      .args = "(--file F | -) [--idempotency-key K]",
      .run = cmd_task_create,
      .purpose = "Create a task from a JSON body (docs/admin-api.md, POST /v1/tasks); prints its "
-                "id. With --idempotency-key K, the same command run again prints the first "
-                "task's id and makes no second task."},
+                "id. A JSON array of bodies (up to 1000) creates them all in one transaction or "
+                "none (POST /v1/tasks/batch) and prints their ids a line each, in order. With "
+                "--idempotency-key K, the same command run again prints the first run's ids and "
+                "makes no second task."},
     {.group = "task",
      .verb = "show",
      .args = "ID",

@@ -166,6 +166,14 @@ void ctl_print_task_id(json_t *ans)
     printf("%s\n", json_string_value(json_object_get(ans, "AsyncRequestId")));
 }
 
+void ctl_print_task_ids(json_t *ans)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(ans, "AsyncRequestIds"), i, id)
+        printf("%s\n", json_string_value(id));
+}
+
 void ctl_print_health(json_t *ans)
 {
     const char *s = json_string_value(json_object_get(ans, "status"));

@@ -14,6 +14,7 @@ void ctl_print_task(json_t *t);         /* a task, then its steps and events as 
 void ctl_print_instances(json_t *ans);  /* GET /v1/instances */
 void ctl_print_task_list(json_t *ans);  /* GET /v1/tasks, with the count line */
 void ctl_print_task_id(json_t *ans);    /* the AsyncRequestId alone */
+void ctl_print_task_ids(json_t *ans);   /* a batch's AsyncRequestIds, a line each, in order */
 void ctl_print_health(json_t *ans);     /* GET /healthz */
 void ctl_print_token(json_t *ans);      /* POST /v1/tokens: the token, then its id on stderr */
 void ctl_print_tokens(json_t *ans);     /* GET /v1/tokens */

@@ -265,6 +265,31 @@ describe('asyncctl tasks', T, () => {
     assert.equal(bad.code, 2, bad.stderr);
   });
 
+  test('task create with an array: a batch, ids a line each in order; a refused item makes none', async () => {
+    const bodies = [taskBody('cdb'), taskBody('mongodb'), taskBody('cdb')];
+    const r = await ctl(['task', 'create', '-'], { input: JSON.stringify(bodies) });
+    assert.equal(r.code, 0, r.stderr);
+    const ids = r.stdout.trim().split('\n');
+    assert.equal(ids.length, 3, r.stdout);
+    const products = [];
+    for (const id of ids) products.push((await ctlJson(['task', 'show', id])).product);
+    assert.deepEqual(products, ['cdb', 'mongodb', 'cdb'], 'the ids in the order of the array');
+
+    const key = `ctl-batch-${Date.now()}`;
+    const first = await ctl(['task', 'create', '-', '--idempotency-key', key, '--json'], { input: JSON.stringify(bodies) });
+    assert.equal(first.code, 0, first.stderr);
+    const again = await ctl(['task', 'create', '-', '--idempotency-key', key, '--json'], { input: JSON.stringify(bodies) });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(again.json.AsyncRequestIds, first.json.AsyncRequestIds, 'the first run\'s tasks again');
+
+    const before = (await ctlJson(['task', 'list', '--uin', d.creds.Uin])).total;
+    const bad = await ctl(['task', 'create', '-'], { input: JSON.stringify([taskBody('cdb'), { ...taskBody(), steps: [] }]) });
+    assert.equal(bad.code, 1, `${bad.stdout}${bad.stderr}`);
+    assert.match(bad.stderr, /400/);
+    assert.match(bad.stderr, /tasks\[1\]/, 'the refused item named');
+    assert.equal((await ctlJson(['task', 'list', '--uin', d.creds.Uin])).total, before, 'none of the batch made');
+  });
+
   test('task list filters by product and status, pages with --limit/--offset, prints a table', async () => {
     const a = await newTask('cdb');
     const b = await newTask('cdb');

@@ -28,6 +28,19 @@ struct store;
  * SQL may leave out trailing values: the node's clock ("now") comes last where PostgreSQL judges
  * leases by the database's clock instead (DESIGN.md 5) and SQLite, one process, by the node's. */
 enum db_stmt {
+    /* moves outside a lease (store_moves.c); "locked": the row is locked until the transaction
+     * ends, on PostgreSQL (FOR NO KEY UPDATE); SQLite's one writer needs no lock */
+    DB_MOVE_READ,      /* (id) -> state, current_step; locked */
+    DB_MOVE_STEP_MARK, /* (id, idx, state, message or NULL to keep the step's); changes = 0 when
+                          there is no such step */
+    DB_MOVE_UPDATE,    /* (id, state, to_running, to_final, now_ms, info or NULL, step_advance):
+                          start_ms set at the first RUNNING, end_ms at a final state */
+    DB_CONTROL_READ,   /* (id) -> state, current_step, lease_no, lease_expires_ms (0: none),
+                          external (0/1), undoing (0/1); locked */
+    DB_CONTROL_STEP,   /* (id, idx, state, message (NULL keeps, '' clears), only_if state or
+                          NULL) */
+    DB_CONTROL_UPDATE, /* (id, state, to_final, now_ms, step_delta, phase or NULL, reset_attempt,
+                          release the lease, pause_requested, lease_bump) */
     /* retention (store_purge.c) */
     DB_PURGE_PICK,        /* (before_ms, max) -> id: finished tasks, oldest first, locked */
     DB_PURGE_STEPS,       /* (ids as a JSON array): rows of those tasks */
@@ -211,6 +224,11 @@ struct step_pgroup;
 struct token;
 int store_db_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
                    struct err *e);
+/* store_moves.c: */
+struct task_move;
+int store_db_task_move(struct store *s, const struct task_move *m, struct err *e);
+int store_db_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
+                          const char *message, struct err *e);
 /* store_pgroups.c: */
 int store_db_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
 int store_db_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);
@@ -259,6 +277,7 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
 
 /* The entries of a backend's struct store_ops that are the shared ops above. */
 #define STORE_DB_OPS                                                                               \
+    .task_move = store_db_task_move, .task_control = store_db_task_control,                        \
     .instance_sim_state = store_db_instance_sim_state,                                             \
     .instance_set_sim_state = store_db_instance_set_sim_state, .sim_reset = store_db_sim_reset,    \
     .pgroup_record = store_db_pgroup_record, .pgroup_clear = store_db_pgroup_clear,                \

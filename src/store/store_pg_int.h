@@ -50,9 +50,6 @@ enum pg_stmt {
     PG_TASK_EVENTS,
     PG_TASK_LAST_EVENT,
     PG_TASK_LOAD,
-    PG_TASK_STATE,
-    PG_TASK_UPDATE_STATE,
-    PG_STEP_MARK,
     PG_CLAIM_PICK,
     PG_CLAIM_TAKE,
     PG_CLAIM_UPDATE,
@@ -65,7 +62,6 @@ enum pg_stmt {
     PG_STEP_SET,
     PG_PROGRESS_TASK,
     PG_PROGRESS_BULK,
-    PG_CONTROL_TASK,
     PG_TASK_COUNTS,
     PG_WEBHOOK_ENQUEUE,
     PG_STMT_COUNT
@@ -188,14 +184,11 @@ int store_pg_task_create_batch(struct store *s, const struct task_new *ts, size_
                                char (*ids_out)[STORE_ID_MAX], struct err *e);
 int store_pg_task_summary(struct store *s, const char *product, const char *id,
                           struct task_summary *out, struct err *e);
-int store_pg_task_move(struct store *s, const struct task_move *m, struct err *e);
 /* Appends the task's next event (seq = last + 1) in the caller's write transaction, which holds
  * the task's row lock (so seq is taken by one writer at a time); from < 0 means none. */
 int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
 /* store_pg_lease.c: */
-int store_pg_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
-                          const char *message, struct err *e);
 int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
                         struct task_claim *out, struct err *e);
 int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,

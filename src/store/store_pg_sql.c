@@ -139,16 +139,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " LEFT JOIN LATERAL (SELECT seq, at_ms, from_state, to_state, node, message"
         " FROM task_events x WHERE x.task_id = k.id ORDER BY seq DESC LIMIT 1) ev ON $3::boolean"
         " ORDER BY s.idx",
-    [PG_TASK_STATE] = "SELECT state, current_step FROM tasks WHERE id = $1::text"
-                      " FOR NO KEY UPDATE",
-    [PG_TASK_UPDATE_STATE] =
-        "UPDATE tasks SET state = $2::text,"
-        " start_ms = CASE WHEN $3::boolean AND start_ms IS NULL THEN $5::bigint ELSE start_ms END,"
-        " end_ms = CASE WHEN $4::boolean THEN $5::bigint ELSE end_ms END,"
-        " info = COALESCE($6::text, info), current_step = current_step + $7::integer"
-        " WHERE id = $1::text",
-    [PG_STEP_MARK] = "UPDATE task_steps SET state = $3::text, message = COALESCE($4::text,"
-                     " message) WHERE task_id = $1::text AND idx = $2::integer",
     /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
      * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
     [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
@@ -308,15 +298,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " AND (k.uin IS NULL OR k.uin = up.uin)"
         " WHERE w.to_state <> 'running' AND (k.events = 'transition' OR w.is_final))"
         " SELECT ord FROM up",
-    [PG_CONTROL_TASK] =
-        "UPDATE tasks SET state = $2::text,"
-        " end_ms = CASE WHEN $3::boolean THEN $4::bigint ELSE end_ms END,"
-        " current_step = current_step + $5::integer, phase = COALESCE($6::text, phase),"
-        " attempt = CASE WHEN $7::boolean THEN 0 ELSE attempt END,"
-        " not_before_ms = CASE WHEN $7::boolean THEN 0 ELSE not_before_ms END,"
-        " lease_node = CASE WHEN $8::boolean THEN NULL ELSE lease_node END,"
-        " lease_expires_ms = CASE WHEN $8::boolean THEN NULL ELSE lease_expires_ms END,"
-        " pause_requested = $9::integer, lease_no = lease_no + $10::integer WHERE id = $1::text",
     /* One delivery per subscription the task's latest event matches (store_pg_webhooks.c). */
     [PG_WEBHOOK_ENQUEUE] =
         "INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin, to_state,"
@@ -337,6 +318,33 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
 #define CLAIM_LOCK_KEY "7243917201"
 
 const char *const pg_db_sql[DB_STMT_COUNT] = {
+    [DB_MOVE_READ] = "SELECT state, current_step FROM tasks WHERE id = $1::text"
+                     " FOR NO KEY UPDATE",
+    [DB_MOVE_STEP_MARK] = "UPDATE task_steps SET state = $3::text, message = COALESCE($4::text,"
+                          " message) WHERE task_id = $1::text AND idx = $2::integer",
+    [DB_MOVE_UPDATE] =
+        "UPDATE tasks SET state = $2::text,"
+        " start_ms = CASE WHEN $3::boolean AND start_ms IS NULL THEN $5::bigint ELSE start_ms END,"
+        " end_ms = CASE WHEN $4::boolean THEN $5::bigint ELSE end_ms END,"
+        " info = COALESCE($6::text, info), current_step = current_step + $7::integer"
+        " WHERE id = $1::text",
+    [DB_CONTROL_READ] = "SELECT state, current_step, lease_no, COALESCE(lease_expires_ms, 0),"
+                        " (driver = 'external')::integer, (phase = 'undo')::integer FROM tasks"
+                        " WHERE id = $1::text FOR NO KEY UPDATE",
+    [DB_CONTROL_STEP] = "UPDATE task_steps SET state = $3::text, message = CASE WHEN $4::text"
+                        " IS NULL THEN message WHEN $4::text = '' THEN NULL ELSE $4::text END"
+                        " WHERE task_id = $1::text AND idx = $2::integer"
+                        " AND ($5::text IS NULL OR state = $5::text)",
+    [DB_CONTROL_UPDATE] =
+        "UPDATE tasks SET state = $2::text,"
+        " end_ms = CASE WHEN $3::boolean THEN $4::bigint ELSE end_ms END,"
+        " current_step = current_step + $5::integer, phase = COALESCE($6::text, phase),"
+        " attempt = CASE WHEN $7::boolean THEN 0 ELSE attempt END,"
+        " not_before_ms = CASE WHEN $7::boolean THEN 0 ELSE not_before_ms END,"
+        " lease_node = CASE WHEN $8::boolean THEN NULL ELSE lease_node END,"
+        " lease_expires_ms = CASE WHEN $8::boolean THEN NULL ELSE lease_expires_ms END,"
+        " pause_requested = $9::integer, lease_no = lease_no + $10::integer WHERE id = $1::text",
+
     /* The IN list matches the partial index tasks_finished word for word (migration 9). Every
      * node purges: SKIP LOCKED lets two batches at once take different tasks instead of waiting
      * for each other. */

@@ -57,18 +57,12 @@ enum sq_slot {
     SQ_TASK_STEPS,
     SQ_TASK_EVENTS,
     SQ_TASK_LAST_EVENT,
-    SQ_TASK_STATE,
-    SQ_TASK_UPDATE_STATE,
-    SQ_STEP_MARK,
     SQ_CLAIM_PICK,
     SQ_CLAIM_TAKE,
     SQ_RENEW,
     SQ_LEASE_READ,
     SQ_PROGRESS_TASK,
     SQ_PROGRESS_STEP,
-    SQ_CONTROL_READ,
-    SQ_CONTROL_TASK,
-    SQ_CONTROL_STEP,
     SQ_TOKEN_INSERT,
     SQ_TOKEN_LIST,
     SQ_TOKEN_REVOKE,
@@ -234,14 +228,11 @@ int store_sqlite_task_create_batch(struct store *s, const struct task_new *ts, s
                                    char (*ids_out)[STORE_ID_MAX], struct err *e);
 int store_sqlite_task_summary(struct store *s, const char *product, const char *id,
                               struct task_summary *out, struct err *e);
-int store_sqlite_task_move(struct store *s, const struct task_move *m, struct err *e);
 /* Appends the task's next event (seq = last + 1) in the caller's write transaction; from < 0
  * means none (the creation event). */
 int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
 /* store_sqlite_lease.c: */
-int store_sqlite_task_control(struct store *s, const char *id, enum task_verb verb,
-                              const char *node, const char *message, struct err *e);
 int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
                             const char *parallel, struct task_claim *out, struct err *e);
 int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,

@@ -6,6 +6,28 @@
 #define IN_IDS " IN (SELECT value FROM json_each(?1))"
 
 const char *const sq_db_sql[DB_STMT_COUNT] = {
+    [DB_MOVE_READ] = "SELECT state, current_step FROM tasks WHERE id = ?1",
+    [DB_MOVE_STEP_MARK] = "UPDATE task_steps SET state = ?3, message = COALESCE(?4, message)"
+                          " WHERE task_id = ?1 AND idx = ?2",
+    [DB_MOVE_UPDATE] = "UPDATE tasks SET state = ?2,"
+                       " start_ms = CASE WHEN ?3 AND start_ms IS NULL THEN ?5 ELSE start_ms END,"
+                       " end_ms = CASE WHEN ?4 THEN ?5 ELSE end_ms END,"
+                       " info = COALESCE(?6, info), current_step = current_step + ?7"
+                       " WHERE id = ?1",
+    [DB_CONTROL_READ] = "SELECT state, current_step, lease_no, COALESCE(lease_expires_ms, 0),"
+                        " driver = 'external', phase = 'undo' FROM tasks WHERE id = ?1",
+    [DB_CONTROL_STEP] = "UPDATE task_steps SET state = ?3, message = CASE WHEN ?4 IS NULL"
+                        " THEN message WHEN ?4 = '' THEN NULL ELSE ?4 END"
+                        " WHERE task_id = ?1 AND idx = ?2 AND (?5 IS NULL OR state = ?5)",
+    [DB_CONTROL_UPDATE] =
+        "UPDATE tasks SET state = ?2, end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END,"
+        " current_step = current_step + ?5, phase = COALESCE(?6, phase),"
+        " attempt = CASE WHEN ?7 THEN 0 ELSE attempt END,"
+        " not_before_ms = CASE WHEN ?7 THEN 0 ELSE not_before_ms END,"
+        " lease_node = CASE WHEN ?8 THEN NULL ELSE lease_node END,"
+        " lease_expires_ms = CASE WHEN ?8 THEN NULL ELSE lease_expires_ms END,"
+        " pause_requested = ?9, lease_no = lease_no + ?10 WHERE id = ?1",
+
     /* The OR chain matches the partial index tasks_finished word for word (migration 11), so the
      * pick is one index range in end order. INDEXED BY: without statistics the planner prefers
      * tasks_state (every finished task, then a sort; EXPLAIN QUERY PLAN on an empty store). One

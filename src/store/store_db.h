@@ -41,6 +41,9 @@ enum db_stmt {
                           NULL) */
     DB_CONTROL_UPDATE, /* (id, state, to_final, now_ms, step_delta, phase or NULL, reset_attempt,
                           release the lease, pause_requested, lease_bump) */
+    /* the summary Describe answers from (store_summary.c) */
+    DB_TASK_SUMMARY, /* (id, product) -> id, product, region, uin, instance_id, state, info,
+                        created_ms, start_ms, end_ms, lease_no, simulated (0/1) */
     /* retention (store_purge.c) */
     DB_PURGE_PICK,        /* (before_ms, max) -> id: finished tasks, oldest first, locked */
     DB_PURGE_STEPS,       /* (ids as a JSON array): rows of those tasks */
@@ -229,6 +232,10 @@ struct task_move;
 int store_db_task_move(struct store *s, const struct task_move *m, struct err *e);
 int store_db_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
                           const char *message, struct err *e);
+/* store_summary.c: */
+struct task_summary;
+int store_db_task_summary(struct store *s, const char *product, const char *id,
+                          struct task_summary *out, struct err *e);
 /* store_pgroups.c: */
 int store_db_pgroup_record(struct store *s, const struct step_pgroup *g, struct err *e);
 int store_db_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);
@@ -278,7 +285,7 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
 /* The entries of a backend's struct store_ops that are the shared ops above. */
 #define STORE_DB_OPS                                                                               \
     .task_move = store_db_task_move, .task_control = store_db_task_control,                        \
-    .instance_sim_state = store_db_instance_sim_state,                                             \
+    .task_summary = store_db_task_summary, .instance_sim_state = store_db_instance_sim_state,      \
     .instance_set_sim_state = store_db_instance_set_sim_state, .sim_reset = store_db_sim_reset,    \
     .pgroup_record = store_db_pgroup_record, .pgroup_clear = store_db_pgroup_clear,                \
     .pgroup_list = store_db_pgroup_list, .token_create = store_db_token_create,                    \

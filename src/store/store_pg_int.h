@@ -44,7 +44,6 @@ enum pg_stmt {
     PG_TASK_CREATE,
     PG_STEP_INSERT,
     PG_EVENT_INSERT,
-    PG_TASK_SUMMARY,
     PG_TASK_ROW,
     PG_TASK_STEPS,
     PG_TASK_EVENTS,
@@ -182,8 +181,6 @@ int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[
                          struct err *e);
 int store_pg_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
                                char (*ids_out)[STORE_ID_MAX], struct err *e);
-int store_pg_task_summary(struct store *s, const char *product, const char *id,
-                          struct task_summary *out, struct err *e);
 /* Appends the task's next event (seq = last + 1) in the caller's write transaction, which holds
  * the task's row lock (so seq is taken by one writer at a time); from < 0 means none. */
 int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,

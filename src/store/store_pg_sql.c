@@ -119,9 +119,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state,"
         " node, message) VALUES($1::text, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events"
         " WHERE task_id = $1::text), $2::bigint, $3::text, $4::text, $5::text, $6::text)",
-    [PG_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
-                        " start_ms, end_ms, lease_no, driver = 'sim' FROM tasks"
-                        " WHERE id = $1::text AND product = $2::text",
     [PG_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text",
     [PG_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state,"
                       " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",
@@ -318,6 +315,9 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
 #define CLAIM_LOCK_KEY "7243917201"
 
 const char *const pg_db_sql[DB_STMT_COUNT] = {
+    [DB_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
+                        " start_ms, end_ms, lease_no, (driver = 'sim')::integer FROM tasks"
+                        " WHERE id = $1::text AND product = $2::text",
     [DB_MOVE_READ] = "SELECT state, current_step FROM tasks WHERE id = $1::text"
                      " FOR NO KEY UPDATE",
     [DB_MOVE_STEP_MARK] = "UPDATE task_steps SET state = $3::text, message = COALESCE($4::text,"

@@ -52,7 +52,6 @@ enum sq_slot {
     SQ_TASK_INSERT,
     SQ_STEP_INSERT,
     SQ_EVENT_INSERT,
-    SQ_TASK_SUMMARY,
     SQ_TASK_ROW,
     SQ_TASK_STEPS,
     SQ_TASK_EVENTS,
@@ -226,8 +225,6 @@ int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_
                              struct err *e);
 int store_sqlite_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
                                    char (*ids_out)[STORE_ID_MAX], struct err *e);
-int store_sqlite_task_summary(struct store *s, const char *product, const char *id,
-                              struct task_summary *out, struct err *e);
 /* Appends the task's next event (seq = last + 1) in the caller's write transaction; from < 0
  * means none (the creation event). */
 int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,

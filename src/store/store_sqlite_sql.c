@@ -6,6 +6,9 @@
 #define IN_IDS " IN (SELECT value FROM json_each(?1))"
 
 const char *const sq_db_sql[DB_STMT_COUNT] = {
+    [DB_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
+                        " start_ms, end_ms, lease_no, driver = 'sim' FROM tasks"
+                        " WHERE id = ?1 AND product = ?2",
     [DB_MOVE_READ] = "SELECT state, current_step FROM tasks WHERE id = ?1",
     [DB_MOVE_STEP_MARK] = "UPDATE task_steps SET state = ?3, message = COALESCE(?4, message)"
                           " WHERE task_id = ?1 AND idx = ?2",

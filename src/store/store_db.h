@@ -57,6 +57,13 @@ enum db_stmt {
     DB_PGROUP_RECORD, /* (node, pgid, task_id, boot_id, start_ticks, now_ms): insert or replace */
     DB_PGROUP_CLEAR,  /* (node, pgid) */
     DB_PGROUP_LIST,   /* (node) -> pgid, task_id, boot_id, start_ticks */
+    /* instances (store_instances.c); dsn sealed; a NULL value in an update = unchanged */
+    DB_INSTANCE_INSERT, /* (product, instance_id, region, uin, status, dsn, reserved_accounts,
+                           simulated 0/1, now_ms) */
+    DB_INSTANCE_GET,    /* (instance_id, product or NULL = any) -> product, instance_id, region,
+                           uin, status, dsn, reserved_accounts, simulated (integer 0/1) */
+    DB_INSTANCE_UPDATE, /* (instance_id, status, dsn, reserved_accounts, now_ms) */
+    DB_INSTANCE_LIST,   /* (product or NULL, uin or NULL) -> as DB_INSTANCE_GET, oldest first */
     /* simulation (store_sim.c) */
     DB_SIM_STATE_GET,       /* (instance_id, product) -> sim_state */
     DB_SIM_STATE_SET,       /* (instance_id, product, state_json, now_ms) */
@@ -241,6 +248,16 @@ int store_db_pgroup_record(struct store *s, const struct step_pgroup *g, struct 
 int store_db_pgroup_clear(struct store *s, const char *node, int64_t pgid, struct err *e);
 int store_db_pgroup_list(struct store *s, const char *node, struct step_pgroup **out, size_t *n,
                          struct err *e);
+/* store_instances.c: */
+struct instance;
+int store_db_instance_create(struct store *s, const struct instance *in, struct err *e);
+int store_db_instance_get(struct store *s, const char *product, const char *instance_id,
+                          struct instance *out, struct err *e);
+int store_db_instance_update(struct store *s, const char *instance_id, const char *status,
+                             const char *dsn, const char *reserved, struct instance *out,
+                             struct err *e);
+int store_db_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
+                           struct err *e);
 /* store_sim.c: */
 int store_db_instance_sim_state(struct store *s, const char *product, const char *instance_id,
                                 json_t **out, struct err *e);
@@ -285,7 +302,9 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
 /* The entries of a backend's struct store_ops that are the shared ops above. */
 #define STORE_DB_OPS                                                                               \
     .task_move = store_db_task_move, .task_control = store_db_task_control,                        \
-    .task_summary = store_db_task_summary, .instance_sim_state = store_db_instance_sim_state,      \
+    .task_summary = store_db_task_summary, .instance_create = store_db_instance_create,            \
+    .instance_get = store_db_instance_get, .instance_update = store_db_instance_update,            \
+    .instance_list = store_db_instance_list, .instance_sim_state = store_db_instance_sim_state,    \
     .instance_set_sim_state = store_db_instance_set_sim_state, .sim_reset = store_db_sim_reset,    \
     .pgroup_record = store_db_pgroup_record, .pgroup_clear = store_db_pgroup_clear,                \
     .pgroup_list = store_db_pgroup_list, .token_create = store_db_token_create,                    \

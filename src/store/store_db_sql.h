@@ -11,6 +11,12 @@
 #define DB_SQL_DELIVERY_COLS                                                                       \
     "id, event, task_id, to_state, info, at_ms, status, attempts, next_ms, last_status,"           \
     " last_error, created_ms, delivered_ms, attempt_log"
+/* Instances (store_instances.c): the columns written; those read are these and whether the
+ * instance is simulated, as an integer in both dialects (PostgreSQL's IS NOT NULL is a boolean,
+ * which its text results spell 't' or 'f', and db_int would read either as 0). */
+#define DB_SQL_INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
+#define DB_SQL_INSTANCE_READ_COLS                                                                  \
+    DB_SQL_INSTANCE_COLS ", CASE WHEN sim_state IS NULL THEN 0 ELSE 1 END"
 /* A task waits for a worker: a handover of the current lease (an operator verb bumps lease_no,
  * which ends the wait) and no pause requested. The engine's claim skips exactly these. */
 #define DB_SQL_WAITING                                                                             \

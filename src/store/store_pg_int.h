@@ -35,10 +35,6 @@ enum pg_stmt {
     PG_KEY_STATUS,
     PG_KEY_SET_STATUS,
     PG_KEY_DELETE,
-    PG_INSTANCE_INSERT,
-    PG_INSTANCE_GET,
-    PG_INSTANCE_UPDATE,
-    PG_INSTANCE_LIST,
     PG_COUNTER_NEXT,
     PG_TASK_INSERT,
     PG_TASK_CREATE,
@@ -165,14 +161,6 @@ int store_pg_account_key_set_enabled(struct store *s, const char *uin, const cha
                                      bool enabled, struct err *e);
 int store_pg_account_key_delete(struct store *s, const char *uin, const char *secret_id,
                                 struct err *e);
-int store_pg_instance_create(struct store *s, const struct instance *in, struct err *e);
-int store_pg_instance_get(struct store *s, const char *product, const char *instance_id,
-                          struct instance *out, struct err *e);
-int store_pg_instance_update(struct store *s, const char *instance_id, const char *status,
-                             const char *dsn, const char *reserved, struct instance *out,
-                             struct err *e);
-int store_pg_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
-                           struct err *e);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it under its lock. */
 int pg_reseal_secrets(struct pg_conn *c, struct err *e);

@@ -10,9 +10,6 @@
     "SELECT a.uin, a.owner_uin, a.app_id, k.secret_id, k.secret_key, a.is_root, a.policy_json,"    \
     " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
     " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
-#define INSTANCE_COLS "product, instance_id, region, uin, status, dsn, reserved_accounts"
-/* What is read: the columns above, and whether the instance is simulated (column 7). */
-#define INSTANCE_READ_COLS INSTANCE_COLS ", sim_state IS NOT NULL"
 /* The database's clock in Unix ms. Leases are set and judged by it, never by a node's own clock,
  * so a node whose clock runs ahead cannot take a lease that is still live (DESIGN.md 5). now() is
  * the transaction's start: one value for a claim's pick and take. */
@@ -66,19 +63,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_KEY_SET_STATUS] = "UPDATE account_keys SET status = $3::text WHERE uin = $1::text"
                           " AND secret_id = $2::text",
     [PG_KEY_DELETE] = "DELETE FROM account_keys WHERE secret_id = $1::text",
-    [PG_INSTANCE_INSERT] =
-        "INSERT INTO instances(" INSTANCE_COLS ", created_ms, updated_ms, sim_state)"
-        " VALUES($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $8::text,"
-        " $7::bigint, $7::bigint, CASE WHEN $9::boolean THEN '{}' END)",
-    [PG_INSTANCE_GET] = "SELECT " INSTANCE_READ_COLS " FROM instances WHERE instance_id = $1::text"
-                        " AND ($2::text IS NULL OR product = $2::text)",
-    [PG_INSTANCE_UPDATE] =
-        "UPDATE instances SET status = COALESCE($2::text, status),"
-        " dsn = COALESCE($3::text, dsn), updated_ms = $4::bigint,"
-        " reserved_accounts = COALESCE($5::text, reserved_accounts) WHERE instance_id = $1::text",
-    [PG_INSTANCE_LIST] = "SELECT " INSTANCE_READ_COLS " FROM instances WHERE ($1::text IS NULL OR"
-                         " product = $1::text) AND ($2::text IS NULL OR uin = $2::text)"
-                         " ORDER BY created_ms, instance_id COLLATE \"C\"",
     /* The counters row is locked by the upsert until commit: one number per task, no gaps
      * unless a transaction rolls back. */
     [PG_COUNTER_NEXT] = "INSERT INTO counters(product, next_id) VALUES($1::text, $2::bigint)"
@@ -364,6 +348,23 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
     [DB_PGROUP_CLEAR] = "DELETE FROM step_pgroups WHERE node = $1::text AND pgid = $2::bigint",
     [DB_PGROUP_LIST] = "SELECT pgid, task_id, boot_id, start_ticks FROM step_pgroups"
                        " WHERE node = $1::text ORDER BY created_ms",
+
+    /* A simulated instance starts with an empty recorded state (sim/sim.h). */
+    [DB_INSTANCE_INSERT] = "INSERT INTO instances(" DB_SQL_INSTANCE_COLS ", created_ms,"
+                           " updated_ms, sim_state) VALUES($1::text, $2::text, $3::text,"
+                           " $4::text, $5::text, $6::text, $7::text, $9::bigint, $9::bigint,"
+                           " CASE WHEN $8::integer <> 0 THEN '{}' END)",
+    [DB_INSTANCE_GET] = "SELECT " DB_SQL_INSTANCE_READ_COLS " FROM instances"
+                        " WHERE instance_id = $1::text AND ($2::text IS NULL"
+                        " OR product = $2::text)",
+    [DB_INSTANCE_UPDATE] = "UPDATE instances SET status = COALESCE($2::text, status),"
+                           " dsn = COALESCE($3::text, dsn), reserved_accounts ="
+                           " COALESCE($4::text, reserved_accounts), updated_ms = $5::bigint"
+                           " WHERE instance_id = $1::text",
+    [DB_INSTANCE_LIST] = "SELECT " DB_SQL_INSTANCE_READ_COLS " FROM instances"
+                         " WHERE ($1::text IS NULL OR product = $1::text)"
+                         " AND ($2::text IS NULL OR uin = $2::text)"
+                         " ORDER BY created_ms, instance_id COLLATE \"C\"",
 
     [DB_SIM_STATE_GET] = "SELECT sim_state FROM instances WHERE instance_id = $1::text"
                          " AND product = $2::text",

@@ -444,10 +444,6 @@ static const struct store_ops sqlite_ops = {
     .account_key_list = store_sqlite_account_key_list,
     .account_key_set_enabled = store_sqlite_account_key_set_enabled,
     .account_key_delete = store_sqlite_account_key_delete,
-    .instance_create = store_sqlite_instance_create,
-    .instance_get = store_sqlite_instance_get,
-    .instance_update = store_sqlite_instance_update,
-    .instance_list = store_sqlite_instance_list,
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
         .task_create = store_sqlite_task_create,
     .task_create_batch = store_sqlite_task_create_batch,

@@ -44,10 +44,6 @@ enum sq_slot {
     SQ_KEY_STATUS,
     SQ_KEY_SET_STATUS,
     SQ_KEY_DELETE,
-    SQ_INSTANCE_INSERT,
-    SQ_INSTANCE_GET,
-    SQ_INSTANCE_UPDATE,
-    SQ_INSTANCE_LIST,
     SQ_COUNTER_NEXT,
     SQ_TASK_INSERT,
     SQ_STEP_INSERT,
@@ -209,14 +205,6 @@ int store_sqlite_account_key_set_enabled(struct store *s, const char *uin, const
                                          bool enabled, struct err *e);
 int store_sqlite_account_key_delete(struct store *s, const char *uin, const char *secret_id,
                                     struct err *e);
-int store_sqlite_instance_create(struct store *s, const struct instance *in, struct err *e);
-int store_sqlite_instance_get(struct store *s, const char *product, const char *instance_id,
-                              struct instance *out, struct err *e);
-int store_sqlite_instance_update(struct store *s, const char *instance_id, const char *status,
-                                 const char *dsn, const char *reserved, struct instance *out,
-                                 struct err *e);
-int store_sqlite_instance_list(struct store *s, const char *product, const char *uin, json_t **out,
-                               struct err *e);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it before its commit. */
 int sq_reseal_secrets(struct sq_conn *c, struct err *e);

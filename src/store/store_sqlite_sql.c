@@ -47,6 +47,19 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
     [DB_PGROUP_LIST] = "SELECT pgid, task_id, boot_id, start_ticks FROM step_pgroups"
                        " WHERE node = ?1 ORDER BY created_ms",
 
+    /* A simulated instance starts with an empty recorded state (sim/sim.h). */
+    [DB_INSTANCE_INSERT] = "INSERT INTO instances(" DB_SQL_INSTANCE_COLS ", created_ms,"
+                           " updated_ms, sim_state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?9,"
+                           " CASE WHEN ?8 THEN '{}' END)",
+    [DB_INSTANCE_GET] = "SELECT " DB_SQL_INSTANCE_READ_COLS " FROM instances"
+                        " WHERE instance_id = ?1 AND (?2 IS NULL OR product = ?2)",
+    [DB_INSTANCE_UPDATE] = "UPDATE instances SET status = COALESCE(?2, status),"
+                           " dsn = COALESCE(?3, dsn), reserved_accounts = COALESCE(?4,"
+                           " reserved_accounts), updated_ms = ?5 WHERE instance_id = ?1",
+    [DB_INSTANCE_LIST] = "SELECT " DB_SQL_INSTANCE_READ_COLS " FROM instances"
+                         " WHERE (?1 IS NULL OR product = ?1) AND (?2 IS NULL OR uin = ?2)"
+                         " ORDER BY created_ms, instance_id",
+
     [DB_SIM_STATE_GET] = "SELECT sim_state FROM instances WHERE instance_id = ?1 AND product = ?2",
     [DB_SIM_STATE_SET] = "UPDATE instances SET sim_state = ?3, updated_ms = ?4"
                          " WHERE instance_id = ?1 AND product = ?2 AND sim_state IS NOT NULL",

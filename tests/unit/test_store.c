@@ -660,6 +660,41 @@ static void test_instance_get_of_other_product_is_not_found(void **state)
                      ERR_NOT_FOUND);
 }
 
+/* The list's objects are the admin API's instance objects as they are (GET /v1/instances): every
+ * key, in this order and with these types, on both stores; the simulated flag reads back true
+ * through get and list alike. */
+static void test_instance_list_objects_and_the_simulated_flag(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct instance real = an_instance("cdb", "cdb-real", "100000000001");
+    snprintf(real.reserved_accounts, sizeof real.reserved_accounts, "[\"root\"]");
+    struct instance sim = an_instance("cdb", "cdb-sim", "100000000001");
+    sim.simulated = true;
+    sim.dsn[0] = '\0';
+    assert_int_equal(store_instance_create(f->s, &real, &e), 0);
+    assert_int_equal(store_instance_create(f->s, &sim, &e), 0);
+    struct instance got;
+    assert_int_equal(store_instance_get(f->s, "cdb", "cdb-sim", &got, &e), 0);
+    assert_true(got.simulated);
+    assert_int_equal(store_instance_get(f->s, "cdb", "cdb-real", &got, &e), 0);
+    assert_false(got.simulated);
+    assert_string_equal(got.reserved_accounts, "[\"root\"]");
+    json_t *list = NULL;
+    assert_int_equal(store_instance_list(f->s, "cdb", NULL, &list, &e), 0);
+    char *text = json_dumps(list, JSON_COMPACT);
+    assert_string_equal(
+        text, "[{\"product\":\"cdb\",\"instance_id\":\"cdb-real\",\"region\":\"ap-guangzhou\","
+              "\"uin\":\"100000000001\",\"status\":\"running\","
+              "\"dsn\":\"mysql://root:pw@127.0.0.1:3306\",\"reserved_accounts\":[\"root\"],"
+              "\"simulated\":false},"
+              "{\"product\":\"cdb\",\"instance_id\":\"cdb-sim\",\"region\":\"ap-guangzhou\","
+              "\"uin\":\"100000000001\",\"status\":\"running\",\"dsn\":\"\","
+              "\"reserved_accounts\":[],\"simulated\":true}]");
+    free(text);
+    json_decref(list);
+}
+
 static void test_cdb_task_ids_have_the_cdb_format(void **state)
 {
     struct fixture *f = *state;
@@ -1153,6 +1188,7 @@ static void test_summaries_run_beside_task_creation(void **state)
     X(test_instance_create_get_update_list)                                                        \
     X(test_instance_ids_are_unique_across_products)                                                \
     X(test_instance_get_of_other_product_is_not_found)                                             \
+    X(test_instance_list_objects_and_the_simulated_flag)                                           \
     X(test_cdb_task_ids_have_the_cdb_format)                                                       \
     X(test_mongodb_task_ids_are_increasing_decimals_from_1000)                                     \
     X(test_task_create_refuses_bad_input)                                                          \

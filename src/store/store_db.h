@@ -41,6 +41,14 @@ enum db_stmt {
                           NULL) */
     DB_CONTROL_UPDATE, /* (id, state, to_final, now_ms, step_delta, phase or NULL, reset_attempt,
                           release the lease, pause_requested, lease_bump) */
+    /* leases (store_leases.c); now = the node's clock, which PostgreSQL's SQL leaves out */
+    DB_LEASE_RENEW,     /* (id, lease_no, lease_ms, now) -> pause_requested: a row when the
+                           lease is still the holder's */
+    DB_NODE_RENEW,      /* (node, lease_ms, now) -> id, lease_no, pause_requested: every live
+                           lease of the node */
+    DB_NODE_RENEW_ONLY, /* (node, lease_ms, [[id, lease_no], ...] as JSON, now) -> as
+                           DB_NODE_RENEW, of the listed leases only */
+    DB_RELEASE_NODE,    /* (node): its running tasks' leases expire at once */
     /* the summary Describe answers from (store_summary.c) */
     DB_TASK_SUMMARY, /* (id, product) -> id, product, region, uin, instance_id, state, info,
                         created_ms, start_ms, end_ms, lease_no, simulated (0/1) */
@@ -239,6 +247,16 @@ struct task_move;
 int store_db_task_move(struct store *s, const struct task_move *m, struct err *e);
 int store_db_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
                           const char *message, struct err *e);
+/* store_leases.c: */
+struct task_lease_state;
+struct lease_ref;
+struct lease_renewal;
+int store_db_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
+                        struct task_lease_state *out, struct err *e);
+int store_db_node_renew(struct store *s, const char *node, int64_t lease_ms,
+                        const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
+                        size_t *n, struct err *e);
+int store_db_release_node_leases(struct store *s, const char *node, struct err *e);
 /* store_summary.c: */
 struct task_summary;
 int store_db_task_summary(struct store *s, const char *product, const char *id,
@@ -302,9 +320,11 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
 /* The entries of a backend's struct store_ops that are the shared ops above. */
 #define STORE_DB_OPS                                                                               \
     .task_move = store_db_task_move, .task_control = store_db_task_control,                        \
-    .task_summary = store_db_task_summary, .instance_create = store_db_instance_create,            \
-    .instance_get = store_db_instance_get, .instance_update = store_db_instance_update,            \
-    .instance_list = store_db_instance_list, .instance_sim_state = store_db_instance_sim_state,    \
+    .task_summary = store_db_task_summary, .task_renew = store_db_task_renew,                      \
+    .node_renew = store_db_node_renew, .release_node_leases = store_db_release_node_leases,        \
+    .instance_create = store_db_instance_create, .instance_get = store_db_instance_get,            \
+    .instance_update = store_db_instance_update, .instance_list = store_db_instance_list,          \
+    .instance_sim_state = store_db_instance_sim_state,                                             \
     .instance_set_sim_state = store_db_instance_set_sim_state, .sim_reset = store_db_sim_reset,    \
     .pgroup_record = store_db_pgroup_record, .pgroup_clear = store_db_pgroup_clear,                \
     .pgroup_list = store_db_pgroup_list, .token_create = store_db_token_create,                    \

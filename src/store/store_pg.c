@@ -644,12 +644,9 @@ static const struct store_ops pg_ops = {
     .task_list = store_pg_task_list,
     .task_counts = store_pg_task_counts,
     .task_claim = store_pg_task_claim,
-    .task_renew = store_pg_task_renew,
-    .node_renew = store_pg_node_renew,
     .task_progress = store_pg_task_progress,
     .task_claim_batch = store_pg_task_claim_batch,
     .task_progress_batch = store_pg_task_progress_batch,
-    .release_node_leases = store_pg_release_node_leases,
 };
 
 int store_pg_open(const char *url, struct store **out, struct err *e)

@@ -49,10 +49,6 @@ enum pg_stmt {
     PG_CLAIM_TAKE,
     PG_CLAIM_UPDATE,
     PG_CLAIM_BATCH,
-    PG_RENEW,
-    PG_NODE_RENEW,
-    PG_NODE_RENEW_ONLY,
-    PG_RELEASE_NODE,
     PG_LEASE_READ,
     PG_STEP_SET,
     PG_PROGRESS_TASK,
@@ -176,18 +172,12 @@ int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, en
 /* store_pg_lease.c: */
 int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
                         struct task_claim *out, struct err *e);
-int store_pg_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
-                        struct task_lease_state *out, struct err *e);
 int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);
 int store_pg_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
                               const char *parallel, size_t max, struct task_claim *out, size_t *n,
                               struct err *e);
 int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                  int *rcs, struct err *e);
-int store_pg_release_node_leases(struct store *s, const char *node, struct err *e);
-int store_pg_node_renew(struct store *s, const char *node, int64_t lease_ms,
-                        const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
-                        size_t *n, struct err *e);
 /* store_pg_query.c: */
 int store_pg_task_get(struct store *s, const char *id, unsigned what, struct task **out,
                       struct err *e);

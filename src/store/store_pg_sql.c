@@ -192,24 +192,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                                                 " SELECT id, product, lease_no, old_state,"
                                                 " (COALESCE(old_node, '') <> '')::integer"
                                                 " FROM taken ORDER BY created_ms, job_id",
-    /* $3 is the lease's length: it runs from the database's now. */
-    [PG_RENEW] =
-        "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"
-        " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
-        " RETURNING pause_requested",
-    /* Renewal by node: every live lease of $1 (tasks_lease_node finds them), or only the listed
-     * ($3 ids, $4 lease numbers, in step) -- one statement, one write, however many. */
-    [PG_NODE_RENEW] =
-        "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $2::bigint"
-        " WHERE lease_node = $1::text AND state = 'running'"
-        " AND lease_expires_ms > " DB_NOW_MS " RETURNING id, lease_no, pause_requested",
-    [PG_NODE_RENEW_ONLY] =
-        "UPDATE tasks t SET lease_expires_ms = " DB_NOW_MS " + $2::bigint"
-        " FROM unnest($3::text[], $4::bigint[]) AS w(id, no) WHERE t.id = w.id"
-        " AND t.lease_no = w.no AND t.lease_node = $1::text AND t.state = 'running'"
-        " AND t.lease_expires_ms > " DB_NOW_MS " RETURNING t.id, t.lease_no, t.pause_requested",
-    [PG_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = $1::text"
-                        " AND state = 'running'",
     [PG_LEASE_READ] =
         "SELECT state, current_step, lease_no, COALESCE(lease_expires_ms, 0),"
         " driver = 'external', phase = 'undo' FROM tasks WHERE id = $1::text FOR NO KEY UPDATE",
@@ -299,6 +281,23 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
 #define CLAIM_LOCK_KEY "7243917201"
 
 const char *const pg_db_sql[DB_STMT_COUNT] = {
+    [DB_LEASE_RENEW] =
+        "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"
+        " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"
+        " RETURNING pause_requested",
+    /* tasks_lease_node finds the node's rows */
+    [DB_NODE_RENEW] =
+        "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $2::bigint"
+        " WHERE lease_node = $1::text AND state = 'running'"
+        " AND lease_expires_ms > " DB_NOW_MS " RETURNING id, lease_no, pause_requested",
+    [DB_NODE_RENEW_ONLY] =
+        "UPDATE tasks t SET lease_expires_ms = " DB_NOW_MS " + $2::bigint"
+        " FROM (SELECT j ->> 0 AS id, (j ->> 1)::bigint AS no FROM json_array_elements($3::json) j)"
+        " AS w WHERE t.id = w.id AND t.lease_no = w.no AND t.lease_node = $1::text"
+        " AND t.state = 'running' AND t.lease_expires_ms > " DB_NOW_MS
+        " RETURNING t.id, t.lease_no, t.pause_requested",
+    [DB_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = $1::text"
+                        " AND state = 'running'",
     [DB_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
                         " start_ms, end_ms, lease_no, (driver = 'sim')::integer FROM tasks"
                         " WHERE id = $1::text AND product = $2::text",

@@ -451,12 +451,9 @@ static const struct store_ops sqlite_ops = {
     .task_list = store_sqlite_task_list,
     .task_counts = store_sqlite_task_counts,
     .task_claim = store_sqlite_task_claim,
-    .task_renew = store_sqlite_task_renew,
-    .node_renew = store_sqlite_node_renew,
     .task_progress = store_sqlite_task_progress,
     .task_claim_batch = store_sqlite_task_claim_batch,
     .task_progress_batch = store_sqlite_task_progress_batch,
-    .release_node_leases = store_sqlite_release_node_leases,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

@@ -54,7 +54,6 @@ enum sq_slot {
     SQ_TASK_LAST_EVENT,
     SQ_CLAIM_PICK,
     SQ_CLAIM_TAKE,
-    SQ_RENEW,
     SQ_LEASE_READ,
     SQ_PROGRESS_TASK,
     SQ_PROGRESS_STEP,
@@ -65,7 +64,6 @@ enum sq_slot {
     SQ_TOKEN_TOUCH,
     SQ_STEPS_SECRETS_READ,
     SQ_STEPS_SECRETS_ERASE,
-    SQ_RELEASE_LEASES,
     SQ_PGROUP_RECORD,
     SQ_PGROUP_CLEAR,
     SQ_IDEM_READ,
@@ -220,19 +218,12 @@ int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, en
 /* store_sqlite_lease.c: */
 int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
                             const char *parallel, struct task_claim *out, struct err *e);
-int store_sqlite_task_renew(struct store *s, const char *id, int64_t lease_no, int64_t lease_ms,
-                            struct task_lease_state *out, struct err *e);
 int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);
 int store_sqlite_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
                                   const char *parallel, size_t max, struct task_claim *out,
                                   size_t *n, struct err *e);
 int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                      int *rcs, struct err *e);
-int store_sqlite_release_node_leases(struct store *s, const char *node, struct err *e);
-/* store_sqlite_renew.c: */
-int store_sqlite_node_renew(struct store *s, const char *node, int64_t lease_ms,
-                            const struct lease_ref *only, size_t n_only, struct lease_renewal **out,
-                            size_t *n, struct err *e);
 /* store_sqlite_query.c: */
 int store_sqlite_task_get(struct store *s, const char *id, unsigned what, struct task **out,
                           struct err *e);

@@ -6,6 +6,21 @@
 #define IN_IDS " IN (SELECT value FROM json_each(?1))"
 
 const char *const sq_db_sql[DB_STMT_COUNT] = {
+    [DB_LEASE_RENEW] = "UPDATE tasks SET lease_expires_ms = ?4 + ?3 WHERE id = ?1"
+                       " AND lease_no = ?2 AND state = 'running' AND lease_node IS NOT NULL"
+                       " RETURNING pause_requested",
+    /* the tasks_state index finds the running tasks */
+    [DB_NODE_RENEW] = "UPDATE tasks SET lease_expires_ms = ?3 + ?2 WHERE lease_node = ?1"
+                      " AND state = 'running' AND lease_expires_ms > ?3"
+                      " RETURNING id, lease_no, pause_requested",
+    /* The list is built once into a temporary index (the row-value IN) that each running task
+     * probes; a join on json_each instead would scan the list once per task. */
+    [DB_NODE_RENEW_ONLY] =
+        "UPDATE tasks SET lease_expires_ms = ?4 + ?2 WHERE (id, lease_no) IN"
+        " (SELECT j.value ->> 0, j.value ->> 1 FROM json_each(?3) j) AND lease_node = ?1"
+        " AND state = 'running' AND lease_expires_ms > ?4 RETURNING id, lease_no, pause_requested",
+    [DB_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = ?1"
+                        " AND state = 'running'",
     [DB_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
                         " start_ms, end_ms, lease_no, driver = 'sim' FROM tasks"
                         " WHERE id = ?1 AND product = ?2",

@@ -41,6 +41,14 @@ enum db_stmt {
                           NULL) */
     DB_CONTROL_UPDATE, /* (id, state, to_final, now_ms, step_delta, phase or NULL, reset_attempt,
                           release the lease, pause_requested, lease_bump) */
+    /* one task (store_task_get.c) */
+    DB_TASK_ROW,        /* (id) -> STORE_TASK_COLS (store_plan.h) */
+    DB_TASK_STEPS,      /* (id) -> idx, name, do_json, undo_json, retries, timeout_s, state,
+                           message, output; by idx */
+    DB_TASK_EVENTS,     /* (id) -> seq, at_ms, from_state, to_state, node, message; by seq */
+    DB_TASK_LAST_EVENT, /* (id) -> as DB_TASK_EVENTS, the latest only */
+    DB_TASK_LOAD,       /* (id, with steps, with the latest event) -> the task's columns, a
+                           step's, the event's; a row a step; only with DB_CAP_ROUND_TRIPS */
     /* leases (store_leases.c); now = the node's clock, which PostgreSQL's SQL leaves out */
     DB_LEASE_RENEW,     /* (id, lease_no, lease_ms, now) -> pause_requested: a row when the
                            lease is still the holder's */
@@ -138,6 +146,8 @@ enum db_cap {
     DB_CAP_WRITE_CTE = 1u << 1,   /* data-modifying WITH: several writes in one round trip */
     DB_CAP_ONE_WRITER = 1u << 2,  /* one writer for all: a read that finds nothing to do saves
                                      taking it (SQLite's group commit) */
+    DB_CAP_ROUND_TRIPS = 1u << 3, /* each statement is a round trip to a server: one statement
+                                     that joins beats several simple ones */
 };
 
 /* A typed value for a statement parameter. Text is not copied: it must outlive db_exec. */
@@ -247,6 +257,10 @@ struct task_move;
 int store_db_task_move(struct store *s, const struct task_move *m, struct err *e);
 int store_db_task_control(struct store *s, const char *id, enum task_verb verb, const char *node,
                           const char *message, struct err *e);
+/* store_task_get.c: */
+struct task;
+int store_db_task_get(struct store *s, const char *id, unsigned what, struct task **out,
+                      struct err *e);
 /* store_leases.c: */
 struct task_lease_state;
 struct lease_ref;
@@ -320,8 +334,9 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
 /* The entries of a backend's struct store_ops that are the shared ops above. */
 #define STORE_DB_OPS                                                                               \
     .task_move = store_db_task_move, .task_control = store_db_task_control,                        \
-    .task_summary = store_db_task_summary, .task_renew = store_db_task_renew,                      \
-    .node_renew = store_db_node_renew, .release_node_leases = store_db_release_node_leases,        \
+    .task_get = store_db_task_get, .task_summary = store_db_task_summary,                          \
+    .task_renew = store_db_task_renew, .node_renew = store_db_node_renew,                          \
+    .release_node_leases = store_db_release_node_leases,                                           \
     .instance_create = store_db_instance_create, .instance_get = store_db_instance_get,            \
     .instance_update = store_db_instance_update, .instance_list = store_db_instance_list,          \
     .instance_sim_state = store_db_instance_sim_state,                                             \

@@ -144,7 +144,7 @@ static int pg_db_run(struct store *s, enum db_kind kind,
 
 const struct db_ops pg_db_ops = {
     .sql = pg_db_sql,
-    .caps = DB_CAP_SKIP_LOCKED | DB_CAP_WRITE_CTE,
+    .caps = DB_CAP_SKIP_LOCKED | DB_CAP_WRITE_CTE | DB_CAP_ROUND_TRIPS,
     .run = pg_db_run,
     .exec = pg_db_exec,
     .next = pg_db_next,

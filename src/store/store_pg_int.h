@@ -40,11 +40,6 @@ enum pg_stmt {
     PG_TASK_CREATE,
     PG_STEP_INSERT,
     PG_EVENT_INSERT,
-    PG_TASK_ROW,
-    PG_TASK_STEPS,
-    PG_TASK_EVENTS,
-    PG_TASK_LAST_EVENT,
-    PG_TASK_LOAD,
     PG_CLAIM_PICK,
     PG_CLAIM_TAKE,
     PG_CLAIM_UPDATE,
@@ -179,8 +174,6 @@ int store_pg_task_claim_batch(struct store *s, const char *node, int64_t lease_m
 int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                  int *rcs, struct err *e);
 /* store_pg_query.c: */
-int store_pg_task_get(struct store *s, const char *id, unsigned what, struct task **out,
-                      struct err *e);
 int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
 int store_pg_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
                        int64_t *total, struct err *e);

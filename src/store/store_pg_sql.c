@@ -103,23 +103,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state,"
         " node, message) VALUES($1::text, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events"
         " WHERE task_id = $1::text), $2::bigint, $3::text, $4::text, $5::text, $6::text)",
-    [PG_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text",
-    [PG_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state,"
-                      " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",
-    [PG_TASK_EVENTS] = "SELECT seq, at_ms, from_state, to_state, node, message FROM task_events"
-                       " WHERE task_id = $1::text ORDER BY seq",
-    [PG_TASK_LAST_EVENT] = "SELECT seq, at_ms, from_state, to_state, node, message"
-                           " FROM task_events WHERE task_id = $1::text ORDER BY seq DESC LIMIT 1",
-    /* The task (STORE_TASK_COLS, columns 0-22), each of its steps ($2; 23-31, one row each) and
-     * its latest event ($3; 32-37) in one statement (store_pg_query.c, load_rows). */
-    [PG_TASK_LOAD] =
-        "SELECT k.*, s.idx, s.name, s.do_json, s.undo_json, s.retries, s.timeout_s, s.state,"
-        " s.message, s.output, ev.seq, ev.at_ms, ev.from_state, ev.to_state, ev.node, ev.message"
-        " FROM (SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text) k"
-        " LEFT JOIN task_steps s ON s.task_id = k.id AND $2::boolean"
-        " LEFT JOIN LATERAL (SELECT seq, at_ms, from_state, to_state, node, message"
-        " FROM task_events x WHERE x.task_id = k.id ORDER BY seq DESC LIMIT 1) ev ON $3::boolean"
-        " ORDER BY s.idx",
     /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
      * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
     [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
@@ -281,6 +264,23 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
 #define CLAIM_LOCK_KEY "7243917201"
 
 const char *const pg_db_sql[DB_STMT_COUNT] = {
+    [DB_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text",
+    [DB_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state,"
+                      " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",
+    [DB_TASK_EVENTS] = "SELECT seq, at_ms, from_state, to_state, node, message FROM task_events"
+                       " WHERE task_id = $1::text ORDER BY seq",
+    [DB_TASK_LAST_EVENT] = "SELECT seq, at_ms, from_state, to_state, node, message"
+                           " FROM task_events WHERE task_id = $1::text ORDER BY seq DESC LIMIT 1",
+    /* The task (STORE_TASK_COLS, columns 0-22), each of its steps ($2; 23-31, one row each) and
+     * its latest event ($3; 32-37) in one statement (store_task_get.c, load_fn). */
+    [DB_TASK_LOAD] =
+        "SELECT k.*, s.idx, s.name, s.do_json, s.undo_json, s.retries, s.timeout_s, s.state,"
+        " s.message, s.output, ev.seq, ev.at_ms, ev.from_state, ev.to_state, ev.node, ev.message"
+        " FROM (SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text) k"
+        " LEFT JOIN task_steps s ON s.task_id = k.id AND $2::boolean"
+        " LEFT JOIN LATERAL (SELECT seq, at_ms, from_state, to_state, node, message"
+        " FROM task_events x WHERE x.task_id = k.id ORDER BY seq DESC LIMIT 1) ev ON $3::boolean"
+        " ORDER BY s.idx",
     [DB_LEASE_RENEW] =
         "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"
         " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"

@@ -48,10 +48,6 @@ enum sq_slot {
     SQ_TASK_INSERT,
     SQ_STEP_INSERT,
     SQ_EVENT_INSERT,
-    SQ_TASK_ROW,
-    SQ_TASK_STEPS,
-    SQ_TASK_EVENTS,
-    SQ_TASK_LAST_EVENT,
     SQ_CLAIM_PICK,
     SQ_CLAIM_TAKE,
     SQ_LEASE_READ,
@@ -225,8 +221,6 @@ int store_sqlite_task_claim_batch(struct store *s, const char *node, int64_t lea
 int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                      int *rcs, struct err *e);
 /* store_sqlite_query.c: */
-int store_sqlite_task_get(struct store *s, const char *id, unsigned what, struct task **out,
-                          struct err *e);
 int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
 int store_sqlite_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
                            int64_t *total, struct err *e);

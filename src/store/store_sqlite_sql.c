@@ -1,11 +1,19 @@
 /* The SQLite store's SQL for the shared statements (store_db.h): one statement a slot, in the
  * order of enum db_stmt, prepared once per connection. A list of ids comes as one JSON array. */
 #include "store/store_db_sql.h"
+#include "store/store_plan.h"
 #include "store/store_sqlite_int.h"
 
 #define IN_IDS " IN (SELECT value FROM json_each(?1))"
 
 const char *const sq_db_sql[DB_STMT_COUNT] = {
+    [DB_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = ?1",
+    [DB_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state, message,"
+                      " output FROM task_steps WHERE task_id = ?1 ORDER BY idx",
+    [DB_TASK_EVENTS] = "SELECT seq, at_ms, from_state, to_state, node, message FROM task_events"
+                       " WHERE task_id = ?1 ORDER BY seq",
+    [DB_TASK_LAST_EVENT] = "SELECT seq, at_ms, from_state, to_state, node, message"
+                           " FROM task_events WHERE task_id = ?1 ORDER BY seq DESC LIMIT 1",
     [DB_LEASE_RENEW] = "UPDATE tasks SET lease_expires_ms = ?4 + ?3 WHERE id = ?1"
                        " AND lease_no = ?2 AND state = 'running' AND lease_node IS NOT NULL"
                        " RETURNING pause_requested",

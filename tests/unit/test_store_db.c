@@ -54,6 +54,8 @@ static bool slot_needs(enum db_stmt st, unsigned caps)
     case DB_DELIVERY_LOCK:
     case DB_DELIVERY_CLAIM:
         return caps & DB_CAP_WRITE_CTE;
+    case DB_TASK_LOAD:
+        return caps & DB_CAP_ROUND_TRIPS;
     case DB_DELIVERY_PICK:
     case DB_DELIVERY_TAKE:
     case DB_DELIVERY_READ:
@@ -73,6 +75,8 @@ static void test_every_statement_has_sql_in_both_dialects(void **state)
     assert_true(pg_db_ops.caps & DB_CAP_SKIP_LOCKED);
     assert_false(sq_db_ops.caps & DB_CAP_SKIP_LOCKED);
     assert_true(sq_db_ops.caps & DB_CAP_ONE_WRITER);
+    assert_true(pg_db_ops.caps & DB_CAP_ROUND_TRIPS);
+    assert_false(sq_db_ops.caps & DB_CAP_ROUND_TRIPS);
 }
 
 /* A slot the dialect does not have fails, it does not crash. */

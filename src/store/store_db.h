@@ -41,6 +41,13 @@ enum db_stmt {
                           NULL) */
     DB_CONTROL_UPDATE, /* (id, state, to_final, now_ms, step_delta, phase or NULL, reset_attempt,
                           release the lease, pause_requested, lease_bump) */
+    /* a task's next event (store_events.c) */
+    DB_EVENT_INSERT,        /* (id, now_ms, from state or NULL, to state, node, message): seq is
+                               the task's last + 1 */
+    DB_STEPS_SECRETS_READ,  /* (id) -> idx, do_json, undo_json */
+    DB_STEPS_SECRETS_ERASE, /* (id, idx, do_json or NULL to keep, undo_json or NULL to keep) */
+    DB_WEBHOOK_ENQUEUE,     /* (id, now_ms, to_final, to state): a delivery per subscription the
+                               task's latest event matches */
     /* one task (store_task_get.c) */
     DB_TASK_ROW,        /* (id) -> STORE_TASK_COLS (store_plan.h) */
     DB_TASK_STEPS,      /* (id) -> idx, name, do_json, undo_json, retries, timeout_s, state,
@@ -179,10 +186,6 @@ struct db_ops {
     const char *(*text)(struct db_tx *t, int col);
     int64_t (*int64)(struct db_tx *t, int col);
     int64_t (*changes)(struct db_tx *t);
-    /* The task's next event, with its secrets erasure and webhook outbox rows, in t's write
-     * transaction (sq_event_append, pg_event_append); from < 0 means none. */
-    int (*event_append)(struct db_tx *t, const char *id, int64_t now, int from, enum task_state to,
-                        const char *node, const char *message, struct err *e);
 };
 
 /* The handle a transaction function gets; each backend's handle puts this first. */
@@ -222,14 +225,11 @@ static inline int64_t db_changes(struct db_tx *t) { return t->ops->changes(t); }
 static inline bool db_has(const struct db_tx *t, enum db_cap cap) { return t->ops->caps & cap; }
 /* The same asked of a store before any transaction; false for a wrapper. */
 bool db_store_has(const struct store *s, enum db_cap cap);
-/* Appends the task's next event in t's write transaction (see struct db_ops); ends the open
- * statement. */
-static inline int db_event_append(struct db_tx *t, const char *id, int64_t now, int from,
-                                  enum task_state to, const char *node, const char *message,
-                                  struct err *e)
-{
-    return t->ops->event_append(t, id, now, from, to, node, message, e);
-}
+/* Appends the task's next event in t's write transaction (store_events.c): from < 0 means none
+ * (the creation event); a final `to` erases the step secrets; a change of state enqueues the
+ * webhook deliveries. Ends the open statement. */
+int db_event_append(struct db_tx *t, const char *id, int64_t now, int from, enum task_state to,
+                    const char *node, const char *message, struct err *e);
 
 /* Helpers over the columns: a text or integer column as JSON (json null for SQL NULL; a new
  * reference the caller owns), a text column copied into dst (NULL -> "", truncated). */

@@ -103,13 +103,15 @@ static int64_t pg_db_int(struct db_tx *t, int col)
 
 static int64_t pg_db_changes(struct db_tx *t) { return tx_of(t)->changes; }
 
-static int pg_db_event_append(struct db_tx *base, const char *id, int64_t now, int from,
-                              enum task_state to, const char *node, const char *message,
-                              struct err *e)
+/* The event chain of the transactions still written per dialect (store_pg_tasks.c,
+ * store_pg_lease.c), on the connection they hold. */
+int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
+                    const char *node, const char *message, struct err *e)
 {
-    struct pg_db_tx *t = tx_of(base);
-    tx_close_result(t);
-    return pg_event_append(t->c, id, now, from, to, node, message, e);
+    struct pg_db_tx t = {.base = {&pg_db_ops}, .c = c, .row = -1};
+    int rc = db_event_append(&t.base, id, now, from, to, node, message, e);
+    tx_close_result(&t);
+    return rc;
 }
 
 struct pg_db_call {
@@ -152,5 +154,4 @@ const struct db_ops pg_db_ops = {
     .text = pg_db_text,
     .int64 = pg_db_int,
     .changes = pg_db_changes,
-    .event_append = pg_db_event_append,
 };

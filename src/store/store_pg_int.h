@@ -39,7 +39,6 @@ enum pg_stmt {
     PG_TASK_INSERT,
     PG_TASK_CREATE,
     PG_STEP_INSERT,
-    PG_EVENT_INSERT,
     PG_CLAIM_PICK,
     PG_CLAIM_TAKE,
     PG_CLAIM_UPDATE,
@@ -49,7 +48,6 @@ enum pg_stmt {
     PG_PROGRESS_TASK,
     PG_PROGRESS_BULK,
     PG_TASK_COUNTS,
-    PG_WEBHOOK_ENQUEUE,
     PG_STMT_COUNT
 };
 
@@ -177,11 +175,5 @@ int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps
 int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
 int store_pg_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
                        int64_t *total, struct err *e);
-
-/* store_pg_webhooks.c: */
-/* Enqueues, in the caller's write transaction, one delivery per subscription the task's event
- * (its latest, entering `to`) matches; called by pg_event_append for every state change. */
-int pg_webhook_enqueue(struct pg_conn *c, const char *id, int64_t now, enum task_state to,
-                       struct err *e);
 
 #endif

@@ -77,7 +77,7 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     /* A whole creation in one statement, so one round trip and one commit (autocommit): the
      * task row, its steps ($12, a JSON array), its "created" event and the deliveries of the
      * "transition" subscriptions it matches, the same rows PG_TASK_INSERT, PG_STEP_INSERT,
-     * PG_EVENT_INSERT and PG_WEBHOOK_ENQUEUE write one by one. No row when the id is taken. */
+     * DB_EVENT_INSERT and DB_WEBHOOK_ENQUEUE write one by one. No row when the id is taken. */
     [PG_TASK_CREATE] =
         "WITH t AS (INSERT INTO tasks(id, product, region, uin, instance_id, type, on_failure,"
         " state, created_ms, driver, input) VALUES($1::text, $2::text, $3::text, $4::text,"
@@ -99,10 +99,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         "INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries,"
         " timeout_s) VALUES($1::text, $2::integer, $3::text, $4::text, $5::text, $6::bigint,"
         " $7::bigint)",
-    [PG_EVENT_INSERT] =
-        "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state,"
-        " node, message) VALUES($1::text, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events"
-        " WHERE task_id = $1::text), $2::bigint, $3::text, $4::text, $5::text, $6::text)",
     /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
      * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
     [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
@@ -197,8 +193,8 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " pause_requested = CASE WHEN $2::text = 'running' THEN pause_requested ELSE 0 END"
         " WHERE id = $1::text",
     /* The last writes of many runs in one statement (autocommit: one round trip, one commit),
-     * the rows PG_LEASE_READ, PG_STEP_SET, PG_PROGRESS_TASK, PG_EVENT_INSERT and
-     * PG_WEBHOOK_ENQUEUE read and write one task at a time. $1 is a JSON array of the writes
+     * the rows PG_LEASE_READ, PG_STEP_SET, PG_PROGRESS_TASK, DB_EVENT_INSERT and
+     * DB_WEBHOOK_ENQUEUE read and write one task at a time. $1 is a JSON array of the writes
      * (store_pg_lease.c, bulk_row), $2 the node's now. Fencing: the UPDATE changes a task only
      * while it is running under the write's lease_no; a concurrent writer's row is waited for
      * and the condition checked again on its new version (READ COMMITTED), so a task killed or
@@ -244,14 +240,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " AND (k.uin IS NULL OR k.uin = up.uin)"
         " WHERE w.to_state <> 'running' AND (k.events = 'transition' OR w.is_final))"
         " SELECT ord FROM up",
-    /* One delivery per subscription the task's latest event matches (store_pg_webhooks.c). */
-    [PG_WEBHOOK_ENQUEUE] =
-        "INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin, to_state,"
-        " info, at_ms, next_ms, created_ms) SELECT w.id, t.id, (SELECT MAX(seq) FROM task_events"
-        " x WHERE x.task_id = t.id), CASE WHEN $3::boolean THEN 'final' ELSE 'transition' END,"
-        " t.product, t.uin, $4::text, t.info, $2::bigint, $2::bigint, $2::bigint FROM tasks t"
-        " JOIN webhooks w ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL"
-        " OR w.uin = t.uin) WHERE t.id = $1::text AND (w.events = 'transition' OR $3::boolean)",
     [PG_TASK_COUNTS] = "SELECT product, state, COUNT(*), MIN(created_ms) FROM tasks"
                        " GROUP BY product, state"
                        " ORDER BY product COLLATE \"C\", state COLLATE \"C\"",
@@ -264,6 +252,23 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
 #define CLAIM_LOCK_KEY "7243917201"
 
 const char *const pg_db_sql[DB_STMT_COUNT] = {
+    [DB_EVENT_INSERT] =
+        "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state,"
+        " node, message) VALUES($1::text, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events"
+        " WHERE task_id = $1::text), $2::bigint, $3::text, $4::text, $5::text, $6::text)",
+    [DB_STEPS_SECRETS_READ] = "SELECT idx, do_json, undo_json FROM task_steps"
+                              " WHERE task_id = $1::text",
+    [DB_STEPS_SECRETS_ERASE] = "UPDATE task_steps SET do_json = COALESCE($3::text, do_json),"
+                               " undo_json = COALESCE($4::text, undo_json)"
+                               " WHERE task_id = $1::text AND idx = $2::bigint",
+    /* One delivery per subscription the task's latest event matches. */
+    [DB_WEBHOOK_ENQUEUE] =
+        "INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin, to_state,"
+        " info, at_ms, next_ms, created_ms) SELECT w.id, t.id, (SELECT MAX(seq) FROM task_events"
+        " x WHERE x.task_id = t.id), CASE WHEN $3::boolean THEN 'final' ELSE 'transition' END,"
+        " t.product, t.uin, $4::text, t.info, $2::bigint, $2::bigint, $2::bigint FROM tasks t"
+        " JOIN webhooks w ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL"
+        " OR w.uin = t.uin) WHERE t.id = $1::text AND (w.events = 'transition' OR $3::boolean)",
     [DB_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = $1::text",
     [DB_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state,"
                       " message, output FROM task_steps WHERE task_id = $1::text ORDER BY idx",

@@ -86,65 +86,6 @@ static int steps_insert(struct pg_conn *c, const struct create_ctx *cx, struct e
     return rc;
 }
 
-/* Writes one step's erased actions (NULL = unchanged) in the caller's transaction. */
-static int step_erase_write(struct pg_conn *c, const char *id, const char *idx, const char *do_json,
-                            const char *undo_json, struct err *e)
-{
-    struct pg_params p = {0};
-    pp_text(&p, id);
-    pp_text(&p, idx);
-    pp_text(&p, do_json);
-    pp_text(&p, undo_json);
-    return pg_exec_sql(c,
-                       "UPDATE task_steps SET do_json = COALESCE($3::text, do_json),"
-                       " undo_json = COALESCE($4::text, undo_json)"
-                       " WHERE task_id = $1::text AND idx = $2::bigint",
-                       &p, NULL, "erasing step secrets", e);
-}
-
-/* Replaces the task's step secrets by "***" in the caller's write transaction: a final task
- * runs no step again, so the tenant passwords it carried must not stay behind. */
-static int steps_erase_secrets(struct pg_conn *c, const char *id, struct err *e)
-{
-    struct pg_params p = {0};
-    pp_text(&p, id);
-    PGresult *r;
-    int rc =
-        pg_exec_sql(c, "SELECT idx, do_json, undo_json FROM task_steps WHERE task_id = $1::text",
-                    &p, &r, "reading the step secrets to erase", e);
-    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
-        char *do_json = store_step_json_erased(pg_str(r, row, 1));
-        char *undo_json = store_step_json_erased(pg_str(r, row, 2));
-        if (do_json || undo_json)
-            rc = step_erase_write(c, id, pg_str(r, row, 0), do_json, undo_json, e);
-        free(do_json);
-        free(undo_json);
-    }
-    PQclear(r);
-    return rc;
-}
-
-/* Every state change appends an event, so the move to a final state erases the step secrets
- * here, in the same transaction. */
-int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
-                    const char *node, const char *message, struct err *e)
-{
-    struct pg_params p = {0};
-    pp_text(&p, id);
-    pp_int(&p, now);
-    pp_text(&p, from < 0 ? NULL : task_state_name((enum task_state)from));
-    pp_text(&p, task_state_name(to));
-    pp_text(&p, node ? node : "");
-    pp_text(&p, message);
-    int rc = pg_exec(c, PG_EVENT_INSERT, &p, NULL, "appending a task event", e);
-    if (rc == 0 && task_state_is_final(to))
-        rc = steps_erase_secrets(c, id, e);
-    /* The outbox row commits with the event it tells of, or neither does. */
-    if (rc == 0 && (from < 0 || (enum task_state)from != to))
-        rc = pg_webhook_enqueue(c, id, now, to, e);
-    return rc;
-}
-
 /* The caller's Idempotency-Key in the creation's transaction. Creations with one key queue on a
  * transaction-scoped advisory lock named by its hash, so the second of two concurrent ones reads
  * the key (READ COMMITTED: a fresh snapshot per statement) only after the first committed or

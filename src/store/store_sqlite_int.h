@@ -47,7 +47,6 @@ enum sq_slot {
     SQ_COUNTER_NEXT,
     SQ_TASK_INSERT,
     SQ_STEP_INSERT,
-    SQ_EVENT_INSERT,
     SQ_CLAIM_PICK,
     SQ_CLAIM_TAKE,
     SQ_LEASE_READ,
@@ -58,13 +57,10 @@ enum sq_slot {
     SQ_TOKEN_REVOKE,
     SQ_TOKEN_BY_HASH,
     SQ_TOKEN_TOUCH,
-    SQ_STEPS_SECRETS_READ,
-    SQ_STEPS_SECRETS_ERASE,
     SQ_PGROUP_RECORD,
     SQ_PGROUP_CLEAR,
     SQ_IDEM_READ,
     SQ_IDEM_PUT,
-    SQ_WEBHOOK_ENQUEUE,
     SQ_WEBHOOK_INSERT,
     SQ_WEBHOOK_LIST,
     SQ_WEBHOOK_GET,
@@ -224,11 +220,5 @@ int store_sqlite_task_progress_batch(struct store *s, const struct task_progress
 int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
 int store_sqlite_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
                            int64_t *total, struct err *e);
-
-/* store_sqlite_webhooks.c: */
-/* Enqueues, in the caller's write transaction, one delivery per subscription the task's event
- * (its latest, entering `to`) matches; called by sq_event_append for every state change. */
-int sq_webhook_enqueue(struct sq_conn *c, const char *id, int64_t now, enum task_state to,
-                       struct err *e);
 
 #endif

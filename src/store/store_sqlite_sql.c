@@ -7,6 +7,23 @@
 #define IN_IDS " IN (SELECT value FROM json_each(?1))"
 
 const char *const sq_db_sql[DB_STMT_COUNT] = {
+    [DB_EVENT_INSERT] = "INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state, node,"
+                        " message) VALUES(?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events"
+                        " WHERE task_id = ?1), ?2, ?3, ?4, ?5, ?6)",
+    [DB_STEPS_SECRETS_READ] = "SELECT idx, do_json, undo_json FROM task_steps WHERE task_id = ?1",
+    [DB_STEPS_SECRETS_ERASE] =
+        "UPDATE task_steps SET do_json = COALESCE(?3, do_json),"
+        " undo_json = COALESCE(?4, undo_json) WHERE task_id = ?1 AND idx = ?2",
+    /* CROSS JOIN keeps the subscriptions the outer loop (SQLite's planner put the task's lookup by
+     * id first): with none, as on most stores, the statement ends at once without reading the
+     * task's row. */
+    [DB_WEBHOOK_ENQUEUE] =
+        "INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin, to_state,"
+        " info, at_ms, next_ms, created_ms) SELECT w.id, t.id, (SELECT MAX(seq) FROM task_events x"
+        " WHERE x.task_id = t.id), CASE WHEN ?3 THEN 'final' ELSE 'transition' END, t.product,"
+        " t.uin, ?4, t.info, ?2, ?2, ?2 FROM webhooks w CROSS JOIN tasks t"
+        " ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL OR w.uin = t.uin)"
+        " WHERE t.id = ?1 AND (w.events = 'transition' OR ?3)",
     [DB_TASK_ROW] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE id = ?1",
     [DB_TASK_STEPS] = "SELECT idx, name, do_json, undo_json, retries, timeout_s, state, message,"
                       " output FROM task_steps WHERE task_id = ?1 ORDER BY idx",

@@ -1,7 +1,7 @@
 /* Webhooks, once for both dialects: subscriptions (secret sealed at rest) and the durable outbox
  * of their deliveries, claimed under a lease by each node's dispatcher (daemon/webhooks.c). The
- * outbox rows are enqueued in the transaction of the event they tell of, by each dialect's event
- * append (store_sqlite_webhooks.c, store_pg_webhooks.c). */
+ * outbox rows are enqueued in the transaction of the event they tell of, by the event append
+ * (store_events.c). */
 #include <stdlib.h>
 #include <string.h>
 

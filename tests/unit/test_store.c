@@ -1215,6 +1215,17 @@ static void test_account_errors_are_pinned(void **state)
     assert_null(key_list_text(f->s, "1", &rc, &e));
     assert_int_equal(rc, ERR_NOT_FOUND);
     assert_string_equal(e.msg, "no account with uin 1");
+    /* the whole uin and SecretId, however long (PostgreSQL's copy cut them at 30 and 64) */
+    const char *uin = "1234567890123456789012345678901234567890";
+    char id[80], want[256];
+    memset(id, 'K', 70);
+    id[70] = '\0';
+    assert_int_equal(store_account_set_disabled(f->s, uin, true, &e), ERR_NOT_FOUND);
+    snprintf(want, sizeof want, "no account with uin %s", uin);
+    assert_string_equal(e.msg, want);
+    assert_int_equal(store_account_key_set_enabled(f->s, uin, id, true, &e), ERR_NOT_FOUND);
+    snprintf(want, sizeof want, "account %s has no key pair %s", uin, id);
+    assert_string_equal(e.msg, want);
     int64_t n = 0;
     assert_int_equal(store_account_count(f->s, &n, &e), 0);
     assert_int_equal(n, 1);

@@ -15,9 +15,7 @@
 
 static int count_fn(struct db_tx *t, void *ctx, struct err *e)
 {
-    int rc = db_exec(t, DB_ACCOUNT_COUNT, DB_NO_ARGS, "counting accounts", e);
-    if (rc == 0)
-        rc = db_next(t, "counting accounts", e);
+    int rc = db_exec_row(t, DB_ACCOUNT_COUNT, DB_NO_ARGS, "counting accounts", e);
     if (rc == 1)
         *(int64_t *)ctx = db_int(t, 0);
     return rc == 1 ? 0 : rc;
@@ -39,6 +37,23 @@ static int key_insert(struct db_tx *t, const char *uin, const char *secret_id,
     if (rc == ERR_ALREADY_EXISTS)
         rc = err_set(e, ERR_ALREADY_EXISTS, "SecretId %s is already taken by another account",
                      secret_id);
+    return rc;
+}
+
+/* Runs fn as one write transaction with *sealed_key set to secret_key sealed: sealed once here,
+ * not again when PostgreSQL runs fn again. */
+static int write_sealed(struct store *s, const char *secret_key, const char **sealed_key,
+                        int (*fn)(struct db_tx *t, void *ctx, struct err *e), void *ctx,
+                        struct err *e)
+{
+    char *sealed;
+    int rc = secretbox_seal(secret_key, &sealed, e);
+    if (rc != 0)
+        return rc;
+    *sealed_key = sealed;
+    rc = db_run(s, DB_WRITE, fn, ctx, e);
+    *sealed_key = NULL;
+    free(sealed);
     return rc;
 }
 
@@ -73,14 +88,8 @@ int store_db_account_create(struct store *s, const struct account *a, struct err
     if (!a->uin[0] || !a->owner_uin[0] || !a->secret_id[0] || !a->secret_key[0])
         return err_set(e, ERR_INVALID_PARAMETER_VALUE,
                        "an account needs a uin, owner_uin, SecretId and SecretKey");
-    char *sealed;
-    int rc = secretbox_seal(a->secret_key, &sealed, e);
-    if (rc != 0)
-        return rc;
-    struct account_new n = {a, sealed};
-    rc = db_run(s, DB_WRITE, create_fn, &n, e);
-    free(sealed);
-    return rc;
+    struct account_new n = {a, NULL};
+    return write_sealed(s, a->secret_key, &n.sealed_key, create_fn, &n, e);
 }
 
 /* Fills out from the current DB_ACCOUNT_BY_* row, its SecretKey opened; an account without a
@@ -116,9 +125,7 @@ struct account_lookup {
 static int lookup_fn(struct db_tx *t, void *ctx, struct err *e)
 {
     struct account_lookup *l = ctx;
-    int rc = db_exec(t, l->st, DB_ARGS(DB_TEXT(l->key)), "reading an account", e);
-    if (rc == 0)
-        rc = db_next(t, "reading an account", e);
+    int rc = db_exec_row(t, l->st, DB_ARGS(DB_TEXT(l->key)), "reading an account", e);
     if (rc == 0)
         return err_set(e, ERR_NOT_FOUND, "no account with %s %s", l->what, l->key);
     if (rc != 1)
@@ -203,17 +210,13 @@ struct key_create {
 static int key_create_fn(struct db_tx *t, void *ctx, struct err *e)
 {
     const struct key_create *k = ctx;
-    int rc = db_exec(t, DB_ACCOUNT_LOCK, DB_ARGS(DB_TEXT(k->uin)), "locking an account", e);
-    if (rc == 0)
-        rc = db_next(t, "locking an account", e);
+    int rc = db_exec_row(t, DB_ACCOUNT_LOCK, DB_ARGS(DB_TEXT(k->uin)), "locking an account", e);
     if (rc == 0)
         return err_set(e, ERR_NOT_FOUND, "no account with uin %s", k->uin);
     if (rc != 1)
         return rc;
     const char *what = "counting an account's keys";
-    rc = db_exec(t, DB_KEY_COUNT, DB_ARGS(DB_TEXT(k->uin)), what, e);
-    if (rc == 0)
-        rc = db_next(t, what, e);
+    rc = db_exec_row(t, DB_KEY_COUNT, DB_ARGS(DB_TEXT(k->uin)), what, e);
     if (rc == 0)
         rc = err_set(e, ERR_INTERNAL, "store: %s: no row", what);
     if (rc != 1)
@@ -230,55 +233,42 @@ static int key_create_fn(struct db_tx *t, void *ctx, struct err *e)
 int store_db_account_key_create(struct store *s, const char *uin, const char *secret_id,
                                 const char *secret_key, int max_keys, struct err *e)
 {
-    char *sealed;
-    int rc = secretbox_seal(secret_key, &sealed, e);
-    if (rc != 0)
-        return rc;
-    struct key_create k = {uin, secret_id, sealed, max_keys};
-    rc = db_run(s, DB_WRITE, key_create_fn, &k, e);
-    free(sealed);
-    return rc;
+    struct key_create k = {uin, secret_id, NULL, max_keys};
+    return write_sealed(s, secret_key, &k.sealed_key, key_create_fn, &k, e);
 }
 
 struct key_list {
     const char *uin;
-    json_t *out;
+    json_t **out; /* set only when the list is whole */
 };
 
 /* The account's rows joined with its keys: no row at all is no account, a row without a
  * SecretId is the account without a key. */
 static int key_list_fn(struct db_tx *t, void *ctx, struct err *e)
 {
-    struct key_list *l = ctx;
+    const struct key_list *l = ctx;
     const char *what = "listing an account's keys";
-    json_decref(l->out); /* a run again starts from an empty list */
-    l->out = json_array();
-    int rows = 0;
-    int rc = db_exec(t, DB_KEY_LIST, DB_ARGS(DB_TEXT(l->uin)), what, e);
-    while (rc == 0 && (rc = db_next(t, what, e)) == 1) {
-        rc = 0;
-        rows++;
-        if (db_is_null(t, 0))
-            continue;
-        json_array_append_new(l->out,
-                              json_pack("{s:o, s:o, s:o}", "SecretId", db_json_text(t, 0), "Status",
-                                        db_json_text(t, 1), "created_ms", db_json_int(t, 2)));
-    }
+    json_t *keys = json_array();
+    int rows = 0, rc = db_exec(t, DB_KEY_LIST, DB_ARGS(DB_TEXT(l->uin)), what, e);
+    for (; rc == 0 && (rc = db_next(t, what, e)) == 1; rc = 0, rows++)
+        if (!db_is_null(t, 0))
+            json_array_append_new(keys, json_pack("{s:o, s:o, s:o}", "SecretId", db_json_text(t, 0),
+                                                  "Status", db_json_text(t, 1), "created_ms",
+                                                  db_json_int(t, 2)));
     if (rc == 0 && rows == 0)
         rc = err_set(e, ERR_NOT_FOUND, "no account with uin %s", l->uin);
+    if (rc == 0)
+        *l->out = keys;
+    else
+        json_decref(keys);
     return rc;
 }
 
 int store_db_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e)
 {
-    struct key_list l = {uin, NULL};
-    int rc = db_run(s, DB_READ, key_list_fn, &l, e);
-    if (rc != 0) {
-        json_decref(l.out);
-        l.out = NULL;
-    }
-    *out = l.out;
-    return rc;
+    *out = NULL;
+    struct key_list l = {uin, out};
+    return db_run(s, DB_READ, key_list_fn, &l, e);
 }
 
 struct key_ref {
@@ -291,9 +281,8 @@ static int key_delete_fn(struct db_tx *t, void *ctx, struct err *e)
 {
     const struct key_ref *k = ctx;
     const char *what = "reading a key pair";
-    int rc = db_exec(t, DB_KEY_STATUS, DB_ARGS(DB_TEXT(k->uin), DB_TEXT(k->secret_id)), what, e);
-    if (rc == 0)
-        rc = db_next(t, what, e);
+    int rc =
+        db_exec_row(t, DB_KEY_STATUS, DB_ARGS(DB_TEXT(k->uin), DB_TEXT(k->secret_id)), what, e);
     if (rc == 0)
         return err_set(e, ERR_NOT_FOUND, "account %s has no key pair %s", k->uin, k->secret_id);
     if (rc != 1)
@@ -327,9 +316,7 @@ static int first_root_fn(struct db_tx *t, void *ctx, struct err *e)
                  ? 0
                  : db_exec(t, DB_ACCOUNT_ROOT_LOCK, DB_NO_ARGS, "locking the first-start", e);
     if (rc == 0)
-        rc = db_exec(t, DB_ACCOUNT_FIRST_ROOT, DB_NO_ARGS, "looking for the root account", e);
-    if (rc == 0)
-        rc = db_next(t, "looking for the root account", e);
+        rc = db_exec_row(t, DB_ACCOUNT_FIRST_ROOT, DB_NO_ARGS, "looking for the root account", e);
     if (rc == 1) {
         db_copy(t, 0, fr->uin, sizeof fr->uin);
         return 0;
@@ -344,12 +331,7 @@ static int first_root_fn(struct db_tx *t, void *ctx, struct err *e)
 int store_db_account_first_root(struct store *s, const struct account *cand, struct account *out,
                                 struct err *e)
 {
-    char *sealed;
-    int rc = secretbox_seal(cand->secret_key, &sealed, e);
-    if (rc != 0)
-        return rc;
-    struct first_root fr = {.cand = {cand, sealed}};
-    rc = db_run(s, DB_WRITE, first_root_fn, &fr, e);
-    free(sealed);
+    struct first_root fr = {.cand = {cand, NULL}};
+    int rc = write_sealed(s, cand->secret_key, &fr.cand.sealed_key, first_root_fn, &fr, e);
     return rc ? rc : store_db_account_by_uin(s, fr.uin, out, e);
 }

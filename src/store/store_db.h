@@ -218,6 +218,14 @@ static inline int db_next(struct db_tx *t, const char *what, struct err *e)
 {
     return t->ops->next(t, what, e);
 }
+/* db_exec, then db_next: 1 when the statement gave a row (now the current one), 0 when it gave
+ * none, or an ERR_*. For the statements read for one row. */
+static inline int db_exec_row(struct db_tx *t, enum db_stmt st, const struct db_arg *args, size_t n,
+                              const char *what, struct err *e)
+{
+    int rc = db_exec(t, st, args, n, what, e);
+    return rc == 0 ? db_next(t, what, e) : rc;
+}
 /* Columns of the current row. db_text is NULL for SQL NULL and valid until the next db_next or
  * db_exec; db_int is 0 for NULL. */
 static inline bool db_is_null(struct db_tx *t, int col) { return t->ops->is_null(t, col); }

@@ -272,12 +272,9 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
     [DB_ACCOUNT_COUNT] = DB_SQL_ACCOUNT_COUNT,
     [DB_ACCOUNT_INSERT] = "INSERT INTO accounts(" DB_SQL_ACCOUNT_COLS ") VALUES($1::text,"
                           " $2::text, $3::text, $4::integer, $5::text, $6::integer, $7::bigint)",
-    [DB_ACCOUNT_BY_SECRET] = DB_SQL_ACCOUNT_SELECT "JOIN account_keys k ON k.uin = a.uin"
-                                                   " WHERE k.secret_id = $1::text",
-    [DB_ACCOUNT_BY_UIN] = DB_SQL_ACCOUNT_SELECT
-    "LEFT JOIN account_keys k ON k.secret_id = (SELECT secret_id FROM account_keys"
-    " WHERE uin = a.uin ORDER BY status = 'enabled' DESC, created_ms, secret_id COLLATE \"C\""
-    " LIMIT 1) WHERE a.uin = $1::text",
+    /* COLLATE "C": byte order, whatever the database's collation. */
+    [DB_ACCOUNT_BY_SECRET] = DB_SQL_ACCOUNT_BY_SECRET("$1::text"),
+    [DB_ACCOUNT_BY_UIN] = DB_SQL_ACCOUNT_BY_UIN("$1::text", " COLLATE \"C\""),
     [DB_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = $2::text WHERE uin = $1::text",
     [DB_ACCOUNT_SET_DISABLED] = "UPDATE accounts SET disabled = $2::integer WHERE uin = $1::text",
     /* Held until commit: key creates for one account count and insert one after another. */
@@ -289,9 +286,7 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
     [DB_KEY_INSERT] = "INSERT INTO account_keys(" DB_SQL_KEY_COLS ") VALUES($1::text, $2::text,"
                       " $3::text, 'enabled', $4::bigint)",
     [DB_KEY_COUNT] = "SELECT count(*) FROM account_keys WHERE uin = $1::text",
-    [DB_KEY_LIST] = "SELECT k.secret_id, k.status, k.created_ms FROM accounts a"
-                    " LEFT JOIN account_keys k ON k.uin = a.uin WHERE a.uin = $1::text"
-                    " ORDER BY k.created_ms, k.secret_id COLLATE \"C\"",
+    [DB_KEY_LIST] = DB_SQL_KEY_LIST("$1::text", " COLLATE \"C\""),
     /* FOR UPDATE, not NO KEY: the row is to be deleted. */
     [DB_KEY_STATUS] = "SELECT status FROM account_keys WHERE uin = $1::text"
                       " AND secret_id = $2::text FOR UPDATE",

@@ -9,12 +9,9 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
     [DB_ACCOUNT_COUNT] = DB_SQL_ACCOUNT_COUNT,
     [DB_ACCOUNT_INSERT] = "INSERT INTO accounts(" DB_SQL_ACCOUNT_COLS ")"
                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [DB_ACCOUNT_BY_SECRET] = DB_SQL_ACCOUNT_SELECT "JOIN account_keys k ON k.uin = a.uin"
-                                                   " WHERE k.secret_id = ?1",
-    [DB_ACCOUNT_BY_UIN] = DB_SQL_ACCOUNT_SELECT
-    "LEFT JOIN account_keys k ON k.secret_id = (SELECT secret_id FROM account_keys"
-    " WHERE uin = a.uin ORDER BY status = 'enabled' DESC, created_ms, secret_id LIMIT 1)"
-    " WHERE a.uin = ?1",
+    /* BINARY, the default collation, is byte order. */
+    [DB_ACCOUNT_BY_SECRET] = DB_SQL_ACCOUNT_BY_SECRET("?1"),
+    [DB_ACCOUNT_BY_UIN] = DB_SQL_ACCOUNT_BY_UIN("?1", ""),
     [DB_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = ?2 WHERE uin = ?1",
     [DB_ACCOUNT_SET_DISABLED] = "UPDATE accounts SET disabled = ?2 WHERE uin = ?1",
     /* One writer: its transactions run one after another, nothing to lock (no ROOT_LOCK). */
@@ -25,9 +22,7 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
     [DB_KEY_INSERT] = "INSERT INTO account_keys(" DB_SQL_KEY_COLS ")"
                       " VALUES(?1, ?2, ?3, 'enabled', ?4)",
     [DB_KEY_COUNT] = "SELECT count(*) FROM account_keys WHERE uin = ?1",
-    [DB_KEY_LIST] = "SELECT k.secret_id, k.status, k.created_ms FROM accounts a"
-                    " LEFT JOIN account_keys k ON k.uin = a.uin WHERE a.uin = ?1"
-                    " ORDER BY k.created_ms, k.secret_id",
+    [DB_KEY_LIST] = DB_SQL_KEY_LIST("?1", ""),
     [DB_KEY_STATUS] = "SELECT status FROM account_keys WHERE uin = ?1 AND secret_id = ?2",
     [DB_KEY_SET_STATUS] = "UPDATE account_keys SET status = ?3 WHERE uin = ?1 AND secret_id = ?2",
     [DB_KEY_DELETE] = "DELETE FROM account_keys WHERE secret_id = ?1",

@@ -28,6 +28,30 @@ struct store;
  * SQL may leave out trailing values: the node's clock ("now") comes last where PostgreSQL judges
  * leases by the database's clock instead (DESIGN.md 5) and SQLite, one process, by the node's. */
 enum db_stmt {
+    /* accounts and their key pairs (store_accounts.c); secret_key is sealed, flags are integers
+     * 0/1; "locked" as for the moves below */
+    DB_ACCOUNT_COUNT,        /* () -> count */
+    DB_ACCOUNT_INSERT,       /* (uin, owner_uin, app_id, is_root, policy_json or NULL, disabled,
+                                now_ms) */
+    DB_ACCOUNT_BY_SECRET,    /* (secret_id) -> uin, owner_uin, app_id, secret_id, secret_key,
+                                is_root, policy_json, disabled, its root's disabled (0 for a root),
+                                the key's status */
+    DB_ACCOUNT_BY_UIN,       /* (uin) -> as DB_ACCOUNT_BY_SECRET with its first enabled key, else
+                                its first key (oldest, then SecretId in byte order), else NULLs */
+    DB_ACCOUNT_SET_POLICY,   /* (uin, policy_json or NULL) */
+    DB_ACCOUNT_SET_DISABLED, /* (uin, disabled) */
+    DB_ACCOUNT_LOCK,         /* (uin) -> uin, when the account exists; locked */
+    DB_ACCOUNT_ROOT_LOCK,    /* (): the first start's cluster-wide lock, until the transaction
+                                ends; not with DB_CAP_ONE_WRITER */
+    DB_ACCOUNT_FIRST_ROOT,   /* () -> uin of the oldest root account */
+    DB_KEY_INSERT,           /* (secret_id, uin, secret_key, now_ms): an enabled key */
+    DB_KEY_COUNT,            /* (uin) -> the account's keys */
+    DB_KEY_LIST,             /* (uin) -> secret_id, status, created_ms: oldest first, then
+                                SecretId in byte order; one row of NULLs for an account without
+                                keys, none for no account */
+    DB_KEY_STATUS,           /* (uin, secret_id) -> status; locked (FOR UPDATE: it may go) */
+    DB_KEY_SET_STATUS,       /* (uin, secret_id, 'enabled' or 'disabled') */
+    DB_KEY_DELETE,           /* (secret_id) */
     /* moves outside a lease (store_moves.c); "locked": the row is locked until the transaction
      * ends, on PostgreSQL (FOR NO KEY UPDATE); SQLite's one writer needs no lock */
     DB_MOVE_READ,      /* (id) -> state, current_step; locked */
@@ -215,6 +239,14 @@ static inline int db_next(struct db_tx *t, const char *what, struct err *e)
 {
     return t->ops->next(t, what, e);
 }
+/* db_exec, then db_next: 1 when the statement gave a row (now the current one), 0 when it gave
+ * none, or an ERR_*. For the statements read for one row. */
+static inline int db_exec_row(struct db_tx *t, enum db_stmt st, const struct db_arg *args, size_t n,
+                              const char *what, struct err *e)
+{
+    int rc = db_exec(t, st, args, n, what, e);
+    return rc == 0 ? db_next(t, what, e) : rc;
+}
 /* Columns of the current row. db_text is NULL for SQL NULL and valid until the next db_next or
  * db_exec; db_int is 0 for NULL. */
 static inline bool db_is_null(struct db_tx *t, int col) { return t->ops->is_null(t, col); }
@@ -252,6 +284,25 @@ struct step_pgroup;
 struct token;
 int store_db_purge(struct store *s, const struct purge_req *r, struct purge_result *out,
                    struct err *e);
+/* store_accounts.c: */
+struct account;
+int store_db_account_count(struct store *s, int64_t *out, struct err *e);
+int store_db_account_create(struct store *s, const struct account *a, struct err *e);
+int store_db_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
+                                  struct err *e);
+int store_db_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e);
+int store_db_account_set_policy(struct store *s, const char *uin, const char *policy_json,
+                                struct err *e);
+int store_db_account_set_disabled(struct store *s, const char *uin, bool disabled, struct err *e);
+int store_db_account_key_create(struct store *s, const char *uin, const char *secret_id,
+                                const char *secret_key, int max_keys, struct err *e);
+int store_db_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e);
+int store_db_account_key_set_enabled(struct store *s, const char *uin, const char *secret_id,
+                                     bool enabled, struct err *e);
+int store_db_account_key_delete(struct store *s, const char *uin, const char *secret_id,
+                                struct err *e);
+int store_db_account_first_root(struct store *s, const struct account *cand, struct account *out,
+                                struct err *e);
 /* store_moves.c: */
 struct task_move;
 int store_db_task_move(struct store *s, const struct task_move *m, struct err *e);
@@ -333,10 +384,18 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
 
 /* The entries of a backend's struct store_ops that are the shared ops above. */
 #define STORE_DB_OPS                                                                               \
-    .task_move = store_db_task_move, .task_control = store_db_task_control,                        \
-    .task_get = store_db_task_get, .task_summary = store_db_task_summary,                          \
-    .task_renew = store_db_task_renew, .node_renew = store_db_node_renew,                          \
-    .release_node_leases = store_db_release_node_leases,                                           \
+    .account_count = store_db_account_count, .account_create = store_db_account_create,            \
+    .account_by_secret_id = store_db_account_by_secret_id,                                         \
+    .account_by_uin = store_db_account_by_uin, .account_set_policy = store_db_account_set_policy,  \
+    .account_set_disabled = store_db_account_set_disabled,                                         \
+    .account_key_create = store_db_account_key_create,                                             \
+    .account_key_list = store_db_account_key_list,                                                 \
+    .account_key_set_enabled = store_db_account_key_set_enabled,                                   \
+    .account_key_delete = store_db_account_key_delete,                                             \
+    .account_first_root = store_db_account_first_root, .task_move = store_db_task_move,            \
+    .task_control = store_db_task_control, .task_get = store_db_task_get,                          \
+    .task_summary = store_db_task_summary, .task_renew = store_db_task_renew,                      \
+    .node_renew = store_db_node_renew, .release_node_leases = store_db_release_node_leases,        \
     .instance_create = store_db_instance_create, .instance_get = store_db_instance_get,            \
     .instance_update = store_db_instance_update, .instance_list = store_db_instance_list,          \
     .instance_sim_state = store_db_instance_sim_state,                                             \

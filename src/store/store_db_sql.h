@@ -3,7 +3,31 @@
 #ifndef ASYNCD_STORE_DB_SQL_H
 #define ASYNCD_STORE_DB_SQL_H
 
-#define DB_SQL_TOKEN_COLS "id, name, scope, hash, created_ms, COALESCE(last_used_ms, 0)"
+/* Accounts (store_accounts.c): an account row with the key pair it is read with (k), and its
+ * root account (o) for the disabled flag a root passes on to its sub-accounts; the slot adds the
+ * join of k and the condition. */
+#define DB_SQL_ACCOUNT_SELECT                                                                      \
+    "SELECT a.uin, a.owner_uin, a.app_id, k.secret_id, k.secret_key, a.is_root, a.policy_json,"    \
+    " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
+    " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
+/* The account by a SecretId (p, the dialect's first parameter), with that key. */
+#define DB_SQL_ACCOUNT_BY_SECRET(p)                                                                \
+    DB_SQL_ACCOUNT_SELECT "JOIN account_keys k ON k.uin = a.uin WHERE k.secret_id = " p
+/* The account by uin (p), with its first enabled key pair, else its first one (main.c opens it
+ * as a canary); bytes makes the dialect order SecretIds byte by byte. */
+#define DB_SQL_ACCOUNT_BY_UIN(p, bytes)                                                            \
+    DB_SQL_ACCOUNT_SELECT "LEFT JOIN account_keys k ON k.secret_id = (SELECT secret_id"            \
+                          " FROM account_keys WHERE uin = a.uin ORDER BY status = 'enabled' DESC," \
+                          " created_ms, secret_id" bytes " LIMIT 1) WHERE a.uin = " p
+/* An account's keys (uin p), oldest first; one row of NULLs for an account without keys. */
+#define DB_SQL_KEY_LIST(p, bytes)                                                                  \
+    "SELECT k.secret_id, k.status, k.created_ms FROM accounts a"                                   \
+    " LEFT JOIN account_keys k ON k.uin = a.uin WHERE a.uin = " p                                  \
+    " ORDER BY k.created_ms, k.secret_id" bytes
+#define DB_SQL_ACCOUNT_COUNT "SELECT count(*) FROM accounts"
+#define DB_SQL_ACCOUNT_COLS  "uin, owner_uin, app_id, is_root, policy_json, disabled, created_ms"
+#define DB_SQL_KEY_COLS      "secret_id, uin, secret_key, status, created_ms"
+#define DB_SQL_TOKEN_COLS    "id, name, scope, hash, created_ms, COALESCE(last_used_ms, 0)"
 #define DB_SQL_TOKEN_LIST                                                                          \
     "SELECT " DB_SQL_TOKEN_COLS " FROM tokens WHERE revoked_ms IS NULL ORDER BY created_ms, id"
 #define DB_SQL_WEBHOOK_COLS "id, url, events, COALESCE(product, ''), COALESCE(uin, ''), created_ms"

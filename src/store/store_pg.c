@@ -626,17 +626,6 @@ static void pg_close(struct store *base)
 static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
-    .account_count = store_pg_account_count,
-    .account_create = store_pg_account_create,
-    .account_by_secret_id = store_pg_account_by_secret_id,
-    .account_by_uin = store_pg_account_by_uin,
-    .account_set_policy = store_pg_account_set_policy,
-    .account_first_root = store_pg_account_first_root,
-    .account_set_disabled = store_pg_account_set_disabled,
-    .account_key_create = store_pg_account_key_create,
-    .account_key_list = store_pg_account_key_list,
-    .account_key_set_enabled = store_pg_account_key_set_enabled,
-    .account_key_delete = store_pg_account_key_delete,
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
         .task_create = store_pg_task_create,
     .task_create_batch = store_pg_task_create_batch,

@@ -22,19 +22,6 @@
 
 /* One statement per slot, prepared on each connection at its first use there. */
 enum pg_stmt {
-    PG_ACCOUNT_COUNT,
-    PG_ACCOUNT_INSERT,
-    PG_ACCOUNT_BY_SECRET,
-    PG_ACCOUNT_BY_UIN,
-    PG_ACCOUNT_SET_POLICY,
-    PG_ACCOUNT_SET_DISABLED,
-    PG_ACCOUNT_LOCK,
-    PG_KEY_INSERT,
-    PG_KEY_COUNT,
-    PG_KEY_LIST,
-    PG_KEY_STATUS,
-    PG_KEY_SET_STATUS,
-    PG_KEY_DELETE,
     PG_COUNTER_NEXT,
     PG_TASK_INSERT,
     PG_TASK_CREATE,
@@ -132,24 +119,8 @@ json_t *pg_json_int(const PGresult *r, int row, int col);   /* integer, or json 
 json_t *pg_json_value(const PGresult *r, int row, int col); /* stored JSON text parsed, or null */
 int64_t pg_now_ms(void);
 
-/* The ops, by file. store_pg_accounts.c: */
-int store_pg_account_count(struct store *s, int64_t *out, struct err *e);
-int store_pg_account_create(struct store *s, const struct account *a, struct err *e);
-int store_pg_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
-                                  struct err *e);
-int store_pg_account_by_uin(struct store *s, const char *uin, struct account *out, struct err *e);
-int store_pg_account_first_root(struct store *s, const struct account *cand, struct account *out,
-                                struct err *e);
-int store_pg_account_set_policy(struct store *s, const char *uin, const char *policy_json,
-                                struct err *e);
-int store_pg_account_set_disabled(struct store *s, const char *uin, bool disabled, struct err *e);
-int store_pg_account_key_create(struct store *s, const char *uin, const char *secret_id,
-                                const char *secret_key, int max_keys, struct err *e);
-int store_pg_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e);
-int store_pg_account_key_set_enabled(struct store *s, const char *uin, const char *secret_id,
-                                     bool enabled, struct err *e);
-int store_pg_account_key_delete(struct store *s, const char *uin, const char *secret_id,
-                                struct err *e);
+/* The ops, by file (the accounts are store_accounts.c, once for both dialects).
+ * store_pg_accounts.c: */
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it under its lock. */
 int pg_reseal_secrets(struct pg_conn *c, struct err *e);

@@ -4,12 +4,6 @@
 #include "store/store_pg_int.h"
 #include "store/store_plan.h"
 
-/* An account row with the key pair it is read with (k), and its root account (o) for the
- * disabled flag a root passes on to its sub-accounts. */
-#define ACCOUNT_SELECT                                                                             \
-    "SELECT a.uin, a.owner_uin, a.app_id, k.secret_id, k.secret_key, a.is_root, a.policy_json,"    \
-    " a.disabled, COALESCE(o.disabled, 0), k.status FROM accounts a"                               \
-    " LEFT JOIN accounts o ON o.uin = a.owner_uin AND o.uin <> a.uin "
 /* The database's clock in Unix ms. Leases are set and judged by it, never by a node's own clock,
  * so a node whose clock runs ahead cannot take a lease that is still live (DESIGN.md 5). now() is
  * the transaction's start: one value for a claim's pick and take. */
@@ -37,32 +31,6 @@
     " OR o.job_id < " t "job_id)))"
 
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
-    [PG_ACCOUNT_COUNT] = "SELECT count(*) FROM accounts",
-    [PG_ACCOUNT_INSERT] = "INSERT INTO accounts(uin, owner_uin, app_id, is_root, policy_json,"
-                          " created_ms, disabled) VALUES($1::text, $2::text, $3::text,"
-                          " $4::integer, $5::text, $6::bigint, $7::integer)",
-    [PG_ACCOUNT_BY_SECRET] = ACCOUNT_SELECT "JOIN account_keys k ON k.uin = a.uin"
-                                            " WHERE k.secret_id = $1::text",
-    /* With its first enabled key pair, else its first one (main.c opens it as a canary). */
-    [PG_ACCOUNT_BY_UIN] = ACCOUNT_SELECT
-    "LEFT JOIN account_keys k ON k.secret_id = (SELECT secret_id FROM account_keys"
-    " WHERE uin = a.uin ORDER BY status = 'enabled' DESC, created_ms, secret_id COLLATE \"C\""
-    " LIMIT 1) WHERE a.uin = $1::text",
-    [PG_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = $2::text WHERE uin = $1::text",
-    [PG_ACCOUNT_SET_DISABLED] = "UPDATE accounts SET disabled = $2::integer WHERE uin = $1::text",
-    /* Held until commit: key creates for one account count and insert one after another. */
-    [PG_ACCOUNT_LOCK] = "SELECT uin FROM accounts WHERE uin = $1::text FOR NO KEY UPDATE",
-    [PG_KEY_INSERT] = "INSERT INTO account_keys(secret_id, uin, secret_key, status, created_ms)"
-                      " VALUES($1::text, $2::text, $3::text, 'enabled', $4::bigint)",
-    [PG_KEY_COUNT] = "SELECT count(*) FROM account_keys WHERE uin = $1::text",
-    [PG_KEY_LIST] = "SELECT k.secret_id, k.status, k.created_ms FROM accounts a"
-                    " LEFT JOIN account_keys k ON k.uin = a.uin WHERE a.uin = $1::text"
-                    " ORDER BY k.created_ms, k.secret_id COLLATE \"C\"",
-    [PG_KEY_STATUS] = "SELECT status FROM account_keys WHERE uin = $1::text"
-                      " AND secret_id = $2::text FOR UPDATE",
-    [PG_KEY_SET_STATUS] = "UPDATE account_keys SET status = $3::text WHERE uin = $1::text"
-                          " AND secret_id = $2::text",
-    [PG_KEY_DELETE] = "DELETE FROM account_keys WHERE secret_id = $1::text",
     /* The counters row is locked by the upsert until commit: one number per task, no gaps
      * unless a transaction rolls back. */
     [PG_COUNTER_NEXT] = "INSERT INTO counters(product, next_id) VALUES($1::text, $2::bigint)"
@@ -250,6 +218,8 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
 #define IN_IDS " IN (SELECT jsonb_array_elements_text($1::jsonb))"
 /* Any constant both nodes agree on: the key of the webhook claims' advisory lock. */
 #define CLAIM_LOCK_KEY "7243917201"
+/* Likewise, the first start's (store_accounts.c). */
+#define FIRST_START_LOCK_KEY "7305911"
 
 const char *const pg_db_sql[DB_STMT_COUNT] = {
     [DB_EVENT_INSERT] =
@@ -303,6 +273,31 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
         " RETURNING t.id, t.lease_no, t.pause_requested",
     [DB_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = $1::text"
                         " AND state = 'running'",
+    [DB_ACCOUNT_COUNT] = DB_SQL_ACCOUNT_COUNT,
+    [DB_ACCOUNT_INSERT] = "INSERT INTO accounts(" DB_SQL_ACCOUNT_COLS ") VALUES($1::text,"
+                          " $2::text, $3::text, $4::integer, $5::text, $6::integer, $7::bigint)",
+    /* COLLATE "C": byte order, whatever the database's collation. */
+    [DB_ACCOUNT_BY_SECRET] = DB_SQL_ACCOUNT_BY_SECRET("$1::text"),
+    [DB_ACCOUNT_BY_UIN] = DB_SQL_ACCOUNT_BY_UIN("$1::text", " COLLATE \"C\""),
+    [DB_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = $2::text WHERE uin = $1::text",
+    [DB_ACCOUNT_SET_DISABLED] = "UPDATE accounts SET disabled = $2::integer WHERE uin = $1::text",
+    /* Held until commit: key creates for one account count and insert one after another. */
+    [DB_ACCOUNT_LOCK] = "SELECT uin FROM accounts WHERE uin = $1::text FOR NO KEY UPDATE",
+    /* Nodes starting together on one database agree on one first root. */
+    [DB_ACCOUNT_ROOT_LOCK] = "SELECT pg_advisory_xact_lock(" FIRST_START_LOCK_KEY ")",
+    [DB_ACCOUNT_FIRST_ROOT] = "SELECT uin FROM accounts WHERE is_root = 1"
+                              " ORDER BY created_ms, uin LIMIT 1",
+    [DB_KEY_INSERT] = "INSERT INTO account_keys(" DB_SQL_KEY_COLS ") VALUES($1::text, $2::text,"
+                      " $3::text, 'enabled', $4::bigint)",
+    [DB_KEY_COUNT] = "SELECT count(*) FROM account_keys WHERE uin = $1::text",
+    [DB_KEY_LIST] = DB_SQL_KEY_LIST("$1::text", " COLLATE \"C\""),
+    /* FOR UPDATE, not NO KEY: the row is to be deleted. */
+    [DB_KEY_STATUS] = "SELECT status FROM account_keys WHERE uin = $1::text"
+                      " AND secret_id = $2::text FOR UPDATE",
+    [DB_KEY_SET_STATUS] = "UPDATE account_keys SET status = $3::text WHERE uin = $1::text"
+                          " AND secret_id = $2::text",
+    [DB_KEY_DELETE] = "DELETE FROM account_keys WHERE secret_id = $1::text",
+
     [DB_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
                         " start_ms, end_ms, lease_no, (driver = 'sim')::integer FROM tasks"
                         " WHERE id = $1::text AND product = $2::text",

@@ -433,17 +433,6 @@ static void sqlite_close(struct store *base)
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
-    .account_count = store_sqlite_account_count,
-    .account_create = store_sqlite_account_create,
-    .account_by_secret_id = store_sqlite_account_by_secret_id,
-    .account_by_uin = store_sqlite_account_by_uin,
-    .account_set_policy = store_sqlite_account_set_policy,
-    .account_first_root = store_sqlite_account_first_root,
-    .account_set_disabled = store_sqlite_account_set_disabled,
-    .account_key_create = store_sqlite_account_key_create,
-    .account_key_list = store_sqlite_account_key_list,
-    .account_key_set_enabled = store_sqlite_account_key_set_enabled,
-    .account_key_delete = store_sqlite_account_key_delete,
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
         .task_create = store_sqlite_task_create,
     .task_create_batch = store_sqlite_task_create_batch,

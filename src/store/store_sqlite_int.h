@@ -32,18 +32,6 @@ enum sq_slot {
     SQ_SAVEPOINT,
     SQ_RELEASE,
     SQ_ROLLBACK_TO,
-    SQ_ACCOUNT_COUNT,
-    SQ_ACCOUNT_INSERT,
-    SQ_ACCOUNT_BY_SECRET,
-    SQ_ACCOUNT_BY_UIN,
-    SQ_ACCOUNT_SET_POLICY,
-    SQ_ACCOUNT_SET_DISABLED,
-    SQ_ACCOUNT_EXISTS,
-    SQ_KEY_INSERT,
-    SQ_KEY_LIST,
-    SQ_KEY_STATUS,
-    SQ_KEY_SET_STATUS,
-    SQ_KEY_DELETE,
     SQ_COUNTER_NEXT,
     SQ_TASK_INSERT,
     SQ_STEP_INSERT,
@@ -175,26 +163,8 @@ int sq_bind_text(sqlite3_stmt *st, int i, const char *s);       /* NULL binds SQ
 json_t *sq_col_json_text(sqlite3_stmt *st, int col);            /* text, or json null */
 json_t *sq_col_json_int(sqlite3_stmt *st, int col);             /* integer, or json null */
 
-/* The ops, by file. store_sqlite_accounts.c: */
-int store_sqlite_account_count(struct store *s, int64_t *out, struct err *e);
-int store_sqlite_account_create(struct store *s, const struct account *a, struct err *e);
-int store_sqlite_account_by_secret_id(struct store *s, const char *secret_id, struct account *out,
-                                      struct err *e);
-int store_sqlite_account_by_uin(struct store *s, const char *uin, struct account *out,
-                                struct err *e);
-int store_sqlite_account_first_root(struct store *s, const struct account *cand,
-                                    struct account *out, struct err *e);
-int store_sqlite_account_set_policy(struct store *s, const char *uin, const char *policy_json,
-                                    struct err *e);
-int store_sqlite_account_set_disabled(struct store *s, const char *uin, bool disabled,
-                                      struct err *e);
-int store_sqlite_account_key_create(struct store *s, const char *uin, const char *secret_id,
-                                    const char *secret_key, int max_keys, struct err *e);
-int store_sqlite_account_key_list(struct store *s, const char *uin, json_t **out, struct err *e);
-int store_sqlite_account_key_set_enabled(struct store *s, const char *uin, const char *secret_id,
-                                         bool enabled, struct err *e);
-int store_sqlite_account_key_delete(struct store *s, const char *uin, const char *secret_id,
-                                    struct err *e);
+/* The ops, by file (the accounts are store_accounts.c, once for both dialects).
+ * store_sqlite_accounts.c: */
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it before its commit. */
 int sq_reseal_secrets(struct sq_conn *c, struct err *e);

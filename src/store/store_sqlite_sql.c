@@ -46,6 +46,27 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
         " AND state = 'running' AND lease_expires_ms > ?4 RETURNING id, lease_no, pause_requested",
     [DB_RELEASE_NODE] = "UPDATE tasks SET lease_expires_ms = NULL WHERE lease_node = ?1"
                         " AND state = 'running'",
+    [DB_ACCOUNT_COUNT] = DB_SQL_ACCOUNT_COUNT,
+    [DB_ACCOUNT_INSERT] = "INSERT INTO accounts(" DB_SQL_ACCOUNT_COLS ")"
+                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* BINARY, the default collation, is byte order. */
+    [DB_ACCOUNT_BY_SECRET] = DB_SQL_ACCOUNT_BY_SECRET("?1"),
+    [DB_ACCOUNT_BY_UIN] = DB_SQL_ACCOUNT_BY_UIN("?1", ""),
+    [DB_ACCOUNT_SET_POLICY] = "UPDATE accounts SET policy_json = ?2 WHERE uin = ?1",
+    [DB_ACCOUNT_SET_DISABLED] = "UPDATE accounts SET disabled = ?2 WHERE uin = ?1",
+    /* One writer: its transactions run one after another, nothing to lock (no ROOT_LOCK). */
+    [DB_ACCOUNT_LOCK] = "SELECT uin FROM accounts WHERE uin = ?1",
+    /* Of roots made in one millisecond, the first inserted. */
+    [DB_ACCOUNT_FIRST_ROOT] = "SELECT uin FROM accounts WHERE is_root = 1"
+                              " ORDER BY created_ms, rowid LIMIT 1",
+    [DB_KEY_INSERT] = "INSERT INTO account_keys(" DB_SQL_KEY_COLS ")"
+                      " VALUES(?1, ?2, ?3, 'enabled', ?4)",
+    [DB_KEY_COUNT] = "SELECT count(*) FROM account_keys WHERE uin = ?1",
+    [DB_KEY_LIST] = DB_SQL_KEY_LIST("?1", ""),
+    [DB_KEY_STATUS] = "SELECT status FROM account_keys WHERE uin = ?1 AND secret_id = ?2",
+    [DB_KEY_SET_STATUS] = "UPDATE account_keys SET status = ?3 WHERE uin = ?1 AND secret_id = ?2",
+    [DB_KEY_DELETE] = "DELETE FROM account_keys WHERE secret_id = ?1",
+
     [DB_TASK_SUMMARY] = "SELECT id, product, region, uin, instance_id, state, info, created_ms,"
                         " start_ms, end_ms, lease_no, driver = 'sim' FROM tasks"
                         " WHERE id = ?1 AND product = ?2",

@@ -1097,6 +1097,205 @@ static void test_open_seals_secrets_an_older_store_kept_in_clear(void **state)
     secretbox_forget();
 }
 
+/* uin's key list as compact JSON; NULL (and *rc set) when the list fails. The caller frees. */
+static char *key_list_text(struct store *s, const char *uin, int *rc, struct err *e)
+{
+    json_t *keys = NULL;
+    *rc = store_account_key_list(s, uin, &keys, e);
+    char *text = *rc == 0 ? json_dumps(keys, JSON_COMPACT) : NULL;
+    json_decref(keys);
+    return text;
+}
+
+/* The key list as GET /v1/accounts/{uin}/keys answers it, byte for byte (every key, its order and
+ * type; never a SecretKey): oldest first, equal times by SecretId in byte order (PostgreSQL's
+ * COLLATE "C", SQLite's BINARY: "AKIDB" before "AKIDb"), disabled keys listed too, and an account
+ * whose last key was deleted lists none rather than being missing. Held on both stores before
+ * their two copies become one (store_accounts.c). */
+static void test_account_key_list_json_is_pinned(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account a = root_account("100000000001", "AKIDfirst");
+    struct account sub = sub_account("200000000001", "100000000001", "AKIDsub");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    assert_int_equal(store_account_create(f->s, &sub, &e), 0);
+    assert_int_equal(store_account_key_create(f->s, "100000000001", "AKIDb", "kb", 5, &e), 0);
+    assert_int_equal(store_account_key_create(f->s, "100000000001", "AKIDB", "kB", 5, &e), 0);
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDfirst", false, &e),
+                     0);
+    raw_sql(f, "UPDATE account_keys SET created_ms = 1700000000000 WHERE secret_id = 'AKIDfirst'",
+            NULL, 0);
+    raw_sql(f, "UPDATE account_keys SET created_ms = 1700000000001 WHERE secret_id <> 'AKIDfirst'",
+            NULL, 0);
+    int rc;
+    char *text = key_list_text(f->s, "100000000001", &rc, &e);
+    assert_int_equal(rc, 0);
+    assert_string_equal(
+        text, "[{\"SecretId\":\"AKIDfirst\",\"Status\":\"disabled\","
+              "\"created_ms\":1700000000000},"
+              "{\"SecretId\":\"AKIDB\",\"Status\":\"enabled\",\"created_ms\":1700000000001},"
+              "{\"SecretId\":\"AKIDb\",\"Status\":\"enabled\",\"created_ms\":1700000000001}]");
+    free(text);
+    /* the last key may go (disabled first): the account stays, with no key */
+    assert_int_equal(store_account_key_set_enabled(f->s, "200000000001", "AKIDsub", false, &e), 0);
+    assert_int_equal(store_account_key_delete(f->s, "200000000001", "AKIDsub", &e), 0);
+    text = key_list_text(f->s, "200000000001", &rc, &e);
+    assert_int_equal(rc, 0);
+    assert_string_equal(text, "[]");
+    free(text);
+    struct account got = {0};
+    assert_int_equal(store_account_by_uin(f->s, "200000000001", &got, &e), 0);
+    assert_string_equal(got.secret_id, "");
+    assert_string_equal(got.secret_key, "");
+    assert_string_equal(got.owner_uin, "100000000001");
+    account_clear(&got);
+    /* every key disabled: by uin the oldest comes with the account */
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDB", false, &e), 0);
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDb", false, &e), 0);
+    assert_int_equal(store_account_by_uin(f->s, "100000000001", &got, &e), 0);
+    assert_string_equal(got.secret_id, "AKIDfirst");
+    assert_string_equal(got.secret_key, "key-of-AKIDfirst");
+    account_clear(&got);
+    /* ... and with two enabled of one time, the first in byte order */
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDb", true, &e), 0);
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDB", true, &e), 0);
+    assert_int_equal(store_account_by_uin(f->s, "100000000001", &got, &e), 0);
+    assert_string_equal(got.secret_id, "AKIDB");
+    assert_string_equal(got.secret_key, "kB");
+    account_clear(&got);
+}
+
+/* The accounts' error cases, code and message word for word as the admin API passes them on. */
+static void test_account_errors_are_pinned(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account got = {0}, a = root_account("100000000001", "AKIDone");
+    struct account empty = root_account("100000000009", "");
+    assert_int_equal(store_account_create(f->s, &empty, &e), ERR_INVALID_PARAMETER_VALUE);
+    assert_string_equal(e.msg, "an account needs a uin, owner_uin, SecretId and SecretKey");
+    assert_int_equal(store_account_create(f->s, &a, &e), 0);
+    struct account same_uin = root_account("100000000001", "AKIDtwo");
+    assert_int_equal(store_account_create(f->s, &same_uin, &e), ERR_ALREADY_EXISTS);
+    assert_string_equal(e.msg, "account 100000000001 already exists");
+    /* a taken SecretId: neither the account nor its key is written */
+    struct account same_secret = root_account("100000000002", "AKIDone");
+    assert_int_equal(store_account_create(f->s, &same_secret, &e), ERR_ALREADY_EXISTS);
+    assert_string_equal(e.msg, "SecretId AKIDone is already taken by another account");
+    assert_int_equal(store_account_by_uin(f->s, "100000000002", &got, &e), ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "no account with uin 100000000002");
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDnone", &got, &e), ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "no account with SecretId AKIDnone");
+    assert_int_equal(store_account_key_create(f->s, "100000000001", "AKIDone", "x", 5, &e),
+                     ERR_ALREADY_EXISTS);
+    assert_string_equal(e.msg, "SecretId AKIDone is already taken by another account");
+    assert_int_equal(store_account_key_create(f->s, "1", "AKIDx", "x", 5, &e), ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "no account with uin 1");
+    assert_int_equal(store_account_key_create(f->s, "100000000001", "AKIDtwo", "k2", 2, &e), 0);
+    assert_int_equal(store_account_key_create(f->s, "100000000001", "AKIDthree", "k3", 2, &e),
+                     ERR_CONFLICT);
+    assert_string_equal(e.msg, "account 100000000001 already has 2 key pairs, the most it may "
+                               "hold; delete one (disable it first) before creating another");
+    assert_int_equal(store_account_key_delete(f->s, "100000000001", "AKIDtwo", &e), ERR_CONFLICT);
+    assert_string_equal(e.msg, "key pair AKIDtwo of account 100000000001 is enabled; disable it "
+                               "first (PATCH /v1/accounts/100000000001/keys/AKIDtwo "
+                               "{\"status\":\"disabled\"}), check that no client still uses it, "
+                               "then delete it");
+    assert_int_equal(store_account_key_delete(f->s, "100000000001", "AKIDnone", &e), ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "account 100000000001 has no key pair AKIDnone");
+    assert_int_equal(store_account_key_set_enabled(f->s, "100000000001", "AKIDnone", false, &e),
+                     ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "account 100000000001 has no key pair AKIDnone");
+    assert_int_equal(store_account_set_policy(f->s, "1", "[]", &e), ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "no account with uin 1");
+    assert_int_equal(store_account_set_disabled(f->s, "1", true, &e), ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "no account with uin 1");
+    int rc;
+    assert_null(key_list_text(f->s, "1", &rc, &e));
+    assert_int_equal(rc, ERR_NOT_FOUND);
+    assert_string_equal(e.msg, "no account with uin 1");
+    /* the whole uin and SecretId, however long (PostgreSQL's copy cut them at 30 and 64) */
+    const char *uin = "1234567890123456789012345678901234567890";
+    char id[80], want[256];
+    memset(id, 'K', 70);
+    id[70] = '\0';
+    assert_int_equal(store_account_set_disabled(f->s, uin, true, &e), ERR_NOT_FOUND);
+    snprintf(want, sizeof want, "no account with uin %s", uin);
+    assert_string_equal(e.msg, want);
+    assert_int_equal(store_account_key_set_enabled(f->s, uin, id, true, &e), ERR_NOT_FOUND);
+    snprintf(want, sizeof want, "account %s has no key pair %s", uin, id);
+    assert_string_equal(e.msg, want);
+    int64_t n = 0;
+    assert_int_equal(store_account_count(f->s, &n, &e), 0);
+    assert_int_equal(n, 1);
+}
+
+/* The first root: the candidate (with its key) when there is no root account, a sub-account
+ * not counting; the oldest root from then on, the next candidate left out. */
+static void test_account_first_root_is_the_oldest_root(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    struct account got = {0};
+    struct account orphan = sub_account("200000000001", "100000000009", "AKIDorphan");
+    assert_int_equal(store_account_create(f->s, &orphan, &e), 0);
+    /* a candidate whose SecretId is taken is refused, and nothing of it stays */
+    struct account taken = root_account("100000000002", "AKIDorphan");
+    assert_int_equal(store_account_first_root(f->s, &taken, &got, &e), ERR_ALREADY_EXISTS);
+    assert_string_equal(e.msg, "SecretId AKIDorphan is already taken by another account");
+    assert_int_equal(store_account_by_uin(f->s, "100000000002", &got, &e), ERR_NOT_FOUND);
+    struct account cand = root_account("100000000002", "AKIDcand");
+    assert_int_equal(store_account_first_root(f->s, &cand, &got, &e), 0);
+    assert_string_equal(got.uin, "100000000002");
+    assert_string_equal(got.secret_id, "AKIDcand");
+    assert_string_equal(got.secret_key, "key-of-AKIDcand");
+    assert_true(got.is_root);
+    account_clear(&got);
+    struct account later = root_account("100000000001", "AKIDlater");
+    assert_int_equal(store_account_create(f->s, &later, &e), 0);
+    struct account next = root_account("100000000003", "AKIDnext");
+    assert_int_equal(store_account_first_root(f->s, &next, &got, &e), 0);
+    assert_string_equal(got.uin, "100000000002");
+    account_clear(&got);
+    assert_int_equal(store_account_by_uin(f->s, "100000000003", &got, &e), ERR_NOT_FOUND);
+    int64_t n = 0;
+    assert_int_equal(store_account_count(f->s, &n, &e), 0);
+    assert_int_equal(n, 3);
+}
+
+/* With a key loaded every SecretKey is written sealed (account_create, key_create, the first
+ * root's candidate) and read back opened. */
+static void test_account_secret_keys_are_sealed_at_rest(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    secretbox_set_key(test_key);
+    struct account cand = root_account("100000000001", "AKIDroot");
+    struct account sub = sub_account("200000000001", "100000000001", "AKIDsub"), got = {0};
+    assert_int_equal(store_account_first_root(f->s, &cand, &got, &e), 0);
+    assert_string_equal(got.secret_key, "key-of-AKIDroot");
+    account_clear(&got);
+    assert_int_equal(store_account_create(f->s, &sub, &e), 0);
+    assert_int_equal(store_account_key_create(f->s, "200000000001", "AKIDsub2", "k2", 2, &e), 0);
+    char raw[1024];
+    static const char *const ids[] = {"AKIDroot", "AKIDsub", "AKIDsub2"};
+    for (int i = 0; i < 3; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT secret_key FROM account_keys WHERE secret_id = '%s'",
+                 ids[i]);
+        raw_sql(f, sql, raw, sizeof raw);
+        assert_true(secretbox_is_sealed(raw));
+    }
+    assert_int_equal(store_account_by_secret_id(f->s, "AKIDsub2", &got, &e), 0);
+    assert_string_equal(got.secret_key, "k2");
+    account_clear(&got);
+    assert_int_equal(store_account_by_uin(f->s, "200000000001", &got, &e), 0);
+    assert_string_equal(got.secret_key, "key-of-AKIDsub");
+    account_clear(&got);
+    secretbox_forget();
+}
+
 /* Without the template rule (store_set_secret_args), every string arg of a mysql step is taken
  * for a password: the store seals too much rather than too little. */
 static void test_step_secrets_fail_closed_without_the_template_rule(void **state)
@@ -1182,6 +1381,10 @@ static void test_summaries_run_beside_task_creation(void **state)
     X(test_account_set_policy_is_read_back)                                                        \
     X(test_account_keys_create_list_disable_delete)                                                \
     X(test_account_key_secret_ids_are_unique_across_accounts)                                      \
+    X(test_account_key_list_json_is_pinned)                                                        \
+    X(test_account_errors_are_pinned)                                                              \
+    X(test_account_first_root_is_the_oldest_root)                                                  \
+    X(test_account_secret_keys_are_sealed_at_rest)                                                 \
     X(test_disabled_accounts_and_their_roots_refuse_their_keys)                                    \
     X(test_token_create_find_list_touch_revoke)                                                    \
     X(test_token_create_refuses_a_taken_id_or_hash_even_revoked)                                   \

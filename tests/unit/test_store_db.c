@@ -51,6 +51,8 @@ static struct store *store_of(void **state) { return ((struct store_fixture *)*s
 static bool slot_needs(enum db_stmt st, unsigned caps)
 {
     switch (st) {
+    case DB_ACCOUNT_ROOT_LOCK:
+        return !(caps & DB_CAP_ONE_WRITER);
     case DB_DELIVERY_LOCK:
     case DB_DELIVERY_CLAIM:
         return caps & DB_CAP_WRITE_CTE;

@@ -252,6 +252,127 @@ static void *open_and_close(void *arg)
     return NULL;
 }
 
+#define NODES 4
+
+struct account_race {
+    struct store *s[NODES];
+    pthread_barrier_t go;
+    atomic_int created, refused, other;
+    char root[NODES][24];
+};
+
+struct account_racer {
+    struct account_race *r;
+    int node;
+};
+
+static struct account a_root(const char *uin, const char *secret_id)
+{
+    struct account a = {.is_root = true};
+    snprintf(a.uin, sizeof a.uin, "%s", uin);
+    snprintf(a.owner_uin, sizeof a.owner_uin, "%s", uin);
+    snprintf(a.app_id, sizeof a.app_id, "1250000000");
+    snprintf(a.secret_id, sizeof a.secret_id, "%s", secret_id);
+    snprintf(a.secret_key, sizeof a.secret_key, "key-of-%s", secret_id);
+    return a;
+}
+
+static void *key_creator(void *arg)
+{
+    struct account_racer *me = arg;
+    struct account_race *r = me->r;
+    pthread_barrier_wait(&r->go);
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "AKIDn%dk%d", me->node, i);
+        struct err e = {0};
+        int rc = store_account_key_create(r->s[me->node], "100000000001", id, "k", 3, &e);
+        atomic_fetch_add(rc == 0 ? &r->created : rc == ERR_CONFLICT ? &r->refused : &r->other, 1);
+    }
+    return NULL;
+}
+
+/* Nodes creating keys for one account at once never take it past the most it may hold: the
+ * count and the insert are one transaction behind the account's row lock. */
+static void test_nodes_creating_keys_at_once_keep_to_the_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct account_race r = {0};
+    struct account_racer me[NODES];
+    pthread_t th[NODES];
+    struct err e = {0};
+    for (int i = 0; i < NODES; i++)
+        r.s[i] = open_url(f->url);
+    struct account a = a_root("100000000001", "AKIDfirst");
+    assert_int_equal(store_account_create(r.s[0], &a, &e), 0);
+    pthread_barrier_init(&r.go, NULL, NODES);
+    for (int i = 0; i < NODES; i++) {
+        me[i] = (struct account_racer){&r, i};
+        assert_int_equal(pthread_create(&th[i], NULL, key_creator, &me[i]), 0);
+    }
+    for (int i = 0; i < NODES; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&r.go);
+    assert_int_equal(atomic_load(&r.other), 0);
+    assert_int_equal(atomic_load(&r.created), 2);
+    assert_int_equal(atomic_load(&r.refused), NODES * 6 - 2);
+    json_t *keys = NULL;
+    assert_int_equal(store_account_key_list(r.s[1], "100000000001", &keys, &e), 0);
+    assert_int_equal(json_array_size(keys), 3);
+    json_decref(keys);
+    for (int i = 0; i < NODES; i++)
+        store_close(r.s[i]);
+}
+
+static void *first_starter(void *arg)
+{
+    struct account_racer *me = arg;
+    struct account_race *r = me->r;
+    char uin[24], id[32];
+    snprintf(uin, sizeof uin, "10000000000%d", me->node);
+    snprintf(id, sizeof id, "AKIDnode%d", me->node);
+    struct account cand = a_root(uin, id), got = {0};
+    struct err e = {0};
+    pthread_barrier_wait(&r->go);
+    if (store_account_first_root(r->s[me->node], &cand, &got, &e) == 0) {
+        snprintf(r->root[me->node], sizeof r->root[me->node], "%s", got.uin);
+        atomic_fetch_add(&r->created, 1);
+    } else {
+        atomic_fetch_add(&r->other, 1);
+    }
+    account_clear(&got);
+    return NULL;
+}
+
+/* Nodes making their first start on an empty database at once agree on one root account. */
+static void test_nodes_starting_at_once_agree_on_one_first_root(void **state)
+{
+    struct fixture *f = *state;
+    struct account_race r = {0};
+    struct account_racer me[NODES];
+    pthread_t th[NODES];
+    struct err e = {0};
+    for (int i = 0; i < NODES; i++)
+        r.s[i] = open_url(f->url);
+    pthread_barrier_init(&r.go, NULL, NODES);
+    for (int i = 0; i < NODES; i++) {
+        me[i] = (struct account_racer){&r, i};
+        assert_int_equal(pthread_create(&th[i], NULL, first_starter, &me[i]), 0);
+    }
+    for (int i = 0; i < NODES; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&r.go);
+    assert_int_equal(atomic_load(&r.other), 0);
+    assert_int_equal(atomic_load(&r.created), NODES);
+    for (int i = 1; i < NODES; i++)
+        assert_string_equal(r.root[i], r.root[0]);
+    int64_t n = 0;
+    assert_int_equal(store_account_count(r.s[0], &n, &e), 0);
+    assert_int_equal(n, 1);
+    for (int i = 0; i < NODES; i++)
+        store_close(r.s[i]);
+}
+
 static void test_three_nodes_opening_an_empty_database_at_once_make_one_schema(void **state)
 {
     struct fixture *f = *state;
@@ -411,6 +532,8 @@ int main(void)
         T(test_two_nodes_claiming_with_one_update_never_share_a_task),
         T(test_nodes_with_either_claim_statement_share_a_database),
         T(test_a_dead_nodes_task_is_taken_over_after_its_lease),
+        T(test_nodes_creating_keys_at_once_keep_to_the_limit),
+        T(test_nodes_starting_at_once_agree_on_one_first_root),
         T(test_three_nodes_opening_an_empty_database_at_once_make_one_schema),
         T(test_a_newer_schema_is_refused),
         T(test_open_of_an_unreachable_server_is_service_unavailable),

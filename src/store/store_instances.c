@@ -62,9 +62,8 @@ static int instance_read(struct db_tx *t, const char *product, const char *insta
                          struct instance *out, struct err *e)
 {
     const char *what = "reading an instance";
-    int rc = db_exec(t, DB_INSTANCE_GET, DB_ARGS(DB_TEXT(instance_id), DB_TEXT(product)), what, e);
-    if (rc == 0)
-        rc = db_next(t, what, e);
+    int rc =
+        db_exec_row(t, DB_INSTANCE_GET, DB_ARGS(DB_TEXT(instance_id), DB_TEXT(product)), what, e);
     if (rc == 0)
         return product ? err_set(e, ERR_NOT_FOUND, "no %s instance %s", product, instance_id)
                        : err_set(e, ERR_NOT_FOUND, "no instance %s", instance_id);

@@ -24,12 +24,10 @@ static int renew_fn(struct db_tx *t, void *ctx, struct err *e)
     struct renew_op *op = ctx;
     const char *what = "renewing a lease";
     memset(op->out, 0, sizeof *op->out); /* PostgreSQL may run this again */
-    int rc = db_exec(
+    int rc = db_exec_row(
         t, DB_LEASE_RENEW,
         DB_ARGS(DB_TEXT(op->id), DB_INT(op->lease_no), DB_INT(op->lease_ms), DB_INT(db_now_ms())),
         what, e);
-    if (rc == 0)
-        rc = db_next(t, what, e);
     if (rc != 1)
         return rc;
     op->out->held = true;

@@ -21,9 +21,7 @@ static int state_of(const char *word, const char *id, enum task_state *out, stru
 static int task_row(struct db_tx *t, enum db_stmt st, const char *id, const char *what,
                     struct err *e)
 {
-    int rc = db_exec(t, st, DB_ARGS(DB_TEXT(id)), what, e);
-    if (rc == 0)
-        rc = db_next(t, what, e);
+    int rc = db_exec_row(t, st, DB_ARGS(DB_TEXT(id)), what, e);
     return rc == 0 ? err_set(e, ERR_NOT_FOUND, "no task %s", id) : rc;
 }
 

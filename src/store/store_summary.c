@@ -38,9 +38,8 @@ static int summary_fn(struct db_tx *t, void *ctx, struct err *e)
 {
     struct summary_op *op = ctx;
     const char *what = "reading a task";
-    int rc = db_exec(t, DB_TASK_SUMMARY, DB_ARGS(DB_TEXT(op->id), DB_TEXT(op->product)), what, e);
-    if (rc == 0)
-        rc = db_next(t, what, e);
+    int rc =
+        db_exec_row(t, DB_TASK_SUMMARY, DB_ARGS(DB_TEXT(op->id), DB_TEXT(op->product)), what, e);
     if (rc == 0)
         return err_set(e, ERR_NOT_FOUND, "no %s task %s", op->product, op->id);
     return rc == 1 ? summary_fill(t, op->out, e) : rc;

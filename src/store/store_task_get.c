@@ -65,9 +65,7 @@ struct get_op {
 static int task_row_read(struct db_tx *tx, const char *id, struct task *t, struct err *e)
 {
     const char *what = "reading a task";
-    int rc = db_exec(tx, DB_TASK_ROW, DB_ARGS(DB_TEXT(id)), what, e);
-    if (rc == 0)
-        rc = db_next(tx, what, e);
+    int rc = db_exec_row(tx, DB_TASK_ROW, DB_ARGS(DB_TEXT(id)), what, e);
     if (rc == 0)
         return err_set(e, ERR_NOT_FOUND, "no task %s", id);
     if (rc != 1)

@@ -340,7 +340,8 @@ struct store_ops {
      * one serialized transaction, so nodes starting together on one store agree. */
     int (*account_first_root)(struct store *s, const struct account *cand, struct account *out,
                               struct err *e);
-    /* instances (product + instance_id is the key) */
+    /* instances: instance_id alone is the key, across products (an id names one instance);
+     * instance_get's product, when given, must also match */
     int (*instance_create)(struct store *s, const struct instance *in, struct err *e);
     int (*instance_get)(struct store *s, const char *product, const char *instance_id,
                         struct instance *out, struct err *e);

@@ -202,6 +202,17 @@ static void test_cdb_describe_tasks_answers_every_field_as_before(void **state)
                             json_array_get(json_object_get(resp, "Items"), 0), "AsyncRequestId")),
                         a);
     json_decref(resp);
+    if (f->db[0]) /* PostgreSQL holds UTF-8 only; SQLite keeps what a program printed */
+        return;
+    char x[STORE_ID_MAX], params[128];
+    mk(f->s, "cdb", "cdb-1", "X", 1, NULL, x);
+    move(f->s, x, TASK_INITIAL, TASK_RUNNING, "caf\xe9 ok", 0);
+    snprintf(params, sizeof params, "{\"AsyncRequestId\":\"%s\"}", x);
+    assert_int_equal(call(f->s, &product_cdb, "DescribeTasks", params, &resp), 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(resp, "Items"), 0), "Message")),
+                        "caf? ok");
+    json_decref(resp);
 }
 
 /* ---- mongodb DescribeDBBackups ---- */

@@ -6,6 +6,7 @@
 
 #include "admin/admin_int.h"
 #include "common/timefmt.h"
+#include "task/task_json.h"
 
 /* Finished tasks are sought among those that started within this window, at most this many:
  * enough for a per-minute and per-hour figure without reading the whole history. */
@@ -37,21 +38,18 @@ static int finished_counts(struct admin *a, int64_t now, json_t **out, struct er
                             .state_mask = final_states_mask(),
                             .start_from_ms = now - FINISHED_WINDOW_MS,
                             .limit = FINISHED_SAMPLE};
-    json_t *list = NULL;
+    struct task_list list = {0};
     int64_t total = 0;
-    int rc = store_task_list_json(a->cfg.store, &f, &list, &total, e);
+    int rc = store_task_list(a->cfg.store, &f, &list, &total, e);
     if (rc)
         return rc;
     json_t *by = json_object();
-    size_t i;
-    json_t *t;
-    json_array_foreach(list, i, t)
-    {
-        int64_t end = json_integer_value(json_object_get(t, "end_ms"));
-        const char *product = json_string_value(json_object_get(t, "product"));
-        if (!product || end <= 0 || end < now - 3600 * 1000LL)
+    for (size_t i = 0; i < list.n; i++) {
+        const struct task *t = list.items[i];
+        int64_t end = t->end_ms == TASK_MS_NONE ? 0 : t->end_ms;
+        if (!t->product || end <= 0 || end < now - 3600 * 1000LL)
             continue;
-        const char *keys[] = {product, "all"};
+        const char *keys[] = {t->product, "all"};
         for (int k = 0; k < 2; k++) {
             json_t *c = json_object_get(by, keys[k]);
             if (!c)
@@ -67,7 +65,7 @@ static int finished_counts(struct admin *a, int64_t now, json_t **out, struct er
         }
     }
     *out = json_pack("{s:o, s:b}", "by_product", by, "sampled", total > FINISHED_SAMPLE);
-    json_decref(list);
+    task_list_clear(&list);
     return 0;
 }
 
@@ -75,22 +73,20 @@ static int finished_counts(struct admin *a, int64_t now, json_t **out, struct er
 static int oldest_queued(struct admin *a, int64_t now, json_t **out, struct err *e)
 {
     struct task_filter f = {.state = TASK_INITIAL, .limit = 1, .oldest_first = true};
-    json_t *list = NULL;
+    struct task_list list = {0};
     int64_t total = 0;
-    int rc = store_task_list_json(a->cfg.store, &f, &list, &total, e);
+    int rc = store_task_list(a->cfg.store, &f, &list, &total, e);
     if (rc)
         return rc;
-    json_t *t = json_array_get(list, 0);
+    const struct task *t = list.n ? list.items[0] : NULL;
     if (!t) {
         *out = json_null();
     } else {
-        int64_t created = json_integer_value(json_object_get(t, "created_ms"));
-        *out = json_pack("{s:O, s:O, s:I, s:I, s:I}", "AsyncRequestId",
-                         json_object_get(t, "AsyncRequestId"), "product",
-                         json_object_get(t, "product"), "created_ms", (json_int_t)created, "age_ms",
-                         (json_int_t)(now - created), "queued", (json_int_t)total);
+        *out = json_pack("{s:s, s:o, s:I, s:I, s:I}", "AsyncRequestId", t->id, "product",
+                         task_json_text(t->product), "created_ms", (json_int_t)t->created_ms,
+                         "age_ms", (json_int_t)(now - t->created_ms), "queued", (json_int_t)total);
     }
-    json_decref(list);
+    task_list_clear(&list);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "common/timefmt.h"
 #include "products/product.h"
 #include "products/sdk_models.h"
+#include "task/task_json.h"
 
 /* TaskStatus codes of the API and the canonical states each covers. */
 static const struct {
@@ -115,41 +116,37 @@ static int time_param(struct api_call *c, const char *name, int64_t *ms, struct 
 }
 
 /* "" until it happens: pollers dereference every documented field. */
-static json_t *local_time(json_t *ms)
+static json_t *local_time(int64_t ms)
 {
-    if (!json_is_integer(ms) || json_integer_value(ms) <= 0)
+    if (ms == TASK_MS_NONE || ms <= 0)
         return json_string("");
     char buf[20];
-    time_fmt_local(json_integer_value(ms), buf);
+    time_fmt_local(ms, buf);
     return json_string(buf);
 }
 
-static int progress_of(json_t *t, enum task_state st)
+static int progress_of(const struct task *t)
 {
-    json_int_t n = json_integer_value(json_object_get(t, "n_steps"));
-    json_int_t cur = json_integer_value(json_object_get(t, "current_step"));
-    if (st == TASK_SUCCESS)
+    int64_t n = t->n_steps, cur = t->current_step;
+    if (t->state == TASK_SUCCESS)
         return 100;
-    if (n <= 0 || cur <= 0 || strcmp(json_string_value(json_object_get(t, "phase")), "do") != 0)
+    if (n <= 0 || cur <= 0 || t->phase != PHASE_DO)
         return 0;
     return (int)(cur >= n ? 100 : cur * 100 / n);
 }
 
-static json_t *task_detail(json_t *t)
+static json_t *task_detail(const struct task *t)
 {
-    enum task_state st = TASK_FAILED;
-    task_state_parse(json_string_value(json_object_get(t, "state")), &st);
-    json_t *info = json_object_get(t, "info"), *inst = json_object_get(t, "instance_id");
+    enum task_state st = t->state;
     bool failed = st == TASK_FAILED || st == TASK_UNDOED || st == TASK_KILLED;
-    return json_pack("{s:i, s:s, s:O, s:i, s:s, s:s, s:o, s:o, s:o, s:O}", "Code", failed ? -1 : 0,
-                     "Message", json_is_string(info) ? json_string_value(info) : "", "JobId",
-                     json_object_get(t, "job_id"), "Progress", progress_of(t, st), "TaskStatus",
-                     status_word(st), "TaskType",
-                     kind_word(json_string_value(json_object_get(t, "type"))), "StartTime",
-                     local_time(json_object_get(t, "start_ms")), "EndTime",
-                     local_time(json_object_get(t, "end_ms")), "InstanceIds",
-                     json_is_string(inst) ? json_pack("[O]", inst) : json_array(), "AsyncRequestId",
-                     json_object_get(t, "AsyncRequestId"));
+    return json_pack("{s:i, s:o, s:I, s:i, s:s, s:s, s:o, s:o, s:o, s:s}", "Code", failed ? -1 : 0,
+                     "Message", t->info ? task_json_text(t->info) : json_string(""), "JobId",
+                     (json_int_t)t->job_id, "Progress", progress_of(t), "TaskStatus",
+                     status_word(st), "TaskType", kind_word(t->type ? t->type : ""), "StartTime",
+                     local_time(t->start_ms), "EndTime", local_time(t->end_ms), "InstanceIds",
+                     t->instance_id ? json_pack("[o]", task_json_text(t->instance_id))
+                                    : json_array(),
+                     "AsyncRequestId", t->id);
 }
 
 static int read_filter(struct api_call *c, struct task_filter *f, const char **types, size_t cap,
@@ -182,22 +179,19 @@ int cdb_describe_tasks(struct api_call *c, json_t *resp, struct err *e)
     int rc = read_filter(c, &f, types, 32, e);
     if (rc)
         return rc;
-    json_t *list = NULL;
+    struct task_list list = {0};
     int64_t total = 0;
     struct err se;
-    if (store_task_list_json(c->store, &f, &list, &total, &se) != 0)
+    if (store_task_list(c->store, &f, &list, &total, &se) != 0)
         return err_set(e, ERR_INTERNAL, "listing tasks: %s", se.msg);
     json_t *items = json_array();
-    size_t i;
-    json_t *t;
     const struct sdk_model *m = sdk_model_find("cdb", "TaskDetail");
-    json_array_foreach(list, i, t)
-    {
-        json_t *item = task_detail(t);
+    for (size_t i = 0; i < list.n; i++) {
+        json_t *item = task_detail(list.items[i]);
         sdk_model_fill(m, item); /* TaskAttachInfo, and whatever a newer SDK documents */
         json_array_append_new(items, item);
     }
-    json_decref(list);
+    task_list_clear(&list);
     json_object_set_new(resp, "TotalCount", json_integer(total));
     json_object_set_new(resp, "Items", items);
     return 0;

@@ -76,12 +76,12 @@ static bool instance_busy(struct api_call *c, const char *instance_id)
                             .state = -1,
                             .state_mask = 1u << TASK_RUNNING,
                             .limit = 1};
-    json_t *list = NULL;
+    struct task_list list = {0};
     int64_t total = 0;
     struct err se;
-    if (store_task_list_json(c->store, &f, &list, &total, &se) != 0)
+    if (store_task_list(c->store, &f, &list, &total, &se) != 0)
         total = 0;
-    json_decref(list);
+    task_list_clear(&list);
     return total > 0;
 }
 

@@ -5,48 +5,48 @@
 
 #include "common/timefmt.h"
 #include "products/product.h"
+#include "task/task_json.h"
 
 #define BACKUPS_SCAN_MAX 1000
 
-static json_t *local_time_or_empty(json_t *ms)
+static json_t *local_time_or_empty(int64_t ms)
 {
     char buf[20];
-    if (!json_is_integer(ms) || json_integer_value(ms) <= 0)
+    if (ms == TASK_MS_NONE || ms <= 0)
         return json_string("");
-    time_fmt_local(json_integer_value(ms), buf);
+    time_fmt_local(ms, buf);
     return json_string(buf);
 }
 
-/* One BackupInfo from a finished backup task (read whole, for its last step's output). */
-static json_t *backup_info(struct api_call *c, json_t *summary)
+/* One BackupInfo from a finished backup task (read again with its steps, for its last step's
+ * output). */
+static json_t *backup_info(struct api_call *c, const struct task *listed)
 {
-    const char *id = json_string_value(json_object_get(summary, "AsyncRequestId"));
-    json_t *task = NULL;
+    const char *id = listed->id;
+    struct task *t = NULL;
     struct err e;
-    if (store_task_get_json(c->store, id, &task, &e) != 0)
+    if (store_task_get(c->store, id, TASK_READ_STEPS, &t, &e) != 0)
         return NULL;
-    json_t *steps = json_object_get(task, "steps");
-    json_t *out = json_object_get(json_array_get(steps, json_array_size(steps) - 1), "output");
-    json_t *input = json_object_get(task, "input");
-    const char *remark = json_string_value(json_object_get(input, "BackupRemark"));
+    const struct task_step *last = task_step_at(t, t->n_steps - 1);
+    json_t *out = last ? last->output : NULL;
+    const char *remark = json_string_value(json_object_get(t->input, "BackupRemark"));
     const char *name = json_string_value(json_object_get(out, "BackupName"));
-    json_t *info =
-        json_pack("{s:O, s:i, s:s, s:s, s:I, s:o, s:o, s:i, s:I, s:I, s:s, s:O, s:s}", "InstanceId",
-                  json_object_get(task, "instance_id"), "BackupType", 1, "BackupName",
-                  name ? name : id, "BackupDesc", remark ? remark : "", "BackupSize",
-                  (json_int_t)json_integer_value(json_object_get(out, "BackupSize")), "StartTime",
-                  local_time_or_empty(json_object_get(task, "start_ms")), "EndTime",
-                  local_time_or_empty(json_object_get(task, "end_ms")), "Status", 2, "BackupMethod",
-                  (json_int_t)json_integer_value(json_object_get(input, "BackupMethod")), "BackId",
-                  (json_int_t)strtoll(id, NULL, 10), "DeleteTime", "", "BackupRegion",
-                  json_object_get(task, "region"), "RestoreTime", "");
-    json_decref(task);
+    json_t *info = json_pack(
+        "{s:o, s:i, s:s, s:s, s:I, s:o, s:o, s:i, s:I, s:I, s:s, s:o, s:s}", "InstanceId",
+        task_json_text(t->instance_id), "BackupType", 1, "BackupName", name ? name : id,
+        "BackupDesc", remark ? remark : "", "BackupSize",
+        (json_int_t)json_integer_value(json_object_get(out, "BackupSize")), "StartTime",
+        local_time_or_empty(t->start_ms), "EndTime", local_time_or_empty(t->end_ms), "Status", 2,
+        "BackupMethod", (json_int_t)json_integer_value(json_object_get(t->input, "BackupMethod")),
+        "BackId", (json_int_t)strtoll(id, NULL, 10), "DeleteTime", "", "BackupRegion",
+        task_json_text(t->region), "RestoreTime", "");
+    task_free(t);
     return info;
 }
 
-static bool method_matches(json_t *summary, int64_t method)
+static bool method_matches(const struct task *t, int64_t method)
 {
-    json_t *m = json_object_get(json_object_get(summary, "input"), "BackupMethod");
+    json_t *m = json_object_get(t->input, "BackupMethod");
     return method < 0 || (json_is_integer(m) && json_integer_value(m) == method);
 }
 
@@ -72,26 +72,24 @@ int mongodb_describe_db_backups(struct api_call *c, json_t *resp, struct err *e)
                             .state = TASK_SUCCESS,
                             .types = types,
                             .limit = BACKUPS_SCAN_MAX};
-    json_t *list = NULL, *backups = json_array();
+    struct task_list list = {0};
+    json_t *backups = json_array();
     int64_t total = 0, seen = 0;
     struct err se;
-    if (store_task_list_json(c->store, &f, &list, &total, &se) != 0) {
+    if (store_task_list(c->store, &f, &list, &total, &se) != 0) {
         json_decref(backups);
         return err_set(e, ERR_INTERNAL, "listing backups: %s", se.msg);
     }
-    size_t i;
-    json_t *t;
-    json_array_foreach(list, i, t)
-    {
-        if (!method_matches(t, method))
+    for (size_t i = 0; i < list.n; i++) {
+        if (!method_matches(list.items[i], method))
             continue;
         if (seen++ < offset || (int64_t)json_array_size(backups) >= limit)
             continue;
-        json_t *info = backup_info(c, t);
+        json_t *info = backup_info(c, list.items[i]);
         if (info)
             json_array_append_new(backups, info);
     }
-    json_decref(list);
+    task_list_clear(&list);
     json_object_set_new(resp, "BackupList", backups);
     json_object_set_new(resp, "TotalCount", json_integer(seen));
     return 0;

@@ -339,41 +339,37 @@ int sim_task_create(struct sim *sim, struct store *s, const struct sim_task_new 
 /* The entry of a simulated task created before this process started, rebuilt from its row. */
 static struct sim_entry *entry_load(struct sim *sim, const struct task_summary *t)
 {
-    json_t *task = NULL;
+    struct task *task = NULL;
     struct err se;
-    if (store_task_get_json(sim->store, t->id, &task, &se) != 0)
+    if (store_task_get(sim->store, t->id, TASK_READ_STEPS, &task, &se) != 0)
         return NULL;
-    json_t *sim0 = json_object_get(
-        json_object_get(json_array_get(json_object_get(task, "steps"), 0), "do"), "sim");
+    const struct task_step *first = task_step_at(task, 0);
+    json_t *sim0 = json_object_get(first ? first->do_action : NULL, "sim");
     struct sim_phase *ph = NULL;
     size_t n = 0;
     if (!json_object_get(sim0, "phases")) { /* no phases recorded: the default, success */
         ph = phases_copy(&default_phase, 1);
         n = 1;
     } else if (sim_phases_parse(json_object_get(sim0, "phases"), &ph, &n, &se) != 0) {
-        json_decref(task);
+        task_free(task);
         return NULL;
     }
     struct sim_entry *x = xcalloc(1, sizeof *x);
     snprintf(x->id, sizeof x->id, "%s", t->id);
     snprintf(x->product, sizeof x->product, "%s", t->product);
-    snprintf(x->action, sizeof x->action, "%s",
-             json_string_value(json_object_get(task, "type"))
-                 ? json_string_value(json_object_get(task, "type"))
-                 : "");
+    snprintf(x->action, sizeof x->action, "%s", task->type ? task->type : "");
     snprintf(x->instance_id, sizeof x->instance_id, "%s", t->instance_id);
     x->phases = ph;
     x->n_phases = n;
-    json_int_t step = json_integer_value(json_object_get(task, "current_step"));
+    int64_t step = task->current_step;
     x->idx = step < 0 ? 0 : (size_t)step < n ? (size_t)step : n - 1;
     x->state = t->state;
     x->steps_follow = true;
     /* A state its phase does not say: an operator's verb, which the rule no longer overrides. */
     x->done = x->state != ph[x->idx].state && x->state != TASK_INITIAL;
     x->since_ms = now_ms();
-    json_t *input = json_object_get(task, "input");
-    x->input = json_is_object(input) ? json_incref(input) : NULL;
-    json_decref(task);
+    x->input = json_is_object(task->input) ? json_incref(task->input) : NULL;
+    task_free(task);
     entry_add(sim, x);
     return x;
 }

@@ -633,27 +633,6 @@ static inline int store_task_list(struct store *s, const struct task_filter *f, 
 {
     return s->ops->task_list(s, f, o, total, e);
 }
-/* The same reads as the raw JSON of task/task_json.h (with steps and events; a list as a JSON
- * array): *o the caller json_decref()s, NULL on failure. */
-static inline int store_task_get_json(struct store *s, const char *id, json_t **o, struct err *e)
-{
-    struct task *t = NULL;
-    int rc = store_task_get(s, id, TASK_READ_ALL, &t, e);
-    *o = rc == 0 ? task_json(t, NULL) : NULL;
-    task_free(t);
-    return rc;
-}
-static inline int store_task_list_json(struct store *s, const struct task_filter *f, json_t **o,
-                                       int64_t *total, struct err *e)
-{
-    struct task_list l = {0};
-    int rc = store_task_list(s, f, &l, total, e);
-    *o = rc == 0 ? json_array() : NULL;
-    for (size_t i = 0; rc == 0 && i < l.n; i++)
-        json_array_append_new(*o, task_json(l.items[i], NULL));
-    task_list_clear(&l);
-    return rc;
-}
 static inline int store_task_counts(struct store *s, json_t **o, struct err *e)
 {
     return s->ops->task_counts(s, o, e);

@@ -7,9 +7,7 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 
-/* A string, or null for NULL. Not UTF-8 (a message copied from some program's output): the ASCII
- * is kept and the rest marked. */
-static json_t *str_json(const char *s)
+json_t *task_json_text(const char *s)
 {
     if (!s)
         return json_null();
@@ -50,13 +48,13 @@ json_t *task_step_json(const struct task_step *s, void (*redact)(json_t *action)
 {
     json_t *o = json_object();
     json_object_set_new(o, "index", json_integer(s->index));
-    json_object_set_new(o, "name", str_json(s->name));
+    json_object_set_new(o, "name", task_json_text(s->name));
     json_object_set_new(o, "do", action_json(s->do_action, redact));
     json_object_set_new(o, "undo", action_json(s->undo_action, redact));
     json_object_set_new(o, "retries", json_integer(s->retries));
     json_object_set_new(o, "timeout_s", json_integer(s->timeout_s));
     json_object_set_new(o, "state", json_string(task_step_state_name(s->state)));
-    json_object_set_new(o, "message", str_json(s->message));
+    json_object_set_new(o, "message", task_json_text(s->message));
     json_object_set_new(o, "output", json_incref(s->output));
     return o;
 }
@@ -70,8 +68,8 @@ json_t *task_event_json(const struct task_event *ev, bool view)
                         ev->from < 0 ? json_null()
                                      : json_string(task_state_name((enum task_state)ev->from)));
     json_object_set_new(o, "to", json_string(task_state_name(ev->to)));
-    json_object_set_new(o, "node", str_json(ev->node));
-    json_object_set_new(o, "message", str_json(ev->message));
+    json_object_set_new(o, "node", task_json_text(ev->node));
+    json_object_set_new(o, "message", task_json_text(ev->message));
     if (view)
         json_object_set_new(o, "at", iso_json(ev->at_ms));
     return o;
@@ -94,13 +92,13 @@ static void put_row(json_t *o, const struct task *t, bool view)
                            "region",         t->region,      "uin",     t->uin,
                            "instance_id",    t->instance_id, "type",    t->type};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i += 2)
-        json_object_set_new(o, texts[i], str_json(texts[i + 1]));
+        json_object_set_new(o, texts[i], task_json_text(texts[i + 1]));
     json_object_set_new(o, "on_failure", json_string(task_on_failure_name(t->on_failure)));
     json_object_set_new(o, "state", json_string(task_state_name(t->state)));
-    json_object_set_new(o, "info", str_json(t->info));
+    json_object_set_new(o, "info", task_json_text(t->info));
     json_object_set_new(o, "phase", json_string(task_phase_name(t->phase)));
-    json_object_set_new(o, "lease_node", str_json(t->lease_node));
-    json_object_set_new(o, "driver", str_json(t->driver));
+    json_object_set_new(o, "lease_node", task_json_text(t->lease_node));
+    json_object_set_new(o, "driver", task_json_text(t->driver));
     json_object_set_new(o, "current_step", json_integer(view ? shown_step(t) : t->current_step));
     json_object_set_new(o, "created_ms", json_integer(t->created_ms));
     json_object_set_new(o, "start_ms", ms_json(t->start_ms));

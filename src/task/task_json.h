@@ -1,5 +1,5 @@
 /* The task as JSON, made in this one place from the typed task (task_model.h): the store's raw
- * view (what store_task_get_json answers, the step's stdin), and the admin API's view of
+ * view (what POST /v1/tasks/{id}/advance answers, the step's stdin), and the admin API's view of
  * docs/admin-api.md (the dialect's Status word, ISO times, secrets hidden). */
 #ifndef ASYNCD_TASK_JSON_H
 #define ASYNCD_TASK_JSON_H
@@ -30,5 +30,8 @@ json_t *task_json(const struct task *t, const struct task_json_opts *o);
 /* One step / one event as the task's "steps" / "events" entries (raw). */
 json_t *task_step_json(const struct task_step *s, void (*redact)(json_t *action));
 json_t *task_event_json(const struct task_event *ev, bool view);
+/* One of the task's texts as the JSON shows it: a string, null for NULL. Not UTF-8 (a message
+ * copied from some program's output, which SQLite keeps): the ASCII is kept and the rest '?'. */
+json_t *task_json_text(const char *s);
 
 #endif

@@ -129,10 +129,12 @@ static void wait_state(struct fixture *f, const char *id, enum task_state want, 
 
 static json_t *get(struct fixture *f, const char *id)
 {
-    json_t *t = NULL;
+    struct task *t = NULL;
     struct err e = {0};
-    assert_int_equal(store_task_get_json(f->s, id, &t, &e), 0);
-    return t;
+    assert_int_equal(store_task_get(f->s, id, TASK_READ_ALL, &t, &e), 0);
+    json_t *j = task_json(t, NULL); /* the raw view (task/task_json.h) */
+    task_free(t);
+    return j;
 }
 
 static const char *jstr(json_t *o, const char *k)

@@ -99,10 +99,12 @@ static void make_task_on(struct store *s, const char *product, const char *insta
 
 static json_t *get(struct store *s, const char *id)
 {
-    json_t *t = NULL;
+    struct task *t = NULL;
     struct err e = {0};
-    assert_int_equal(store_task_get_json(s, id, &t, &e), 0);
-    return t;
+    assert_int_equal(store_task_get(s, id, TASK_READ_ALL, &t, &e), 0);
+    json_t *j = task_json(t, NULL); /* the raw view (task/task_json.h) */
+    task_free(t);
+    return j;
 }
 
 static const char *jstr(json_t *o, const char *k)

@@ -829,10 +829,10 @@ static void test_task_move_refuses_stale_expectation(void **state)
     char want[256];
     snprintf(want, sizeof want, "task %s is running now, not initial", id);
     assert_string_equal(e.msg, want);
-    json_t *task = NULL;
-    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
-    assert_int_equal(json_array_size(json_object_get(task, "events")), 2);
-    json_decref(task);
+    struct task *task = NULL;
+    assert_int_equal(store_task_get(f->s, id, TASK_READ_EVENTS, &task, &e), 0);
+    assert_int_equal(task->n_events, 2);
+    task_free(task);
 }
 
 static void test_task_events_are_appended_with_seq_1_2_3(void **state)
@@ -843,35 +843,25 @@ static void test_task_events_are_appended_with_seq_1_2_3(void **state)
     make_task(f->s, "cdb", "100000000001", NULL, 1, id);
     assert_int_equal(move(f->s, id, TASK_INITIAL, TASK_RUNNING, "started", &e), 0);
     assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_KILLED, NULL, &e), 0);
-    json_t *task = NULL;
-    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
-    json_t *ev = json_object_get(task, "events");
-    assert_int_equal(json_array_size(ev), 3);
-    static const char *const from[] = {NULL, "initial", "running"};
-    static const char *const to[] = {"initial", "running", "killed"};
+    struct task *task = NULL;
+    assert_int_equal(store_task_get(f->s, id, TASK_READ_EVENTS, &task, &e), 0);
+    assert_int_equal(task->n_events, 3);
+    static const int from[] = {-1, TASK_INITIAL, TASK_RUNNING};
+    static const enum task_state to[] = {TASK_INITIAL, TASK_RUNNING, TASK_KILLED};
     static const char *const msg[] = {"created", "started", NULL};
     for (size_t i = 0; i < 3; i++) {
-        json_t *one = json_array_get(ev, i);
-        assert_int_equal(json_integer_value(json_object_get(one, "seq")), (json_int_t)i + 1);
-        assert_true(json_integer_value(json_object_get(one, "at_ms")) > 1600000000000);
-        if (from[i])
-            assert_string_equal(json_string_value(json_object_get(one, "from")), from[i]);
-        else
-            assert_true(json_is_null(json_object_get(one, "from")));
-        assert_string_equal(json_string_value(json_object_get(one, "to")), to[i]);
-        assert_string_equal(json_string_value(json_object_get(one, "node")), "node-1");
+        const struct task_event *one = &task->events[i];
+        assert_int_equal(one->seq, (int64_t)i + 1);
+        assert_true(one->at_ms > 1600000000000);
+        assert_int_equal(one->from, from[i]);
+        assert_int_equal(one->to, to[i]);
+        assert_string_equal(one->node, "node-1");
         if (msg[i])
-            assert_string_equal(json_string_value(json_object_get(one, "message")), msg[i]);
+            assert_string_equal(one->message, msg[i]);
         else
-            assert_true(json_is_null(json_object_get(one, "message")));
+            assert_null(one->message);
     }
-    json_decref(task);
-}
-
-static const char *step_state(json_t *task, size_t i)
-{
-    return json_string_value(
-        json_object_get(json_array_get(json_object_get(task, "steps"), i), "state"));
+    task_free(task);
 }
 
 static void test_task_move_step_advance_marks_steps_in_order(void **state)
@@ -901,13 +891,13 @@ static void test_task_move_step_advance_marks_steps_in_order(void **state)
     /* No step left: a further advance is refused and changes nothing. */
     done.to = TASK_SUCCESS;
     assert_int_equal(store_task_move(f->s, &done, &e), ERR_CONFLICT);
-    json_t *task = NULL;
-    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
-    assert_string_equal(step_state(task, 0), "done");
-    assert_string_equal(step_state(task, 1), "skipped");
-    assert_int_equal(json_integer_value(json_object_get(task, "current_step")), 2);
-    assert_string_equal(json_string_value(json_object_get(task, "state")), "running");
-    json_decref(task);
+    struct task *task = NULL;
+    assert_int_equal(store_task_get(f->s, id, TASK_READ_STEPS, &task, &e), 0);
+    assert_int_equal(task_step_at(task, 0)->state, STEP_DONE);
+    assert_int_equal(task_step_at(task, 1)->state, STEP_SKIPPED);
+    assert_int_equal(task->current_step, 2);
+    assert_int_equal(task->state, TASK_RUNNING);
+    task_free(task);
     /* running -> running without a step is not a transition. */
     assert_int_equal(move(f->s, id, TASK_RUNNING, TASK_RUNNING, NULL, &e), ERR_CONFLICT);
 }
@@ -918,8 +908,10 @@ static void test_task_get_json_has_the_admin_api_shape(void **state)
     struct err e = {0};
     char id[STORE_ID_MAX];
     make_task(f->s, "cdb", "100000000001", NULL, 1, id);
-    json_t *task = NULL;
-    assert_int_equal(store_task_get_json(f->s, id, &task, &e), 0);
+    struct task *t = NULL;
+    assert_int_equal(store_task_get(f->s, id, TASK_READ_ALL, &t, &e), 0);
+    json_t *task = task_json(t, NULL); /* the raw view (task/task_json.h) */
+    task_free(t);
     assert_string_equal(json_string_value(json_object_get(task, "AsyncRequestId")), id);
     assert_string_equal(json_string_value(json_object_get(task, "product")), "cdb");
     assert_string_equal(json_string_value(json_object_get(task, "type")), "CreateAccounts");
@@ -942,19 +934,20 @@ static void test_task_get_json_has_the_admin_api_shape(void **state)
     assert_string_equal(json_string_value(json_object_get(step, "state")), "pending");
     assert_true(json_is_null(json_object_get(step, "message")));
     json_decref(task);
-    assert_int_equal(store_task_get_json(f->s, "nope", &task, &e), ERR_NOT_FOUND);
-    assert_null(task);
+    t = (struct task *)1;
+    assert_int_equal(store_task_get(f->s, "nope", TASK_READ_ALL, &t, &e), ERR_NOT_FOUND);
+    assert_null(t);
 }
 
 static int64_t list_count(struct store *s, struct task_filter flt, int64_t *total)
 {
-    json_t *arr = NULL;
+    struct task_list l = {0};
     struct err e = {0};
-    assert_int_equal(store_task_list_json(s, &flt, &arr, total, &e), 0);
-    int64_t n = (int64_t)json_array_size(arr);
-    for (size_t i = 0; i < json_array_size(arr); i++)
-        assert_null(json_object_get(json_array_get(arr, i), "steps"));
-    json_decref(arr);
+    assert_int_equal(store_task_list(s, &flt, &l, total, &e), 0);
+    int64_t n = (int64_t)l.n;
+    for (size_t i = 0; i < l.n; i++)
+        assert_false(l.items[i]->has_steps);
+    task_list_clear(&l);
     return n;
 }
 
@@ -973,14 +966,13 @@ static void test_task_list_filters_pages_and_counts(void **state)
     assert_int_equal(list_count(f->s, any, &total), 7);
     assert_int_equal(total, 7);
     struct task_filter mongo = {.product = "mongodb", .state = -1, .limit = 2, .offset = 0};
-    json_t *arr = NULL;
-    assert_int_equal(store_task_list_json(f->s, &mongo, &arr, &total, &e), 0);
+    struct task_list l = {0};
+    assert_int_equal(store_task_list(f->s, &mongo, &l, &total, &e), 0);
     assert_int_equal(total, 5);
-    assert_int_equal(json_array_size(arr), 2);
+    assert_int_equal(l.n, 2);
     /* Newest first: the last mongodb task created comes first. */
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(arr, 0), "AsyncRequestId")), ids[4]);
-    json_decref(arr);
+    assert_string_equal(l.items[0]->id, ids[4]);
+    task_list_clear(&l);
     mongo.offset = 4;
     assert_int_equal(list_count(f->s, mongo, &total), 1);
     assert_int_equal(total, 5);
@@ -994,8 +986,8 @@ static void test_task_list_filters_pages_and_counts(void **state)
     assert_int_equal(list_count(f->s, by_region, &total), 0);
     assert_int_equal(total, 0);
     struct task_filter bad = {.state = 99};
-    assert_int_equal(store_task_list_json(f->s, &bad, &arr, &total, &e),
-                     ERR_INVALID_PARAMETER_VALUE);
+    assert_int_equal(store_task_list(f->s, &bad, &l, &total, &e), ERR_INVALID_PARAMETER_VALUE);
+    task_list_clear(&l);
 }
 
 static void test_reopen_keeps_data_and_counters(void **state)

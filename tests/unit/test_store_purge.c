@@ -118,8 +118,8 @@ static void test_purge_removes_finished_tasks_and_keeps_unfinished_ones(void **s
     assert_false(exists(f->s, "mongodb", failed));
     assert_true(exists(f->s, "cdb", running));
     assert_true(exists(f->s, "cdb", fresh));
-    json_t *j = NULL;
-    assert_int_equal(store_task_get_json(f->s, done, &j, &e), ERR_NOT_FOUND);
+    struct task *t = NULL;
+    assert_int_equal(store_task_get(f->s, done, TASK_READ_ALL, &t, &e), ERR_NOT_FOUND);
     struct step_pgroup *groups = NULL;
     size_t n = 99;
     assert_int_equal(store_pgroup_list(f->s, "node-1", &groups, &n, &e), 0);

@@ -197,6 +197,35 @@ static void test_types_are_an_in_list_and_an_empty_one_matches_nothing(void **st
                 "4 0", 2);
 }
 
+/* A set is one value however long (SQLite's copy bound each type and dropped those past its 48
+ * values, so a match late in a long list went missing). */
+static void test_a_long_type_list_is_matched_whole(void **state)
+{
+    struct store_fixture *f = *state;
+    five_tasks(f);
+    static char names[80][16];
+    const char *types[82];
+    for (int i = 0; i < 80; i++) {
+        snprintf(names[i], sizeof names[i], "Other%d", i);
+        types[i] = names[i];
+    }
+    types[80] = "DeleteAccounts";
+    types[81] = NULL;
+    expect_list(f->s,
+                &(struct task_filter){.state = -1,
+                                      .types = types,
+                                      .state_mask = 1u << TASK_RUNNING | 1u << TASK_INITIAL,
+                                      .product = "cdb",
+                                      .uin = "U1",
+                                      .region = "ap-guangzhou",
+                                      .instance_id = "cdb-2",
+                                      .created_from_ms = 1,
+                                      .created_to_ms = 9999,
+                                      .start_from_ms = 1,
+                                      .start_to_ms = 9999},
+                "1", 1);
+}
+
 static void test_time_bounds_are_inclusive_and_a_null_start_is_outside_them(void **state)
 {
     struct store_fixture *f = *state;
@@ -384,6 +413,7 @@ static void test_counts_are_json_by_product_and_state_in_byte_order(void **state
     X(test_each_equality_filter_field)                                                             \
     X(test_state_mask_is_an_in_list_and_an_empty_one_matches_nothing)                              \
     X(test_types_are_an_in_list_and_an_empty_one_matches_nothing)                                  \
+    X(test_a_long_type_list_is_matched_whole)                                                      \
     X(test_time_bounds_are_inclusive_and_a_null_start_is_outside_them)                             \
     X(test_paging_keeps_the_total_of_the_filter)                                                   \
     X(test_the_default_page_is_100)                                                                \

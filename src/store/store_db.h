@@ -274,6 +274,8 @@ static inline int64_t db_int(struct db_tx *t, int col) { return t->ops->int64(t,
 /* Rows the last write statement changed. */
 static inline int64_t db_changes(struct db_tx *t) { return t->ops->changes(t); }
 static inline bool db_has(const struct db_tx *t, enum db_cap cap) { return t->ops->caps & cap; }
+/* The same asked of a store before any transaction; false for a wrapper. */
+bool db_store_has(const struct store *s, enum db_cap cap);
 /* SQL built at run time, for a filter whose conditions are those asked for (the task list): the
  * logic writes it once, value N's placeholder as db_param says, after a slot's head (db_sql).
  * db_exec_sql runs it as db_exec runs a slot, but prepares it afresh each time (SQLite) or
@@ -292,8 +294,6 @@ static inline void db_param(const struct db_tx *t, char *buf, size_t size, int n
     t->ops->param(buf, size, n, type);
 }
 static inline const char *db_sql(const struct db_tx *t, enum db_stmt st) { return t->ops->sql[st]; }
-/* The same asked of a store before any transaction; false for a wrapper. */
-bool db_store_has(const struct store *s, enum db_cap cap);
 /* Appends the task's next event in t's write transaction (store_events.c): from < 0 means none
  * (the creation event); a final `to` erases the step secrets; a change of state enqueues the
  * webhook deliveries. Ends the open statement. */

@@ -154,6 +154,14 @@ enum db_stmt {
     DB_DELIVERY_FINISH,    /* (id, node, attempt, delivered, give_up, next_ms, http_status,
                               error, now_ms, took_ms) */
     DB_DELIVERY_RELEASE,   /* (node) */
+    /* the task list and counts (store_task_list.c). LIST_TOTAL and LIST_PAGE are heads that the
+     * filter, built at run time, follows (db_exec_sql): a fixed "(?1 IS NULL OR col = ?1)" would
+     * hide from the planner which index the asked conditions can use */
+    DB_TASK_LIST_TOTAL, /* head -> count */
+    DB_TASK_LIST_PAGE,  /* head -> STORE_TASK_COLS, job_id (SQLite's rowid, named job_id so that
+                           one ORDER BY names the tie-breaker in both dialects) */
+    DB_TASK_COUNTS,     /* () -> product, state, count, oldest created_ms; by product, state in
+                           byte order */
     DB_STMT_COUNT
 };
 
@@ -181,14 +189,21 @@ enum db_cap {
                                      that joins beats several simple ones */
 };
 
-/* A typed value for a statement parameter. Text is not copied: it must outlive db_exec. */
+/* A typed value for a statement parameter. Text is not copied: it must outlive db_exec.
+ * DB_ARG_TEXTS is a set of texts (a NULL-terminated list, empty = a set nothing is in), bound as
+ * one value in the dialect's own form -- a JSON array for SQLite's json_each, a text[] for
+ * PostgreSQL's = ANY, whose planner then sees the values -- and written in SQL as db_param
+ * says. */
+enum db_arg_type { DB_ARG_NULL, DB_ARG_TEXT, DB_ARG_INT, DB_ARG_TEXTS };
 struct db_arg {
-    enum { DB_ARG_NULL, DB_ARG_TEXT, DB_ARG_INT } type;
+    enum db_arg_type type;
     const char *text;
     int64_t i;
+    const char *const *texts;
 };
-#define DB_TEXT(s) ((struct db_arg){(s) ? DB_ARG_TEXT : DB_ARG_NULL, (s), 0})
-#define DB_INT(v)  ((struct db_arg){DB_ARG_INT, NULL, (int64_t)(v)})
+#define DB_TEXT(s)  ((struct db_arg){(s) ? DB_ARG_TEXT : DB_ARG_NULL, (s), 0, NULL})
+#define DB_INT(v)   ((struct db_arg){DB_ARG_INT, NULL, (int64_t)(v), NULL})
+#define DB_TEXTS(l) ((struct db_arg){DB_ARG_TEXTS, NULL, 0, (l)})
 /* The argument list of db_exec: DB_ARGS(DB_TEXT(id), DB_INT(ms)) or DB_NO_ARGS. */
 #define DB_ARGS(...)                                                                               \
     (const struct db_arg[]){__VA_ARGS__},                                                          \
@@ -210,6 +225,10 @@ struct db_ops {
     const char *(*text)(struct db_tx *t, int col);
     int64_t (*int64)(struct db_tx *t, int col);
     int64_t (*changes)(struct db_tx *t);
+    /* statements built at run time (db_exec_sql, db_param) */
+    int (*exec_sql)(struct db_tx *t, const char *sql, const struct db_arg *args, size_t n,
+                    const char *what, struct err *e);
+    void (*param)(char *buf, size_t size, int n, enum db_arg_type type);
 };
 
 /* The handle a transaction function gets; each backend's handle puts this first. */
@@ -257,6 +276,24 @@ static inline int64_t db_changes(struct db_tx *t) { return t->ops->changes(t); }
 static inline bool db_has(const struct db_tx *t, enum db_cap cap) { return t->ops->caps & cap; }
 /* The same asked of a store before any transaction; false for a wrapper. */
 bool db_store_has(const struct store *s, enum db_cap cap);
+/* SQL built at run time, for a filter whose conditions are those asked for (the task list): the
+ * logic writes it once, value N's placeholder as db_param says, after a slot's head (db_sql).
+ * db_exec_sql runs it as db_exec runs a slot, but prepares it afresh each time (SQLite) or
+ * unnamed (PostgreSQL, planned for these values); every value must be used. db_param writes
+ * value n's placeholder for a value of that type into buf (?n, $n::text, $n::bigint); for
+ * DB_ARG_TEXTS the test that a column is in the set, for "col <it>" (SQLite "IN (SELECT value
+ * FROM json_each(?n))", PostgreSQL "= ANY($n::text[])"). */
+static inline int db_exec_sql(struct db_tx *t, const char *sql, const struct db_arg *args, size_t n,
+                              const char *what, struct err *e)
+{
+    return t->ops->exec_sql(t, sql, args, n, what, e);
+}
+static inline void db_param(const struct db_tx *t, char *buf, size_t size, int n,
+                            enum db_arg_type type)
+{
+    t->ops->param(buf, size, n, type);
+}
+static inline const char *db_sql(const struct db_tx *t, enum db_stmt st) { return t->ops->sql[st]; }
 /* Appends the task's next event in t's write transaction (store_events.c): from < 0 means none
  * (the creation event); a final `to` erases the step secrets; a change of state enqueues the
  * webhook deliveries. Ends the open statement. */
@@ -382,6 +419,13 @@ int store_db_worker_heartbeat(struct store *s, const char *id, int64_t lease_no,
                               struct worker_lease *out, struct err *e);
 int store_db_worker_report(struct store *s, const struct worker_report *r, struct err *e);
 
+/* store_task_list.c: */
+struct task_filter;
+struct task_list;
+int store_db_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
+                       int64_t *total, struct err *e);
+int store_db_task_counts(struct store *s, json_t **out, struct err *e);
+
 /* The entries of a backend's struct store_ops that are the shared ops above. */
 #define STORE_DB_OPS                                                                               \
     .account_count = store_db_account_count, .account_create = store_db_account_create,            \
@@ -411,6 +455,7 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
     .webhook_get = store_db_webhook_get, .webhook_delete = store_db_webhook_delete,                \
     .webhook_deliveries = store_db_webhook_deliveries, .delivery_claim = store_db_delivery_claim,  \
     .delivery_finish = store_db_delivery_finish,                                                   \
-    .delivery_release_node = store_db_delivery_release_node,
+    .delivery_release_node = store_db_delivery_release_node, .task_list = store_db_task_list,      \
+    .task_counts = store_db_task_counts,
 
 #endif

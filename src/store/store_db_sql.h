@@ -65,5 +65,11 @@
     [DB_PURGE_KEYS_OF] = "DELETE FROM idempotency_keys WHERE task_id" in_ids,                      \
     [DB_PURGE_DELIVERIES] = "DELETE FROM webhook_deliveries WHERE task_id" in_ids,                 \
     [DB_PURGE_TASKS] = "DELETE FROM tasks WHERE id" in_ids
+/* The task list's heads (store_task_list.c) and the counts by product and state; bytes makes the
+ * dialect order them byte by byte. */
+#define DB_SQL_TASK_LIST_TOTAL "SELECT count(*) FROM tasks"
+#define DB_SQL_TASK_COUNTS(bytes)                                                                  \
+    "SELECT product, state, COUNT(*), MIN(created_ms) FROM tasks GROUP BY product, state"          \
+    " ORDER BY product" bytes ", state" bytes
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
 #include "store/store_pg_int.h"
 
 struct pg_db_tx {
@@ -40,6 +41,69 @@ static size_t params_used(const char *sql)
     return most;
 }
 
+/* A set of texts as a text[] literal, {"a","b\"c"} (heap, the caller frees it). */
+static char *texts_array(const char *const *texts)
+{
+    size_t cap = 3;
+    for (const char *const *q = texts; *q; q++)
+        cap += 2 * strlen(*q) + 3;
+    char *lit = xmalloc(cap), *o = lit;
+    *o++ = '{';
+    for (const char *const *q = texts; *q; q++) {
+        if (q != texts)
+            *o++ = ',';
+        *o++ = '"';
+        for (const char *ch = *q; *ch; ch++) {
+            if (*ch == '"' || *ch == '\\')
+                *o++ = '\\';
+            *o++ = *ch;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return lit;
+}
+
+static void pg_db_param(char *buf, size_t size, int n, enum db_arg_type type)
+{
+    if (type == DB_ARG_TEXTS)
+        snprintf(buf, size, "= ANY($%d::text[])", n);
+    else
+        snprintf(buf, size, "$%d::%s", n, type == DB_ARG_INT ? "bigint" : "text");
+}
+
+/* Runs sql with the first n values: prepared as name (the slot's, *prepared saying it is) or,
+ * with no name, unnamed. */
+static int tx_run(struct pg_db_tx *t, const char *name, const char *sql, bool *prepared,
+                  const struct db_arg *args, size_t n, const char *what, struct err *e)
+{
+    if (n > PG_MAX_PARAMS)
+        return err_set(e, ERR_INTERNAL, "store: %s: %zu parameters", what, n);
+    struct pg_params p = {0};
+    char *arrays[PG_MAX_PARAMS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (args[i].type == DB_ARG_INT)
+            pp_int(&p, args[i].i);
+        else if (args[i].type == DB_ARG_TEXTS)
+            pp_text(&p, arrays[i] = texts_array(args[i].texts));
+        else
+            pp_text(&p, args[i].type == DB_ARG_TEXT ? args[i].text : NULL);
+    }
+    PGresult *r;
+    int rc = name ? pg_exec_prepared(t->c, name, sql, prepared, &p, &r, what, e)
+                  : pg_exec_sql(t->c, sql, &p, &r, what, e);
+    for (size_t i = 0; i < n; i++)
+        free(arrays[i]);
+    if (rc != 0)
+        return rc;
+    const char *tuples = PQcmdTuples(r);
+    t->changes = *tuples ? strtoll(tuples, NULL, 10) : 0;
+    t->r = r;
+    t->row = -1;
+    return 0;
+}
+
 static int pg_db_exec(struct db_tx *base, enum db_stmt id, const struct db_arg *args, size_t n,
                       const char *what, struct err *e)
 {
@@ -49,28 +113,19 @@ static int pg_db_exec(struct db_tx *base, enum db_stmt id, const struct db_arg *
         return err_set(e, ERR_INTERNAL, "store: %s: no such statement in PostgreSQL's dialect",
                        what);
     size_t used = params_used(pg_db_sql[id]);
-    if (n > used)
-        n = used;
-    if (n > PG_MAX_PARAMS)
-        return err_set(e, ERR_INTERNAL, "store: %s: %zu parameters", what, n);
-    struct pg_params p = {0};
-    for (size_t i = 0; i < n; i++) {
-        if (args[i].type == DB_ARG_INT)
-            pp_int(&p, args[i].i);
-        else
-            pp_text(&p, args[i].type == DB_ARG_TEXT ? args[i].text : NULL);
-    }
     char name[16];
     snprintf(name, sizeof name, "d%d", (int)id);
-    PGresult *r;
-    int rc = pg_exec_prepared(t->c, name, pg_db_sql[id], &t->c->db_prepared[id], &p, &r, what, e);
-    if (rc != 0)
-        return rc;
-    const char *tuples = PQcmdTuples(r);
-    t->changes = *tuples ? strtoll(tuples, NULL, 10) : 0;
-    t->r = r;
-    t->row = -1;
-    return 0;
+    return tx_run(t, name, pg_db_sql[id], &t->c->db_prepared[id], args, n > used ? used : n, what,
+                  e);
+}
+
+/* Unnamed: planned for these values, which a filter's index choice depends on. */
+static int pg_db_exec_sql(struct db_tx *base, const char *sql, const struct db_arg *args, size_t n,
+                          const char *what, struct err *e)
+{
+    struct pg_db_tx *t = tx_of(base);
+    tx_close_result(t);
+    return tx_run(t, NULL, sql, NULL, args, n, what, e);
 }
 
 static int pg_db_next(struct db_tx *base, const char *what, struct err *e)
@@ -154,4 +209,6 @@ const struct db_ops pg_db_ops = {
     .text = pg_db_text,
     .int64 = pg_db_int,
     .changes = pg_db_changes,
+    .exec_sql = pg_db_exec_sql,
+    .param = pg_db_param,
 };

@@ -34,7 +34,6 @@ enum pg_stmt {
     PG_STEP_SET,
     PG_PROGRESS_TASK,
     PG_PROGRESS_BULK,
-    PG_TASK_COUNTS,
     PG_STMT_COUNT
 };
 
@@ -142,9 +141,5 @@ int store_pg_task_claim_batch(struct store *s, const char *node, int64_t lease_m
                               struct err *e);
 int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                  int *rcs, struct err *e);
-/* store_pg_query.c: */
-int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
-int store_pg_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
-                       int64_t *total, struct err *e);
 
 #endif

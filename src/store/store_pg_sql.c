@@ -208,9 +208,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         " AND (k.uin IS NULL OR k.uin = up.uin)"
         " WHERE w.to_state <> 'running' AND (k.events = 'transition' OR w.is_final))"
         " SELECT ord FROM up",
-    [PG_TASK_COUNTS] = "SELECT product, state, COUNT(*), MIN(created_ms) FROM tasks"
-                       " GROUP BY product, state"
-                       " ORDER BY product COLLATE \"C\", state COLLATE \"C\"",
 };
 
 /* The shared statements (store_db.h), in the order of enum db_stmt; a list of ids comes as one
@@ -465,4 +462,7 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
     [DB_DELIVERY_RELEASE] = "UPDATE webhook_deliveries SET status = 'pending', lease_node = NULL,"
                             " lease_until_ms = NULL WHERE status = 'delivering'"
                             " AND lease_node = $1::text",
+    [DB_TASK_LIST_TOTAL] = DB_SQL_TASK_LIST_TOTAL,
+    [DB_TASK_LIST_PAGE] = "SELECT " STORE_TASK_COLS ", job_id FROM tasks",
+    [DB_TASK_COUNTS] = DB_SQL_TASK_COUNTS(" COLLATE \"C\""),
 };

@@ -2,6 +2,8 @@
  * writer's group commit (store_sqlite_group.c), reads on a reader connection; each shared
  * statement is prepared once per connection, at its first use there, and kept. */
 #include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "store/store_sqlite_int.h"
 
@@ -9,6 +11,7 @@ struct sq_db_tx {
     struct db_tx base; /* first */
     struct sq_conn *c;
     sqlite3_stmt *st; /* the open statement, or NULL */
+    bool owned;       /* st was built at run time (db_exec_sql): finalized, not kept */
     int step;         /* its last sqlite3_step result */
     bool fresh;       /* step holds the first row, not yet handed out by next */
     int64_t changes;  /* rows the last finished write changed */
@@ -18,8 +21,12 @@ static struct sq_db_tx *tx_of(struct db_tx *t) { return (struct sq_db_tx *)t; }
 
 static void tx_close_stmt(struct sq_db_tx *t)
 {
-    sq_done(t->st);
+    if (t->owned)
+        sqlite3_finalize(t->st);
+    else
+        sq_done(t->st);
     t->st = NULL;
+    t->owned = false;
 }
 
 /* A unique or primary-key violation is the caller's "already exists"; the rest as sq_fail. */
@@ -29,6 +36,17 @@ static int tx_fail(struct sq_db_tx *t, const char *what, struct err *e)
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
         return err_set(e, ERR_ALREADY_EXISTS, "store: %s: %s", what, sqlite3_errmsg(t->c->db));
     return sq_fail(t->c, e, what);
+}
+
+/* A set of texts as the JSON array json_each reads (heap, the caller frees it). */
+static char *texts_json(const char *const *texts)
+{
+    json_t *arr = json_array();
+    for (const char *const *p = texts; *p; p++)
+        json_array_append_new(arr, db_json_string(*p));
+    char *s = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return s;
 }
 
 /* Values past the statement's last parameter are left out (store_db.h: trailing values). */
@@ -42,14 +60,43 @@ static int bind_args(sqlite3_stmt *st, const struct db_arg *args, size_t n)
             rc = sqlite3_bind_text(st, at, args[i].text, -1, SQLITE_STATIC);
         else if (args[i].type == DB_ARG_INT)
             rc = sqlite3_bind_int64(st, at, args[i].i);
+        else if (args[i].type == DB_ARG_TEXTS)
+            rc = sqlite3_bind_text(st, at, texts_json(args[i].texts), -1, free);
         else
             rc = sqlite3_bind_null(st, at);
     }
     return rc;
 }
 
-/* Steps once at once, so that a write is done (and its error known) when exec returns; a first
- * row waits for the first next. */
+static void sq_db_param(char *buf, size_t size, int n, enum db_arg_type type)
+{
+    if (type == DB_ARG_TEXTS)
+        snprintf(buf, size, "IN (SELECT value FROM json_each(?%d))", n);
+    else
+        snprintf(buf, size, "?%d", n);
+}
+
+/* Binds and steps t->st once at once, so that a write is done (and its error known) when exec
+ * returns; a first row waits for the first next. */
+static int tx_start(struct sq_db_tx *t, const struct db_arg *args, size_t n, const char *what,
+                    struct err *e)
+{
+    struct sq_conn *c = t->c;
+    if (bind_args(t->st, args, n) != SQLITE_OK) {
+        int rc = sq_fail(c, e, what);
+        tx_close_stmt(t);
+        return rc;
+    }
+    t->step = sqlite3_step(t->st);
+    t->fresh = true;
+    if (t->step == SQLITE_ROW)
+        return 0;
+    int rc = t->step == SQLITE_DONE ? 0 : tx_fail(t, what, e);
+    t->changes = rc == 0 ? sqlite3_changes(c->db) : 0;
+    tx_close_stmt(t);
+    return rc;
+}
+
 static int sq_db_exec(struct db_tx *base, enum db_stmt id, const struct db_arg *args, size_t n,
                       const char *what, struct err *e)
 {
@@ -64,19 +111,22 @@ static int sq_db_exec(struct db_tx *base, enum db_stmt id, const struct db_arg *
         return sq_fail(c, e, "preparing a statement");
     }
     t->st = c->db_stmt[id];
-    if (bind_args(t->st, args, n) != SQLITE_OK) {
-        int rc = sq_fail(c, e, what);
-        tx_close_stmt(t);
-        return rc;
-    }
-    t->step = sqlite3_step(t->st);
-    t->fresh = true;
-    if (t->step == SQLITE_ROW)
-        return 0;
-    int rc = t->step == SQLITE_DONE ? 0 : tx_fail(t, what, e);
-    t->changes = rc == 0 ? sqlite3_changes(c->db) : 0;
+    return tx_start(t, args, n, what, e);
+}
+
+/* Not kept: the text follows the filter, and a reader's cache would grow with every shape. */
+static int sq_db_exec_sql(struct db_tx *base, const char *sql, const struct db_arg *args, size_t n,
+                          const char *what, struct err *e)
+{
+    struct sq_db_tx *t = tx_of(base);
     tx_close_stmt(t);
-    return rc;
+    if (sqlite3_prepare_v2(t->c->db, sql, -1, &t->st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(t->st);
+        t->st = NULL;
+        return sq_fail(t->c, e, what);
+    }
+    t->owned = true;
+    return tx_start(t, args, n, what, e);
 }
 
 static int sq_db_next(struct db_tx *base, const char *what, struct err *e)
@@ -169,4 +219,6 @@ const struct db_ops sq_db_ops = {
     .text = sq_db_text,
     .int64 = sq_db_int,
     .changes = sq_db_changes,
+    .exec_sql = sq_db_exec_sql,
+    .param = sq_db_param,
 };

@@ -186,9 +186,5 @@ int store_sqlite_task_claim_batch(struct store *s, const char *node, int64_t lea
                                   size_t *n, struct err *e);
 int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                      int *rcs, struct err *e);
-/* store_sqlite_query.c: */
-int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
-int store_sqlite_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
-                           int64_t *total, struct err *e);
 
 #endif

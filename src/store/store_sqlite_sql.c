@@ -211,4 +211,7 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
     [DB_DELIVERY_RELEASE] = "UPDATE webhook_deliveries SET status = 'pending', lease_node = NULL,"
                             " lease_until_ms = NULL WHERE status = 'delivering'"
                             " AND lease_node = ?1",
+    [DB_TASK_LIST_TOTAL] = DB_SQL_TASK_LIST_TOTAL,
+    [DB_TASK_LIST_PAGE] = "SELECT " STORE_TASK_COLS ", rowid AS job_id FROM tasks",
+    [DB_TASK_COUNTS] = DB_SQL_TASK_COUNTS(""),
 };

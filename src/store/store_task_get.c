@@ -8,27 +8,6 @@
 #include "store/store_db.h"
 #include "store/store_task_rows.h"
 
-/* --- the columns of the current row, for store_task_rows.c --- */
-
-static struct db_tx *tx_of(const struct store_cols *c) { return (struct db_tx *)c->res; }
-static const char *col_text(const struct store_cols *c, int col)
-{
-    return db_text(tx_of(c), c->base + col);
-}
-static bool col_is_null(const struct store_cols *c, int col)
-{
-    return db_is_null(tx_of(c), c->base + col);
-}
-static int64_t col_int(const struct store_cols *c, int col)
-{
-    return db_int(tx_of(c), c->base + col);
-}
-static struct store_cols cols_of(struct db_tx *t, int base)
-{
-    return (struct store_cols){
-        .res = t, .base = base, .text = col_text, .is_null = col_is_null, .integer = col_int};
-}
-
 /* The current row as t's next step or event; cap is the room the array has. */
 static void step_push(struct db_tx *tx, int base, struct task *t, size_t *cap)
 {
@@ -39,7 +18,7 @@ static void step_push(struct db_tx *tx, int base, struct task *t, size_t *cap)
     struct task_step *s = &t->steps[t->n_steps];
     *s = (struct task_step){
         .do_action = json_null(), .undo_action = json_null(), .output = json_null()};
-    struct store_cols cols = cols_of(tx, base);
+    struct store_cols cols = store_cols_db(tx, base);
     store_step_from_cols(&cols, s);
     t->n_steps++;
 }
@@ -50,7 +29,7 @@ static void event_push(struct db_tx *tx, int base, struct task *t, size_t *cap)
         *cap = *cap ? 2 * *cap : 8;
         t->events = xrealloc(t->events, *cap * sizeof *t->events);
     }
-    struct store_cols cols = cols_of(tx, base);
+    struct store_cols cols = store_cols_db(tx, base);
     store_event_from_cols(&cols, &t->events[t->n_events++]);
 }
 
@@ -70,7 +49,7 @@ static int task_row_read(struct db_tx *tx, const char *id, struct task *t, struc
         return err_set(e, ERR_NOT_FOUND, "no task %s", id);
     if (rc != 1)
         return rc;
-    struct store_cols cols = cols_of(tx, 0);
+    struct store_cols cols = store_cols_db(tx, 0);
     store_task_from_cols(&cols, t);
     return 0;
 }
@@ -122,7 +101,7 @@ static int get_fn(struct db_tx *tx, void *ctx, struct err *e)
 
 /* Columns of DB_TASK_LOAD: the task's (STORE_TASK_COLS), then a step's, then the latest
  * event's. */
-enum { LOAD_STEP_COL = 23, LOAD_EVENT_COL = LOAD_STEP_COL + 9 };
+enum { LOAD_STEP_COL = STORE_TASK_N_COLS, LOAD_EVENT_COL = LOAD_STEP_COL + 9 };
 
 /* The task, its steps and its latest event from the rows of one statement, one row per step,
  * each with the task's columns and the event's: where each statement is a round trip to a
@@ -141,7 +120,7 @@ static int load_fn(struct db_tx *tx, void *ctx, struct err *e)
     while (rc == 0 && (rc = db_next(tx, what, e)) == 1) {
         rc = 0;
         if (first) {
-            struct store_cols cols = cols_of(tx, 0);
+            struct store_cols cols = store_cols_db(tx, 0);
             store_task_from_cols(&cols, t);
             t->has_steps = steps;
             if (steps)

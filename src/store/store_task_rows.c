@@ -4,7 +4,34 @@
 #include <stdlib.h>
 
 #include "common/xalloc.h"
+#include "store/store_db.h"
 #include "store/store_plan.h"
+
+_Static_assert(STORE_TASK_N_COLS == STORE_TASK_N_TEXT + STORE_TASK_N_INT + 1,
+               "STORE_TASK_N_COLS counts STORE_TASK_COLS");
+
+static struct db_tx *tx_of(const struct store_cols *c) { return (struct db_tx *)c->res; }
+static const char *db_col_text(const struct store_cols *c, int col)
+{
+    return db_text(tx_of(c), c->base + col);
+}
+static bool db_col_is_null(const struct store_cols *c, int col)
+{
+    return db_is_null(tx_of(c), c->base + col);
+}
+static int64_t db_col_int(const struct store_cols *c, int col)
+{
+    return db_int(tx_of(c), c->base + col);
+}
+
+struct store_cols store_cols_db(struct db_tx *t, int base)
+{
+    return (struct store_cols){.res = t,
+                               .base = base,
+                               .text = db_col_text,
+                               .is_null = db_col_is_null,
+                               .integer = db_col_int};
+}
 
 static char *col_str(const struct store_cols *c, int col)
 {

@@ -19,6 +19,12 @@ struct store_cols {
     int64_t (*integer)(const struct store_cols *c, int col);
 };
 
+/* The current row of a statement run through the backend primitives (store_db.h), its columns
+ * counted from base. */
+struct db_tx;
+struct store_cols store_cols_db(struct db_tx *t, int base);
+/* How many columns STORE_TASK_COLS (store_plan.h) selects: its text and integer ones, input. */
+enum { STORE_TASK_N_COLS = 23 };
 /* A row of SELECT STORE_TASK_COLS (store_plan.h), into t (from task_new). */
 void store_task_from_cols(const struct store_cols *c, struct task *t);
 /* A row of SELECT idx, name, do_json, undo_json, retries, timeout_s, state, message, output. */

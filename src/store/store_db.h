@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "common/errors.h"
+#include "store/store.h" /* STORE_ID_MAX */
 #include "task/task_state.h"
 
 struct store;
@@ -80,6 +81,21 @@ enum db_stmt {
     DB_TASK_LAST_EVENT, /* (id) -> as DB_TASK_EVENTS, the latest only */
     DB_TASK_LOAD,       /* (id, with steps, with the latest event) -> the task's columns, a
                            step's, the event's; a row a step; only with DB_CAP_ROUND_TRIPS */
+    /* the task create (store_task_create.c); the row's values (DB_SQL_TASK_NEW_COLS): id,
+     * product, region, uin, instance_id, type, on_failure, state, created_ms, driver, input */
+    DB_COUNTER_NEXT, /* (product, first id + 1) -> the product's next number */
+    DB_TASK_INSERT,  /* (the row's values): changes = 0 when the id is taken; not with
+                        DB_CAP_WRITE_CTE */
+    DB_STEP_INSERT,  /* (id, idx, name, do_json, undo_json, retries, timeout_s); not with
+                        DB_CAP_WRITE_CTE */
+    DB_TASK_CREATE,  /* (the row's values, steps as a JSON array of {idx, name, do_json,
+                        undo_json, retries, timeout_s}, node) -> id: the row, its steps, its
+                        creation event and webhook deliveries in one statement; no row when the id
+                        is taken; only with DB_CAP_WRITE_CTE */
+    DB_IDEM_LOCK,    /* (scope, key): creations with one key one after another, until the
+                        transaction ends; not with DB_CAP_ONE_WRITER */
+    DB_IDEM_READ,    /* (scope, key) -> body_hash, task_id, created_ms */
+    DB_IDEM_PUT,     /* (scope, key, body_hash, task_id, now_ms): inserted or replaced */
     /* leases (store_leases.c); now = the node's clock, which PostgreSQL's SQL leaves out */
     DB_LEASE_RENEW,     /* (id, lease_no, lease_ms, now) -> pause_requested: a row when the
                            lease is still the holder's */
@@ -177,9 +193,8 @@ enum db_stmt {
  *   REPEATABLE READ READ ONLY. */
 enum db_kind { DB_WRITE, DB_WRITE_ONE, DB_READ, DB_SNAPSHOT };
 
-/* What a dialect can do beyond the common SQL (see the top of this file). None yet asked by the
- * ported transactions; the task create (PG_TASK_CREATE) and claim batch (PG_CLAIM_BATCH) are the
- * intended users when they move here. */
+/* What a dialect can do beyond the common SQL (see the top of this file). The claim batch
+ * (PG_CLAIM_BATCH) is an intended user when it moves here. */
 enum db_cap {
     DB_CAP_SKIP_LOCKED = 1u << 0, /* SELECT ... FOR UPDATE SKIP LOCKED: nodes share the rows */
     DB_CAP_WRITE_CTE = 1u << 1,   /* data-modifying WITH: several writes in one round trip */
@@ -349,6 +364,11 @@ int store_db_task_control(struct store *s, const char *id, enum task_verb verb, 
 struct task;
 int store_db_task_get(struct store *s, const char *id, unsigned what, struct task **out,
                       struct err *e);
+/* store_task_create.c: */
+int store_db_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
+                         struct err *e);
+int store_db_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
+                               char (*ids_out)[STORE_ID_MAX], struct err *e);
 /* store_leases.c: */
 struct task_lease_state;
 struct lease_ref;
@@ -456,6 +476,7 @@ int store_db_task_counts(struct store *s, json_t **out, struct err *e);
     .webhook_deliveries = store_db_webhook_deliveries, .delivery_claim = store_db_delivery_claim,  \
     .delivery_finish = store_db_delivery_finish,                                                   \
     .delivery_release_node = store_db_delivery_release_node, .task_list = store_db_task_list,      \
-    .task_counts = store_db_task_counts,
+    .task_counts = store_db_task_counts, .task_create = store_db_task_create,                      \
+    .task_create_batch = store_db_task_create_batch,
 
 #endif

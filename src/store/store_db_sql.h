@@ -54,6 +54,14 @@
     "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE driver = 'sim')"
 #define DB_SQL_SIM_RESET_TASKS     "DELETE FROM tasks WHERE driver = 'sim'"
 #define DB_SQL_SIM_RESET_INSTANCES "DELETE FROM instances WHERE sim_state IS NOT NULL"
+/* The task create (store_task_create.c): a new task row's columns, and the Idempotency-Key
+ * recorded for it (an expired key's row is taken over). */
+#define DB_SQL_TASK_NEW_COLS                                                                       \
+    "id, product, region, uin, instance_id, type, on_failure, state, created_ms, driver, input"
+#define DB_SQL_IDEM_PUT(values)                                                                    \
+    "INSERT INTO idempotency_keys(scope, idem_key, body_hash, task_id, created_ms) VALUES" values  \
+    " ON CONFLICT (scope, idem_key) DO UPDATE SET body_hash = excluded.body_hash,"                 \
+    " task_id = excluded.task_id, created_ms = excluded.created_ms"
 /* Retention (store_purge.c): the rows of the purged tasks, by their ids as the dialect's
  * "IN (the JSON array's elements)" (in_ids). Steps, events and keys would go by their foreign
  * keys' cascade too; saying so costs nothing and does not depend on SQLite's PRAGMA

@@ -627,9 +627,7 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
-        .task_create = store_pg_task_create,
-    .task_create_batch = store_pg_task_create_batch,
-    .task_claim = store_pg_task_claim,
+        .task_claim = store_pg_task_claim,
     .task_progress = store_pg_task_progress,
     .task_claim_batch = store_pg_task_claim_batch,
     .task_progress_batch = store_pg_task_progress_batch,

@@ -22,10 +22,6 @@
 
 /* One statement per slot, prepared on each connection at its first use there. */
 enum pg_stmt {
-    PG_COUNTER_NEXT,
-    PG_TASK_INSERT,
-    PG_TASK_CREATE,
-    PG_STEP_INSERT,
     PG_CLAIM_PICK,
     PG_CLAIM_TAKE,
     PG_CLAIM_UPDATE,
@@ -123,13 +119,8 @@ int64_t pg_now_ms(void);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it under its lock. */
 int pg_reseal_secrets(struct pg_conn *c, struct err *e);
-/* store_pg_tasks.c: */
-int store_pg_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
-                         struct err *e);
-int store_pg_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
-                               char (*ids_out)[STORE_ID_MAX], struct err *e);
-/* Appends the task's next event (seq = last + 1) in the caller's write transaction, which holds
- * the task's row lock (so seq is taken by one writer at a time); from < 0 means none. */
+/* store_pg_db.c: appends the task's next event (seq = last + 1) in the caller's write
+ * transaction, which holds the task's row lock (so seq is taken by one writer at a time). */
 int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
 /* store_pg_lease.c: */

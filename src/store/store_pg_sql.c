@@ -31,42 +31,6 @@
     " OR o.job_id < " t "job_id)))"
 
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
-    /* The counters row is locked by the upsert until commit: one number per task, no gaps
-     * unless a transaction rolls back. */
-    [PG_COUNTER_NEXT] = "INSERT INTO counters(product, next_id) VALUES($1::text, $2::bigint)"
-                        " ON CONFLICT (product) DO UPDATE SET next_id = counters.next_id + 1"
-                        " RETURNING next_id - 1",
-    /* DO NOTHING rather than an error: a failed INSERT would abort the whole transaction. */
-    [PG_TASK_INSERT] =
-        "INSERT INTO tasks(id, product, region, uin, instance_id, type,"
-        " on_failure, state, created_ms, driver, input) VALUES($1::text, $2::text, $3::text,"
-        " $4::text, $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::text, $11::text)"
-        " ON CONFLICT (id) DO NOTHING RETURNING job_id",
-    /* A whole creation in one statement, so one round trip and one commit (autocommit): the
-     * task row, its steps ($12, a JSON array), its "created" event and the deliveries of the
-     * "transition" subscriptions it matches, the same rows PG_TASK_INSERT, PG_STEP_INSERT,
-     * DB_EVENT_INSERT and DB_WEBHOOK_ENQUEUE write one by one. No row when the id is taken. */
-    [PG_TASK_CREATE] =
-        "WITH t AS (INSERT INTO tasks(id, product, region, uin, instance_id, type, on_failure,"
-        " state, created_ms, driver, input) VALUES($1::text, $2::text, $3::text, $4::text,"
-        " $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::text, $11::text)"
-        " ON CONFLICT (id) DO NOTHING RETURNING id, product, uin, info),"
-        " s AS (INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries, timeout_s)"
-        " SELECT t.id, x.idx, x.name, x.do_json, x.undo_json, x.retries, x.timeout_s FROM t,"
-        " json_to_recordset($12::json) AS x(idx integer, name text, do_json text,"
-        " undo_json text, retries bigint, timeout_s bigint)),"
-        " ev AS (INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state, node, message)"
-        " SELECT t.id, 1, $9::bigint, NULL, $8::text, $13::text, 'created' FROM t),"
-        " wh AS (INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin,"
-        " to_state, info, at_ms, next_ms, created_ms) SELECT w.id, t.id, 1, 'transition',"
-        " t.product, t.uin, $8::text, t.info, $9::bigint, $9::bigint, $9::bigint FROM t"
-        " JOIN webhooks w ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL"
-        " OR w.uin = t.uin) WHERE w.events = 'transition')"
-        " SELECT id FROM t",
-    [PG_STEP_INSERT] =
-        "INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries,"
-        " timeout_s) VALUES($1::text, $2::integer, $3::text, $4::text, $5::text, $6::bigint,"
-        " $7::bigint)",
     /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
      * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
     [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
@@ -253,6 +217,40 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
         " LEFT JOIN LATERAL (SELECT seq, at_ms, from_state, to_state, node, message"
         " FROM task_events x WHERE x.task_id = k.id ORDER BY seq DESC LIMIT 1) ev ON $3::boolean"
         " ORDER BY s.idx",
+    /* The counters row is locked by the upsert until commit: one number per task, no gaps
+     * unless a transaction rolls back. */
+    [DB_COUNTER_NEXT] = "INSERT INTO counters(product, next_id) VALUES($1::text, $2::bigint)"
+                        " ON CONFLICT (product) DO UPDATE SET next_id = counters.next_id + 1"
+                        " RETURNING next_id - 1",
+    /* A whole creation in one statement, so one round trip (and without a key one commit,
+     * autocommit): the task row, its steps ($12, a JSON array), its "created" event and the
+     * deliveries of the "transition" subscriptions it matches, the same rows DB_TASK_INSERT,
+     * DB_STEP_INSERT (SQLite's), DB_EVENT_INSERT and DB_WEBHOOK_ENQUEUE write one by one.
+     * DO NOTHING rather than an error, which would abort the whole transaction: no row when the
+     * id is taken. */
+    [DB_TASK_CREATE] =
+        "WITH t AS (INSERT INTO tasks(" DB_SQL_TASK_NEW_COLS ") VALUES($1::text, $2::text,"
+        " $3::text, $4::text,"
+        " $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::text, $11::text)"
+        " ON CONFLICT (id) DO NOTHING RETURNING id, product, uin, info),"
+        " s AS (INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries, timeout_s)"
+        " SELECT t.id, x.idx, x.name, x.do_json, x.undo_json, x.retries, x.timeout_s FROM t,"
+        " json_to_recordset($12::json) AS x(idx integer, name text, do_json text,"
+        " undo_json text, retries bigint, timeout_s bigint)),"
+        " ev AS (INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state, node, message)"
+        " SELECT t.id, 1, $9::bigint, NULL, $8::text, $13::text, 'created' FROM t),"
+        " wh AS (INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin,"
+        " to_state, info, at_ms, next_ms, created_ms) SELECT w.id, t.id, 1, 'transition',"
+        " t.product, t.uin, $8::text, t.info, $9::bigint, $9::bigint, $9::bigint FROM t"
+        " JOIN webhooks w ON (w.product IS NULL OR w.product = t.product) AND (w.uin IS NULL"
+        " OR w.uin = t.uin) WHERE w.events = 'transition')"
+        " SELECT id FROM t",
+    /* Creations with one key queue on a transaction-scoped advisory lock named by its hash. */
+    [DB_IDEM_LOCK] = "SELECT pg_advisory_xact_lock(hashtextextended($1::text || ' ' ||"
+                     " $2::text, 13))",
+    [DB_IDEM_READ] = "SELECT body_hash, task_id, created_ms FROM idempotency_keys"
+                     " WHERE scope = $1::text AND idem_key = $2::text",
+    [DB_IDEM_PUT] = DB_SQL_IDEM_PUT("($1::text, $2::text, $3::text, $4::text, $5::bigint)"),
     [DB_LEASE_RENEW] =
         "UPDATE tasks SET lease_expires_ms = " DB_NOW_MS " + $3::bigint WHERE id = $1::text"
         " AND lease_no = $2::bigint AND state = 'running' AND lease_node IS NOT NULL"

@@ -32,9 +32,6 @@ enum sq_slot {
     SQ_SAVEPOINT,
     SQ_RELEASE,
     SQ_ROLLBACK_TO,
-    SQ_COUNTER_NEXT,
-    SQ_TASK_INSERT,
-    SQ_STEP_INSERT,
     SQ_CLAIM_PICK,
     SQ_CLAIM_TAKE,
     SQ_LEASE_READ,
@@ -47,8 +44,6 @@ enum sq_slot {
     SQ_TOKEN_TOUCH,
     SQ_PGROUP_RECORD,
     SQ_PGROUP_CLEAR,
-    SQ_IDEM_READ,
-    SQ_IDEM_PUT,
     SQ_WEBHOOK_INSERT,
     SQ_WEBHOOK_LIST,
     SQ_WEBHOOK_GET,
@@ -168,13 +163,8 @@ json_t *sq_col_json_int(sqlite3_stmt *st, int col);             /* integer, or j
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it before its commit. */
 int sq_reseal_secrets(struct sq_conn *c, struct err *e);
-/* store_sqlite_tasks.c: */
-int store_sqlite_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
-                             struct err *e);
-int store_sqlite_task_create_batch(struct store *s, const struct task_new *ts, size_t n,
-                                   char (*ids_out)[STORE_ID_MAX], struct err *e);
-/* Appends the task's next event (seq = last + 1) in the caller's write transaction; from < 0
- * means none (the creation event). */
+/* store_sqlite_db.c: appends the task's next event (seq = last + 1) in the caller's write
+ * transaction. */
 int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
 /* store_sqlite_lease.c: */

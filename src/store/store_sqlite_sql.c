@@ -31,6 +31,16 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
                        " WHERE task_id = ?1 ORDER BY seq",
     [DB_TASK_LAST_EVENT] = "SELECT seq, at_ms, from_state, to_state, node, message"
                            " FROM task_events WHERE task_id = ?1 ORDER BY seq DESC LIMIT 1",
+    [DB_COUNTER_NEXT] = "INSERT INTO counters(product, next_id) VALUES(?1, ?2)"
+                        " ON CONFLICT(product) DO UPDATE SET next_id = next_id + 1"
+                        " RETURNING next_id - 1",
+    [DB_TASK_INSERT] = "INSERT INTO tasks(" DB_SQL_TASK_NEW_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6,"
+                       " ?7, ?8, ?9, ?10, ?11) ON CONFLICT(id) DO NOTHING",
+    [DB_STEP_INSERT] = "INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries,"
+                       " timeout_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [DB_IDEM_READ] = "SELECT body_hash, task_id, created_ms FROM idempotency_keys"
+                     " WHERE scope = ?1 AND idem_key = ?2",
+    [DB_IDEM_PUT] = DB_SQL_IDEM_PUT("(?1, ?2, ?3, ?4, ?5)"),
     [DB_LEASE_RENEW] = "UPDATE tasks SET lease_expires_ms = ?4 + ?3 WHERE id = ?1"
                        " AND lease_no = ?2 AND state = 'running' AND lease_node IS NOT NULL"
                        " RETURNING pause_requested",

@@ -1365,6 +1365,42 @@ static void test_summaries_run_beside_task_creation(void **state)
     assert_int_equal(total, 158);
 }
 
+static int64_t task_count(struct store *s)
+{
+    struct task_filter flt = {.state = -1, .limit = 1};
+    int64_t total = -1;
+    list_count(s, flt, &total);
+    return total;
+}
+
+/* A minted mongodb id a stored task holds (the counter was reset under existing tasks) is
+ * skipped for the next number; after eight taken ones the creation fails naming the last, and
+ * creates nothing. */
+static void test_mongodb_ids_taken_after_a_counter_reset_are_skipped(void **state)
+{
+    struct fixture *f = *state;
+    char ids[8][STORE_ID_MAX], id[STORE_ID_MAX];
+    for (int i = 0; i < 3; i++)
+        make_task(f->s, "mongodb", "100000000001", NULL, 1, ids[i]);
+    assert_string_equal(ids[2], "1002");
+    raw_sql(f, "UPDATE counters SET next_id = 1000 WHERE product = 'mongodb'", NULL, 0);
+    make_task(f->s, "mongodb", "100000000001", NULL, 1, ids[3]);
+    assert_string_equal(ids[3], "1003");
+    for (int i = 4; i < 8; i++)
+        make_task(f->s, "mongodb", "100000000001", NULL, 1, ids[i]);
+    assert_string_equal(ids[7], "1007");
+    raw_sql(f, "UPDATE counters SET next_id = 1000 WHERE product = 'mongodb'", NULL, 0);
+    json_t *steps = json_pack("[{s:s, s:{}}]", "name", "x", "do");
+    struct task_new t = {
+        .product = "mongodb", .region = "r", .uin = "1", .type = "T", .steps = steps, .node = "n"};
+    struct err e = {0};
+    assert_int_equal(store_task_create(f->s, &t, id, &e), ERR_ALREADY_EXISTS);
+    assert_string_equal(e.msg, "task 1007 already exists");
+    assert_string_equal(id, "");
+    assert_int_equal(task_count(f->s), 8);
+    json_decref(steps);
+}
+
 /* The contract: every test here runs on each backend. */
 #define CONTRACT(X)                                                                                \
     X(test_account_create_then_find_by_secret_id_and_uin)                                          \
@@ -1397,7 +1433,8 @@ static void test_summaries_run_beside_task_creation(void **state)
     X(test_task_list_filters_pages_and_counts)                                                     \
     X(test_reopen_keeps_data_and_counters)                                                         \
     X(test_open_seals_secrets_an_older_store_kept_in_clear)                                        \
-    X(test_summaries_run_beside_task_creation)
+    X(test_summaries_run_beside_task_creation)                                                     \
+    X(test_mongodb_ids_taken_after_a_counter_reset_are_skipped)
 #define ON_SQLITE(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
 #define ON_PG(name)     cmocka_unit_test_setup_teardown(name, setup_pg, teardown),
 

@@ -52,15 +52,19 @@ static bool slot_needs(enum db_stmt st, unsigned caps)
 {
     switch (st) {
     case DB_ACCOUNT_ROOT_LOCK:
+    case DB_IDEM_LOCK:
         return !(caps & DB_CAP_ONE_WRITER);
     case DB_DELIVERY_LOCK:
     case DB_DELIVERY_CLAIM:
+    case DB_TASK_CREATE:
         return caps & DB_CAP_WRITE_CTE;
     case DB_TASK_LOAD:
         return caps & DB_CAP_ROUND_TRIPS;
     case DB_DELIVERY_PICK:
     case DB_DELIVERY_TAKE:
     case DB_DELIVERY_READ:
+    case DB_TASK_INSERT:
+    case DB_STEP_INSERT:
         return !(caps & DB_CAP_WRITE_CTE);
     default:
         return true;

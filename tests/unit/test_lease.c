@@ -1087,6 +1087,30 @@ static void test_claim_batch_stops_at_max_and_numbers_each_lease(void **state)
     assert_int_equal(progress(f->s, &p), 0);
 }
 
+/* A batch of 0 is a caller's mistake; one larger than STORE_CLAIM_BATCH_MAX takes that many. */
+static void test_claim_batch_of_none_is_refused_and_a_larger_one_is_capped(void **state)
+{
+    struct store_fixture *f = *state;
+    struct task_claim got[STORE_CLAIM_BATCH_MAX + 8];
+    size_t n = 7;
+    struct err e = {0};
+    assert_int_equal(store_task_claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 0, got, &n, &e),
+                     ERR_INVALID_PARAMETER);
+    assert_int_equal(n, 0);
+    assert_string_equal(e.msg, "store: a claim batch of 0 tasks");
+    for (int i = 0; i < STORE_CLAIM_BATCH_MAX + 2; i++) {
+        char id[STORE_ID_MAX];
+        make_task_of(f->s, 1, false, NULL, id);
+    }
+    assert_int_equal(
+        claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, STORE_CLAIM_BATCH_MAX + 8, got, &n), 0);
+    assert_int_equal(n, STORE_CLAIM_BATCH_MAX);
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 8, got, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 8, got, &n), ERR_NOT_FOUND);
+    assert_int_equal(n, 0);
+}
+
 static void test_progress_batch_judges_each_write_on_its_own(void **state)
 {
     struct store_fixture *f = *state;
@@ -1336,6 +1360,7 @@ static void test_claim_batch_with_claim_update_takes_one_at_a_time(void **state)
     X(test_claim_batch_takes_one_task_per_instance_in_creation_order)                              \
     X(test_claim_batch_lifts_the_instance_rule_for_the_parallel_products)                          \
     X(test_claim_batch_stops_at_max_and_numbers_each_lease)                                        \
+    X(test_claim_batch_of_none_is_refused_and_a_larger_one_is_capped)                              \
     X(test_progress_batch_judges_each_write_on_its_own)                                            \
     X(test_progress_batch_matches_writes_one_by_one)                                               \
     X(test_concurrent_claim_batches_never_share_a_task)

@@ -5,8 +5,8 @@
  * the rest goes to libpq (which accepts its usual ones, e.g. sslmode, connect_timeout):
  *   pool=N         connections in the pool (default 8, 1..64)
  *   claim=MODE     how a worker claims a task:
- *                  skip-locked (default) SELECT ... FOR NO KEY UPDATE SKIP LOCKED LIMIT 1, then
- *                                        UPDATE, in one transaction;
+ *                  skip-locked (default) up to a batch of claims in one statement, its rows
+ *                                        picked FOR NO KEY UPDATE SKIP LOCKED;
  *                  update                one conditional UPDATE ... FROM (candidate) WHERE
  *                                        still-claimable RETURNING, for CockroachDB/YugabyteDB. */
 #include "store/store_pg_int.h"
@@ -631,9 +631,7 @@ static const struct store_ops pg_ops = {
     .task_create_batch = store_pg_task_create_batch,
     .task_list = store_pg_task_list,
     .task_counts = store_pg_task_counts,
-    .task_claim = store_pg_task_claim,
     .task_progress = store_pg_task_progress,
-    .task_claim_batch = store_pg_task_claim_batch,
     .task_progress_batch = store_pg_task_progress_batch,
 };
 
@@ -650,6 +648,8 @@ int store_pg_open(const char *url, struct store **out, struct err *e)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
     int rc = parse_url(s, url, e);
+    if (s->claim_mode == PG_CLAIM_ONE_UPDATE)
+        s->base.db = &pg_db_ops_no_skip_locked; /* the claims take one task a statement */
     if (rc == 0) {
         s->conns = xcalloc((size_t)s->pool_size, sizeof *s->conns);
         /* The first connection creates or migrates the schema; the others connect at first use. */

@@ -26,10 +26,6 @@ enum pg_stmt {
     PG_TASK_INSERT,
     PG_TASK_CREATE,
     PG_STEP_INSERT,
-    PG_CLAIM_PICK,
-    PG_CLAIM_TAKE,
-    PG_CLAIM_UPDATE,
-    PG_CLAIM_BATCH,
     PG_LEASE_READ,
     PG_STEP_SET,
     PG_PROGRESS_TASK,
@@ -134,12 +130,7 @@ int store_pg_task_create_batch(struct store *s, const struct task_new *ts, size_
 int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
 /* store_pg_lease.c: */
-int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
-                        struct task_claim *out, struct err *e);
 int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);
-int store_pg_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
-                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
-                              struct err *e);
 int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                  int *rcs, struct err *e);
 /* store_pg_query.c: */

@@ -67,78 +67,6 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
         "INSERT INTO task_steps(task_id, idx, name, do_json, undo_json, retries,"
         " timeout_s) VALUES($1::text, $2::integer, $3::text, $4::text, $5::text, $6::bigint,"
         " $7::bigint)",
-    /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
-     * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
-    [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
-        "c.") " AND " INSTANCE_FREE("c.", "$2::text") " ORDER BY created_ms, job_id LIMIT 1"
-                                                      " FOR NO KEY UPDATE OF c SKIP LOCKED",
-    [PG_CLAIM_TAKE] =
-        "UPDATE tasks SET state = 'running', start_ms = COALESCE(start_ms,"
-        " $2::bigint), lease_node = $3::text, lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
-        " lease_no = lease_no + 1 WHERE id = $1::text RETURNING lease_no",
-    /* ?claim=update: the claim as one conditional statement, for PostgreSQL-compatible
-     * distributed SQL (CockroachDB's SKIP LOCKED is slow and may skip unlocked rows;
-     * YugabyteDB lacks it under SERIALIZABLE). The candidate is read without a lock; the
-     * WHERE on t re-checks that it is still claimable against the row version being updated
-     * (PostgreSQL re-evaluates it after waiting for a concurrent writer), so two claimers
-     * never both win: the loser updates no row and tries the next candidate. */
-    [PG_CLAIM_UPDATE] =
-        "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
-        " $1::bigint), lease_node = $2::text, lease_expires_ms = " DB_NOW_MS " + $3::bigint,"
-        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks c "
-        "WHERE " CLAIMABLE("c.") " AND " INSTANCE_FREE(
-            "c.", "$4::text") " ORDER BY created_ms, job_id LIMIT 1) old"
-                              " WHERE t.id = old.id AND " CLAIMABLE(
-                                  "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no",
-    /* A batch of claims in one statement: lock up to $5 of the oldest claimable rows nobody else
-     * has locked, take each (lease_no + 1, the fencing token), and write each claim's event. The
-     * instance check reads the rows as they were before this statement, so a batch holds at
-     * most one task per instance (a second one has the first, still initial, before it). */
-    [PG_CLAIM_BATCH] = "WITH picked AS (SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
-        "c.") " AND " INSTANCE_FREE("c.",
-                                    "$2::text") " ORDER BY created_ms, job_id"
-                                                " LIMIT $5::integer"
-                                                " FOR NO KEY UPDATE OF c SKIP LOCKED),"
-                                                " taken AS (UPDATE tasks t SET state = 'running', "
-                                                "start_ms = COALESCE(t.start_ms,"
-                                                " $1::bigint), lease_node = $3::text, "
-                                                "lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
-                                                " lease_no = t.lease_no + 1 FROM picked WHERE t.id "
-                                                "= picked.id RETURNING t.id,"
-                                                " t.product, t.uin, t.info, t.lease_no, "
-                                                "t.created_ms, t.job_id, "
-                                                "picked.state AS old_state,"
-                                                " picked.lease_node AS old_node),"
-                                                " ev AS (INSERT INTO task_events(task_id, seq, "
-                                                "at_ms, from_state, to_state, node, message)"
-                                                " SELECT taken.id, (SELECT COALESCE(MAX(seq), 0) + "
-                                                "1 FROM task_events x"
-                                                " WHERE x.task_id = taken.id), $1::bigint, "
-                                                "old_state, 'running', $3::text,"
-                                                " CASE WHEN old_state = 'initial' THEN 'started; "
-                                                "lease ' || lease_no"
-                                                " WHEN COALESCE(old_node, '') <> '' THEN 'lease of "
-                                                "' || left(old_node, 100)"
-                                                " || ' expired; taken over, lease ' || lease_no"
-                                                " ELSE 'claimed; lease ' || lease_no END FROM "
-                                                "taken RETURNING task_id, seq, from_state),"
-                                                /* initial -> running is a transition: its
-                                                 * webhook deliveries, in this statement. */
-                                                " wh AS (INSERT INTO webhook_deliveries("
-                                                "webhook_id, task_id, seq, event, product, uin,"
-                                                " to_state, info, at_ms, next_ms, created_ms)"
-                                                " SELECT w.id, ev.task_id, ev.seq, 'transition',"
-                                                " taken.product, taken.uin, 'running',"
-                                                " taken.info, $1::bigint, $1::bigint,"
-                                                " $1::bigint FROM ev JOIN taken ON taken.id ="
-                                                " ev.task_id JOIN webhooks w ON (w.product IS"
-                                                " NULL OR w.product = taken.product) AND (w.uin"
-                                                " IS NULL OR w.uin = taken.uin) WHERE"
-                                                " ev.from_state <> 'running' AND w.events ="
-                                                " 'transition')"
-                                                " SELECT id, product, lease_no, old_state,"
-                                                " (COALESCE(old_node, '') <> '')::integer"
-                                                " FROM taken ORDER BY created_ms, job_id",
     [PG_LEASE_READ] =
         "SELECT state, current_step, lease_no, COALESCE(lease_expires_ms, 0),"
         " driver = 'external', phase = 'undo' FROM tasks WHERE id = $1::text FOR NO KEY UPDATE",
@@ -465,4 +393,68 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
     [DB_DELIVERY_RELEASE] = "UPDATE webhook_deliveries SET status = 'pending', lease_node = NULL,"
                             " lease_until_ms = NULL WHERE status = 'delivering'"
                             " AND lease_node = $1::text",
+    /* The engine's claims (store_claims.c). ?claim=update: the claim as one conditional
+     * statement, for PostgreSQL-compatible distributed SQL (CockroachDB's SKIP LOCKED is slow
+     * and may skip unlocked rows; YugabyteDB lacks it under SERIALIZABLE). The candidate is read
+     * without a lock; the WHERE on t re-checks that it is still claimable against the row version
+     * being updated (PostgreSQL re-evaluates it after waiting for a concurrent writer), so two
+     * claimers never both win: the loser updates no row and tries the next candidate. */
+    [DB_CLAIM_UPDATE] =
+        "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
+        " $1::bigint), lease_node = $2::text, lease_expires_ms = " DB_NOW_MS " + $3::bigint,"
+        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks c "
+        "WHERE " CLAIMABLE("c.") " AND " INSTANCE_FREE(
+            "c.", "$4::text") " ORDER BY created_ms, job_id LIMIT 1) old"
+                              " WHERE t.id = old.id AND " CLAIMABLE(
+                                  "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no, "
+                                        "t.product",
+    /* A batch of claims in one statement: lock up to $5 of the oldest claimable rows nobody else
+     * has locked, take each (lease_no + 1, the fencing token), and write each claim's event. The
+     * instance check reads the rows as they were before this statement, so a batch holds at
+     * most one task per instance (a second one has the first, still initial, before it). */
+    [DB_CLAIM_BATCH] = "WITH picked AS (SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
+        "c.") " AND " INSTANCE_FREE("c.",
+                                    "$2::text") " ORDER BY created_ms, job_id"
+                                                " LIMIT $5::integer"
+                                                " FOR NO KEY UPDATE OF c SKIP LOCKED),"
+                                                " taken AS (UPDATE tasks t SET state = 'running', "
+                                                "start_ms = COALESCE(t.start_ms,"
+                                                " $1::bigint), lease_node = $3::text, "
+                                                "lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
+                                                " lease_no = t.lease_no + 1 FROM picked WHERE t.id "
+                                                "= picked.id RETURNING t.id,"
+                                                " t.product, t.uin, t.info, t.lease_no, "
+                                                "t.created_ms, t.job_id, "
+                                                "picked.state AS old_state,"
+                                                " picked.lease_node AS old_node),"
+                                                " ev AS (INSERT INTO task_events(task_id, seq, "
+                                                "at_ms, from_state, to_state, node, message)"
+                                                " SELECT taken.id, (SELECT COALESCE(MAX(seq), 0) + "
+                                                "1 FROM task_events x"
+                                                " WHERE x.task_id = taken.id), $1::bigint, "
+                                                "old_state, 'running', $3::text,"
+                                                " CASE WHEN old_state = 'initial' THEN 'started; "
+                                                "lease ' || lease_no"
+                                                " WHEN COALESCE(old_node, '') <> '' THEN 'lease of "
+                                                "' || left(old_node, 100)"
+                                                " || ' expired; taken over, lease ' || lease_no"
+                                                " ELSE 'claimed; lease ' || lease_no END FROM "
+                                                "taken RETURNING task_id, seq, from_state),"
+                                                /* initial -> running is a transition: its
+                                                 * webhook deliveries, in this statement. */
+                                                " wh AS (INSERT INTO webhook_deliveries("
+                                                "webhook_id, task_id, seq, event, product, uin,"
+                                                " to_state, info, at_ms, next_ms, created_ms)"
+                                                " SELECT w.id, ev.task_id, ev.seq, 'transition',"
+                                                " taken.product, taken.uin, 'running',"
+                                                " taken.info, $1::bigint, $1::bigint,"
+                                                " $1::bigint FROM ev JOIN taken ON taken.id ="
+                                                " ev.task_id JOIN webhooks w ON (w.product IS"
+                                                " NULL OR w.product = taken.product) AND (w.uin"
+                                                " IS NULL OR w.uin = taken.uin) WHERE"
+                                                " ev.from_state <> 'running' AND w.events ="
+                                                " 'transition')"
+                                                " SELECT id, product, lease_no, old_state,"
+                                                " (COALESCE(old_node, '') <> '')::integer"
+                                                " FROM taken ORDER BY created_ms, job_id",
 };

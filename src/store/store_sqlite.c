@@ -438,9 +438,7 @@ static const struct store_ops sqlite_ops = {
     .task_create_batch = store_sqlite_task_create_batch,
     .task_list = store_sqlite_task_list,
     .task_counts = store_sqlite_task_counts,
-    .task_claim = store_sqlite_task_claim,
     .task_progress = store_sqlite_task_progress,
-    .task_claim_batch = store_sqlite_task_claim_batch,
     .task_progress_batch = store_sqlite_task_progress_batch,
 };
 

@@ -35,8 +35,6 @@ enum sq_slot {
     SQ_COUNTER_NEXT,
     SQ_TASK_INSERT,
     SQ_STEP_INSERT,
-    SQ_CLAIM_PICK,
-    SQ_CLAIM_TAKE,
     SQ_LEASE_READ,
     SQ_PROGRESS_TASK,
     SQ_PROGRESS_STEP,
@@ -178,12 +176,7 @@ int store_sqlite_task_create_batch(struct store *s, const struct task_new *ts, s
 int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
 /* store_sqlite_lease.c: */
-int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
-                            const char *parallel, struct task_claim *out, struct err *e);
 int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);
-int store_sqlite_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
-                                  const char *parallel, size_t max, struct task_claim *out,
-                                  size_t *n, struct err *e);
 int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
                                      int *rcs, struct err *e);
 /* store_sqlite_query.c: */

@@ -190,6 +190,7 @@ static void test_claim_takes_the_oldest_runnable_task_and_starts_it(void **state
     assert_int_equal(c.lease_no, 1);
     assert_int_equal(c.from, TASK_INITIAL); /* its first claim, not a takeover */
     assert_false(c.taken_over);
+    assert_string_equal(c.product, "cdb"); /* a claim of one is a batch of one */
     json_t *t = get(f->s, older);
     assert_string_equal(jstr(t, "state"), "running");
     assert_string_equal(jstr(t, "lease_node"), "node-a");

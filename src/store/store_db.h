@@ -166,6 +166,12 @@ enum db_stmt {
     DB_CLAIM_BATCH,  /* (now, parallel, node, lease_ms, max) -> id, product, lease_no, old state,
                         taken over (0/1): picks (SKIP LOCKED), takes and records up to max
                         claims, oldest first; only with DB_CAP_SKIP_LOCKED */
+    /* the engine's progress writes (store_progress.c), after DB_CONTROL_READ */
+    DB_PROGRESS_STEP, /* (id, idx, state, message (NULL keeps, '' clears), output or NULL) */
+    DB_PROGRESS_TASK, /* (id, state, to_final, now_ms, info (NULL keeps, '' clears), next_step
+                         (-2 keeps), phase or NULL, attempt (-1 keeps), not_before_ms, release) */
+    DB_PROGRESS_BULK, /* (writes as a JSON array, now_ms) -> ord: the fenced writes it applied,
+                         step, task, event and deliveries each; only with DB_CAP_WRITE_CTE */
     DB_STMT_COUNT
 };
 
@@ -388,6 +394,11 @@ int store_db_task_claim(struct store *s, const char *node, int64_t lease_ms, con
 int store_db_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
                               const char *parallel, size_t max, struct task_claim *out, size_t *n,
                               struct err *e);
+/* store_progress.c: */
+struct task_progress;
+int store_db_task_progress(struct store *s, const struct task_progress *p, struct err *e);
+int store_db_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
+                                 int *rcs, struct err *e);
 /* store_workers.c: */
 struct remote_handover;
 struct worker_claim_req;
@@ -432,6 +443,7 @@ int store_db_worker_report(struct store *s, const struct worker_report *r, struc
     .webhook_deliveries = store_db_webhook_deliveries, .delivery_claim = store_db_delivery_claim,  \
     .delivery_finish = store_db_delivery_finish,                                                   \
     .delivery_release_node = store_db_delivery_release_node, .task_claim = store_db_task_claim,    \
-    .task_claim_batch = store_db_task_claim_batch,
+    .task_claim_batch = store_db_task_claim_batch, .task_progress = store_db_task_progress,        \
+    .task_progress_batch = store_db_task_progress_batch,
 
 #endif

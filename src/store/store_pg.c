@@ -631,8 +631,6 @@ static const struct store_ops pg_ops = {
     .task_create_batch = store_pg_task_create_batch,
     .task_list = store_pg_task_list,
     .task_counts = store_pg_task_counts,
-    .task_progress = store_pg_task_progress,
-    .task_progress_batch = store_pg_task_progress_batch,
 };
 
 int store_pg_open(const char *url, struct store **out, struct err *e)

@@ -103,8 +103,8 @@ static int64_t pg_db_int(struct db_tx *t, int col)
 
 static int64_t pg_db_changes(struct db_tx *t) { return tx_of(t)->changes; }
 
-/* The event chain of the transactions still written per dialect (store_pg_tasks.c,
- * store_pg_lease.c), on the connection they hold. */
+/* The event chain of the transactions still written per dialect (store_pg_tasks.c), on the
+ * connection they hold. */
 int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e)
 {

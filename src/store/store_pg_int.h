@@ -26,10 +26,6 @@ enum pg_stmt {
     PG_TASK_INSERT,
     PG_TASK_CREATE,
     PG_STEP_INSERT,
-    PG_LEASE_READ,
-    PG_STEP_SET,
-    PG_PROGRESS_TASK,
-    PG_PROGRESS_BULK,
     PG_TASK_COUNTS,
     PG_STMT_COUNT
 };
@@ -129,10 +125,6 @@ int store_pg_task_create_batch(struct store *s, const struct task_new *ts, size_
  * the task's row lock (so seq is taken by one writer at a time); from < 0 means none. */
 int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
-/* store_pg_lease.c: */
-int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);
-int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
-                                 int *rcs, struct err *e);
 /* store_pg_query.c: */
 int store_pg_task_counts(struct store *s, json_t **out, struct err *e);
 int store_pg_task_list(struct store *s, const struct task_filter *f, struct task_list *out,

@@ -438,8 +438,6 @@ static const struct store_ops sqlite_ops = {
     .task_create_batch = store_sqlite_task_create_batch,
     .task_list = store_sqlite_task_list,
     .task_counts = store_sqlite_task_counts,
-    .task_progress = store_sqlite_task_progress,
-    .task_progress_batch = store_sqlite_task_progress_batch,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

@@ -111,8 +111,8 @@ static int64_t sq_db_int(struct db_tx *t, int col)
 
 static int64_t sq_db_changes(struct db_tx *t) { return tx_of(t)->changes; }
 
-/* The event chain of the transactions still written per dialect (store_sqlite_tasks.c,
- * store_sqlite_lease.c), on the connection they hold. */
+/* The event chain of the transactions still written per dialect (store_sqlite_tasks.c), on the
+ * connection they hold. */
 int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e)
 {

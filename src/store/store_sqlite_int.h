@@ -35,9 +35,6 @@ enum sq_slot {
     SQ_COUNTER_NEXT,
     SQ_TASK_INSERT,
     SQ_STEP_INSERT,
-    SQ_LEASE_READ,
-    SQ_PROGRESS_TASK,
-    SQ_PROGRESS_STEP,
     SQ_TOKEN_INSERT,
     SQ_TOKEN_LIST,
     SQ_TOKEN_REVOKE,
@@ -175,10 +172,6 @@ int store_sqlite_task_create_batch(struct store *s, const struct task_new *ts, s
  * means none (the creation event). */
 int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
-/* store_sqlite_lease.c: */
-int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);
-int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
-                                     int *rcs, struct err *e);
 /* store_sqlite_query.c: */
 int store_sqlite_task_counts(struct store *s, json_t **out, struct err *e);
 int store_sqlite_task_list(struct store *s, const struct task_filter *f, struct task_list *out,

@@ -240,4 +240,20 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
     [DB_CLAIM_TAKE] = "UPDATE tasks SET state = 'running',"
                       " start_ms = COALESCE(start_ms, ?2), lease_node = ?3,"
                       " lease_expires_ms = ?2 + ?4, lease_no = ?5 WHERE id = ?1",
+    /* The engine's progress writes (store_progress.c); the task's row is read by
+     * DB_CONTROL_READ. */
+    [DB_PROGRESS_STEP] = "UPDATE task_steps SET state = ?3, message = CASE WHEN ?4 IS NULL"
+                         " THEN message WHEN ?4 = '' THEN NULL ELSE ?4 END,"
+                         " output = COALESCE(?5, output) WHERE task_id = ?1 AND idx = ?2",
+    [DB_PROGRESS_TASK] =
+        "UPDATE tasks SET state = ?2,"
+        " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END,"
+        " info = CASE WHEN ?5 IS NULL THEN info WHEN ?5 = '' THEN NULL ELSE ?5 END,"
+        " current_step = CASE WHEN ?6 = -2 THEN current_step ELSE ?6 END,"
+        " phase = COALESCE(?7, phase),"
+        " attempt = CASE WHEN ?8 < 0 THEN attempt ELSE ?8 END, not_before_ms = ?9,"
+        " lease_node = CASE WHEN ?10 THEN NULL ELSE lease_node END,"
+        " lease_expires_ms = CASE WHEN ?10 THEN NULL ELSE lease_expires_ms END,"
+        " pause_requested = CASE WHEN ?2 = 'running' THEN pause_requested ELSE 0 END"
+        " WHERE id = ?1",
 };

@@ -67,6 +67,8 @@ static bool slot_needs(enum db_stmt st, unsigned caps)
         return !(caps & DB_CAP_ONE_WRITER);
     case DB_CLAIM_BATCH:
         return caps & DB_CAP_SKIP_LOCKED;
+    case DB_PROGRESS_BULK:
+        return caps & DB_CAP_WRITE_CTE;
     case DB_DELIVERY_PICK:
     case DB_DELIVERY_TAKE:
     case DB_DELIVERY_READ:

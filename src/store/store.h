@@ -118,7 +118,7 @@ struct task_move {
 struct task_claim {
     char id[STORE_ID_MAX];
     int64_t lease_no;
-    char product[16];     /* filled by task_claim_batch; "" from task_claim */
+    char product[16];     /* the task's product */
     enum task_state from; /* before the claim: TASK_INITIAL (its first) or TASK_RUNNING */
     bool taken_over;      /* running under another lease that expired (a node died or stalled) */
 };

@@ -178,6 +178,24 @@ enum db_stmt {
                            one ORDER BY names the tie-breaker in both dialects) */
     DB_TASK_COUNTS,     /* () -> product, state, count, oldest created_ms; by product, state in
                            byte order */
+    /* the engine's claims (store_claims.c); now = the node's clock: the retry times it set, and
+     * on SQLite the leases (PostgreSQL sets and judges those by the database's clock);
+     * parallel = ",p,q,", the products exempt from one-at-a-time per instance */
+    DB_CLAIM_PICK,   /* (now, parallel, max) -> id, state, lease_node, lease_no, product: the
+                        oldest runnable tasks, unlocked; only with DB_CAP_ONE_WRITER */
+    DB_CLAIM_TAKE,   /* (id, now, node, lease_ms, lease_no): the lease; only with ONE_WRITER */
+    DB_CLAIM_UPDATE, /* (now, node, lease_ms, parallel) -> as DB_CLAIM_PICK, the new lease_no:
+                        picks and takes the oldest in one conditional statement, no row when
+                        another claimer won it; not with DB_CAP_ONE_WRITER */
+    DB_CLAIM_BATCH,  /* (now, parallel, node, lease_ms, max) -> id, product, lease_no, old state,
+                        taken over (0/1): picks (SKIP LOCKED), takes and records up to max
+                        claims, oldest first; only with DB_CAP_SKIP_LOCKED */
+    /* the engine's progress writes (store_progress.c), after DB_CONTROL_READ */
+    DB_PROGRESS_STEP, /* (id, idx, state, message (NULL keeps, '' clears), output or NULL) */
+    DB_PROGRESS_TASK, /* (id, state, to_final, now_ms, info (NULL keeps, '' clears), next_step
+                         (-2 keeps), phase or NULL, attempt (-1 keeps), not_before_ms, release) */
+    DB_PROGRESS_BULK, /* (writes as a JSON array, now_ms) -> ord: the fenced writes it applied,
+                         step, task, event and deliveries each; only with DB_CAP_WRITE_CTE */
     DB_STMT_COUNT
 };
 
@@ -193,8 +211,8 @@ enum db_stmt {
  *   REPEATABLE READ READ ONLY. */
 enum db_kind { DB_WRITE, DB_WRITE_ONE, DB_READ, DB_SNAPSHOT };
 
-/* What a dialect can do beyond the common SQL (see the top of this file). The claim batch
- * (PG_CLAIM_BATCH) is an intended user when it moves here. */
+/* What a dialect can do beyond the common SQL (see the top of this file). A store may have
+ * fewer than its dialect: PostgreSQL with ?claim=update has no DB_CAP_SKIP_LOCKED. */
 enum db_cap {
     DB_CAP_SKIP_LOCKED = 1u << 0, /* SELECT ... FOR UPDATE SKIP LOCKED: nodes share the rows */
     DB_CAP_WRITE_CTE = 1u << 1,   /* data-modifying WITH: several writes in one round trip */
@@ -327,6 +345,8 @@ int64_t db_now_ms(void);
 
 /* The dialects (store_sqlite_db.c, store_pg_db.c). */
 extern const struct db_ops sq_db_ops, pg_db_ops;
+/* pg_db_ops without DB_CAP_SKIP_LOCKED: a PostgreSQL store opened with ?claim=update. */
+extern const struct db_ops pg_db_ops_no_skip_locked;
 
 /* The ops written once over these primitives, by file; both backends' store_ops tables point at
  * them (contracts in store.h). store_purge.c: */
@@ -425,6 +445,18 @@ int store_db_delivery_claim(struct store *s, const struct delivery_claim_req *r,
                             struct webhook_delivery **out, size_t *n, struct err *e);
 int store_db_delivery_finish(struct store *s, const struct delivery_result *r, struct err *e);
 int store_db_delivery_release_node(struct store *s, const char *node, struct err *e);
+/* store_claims.c: */
+struct task_claim;
+int store_db_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
+                        struct task_claim *out, struct err *e);
+int store_db_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
+                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
+                              struct err *e);
+/* store_progress.c: */
+struct task_progress;
+int store_db_task_progress(struct store *s, const struct task_progress *p, struct err *e);
+int store_db_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
+                                 int *rcs, struct err *e);
 /* store_workers.c: */
 struct remote_handover;
 struct worker_claim_req;
@@ -477,6 +509,8 @@ int store_db_task_counts(struct store *s, json_t **out, struct err *e);
     .delivery_finish = store_db_delivery_finish,                                                   \
     .delivery_release_node = store_db_delivery_release_node, .task_list = store_db_task_list,      \
     .task_counts = store_db_task_counts, .task_create = store_db_task_create,                      \
-    .task_create_batch = store_db_task_create_batch,
+    .task_create_batch = store_db_task_create_batch, .task_claim = store_db_task_claim,            \
+    .task_claim_batch = store_db_task_claim_batch, .task_progress = store_db_task_progress,        \
+    .task_progress_batch = store_db_task_progress_batch,
 
 #endif

@@ -5,8 +5,8 @@
  * the rest goes to libpq (which accepts its usual ones, e.g. sslmode, connect_timeout):
  *   pool=N         connections in the pool (default 8, 1..64)
  *   claim=MODE     how a worker claims a task:
- *                  skip-locked (default) SELECT ... FOR NO KEY UPDATE SKIP LOCKED LIMIT 1, then
- *                                        UPDATE, in one transaction;
+ *                  skip-locked (default) up to a batch of claims in one statement, its rows
+ *                                        picked FOR NO KEY UPDATE SKIP LOCKED;
  *                  update                one conditional UPDATE ... FROM (candidate) WHERE
  *                                        still-claimable RETURNING, for CockroachDB/YugabyteDB. */
 #include "store/store_pg_int.h"
@@ -354,14 +354,6 @@ static int exec_any(struct pg_conn *c, const char *name, const char *sql, bool *
     return rc != 0 ? rc : finish(c, r, out, what, e);
 }
 
-int pg_exec(struct pg_conn *c, enum pg_stmt st, const struct pg_params *p, PGresult **out,
-            const char *what, struct err *e)
-{
-    char name[16];
-    snprintf(name, sizeof name, "a%d", (int)st);
-    return exec_any(c, name, pg_stmt_sql[st], &c->prepared[st], p, out, what, e);
-}
-
 int pg_exec_prepared(struct pg_conn *c, const char *name, const char *sql, bool *prepared,
                      const struct pg_params *p, PGresult **out, const char *what, struct err *e)
 {
@@ -417,8 +409,7 @@ static int conn_ready(struct store_pg *s, struct pg_conn *c, struct err *e)
         rc = unreachable(c, e);
     } else {
         c->broken = false;
-        memset(c->prepared, 0, sizeof c->prepared); /* a new session has none */
-        memset(c->db_prepared, 0, sizeof c->db_prepared);
+        memset(c->db_prepared, 0, sizeof c->db_prepared); /* a new session has none */
     }
     if (rc == 0) {
         if (c->backoff_ms)
@@ -627,10 +618,6 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
-        .task_claim = store_pg_task_claim,
-    .task_progress = store_pg_task_progress,
-    .task_claim_batch = store_pg_task_claim_batch,
-    .task_progress_batch = store_pg_task_progress_batch,
 };
 
 int store_pg_open(const char *url, struct store **out, struct err *e)
@@ -646,6 +633,8 @@ int store_pg_open(const char *url, struct store **out, struct err *e)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
     int rc = parse_url(s, url, e);
+    if (s->claim_mode == PG_CLAIM_ONE_UPDATE)
+        s->base.db = &pg_db_ops_no_skip_locked; /* the claims take one task a statement */
     if (rc == 0) {
         s->conns = xcalloc((size_t)s->pool_size, sizeof *s->conns);
         /* The first connection creates or migrates the schema; the others connect at first use. */

@@ -158,26 +158,16 @@ static int64_t pg_db_int(struct db_tx *t, int col)
 
 static int64_t pg_db_changes(struct db_tx *t) { return tx_of(t)->changes; }
 
-/* The event chain of the transactions still written per dialect (store_pg_lease.c), on the
- * connection they hold. */
-int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
-                    const char *node, const char *message, struct err *e)
-{
-    struct pg_db_tx t = {.base = {&pg_db_ops}, .c = c, .row = -1};
-    int rc = db_event_append(&t.base, id, now, from, to, node, message, e);
-    tx_close_result(&t);
-    return rc;
-}
-
 struct pg_db_call {
     int (*fn)(struct db_tx *t, void *ctx, struct err *e);
     void *ctx;
+    const struct db_ops *ops; /* the store's: its capabilities */
 };
 
 static int run_on(struct pg_conn *c, void *ctx, struct err *e)
 {
     struct pg_db_call *call = ctx;
-    struct pg_db_tx t = {.base = {&pg_db_ops}, .c = c, .row = -1};
+    struct pg_db_tx t = {.base = {call->ops}, .c = c, .row = -1};
     int rc = call->fn(&t.base, call->ctx, e);
     tx_close_result(&t);
     return rc;
@@ -195,7 +185,7 @@ static const enum pg_tx tx_kind[] = {
 static int pg_db_run(struct store *s, enum db_kind kind,
                      int (*fn)(struct db_tx *t, void *ctx, struct err *e), void *ctx, struct err *e)
 {
-    struct pg_db_call call = {fn, ctx};
+    struct pg_db_call call = {fn, ctx, s->db};
     return pg_run(s, tx_kind[kind], run_on, &call, e);
 }
 
@@ -211,4 +201,19 @@ const struct db_ops pg_db_ops = {
     .changes = pg_db_changes,
     .exec_sql = pg_db_exec_sql,
     .param = pg_db_param,
+};
+
+/* ?claim=update (store_pg.c): the same dialect without SKIP LOCKED, for PostgreSQL-compatible
+ * databases where it is slow or missing; the engine's claims then take one task a statement
+ * (store_claims.c). */
+const struct db_ops pg_db_ops_no_skip_locked = {
+    .sql = pg_db_sql,
+    .caps = DB_CAP_WRITE_CTE | DB_CAP_ROUND_TRIPS,
+    .run = pg_db_run,
+    .exec = pg_db_exec,
+    .next = pg_db_next,
+    .is_null = pg_db_is_null,
+    .text = pg_db_text,
+    .int64 = pg_db_int,
+    .changes = pg_db_changes,
 };

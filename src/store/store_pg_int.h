@@ -20,21 +20,7 @@
 #define PG_RETRY          1 /* internal, never returned by an op: 40001/40P01, run again */
 #define PG_MAX_PARAMS     16
 
-/* One statement per slot, prepared on each connection at its first use there. */
-enum pg_stmt {
-    PG_CLAIM_PICK,
-    PG_CLAIM_TAKE,
-    PG_CLAIM_UPDATE,
-    PG_CLAIM_BATCH,
-    PG_LEASE_READ,
-    PG_STEP_SET,
-    PG_PROGRESS_TASK,
-    PG_PROGRESS_BULK,
-    PG_STMT_COUNT
-};
-
-/* The SQL of each slot (store_pg_sql.c), and of each shared statement (store_db.h). */
-extern const char *const pg_stmt_sql[PG_STMT_COUNT];
+/* The SQL of each shared statement (store_db.h), in store_pg_sql.c. */
 extern const char *const pg_db_sql[DB_STMT_COUNT];
 
 /* A pooled connection. Only the caller that took it (busy) touches it. */
@@ -46,8 +32,7 @@ struct pg_conn {
     int64_t next_try_ms;             /* monotonic ms before which no reconnect is tried */
     char last_error[256];            /* why it is down, for the ServiceUnavailable message */
     char violated[64];               /* the constraint of the last unique violation */
-    bool prepared[PG_STMT_COUNT];    /* statements prepared on this session (at first use) */
-    bool db_prepared[DB_STMT_COUNT]; /* the same for the shared statements */
+    bool db_prepared[DB_STMT_COUNT]; /* statements prepared on this session (at first use) */
 };
 
 enum pg_claim_mode {
@@ -78,14 +63,11 @@ void pp_text(struct pg_params *p, const char *s);
 void pp_int(struct pg_params *p, int64_t v);
 void pp_bool(struct pg_params *p, bool v);
 
-/* Runs prepared statement st. On success returns 0 and *out is the result (the caller
- * PQclear()s it). On failure *out is NULL and e is filled with "store: <what>: ..."; the code is
- * ERR_SERVICE_UNAVAILABLE when the connection broke (it is then reset at its next use),
- * PG_RETRY on a serialization failure or deadlock, ERR_ALREADY_EXISTS on a unique violation
- * (c->violated names the constraint), else ERR_INTERNAL. */
-int pg_exec(struct pg_conn *c, enum pg_stmt st, const struct pg_params *p, PGresult **out,
-            const char *what, struct err *e);
-/* The same for sql prepared as name on c at its first use there (*prepared says it is). */
+/* Runs sql, prepared as name on c at its first use there (*prepared says it is). On success returns
+ * 0 and *out is the result (the caller PQclear()s it). On failure *out is NULL and e is filled with
+ * "store: <what>: ..."; the code is ERR_SERVICE_UNAVAILABLE when the connection broke (it is then
+ * reset at its next use), PG_RETRY on a serialization failure or deadlock, ERR_ALREADY_EXISTS on a
+ * unique violation (c->violated names the constraint), else ERR_INTERNAL. */
 int pg_exec_prepared(struct pg_conn *c, const char *name, const char *sql, bool *prepared,
                      const struct pg_params *p, PGresult **out, const char *what, struct err *e);
 /* The same for SQL built at run time (task lists): not prepared. */
@@ -119,18 +101,5 @@ int64_t pg_now_ms(void);
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it under its lock. */
 int pg_reseal_secrets(struct pg_conn *c, struct err *e);
-/* store_pg_db.c: appends the task's next event (seq = last + 1) in the caller's write
- * transaction, which holds the task's row lock (so seq is taken by one writer at a time). */
-int pg_event_append(struct pg_conn *c, const char *id, int64_t now, int from, enum task_state to,
-                    const char *node, const char *message, struct err *e);
-/* store_pg_lease.c: */
-int store_pg_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
-                        struct task_claim *out, struct err *e);
-int store_pg_task_progress(struct store *s, const struct task_progress *p, struct err *e);
-int store_pg_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
-                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
-                              struct err *e);
-int store_pg_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
-                                 int *rcs, struct err *e);
 
 #endif

@@ -30,150 +30,6 @@
     " 'paused') AND o.created_ms <= " t "created_ms AND (o.created_ms < " t "created_ms"           \
     " OR o.job_id < " t "job_id)))"
 
-const char *const pg_stmt_sql[PG_STMT_COUNT] = {
-    /* Default claim: lock the oldest claimable row nobody else has locked; rows other claimers
-     * hold are skipped, not waited for. The UPDATE below then runs in the same transaction. */
-    [PG_CLAIM_PICK] = "SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
-        "c.") " AND " INSTANCE_FREE("c.", "$2::text") " ORDER BY created_ms, job_id LIMIT 1"
-                                                      " FOR NO KEY UPDATE OF c SKIP LOCKED",
-    [PG_CLAIM_TAKE] =
-        "UPDATE tasks SET state = 'running', start_ms = COALESCE(start_ms,"
-        " $2::bigint), lease_node = $3::text, lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
-        " lease_no = lease_no + 1 WHERE id = $1::text RETURNING lease_no",
-    /* ?claim=update: the claim as one conditional statement, for PostgreSQL-compatible
-     * distributed SQL (CockroachDB's SKIP LOCKED is slow and may skip unlocked rows;
-     * YugabyteDB lacks it under SERIALIZABLE). The candidate is read without a lock; the
-     * WHERE on t re-checks that it is still claimable against the row version being updated
-     * (PostgreSQL re-evaluates it after waiting for a concurrent writer), so two claimers
-     * never both win: the loser updates no row and tries the next candidate. */
-    [PG_CLAIM_UPDATE] =
-        "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
-        " $1::bigint), lease_node = $2::text, lease_expires_ms = " DB_NOW_MS " + $3::bigint,"
-        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks c "
-        "WHERE " CLAIMABLE("c.") " AND " INSTANCE_FREE(
-            "c.", "$4::text") " ORDER BY created_ms, job_id LIMIT 1) old"
-                              " WHERE t.id = old.id AND " CLAIMABLE(
-                                  "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no",
-    /* A batch of claims in one statement: lock up to $5 of the oldest claimable rows nobody else
-     * has locked, take each (lease_no + 1, the fencing token), and write each claim's event. The
-     * instance check reads the rows as they were before this statement, so a batch holds at
-     * most one task per instance (a second one has the first, still initial, before it). */
-    [PG_CLAIM_BATCH] = "WITH picked AS (SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
-        "c.") " AND " INSTANCE_FREE("c.",
-                                    "$2::text") " ORDER BY created_ms, job_id"
-                                                " LIMIT $5::integer"
-                                                " FOR NO KEY UPDATE OF c SKIP LOCKED),"
-                                                " taken AS (UPDATE tasks t SET state = 'running', "
-                                                "start_ms = COALESCE(t.start_ms,"
-                                                " $1::bigint), lease_node = $3::text, "
-                                                "lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
-                                                " lease_no = t.lease_no + 1 FROM picked WHERE t.id "
-                                                "= picked.id RETURNING t.id,"
-                                                " t.product, t.uin, t.info, t.lease_no, "
-                                                "t.created_ms, t.job_id, "
-                                                "picked.state AS old_state,"
-                                                " picked.lease_node AS old_node),"
-                                                " ev AS (INSERT INTO task_events(task_id, seq, "
-                                                "at_ms, from_state, to_state, node, message)"
-                                                " SELECT taken.id, (SELECT COALESCE(MAX(seq), 0) + "
-                                                "1 FROM task_events x"
-                                                " WHERE x.task_id = taken.id), $1::bigint, "
-                                                "old_state, 'running', $3::text,"
-                                                " CASE WHEN old_state = 'initial' THEN 'started; "
-                                                "lease ' || lease_no"
-                                                " WHEN COALESCE(old_node, '') <> '' THEN 'lease of "
-                                                "' || left(old_node, 100)"
-                                                " || ' expired; taken over, lease ' || lease_no"
-                                                " ELSE 'claimed; lease ' || lease_no END FROM "
-                                                "taken RETURNING task_id, seq, from_state),"
-                                                /* initial -> running is a transition: its
-                                                 * webhook deliveries, in this statement. */
-                                                " wh AS (INSERT INTO webhook_deliveries("
-                                                "webhook_id, task_id, seq, event, product, uin,"
-                                                " to_state, info, at_ms, next_ms, created_ms)"
-                                                " SELECT w.id, ev.task_id, ev.seq, 'transition',"
-                                                " taken.product, taken.uin, 'running',"
-                                                " taken.info, $1::bigint, $1::bigint,"
-                                                " $1::bigint FROM ev JOIN taken ON taken.id ="
-                                                " ev.task_id JOIN webhooks w ON (w.product IS"
-                                                " NULL OR w.product = taken.product) AND (w.uin"
-                                                " IS NULL OR w.uin = taken.uin) WHERE"
-                                                " ev.from_state <> 'running' AND w.events ="
-                                                " 'transition')"
-                                                " SELECT id, product, lease_no, old_state,"
-                                                " (COALESCE(old_node, '') <> '')::integer"
-                                                " FROM taken ORDER BY created_ms, job_id",
-    [PG_LEASE_READ] =
-        "SELECT state, current_step, lease_no, COALESCE(lease_expires_ms, 0),"
-        " driver = 'external', phase = 'undo' FROM tasks WHERE id = $1::text FOR NO KEY UPDATE",
-    [PG_STEP_SET] =
-        "UPDATE task_steps SET state = $3::text, message = CASE WHEN $4::text IS NULL"
-        " THEN message WHEN $4::text = '' THEN NULL ELSE $4::text END,"
-        " output = COALESCE($6::text, output) WHERE task_id = $1::text AND idx = $2::integer"
-        " AND ($5::text IS NULL OR state = $5::text)",
-    [PG_PROGRESS_TASK] =
-        "UPDATE tasks SET state = $2::text,"
-        " end_ms = CASE WHEN $3::boolean THEN $4::bigint ELSE end_ms END,"
-        " info = CASE WHEN $5::text IS NULL THEN info WHEN $5::text = '' THEN NULL"
-        " ELSE $5::text END,"
-        " current_step = CASE WHEN $6::integer = -2 THEN current_step ELSE $6::integer END,"
-        " phase = COALESCE($7::text, phase),"
-        " attempt = CASE WHEN $8::integer < 0 THEN attempt ELSE $8::integer END,"
-        " not_before_ms = $9::bigint,"
-        " lease_node = CASE WHEN $10::boolean THEN NULL ELSE lease_node END,"
-        " lease_expires_ms = CASE WHEN $10::boolean THEN NULL ELSE lease_expires_ms END,"
-        " pause_requested = CASE WHEN $2::text = 'running' THEN pause_requested ELSE 0 END"
-        " WHERE id = $1::text",
-    /* The last writes of many runs in one statement (autocommit: one round trip, one commit),
-     * the rows PG_LEASE_READ, PG_STEP_SET, PG_PROGRESS_TASK, DB_EVENT_INSERT and
-     * DB_WEBHOOK_ENQUEUE read and write one task at a time. $1 is a JSON array of the writes
-     * (store_pg_lease.c, bulk_row), $2 the node's now. Fencing: the UPDATE changes a task only
-     * while it is running under the write's lease_no; a concurrent writer's row is waited for
-     * and the condition checked again on its new version (READ COMMITTED), so a task killed or
-     * taken over meanwhile is left alone. A final write to a task with a mysql step is left
-     * out too: its step secrets are erased in C (store_step_json_erased), in the transaction of
-     * the write-by-write path. Answers the ord of each write it applied. */
-    [PG_PROGRESS_BULK] =
-        "WITH w AS (SELECT * FROM json_to_recordset($1::json) AS x(ord integer, id text,"
-        " lease_no bigint, node text, to_state text, is_final boolean, step integer,"
-        " step_state text, message text, ev_message text, step_output text, info text,"
-        " next_step integer, phase text, attempt integer, not_before_ms bigint,"
-        " release boolean, ev boolean)),"
-        " up AS (UPDATE tasks t SET state = w.to_state,"
-        " end_ms = CASE WHEN w.is_final THEN $2::bigint ELSE t.end_ms END,"
-        " info = CASE WHEN w.info IS NULL THEN t.info WHEN w.info = '' THEN NULL"
-        " ELSE w.info END,"
-        " current_step = CASE WHEN w.next_step = -2 THEN t.current_step ELSE w.next_step END,"
-        " phase = COALESCE(w.phase, t.phase),"
-        " attempt = CASE WHEN w.attempt < 0 THEN t.attempt ELSE w.attempt END,"
-        " not_before_ms = w.not_before_ms,"
-        " lease_node = CASE WHEN w.release THEN NULL ELSE t.lease_node END,"
-        " lease_expires_ms = CASE WHEN w.release THEN NULL ELSE t.lease_expires_ms END,"
-        " pause_requested = CASE WHEN w.to_state = 'running' THEN t.pause_requested ELSE 0 END"
-        " FROM w WHERE t.id = w.id AND t.state = 'running' AND t.lease_no = w.lease_no"
-        " AND NOT (w.is_final AND EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = t.id"
-        " AND (strpos(s.do_json, '\"mysql\"') > 0 OR strpos(s.undo_json, '\"mysql\"') > 0)))"
-        " RETURNING t.id, t.product, t.uin, t.info, w.ord),"
-        " st AS (UPDATE task_steps s SET state = w.step_state,"
-        " message = CASE WHEN w.message IS NULL THEN s.message WHEN w.message = '' THEN NULL"
-        " ELSE w.message END, output = COALESCE(w.step_output, s.output)"
-        " FROM w JOIN up ON up.id = w.id WHERE s.task_id = w.id AND s.idx = w.step"
-        " AND w.step_state IS NOT NULL),"
-        " ev AS (INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state, node,"
-        " message) SELECT w.id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events x"
-        " WHERE x.task_id = w.id), $2::bigint, 'running', w.to_state, COALESCE(w.node, ''),"
-        " w.ev_message FROM w JOIN up ON up.id = w.id WHERE w.ev RETURNING task_id, seq),"
-        " wh AS (INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin,"
-        " to_state, info, at_ms, next_ms, created_ms) SELECT k.id, up.id, ev.seq,"
-        " CASE WHEN w.is_final THEN 'final' ELSE 'transition' END, up.product, up.uin,"
-        " w.to_state, up.info, $2::bigint, $2::bigint, $2::bigint FROM up"
-        " JOIN w ON w.id = up.id JOIN ev ON ev.task_id = up.id"
-        " JOIN webhooks k ON (k.product IS NULL OR k.product = up.product)"
-        " AND (k.uin IS NULL OR k.uin = up.uin)"
-        " WHERE w.to_state <> 'running' AND (k.events = 'transition' OR w.is_final))"
-        " SELECT ord FROM up",
-};
-
 /* The shared statements (store_db.h), in the order of enum db_stmt; a list of ids comes as one
  * JSON array. */
 #define IN_IDS " IN (SELECT jsonb_array_elements_text($1::jsonb))"
@@ -463,4 +319,135 @@ const char *const pg_db_sql[DB_STMT_COUNT] = {
     [DB_TASK_LIST_TOTAL] = DB_SQL_TASK_LIST_TOTAL,
     [DB_TASK_LIST_PAGE] = "SELECT " STORE_TASK_COLS ", job_id FROM tasks",
     [DB_TASK_COUNTS] = DB_SQL_TASK_COUNTS(" COLLATE \"C\""),
+    /* The engine's claims (store_claims.c). ?claim=update: the claim as one conditional
+     * statement, for PostgreSQL-compatible distributed SQL (CockroachDB's SKIP LOCKED is slow
+     * and may skip unlocked rows; YugabyteDB lacks it under SERIALIZABLE). The candidate is read
+     * without a lock; the WHERE on t re-checks that it is still claimable against the row version
+     * being updated (PostgreSQL re-evaluates it after waiting for a concurrent writer), so two
+     * claimers never both win: the loser updates no row and tries the next candidate. */
+    [DB_CLAIM_UPDATE] =
+        "UPDATE tasks t SET state = 'running', start_ms = COALESCE(t.start_ms,"
+        " $1::bigint), lease_node = $2::text, lease_expires_ms = " DB_NOW_MS " + $3::bigint,"
+        " lease_no = t.lease_no + 1 FROM (SELECT id, state, lease_node FROM tasks c "
+        "WHERE " CLAIMABLE("c.") " AND " INSTANCE_FREE(
+            "c.", "$4::text") " ORDER BY created_ms, job_id LIMIT 1) old"
+                              " WHERE t.id = old.id AND " CLAIMABLE(
+                                  "t.") " RETURNING t.id, old.state, old.lease_node, t.lease_no, "
+                                        "t.product",
+    /* A batch of claims in one statement: lock up to $5 of the oldest claimable rows nobody else
+     * has locked, take each (lease_no + 1, the fencing token), and write each claim's event. The
+     * instance check reads the rows as they were before this statement, so a batch holds at
+     * most one task per instance (a second one has the first, still initial, before it). */
+    [DB_CLAIM_BATCH] = "WITH picked AS (SELECT id, state, lease_node FROM tasks c WHERE " CLAIMABLE(
+        "c.") " AND " INSTANCE_FREE("c.",
+                                    "$2::text") " ORDER BY created_ms, job_id"
+                                                " LIMIT $5::integer"
+                                                " FOR NO KEY UPDATE OF c SKIP LOCKED),"
+                                                " taken AS (UPDATE tasks t SET state = 'running', "
+                                                "start_ms = COALESCE(t.start_ms,"
+                                                " $1::bigint), lease_node = $3::text, "
+                                                "lease_expires_ms = " DB_NOW_MS " + $4::bigint,"
+                                                " lease_no = t.lease_no + 1 FROM picked WHERE t.id "
+                                                "= picked.id RETURNING t.id,"
+                                                " t.product, t.uin, t.info, t.lease_no, "
+                                                "t.created_ms, t.job_id, "
+                                                "picked.state AS old_state,"
+                                                " picked.lease_node AS old_node),"
+                                                " ev AS (INSERT INTO task_events(task_id, seq, "
+                                                "at_ms, from_state, to_state, node, message)"
+                                                " SELECT taken.id, (SELECT COALESCE(MAX(seq), 0) + "
+                                                "1 FROM task_events x"
+                                                " WHERE x.task_id = taken.id), $1::bigint, "
+                                                "old_state, 'running', $3::text,"
+                                                " CASE WHEN old_state = 'initial' THEN 'started; "
+                                                "lease ' || lease_no"
+                                                " WHEN COALESCE(old_node, '') <> '' THEN 'lease of "
+                                                "' || left(old_node, 100)"
+                                                " || ' expired; taken over, lease ' || lease_no"
+                                                " ELSE 'claimed; lease ' || lease_no END FROM "
+                                                "taken RETURNING task_id, seq, from_state),"
+                                                /* initial -> running is a transition: its
+                                                 * webhook deliveries, in this statement. */
+                                                " wh AS (INSERT INTO webhook_deliveries("
+                                                "webhook_id, task_id, seq, event, product, uin,"
+                                                " to_state, info, at_ms, next_ms, created_ms)"
+                                                " SELECT w.id, ev.task_id, ev.seq, 'transition',"
+                                                " taken.product, taken.uin, 'running',"
+                                                " taken.info, $1::bigint, $1::bigint,"
+                                                " $1::bigint FROM ev JOIN taken ON taken.id ="
+                                                " ev.task_id JOIN webhooks w ON (w.product IS"
+                                                " NULL OR w.product = taken.product) AND (w.uin"
+                                                " IS NULL OR w.uin = taken.uin) WHERE"
+                                                " ev.from_state <> 'running' AND w.events ="
+                                                " 'transition')"
+                                                " SELECT id, product, lease_no, old_state,"
+                                                " (COALESCE(old_node, '') <> '')::integer"
+                                                " FROM taken ORDER BY created_ms, job_id",
+    /* The engine's progress writes (store_progress.c); the task's row is read (and locked) by
+     * DB_CONTROL_READ. */
+    [DB_PROGRESS_STEP] =
+        "UPDATE task_steps SET state = $3::text, message = CASE WHEN $4::text IS NULL"
+        " THEN message WHEN $4::text = '' THEN NULL ELSE $4::text END,"
+        " output = COALESCE($5::text, output) WHERE task_id = $1::text AND idx = $2::integer",
+    [DB_PROGRESS_TASK] =
+        "UPDATE tasks SET state = $2::text,"
+        " end_ms = CASE WHEN $3::boolean THEN $4::bigint ELSE end_ms END,"
+        " info = CASE WHEN $5::text IS NULL THEN info WHEN $5::text = '' THEN NULL"
+        " ELSE $5::text END,"
+        " current_step = CASE WHEN $6::integer = -2 THEN current_step ELSE $6::integer END,"
+        " phase = COALESCE($7::text, phase),"
+        " attempt = CASE WHEN $8::integer < 0 THEN attempt ELSE $8::integer END,"
+        " not_before_ms = $9::bigint,"
+        " lease_node = CASE WHEN $10::boolean THEN NULL ELSE lease_node END,"
+        " lease_expires_ms = CASE WHEN $10::boolean THEN NULL ELSE lease_expires_ms END,"
+        " pause_requested = CASE WHEN $2::text = 'running' THEN pause_requested ELSE 0 END"
+        " WHERE id = $1::text",
+    /* The last writes of many runs in one statement (autocommit: one round trip, one commit),
+     * the rows DB_CONTROL_READ, DB_PROGRESS_STEP, DB_PROGRESS_TASK, DB_EVENT_INSERT and
+     * DB_WEBHOOK_ENQUEUE read and write one task at a time. $1 is a JSON array of the writes
+     * (store_progress.c, bulk_row), $2 the node's now. Fencing: the UPDATE changes a task only
+     * while it is running under the write's lease_no; a concurrent writer's row is waited for
+     * and the condition checked again on its new version (READ COMMITTED), so a task killed or
+     * taken over meanwhile is left alone. A final write to a task with a mysql step is left
+     * out too: its step secrets are erased in C (store_step_json_erased), in the transaction of
+     * the write-by-write path. Answers the ord of each write it applied. */
+    [DB_PROGRESS_BULK] =
+        "WITH w AS (SELECT * FROM json_to_recordset($1::json) AS x(ord integer, id text,"
+        " lease_no bigint, node text, to_state text, is_final boolean, step integer,"
+        " step_state text, message text, ev_message text, step_output text, info text,"
+        " next_step integer, phase text, attempt integer, not_before_ms bigint,"
+        " release boolean, ev boolean)),"
+        " up AS (UPDATE tasks t SET state = w.to_state,"
+        " end_ms = CASE WHEN w.is_final THEN $2::bigint ELSE t.end_ms END,"
+        " info = CASE WHEN w.info IS NULL THEN t.info WHEN w.info = '' THEN NULL"
+        " ELSE w.info END,"
+        " current_step = CASE WHEN w.next_step = -2 THEN t.current_step ELSE w.next_step END,"
+        " phase = COALESCE(w.phase, t.phase),"
+        " attempt = CASE WHEN w.attempt < 0 THEN t.attempt ELSE w.attempt END,"
+        " not_before_ms = w.not_before_ms,"
+        " lease_node = CASE WHEN w.release THEN NULL ELSE t.lease_node END,"
+        " lease_expires_ms = CASE WHEN w.release THEN NULL ELSE t.lease_expires_ms END,"
+        " pause_requested = CASE WHEN w.to_state = 'running' THEN t.pause_requested ELSE 0 END"
+        " FROM w WHERE t.id = w.id AND t.state = 'running' AND t.lease_no = w.lease_no"
+        " AND NOT (w.is_final AND EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = t.id"
+        " AND (strpos(s.do_json, '\"mysql\"') > 0 OR strpos(s.undo_json, '\"mysql\"') > 0)))"
+        " RETURNING t.id, t.product, t.uin, t.info, w.ord),"
+        " st AS (UPDATE task_steps s SET state = w.step_state,"
+        " message = CASE WHEN w.message IS NULL THEN s.message WHEN w.message = '' THEN NULL"
+        " ELSE w.message END, output = COALESCE(w.step_output, s.output)"
+        " FROM w JOIN up ON up.id = w.id WHERE s.task_id = w.id AND s.idx = w.step"
+        " AND w.step_state IS NOT NULL),"
+        " ev AS (INSERT INTO task_events(task_id, seq, at_ms, from_state, to_state, node,"
+        " message) SELECT w.id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_events x"
+        " WHERE x.task_id = w.id), $2::bigint, 'running', w.to_state, COALESCE(w.node, ''),"
+        " w.ev_message FROM w JOIN up ON up.id = w.id WHERE w.ev RETURNING task_id, seq),"
+        " wh AS (INSERT INTO webhook_deliveries(webhook_id, task_id, seq, event, product, uin,"
+        " to_state, info, at_ms, next_ms, created_ms) SELECT k.id, up.id, ev.seq,"
+        " CASE WHEN w.is_final THEN 'final' ELSE 'transition' END, up.product, up.uin,"
+        " w.to_state, up.info, $2::bigint, $2::bigint, $2::bigint FROM up"
+        " JOIN w ON w.id = up.id JOIN ev ON ev.task_id = up.id"
+        " JOIN webhooks k ON (k.product IS NULL OR k.product = up.product)"
+        " AND (k.uin IS NULL OR k.uin = up.uin)"
+        " WHERE w.to_state <> 'running' AND (k.events = 'transition' OR w.is_final))"
+        " SELECT ord FROM up",
 };

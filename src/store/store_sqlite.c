@@ -434,10 +434,6 @@ static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
     STORE_DB_OPS /* the ops written once over both dialects (store_db.h) */
-        .task_claim = store_sqlite_task_claim,
-    .task_progress = store_sqlite_task_progress,
-    .task_claim_batch = store_sqlite_task_claim_batch,
-    .task_progress_batch = store_sqlite_task_progress_batch,
 };
 
 /* The database holds every SecretKey: a new file is made private (0600) before SQLite opens it,

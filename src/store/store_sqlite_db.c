@@ -161,17 +161,6 @@ static int64_t sq_db_int(struct db_tx *t, int col)
 
 static int64_t sq_db_changes(struct db_tx *t) { return tx_of(t)->changes; }
 
-/* The event chain of the transactions still written per dialect (store_sqlite_lease.c), on the
- * connection they hold. */
-int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
-                    const char *node, const char *message, struct err *e)
-{
-    struct sq_db_tx t = {.base = {&sq_db_ops}, .c = c};
-    int rc = db_event_append(&t.base, id, now, from, to, node, message, e);
-    tx_close_stmt(&t);
-    return rc;
-}
-
 struct sq_db_call {
     int (*fn)(struct db_tx *t, void *ctx, struct err *e);
     void *ctx;

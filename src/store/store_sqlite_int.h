@@ -23,7 +23,8 @@
     " OR state = 'removed')"
 #define SQ_BATCH_MAX 256 /* closures one group commit takes at most: bounds its latency */
 
-/* One slot per statement prepared once per connection (lazily, at its first use). */
+/* The transaction-control statements, prepared once per connection (lazily, at its first use);
+ * every other statement is a shared one (store_db.h, sq_db_sql). */
 enum sq_slot {
     SQ_BEGIN_READ,
     SQ_BEGIN_WRITE,
@@ -32,30 +33,6 @@ enum sq_slot {
     SQ_SAVEPOINT,
     SQ_RELEASE,
     SQ_ROLLBACK_TO,
-    SQ_CLAIM_PICK,
-    SQ_CLAIM_TAKE,
-    SQ_LEASE_READ,
-    SQ_PROGRESS_TASK,
-    SQ_PROGRESS_STEP,
-    SQ_TOKEN_INSERT,
-    SQ_TOKEN_LIST,
-    SQ_TOKEN_REVOKE,
-    SQ_TOKEN_BY_HASH,
-    SQ_TOKEN_TOUCH,
-    SQ_PGROUP_RECORD,
-    SQ_PGROUP_CLEAR,
-    SQ_WEBHOOK_INSERT,
-    SQ_WEBHOOK_LIST,
-    SQ_WEBHOOK_GET,
-    SQ_WEBHOOK_COUNTS,
-    SQ_WEBHOOK_DELETE,
-    SQ_WEBHOOK_DELIVERIES,
-    SQ_DELIVERY_DUE,
-    SQ_DELIVERY_PICK,
-    SQ_DELIVERY_TAKE,
-    SQ_DELIVERY_READ,
-    SQ_DELIVERY_FINISH,
-    SQ_DELIVERY_RELEASE,
     SQ_SLOT_COUNT
 };
 
@@ -163,18 +140,5 @@ json_t *sq_col_json_int(sqlite3_stmt *st, int col);             /* integer, or j
 /* Seals the SecretKeys and DSNs still in clear (store_plan.h) in the caller's write
  * transaction, and logs how many; the schema migration calls it before its commit. */
 int sq_reseal_secrets(struct sq_conn *c, struct err *e);
-/* store_sqlite_db.c: appends the task's next event (seq = last + 1) in the caller's write
- * transaction. */
-int sq_event_append(struct sq_conn *c, const char *id, int64_t now, int from, enum task_state to,
-                    const char *node, const char *message, struct err *e);
-/* store_sqlite_lease.c: */
-int store_sqlite_task_claim(struct store *s, const char *node, int64_t lease_ms,
-                            const char *parallel, struct task_claim *out, struct err *e);
-int store_sqlite_task_progress(struct store *s, const struct task_progress *p, struct err *e);
-int store_sqlite_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
-                                  const char *parallel, size_t max, struct task_claim *out,
-                                  size_t *n, struct err *e);
-int store_sqlite_task_progress_batch(struct store *s, const struct task_progress *ps, size_t n,
-                                     int *rcs, struct err *e);
 
 #endif

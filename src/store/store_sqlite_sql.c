@@ -224,4 +224,49 @@ const char *const sq_db_sql[DB_STMT_COUNT] = {
     [DB_TASK_LIST_TOTAL] = DB_SQL_TASK_LIST_TOTAL,
     [DB_TASK_LIST_PAGE] = "SELECT " STORE_TASK_COLS ", rowid AS job_id FROM tasks",
     [DB_TASK_COUNTS] = DB_SQL_TASK_COUNTS(""),
+    /* The engine's claims (store_claims.c). One on an instance waits while an earlier task of
+     * its product and instance is unfinished (a paused one too: it still holds the instance),
+     * unless ?2 names its product; tasks_instance_open makes that check one index probe
+     * (INDEXED BY: a query that stops matching its WHERE fails to prepare instead of walking the
+     * instance's history). The check reads the rows as they were before this claim, so a batch
+     * holds at most one task per instance: a second one has the first (still initial) before
+     * it. INDEXED BY tasks_runnable: walked in created_ms order the first max matches end the
+     * search. Left to itself the planner takes tasks_state (state = ?), reads every queued task
+     * and sorts them in a temporary b-tree for each claim: with 5,000 queued no-op tasks, 13% of
+     * asyncd's CPU samples and more in the heap trims that temporary b-tree's memory caused
+     * (perf, issue 11). */
+    [DB_CLAIM_PICK] =
+        "SELECT id, state, lease_node, lease_no, product FROM tasks t INDEXED BY tasks_runnable"
+        " WHERE state IN ('initial', 'running') AND not_before_ms <= ?1 AND driver = 'engine'"
+        " AND NOT (remote_kind IS NOT NULL AND remote_lease_no = lease_no AND pause_requested = 0)"
+        " AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)"
+        " AND (t.instance_id IS NULL OR instr(?2, ',' || t.product || ',') > 0"
+        " OR NOT EXISTS (SELECT 1 FROM tasks o INDEXED BY tasks_instance_open"
+        " WHERE o.product = t.product AND o.instance_id = t.instance_id"
+        " AND " SQ_STATES_OPEN /* unqualified: o's, the innermost */
+        " AND o.created_ms <= t.created_ms"
+        " AND (o.created_ms < t.created_ms OR o.rowid < t.rowid)))"
+        " ORDER BY created_ms, rowid LIMIT ?3",
+    /* The lease number is the one the pick read plus one, in the same closure (no RETURNING:
+     * SQLite builds and frees a temporary table per statement for it, and perf showed that
+     * memory freed back to the kernel on each claim). */
+    [DB_CLAIM_TAKE] = "UPDATE tasks SET state = 'running',"
+                      " start_ms = COALESCE(start_ms, ?2), lease_node = ?3,"
+                      " lease_expires_ms = ?2 + ?4, lease_no = ?5 WHERE id = ?1",
+    /* The engine's progress writes (store_progress.c); the task's row is read by
+     * DB_CONTROL_READ. */
+    [DB_PROGRESS_STEP] = "UPDATE task_steps SET state = ?3, message = CASE WHEN ?4 IS NULL"
+                         " THEN message WHEN ?4 = '' THEN NULL ELSE ?4 END,"
+                         " output = COALESCE(?5, output) WHERE task_id = ?1 AND idx = ?2",
+    [DB_PROGRESS_TASK] =
+        "UPDATE tasks SET state = ?2,"
+        " end_ms = CASE WHEN ?3 THEN ?4 ELSE end_ms END,"
+        " info = CASE WHEN ?5 IS NULL THEN info WHEN ?5 = '' THEN NULL ELSE ?5 END,"
+        " current_step = CASE WHEN ?6 = -2 THEN current_step ELSE ?6 END,"
+        " phase = COALESCE(?7, phase),"
+        " attempt = CASE WHEN ?8 < 0 THEN attempt ELSE ?8 END, not_before_ms = ?9,"
+        " lease_node = CASE WHEN ?10 THEN NULL ELSE lease_node END,"
+        " lease_expires_ms = CASE WHEN ?10 THEN NULL ELSE lease_expires_ms END,"
+        " pause_requested = CASE WHEN ?2 = 'running' THEN pause_requested ELSE 0 END"
+        " WHERE id = ?1",
 };

@@ -192,6 +192,7 @@ static void test_claim_takes_the_oldest_runnable_task_and_starts_it(void **state
     assert_int_equal(c.lease_no, 1);
     assert_int_equal(c.from, TASK_INITIAL); /* its first claim, not a takeover */
     assert_false(c.taken_over);
+    assert_string_equal(c.product, "cdb"); /* a claim of one is a batch of one */
     json_t *t = get(f->s, older);
     assert_string_equal(jstr(t, "state"), "running");
     assert_string_equal(jstr(t, "lease_node"), "node-a");
@@ -1089,6 +1090,30 @@ static void test_claim_batch_stops_at_max_and_numbers_each_lease(void **state)
     assert_int_equal(progress(f->s, &p), 0);
 }
 
+/* A batch of 0 is a caller's mistake; one larger than STORE_CLAIM_BATCH_MAX takes that many. */
+static void test_claim_batch_of_none_is_refused_and_a_larger_one_is_capped(void **state)
+{
+    struct store_fixture *f = *state;
+    struct task_claim got[STORE_CLAIM_BATCH_MAX + 8];
+    size_t n = 7;
+    struct err e = {0};
+    assert_int_equal(store_task_claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 0, got, &n, &e),
+                     ERR_INVALID_PARAMETER);
+    assert_int_equal(n, 0);
+    assert_string_equal(e.msg, "store: a claim batch of 0 tasks");
+    for (int i = 0; i < STORE_CLAIM_BATCH_MAX + 2; i++) {
+        char id[STORE_ID_MAX];
+        make_task_of(f->s, 1, false, NULL, id);
+    }
+    assert_int_equal(
+        claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, STORE_CLAIM_BATCH_MAX + 8, got, &n), 0);
+    assert_int_equal(n, STORE_CLAIM_BATCH_MAX);
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 8, got, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 8, got, &n), ERR_NOT_FOUND);
+    assert_int_equal(n, 0);
+}
+
 static void test_progress_batch_judges_each_write_on_its_own(void **state)
 {
     struct store_fixture *f = *state;
@@ -1126,6 +1151,113 @@ static void test_progress_batch_judges_each_write_on_its_own(void **state)
     assert_string_equal(jstr(t, "lease_node"), "node-a");
     assert_string_equal(jstr(last_event(t), "message"), "started; lease 1");
     json_decref(t);
+}
+
+/* A stale write is refused with the holder's lease in its message, written alone or in a batch
+ * (on PostgreSQL: the bulk statement, and the write-by-write path a batch with two writes of one
+ * task takes); the other writes of the batch apply. */
+static void test_stale_progress_is_refused_on_every_path(void **state)
+{
+    struct store_fixture *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX];
+    make_task_on(f->s, "cdb", NULL, a);
+    make_task_on(f->s, "cdb", NULL, b);
+    struct task_claim old, cur, other;
+    claim_and_let_expire(f->s, a, &old);
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, a, &cur);
+    claim_ok(f->s, "node-b", LONG_LEASE_MS, b, &other);
+    struct err e = {0};
+    struct task_progress p = prog(&old, TASK_SUCCESS);
+    p.release = true;
+    assert_int_equal(store_task_progress(f->s, &p, &e), ERR_CONFLICT);
+    char want[256];
+    snprintf(want, sizeof want, "task %s is no longer ours: it is running, lease 2 (ours 1)", a);
+    assert_string_equal(e.msg, want);
+    int rcs[3] = {99, 99, 99};
+    struct task_progress bulk[2] = {p, prog(&other, TASK_RUNNING)};
+    bulk[1].event = true, bulk[1].message = "b goes on";
+    assert_int_equal(store_task_progress_batch(f->s, bulk, 2, rcs, &e), 0);
+    assert_int_equal(rcs[0], ERR_CONFLICT);
+    assert_int_equal(rcs[1], 0);
+    struct task_progress repeats[3] = {p, prog(&other, TASK_RUNNING), prog(&other, TASK_SUCCESS)};
+    repeats[1].event = true, repeats[1].message = "b again";
+    repeats[2].release = true, repeats[2].message = "b done";
+    assert_int_equal(store_task_progress_batch(f->s, repeats, 3, rcs, &e), 0);
+    assert_int_equal(rcs[0], ERR_CONFLICT);
+    assert_int_equal(rcs[1], 0);
+    assert_int_equal(rcs[2], 0);
+    json_t *t = get(f->s, a);
+    assert_string_equal(jstr(t, "state"), "running");
+    assert_string_equal(jstr(t, "lease_node"), "node-b");
+    json_decref(t);
+    t = get(f->s, b);
+    assert_string_equal(jstr(t, "state"), "success");
+    json_t *evs = json_object_get(t, "events");
+    size_t ne = json_array_size(evs);
+    assert_string_equal(jstr(json_array_get(evs, ne - 3), "message"), "b goes on");
+    assert_string_equal(jstr(json_array_get(evs, ne - 2), "message"), "b again");
+    assert_string_equal(jstr(last_event(t), "message"), "b done");
+    json_decref(t);
+}
+
+/* The first arg of the task's mysql step, as the store has it now. */
+static char *mysql_arg0(struct store *s, const char *id)
+{
+    struct task *t = NULL;
+    struct err e = {0};
+    assert_int_equal(store_task_get(s, id, TASK_READ_STEPS, &t, &e), 0);
+    json_t *args = json_object_get(json_object_get(t->steps[0].do_action, "mysql"), "args");
+    char *v = strdup(json_string_value(json_array_get(args, 0)));
+    task_free(t);
+    return v;
+}
+
+/* A final write in a batch erases the step secrets of a task with a mysql step, beside a plain
+ * write (on PostgreSQL the bulk statement leaves the first to the write-by-write path). */
+static void test_progress_batch_final_write_erases_mysql_secrets(void **state)
+{
+    struct store_fixture *f = *state;
+    json_t *steps = json_pack("[{s:s, s:{s:{s:s, s:[s, s]}}}]", "name", "create", "do", "mysql",
+                              "sql", "CREATE USER {0:str}@{1:str}", "args", "bob", "%");
+    struct task_new tn = {.product = "cdb",
+                          .region = "ap-guangzhou",
+                          .uin = "100000000001",
+                          .type = "CreateAccounts",
+                          .steps = steps,
+                          .node = "node-1"};
+    char m[STORE_ID_MAX], plain[STORE_ID_MAX];
+    struct err e = {0};
+    assert_int_equal(store_task_create(f->s, &tn, m, &e), 0);
+    json_decref(steps);
+    next_ms();
+    make_task_on(f->s, "cdb", NULL, plain);
+    struct task_claim got[2];
+    size_t n = 0;
+    assert_int_equal(claim_batch(f->s, "node-a", LONG_LEASE_MS, NULL, 2, got, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(got[0].id, m);
+    char *before = mysql_arg0(f->s, m);
+    assert_string_equal(before, "bob");
+    free(before);
+    struct task_progress ps[2] = {prog(&got[0], TASK_SUCCESS), prog(&got[1], TASK_SUCCESS)};
+    for (int i = 0; i < 2; i++) {
+        ps[i].step = 0, ps[i].step_state = "done", ps[i].next_step = 1;
+        ps[i].release = true, ps[i].message = "made it";
+    }
+    int rcs[2] = {99, 99};
+    assert_int_equal(store_task_progress_batch(f->s, ps, 2, rcs, &e), 0);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], 0);
+    char *after = mysql_arg0(f->s, m);
+    assert_string_equal(after, "***");
+    free(after);
+    for (int i = 0; i < 2; i++) {
+        json_t *t = get(f->s, got[i].id);
+        assert_string_equal(jstr(t, "state"), "success");
+        assert_string_equal(step_state(t, 0), "done");
+        assert_string_equal(jstr(last_event(t), "message"), "made it");
+        json_decref(t);
+    }
 }
 
 /* The task as a comparable value: its own id and the times of day left out (only whether each
@@ -1338,8 +1470,11 @@ static void test_claim_batch_with_claim_update_takes_one_at_a_time(void **state)
     X(test_claim_batch_takes_one_task_per_instance_in_creation_order)                              \
     X(test_claim_batch_lifts_the_instance_rule_for_the_parallel_products)                          \
     X(test_claim_batch_stops_at_max_and_numbers_each_lease)                                        \
+    X(test_claim_batch_of_none_is_refused_and_a_larger_one_is_capped)                              \
     X(test_progress_batch_judges_each_write_on_its_own)                                            \
     X(test_progress_batch_matches_writes_one_by_one)                                               \
+    X(test_stale_progress_is_refused_on_every_path)                                                \
+    X(test_progress_batch_final_write_erases_mysql_secrets)                                        \
     X(test_concurrent_claim_batches_never_share_a_task)
 
 /* The contract: every test here runs on each backend. */

@@ -22,14 +22,14 @@ static int setup_pg(void **state) { return store_fixture_open(state, "test_db", 
 static int teardown(void **state) { return store_fixture_close(state); }
 
 /* The backend itself, not behind store_open's cache: db_run needs a store with a dialect. */
-static int open_raw(void **state, bool pg)
+static int open_raw_with(void **state, bool pg, const char *options)
 {
     struct store_fixture *f = calloc(1, sizeof *f);
     struct err e = {0};
     char *url = NULL, path[96];
     int rc = fixture_mkdtemp(f->dir, sizeof f->dir, "test_db_raw");
     if (rc == 0 && pg)
-        rc = pg_fresh_db(f->db, "", &url);
+        rc = pg_fresh_db(f->db, options, &url);
     snprintf(path, sizeof path, "%s/asyncd.db", f->dir);
     if (rc == 0)
         rc = pg ? store_pg_open(url, &f->s, &e) : store_sqlite_open(path, &f->s, &e);
@@ -42,8 +42,10 @@ static int open_raw(void **state, bool pg)
     *state = f;
     return 0;
 }
+static int open_raw(void **state, bool pg) { return open_raw_with(state, pg, ""); }
 static int setup_raw(void **state) { return open_raw(state, false); }
 static int setup_raw_pg(void **state) { return open_raw(state, true); }
+static int setup_raw_pg_update(void **state) { return open_raw_with(state, true, "?claim=update"); }
 
 static struct store *store_of(void **state) { return ((struct store_fixture *)*state)->s; }
 
@@ -60,6 +62,15 @@ static bool slot_needs(enum db_stmt st, unsigned caps)
         return caps & DB_CAP_WRITE_CTE;
     case DB_TASK_LOAD:
         return caps & DB_CAP_ROUND_TRIPS;
+    case DB_CLAIM_PICK:
+    case DB_CLAIM_TAKE:
+        return caps & DB_CAP_ONE_WRITER;
+    case DB_CLAIM_UPDATE:
+        return !(caps & DB_CAP_ONE_WRITER);
+    case DB_CLAIM_BATCH:
+        return caps & DB_CAP_SKIP_LOCKED;
+    case DB_PROGRESS_BULK:
+        return caps & DB_CAP_WRITE_CTE;
     case DB_DELIVERY_PICK:
     case DB_DELIVERY_TAKE:
     case DB_DELIVERY_READ:
@@ -78,11 +89,25 @@ static void test_every_statement_has_sql_in_both_dialects(void **state)
     for (size_t d = 0; d < 2; d++)
         for (int i = 0; i < DB_STMT_COUNT; i++)
             assert_int_equal(dialects[d]->sql[i] != NULL, slot_needs(i, dialects[d]->caps));
+    /* ?claim=update: PostgreSQL's SQL with a capability less, so every slot it needs is there */
+    for (int i = 0; i < DB_STMT_COUNT; i++)
+        if (slot_needs(i, pg_db_ops_no_skip_locked.caps))
+            assert_non_null(pg_db_ops_no_skip_locked.sql[i]);
     assert_true(pg_db_ops.caps & DB_CAP_SKIP_LOCKED);
     assert_false(sq_db_ops.caps & DB_CAP_SKIP_LOCKED);
     assert_true(sq_db_ops.caps & DB_CAP_ONE_WRITER);
     assert_true(pg_db_ops.caps & DB_CAP_ROUND_TRIPS);
     assert_false(sq_db_ops.caps & DB_CAP_ROUND_TRIPS);
+}
+
+/* ?claim=update is PostgreSQL without SKIP LOCKED: the claims take one task a statement
+ * (store_claims.c). */
+static void test_claim_update_leaves_out_skip_locked(void **state)
+{
+    struct store *s = store_of(state);
+    assert_false(db_store_has(s, DB_CAP_SKIP_LOCKED));
+    assert_false(db_store_has(s, DB_CAP_ONE_WRITER));
+    assert_true(db_store_has(s, DB_CAP_ROUND_TRIPS));
 }
 
 /* A slot the dialect does not have fails, it does not crash. */
@@ -306,6 +331,8 @@ int main(void)
         cmocka_unit_test(test_every_statement_has_sql_in_both_dialects),
         cmocka_unit_test(test_db_run_refuses_a_store_without_a_backend),
         CONTRACT(ON_SQLITE) PRIMITIVES(ON_SQLITE_RAW)};
-    const struct CMUnitTest postgres[] = {CONTRACT(ON_PG) PRIMITIVES(ON_PG_RAW)};
+    const struct CMUnitTest postgres[] = {
+        CONTRACT(ON_PG) PRIMITIVES(ON_PG_RAW) cmocka_unit_test_setup_teardown(
+            test_claim_update_leaves_out_skip_locked, setup_raw_pg_update, teardown)};
     return STORE_FIXTURE_RUN("test_store_db: the postgres group", sqlite, postgres);
 }

@@ -189,31 +189,21 @@ static int pg_db_run(struct store *s, enum db_kind kind,
     return pg_run(s, tx_kind[kind], run_on, &call, e);
 }
 
+/* The entries both PostgreSQL tables share: they differ only in their capabilities. */
+#define PG_DB_OPS_HANDLE                                                                           \
+    .sql = pg_db_sql, .run = pg_db_run, .exec = pg_db_exec, .next = pg_db_next,                    \
+    .is_null = pg_db_is_null, .text = pg_db_text, .int64 = pg_db_int, .changes = pg_db_changes,    \
+    .exec_sql = pg_db_exec_sql, .param = pg_db_param
+
 const struct db_ops pg_db_ops = {
-    .sql = pg_db_sql,
+    PG_DB_OPS_HANDLE,
     .caps = DB_CAP_SKIP_LOCKED | DB_CAP_WRITE_CTE | DB_CAP_ROUND_TRIPS,
-    .run = pg_db_run,
-    .exec = pg_db_exec,
-    .next = pg_db_next,
-    .is_null = pg_db_is_null,
-    .text = pg_db_text,
-    .int64 = pg_db_int,
-    .changes = pg_db_changes,
-    .exec_sql = pg_db_exec_sql,
-    .param = pg_db_param,
 };
 
 /* ?claim=update (store_pg.c): the same dialect without SKIP LOCKED, for PostgreSQL-compatible
  * databases where it is slow or missing; the engine's claims then take one task a statement
  * (store_claims.c). */
 const struct db_ops pg_db_ops_no_skip_locked = {
-    .sql = pg_db_sql,
+    PG_DB_OPS_HANDLE,
     .caps = DB_CAP_WRITE_CTE | DB_CAP_ROUND_TRIPS,
-    .run = pg_db_run,
-    .exec = pg_db_exec,
-    .next = pg_db_next,
-    .is_null = pg_db_is_null,
-    .text = pg_db_text,
-    .int64 = pg_db_int,
-    .changes = pg_db_changes,
 };

@@ -1244,6 +1244,10 @@ static void test_account_first_root_is_the_oldest_root(void **state)
     assert_string_equal(got.secret_key, "key-of-AKIDcand");
     assert_true(got.is_root);
     account_clear(&got);
+    /* Two roots made in one millisecond tie, and each dialect breaks the tie its own way
+     * (SQLite: the first inserted; PostgreSQL: the lowest uin, which "later" has): the next
+     * millisecond makes "later" strictly younger on both. */
+    usleep(2000);
     struct account later = root_account("100000000001", "AKIDlater");
     assert_int_equal(store_account_create(f->s, &later, &e), 0);
     struct account next = root_account("100000000003", "AKIDnext");

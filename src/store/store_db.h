@@ -332,6 +332,10 @@ static inline const char *db_sql(const struct db_tx *t, enum db_stmt st) { retur
  * webhook deliveries. Ends the open statement. */
 int db_event_append(struct db_tx *t, const char *id, int64_t now, int from, enum task_state to,
                     const char *node, const char *message, struct err *e);
+/* Reads the task's state, current step and lease (DB_CONTROL_READ) into row, its row locked
+ * until t ends (store_moves.c): 0, ERR_NOT_FOUND naming the task, or an error of the read. */
+struct task_row;
+int db_task_row_read(struct db_tx *t, const char *id, struct task_row *row, struct err *e);
 
 /* Helpers over the columns: a text or integer column as JSON (json null for SQL NULL; a new
  * reference the caller owns), a text column copied into dst (NULL -> "", truncated). */

@@ -91,8 +91,9 @@ int store_db_task_move(struct store *s, const struct task_move *m, struct err *e
 
 /* --- operator verbs --- */
 
-/* The task's state, current step and lease; its row locked until the transaction ends. */
-static int control_read(struct db_tx *t, const char *id, struct task_row *row, struct err *e)
+/* store_db.h: the task's state, current step and lease; its row locked until the transaction
+ * ends (the operator verbs here, the engine's progress writes in store_progress.c). */
+int db_task_row_read(struct db_tx *t, const char *id, struct task_row *row, struct err *e)
 {
     int rc = task_row(t, DB_CONTROL_READ, id, "reading a task", e);
     if (rc != 1)
@@ -130,7 +131,7 @@ static int control_fn(struct db_tx *t, void *ctx, struct err *e)
     struct task_row row;
     struct control_plan plan = {0};
     int64_t now = db_now_ms();
-    int rc = control_read(t, in->id, &row, e);
+    int rc = db_task_row_read(t, in->id, &row, e);
     if (rc == 0)
         rc = store_control_plan(in, &row, now, &plan, e);
     if (rc != 0)

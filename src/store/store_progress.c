@@ -18,30 +18,11 @@
 
 /* --- one write --- */
 
-/* The task's state, current step and lease; its row locked until the transaction ends. */
-static int row_read(struct db_tx *t, const char *id, struct task_row *row, struct err *e)
-{
-    int rc = db_exec_row(t, DB_CONTROL_READ, DB_ARGS(DB_TEXT(id)), "reading a task", e);
-    if (rc == 0)
-        return err_set(e, ERR_NOT_FOUND, "no task %s", id);
-    if (rc != 1)
-        return rc;
-    const char *word = db_text(t, 0);
-    row->step = db_int(t, 1);
-    row->lease_no = db_int(t, 2);
-    row->lease_expires_ms = db_int(t, 3);
-    row->external = db_int(t, 4) != 0;
-    row->undoing = db_int(t, 5) != 0;
-    if (!word || task_state_parse(word, &row->state) != 0)
-        return err_set(e, ERR_INTERNAL, "store: task %s has an unknown state", id);
-    return 0;
-}
-
 /* A write's checks, which come before it writes anything: 0, or why it is refused. */
 static int progress_check(struct db_tx *t, const struct task_progress *p, struct err *e)
 {
     struct task_row row;
-    int rc = row_read(t, p->id, &row, e);
+    int rc = db_task_row_read(t, p->id, &row, e);
     return rc != 0 ? rc : store_progress_allowed(p, &row, e);
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/xalloc.h"
+#include "store/store_sqlite_vfs.h"
 
 /* Schema migrations: migrations[v] takes the schema from version v to v + 1. Only ever append. */
 static const char *const migrations[SQ_SCHEMA_VERSION] = {
@@ -314,7 +315,9 @@ static int conn_open(struct sq_conn *c, const char *path, bool writer, struct er
     pthread_mutex_init(&c->mu, NULL);
     int flags = SQLITE_OPEN_NOMUTEX |
                 (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
-    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    /* The writer's log writes go through store_sqlite_vfs.c, one write(2) a commit. */
+    const char *vfs = writer ? sq_vfs_walbuf_name() : NULL;
+    if (sqlite3_open_v2(path, &c->db, flags, vfs) != SQLITE_OK) {
         if (!c->db)
             return err_set(e, ERR_INTERNAL, "store: cannot open %s: out of memory", path);
         return err_set(e, ERR_INTERNAL,

@@ -155,6 +155,137 @@ static void test_log_a_line_over_pipe_buf_is_one_write(void **state)
     assert_no_write(state);
 }
 
+/* Held lines: none written until the release, then all in one write, in order. */
+static void test_log_held_lines_come_out_together_at_release(void **state)
+{
+    log_hold();
+    log_info("one");
+    log_info("two %s", "2");
+    log_debug("filtered: the level is info");
+    assert_no_write(state);
+    log_release();
+    char buf[8192];
+    ssize_t n = next_write(state, buf, sizeof buf);
+    assert_int_equal(n, 2 * TS_LEN + strlen(" info one\n") + strlen(" info two 2\n"));
+    assert_text_line(buf, TS_LEN + strlen(" info one\n"), " info one\n");
+    assert_text_line(buf + TS_LEN + strlen(" info one\n"), TS_LEN + strlen(" info two 2\n"),
+                     " info two 2\n");
+    assert_no_write(state);
+}
+
+/* Many held lines: writes of whole lines, at most PIPE_BUF each, that add up to every line in
+ * order. */
+static void test_log_held_lines_are_written_in_whole_lines_of_at_most_4096_bytes(void **state)
+{
+    enum { LINES = 200 };
+    log_hold();
+    for (int i = 0; i < LINES; i++)
+        log_info("line %03d %s", i, "..............................................");
+    log_release();
+    char buf[8192];
+    int line = 0, writes = 0;
+    ssize_t n;
+    while ((n = next_write(state, buf, sizeof buf)) >= 0) {
+        writes++;
+        assert_true(n <= 4096);
+        assert_int_equal(buf[n - 1], '\n');
+        for (char *at = buf; at < buf + n; line++) {
+            char *end = memchr(at, '\n', (size_t)(buf + n - at));
+            assert_non_null(end);
+            char want[128];
+            snprintf(want, sizeof want, " info line %03d %s\n", line,
+                     "..............................................");
+            assert_text_line(at, (size_t)(end + 1 - at), want);
+            at = end + 1;
+        }
+    }
+    assert_int_equal(line, LINES);
+    /* 86-byte lines: 47 to a write (4042 bytes; a 48th would pass 4096), so 5 writes */
+    assert_int_equal(writes, (LINES + 46) / 47);
+}
+
+/* A line too long for one atomic write is written alone, after the lines held before it. */
+static void test_log_a_held_line_over_4096_bytes_is_written_alone(void **state)
+{
+    assert_int_equal(log_set_format_name("json"), 0);
+    log_hold();
+    log_json_transition();
+    log_long_json_line();
+    log_json_transition();
+    log_release();
+    char buf[8192];
+    assert_json_transition(buf, next_write(state, buf, sizeof buf));
+    ssize_t n = next_write(state, buf, sizeof buf);
+    assert_true(n > 4096);
+    assert_null(memchr(buf, '\n', (size_t)n - 1));
+    assert_json_transition(buf, next_write(state, buf, sizeof buf));
+    assert_no_write(state);
+}
+
+static void test_log_release_with_nothing_held_writes_nothing(void **state)
+{
+    log_hold();
+    log_release();
+    log_release(); /* an unmatched release is harmless */
+    assert_no_write(state);
+    log_set_level(LOG_ERROR);
+    log_hold();
+    log_info("filtered");
+    log_warn("filtered");
+    log_release();
+    assert_no_write(state);
+}
+
+/* A warning (or an error) does not wait for the release: it goes out at once, after the lines
+ * held before it and in the same write. */
+static void test_log_a_held_warning_is_written_at_once_with_the_lines_before_it(void **state)
+{
+    log_hold();
+    log_info("before");
+    log_warn("now");
+    char buf[8192];
+    ssize_t n = next_write(state, buf, sizeof buf);
+    size_t first = TS_LEN + strlen(" info before\n");
+    assert_int_equal(n, first + TS_LEN + strlen(" warn now\n"));
+    assert_text_line(buf, first, " info before\n");
+    assert_text_line(buf + first, (size_t)n - first, " warn now\n");
+    log_info("after");
+    assert_no_write(state);
+    log_release();
+    n = next_write(state, buf, sizeof buf);
+    assert_text_line(buf, (size_t)n, " info after\n");
+}
+
+/* Holds nest: only the outermost release writes. */
+static void test_log_only_the_outermost_release_writes(void **state)
+{
+    log_hold();
+    log_hold();
+    log_info("inner");
+    log_release();
+    assert_no_write(state);
+    log_release();
+    char buf[8192];
+    ssize_t n = next_write(state, buf, sizeof buf);
+    assert_text_line(buf, (size_t)n, " info inner\n");
+}
+
+/* A held json line is the same bytes as one written at once. */
+static void test_log_a_held_json_line_is_unchanged(void **state)
+{
+    assert_int_equal(log_set_format_name("json"), 0);
+    log_hold();
+    log_json_transition();
+    log_json_transition();
+    log_release();
+    char buf[8192];
+    ssize_t n = next_write(state, buf, sizeof buf);
+    assert_int_equal(n % 2, 0);
+    assert_json_transition(buf, n / 2);
+    assert_json_transition(buf + n / 2, n / 2);
+    assert_no_write(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +296,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_json_line_has_each_word_as_a_field, capture_start,
                                         capture_stop),
         cmocka_unit_test_setup_teardown(test_log_a_line_over_pipe_buf_is_one_write, capture_start,
+                                        capture_stop),
+        cmocka_unit_test_setup_teardown(test_log_held_lines_come_out_together_at_release,
+                                        capture_start, capture_stop),
+        cmocka_unit_test_setup_teardown(
+            test_log_held_lines_are_written_in_whole_lines_of_at_most_4096_bytes, capture_start,
+            capture_stop),
+        cmocka_unit_test_setup_teardown(test_log_a_held_line_over_4096_bytes_is_written_alone,
+                                        capture_start, capture_stop),
+        cmocka_unit_test_setup_teardown(test_log_release_with_nothing_held_writes_nothing,
+                                        capture_start, capture_stop),
+        cmocka_unit_test_setup_teardown(
+            test_log_a_held_warning_is_written_at_once_with_the_lines_before_it, capture_start,
+            capture_stop),
+        cmocka_unit_test_setup_teardown(test_log_only_the_outermost_release_writes, capture_start,
+                                        capture_stop),
+        cmocka_unit_test_setup_teardown(test_log_a_held_json_line_is_unchanged, capture_start,
                                         capture_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,10 @@
-/* Leveled stderr logging: timestamped lines, each written with one write() so lines never mix. */
+/* Leveled stderr logging: timestamped lines, written whole by one write() so lines never mix.
+ * A thread may hold its lines a moment (log_hold) and write them together: one write of at most
+ * PIPE_BUF bytes, which a pipe (systemd, docker) keeps whole, so no other thread's line lands
+ * inside it. The engine's flusher logs a line per task of its batch: one write for the batch. */
 #include "common/log.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +16,57 @@
 static _Atomic int current = LOG_INFO;
 static int json_lines; /* --log-format json */
 static const char *const names[] = {"error", "warn", "info", "debug"};
+
+/* A thread's held lines: whole lines only, never more than one atomic pipe write. */
+struct held {
+    int depth; /* log_hold calls not yet released */
+    size_t n;
+    char buf[PIPE_BUF];
+};
+static _Thread_local struct held held;
+
+static void write_out(const char *buf, size_t n)
+{
+    ssize_t w = write(STDERR_FILENO, buf, n);
+    (void)w; /* nowhere to report a failed log write */
+}
+
+static void held_flush(void)
+{
+    if (held.n)
+        write_out(held.buf, held.n);
+    held.n = 0;
+}
+
+void log_hold(void) { held.depth++; }
+
+void log_release(void)
+{
+    if (held.depth > 0 && --held.depth == 0)
+        held_flush();
+}
+
+/* Writes line[0..n) (whole lines): into the held buffer while the thread holds, unless the line
+ * would not fit in one atomic write at all (then alone, after what was held). A warning or an
+ * error goes out at once, with what was held before it (still one write when all fits): an
+ * operator sees it even if the process dies next. */
+static void emit(enum log_level level, const char *line, size_t n)
+{
+    if (held.depth == 0) {
+        write_out(line, n);
+        return;
+    }
+    if (held.n + n > sizeof held.buf)
+        held_flush();
+    if (n > sizeof held.buf) {
+        write_out(line, n);
+        return;
+    }
+    memcpy(held.buf + held.n, line, n);
+    held.n += n;
+    if (level <= LOG_WARN)
+        held_flush();
+}
 
 int log_level_parse(const char *name)
 {
@@ -132,8 +187,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
         n = w < 0 ? 0 : ((size_t)w > sizeof line - 2 ? sizeof line - 2 : (size_t)w);
     }
     line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, n);
-    (void)w;
+    emit(level, line, n);
 }
 
 const char *log_field(const char *text, char *buf, size_t cap)

@@ -15,6 +15,15 @@ void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The calling thread's lines from log_hold to its matching log_release are written together,
+ * in order, in writes of at most PIPE_BUF bytes (whole lines each: atomic on a pipe, so never
+ * mixed with another thread's); a line longer than that alone, as without a hold. A warning or an
+ * error is written at once, with the lines held before it. Calls nest: the outermost release
+ * writes. Hold only across work that never blocks for long (no step, no sleep, no wait): held
+ * lines are late by that long, and lost if the process is killed before the release. */
+void log_hold(void);
+void log_release(void);
+
 /* text made fit for one quoted field of a line: quotes become ', control characters (a step's
  * stderr, an operator's message: newlines would forge lines) become spaces; cut to cap - 1 bytes.
  * Returns buf. */

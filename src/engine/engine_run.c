@@ -91,7 +91,11 @@ static const struct task_step *step_of(const struct snapshot *s, int idx)
 /* Reads the task's row and steps; the first read after the claim also its latest event (the
  * claim's, for the log line and the queue-wait metric). No read needs the event history. The
  * first read is the claim's own when the store handed the task over (engine.c asks for
- * ENGINE_CLAIM_READ), judged by the same fence below. */
+ * ENGINE_CLAIM_READ), judged by the same fence below. It is as old as the claim's commit, not
+ * as the worker's start: the claim takes only as many tasks as there are free workers, so that
+ * is the queue's hand-off, and an operator's move in between is met as one just after a read
+ * would be (the lease keeper watches the lease from the claim on; the move's fenced write
+ * refuses ours). */
 static bool load(struct run *r, struct snapshot *s)
 {
     struct err e;

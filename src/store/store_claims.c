@@ -16,7 +16,6 @@
  * round trip (the other two ways) reading there would cost one, so no task is handed over and the
  * caller reads as before. */
 #include <stdio.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "store/store.h"

@@ -104,8 +104,10 @@ static bool claim_and_run(struct engine *eng, size_t slots)
     size_t n = 0;
     struct err e = {0};
     int64_t sent = engine_mono_ms(); /* the leases run from no earlier than this */
-    int rc = store_task_claim_batch(eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000,
-                                    eng->cfg.instance_parallel, slots, claims, &n, &e);
+    /* each run takes its claim's task, if handed over, for its first read */
+    int rc = store_task_claim_batch_read(
+        eng->cfg.store, eng->cfg.node, (int64_t)eng->cfg.lease_s * 1000, eng->cfg.instance_parallel,
+        slots, ENGINE_CLAIM_READ, claims, &n, &e);
     if (rc != 0)
         n = 0;
     slots_release(eng, slots - n);

@@ -115,14 +115,19 @@ void engine_sweep_leftovers(struct store *s, const char *node);
 bool engine_stopping(struct engine *eng);
 /* True once stopping and the drain time is up: running steps must stop now. */
 bool engine_drain_over(struct engine *eng);
+/* What a run's first read after its claim asks for (its row, steps and the claim's event); the
+ * claim hands it over where the store can read it in the claim's transaction (store.h,
+ * store_task_claim_batch_read). */
+#define ENGINE_CLAIM_READ (TASK_READ_STEPS | TASK_READ_LAST_EVENT)
+
 /* A claimed task's run, in two halves. new makes it (its lease watched from now on when the
  * claim names the product; claimed_ms: engine_mono_ms() when the claim was sent, the lease runs
  * from no earlier); go runs it on the calling thread until it leaves running, waits for a retry,
  * or is no longer ours, or until it parks waiting for an exec child (then a worker goes on with
  * it later, through engine_run_resume). Every run ends with engine_run_ended, on whichever
- * thread it ends (the flusher's, when its last write was handed to it). */
-struct run_link *engine_run_new(struct engine *eng, const struct task_claim *claim,
-                                int64_t claimed_ms);
+ * thread it ends (the flusher's, when its last write was handed to it). new takes claim->task
+ * (leaving it NULL): the run's first read, when the store handed it over. */
+struct run_link *engine_run_new(struct engine *eng, struct task_claim *claim, int64_t claimed_ms);
 void engine_run_go(struct engine *eng, struct run_link *l);
 /* Continues a parked run whose child was finished (p->res filled). */
 void engine_run_resume(struct engine *eng, struct parked *p);

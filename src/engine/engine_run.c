@@ -54,6 +54,7 @@ struct run {
     struct final_write fin; /* the last write, when it gives the lease up (fin_set) */
     bool fin_set;
     bool announced;             /* its claim's transition is logged (at the first read) */
+    struct task *claimed;       /* owned: the task as the claim left it, for the first read */
     enum task_state claim_from; /* the claim's, for the metrics at the first read */
     bool taken_over;
     /* the running step's action, for the step duration histogram; t0 0 = none runs */
@@ -88,13 +89,22 @@ static const struct task_step *step_of(const struct snapshot *s, int idx)
 }
 
 /* Reads the task's row and steps; the first read after the claim also its latest event (the
- * claim's, for the log line and the queue-wait metric). No read needs the event history. */
+ * claim's, for the log line and the queue-wait metric). No read needs the event history. The
+ * first read is the claim's own when the store handed the task over (engine.c asks for
+ * ENGINE_CLAIM_READ), judged by the same fence below. It is as old as the claim's commit, not
+ * as the worker's start: the claim takes only as many tasks as there are free workers, so that
+ * is the queue's hand-off, and an operator's move in between is met as one just after a read
+ * would be (the lease keeper watches the lease from the claim on; the move's fenced write
+ * refuses ours). */
 static bool load(struct run *r, struct snapshot *s)
 {
     struct err e;
     memset(s, 0, sizeof *s);
-    unsigned what = TASK_READ_STEPS | (r->announced ? 0 : TASK_READ_LAST_EVENT);
-    if (store_task_get(r->eng->cfg.store, r->id, what, &s->task, &e) != 0) {
+    unsigned what = r->announced ? TASK_READ_STEPS : ENGINE_CLAIM_READ;
+    if (r->claimed) {
+        s->task = r->claimed;
+        r->claimed = NULL;
+    } else if (store_task_get(r->eng->cfg.store, r->id, what, &s->task, &e) != 0) {
         log_warn("engine: reading task %s: %s", r->id, e.msg);
         return false;
     }
@@ -624,6 +634,7 @@ static void run_free(struct run *r)
     metrics_running_add(-1);
     if (r->watched)
         lease_watch_remove(eng, &r->watch);
+    task_free(r->claimed); /* NULL once read */
     free(r);
     engine_run_ended(eng);
 }
@@ -698,11 +709,12 @@ static void run_drive(struct run *r, enum step_next next)
     run_end(r);
 }
 
-struct run_link *engine_run_new(struct engine *eng, const struct task_claim *claim,
-                                int64_t claimed_ms)
+struct run_link *engine_run_new(struct engine *eng, struct task_claim *claim, int64_t claimed_ms)
 {
     struct run *r = xcalloc(1, sizeof *r);
     r->eng = eng;
+    r->claimed = claim->task;
+    claim->task = NULL;
     r->lease_no = claim->lease_no;
     r->lease_ms = (int64_t)eng->cfg.lease_s * 1000;
     snprintf(r->id, sizeof r->id, "%s", claim->id);

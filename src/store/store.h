@@ -121,6 +121,11 @@ struct task_claim {
     char product[16];     /* the task's product */
     enum task_state from; /* before the claim: TASK_INITIAL (its first) or TASK_RUNNING */
     bool taken_over;      /* running under another lease that expired (a node died or stalled) */
+    /* The task as the claim left it (running under lease_no, the claim's RUNNING event its last),
+     * read in the claim's own transaction; only when the caller asked (store_task_claim_batch_read)
+     * and the store could read it there at no extra round trip, else NULL. The caller owns it
+     * (store_task_claims_free frees the tasks of a batch). */
+    struct task *task;
 };
 
 /* The most claims one task_claim_batch call makes. */
@@ -409,10 +414,13 @@ struct store_ops {
      * ERR_NOT_FOUND when none). task_progress_batch: the n fenced writes ps[] in one transaction,
      * each judged and applied on its own as task_progress would (rcs[i] its outcome, e.g.
      * ERR_CONFLICT, with no effect); returns nonzero only when the transaction itself failed
-     * (then every rcs[i] is that error and nothing was written). */
+     * (then every rcs[i] is that error and nothing was written). task_claim_batch's read: 0, or
+     * the TASK_READ_* bits of each claimed task to hand over in out[i].task where the store can
+     * read them in the claim's transaction for free (SQLite's one writer); each out[i].task is
+     * NULL otherwise, and all of them are when the call fails. */
     int (*task_claim_batch)(struct store *s, const char *node, int64_t lease_ms,
-                            const char *parallel, size_t max, struct task_claim *out, size_t *n,
-                            struct err *e);
+                            const char *parallel, size_t max, unsigned read, struct task_claim *out,
+                            size_t *n, struct err *e);
     int (*task_progress_batch)(struct store *s, const struct task_progress *ps, size_t n, int *rcs,
                                struct err *e);
     /* Renews, in one statement (one write), the live leases node holds: the task running,
@@ -669,17 +677,36 @@ static inline int store_task_progress(struct store *s, const struct task_progres
 {
     return s->ops->task_progress(s, p, e);
 }
+/* As store_task_claim_batch, and each claimed task as the claim left it (the `read` bits of
+ * TASK_READ_*, secrets opened) in o[i].task where the store can hand it over (task_claim_batch's
+ * read); the caller then frees them with store_task_claims_free(o, *n). */
+static inline int store_task_claim_batch_read(struct store *s, const char *node, int64_t lease_ms,
+                                              const char *parallel, size_t max, unsigned read,
+                                              struct task_claim *o, size_t *n, struct err *e)
+{
+    *n = 0;
+    if (s->ops->task_claim_batch)
+        return s->ops->task_claim_batch(s, node, lease_ms, parallel, max, read, o, n, e);
+    o[0].product[0] = '\0';
+    int rc = s->ops->task_claim(s, node, lease_ms, parallel, o, e);
+    o[0].task = NULL;
+    *n = rc == 0 ? 1 : 0;
+    return rc;
+}
+/* No task is handed over (every o[i].task NULL): nothing for the caller to free. */
 static inline int store_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
                                          const char *parallel, size_t max, struct task_claim *o,
                                          size_t *n, struct err *e)
 {
-    *n = 0;
-    if (s->ops->task_claim_batch)
-        return s->ops->task_claim_batch(s, node, lease_ms, parallel, max, o, n, e);
-    o[0].product[0] = '\0';
-    int rc = s->ops->task_claim(s, node, lease_ms, parallel, o, e);
-    *n = rc == 0 ? 1 : 0;
-    return rc;
+    return store_task_claim_batch_read(s, node, lease_ms, parallel, max, 0, o, n, e);
+}
+/* Frees the tasks claims c[0..n) were handed (store_task_claim_batch_read); each becomes NULL. */
+static inline void store_task_claims_free(struct task_claim *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        task_free(c[i].task);
+        c[i].task = NULL;
+    }
 }
 static inline int store_task_progress_batch(struct store *s, const struct task_progress *ps,
                                             size_t n, int *rcs, struct err *e)

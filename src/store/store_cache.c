@@ -324,14 +324,16 @@ static int c_task_claim(struct store *s, const char *node, int64_t lease_ms, con
     return rc;
 }
 
-/* As c_task_claim, for each task of the batch. */
+/* As c_task_claim, for each task of the batch. A task the claim hands over (read) was read in
+ * the claim's own transaction, not through this cache, and is not put in it: the entries the
+ * claim changed are turned away below as without it. */
 static int c_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
-                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
-                              struct err *e)
+                              const char *parallel, size_t max, unsigned read,
+                              struct task_claim *out, size_t *n, struct err *e)
 {
     struct cache_store *cs = cs_of(s);
     atomic_fetch_add(&cs->global_pending, 1);
-    int rc = store_task_claim_batch(cs->inner, node, lease_ms, parallel, max, out, n, e);
+    int rc = store_task_claim_batch_read(cs->inner, node, lease_ms, parallel, max, read, out, n, e);
     for (size_t i = 1; rc == 0 && i < *n; i++) {
         atomic_fetch_add(&cs->global_pending, 1);
         global_write_end(cs, out[i].id);

@@ -7,12 +7,20 @@
  * - DB_CAP_ONE_WRITER (SQLite): read the candidates, then take each, in one writer's closure
  *   (nobody else writes between the read and the takes);
  * - neither (PostgreSQL with ?claim=update): one conditional statement picks and takes the
- *   oldest task (DB_CLAIM_UPDATE), one claim per call. */
+ *   oldest task (DB_CLAIM_UPDATE), one claim per call.
+ * Asked to (the `read` bits), the second way also reads each taken task in the same closure
+ * (db_task_read) and hands it to the caller: the engine's first read of a task it claimed was a
+ * reader transaction of its own (BEGIN, row, steps, last event, ROLLBACK) on pages the claim's
+ * commit had just made stale in the reader's cache, ~8% of asyncd's CPU with one task a request
+ * (perf: preads, WAL lock fcntls, futexes); the writer has them hot. Where each statement is a
+ * round trip (the other two ways) reading there would cost one, so no task is handed over and the
+ * caller reads as before. */
 #include <stdio.h>
 #include <string.h>
 
 #include "store/store.h"
 #include "store/store_db.h"
+#include "store/store_task_rows.h"
 
 /* ?claim=update: candidates tried when other claimers win the race for them. */
 #define CLAIM_UPDATE_TRIES 4
@@ -22,6 +30,7 @@ struct claim_op {
     int64_t lease_ms;
     char parallel[256]; /* ",p,q,": products exempt from one-at-a-time per instance */
     size_t max, n;
+    unsigned read; /* TASK_READ_* of each task to hand over; 0 = none */
     struct task_claim *out;
 };
 
@@ -128,9 +137,23 @@ static int take(struct db_tx *t, const struct claim_op *op, int64_t now, struct 
     return rc;
 }
 
+/* The task as this transaction has just left it, for the caller (task_claim.task). Read after
+ * the take and the claim event, so it is what the commit makes durable: a write that a later
+ * closure of the same commit makes (an operator's pause) is seen at the run's next read, as one
+ * landing just after a read of the committed row would be. */
+static int hand_over(struct db_tx *t, const struct claim_op *op, struct task_claim *c,
+                     struct err *e)
+{
+    if (!op->read)
+        return 0;
+    c->task = task_new();
+    return db_task_read(t, c->id, op->read, c->task, e);
+}
+
 static int pick_take_fn(struct db_tx *t, void *ctx, struct err *e)
 {
     struct claim_op *op = ctx;
+    store_task_claims_free(op->out, op->n); /* a retried closure claims (and reads) afresh */
     op->n = 0;
     int64_t now = db_now_ms();
     struct candidate cands[STORE_CLAIM_BATCH_MAX];
@@ -141,6 +164,8 @@ static int pick_take_fn(struct db_tx *t, void *ctx, struct err *e)
         rc = take(t, op, now, &op->out[i], &cands[i], e);
         if (rc == 0)
             rc = claim_event(t, op, now, &op->out[i], cands[i].old_node, e);
+        if (rc == 0)
+            rc = hand_over(t, op, &op->out[i], e);
     }
     return rc;
 }
@@ -173,9 +198,21 @@ static int update_fn(struct db_tx *t, void *ctx, struct err *e)
     return claimed(op, e);
 }
 
+/* The handed tasks' step secrets, opened outside the writer's closure (the engine's thread pays
+ * for it, as it did in its own read). */
+static int open_handed(struct task_claim *out, size_t n)
+{
+    struct err e;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (out[i].task && out[i].task->has_steps)
+            rc = store_task_open_steps(out[i].task, &e);
+    return rc;
+}
+
 int store_db_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
-                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
-                              struct err *e)
+                              const char *parallel, size_t max, unsigned read,
+                              struct task_claim *out, size_t *n, struct err *e)
 {
     *n = 0;
     if (max == 0)
@@ -186,10 +223,19 @@ int store_db_task_claim_batch(struct store *s, const char *node, int64_t lease_m
     int rc;
     if (db_store_has(s, DB_CAP_SKIP_LOCKED))
         rc = db_run(s, DB_WRITE_ONE, batch_fn, &op, e);
-    else if (db_store_has(s, DB_CAP_ONE_WRITER))
+    else if (db_store_has(s, DB_CAP_ONE_WRITER)) {
+        op.read = read;
         rc = db_run(s, DB_WRITE, pick_take_fn, &op, e);
-    else
+    } else {
         rc = db_run(s, DB_WRITE, update_fn, &op, e);
+    }
+    /* A claim that failed hands nothing over, whatever its closure had read (its commit may have
+     * failed after the closure). The secrets fail to open only if the key changed under us:
+     * the claim stands and the caller reads the task as it would have, unhanded. */
+    if (rc != 0)
+        store_task_claims_free(out, op.n);
+    else if (open_handed(out, op.n) != 0)
+        store_task_claims_free(out, op.n);
     *n = rc == 0 ? op.n : 0;
     return rc;
 }
@@ -199,5 +245,5 @@ int store_db_task_claim(struct store *s, const char *node, int64_t lease_ms, con
                         struct task_claim *out, struct err *e)
 {
     size_t n;
-    return store_db_task_claim_batch(s, node, lease_ms, parallel, 1, out, &n, e);
+    return store_db_task_claim_batch(s, node, lease_ms, parallel, 1, 0, out, &n, e);
 }

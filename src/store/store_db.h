@@ -388,6 +388,10 @@ int store_db_task_control(struct store *s, const char *id, enum task_verb verb, 
 struct task;
 int store_db_task_get(struct store *s, const char *id, unsigned what, struct task **out,
                       struct err *e);
+/* Task id and what (TASK_READ_*) asks for into t (task_new's, filled in place), statement by
+ * statement in the caller's transaction t; its step secrets stay sealed (store_task_open_steps).
+ * ERR_NOT_FOUND when there is no such task. */
+int db_task_read(struct db_tx *tx, const char *id, unsigned what, struct task *t, struct err *e);
 /* store_task_create.c: */
 int store_db_task_create(struct store *s, const struct task_new *t, char id_out[STORE_ID_MAX],
                          struct err *e);
@@ -454,8 +458,8 @@ struct task_claim;
 int store_db_task_claim(struct store *s, const char *node, int64_t lease_ms, const char *parallel,
                         struct task_claim *out, struct err *e);
 int store_db_task_claim_batch(struct store *s, const char *node, int64_t lease_ms,
-                              const char *parallel, size_t max, struct task_claim *out, size_t *n,
-                              struct err *e);
+                              const char *parallel, size_t max, unsigned read,
+                              struct task_claim *out, size_t *n, struct err *e);
 /* store_progress.c: */
 struct task_progress;
 int store_db_task_progress(struct store *s, const struct task_progress *p, struct err *e);

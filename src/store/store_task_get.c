@@ -83,18 +83,24 @@ static int events_read(struct db_tx *tx, const char *id, bool last_only, struct 
     return rc;
 }
 
+/* Also the claim's, in its own writer transaction (store_claims.c). */
+int db_task_read(struct db_tx *tx, const char *id, unsigned what, struct task *t, struct err *e)
+{
+    int rc = task_row_read(tx, id, t, e);
+    if (rc == 0 && (what & TASK_READ_STEPS))
+        rc = steps_read(tx, id, t, e);
+    if (rc == 0 && (what & (TASK_READ_EVENTS | TASK_READ_LAST_EVENT)))
+        rc = events_read(tx, id, !(what & TASK_READ_EVENTS), t, e);
+    return rc;
+}
+
 /* The task and what g->what asks for, in the caller's snapshot. */
 static int get_fn(struct db_tx *tx, void *ctx, struct err *e)
 {
     struct get_op *g = ctx;
     task_free(g->t); /* a retried transaction reads afresh */
     g->t = task_new();
-    int rc = task_row_read(tx, g->id, g->t, e);
-    if (rc == 0 && (g->what & TASK_READ_STEPS))
-        rc = steps_read(tx, g->id, g->t, e);
-    if (rc == 0 && (g->what & (TASK_READ_EVENTS | TASK_READ_LAST_EVENT)))
-        rc = events_read(tx, g->id, !(g->what & TASK_READ_EVENTS), g->t, e);
-    return rc;
+    return db_task_read(tx, g->id, g->what, g->t, e);
 }
 
 /* --- in one statement --- */

@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "common/errors.h"
-#include "task/task_json.h"
 #include "task/task_model.h"
 #include "task/task_state.h"
 

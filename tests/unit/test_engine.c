@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "engine/engine.h"
 #include "store/store.h"
+#include "task/task_json.h"
 
 #include "fixture.h"
 

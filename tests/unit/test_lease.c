@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "task/task_json.h"
 
 #include "store_fixture.h"
 

@@ -23,6 +23,7 @@
 #include "common/ids.h"
 #include "common/secretbox.h"
 #include "store/store.h"
+#include "task/task_json.h"
 #include "store/store_plan.h"
 
 struct fixture {

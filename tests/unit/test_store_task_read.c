@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "task/task_json.h"
 
 #include "store_fixture.h"
 

@@ -112,8 +112,10 @@ static bool claim_and_run(struct engine *eng, size_t slots)
         n = 0;
     slots_release(eng, slots - n);
     if (n > 0) {
+        log_hold(); /* the batch's claimed lines in one write (engine_run_new makes them) */
         for (size_t i = 0; i < n; i++)
             runs[i] = engine_run_new(eng, &claims[i], sent);
+        log_release();
         share_and_run(eng, runs, n);
         return true;
     }

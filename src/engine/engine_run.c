@@ -662,17 +662,26 @@ static void run_end(struct run *r)
 /* The claim's metrics, at the first read (the task's product and type known then): a first claim
  * is the task's move to running and ends its wait in the queue, timed by the store's clock from
  * its creation to the claim's event; a takeover is counted as one. */
-static void claim_counted(struct run *r, const struct snapshot *s)
+static void claim_counted(struct run *r, const struct task *t)
 {
     if (r->taken_over)
         metrics_lease_takeover(r->product);
     if (r->claim_from != TASK_INITIAL)
         return;
     metrics_transition(r->product, TASK_RUNNING);
-    const struct task_event *claim = task_last_event(s->task);
+    const struct task_event *claim = task_last_event(t);
     int64_t claimed_ms = claim ? claim->at_ms : time_now_ms();
-    metrics_queue_wait_observe(metrics_task_type(r->product, task_text_or(s->task->type, "")),
-                               claimed_ms - s->task->created_ms);
+    metrics_queue_wait_observe(metrics_task_type(r->product, task_text_or(t->type, "")),
+                               claimed_ms - t->created_ms);
+}
+
+/* The claim's transition line and metrics, from the run's first read of the task. */
+static void announce(struct run *r, const struct task *t)
+{
+    engine_log_who(r->fin.who, sizeof r->fin.who, t);
+    engine_log_claimed(r->id, r->fin.who, t, r->eng->cfg.node);
+    claim_counted(r, t);
+    r->announced = true;
 }
 
 /* Runs r's steps from a fresh read each, until the run ends or parks (then r is the step
@@ -685,12 +694,8 @@ static void run_drive(struct run *r, enum step_next next)
             next = STEP_END;
         } else {
             watch_start(r);
-            if (!r->announced) {
-                engine_log_who(r->fin.who, sizeof r->fin.who, s->task);
-                engine_log_claimed(r->id, r->fin.who, s->task, r->eng->cfg.node);
-                claim_counted(r, s);
-                r->announced = true;
-            }
+            if (!r->announced)
+                announce(r, s->task);
             if (s->pause_requested) {
                 pause_here(r, s);
                 next = STEP_END;
@@ -727,6 +732,14 @@ struct run_link *engine_run_new(struct engine *eng, struct task_claim *claim, in
     if (claim->product[0]) {
         snprintf(r->product, sizeof r->product, "%s", claim->product);
         watch_start(r);
+    }
+    /* A task the claim handed over is the run's first read (load takes it, by the same fence):
+     * its line is made here, so the claimer writes the lines of its whole batch at once
+     * (claim_and_run holds them), not one write(2) a task as each run starts. */
+    const struct task *t = r->claimed;
+    if (t && t->state == TASK_RUNNING && t->lease_no == r->lease_no) {
+        snprintf(r->product, sizeof r->product, "%s", t->product ? t->product : "");
+        announce(r, t);
     }
     return &r->link;
 }

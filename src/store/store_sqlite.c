@@ -473,6 +473,17 @@ static void keep_freed_memory(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* Whether the webhooks table has a row (true when that cannot be read: the enqueue then runs). */
+static bool webhooks_exist(struct sq_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    bool none = sqlite3_prepare_v2(c->db, "SELECT EXISTS (SELECT 1 FROM webhooks)", -1, &st,
+                                   NULL) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
+    sqlite3_finalize(st);
+    return !none;
+}
+
 int store_sqlite_open(const char *path, struct store **out, struct err *e)
 {
     static pthread_once_t tuned = PTHREAD_ONCE_INIT;
@@ -497,6 +508,8 @@ int store_sqlite_open(const char *path, struct store **out, struct err *e)
         pthread_mutex_init(&s->writer.mu, NULL); /* so sqlite_close can destroy it */
     if (rc == 0)
         rc = schema_migrate(&s->writer, path, e);
+    if (rc == 0)
+        s->writer.webhooks_maybe = webhooks_exist(&s->writer);
     /* Readers open after the schema exists: a read-only connection cannot create the file. */
     for (int i = 0; i < SQ_READERS; i++) {
         if (rc == 0)

@@ -105,6 +105,12 @@ static int sq_db_exec(struct db_tx *base, enum db_stmt id, const struct db_arg *
     struct sq_conn *c = t->c;
     if (!sq_db_sql[id])
         return err_set(e, ERR_INTERNAL, "store: %s: no such statement in SQLite's dialect", what);
+    if (id == DB_WEBHOOK_INSERT)
+        c->webhooks_maybe = true; /* before the row can exist */
+    else if (id == DB_WEBHOOK_ENQUEUE && !c->webhooks_maybe) {
+        t->changes = 0; /* nothing to copy from: as the statement run, no row and no change */
+        return 0;
+    }
     if (!c->db_stmt[id] && sqlite3_prepare_v3(c->db, sq_db_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                               &c->db_stmt[id], NULL) != SQLITE_OK) {
         c->db_stmt[id] = NULL;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -45,6 +46,12 @@ struct sq_conn {
     pthread_mutex_t mu;
     sqlite3_stmt *stmt[SQ_SLOT_COUNT];
     sqlite3_stmt *db_stmt[DB_STMT_COUNT]; /* the shared statements (store_db.h), same lifetime */
+    /* The writer's: false while the webhooks table has had no row since the store opened (and
+     * had none then). DB_WEBHOOK_ENQUEUE copies rows of it, so until then it writes nothing and
+     * is not run: 3 of the 18 statements of a one-step task. Set when the writer inserts a
+     * webhook (even one rolled back), never cleared; only write closures touch it, one at a
+     * time. */
+    bool webhooks_maybe;
 };
 
 struct sq_job;

@@ -273,6 +273,26 @@ static void test_an_expired_lease_is_taken_over_and_fences_out_its_owner(void **
     free(taken);
 }
 
+/* SQLite runs no enqueue while no webhook can exist (store_sqlite_db.c); a subscription made
+ * before the store was opened again must still be found at its first transition. */
+static void test_a_subscription_from_before_a_reopen_gets_deliveries(void **state)
+{
+    struct store_fixture *f = *state;
+    char before[STORE_ID_MAX], after[STORE_ID_MAX];
+    make_task(f->s, "cdb", before); /* no subscription yet: nothing is enqueued for it */
+    subscribe(f->s, "wh-all", "transition", "");
+    store_close(f->s);
+    struct err e = {0};
+    assert_int_equal(store_open(NULL, f->dir, &f->s, &e), 0);
+    make_task(f->s, "cdb", after);
+    struct webhook_delivery *ds;
+    size_t n = claim(f->s, "node-1", 32, 4, &ds);
+    assert_int_equal(n, 1);
+    assert_string_equal(ds[0].task_id, after);
+    assert_int_equal(ds[0].state, TASK_INITIAL);
+    free(ds);
+}
+
 #define CONTRACT(X)                                                                                \
     X(test_state_changes_enqueue_for_matching_subscriptions_in_order)                              \
     X(test_an_expired_lease_is_taken_over_and_fences_out_its_owner)                                \
@@ -285,7 +305,8 @@ static void test_an_expired_lease_is_taken_over_and_fences_out_its_owner(void **
 
 int main(void)
 {
-    const struct CMUnitTest sqlite[] = {CONTRACT(ON_SQLITE)};
+    const struct CMUnitTest sqlite[] = {
+        CONTRACT(ON_SQLITE) ON_SQLITE(test_a_subscription_from_before_a_reopen_gets_deliveries)};
     const struct CMUnitTest pg[] = {CONTRACT(ON_PG)};
     const struct CMUnitTest pg_update[] = {CONTRACT(ON_PG_UPDATE)};
     return STORE_FIXTURE_RUN_CLAIMS("test_store_webhooks: the postgres groups", sqlite, pg,

@@ -6,7 +6,9 @@
 #  - backlog: the tasks are created with the engine off (--workers 0: the creates alone), then
 #    asyncd restarts with the engine on and the backlog drains (the engine alone).
 # Usage: bash bench/tasks.sh   (env: BENCH_TASKS=5000, BENCH_CLIENTS=16, BENCH_WORKERS=nproc,
-#        BENCH_SQLITE_SECONDS=5, BENCH_TIMEOUT=300, BENCH_PERF=0, ASYNCD_BIN=bin/asyncd,
+#        BENCH_SQLITE_SECONDS=5, BENCH_TIMEOUT=300, ASYNCD_BIN=bin/asyncd,
+#        BENCH_PERF=1 for perf stat of asyncd's task run: CPU, syscalls and context switches a task
+#        (counting syscalls slows them: compare rates only between runs without it),
 #        BENCH_STEP='{"exec":["/bin/true"]}' for another step action as JSON, BENCH_N_STEPS=1 steps
 #        of it per task, BENCH_BATCH=1 tasks a create request: K > 1 creates through
 #        POST /v1/tasks/batch, K tasks in one request and one transaction)
@@ -95,7 +97,8 @@ run_tasks() {
   local token uin before after perf_pid=
   token=$(cred AdminToken); uin=$(cred Uin)
   if [ "$PERF" = 1 ]; then
-    perf stat -e task-clock,context-switches -e 'syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync' \
+    perf stat -e task-clock,context-switches,raw_syscalls:sys_enter \
+      -e 'syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync' \
       -p "$ASYNCD_PID" -o "$TMP/perf.txt" &
     perf_pid=$!
     PIDS+=("$perf_pid")
@@ -168,6 +171,10 @@ report() {
     echo
     echo "perf stat on asyncd during the task run:"
     grep -E 'task-clock|context-switches|syscalls|elapsed' "$TMP/perf.txt" || true
+    # per task: on a VM every syscall and context switch is dear (bench/tasks.md)
+    awk -v n="$TASKS" '$2 == "raw_syscalls:sys_enter" { gsub(",", "", $1); s = $1 }
+      $2 == "context-switches" { gsub(",", "", $1); c = $1 }
+      END { if (s) printf "a task: %.2f syscalls, %.2f context switches\n", s / n, c / n }' "$TMP/perf.txt"
   fi
 }
 
